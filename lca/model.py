@@ -49,6 +49,9 @@ def resolve_device(device) -> torch.device:
 
 
 E_INITS = ("gaussian", "orthonormal")
+# The forward pass scores whole vocabularies ("bag of tokens" form) when V <= BAG_MAX_RATIO * L,
+# and gathers the [n, L, d] context embeddings otherwise; both compute the same function.
+BAG_MAX_RATIO = 32
 WV_INITS = ("zero", "small", "identity", "gaussian")
 
 
@@ -186,12 +189,27 @@ class OneLayerTransformer(nn.Module):
         E, n, L = ctx.shape
         V, d = W_E.shape[-2:]
         offsets = (torch.arange(E, device=ctx.device) * V).view(E, 1, 1)
-        X = nn.functional.embedding(ctx + offsets, W_E.reshape(E * V, d))  # [E, n, L, d]
-        q = X[:, :, -1, :]                                                  # [E, n, d]
-        qk = torch.bmm(q, W_KQ)                                             # [E, n, d]
-        scores = torch.matmul(X, qk.unsqueeze(-1)).squeeze(-1)              # [E, n, L]
-        att = torch.softmax(scores, dim=-1)
-        h = torch.matmul(att.unsqueeze(-2), X).squeeze(-2)                  # [E, n, d]
+        if V <= BAG_MAX_RATIO * L:
+            # "Bag of tokens" form (same maths, no [E, n, L, d] tensor): score every vocabulary
+            # token once, T = (q^T W_KQ) W_E^T, read the scores off at the context ids, then gather
+            # h = A W_E with A[k] = sum of the attention weights of the positions holding token k.
+            # Dense matmuls only; about 5x faster on a CPU when V is at most a few times L.
+            q = nn.functional.embedding(ctx[:, :, -1] + offsets[:, :, 0],
+                                        W_E.reshape(E * V, d))                 # [E, n, d]
+            qk = torch.bmm(q, W_KQ)                                             # [E, n, d]
+            T = torch.bmm(qk, W_E.transpose(1, 2))                              # [E, n, V]
+            scores = torch.gather(T, 2, ctx)                                    # [E, n, L]
+            att = torch.softmax(scores, dim=-1)
+            A = torch.zeros((E, n, V), dtype=att.dtype, device=att.device)
+            A = A.scatter_add(2, ctx, att)                                      # [E, n, V]
+            h = torch.bmm(A, W_E)                                               # [E, n, d]
+        else:
+            X = nn.functional.embedding(ctx + offsets, W_E.reshape(E * V, d))  # [E, n, L, d]
+            q = X[:, :, -1, :]                                                  # [E, n, d]
+            qk = torch.bmm(q, W_KQ)                                             # [E, n, d]
+            scores = torch.matmul(X, qk.unsqueeze(-1)).squeeze(-1)              # [E, n, L]
+            att = torch.softmax(scores, dim=-1)
+            h = torch.matmul(att.unsqueeze(-2), X).squeeze(-2)                  # [E, n, d]
         v = torch.bmm(h, W_V.transpose(1, 2))                               # [E, n, d]
         if self.residual:
             v = v + q

@@ -1,0 +1,252 @@
+"""Tests of lca.latent and lca.task: bijection, neighbourhoods, sampler law, Bayes posterior."""
+
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lca
+from lca.latent import LatentSpace
+from lca.task import TaskSpec, bayes_correct, bayes_posterior, log_likelihood, sample
+
+
+def brute_hamming(a: int, b: int) -> int:
+    return bin(a ^ b).count("1")
+
+
+# --------------------------------------------------------------------------- latent space
+@pytest.mark.parametrize("m", [1, 3, 5])
+def test_latents_bijection_and_distances(m):
+    space = LatentSpace(m)
+    Z = space.latents
+    assert Z.shape == (2 ** m, m)
+    # MSB first: token i's bits read left to right are the binary digits of i
+    for i in range(space.V):
+        assert "".join(str(int(b)) for b in Z[i]) == format(i, f"0{m}b")
+    assert torch.equal(space.token(Z), torch.arange(space.V))
+    D = space.distances()
+    want = torch.tensor([[brute_hamming(a, b) for b in range(space.V)] for a in range(space.V)])
+    assert torch.equal(D, want)
+    # Hamming distance of latent vectors equals the number of differing bits
+    assert torch.equal(D, (Z[:, None, :] != Z[None, :, :]).sum(-1))
+
+
+def brute_mask(space, rule):
+    V = space.V
+    return torch.tensor([[rule(y, x) for x in range(V)] for y in range(V)])
+
+
+@pytest.mark.parametrize("m", [2, 4, 5])
+def test_neighbourhood_masks_match_definitions(m):
+    space = LatentSpace(m)
+    shift = lambda k: m - k  # noqa: E731
+    cases = [(lca.hamming_sphere(r), lambda y, x, r=r: brute_hamming(y, x) == r)
+             for r in range(1, m + 1)]
+    cases += [(lca.hamming_ball(r), lambda y, x, r=r: 1 <= brute_hamming(y, x) <= r)
+              for r in range(1, m + 1)]
+    cases += [(lca.cluster(k), lambda y, x, k=k: (y >> shift(k)) == (x >> shift(k)) and x != y)
+              for k in range(0, m)]
+    cases += [(lca.other_clusters(k), lambda y, x, k=k: (y >> shift(k)) != (x >> shift(k)))
+              for k in range(1, m + 1)]
+    for fam, rule in cases:
+        mask = fam.mask(space)
+        assert torch.equal(mask, brute_mask(space, rule)), fam
+        if not isinstance(fam, lca.latent.OtherClusters):
+            assert not bool(torch.diagonal(mask).any()), f"{fam}: a target is its own neighbour"
+        # the sampler's padded tables list exactly the mask's neighbours
+        table, deg = fam.table(space)
+        assert torch.equal(deg, mask.sum(1))
+        for y in range(space.V):
+            assert sorted(table[y, : deg[y]].tolist()) == torch.nonzero(mask[y]).flatten().tolist()
+
+
+def test_custom_neighbourhood_and_its_errors():
+    space = LatentSpace(3)
+    mask = space.distances() == 2
+    fam = lca.custom(mask, "distance two")
+    assert torch.equal(fam.mask(space), mask)
+    with pytest.raises(ValueError, match="own neighbour"):
+        lca.custom(torch.eye(8, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask"):
+        lca.custom(torch.zeros(8, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask"):
+        TaskSpec(m=4, L=3, neighbourhood=fam)  # 8 x 8 mask for V = 16
+    empty = mask.clone()
+    empty[5] = False
+    with pytest.raises(ValueError, match="empty for target token 5"):
+        TaskSpec(m=3, L=3, neighbourhood=lca.custom(empty))
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(m=0, L=4), "m"), (dict(m=17, L=4), "m"), (dict(m=2.5, L=4), "m"),
+    (dict(m=4, L=0), "L"), (dict(m=4, L=-3), "L"),
+    (dict(m=4, L=4, noise=-0.1), "noise"), (dict(m=4, L=4, noise=1.0), "noise"),
+    (dict(m=4, L=4, noise=float("nan")), "noise"),
+    (dict(m=3, L=4, neighbourhood=lca.cluster(3)), "k"),
+    (dict(m=3, L=4, neighbourhood=lca.hamming_sphere(4)), "r"),
+    (dict(m=3, L=4, neighbourhood="sphere"), "neighbourhood"),
+    (dict(m=3, L=4, noise=0.1, noise_law="gaussian"), "noise_law"),
+])
+def test_taskspec_rejects_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=rf"\b{name} must"):
+        TaskSpec(**kwargs)
+
+
+def test_sample_and_posterior_reject_bad_input():
+    spec = TaskSpec(m=3, L=4)
+    with pytest.raises(ValueError, match="n must"):
+        sample(spec, -1)
+    with pytest.raises(ValueError, match="seed must"):
+        sample(spec, 3, seed=-5)
+    with pytest.raises(ValueError, match="spec must"):
+        sample("task", 3)
+    ctx, _ = sample(spec, 5, seed=0)
+    with pytest.raises(ValueError, match="contexts must have an integer dtype"):
+        bayes_posterior(spec, ctx.float())
+    with pytest.raises(ValueError, match=r"contexts must have shape \[n, L=4\]"):
+        bayes_posterior(spec, ctx[:, :3])
+    with pytest.raises(ValueError, match="contexts must hold token ids"):
+        bayes_posterior(spec, ctx + 8)
+    with pytest.raises(ValueError, match="m must be at most 12"):
+        bayes_posterior(TaskSpec(m=13, L=2), torch.zeros(1, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="r must"):
+        lca.hamming_sphere(0)
+
+
+# --------------------------------------------------------------------------- sampler properties
+families = st.sampled_from(["sphere1", "sphere2", "ball2", "cluster1", "cluster2"])
+
+
+def make_spec(m, L, fam, noise, law, clean_last):
+    nb = {"sphere1": lca.hamming_sphere(1), "sphere2": lca.hamming_sphere(2),
+          "ball2": lca.hamming_ball(2), "cluster1": lca.cluster(1),
+          "cluster2": lca.cluster(2)}[fam]
+    noise_law = lca.other_clusters(1) if law else "uniform"
+    return TaskSpec(m=m, L=L, neighbourhood=nb, noise=noise, noise_law=noise_law,
+                    clean_last=clean_last)
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(3, 7), L=st.integers(1, 12), fam=families,
+       noise=st.sampled_from([0.0, 0.1, 0.5, 0.9]), law=st.booleans(),
+       clean_last=st.booleans(), seed=st.integers(0, 2 ** 31), n=st.integers(1, 64))
+def test_sampler_properties(m, L, fam, noise, law, clean_last, seed, n):
+    spec = make_spec(m, L, fam, noise, law, clean_last)
+    ctx, y = sample(spec, n, seed=seed)
+    assert ctx.shape == (n, L) and y.shape == (n,)
+    assert ctx.dtype == torch.long and y.dtype == torch.long
+    assert int(ctx.min()) >= 0 and int(ctx.max()) < spec.V
+    assert not bool((ctx == y[:, None]).any()), "a target appeared in its own context"
+    inside = spec.neighbourhood.contains(spec.space, y[:, None], ctx)
+    if noise == 0:
+        assert bool(inside.all())
+    if clean_last:
+        assert bool(inside[:, -1].all())
+    # the same seed gives the same sample; a generator continues a stream
+    ctx2, y2 = sample(spec, n, seed=seed)
+    assert torch.equal(ctx, ctx2) and torch.equal(y, y2)
+
+
+def chi_square_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson chi-square goodness-of-fit p-value over cells with positive probability."""
+    keep = probs > 0
+    assert int(counts[~keep].sum()) == 0, "the sampler produced an impossible (y, x) pair"
+    n = counts.sum()
+    expected = n * probs[keep]
+    stat = float(((counts[keep] - expected) ** 2 / expected).sum())
+    dof = int(keep.sum()) - 1
+    return float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64),
+                                         torch.tensor(stat / 2.0, dtype=torch.float64)))
+
+
+@pytest.mark.parametrize("spec", [
+    TaskSpec(m=4, L=3),
+    TaskSpec(m=4, L=3, neighbourhood=lca.hamming_ball(2), noise=0.3),
+    TaskSpec(m=4, L=3, neighbourhood=lca.cluster(2), noise=0.5, noise_law=lca.other_clusters(2)),
+])
+def test_sampler_frequencies_match_the_law(spec):
+    """Pairs (y, x_l) have law P(y) P(x | y) = P[y, x] / V; a chi-square test at a fixed seed."""
+    ctx, y = sample(spec, 60_000, seed=123)
+    V = spec.V
+    pairs = (y[:, None] * V + ctx).flatten()
+    counts = torch.bincount(pairs, minlength=V * V).double()
+    probs = (spec.context_law() / V).flatten()
+    assert chi_square_pvalue(counts, probs) > 1e-3
+    # the test has power: the same counts against a wrong law (noise ignored) are rejected
+    wrong = (spec.clean_law() / V).flatten() if spec.noise > 0 else (
+        TaskSpec(m=4, L=3, neighbourhood=lca.hamming_ball(2)).context_law() / V).flatten()
+    with pytest.raises(AssertionError):
+        assert chi_square_pvalue(counts, wrong) > 1e-3
+
+
+def test_clean_last_law():
+    spec = TaskSpec(m=4, L=2, neighbourhood=lca.cluster(2), noise=0.6,
+                    noise_law=lca.other_clusters(2), clean_last=True)
+    ctx, y = sample(spec, 40_000, seed=7)
+    in_cluster = spec.neighbourhood.contains(spec.space, y[:, None], ctx).double().mean(0)
+    assert in_cluster[1] == 1.0
+    assert abs(float(in_cluster[0]) - 0.4) < 0.02
+
+
+# --------------------------------------------------------------------------- Bayes posterior
+def brute_posterior(spec: TaskSpec, context: list[int]) -> torch.Tensor:
+    P = spec.context_law()
+    C = spec.clean_law()
+    like = torch.ones(spec.V, dtype=torch.float64)
+    for pos, x in enumerate(context):
+        law = C if (spec.clean_last and pos == len(context) - 1) else P
+        like = like * law[:, x]
+    return like / like.sum()
+
+
+@pytest.mark.parametrize("spec", [
+    TaskSpec(m=3, L=3),
+    TaskSpec(m=3, L=4, noise=0.25),
+    TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2), noise=0.1),
+    TaskSpec(m=4, L=3, neighbourhood=lca.cluster(1), noise=0.5, noise_law=lca.other_clusters(1),
+             clean_last=True),
+])
+def test_bayes_posterior_equals_enumeration(spec):
+    ctx, _ = sample(spec, 50, seed=3)
+    post = bayes_posterior(spec, ctx)
+    for i in range(ctx.shape[0]):
+        want = brute_posterior(spec, ctx[i].tolist())
+        assert torch.allclose(post[i], want, atol=1e-12)
+
+
+def exact_bayes_accuracy(spec: TaskSpec) -> float:
+    """Sum over every context of max_y P(y, context): the exact Bayes accuracy."""
+    V, L = spec.V, spec.L
+    total = 0.0
+    for context in itertools.product(range(V), repeat=L):
+        P = spec.context_law()
+        like = torch.ones(V, dtype=torch.float64)
+        for x in context:
+            like = like * P[:, x]
+        total += float(like.max()) / V
+    return total
+
+
+@pytest.mark.parametrize("spec", [TaskSpec(m=2, L=3), TaskSpec(m=3, L=2, noise=0.3)])
+def test_bayes_accuracy_matches_exact_enumeration(spec):
+    exact = exact_bayes_accuracy(spec)
+    n = 40_000
+    mc = lca.bayes_accuracy(spec, n=n, seed=11)
+    assert abs(mc - exact) < 4 * math.sqrt(exact * (1 - exact) / n) + 1e-3
+    # and the per-example tie-splitting is right: one example, posterior uniform over 2 targets
+    s = TaskSpec(m=2, L=1)
+    ctx = torch.tensor([[0]])  # token 00: neighbours of targets 01 and 10
+    assert torch.allclose(bayes_correct(s, ctx, torch.tensor([1])), torch.tensor([0.5],
+                                                                                  dtype=torch.float64))
+    assert float(bayes_correct(s, ctx, torch.tensor([3]))) == 0.0
+
+
+def test_log_likelihood_is_minus_inf_for_impossible_targets():
+    spec = TaskSpec(m=3, L=2)
+    ll = log_likelihood(spec, torch.tensor([[1, 2]]))  # 001 and 010: common neighbours 000, 011
+    finite = torch.isfinite(ll[0]).nonzero().flatten().tolist()
+    assert finite == [0, 3]
