@@ -115,7 +115,149 @@ def _short(x, width: int = 160) -> str:
 # (owned by the attention (chapter 6) work; add functions between this marker and the next)
 
 
+def _att_safe(compare):
+    """Wrap a comparison so that a malformed answer counts as wrong instead of raising."""
+    def inner(expected, got):
+        try:
+            return bool(compare(expected, got))
+        except Exception:
+            return False
+    return inner
+
+
+def _att_reference_mass(attention, contexts, m, k):
+    cl = contexts >> (m - k)
+    same = (cl == cl[:, -1:]).to(attention.dtype)
+    return float((attention * same).sum(1).mean())
+
+
+def _att_cases_mass():
+    cases = []
+    for i, (m, k, n, L) in enumerate([(4, 1, 5, 6), (6, 2, 7, 9), (5, 3, 4, 3), (8, 2, 6, 12),
+                                      (3, 2, 3, 1)]):
+        g = torch.Generator().manual_seed(100 + i)
+        ctx = torch.randint(0, 2 ** m, (n, L), generator=g)
+        att = torch.softmax(torch.randn(n, L, generator=g, dtype=torch.float64) * 2, dim=1)
+        cases.append((att, ctx, m, k))
+    return cases
+
+
+def check_attention_mass_by_cluster(fn) -> CheckResult:
+    """Check ``fn(attention [n, L], contexts [n, L], m, k) -> float``: the mean (over contexts)
+    attention mass on positions whose token shares its first k latent bits with the query (the
+    last token), the query's own position included."""
+    return run_cases("attention_mass_by_cluster", fn, _att_reference_mass, _att_cases_mass(),
+                     compare=_att_safe(lambda e, g: close(e, float(g), rtol=1e-6, atol=1e-9)),
+                     describe=lambda c: f"attention of shape {tuple(c[0].shape)}, m={c[2]}, "
+                                        f"k={c[3]}")
+
+
+def _att_reference_grad(W_E, W_V, contexts, targets):
+    from .theory import grad_WKQ_at_zero_sample
+    return grad_WKQ_at_zero_sample(W_E, W_V, contexts, targets)
+
+
+def _att_cases_grad():
+    cases = []
+    for i, (V, d, n, L) in enumerate([(4, 3, 5, 3), (8, 5, 9, 4), (8, 8, 16, 6), (16, 6, 12, 2)]):
+        g = torch.Generator().manual_seed(200 + i)
+        W_E = torch.randn(V, d, generator=g, dtype=torch.float64)
+        W_V = torch.randn(d, d, generator=g, dtype=torch.float64)
+        ctx = torch.randint(0, V, (n, L), generator=g)
+        y = torch.randint(0, V, (n,), generator=g)
+        cases.append((W_E, W_V, ctx, y))
+    return cases
+
+
+def check_kq_gradient(fn) -> CheckResult:
+    """Check ``fn(W_E [V, d], W_V [d, d], contexts [n, L], targets [n]) -> Tensor[d, d]``: the
+    gradient of the mean cross-entropy with respect to W_KQ at W_KQ = 0, from the closed form
+    ``-W_E^T T W_E`` with ``T[i, j] = mean over examples of 1{x_L = i} c_j (r_j - rbar)``."""
+    return run_cases("kq_gradient", fn, _att_reference_grad, _att_cases_grad(),
+                     compare=_att_safe(lambda e, g: close(e, g, rtol=1e-5, atol=1e-9)),
+                     describe=lambda c: f"V={c[0].shape[0]}, d={c[0].shape[1]}, "
+                                        f"contexts of shape {tuple(c[2].shape)}")
+
+
+def _att_reference_cluster(m, k, L, noise):
+    from .theory import kq_cluster_closed_form
+    out = kq_cluster_closed_form(m, k, L, noise)
+    return (out["self"], out["same"], out["cross"])
+
+
+def check_kq_cluster_entries(fn) -> CheckResult:
+    """Check ``fn(m, k, L, noise) -> (self, same, cross)``: the first-order gradient-table entries
+    of the cluster task for a query paired with itself, with another token of its cluster, and
+    with a token of another cluster."""
+    cases = [(4, 1, 5, 0.5), (6, 2, 8, 0.25), (8, 2, 32, 0.5), (5, 3, 3, 0.9), (6, 1, 2, 0.3)]
+    return run_cases("kq_cluster_entries", fn, _att_reference_cluster, cases,
+                     compare=_att_safe(lambda e, g: close(e, tuple(float(v) for v in g),
+                                                          rtol=1e-6, atol=1e-12)),
+                     describe=lambda c: f"m={c[0]}, k={c[1]}, L={c[2]}, noise={c[3]}")
+
+
 # ==== section: hijack-in-model (chapter 7) ====
 # (owned by the hijack-in-model (chapter 7) work; add functions between this marker and the next)
+
+
+def _hj_safe(compare):
+    def inner(expected, got):
+        try:
+            return bool(compare(expected, got))
+        except Exception:
+            return False
+    return inner
+
+
+def _hj_reference_share(contexts, mask):
+    n, L = contexts.shape
+    V = mask.shape[0]
+    c = torch.zeros((n, V), dtype=torch.float64)
+    c.scatter_add_(1, contexts, torch.full(contexts.shape, 1.0 / L, dtype=torch.float64))
+    return c @ mask.double().T
+
+
+def check_share_logits(fn) -> CheckResult:
+    """Check ``fn(contexts [n, L], mask [V, V]) -> Tensor[n, V]``: entry (i, k) is the share of
+    context i's tokens that lie in N(k), where ``mask[k, x]`` says whether x is in N(k)."""
+    cases = []
+    for i, (V, n, L) in enumerate([(4, 3, 5), (8, 6, 7), (16, 5, 3), (8, 2, 1)]):
+        g = torch.Generator().manual_seed(300 + i)
+        mask = torch.rand(V, V, generator=g) < 0.35      # not symmetric: a transpose shows
+        mask.fill_diagonal_(False)
+        cases.append((torch.randint(0, V, (n, L), generator=g), mask))
+    return run_cases("share_logits", fn, _hj_reference_share, cases,
+                     compare=_hj_safe(lambda e, g: close(e, g, rtol=1e-6, atol=1e-9)),
+                     describe=lambda c: f"contexts of shape {tuple(c[0].shape)}, V={c[1].shape[0]}")
+
+
+def _hj_reference_threshold(D, D_hijack, overlap):
+    from .theory import hijack_threshold
+    return hijack_threshold(D, D_hijack, overlap)
+
+
+def check_hijack_threshold(fn) -> CheckResult:
+    """Check ``fn(D, D_hijack, overlap) -> float``: the hijack share at which the expected logit
+    of the hijack target overtakes the true target's (N(y) of size D, N(y') of size D_hijack,
+    sharing ``overlap`` tokens)."""
+    cases = [(6, 6, 0), (6, 6, 2), (6, 21, 2), (21, 6, 2), (10, 4, 3), (5, 9, 0), (8, 8, 7)]
+    return run_cases("hijack_threshold", fn, _hj_reference_threshold, cases,
+                     compare=_hj_safe(lambda e, g: close(e, float(g), rtol=1e-9, atol=1e-12)),
+                     describe=lambda c: f"D={c[0]}, D_hijack={c[1]}, overlap={c[2]}")
+
+
+def _hj_reference_flip(rho, L):
+    from .theory import hijack_binomial_flip
+    return float(hijack_binomial_flip(rho, L)[0])
+
+
+def check_flip_probability(fn) -> CheckResult:
+    """Check ``fn(rho, L) -> float``: the probability that more than half of L independent
+    positions hold hijack tokens, each with probability rho (a tie is not a flip)."""
+    cases = [(0.5, 1), (0.3, 4), (0.5, 4), (0.6, 15), (0.45, 16), (0.9, 7), (0.5, 2)]
+    return run_cases("flip_probability", fn, _hj_reference_flip, cases,
+                     compare=_hj_safe(lambda e, g: close(e, float(g), rtol=1e-7, atol=1e-10)),
+                     describe=lambda c: f"rho={c[0]}, L={c[1]}")
+
 
 # ==== end of sections ====

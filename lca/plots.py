@@ -58,7 +58,127 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float
 # (owned by the attention (chapter 6) work; add functions between this marker and the next)
 
 
+def _att_cluster_lines(ax, V: int, k: int, m: int):
+    size = 2 ** (m - k)
+    for b in range(1, 2 ** k):
+        ax.axhline(b * size - 0.5, color="black", lw=0.6)
+        ax.axvline(b * size - 0.5, color="black", lw=0.6)
+
+
+def plot_attention_heatmap(mats: dict, m: int, k: int, title: str = "",
+                           cbar_label: str = "score (row mean removed)", symmetric: bool = True):
+    """Token-by-token heat maps (row: query token, column: key token), one panel per entry of
+    ``mats`` (label -> ``Tensor[V, V]``), with the cluster boundaries (same first ``k`` bits)
+    drawn as lines. Each panel has its own colour scale, symmetric about 0 when ``symmetric``.
+    Returns the Figure."""
+    n = len(mats)
+    fig, axes = new_figure(ncols=n, width=4.3, height=3.9)
+    axes = [axes] if n == 1 else list(axes.flat)
+    V = 2 ** m
+    for ax, (label, M) in zip(axes, mats.items()):
+        M = M.detach().double().cpu()
+        ax.grid(False)
+        if symmetric:
+            lim = float(M.abs().max()) or 1.0
+            im = ax.imshow(M.numpy(), cmap=DIVERGING_CMAP, vmin=-lim, vmax=lim,
+                           interpolation="nearest")
+        else:
+            im = ax.imshow(M.numpy(), cmap=SEQUENTIAL_CMAP, interpolation="nearest")
+        _att_cluster_lines(ax, V, k, m)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("key token j (token id)")
+        ax.set_ylabel("query token i (token id)")
+        fig.colorbar(im, ax=ax, shrink=0.8, label=cbar_label)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_cluster_attention(rows: dict, title: str = ""):
+    """Grouped bars: for each variant (label -> dict with ``"mass"``, ``"share"`` and optionally
+    ``"accuracy"``), the attention mass on same-cluster tokens next to their share of the context
+    (the mass that uniform attention would give). Returns the Figure."""
+    import numpy as np
+    fig, ax = new_figure(width=6.4, height=3.8)
+    labels = list(rows)
+    x = np.arange(len(labels))
+    mass = [rows[lab]["mass"] for lab in labels]
+    share = [rows[lab]["share"] for lab in labels]
+    ax.bar(x - 0.2, share, width=0.4, color=COLORS["sky"], label="share of same-cluster tokens")
+    ax.bar(x + 0.2, mass, width=0.4, color=COLORS["blue"],
+           label="attention mass on same-cluster tokens")
+    for xi, lab in zip(x, labels):
+        acc = rows[lab].get("accuracy")
+        if acc is not None:
+            ax.text(xi, 1.03, f"acc {acc:.3f}", ha="center", fontsize=9)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=9)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("fraction (of tokens / of attention)")
+    ax.set_title(title or "Attention on the query's cluster vs the cluster's share of the context")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_kq_gradient_check(exact, approx, same, xlabel: str, ylabel: str, title: str = ""):
+    """Scatter of two V x V tables entry by entry (``exact`` on x, ``approx`` on y), coloured by
+    whether the (query, key) pair is in one cluster (``same``, a BoolTensor[V, V]), with the
+    diagonal y = x. Returns the Figure."""
+    fig, ax = new_figure(width=5.0, height=4.0)
+    ex, ap, sm = exact.detach().double().flatten(), approx.detach().double().flatten(), same.flatten()
+    ax.scatter(ex[~sm].numpy(), ap[~sm].numpy(), s=10, color=COLORS["vermillion"],
+               label="query and key in different clusters", alpha=0.7)
+    ax.scatter(ex[sm].numpy(), ap[sm].numpy(), s=10, color=COLORS["blue"],
+               label="query and key in the same cluster", alpha=0.7)
+    lo, hi = float(min(ex.min(), ap.min())), float(max(ex.max(), ap.max()))
+    ax.plot([lo, hi], [lo, hi], color=COLORS["black"], lw=0.8, label="y = x")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or "Gradient of W_KQ at zero: two computations, entry by entry")
+    ax.legend(fontsize=8)
+    return fig
+
+
 # ==== section: hijack-in-model (chapter 7) ====
 # (owned by the hijack-in-model (chapter 7) work; add functions between this marker and the next)
+
+
+def plot_hijack_curves(panels: list, title: str = ""):
+    """One panel per dict in ``panels``; each dict holds ``"x"`` (a sequence), ``"curves"``
+    (label -> values, ``[R]`` or ``[E, R]``: an ensemble is drawn as its mean with a min-max
+    band), optional ``"theory"`` (label -> values, drawn as dashed lines), ``"xlabel"``,
+    ``"ylabel"``, ``"title"`` and ``"threshold"`` (a vertical dotted line, or None).
+    Returns the Figure."""
+    import torch
+    n = len(panels)
+    fig, axes = new_figure(ncols=n, width=5.0, height=3.8)
+    axes = [axes] if n == 1 else list(axes.flat)
+    for ax, panel in zip(axes, panels):
+        x = torch.as_tensor(panel["x"], dtype=torch.float64).numpy()
+        for i, (label, vals) in enumerate(panel.get("curves", {}).items()):
+            v = torch.as_tensor(vals, dtype=torch.float64)
+            color = CYCLE[i % len(CYCLE)]
+            if v.ndim == 2:
+                ax.fill_between(x, v.min(0).values.numpy(), v.max(0).values.numpy(),
+                                color=color, alpha=0.2)
+                v = v.mean(0)
+            ax.plot(x, v.numpy(), marker="o", ms=3.5, color=color, label=label)
+        for j, (label, vals) in enumerate(panel.get("theory", {}).items()):
+            v = torch.as_tensor(vals, dtype=torch.float64)
+            ax.plot(x, v.numpy(), ls="--", lw=1.4, color=CYCLE[(j + 3) % len(CYCLE)], label=label)
+        thr = panel.get("threshold")
+        if thr is not None:
+            ax.axvline(thr, color=COLORS["black"], ls=":", lw=1.0, label="threshold")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", "fraction of contexts"))
+        ax.set_title(panel.get("title", ""), fontsize=10)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
 
 # ==== end of sections ====

@@ -19,8 +19,231 @@ from __future__ import annotations
 # ==== section: attention (chapter 6) ====
 # (owned by the attention (chapter 6) work; add functions between this marker and the next)
 
+from dataclasses import dataclass as _att_dataclass  # noqa: E402
+
+import torch as _att_torch  # noqa: E402
+
+
+def _att_model(model):
+    from .model import OneLayerTransformer
+    if not isinstance(model, OneLayerTransformer):
+        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
+    return model
+
+
+def score_matrix(model, center: bool = True) -> _att_torch.Tensor:
+    """Attention scores of every (query token i, key token j) pair: ``W_E W_KQ W_E^T``
+    (``[V, V]``, or ``[E, V, V]`` for an ensemble; float64 on the CPU). The scores do not depend on
+    the context. With ``center`` each row has its mean removed: adding a constant to a query's
+    row changes no attention weight, so only the centred scores carry information."""
+    model = _att_model(model)
+    with _att_torch.no_grad():
+        W_E, W_KQ = model.W_E.detach().double().cpu(), model.W_KQ.detach().double().cpu()
+        S = W_E @ W_KQ @ W_E.transpose(-1, -2)
+    if center:
+        S = S - S.mean(-1, keepdim=True)
+    return S
+
+
+@_att_dataclass
+class ClusterAttention:
+    """Where a model's attention goes, measured on sampled contexts of a task with clusters.
+
+    Attributes (a leading ``[E]`` dimension for an ensemble):
+        mass: mean attention weight on tokens of the query's own cluster (the query included).
+        share: mean fraction of context tokens in the query's cluster (the mass under uniform
+            attention, ``W_KQ = 0``).
+        mass_matrix: ``[C, C]``, row b: for queries in cluster b, the mean attention mass on each
+            key cluster (rows sum to 1).
+        share_matrix: ``[C, C]``, the same for the token shares.
+    """
+
+    mass: object
+    share: float
+    mass_matrix: _att_torch.Tensor
+    share_matrix: _att_torch.Tensor
+
+
+def attention_mass_by_cluster(model, spec, k: int, n: int = 4096, seed: int = 0
+                              ) -> ClusterAttention:
+    """Attention mass on same-cluster tokens against their share of the context (clusters: same
+    first ``k`` latent bits), averaged over ``n`` contexts of ``spec`` drawn with ``seed``."""
+    from ._validate import check_int
+    from .task import TaskSpec, sample
+    model = _att_model(model)
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    if spec.V != model.V:
+        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+    k = check_int("k", k, 1, spec.m)
+    n = check_int("n", n, 1, 1_000_000)
+    ctx, _ = sample(spec, n, seed=seed)
+    with _att_torch.no_grad():
+        att = model.attention(ctx).double().cpu()                  # [n, L] or [E, n, L]
+    cl = ctx >> (spec.m - k)                                       # [n, L]
+    C = 2 ** k
+    same = (cl == cl[:, -1:]).double()
+    onehot = _att_torch.nn.functional.one_hot(cl, C).double()     # [n, L, C]
+    qone = _att_torch.nn.functional.one_hot(cl[:, -1], C).double()  # [n, C]
+    count = qone.sum(0).clamp(min=1.0)[:, None]                   # queries per cluster
+
+    def by_cluster(weights):                                       # weights [..., n, L]
+        per_ctx = _att_torch.einsum("...nl,nlc->...nc", weights, onehot)
+        return _att_torch.einsum("nb,...nc->...bc", qone, per_ctx) / count
+
+    uniform = _att_torch.full(ctx.shape, 1.0 / spec.L, dtype=_att_torch.float64)
+    mass = (att * same).sum(-1).mean(-1)
+    return ClusterAttention(
+        mass=float(mass) if mass.ndim == 0 else mass,
+        share=float(same.mean()),
+        mass_matrix=by_cluster(att),
+        share_matrix=by_cluster(uniform),
+    )
+
 
 # ==== section: hijack-in-model (chapter 7) ====
 # (owned by the hijack-in-model (chapter 7) work; add functions between this marker and the next)
+
+import torch as _hjp_torch  # noqa: E402
+
+
+def _hjp_spec_model(model, spec):
+    from .model import OneLayerTransformer
+    from .task import TaskSpec
+    if not isinstance(model, OneLayerTransformer):
+        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    if spec.V != model.V:
+        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+
+
+def hijack_targets(spec, targets: _hjp_torch.Tensor, distance: int | None = None,
+                   seed: int = 0) -> _hjp_torch.Tensor:
+    """A hijack target y' for every target y: y with ``distance`` of its latent bits flipped, the
+    bits chosen at random (seeded); ``distance=None`` flips all m bits (the complement of y)."""
+    from ._validate import check_int, check_tokens
+    targets = check_tokens("targets", targets, spec.V, ndim=1)
+    distance = spec.m if distance is None else check_int("distance", distance, 1, spec.m)
+    g = _hjp_torch.Generator().manual_seed(check_int("seed", seed, 0, 2 ** 63 - 1))
+    n = targets.shape[0]
+    bits = _hjp_torch.argsort(_hjp_torch.rand((n, spec.m), generator=g), dim=1)[:, :distance]
+    pattern = (1 << bits).sum(1)
+    return targets ^ pattern
+
+
+def hijack_contexts(spec, n: int, rho: float = 0.0, prepend: int = 0, block: int = 1,
+                    distance: int | None = None, seed: int = 0, last_clean: bool = True,
+                    hijack=None):
+    """Hijacked contexts for the LCA task.
+
+    Draws ``n`` clean examples ``(contexts, y)`` of ``spec`` and a hijack target y' per example
+    (``hijack_targets(spec, y, distance)``, or the given ``LongTensor[n]`` ``hijack``); then
+
+    - replaces each position independently with probability ``rho`` by a token uniform on N(y')
+      (the last position, the attention query, is kept when ``last_clean``);
+    - puts ``prepend`` blocks of ``block`` tokens uniform on N(y') in front (length
+      ``L + prepend * block``), like prepending sentences to a prompt.
+
+    The random numbers do not depend on ``rho`` or ``prepend`` (common random numbers), so curves
+    over ``rho`` or ``prepend`` with one seed are coupled example by example.
+
+    Returns ``(contexts LongTensor[n, L'], targets LongTensor[n], hijack_targets LongTensor[n])``.
+    """
+    from ._validate import check_float, check_int, check_tokens
+    from .task import TaskSpec, sample
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    n = check_int("n", n, 1, 10_000_000)
+    rho = check_float("rho", rho, 0.0, 1.0)
+    prepend = check_int("prepend", prepend, 0, 10_000)
+    block = check_int("block", block, 1, 10_000)
+    seed = check_int("seed", seed, 0, 2 ** 62)
+    ctx, y = sample(spec, n, seed=seed)
+    if hijack is None:
+        yh = hijack_targets(spec, y, distance, seed=seed + 1)
+    else:
+        yh = check_tokens("hijack", hijack, spec.V, ndim=1)
+        if yh.shape[0] != n or bool((yh == y).any()):
+            raise ValueError("hijack must hold n token ids, each different from its target")
+    table, deg = spec.neighbourhood.table(spec.space)
+    g = _hjp_torch.Generator().manual_seed(seed + 2)
+    L = spec.L
+    u_pos = _hjp_torch.rand((n, L), generator=g, dtype=_hjp_torch.float64)
+    u_tok = _hjp_torch.rand((n, L), generator=g, dtype=_hjp_torch.float64)
+    d = deg[yh][:, None]
+    hij = _hjp_torch.gather(table[yh], 1, _hjp_torch.minimum((u_tok * d).long(), d - 1))
+    swap = u_pos < rho
+    if last_clean:
+        swap[:, -1] = False
+    ctx = _hjp_torch.where(swap, hij, ctx)
+    blocks = []
+    for j in range(prepend):       # block j is the same for every prepend >= j + 1
+        gj = _hjp_torch.Generator().manual_seed(seed + 3 + j)
+        u_pre = _hjp_torch.rand((n, block), generator=gj, dtype=_hjp_torch.float64)
+        blocks.insert(0, _hjp_torch.gather(table[yh], 1,
+                                           _hjp_torch.minimum((u_pre * d).long(), d - 1)))
+    if blocks:
+        ctx = _hjp_torch.cat(blocks + [ctx], dim=1)
+    return ctx, y, yh
+
+
+def _hjp_measure(model, ctx, y, yh) -> dict:
+    with _hjp_torch.no_grad():
+        logits = model(ctx.to(model.W_E.device)).double().cpu()    # [n, V] or [E, n, V]
+    pred = logits.argmax(-1)
+    ly = logits.gather(-1, y.expand(pred.shape).unsqueeze(-1)).squeeze(-1)
+    lh = logits.gather(-1, yh.expand(pred.shape).unsqueeze(-1)).squeeze(-1)
+    return {"flip": (pred == yh).double().mean(-1), "prefer": (lh > ly).double().mean(-1),
+            "correct": (pred == y).double().mean(-1)}
+
+
+def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: int | None = None,
+               last_clean: bool = True) -> dict:
+    """How often hijacking works as the hijack share ``rho`` grows.
+
+    For each rho in ``rho_grid``, ``hijack_contexts(spec, n, rho, ...)`` (same seed for every rho)
+    is fed to ``model``. Returns a dict of ``Tensor[R]`` (``[E, R]`` for an ensemble): ``"rho"``,
+    ``"flip"`` (fraction of predictions equal to y'), ``"prefer"`` (fraction with logit y' > logit
+    y: the efficacy score of the real-LLM experiments) and ``"correct"`` (prediction = y).
+    """
+    from ._validate import check_float, check_int
+    _hjp_spec_model(model, spec)
+    n = check_int("n", n, 1, 1_000_000)
+    grid = [check_float("rho_grid", r, 0.0, 1.0) for r in _hjp_torch.as_tensor(
+        rho_grid, dtype=_hjp_torch.float64).reshape(-1).tolist()]
+    if not grid:
+        raise ValueError("rho_grid must hold at least one value in [0, 1]")
+    rows = []
+    for r in grid:
+        ctx, y, yh = hijack_contexts(spec, n, rho=r, distance=distance, seed=seed,
+                                     last_clean=last_clean)
+        rows.append(_hjp_measure(model, ctx, y, yh))
+    out = {key: _hjp_torch.stack([row[key] for row in rows], dim=-1) for key in rows[0]}
+    out["rho"] = _hjp_torch.tensor(grid, dtype=_hjp_torch.float64)
+    return out
+
+
+def prepend_curve(model, spec, ks, block: int = 1, n: int = 2048, seed: int = 0,
+                  distance: int | None = None) -> dict:
+    """The 'number of prepends' experiment in the one-layer model: ``k`` blocks of ``block``
+    hijack tokens are put in front of a clean context, for each k in ``ks``. Returns a dict of
+    ``Tensor[K]`` (``[E, K]`` for an ensemble): ``"k"``, ``"flip"``, ``"prefer"``, ``"correct"``
+    (as in ``flip_curve``)."""
+    from ._validate import check_int
+    _hjp_spec_model(model, spec)
+    n = check_int("n", n, 1, 1_000_000)
+    ks = [check_int("ks", k, 0, 10_000) for k in _hjp_torch.as_tensor(ks).reshape(-1).tolist()]
+    if not ks:
+        raise ValueError("ks must hold at least one number of prepended blocks")
+    rows = []
+    for k in ks:
+        ctx, y, yh = hijack_contexts(spec, n, prepend=k, block=block, distance=distance,
+                                     seed=seed)
+        rows.append(_hjp_measure(model, ctx, y, yh))
+    out = {key: _hjp_torch.stack([row[key] for row in rows], dim=-1) for key in rows[0]}
+    out["k"] = _hjp_torch.tensor(ks, dtype=_hjp_torch.long)
+    return out
+
 
 # ==== end of sections ====

@@ -23,8 +23,555 @@ from __future__ import annotations
 # ==== section: attention (chapter 6) ====
 # (owned by the attention (chapter 6) work; add functions between this marker and the next)
 
+import itertools as _itertools  # noqa: E402
+import math as _math  # noqa: E402
+
+import torch as _torch  # noqa: E402
+
+
+def _att_check_spec(spec):
+    from .task import TaskSpec
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    return spec
+
+
+def _att_check_weights(W_E, W_V, V):
+    if not isinstance(W_E, _torch.Tensor) or W_E.ndim != 2:
+        raise ValueError("W_E must be a 2-d tensor [V, d], got "
+                         f"{type(W_E).__name__} {tuple(getattr(W_E, 'shape', ()))}")
+    if W_E.shape[0] != V:
+        raise ValueError(f"W_E must have V={V} rows (one per token), got shape {tuple(W_E.shape)}")
+    d = W_E.shape[1]
+    if not isinstance(W_V, _torch.Tensor) or tuple(W_V.shape) != (d, d):
+        raise ValueError(f"W_V must be a tensor of shape ({d}, {d}), got "
+                         f"{type(W_V).__name__} {tuple(getattr(W_V, 'shape', ()))}")
+    return W_E.detach().double(), W_V.detach().double()
+
+
+def cluster_ids(m: int, k: int) -> _torch.Tensor:
+    """``LongTensor[V]``: the cluster id of every token, i.e. the integer formed by its first ``k``
+    latent bits (clusters are blocks of ``2**(m-k)`` consecutive token ids)."""
+    from ._validate import check_int
+    m = check_int("m", m, 1, 16)
+    k = check_int("k", k, 0, m)
+    return _torch.arange(2 ** m) >> (m - k)
+
+
+def cluster_task(m: int, k: int = 2, L: int = 16, noise: float = 0.5,
+                 informative: str = "cluster", clean_last: bool = True):
+    """The course's task for chapter 6: a cluster structure with noise tokens.
+
+    Clusters are the ``2**k`` blocks of tokens sharing their first ``k`` latent bits. A context
+    token is informative with probability ``1 - noise`` and then uniform over N(y); otherwise it is
+    a noise token, uniform over the tokens of the *other* clusters (``lca.other_clusters(k)``).
+    The last token (the attention query) is always informative when ``clean_last``.
+
+    Args:
+        informative: ``"cluster"``: N(y) = y's cluster minus y (the neighbourhood of the paper's
+            Fig. C.8); ``"sphere"``: N(y) = the Hamming neighbours of y inside its cluster
+            (distance 1, first k bits equal), which makes the target identifiable.
+    Returns:
+        a ``TaskSpec``.
+    """
+    from . import latent
+    from ._validate import check_choice, check_float, check_int
+    from .task import TaskSpec
+    m = check_int("m", m, 2, 12)
+    k = check_int("k", k, 1, m - 1)
+    L = check_int("L", L, 1, 1_000_000)
+    noise = check_float("noise", noise, 0.0, 1.0, hi_open=True)
+    check_choice("informative", informative, ("cluster", "sphere"))
+    if informative == "cluster":
+        nb = latent.cluster(k)
+    else:
+        cl = cluster_ids(m, k)
+        mask = (latent.LatentSpace(m).distances() == 1) & (cl[:, None] == cl[None, :])
+        nb = latent.custom(mask, f"sphere(1) within cluster(k={k})")
+    return TaskSpec(m=m, L=L, neighbourhood=nb, noise=noise, noise_law=latent.other_clusters(k),
+                    clean_last=bool(clean_last))
+
+
+def kq_value_matrix(W_E: _torch.Tensor, spec_or_mask, beta: float = 1.0) -> _torch.Tensor:
+    """The associative-memory value matrix ``beta * W_E^T A W_E`` (``[d, d]``, float64), with
+    ``A[k, j] = 1`` iff token j lies in N(k) (the spec's neighbourhood mask, or a given
+    ``BoolTensor[V, V]``). With orthonormal embedding rows its logits are ``beta * A c``: the share
+    of the context inside each N(k)."""
+    from ._validate import check_float
+    beta = check_float("beta", beta, 0.0, None)
+    if isinstance(spec_or_mask, _torch.Tensor):
+        A = spec_or_mask
+        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"spec_or_mask must be a TaskSpec or a square mask, got shape "
+                             f"{tuple(A.shape)}")
+    else:
+        spec = _att_check_spec(spec_or_mask)
+        A = spec.neighbourhood.mask(spec.space)
+    V = A.shape[0]
+    if not isinstance(W_E, _torch.Tensor) or W_E.ndim != 2 or W_E.shape[0] != V:
+        raise ValueError(f"W_E must be a tensor [V={V}, d], got {tuple(getattr(W_E, 'shape', ()))}")
+    E = W_E.detach().double()
+    return beta * E.T @ A.double() @ E
+
+
+def kq_orthonormal_embedding(V: int, d: int | None = None, seed: int = 0) -> _torch.Tensor:
+    """``Tensor[V, d]`` (float64) with orthonormal rows (``d >= V``; default ``d = V``)."""
+    from ._validate import check_int
+    V = check_int("V", V, 1, 1 << 14)
+    d = V if d is None else check_int("d", d, V, 1 << 15)
+    g = _torch.Generator().manual_seed(check_int("seed", seed, 0, 2 ** 63 - 1))
+    Q, _ = _torch.linalg.qr(_torch.randn(d, V, generator=g, dtype=_torch.float64))
+    return Q.T.contiguous()
+
+
+_KQ_MAX_ROWS = 4_000_000
+
+
+def _compositions(size: int, n: int) -> _torch.Tensor:
+    """All count vectors ``LongTensor[N, size]`` of n draws over ``size`` cells."""
+    if n == 0:
+        return _torch.zeros((1, size), dtype=_torch.long)
+    combos = _torch.tensor(list(_itertools.combinations_with_replacement(range(size), n)),
+                           dtype=_torch.long)
+    out = _torch.zeros((combos.shape[0], size), dtype=_torch.long)
+    out.scatter_add_(1, combos, _torch.ones_like(combos))
+    return out
+
+
+def _kq_enumeration_rows(spec) -> int:
+    P = spec.context_law()
+    Q = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    rows = 0
+    for y in range(spec.V):
+        s = int((P[y] > 0).sum())
+        rows += int((Q[y] > 0).sum()) * _math.comb(spec.L - 1 + s - 1, s - 1)
+    return rows
+
+
+def kq_gradient_table(W_E: _torch.Tensor, W_V: _torch.Tensor, spec) -> _torch.Tensor:
+    """The exact population table ``T [V, V]`` (float64) behind the gradient of W_KQ at zero.
+
+    At ``W_KQ = 0`` attention is uniform, ``c`` is the vector of token frequencies in the context
+    (``c_j = #{l : x_l = j} / L``), ``M = W_E W_V W_E^T``, ``p = softmax(M c)``,
+    ``r = M^T (e_y - p)`` and ``rbar = c . r``. Then
+
+        T[i, j] = E[ 1{x_L = i} c_j (r_j - rbar) ]   and   grad_{W_KQ} loss = -W_E^T T W_E.
+
+    The expectation is computed exactly by enumerating every target, every query token and every
+    count vector of the other L - 1 tokens (multinomial weights), so it is limited to small tasks
+    (at most about four million (query, count vector) rows; a ValueError says when L or m is too
+    large).
+    """
+    spec = _att_check_spec(spec)
+    E, Wv = _att_check_weights(W_E, W_V, spec.V)
+    rows = _kq_enumeration_rows(spec)
+    if rows > _KQ_MAX_ROWS:
+        raise ValueError(f"L={spec.L} with m={spec.m} needs {rows} enumeration rows (limit "
+                         f"{_KQ_MAX_ROWS}); use a smaller L or m, or grad_WKQ_at_zero_sample on a "
+                         "large sample")
+    V, L = spec.V, spec.L
+    M = E @ Wv @ E.T
+    P = spec.context_law()
+    Q = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    T = _torch.zeros((V, V), dtype=_torch.float64)
+    cache = {}
+    for y in range(V):
+        supp = _torch.nonzero(P[y] > 0).flatten()
+        key = (supp.numel(), L - 1)
+        if key not in cache:
+            cache[key] = _compositions(*key)
+        comp = cache[key]                                          # [N, s]
+        counts = _torch.zeros((comp.shape[0], V), dtype=_torch.float64)
+        counts[:, supp] = comp.double()
+        logw = (_math.lgamma(L) - _torch.lgamma(comp.double() + 1).sum(1)
+                + (comp.double() * _torch.log(P[y, supp])).sum(1))
+        w = _torch.exp(logw)                                       # [N] multinomial probabilities
+        ey = _torch.zeros(V, dtype=_torch.float64)
+        ey[y] = 1.0
+        for i in _torch.nonzero(Q[y] > 0).flatten().tolist():
+            c = counts.clone()
+            c[:, i] += 1.0
+            c /= L
+            p = _torch.softmax(c @ M.T, dim=1)                     # [N, V]
+            r = (ey[None, :] - p) @ M                              # [N, V]
+            rbar = (c * r).sum(1, keepdim=True)
+            T[i] += (Q[y, i] / V) * (w[:, None] * c * (r - rbar)).sum(0)
+    return T
+
+
+def grad_WKQ_at_zero(W_E: _torch.Tensor, W_V: _torch.Tensor, spec) -> _torch.Tensor:
+    """Exact gradient ``[d, d]`` (float64) of the population cross-entropy with respect to W_KQ at
+    ``W_KQ = 0``, for embeddings ``W_E [V, d]`` and value matrix ``W_V [d, d]``:
+    ``-W_E^T T W_E`` with T from ``kq_gradient_table`` (exact enumeration; small m and L)."""
+    T = kq_gradient_table(W_E, W_V, spec)
+    E = W_E.detach().double()
+    return -E.T @ T @ E
+
+
+def grad_WKQ_at_zero_sample(W_E: _torch.Tensor, W_V: _torch.Tensor, contexts: _torch.Tensor,
+                            targets: _torch.Tensor) -> _torch.Tensor:
+    """The same closed form on a finite sample: the gradient ``[d, d]`` (float64) of the mean
+    cross-entropy over ``contexts [n, L]`` and ``targets [n]`` with respect to W_KQ at 0."""
+    from ._validate import check_tokens
+    if not isinstance(W_E, _torch.Tensor) or W_E.ndim != 2:
+        raise ValueError(f"W_E must be a 2-d tensor [V, d], got {tuple(getattr(W_E, 'shape', ()))}")
+    V = W_E.shape[0]
+    E, Wv = _att_check_weights(W_E, W_V, V)
+    contexts = check_tokens("contexts", contexts, V, ndim=2)
+    targets = check_tokens("targets", targets, V, ndim=1)
+    if targets.shape[0] != contexts.shape[0]:
+        raise ValueError(f"targets must have one entry per context ({contexts.shape[0]}), got "
+                         f"{targets.shape[0]}")
+    n, L = contexts.shape
+    M = E @ Wv @ E.T
+    c = _torch.zeros((n, V), dtype=_torch.float64)
+    c.scatter_add_(1, contexts, _torch.full(contexts.shape, 1.0 / L, dtype=_torch.float64))
+    p = _torch.softmax(c @ M.T, dim=1)
+    ey = _torch.nn.functional.one_hot(targets, V).double()
+    r = (ey - p) @ M
+    rbar = (c * r).sum(1, keepdim=True)
+    q = _torch.nn.functional.one_hot(contexts[:, -1], V).double()
+    T = q.T @ (c * (r - rbar)) / n
+    return -E.T @ T @ E
+
+
+def kq_score_change(W_E: _torch.Tensor, W_V: _torch.Tensor, spec, lr: float = 1.0
+                    ) -> _torch.Tensor:
+    """``Tensor[V, V]``: the change of the attention score ``W_E(i)^T W_KQ W_E(j)`` (query i, key j)
+    after one gradient step of size ``lr`` from ``W_KQ = 0`` (exact, by enumeration)."""
+    from ._validate import check_float
+    lr = check_float("lr", lr, 0.0, None)
+    G = grad_WKQ_at_zero(W_E, W_V, spec)
+    E = W_E.detach().double()
+    return -lr * E @ G @ E.T
+
+
+def kq_first_order_table(spec, M0: _torch.Tensor | None = None) -> _torch.Tensor:
+    """Closed form of ``lim_{beta -> 0} T / beta`` (``[V, V]``, float64) for ``M = beta * M0``.
+
+    ``M0`` is the value-logit matrix ``W_E W_V W_E^T`` at unit scale; by default the neighbourhood
+    adjacency A (``A[k, j] = 1`` iff j in N(k)), i.e. orthonormal embeddings and the associative
+    memory ``W_V = beta W_E^T A W_E``. With ``rho = M0[y] - mean_k M0[k]`` the table is
+
+        T1[i, j] = E[ 1{x_L = i} c_j (rho_j - c . rho) ],
+
+    a polynomial of degree two in the token counts, evaluated here from the task law alone
+    (first and second moments of the multinomial counts), without sampling or enumeration.
+    """
+    spec = _att_check_spec(spec)
+    V, L = spec.V, spec.L
+    if M0 is None:
+        M0 = spec.neighbourhood.mask(spec.space).double()
+    elif not isinstance(M0, _torch.Tensor) or tuple(M0.shape) != (V, V):
+        raise ValueError(f"M0 must be a tensor of shape ({V}, {V}), got "
+                         f"{tuple(getattr(M0, 'shape', ()))}")
+    M0 = M0.double()
+    P = spec.context_law()
+    Q = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    n = L - 1
+    rho = M0 - M0.mean(0, keepdim=True)                 # [y, j]
+    a = (P * rho).sum(1)                                # [y]   P_y . rho_y
+    eye = _torch.eye(V, dtype=_torch.float64)
+    # first term: Q_yi (delta_ij + n P_yj) rho_j / L
+    first = (_torch.einsum("yi,ij,yj->ij", Q, eye, rho)
+             + n * _torch.einsum("yi,yj->ij", Q, P * rho)) / L
+    # second term, divided by L^2
+    second = (_torch.einsum("yi,ij,yi->ij", Q, eye, rho)
+              + n * _torch.einsum("yi,ij,y->ij", Q, eye, a)
+              + n * _torch.einsum("yi,yj,yi->ij", Q, P, rho)
+              + n * (n - 1) * _torch.einsum("yi,yj,y->ij", Q, P, a)
+              + n * _torch.einsum("yi,yj->ij", Q, P * rho)) / L ** 2
+    return (first - second) / V
+
+
+def kq_cluster_closed_form(m: int, k: int, L: int, noise: float) -> dict:
+    """Entries of the first-order table ``T1`` for the cluster task ``cluster_task(m, k, L, noise,
+    informative="cluster")`` with ``A`` its adjacency, writing s = 2**(m-k) (cluster size):
+
+    - ``"self"``  (j = i):            (L-1) eps / (V L^2) * (1 + (L-2)(1-eps)/(s-1))
+    - ``"same"``  (j != i, same cluster): (s-2)(L-1)(L-2) eps (1-eps) / (V L^2 (s-1)^2)
+    - ``"cross"`` (other cluster):    -(L-1) eps (1 + (L-2)(1-eps)) / (V L^2 (V-s))
+
+    Every row sums to zero; same-cluster entries are >= 0 and cross-cluster ones <= 0.
+    """
+    from ._validate import check_float, check_int
+    m = check_int("m", m, 2, 16)
+    k = check_int("k", k, 1, m - 1)
+    L = check_int("L", L, 1, 1_000_000)
+    eps = check_float("noise", noise, 0.0, 1.0, hi_open=True)
+    V, s = 2 ** m, 2 ** (m - k)
+    return {
+        "self": (L - 1) * eps / (V * L ** 2) * (1 + (L - 2) * (1 - eps) / (s - 1)),
+        "same": (s - 2) * (L - 1) * (L - 2) * eps * (1 - eps) / (V * L ** 2 * (s - 1) ** 2),
+        "cross": -(L - 1) * eps * (1 + (L - 2) * (1 - eps)) / (V * L ** 2 * (V - s)),
+    }
+
+
+def cluster_block_means(S: _torch.Tensor, groups: _torch.Tensor, exclude_diagonal: bool = False
+                ) -> _torch.Tensor:
+    """``Tensor[C, C]``: mean of the entries of ``S [V, V]`` over each (row group, column group)
+    block, with ``groups`` a ``LongTensor[V]`` of group ids 0..C-1 (e.g. ``cluster_ids(m, k)``)."""
+    if not isinstance(S, _torch.Tensor) or S.ndim != 2 or S.shape[0] != S.shape[1]:
+        raise ValueError(f"S must be a square matrix, got {tuple(getattr(S, 'shape', ()))}")
+    if not isinstance(groups, _torch.Tensor) or groups.shape != (S.shape[0],):
+        raise ValueError(f"groups must be a LongTensor of length {S.shape[0]}, got "
+                         f"{tuple(getattr(groups, 'shape', ()))}")
+    C = int(groups.max()) + 1
+    G = _torch.nn.functional.one_hot(groups.long(), C).double()       # [V, C]
+    W = _torch.ones_like(S, dtype=_torch.float64)
+    if exclude_diagonal:
+        W.fill_diagonal_(0.0)
+    num = G.T @ (S.double() * W) @ G
+    den = G.T @ W @ G
+    return num / den
+
 
 # ==== section: hijack-in-model (chapter 7) ====
 # (owned by the hijack-in-model (chapter 7) work; add functions between this marker and the next)
+
+import math as _hj_math  # noqa: E402
+
+import torch as _hj_torch  # noqa: E402
+
+
+def _hj_spec(spec):
+    from .task import TaskSpec
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    if spec.m > 12:
+        raise ValueError(f"m must be at most 12 here (V x V tables), got m={spec.m}")
+    return spec
+
+
+def _hj_pair(spec, y, y_hijack):
+    from ._validate import check_int
+    y = check_int("y", y, 0, spec.V - 1)
+    y_hijack = check_int("y_hijack", y_hijack, 0, spec.V - 1)
+    if y == y_hijack:
+        raise ValueError(f"y_hijack must differ from y, got both equal to {y}")
+    return y, y_hijack
+
+
+def _hj_rho(rho) -> _hj_torch.Tensor:
+    from ._validate import check_float
+    r = _hj_torch.as_tensor(rho, dtype=_hj_torch.float64).reshape(-1)
+    if r.numel() == 0:
+        raise ValueError("rho must hold at least one value in [0, 1]")
+    for v in r.tolist():
+        check_float("rho", v, 0.0, 1.0)
+    return r
+
+
+def hijack_share_logits(spec, contexts: _hj_torch.Tensor) -> _hj_torch.Tensor:
+    """``Tensor[n, V]`` (float64): for each context (any length) and every token k, the share of
+    the context's tokens that lie in N(k). These are exactly the logits of the constructed model
+    (orthonormal embeddings, ``W_KQ = 0``, ``W_V = W_E^T A W_E``)."""
+    from ._validate import check_tokens
+    spec = _hj_spec(spec)
+    contexts = check_tokens("contexts", contexts, spec.V, ndim=2)
+    n, L = contexts.shape
+    if L < 1:
+        raise ValueError("contexts must have at least one position")
+    c = _hj_torch.zeros((n, spec.V), dtype=_hj_torch.float64)
+    c.scatter_add_(1, contexts, _hj_torch.full(contexts.shape, 1.0 / L, dtype=_hj_torch.float64))
+    A = spec.neighbourhood.mask(spec.space).double()
+    return c @ A.T
+
+
+def hijack_overlap(spec, y: int, y_hijack: int) -> tuple[int, int, int]:
+    """``(|N(y)|, |N(y_hijack)|, |N(y) & N(y_hijack)|)`` for the spec's neighbourhood family."""
+    spec = _hj_spec(spec)
+    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    A = spec.neighbourhood.mask(spec.space)
+    return int(A[y].sum()), int(A[y_hijack].sum()), int((A[y] & A[y_hijack]).sum())
+
+
+def hijack_threshold(D: int, D_hijack: int | None = None, overlap: int = 0) -> float:
+    """The share of hijack tokens at which the constructed model starts to prefer the hijack
+    target y' over the true target y (large-L limit, or in expectation).
+
+    A context mixes a share ``1 - rho`` of tokens uniform on N(y) (size ``D``) and ``rho`` uniform
+    on N(y') (size ``D_hijack``, default D), the two sharing ``overlap`` tokens. The expected
+    logits are ``f_y = (1-rho) + rho o/D'`` and ``f_y' = rho + (1-rho) o/D``, equal at
+
+        rho* = (1 - o/D) / ((1 - o/D) + (1 - o/D'))
+
+    which is 1/2 for disjoint neighbourhoods and, more generally, whenever D = D'.
+    """
+    from ._validate import check_int
+    D = check_int("D", D, 1, None)
+    D_hijack = D if D_hijack is None else check_int("D_hijack", D_hijack, 1, None)
+    overlap = check_int("overlap", overlap, 0, min(D, D_hijack))
+    a, b = 1.0 - overlap / D, 1.0 - overlap / D_hijack
+    if a + b == 0:
+        raise ValueError("overlap must be smaller than D or D_hijack: with N(y) = N(y') the two "
+                         "targets are indistinguishable and there is no threshold")
+    return a / (a + b)
+
+
+def hijack_limit_logits(spec, y: int, y_hijack: int, rho) -> _hj_torch.Tensor:
+    """``Tensor[R, V]``: the expected share logits ``F_k(rho) = (1-rho) |N(k) & N(y)|/|N(y)| +
+    rho |N(k) & N(y')|/|N(y')|`` of every token k (the large-L limit of the constructed model's
+    logits for a context mixing N(y) and N(y'), noise-free)."""
+    spec = _hj_spec(spec)
+    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    r = _hj_rho(rho)
+    A = spec.neighbourhood.mask(spec.space).double()
+    alpha = A @ A[y] / A[y].sum()
+    beta = A @ A[y_hijack] / A[y_hijack].sum()
+    return (1 - r)[:, None] * alpha[None, :] + r[:, None] * beta[None, :]
+
+
+def hijack_threshold_argmax(spec, y: int, y_hijack: int) -> float:
+    """The large-L threshold for the constructed model's *prediction* to become y': the smallest
+    share rho from which ``F_{y'}(rho)`` beats every other line ``F_k(rho)`` (third tokens
+    included; see ``hijack_limit_logits``). Equals ``hijack_threshold`` when no third token's
+    neighbourhood covers both N(y) and N(y') well. Returns ``inf`` if y' never wins."""
+    spec = _hj_spec(spec)
+    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    A = spec.neighbourhood.mask(spec.space).double()
+    alpha = A @ A[y] / A[y].sum()
+    beta = A @ A[y_hijack] / A[y_hijack].sum()
+    # F_{y'} - F_k = (alpha_y' - alpha_k) + rho [(beta_y' - alpha_y') - (beta_k - alpha_k)]
+    a0 = alpha[y_hijack] - alpha
+    slope = (beta[y_hijack] - alpha[y_hijack]) - (beta - alpha)
+    lo, hi = 0.0, 1.0
+    for k in range(spec.V):
+        if k == y_hijack:
+            continue
+        c0, s = float(a0[k]), float(slope[k])
+        if abs(s) <= 1e-12:
+            if c0 <= 1e-12:           # never strictly ahead of k
+                return float("inf")
+        elif s > 0:
+            lo = max(lo, -c0 / s)      # ahead of k for rho > -c0/s
+        else:
+            hi = min(hi, -c0 / s)      # ahead of k for rho < -c0/s
+    return lo if lo < hi else float("inf")
+
+
+def _hj_sum_positive(laws: list, ties: str) -> _hj_torch.Tensor:
+    """P(sum of independent X_i > 0) (plus half of P(sum = 0) if ties == "half"), where each
+    entry of ``laws`` is ``(count, Tensor[R, 3])`` = that many positions with law
+    ``(P(X=-1), P(X=0), P(X=+1))`` per row. Returns ``Tensor[R]``."""
+    N = sum(cnt for cnt, _ in laws)
+    R = laws[0][1].shape[0]
+    dist = _hj_torch.zeros((R, 2 * N + 1), dtype=_hj_torch.float64)
+    dist[:, N] = 1.0
+    for cnt, law in laws:
+        pm, p0, pp = law[:, 0:1], law[:, 1:2], law[:, 2:3]
+        for _ in range(cnt):
+            new = p0 * dist
+            new[:, 1:] += pp * dist[:, :-1]
+            new[:, :-1] += pm * dist[:, 1:]
+            dist = new
+    out = dist[:, N + 1:].sum(1)
+    if ties == "half":
+        out = out + 0.5 * dist[:, N]
+    return out.clamp(0.0, 1.0)
+
+
+def _hj_position_law(token_law: _hj_torch.Tensor, in_y: _hj_torch.Tensor,
+                     in_h: _hj_torch.Tensor) -> _hj_torch.Tensor:
+    """``[..., 3]``: law of X = 1{x in N(y')} - 1{x in N(y)} for x drawn from ``token_law [..., V]``."""
+    plus = (token_law * (in_h & ~in_y).double()).sum(-1)
+    minus = (token_law * (in_y & ~in_h).double()).sum(-1)
+    zero = (token_law * (in_y == in_h).double()).sum(-1)
+    return _hj_torch.stack([minus, zero, plus], dim=-1)
+
+
+def hijack_flip_probability(spec, y: int, y_hijack: int, rho, L: int | None = None,
+                            last_clean: bool = False, ties: str = "strict") -> _hj_torch.Tensor:
+    """Exact probability ``Tensor[R]`` that the constructed model prefers y' to y
+    (``f_{y'} > f_y``) on a random hijacked context of length L (default ``spec.L``).
+
+    Each position independently holds, with probability ``rho``, a hijack token uniform on N(y'),
+    and otherwise a clean token drawn from the task's law for target y (``spec.context_law()``,
+    so the task's noise is included). With ``last_clean`` the last position is never hijacked
+    (drawn from the clean law when ``spec.clean_last``). ``L * (f_{y'} - f_y)`` is a sum of
+    independent {-1, 0, +1} steps, whose law is computed exactly by convolution. For disjoint
+    neighbourhoods and no noise this is ``P(Binomial(L, rho) > L/2)``.
+    """
+    from ._validate import check_choice, check_int
+    spec = _hj_spec(spec)
+    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    r = _hj_rho(rho)
+    L = spec.L if L is None else check_int("L", L, 1, 5000)
+    check_choice("ties", ties, ("strict", "half"))
+    A = spec.neighbourhood.mask(spec.space)
+    in_y, in_h = A[y], A[y_hijack]
+    hij = A[y_hijack].double() / A[y_hijack].sum()
+    clean = spec.context_law()[y]
+    mix = (1 - r)[:, None] * clean[None, :] + r[:, None] * hij[None, :]
+    laws = []
+    if last_clean:
+        last = spec.clean_law()[y] if spec.clean_last else clean
+        if L > 1:
+            laws.append((L - 1, _hj_position_law(mix, in_y, in_h)))
+        laws.append((1, _hj_position_law(last, in_y, in_h).expand(r.numel(), 3)))
+    else:
+        laws.append((L, _hj_position_law(mix, in_y, in_h)))
+    return _hj_sum_positive(laws, ties)
+
+
+def hijack_prepend_probability(spec, y: int, y_hijack: int, k, block: int = 1,
+                               ties: str = "strict") -> _hj_torch.Tensor:
+    """Exact probability ``Tensor[K]`` that the constructed model prefers y' to y after ``k``
+    blocks of ``block`` hijack tokens (uniform on N(y')) are put in front of a clean task context
+    of length ``spec.L`` (drawn from the task's law for y, the last token from the clean law when
+    ``spec.clean_last``). ``k`` is an int or a list of ints."""
+    from ._validate import check_choice, check_int
+    spec = _hj_spec(spec)
+    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    block = check_int("block", block, 1, 1000)
+    check_choice("ties", ties, ("strict", "half"))
+    ks = [check_int("k", v, 0, 1000) for v in (k if isinstance(k, (list, tuple)) else
+                                              _hj_torch.as_tensor(k).reshape(-1).tolist())]
+    A = spec.neighbourhood.mask(spec.space)
+    in_y, in_h = A[y], A[y_hijack]
+    hij = _hj_position_law(A[y_hijack].double() / A[y_hijack].sum(), in_y, in_h)[None, :]
+    clean = _hj_position_law(spec.context_law()[y], in_y, in_h)[None, :]
+    last = _hj_position_law((spec.clean_law() if spec.clean_last else spec.context_law())[y],
+                            in_y, in_h)[None, :]
+    out = []
+    for kk in ks:
+        laws = [(spec.L - 1, clean), (1, last)]
+        if kk * block:
+            laws.append((kk * block, hij))
+        out.append(_hj_sum_positive(laws, ties)[0])
+    return _hj_torch.stack(out)
+
+
+def hijack_binomial_flip(rho, L: int) -> _hj_torch.Tensor:
+    """``P(Binomial(L, rho) > L/2)`` as ``Tensor[R]``: the flip probability of the constructed
+    model for disjoint neighbourhoods and noise-free clean tokens (strict: a tie is no flip)."""
+    from ._validate import check_int
+    r = _hj_rho(rho)
+    L = check_int("L", L, 1, 100_000)
+    ks = _hj_torch.arange(L // 2 + 1, L + 1, dtype=_hj_torch.float64)
+    logc = (_hj_torch.lgamma(_hj_torch.tensor(L + 1.0, dtype=_hj_torch.float64))
+            - _hj_torch.lgamma(ks + 1) - _hj_torch.lgamma(L - ks + 1))
+    out = []
+    for v in r.tolist():
+        if v == 0.0:
+            out.append(0.0)
+        elif v == 1.0:
+            out.append(1.0)
+        else:
+            lp = logc + ks * _hj_math.log(v) + (L - ks) * _hj_math.log1p(-v)
+            out.append(float(_hj_torch.exp(lp).sum()))
+    return _hj_torch.tensor(out, dtype=_hj_torch.float64)
+
+
+def hijack_constructed_model(spec, d: int | None = None, seed: int = 0):
+    """The constructed model of chapters 4 and 7 as a ``OneLayerTransformer`` (float64):
+    orthonormal embeddings (``d >= V``, default ``d = V``), ``W_KQ = 0`` and the associative
+    memory ``W_V = W_E^T A W_E``. Its logits are ``hijack_share_logits``."""
+    from .model import OneLayerTransformer
+    spec = _hj_spec(spec)
+    W_E = kq_orthonormal_embedding(spec.V, d, seed)
+    W_V = kq_value_matrix(W_E, spec)
+    return OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
+
 
 # ==== end of sections ====

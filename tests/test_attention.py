@@ -1,0 +1,443 @@
+"""Tests of chapter 6 (attention selects tokens of the query's cluster): the exact gradient of
+W_KQ at zero against autograd, its first-order closed form against exact enumeration, the sign
+pattern of the theorem where its hypotheses hold and where they fail, the attention probes, a
+small training run, input validation and the exercise checkers."""
+
+import itertools
+
+import pytest
+import torch
+
+import lca
+from lca import exercises, plots, probes, theory
+from lca.model import OneLayerTransformer
+from lca.train import TrainConfig, sweep
+
+torch.set_num_threads(1)
+
+
+def brute_force_population_grad(W_E, W_V, spec):
+    """Autograd of the exact population loss: every context sequence (V^L of them) weighted by its
+    probability, pushed through lca.model's forward pass."""
+    V, L = spec.V, spec.L
+    P = spec.context_law()
+    Q = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    seqs = torch.tensor(list(itertools.product(range(V), repeat=L)))
+    model = OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
+    model.W_KQ.requires_grad_(True)
+    total = 0.0
+    for y in range(V):
+        w = P[y][seqs[:, :-1]].prod(1) * Q[y][seqs[:, -1]] / V
+        keep = w > 0
+        logits = model(seqs[keep])
+        target = torch.full((int(keep.sum()),), y)
+        loss = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+        total = total + (w[keep] * loss).sum()
+    total.backward()
+    return model.W_KQ.grad.detach()
+
+
+def random_weights(V, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(V, d, generator=g, dtype=torch.float64) / 2,
+            torch.randn(d, d, generator=g, dtype=torch.float64))
+
+
+SMALL_SPECS = [
+    theory.cluster_task(3, 1, L=4, noise=0.4, informative="cluster"),
+    theory.cluster_task(3, 1, L=3, noise=0.7, informative="sphere"),
+    lca.TaskSpec(m=3, L=4, noise=0.3),                                   # N_1, uniform noise
+    lca.TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2), noise=0.2, clean_last=True),
+]
+
+
+@pytest.mark.parametrize("spec", SMALL_SPECS, ids=["cluster", "sphere", "N1-uniform", "ball"])
+def test_exact_gradient_equals_autograd_of_population_loss(spec):
+    W_E, W_V = random_weights(spec.V, 5, seed=spec.L)
+    G = theory.grad_WKQ_at_zero(W_E, W_V, spec)
+    G_auto = brute_force_population_grad(W_E, W_V, spec)
+    assert G.shape == (5, 5)
+    assert torch.allclose(G, G_auto, atol=1e-12, rtol=1e-9)
+
+
+def test_sample_gradient_equals_autograd_of_batch_loss():
+    spec = theory.cluster_task(4, 2, L=6, noise=0.5, informative="cluster")
+    W_E, W_V = random_weights(16, 7, seed=3)
+    ctx, y = lca.sample(spec, 300, seed=4)
+    model = OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
+    model.W_KQ.requires_grad_(True)
+    torch.nn.functional.cross_entropy(model(ctx), y).backward()
+    G = theory.grad_WKQ_at_zero_sample(W_E, W_V, ctx, y)
+    assert torch.allclose(G, model.W_KQ.grad, atol=1e-12)
+
+
+def test_population_gradient_matches_a_large_sample():
+    spec = theory.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
+    E = theory.kq_orthonormal_embedding(16)
+    W_V = theory.kq_value_matrix(E, spec)
+    T = theory.kq_gradient_table(E, W_V, spec)
+    ctx, y = lca.sample(spec, 200_000, seed=11)
+    G_mc = theory.grad_WKQ_at_zero_sample(E, W_V, ctx, y)
+    T_mc = -E @ G_mc @ E.T                      # orthonormal rows: T = -W_E G W_E^T
+    # per-entry Monte Carlo standard error is below 2e-4 here; T's scale is about 6e-3
+    assert (T_mc - T).abs().max() < 1.5e-3
+    assert (T_mc - T).abs().max() < 0.25 * T.abs().max()
+
+
+@pytest.mark.parametrize("spec", [
+    theory.cluster_task(4, 1, L=5, noise=0.5, informative="cluster"),
+    theory.cluster_task(4, 2, L=6, noise=0.3, informative="sphere"),
+    lca.TaskSpec(m=3, L=5, noise=0.25),
+    lca.TaskSpec(m=3, L=4, neighbourhood=lca.hamming_ball(2)),
+], ids=["cluster", "sphere", "N1-uniform", "ball-no-noise"])
+def test_first_order_closed_form_is_the_small_beta_limit(spec):
+    E = theory.kq_orthonormal_embedding(spec.V, seed=2)
+    beta = 1e-5
+    T = theory.kq_gradient_table(E, theory.kq_value_matrix(E, spec, beta), spec)
+    T1 = theory.kq_first_order_table(spec)
+    scale = max(T1.abs().max().item(), 1e-3)
+    assert (T / beta - T1).abs().max() < 1e-3 * scale
+
+
+def test_first_order_closed_form_for_a_general_value_matrix():
+    spec = lca.TaskSpec(m=3, L=4, noise=0.3)
+    g = torch.Generator().manual_seed(5)
+    E = torch.randn(8, 6, generator=g, dtype=torch.float64)
+    W0 = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    beta = 1e-6
+    T = theory.kq_gradient_table(E, beta * W0, spec)
+    T1 = theory.kq_first_order_table(spec, M0=E @ W0 @ E.T)
+    assert torch.allclose(T / beta, T1, atol=1e-4 * T1.abs().max())
+
+
+@pytest.mark.parametrize("m, k, L, noise", [(4, 1, 5, 0.5), (5, 2, 7, 0.3), (6, 2, 16, 0.75),
+                                            (8, 2, 32, 0.5)])
+def test_cluster_closed_form_entries(m, k, L, noise):
+    spec = theory.cluster_task(m, k, L=L, noise=noise, informative="cluster")
+    T1 = theory.kq_first_order_table(spec)
+    cf = theory.kq_cluster_closed_form(m, k, L, noise)
+    cl = theory.cluster_ids(m, k)
+    same = cl[:, None] == cl[None, :]
+    eye = torch.eye(spec.V, dtype=torch.bool)
+    assert torch.allclose(T1[eye], torch.full((spec.V,), cf["self"], dtype=torch.float64),
+                          rtol=1e-9)
+    assert torch.allclose(T1[same & ~eye], torch.tensor(cf["same"], dtype=torch.float64),
+                          rtol=1e-9, atol=1e-15)
+    assert torch.allclose(T1[~same], torch.tensor(cf["cross"], dtype=torch.float64), rtol=1e-9)
+    assert T1.sum(1).abs().max() < 1e-14                       # rows sum to zero
+    assert cf["self"] > 0 and cf["same"] >= 0 and cf["cross"] < 0
+
+
+def test_cluster_closed_form_against_monte_carlo():
+    """The closed form against a direct simulation of E[1{x_L=i} c_j (1{j in N(y)} - c(N(y)))]."""
+    m, k, L, eps = 5, 2, 6, 0.4
+    spec = theory.cluster_task(m, k, L=L, noise=eps, informative="cluster")
+    ctx, y = lca.sample(spec, 400_000, seed=21)
+    V = spec.V
+    A = spec.neighbourhood.mask(spec.space).double()
+    c = torch.zeros(ctx.shape[0], V, dtype=torch.float64)
+    c.scatter_add_(1, ctx, torch.full(ctx.shape, 1.0 / L, dtype=torch.float64))
+    inN = A[y]                                                # [n, V] 1{j in N(y)}
+    share = (c * inN).sum(1, keepdim=True)
+    q = torch.nn.functional.one_hot(ctx[:, -1], V).double()
+    T_mc = q.T @ (c * (inN - share)) / ctx.shape[0]
+    cf = theory.kq_cluster_closed_form(m, k, L, eps)
+    cl = theory.cluster_ids(m, k)
+    same = cl[:, None] == cl[None, :]
+    eye = torch.eye(V, dtype=torch.bool)
+    assert abs(T_mc[eye].mean() - cf["self"]) < 0.03 * cf["self"]
+    assert abs(T_mc[same & ~eye].mean() - cf["same"]) < 0.05 * cf["same"]
+    assert abs(T_mc[~same].mean() - cf["cross"]) < 0.05 * abs(cf["cross"])
+
+
+def sign_pattern(T, m, k, Q):
+    """(min over same-cluster pairs, max over cross-cluster pairs) among pairs whose query has
+    positive probability (Q: law of the query token)."""
+    cl = theory.cluster_ids(m, k)
+    same = cl[:, None] == cl[None, :]
+    possible = (Q.sum(0) > 0)[:, None].expand_as(T)
+    return T[same & possible].min().item(), T[~same & possible].max().item()
+
+
+@pytest.mark.parametrize("informative", ["cluster", "sphere"])
+def test_theorem_sign_pattern_holds_under_its_hypotheses(informative):
+    for m, k, L, eps in [(4, 1, 5, 0.5), (6, 2, 8, 0.2), (6, 2, 16, 0.9)]:
+        spec = theory.cluster_task(m, k, L=L, noise=eps, informative=informative)
+        T1 = theory.kq_first_order_table(spec)
+        lo, hi = sign_pattern(T1, m, k, spec.clean_law())
+        assert lo >= -1e-15 and hi < 0
+
+
+def test_sign_pattern_also_holds_for_the_exact_gradient_at_unit_scale():
+    """Not part of the theorem (which is first order in beta): the exact table at beta = 1 and 5."""
+    for informative in ("cluster", "sphere"):
+        spec = theory.cluster_task(4, 1, L=5, noise=0.5, informative=informative)
+        E = theory.kq_orthonormal_embedding(16, seed=1)
+        for beta in (1.0, 5.0):
+            T = theory.kq_gradient_table(E, theory.kq_value_matrix(E, spec, beta), spec)
+            lo, hi = sign_pattern(T, 4, 1, spec.clean_law())
+            assert lo >= -1e-15 and hi < 0
+
+
+def test_without_noise_there_is_nothing_to_select():
+    spec = theory.cluster_task(4, 1, L=5, noise=0.0, informative="cluster")
+    T1 = theory.kq_first_order_table(spec)
+    assert T1.abs().max() < 1e-15
+    E = theory.kq_orthonormal_embedding(16)
+    T = theory.kq_gradient_table(E, theory.kq_value_matrix(E, spec, 1.0), spec)
+    cl = theory.cluster_ids(4, 1)
+    same = cl[:, None] == cl[None, :]
+    assert T[~same].abs().max() == 0                     # cross pairs never occur
+    # the exact table is not zero, but its same-cluster entries have both signs: no preference
+    lo, _ = sign_pattern(T, 4, 1, spec.clean_law())
+    assert lo < 0 and T[same].max() > 0
+
+
+def test_zero_or_identity_value_matrix_gives_no_signal():
+    spec = theory.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
+    E = theory.kq_orthonormal_embedding(16)
+    G = theory.grad_WKQ_at_zero(E, torch.zeros(16, 16, dtype=torch.float64), spec)
+    assert G.abs().max() == 0
+    # W_V = I with orthonormal embeddings: M0 = I, the first-order table vanishes
+    T1 = theory.kq_first_order_table(spec, M0=torch.eye(16, dtype=torch.float64))
+    assert T1.abs().max() < 1e-15
+
+
+def test_cluster_free_neighbourhood_breaks_the_cluster_pattern():
+    """N_1 with uniform noise: the first-order table has no same-vs-other-cluster sign pattern."""
+    spec = lca.TaskSpec(m=4, L=8, noise=0.5)
+    T1 = theory.kq_first_order_table(spec)
+    lo, hi = sign_pattern(T1, 4, 1, spec.context_law())
+    assert lo < 0 and hi > 0
+
+
+def test_score_change_is_lr_times_table_for_orthonormal_embeddings():
+    spec = theory.cluster_task(3, 1, L=4, noise=0.5)
+    E = theory.kq_orthonormal_embedding(8, d=11)
+    W_V = theory.kq_value_matrix(E, spec)
+    S = theory.kq_score_change(E, W_V, spec, lr=0.3)
+    T = theory.kq_gradient_table(E, W_V, spec)
+    assert torch.allclose(S, 0.3 * T, atol=1e-14)
+
+
+def test_value_matrix_logits_are_neighbourhood_shares():
+    spec = theory.cluster_task(4, 2, L=6, noise=0.5, informative="sphere")
+    E = theory.kq_orthonormal_embedding(16, d=20)
+    model = OneLayerTransformer.from_weights(E, None, theory.kq_value_matrix(E, spec),
+                                             device="cpu")
+    ctx, _ = lca.sample(spec, 50, seed=1)
+    A = spec.neighbourhood.mask(spec.space).double()
+    c = torch.stack([torch.bincount(x, minlength=16).double() / 6 for x in ctx])
+    assert torch.allclose(model(ctx), c @ A.T, atol=1e-12)
+
+
+def test_cluster_task_law():
+    spec = theory.cluster_task(5, 2, L=8, noise=0.3, informative="sphere")
+    P = spec.context_law()
+    cl = theory.cluster_ids(5, 2)
+    D = spec.space.distances()
+    inside = (cl[:, None] == cl[None, :])
+    # informative mass (0.7) on Hamming neighbours inside the cluster, noise (0.3) outside
+    assert torch.allclose((P * inside).sum(1), torch.full((32,), 0.7, dtype=torch.float64))
+    assert bool(((P > 0) & inside <= (D == 1)).all())
+    assert spec.clean_last
+    spec2 = theory.cluster_task(5, 2, L=8, noise=0.3, informative="cluster")
+    assert spec2.neighbourhood.degrees(spec2.space).tolist() == [7] * 32
+
+
+def test_block_means_by_hand():
+    S = torch.arange(16, dtype=torch.float64).reshape(4, 4)
+    groups = torch.tensor([0, 0, 1, 1])
+    B = theory.cluster_block_means(S, groups)
+    assert torch.allclose(B, torch.tensor([[2.5, 4.5], [10.5, 12.5]], dtype=torch.float64))
+    B2 = theory.cluster_block_means(S, groups, exclude_diagonal=True)
+    assert torch.allclose(B2, torch.tensor([[2.5, 4.5], [10.5, 12.5]], dtype=torch.float64))
+    assert B2[0, 0] == (1 + 4) / 2
+
+
+# ----------------------------------------------------------------------------- probes
+def test_attention_mass_probe_against_a_loop():
+    spec = theory.cluster_task(4, 1, L=6, noise=0.5)
+    g = torch.Generator().manual_seed(2)
+    model = OneLayerTransformer.from_weights(torch.randn(16, 5, generator=g),
+                                             torch.randn(5, 5, generator=g), device="cpu")
+    res = probes.attention_mass_by_cluster(model, spec, k=1, n=64, seed=3)
+    ctx, _ = lca.sample(spec, 64, seed=3)
+    att = model.attention(ctx)
+    masses, shares = [], []
+    for a, x in zip(att.tolist(), ctx.tolist()):
+        q = x[-1] >> 3
+        masses.append(sum(w for w, t in zip(a, x) if t >> 3 == q))
+        shares.append(sum(1 for t in x if t >> 3 == q) / 6)
+    assert abs(res.mass - sum(masses) / 64) < 1e-6
+    assert abs(res.share - sum(shares) / 64) < 1e-12
+    assert torch.allclose(res.mass_matrix.sum(1), torch.ones(2, dtype=torch.float64))
+    # with W_KQ = 0 the mass equals the share
+    flat = OneLayerTransformer.from_weights(model.W_E.detach(), device="cpu")
+    res0 = probes.attention_mass_by_cluster(flat, spec, k=1, n=64, seed=3)
+    assert abs(res0.mass - res0.share) < 1e-6
+    assert torch.allclose(res0.mass_matrix, res0.share_matrix, atol=1e-6)
+
+
+def test_score_matrix_predicts_attention_weights():
+    g = torch.Generator().manual_seed(4)
+    model = OneLayerTransformer.from_weights(torch.randn(8, 4, generator=g, dtype=torch.float64),
+                                             torch.randn(4, 4, generator=g, dtype=torch.float64),
+                                             device="cpu")
+    S = probes.score_matrix(model, center=False)
+    Sc = probes.score_matrix(model)
+    assert torch.allclose(Sc.mean(1), torch.zeros(8, dtype=torch.float64), atol=1e-12)
+    for i, j in [(0, 3), (5, 2), (7, 7)]:
+        a = model.attention(torch.tensor([[j, i]]))[0]
+        assert abs(a[0].item() - torch.sigmoid(S[i, j] - S[i, i]).item()) < 1e-12
+        assert abs(a[0].item() - torch.sigmoid(Sc[i, j] - Sc[i, i]).item()) < 1e-12
+
+
+@pytest.mark.slow
+def test_trained_attention_concentrates_on_the_cluster():
+    spec = theory.cluster_task(6, 2, L=16, noise=0.5, informative="cluster")
+    base = TrainConfig(task=spec, d=16, steps=150, batch_size=128, lr=0.02, eval_every=0,
+                       device="cpu")
+    res = sweep(base, seeds=(0,), variants={"trained": {}, "frozen": {"train_KQ": False}},
+                progress=False)
+    out = probes.attention_mass_by_cluster(res.model, spec, k=2, n=1024, seed=0)
+    mass = out.mass.tolist()
+    assert mass[0] > out.share + 0.2            # trained W_KQ: selects the cluster
+    assert abs(mass[1] - out.share) < 1e-5      # frozen at 0: uniform
+    S = probes.score_matrix(res.model.member(0))
+    B = theory.cluster_block_means(S, theory.cluster_ids(6, 2))
+    assert bool((B.diagonal() > B.max(1).values - 1e-12).all())   # diagonal blocks dominate rows
+
+
+# ----------------------------------------------------------------------------- validation
+def test_bad_inputs_name_the_parameter():
+    spec = theory.cluster_task(3, 1, L=3, noise=0.5)
+    E = theory.kq_orthonormal_embedding(8)
+    with pytest.raises(ValueError, match="k"):
+        theory.cluster_task(4, 4)
+    with pytest.raises(ValueError, match="noise"):
+        theory.cluster_task(4, 1, noise=1.0)
+    with pytest.raises(ValueError, match="informative"):
+        theory.cluster_task(4, 1, informative="ball")
+    with pytest.raises(ValueError, match="W_E"):
+        theory.grad_WKQ_at_zero(E[:5], torch.eye(8, dtype=torch.float64), spec)
+    with pytest.raises(ValueError, match="W_V"):
+        theory.grad_WKQ_at_zero(E, torch.eye(5), spec)
+    with pytest.raises(ValueError, match="spec"):
+        theory.kq_gradient_table(E, torch.eye(8), "task")
+    with pytest.raises(ValueError, match="L"):
+        big = theory.cluster_task(6, 1, L=40, noise=0.5)
+        theory.kq_gradient_table(theory.kq_orthonormal_embedding(64), torch.eye(64), big)
+    with pytest.raises(ValueError, match="lr"):
+        theory.kq_score_change(E, torch.eye(8), spec, lr=-1)
+    with pytest.raises(ValueError, match="noise"):
+        theory.kq_cluster_closed_form(4, 1, 5, 1.5)
+    with pytest.raises(ValueError, match="M0"):
+        theory.kq_first_order_table(spec, M0=torch.eye(3))
+    with pytest.raises(ValueError, match="beta"):
+        theory.kq_value_matrix(E, spec, beta=-1.0)
+    with pytest.raises(ValueError, match="targets"):
+        theory.grad_WKQ_at_zero_sample(E, torch.eye(8), torch.zeros(3, 2, dtype=torch.long),
+                                       torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="contexts"):
+        theory.grad_WKQ_at_zero_sample(E, torch.eye(8), torch.full((3, 2), 9),
+                                       torch.zeros(3, dtype=torch.long))
+    model = OneLayerTransformer(8, 4, device="cpu")
+    with pytest.raises(ValueError, match="k"):
+        probes.attention_mass_by_cluster(model, spec, k=0)
+    with pytest.raises(ValueError, match="V"):
+        probes.attention_mass_by_cluster(model, theory.cluster_task(4, 1), k=1)
+    with pytest.raises(ValueError, match="model"):
+        probes.score_matrix("not a model")
+    with pytest.raises(ValueError, match="groups"):
+        theory.cluster_block_means(torch.zeros(4, 4), torch.tensor([0, 1]))
+
+
+# ----------------------------------------------------------------------------- checkers
+def _stub(*args):
+    raise NotImplementedError
+
+
+def test_check_attention_mass_by_cluster():
+    ref = exercises._att_reference_mass
+    assert exercises.check_attention_mass_by_cluster(ref)
+
+    def first_token_cluster(att, ctx, m, k):      # compares with the first token, not the query
+        cl = ctx >> (m - k)
+        return float((att * (cl == cl[:, :1])).sum(1).mean())
+
+    def low_bits(att, ctx, m, k):                 # clusters by the last k bits
+        cl = ctx % (2 ** k)
+        return float((att * (cl == cl[:, -1:])).sum(1).mean())
+
+    def share_not_mass(att, ctx, m, k):           # forgets the attention weights
+        cl = ctx >> (m - k)
+        return float((cl == cl[:, -1:]).double().mean())
+
+    for wrong in (first_token_cluster, low_bits, share_not_mass):
+        assert not exercises.check_attention_mass_by_cluster(wrong)
+    res = exercises.check_attention_mass_by_cluster(_stub)
+    assert not res and "not implemented yet" in repr(res)
+
+
+def test_check_kq_gradient():
+    ref = theory.grad_WKQ_at_zero_sample
+    assert exercises.check_kq_gradient(ref)
+
+    def transposed(*a):
+        return ref(*a).T
+
+    def sign_flipped(*a):
+        return -ref(*a)
+
+    def uncentred(W_E, W_V, ctx, y):              # forgets the - rbar term
+        V, (n, L) = W_E.shape[0], ctx.shape
+        E, Wv = W_E.double(), W_V.double()
+        M = E @ Wv @ E.T
+        c = torch.zeros(n, V, dtype=torch.float64)
+        c.scatter_add_(1, ctx, torch.full(ctx.shape, 1.0 / L, dtype=torch.float64))
+        p = torch.softmax(c @ M.T, 1)
+        r = (torch.nn.functional.one_hot(y, V).double() - p) @ M
+        q = torch.nn.functional.one_hot(ctx[:, -1], V).double()
+        return -E.T @ (q.T @ (c * r) / n) @ E
+
+    for wrong in (transposed, sign_flipped, uncentred):
+        assert not exercises.check_kq_gradient(wrong)
+    assert "not implemented yet" in repr(exercises.check_kq_gradient(_stub))
+
+
+def test_check_kq_cluster_entries():
+    def ref(m, k, L, eps):
+        out = theory.kq_cluster_closed_form(m, k, L, eps)
+        return out["self"], out["same"], out["cross"]
+    assert exercises.check_kq_cluster_entries(ref)
+
+    def no_s_minus_2(m, k, L, eps):               # forgets that y must differ from i and j
+        a, b, c = ref(m, k, L, eps)
+        s = 2 ** (m - k)
+        return a, b * (s - 1) / (s - 2) if s > 2 else b, c
+
+    def cross_over_V(m, k, L, eps):               # divides the cross entry by V instead of V - s
+        a, b, c = ref(m, k, L, eps)
+        V, s = 2 ** m, 2 ** (m - k)
+        return a, b, c * (V - s) / V
+
+    for wrong in (no_s_minus_2, cross_over_V, lambda *a: ref(*a)[:2]):
+        assert not exercises.check_kq_cluster_entries(wrong)
+    assert "not implemented yet" in repr(exercises.check_kq_cluster_entries(_stub))
+
+
+def test_plots_return_figures():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    spec = theory.cluster_task(4, 1, L=5, noise=0.5)
+    T1 = theory.kq_first_order_table(spec)
+    fig = plots.plot_attention_heatmap({"a": T1, "b": -T1}, 4, 1, title="t")
+    assert len(fig.axes) >= 2
+    fig2 = plots.plot_cluster_attention({"x": {"mass": 0.9, "share": 0.5, "accuracy": 0.8},
+                                         "y": {"mass": 0.5, "share": 0.5}})
+    cl = theory.cluster_ids(4, 1)
+    fig3 = plots.plot_kq_gradient_check(T1, T1, cl[:, None] == cl[None, :], "x", "y")
+    for f in (fig, fig2, fig3):
+        plt.close(f)
