@@ -189,13 +189,21 @@ def hijack_contexts(spec, n: int, rho: float = 0.0, prepend: int = 0, block: int
 
 
 def _hjp_measure(model, ctx, y, yh) -> dict:
+    """Strict comparisons: logits closer than 1e-9 (relative) count as tied, and a tie is neither
+    a flip nor a preference (so the float64 constructed model agrees with the exact theory)."""
     with _hjp_torch.no_grad():
         logits = model(ctx.to(model.W_E.device)).double().cpu()    # [n, V] or [E, n, V]
-    pred = logits.argmax(-1)
-    ly = logits.gather(-1, y.expand(pred.shape).unsqueeze(-1)).squeeze(-1)
-    lh = logits.gather(-1, yh.expand(pred.shape).unsqueeze(-1)).squeeze(-1)
-    return {"flip": (pred == yh).double().mean(-1), "prefer": (lh > ly).double().mean(-1),
-            "correct": (pred == y).double().mean(-1)}
+    tol = 1e-9 * (1.0 + logits.abs().amax(-1))
+    ly = logits.gather(-1, y.expand(logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    lh = logits.gather(-1, yh.expand(logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+
+    def best_other(idx):
+        masked = logits.scatter(-1, idx.expand(logits.shape[:-1]).unsqueeze(-1), float("-inf"))
+        return masked.amax(-1)
+
+    return {"flip": (lh > best_other(yh) + tol).double().mean(-1),
+            "prefer": (lh > ly + tol).double().mean(-1),
+            "correct": (ly > best_other(y) + tol).double().mean(-1)}
 
 
 def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: int | None = None,
@@ -205,7 +213,9 @@ def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: in
     For each rho in ``rho_grid``, ``hijack_contexts(spec, n, rho, ...)`` (same seed for every rho)
     is fed to ``model``. Returns a dict of ``Tensor[R]`` (``[E, R]`` for an ensemble): ``"rho"``,
     ``"flip"`` (fraction of predictions equal to y'), ``"prefer"`` (fraction with logit y' > logit
-    y: the efficacy score of the real-LLM experiments) and ``"correct"`` (prediction = y).
+    y: the efficacy score of the real-LLM experiments) and ``"correct"`` (prediction = y). All
+    comparisons are strict: logits within 1e-9 (relative) of each other count as a tie, and a tie
+    is neither a flip, a preference nor a correct answer.
     """
     from ._validate import check_float, check_int
     _hjp_spec_model(model, spec)
