@@ -95,6 +95,51 @@ def _short(x, width: int = 160) -> str:
 # (owned by the associative-memory (chapter 1) work; add functions between this marker and the next)
 
 
+def _mem_cases(seed: int = 0):
+    """(keys [N, d], values [N, d']) pairs of several shapes, including square and N > d."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(1, 3, 2), (4, 4, 4), (5, 3, 7), (8, 6, 6), (3, 10, 2)]
+    return [(torch.randn(N, d, generator=g, dtype=torch.float64),
+             torch.randn(N, dv, generator=g, dtype=torch.float64)) for N, d, dv in shapes]
+
+
+def check_store(fn) -> CheckResult:
+    """Check ``fn(keys [N, d], values [N, d']) -> W [d', d]`` = sum_i v_i u_i^T."""
+    from .memory import store
+    return run_cases("check_store", fn, store, _mem_cases(1))
+
+
+def check_crosstalk(fn) -> CheckResult:
+    """Check ``fn(keys [N, d], values [N, d']) -> [N, d']`` whose row j is the cross-talk
+    c_j = sum_{i != j} (u_i^T u_j) v_i."""
+    from .memory import crosstalk
+    return run_cases("check_crosstalk", fn, crosstalk, _mem_cases(2))
+
+
+def check_recall_bound(fn) -> CheckResult:
+    """Check ``fn(N, d) -> float``: the bound (N - 1) 2^(-d/2 - 1) on the probability that argmax
+    recall of a stored pair fails (one-hot values, N(0, I/d) keys), on cases where it is below 1."""
+    def reference(N, d):
+        return (N - 1) * 2.0 ** (-d / 2 - 1)
+    cases = [(2, 4), (10, 16), (100, 20), (1000, 32), (7, 9), (1, 5)]
+    return run_cases("check_recall_bound", fn, reference, cases,
+                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-12))
+
+
+def check_softmax_recall(fn) -> CheckResult:
+    """Check ``fn(keys [N, d], values [N, d'], queries [n, d], beta) -> [n, d']``: softmax
+    retrieval sum_i softmax(beta keys q)_i v_i (one attention head / modern Hopfield update)."""
+    from .memory import softmax_recall
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    for (N, d, dv, n, beta) in [(4, 3, 2, 5, 1.0), (6, 6, 6, 2, 8.0), (3, 5, 4, 1, 0.0),
+                                (10, 4, 3, 7, 30.0)]:
+        cases.append((torch.randn(N, d, generator=g, dtype=torch.float64),
+                      torch.randn(N, dv, generator=g, dtype=torch.float64),
+                      torch.randn(n, d, generator=g, dtype=torch.float64), beta))
+    return run_cases("check_softmax_recall", fn, softmax_recall, cases)
+
+
 # ==== section: lca-task (chapter 2) ====
 # (owned by the lca-task (chapter 2) work; add functions between this marker and the next)
 

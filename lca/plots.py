@@ -38,6 +38,93 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float
 # (owned by the associative-memory (chapter 1) work; add functions between this marker and the next)
 
 
+def plot_recall_scores(panels: dict, title: str = "Recall W u_j with one-hot values"):
+    """Heat maps of recall matrices, one panel per entry of ``panels`` (label -> ``Tensor[N, N]``
+    whose row j is W u_j, so entry (j, i) is u_i^T u_j). A perfect memory shows the identity."""
+    import numpy as np
+    fig, axes = new_figure(ncols=len(panels), width=3.6, height=3.4)
+    axes = np.atleast_1d(axes)
+    vmax = max(float(abs(p).max()) for p in panels.values())
+    im = None
+    for ax, (label, M) in zip(axes, panels.items()):
+        im = ax.imshow(M.detach().cpu().numpy(), cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax,
+                       interpolation="nearest")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("stored value i")
+        ax.set_ylabel("query key j")
+        ax.grid(False)
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="coordinate i of W u_j")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_recall_capacity(sim: dict, theory: dict, title: str = "Outer-product memory with "
+                         "Gaussian keys: simulation (points) vs exact theory (lines)"):
+    """Two panels against N/d (log scale), one colour per key dimension d.
+
+    Args:
+        sim: d -> dict with arrays ``ratio`` (N/d), ``accuracy``, ``mse`` (Monte Carlo).
+        theory: d -> dict with ``ratio``, ``accuracy`` (exact), ``gaussian`` (fixed-norm
+            approximation) and ``mse`` ((N + 1)/d).
+    Left: mean squared recall error ||W u_j - v_j||^2. Right: argmax recall accuracy.
+    """
+    fig, (ax1, ax2) = new_figure(ncols=2, width=5.2, height=3.8)
+    for k, d in enumerate(sorted(theory)):
+        c = CYCLE[k % len(CYCLE)]
+        t, s = theory[d], sim.get(d)
+        ax1.plot(t["ratio"], t["mse"], color=c, lw=1.5, label=f"d = {d}: (N+1)/d")
+        ax2.plot(t["ratio"], t["accuracy"], color=c, lw=1.5, label=f"d = {d}: exact")
+        ax2.plot(t["ratio"], t["gaussian"], color=c, lw=1.0, ls="--")
+        if s is not None:
+            ax1.plot(s["ratio"], s["mse"], "o", color=c, ms=4)
+            ax2.plot(s["ratio"], s["accuracy"], "o", color=c, ms=4)
+    ax2.plot([], [], "k--", lw=1.0, label="Gaussian approx.")
+    ax2.plot([], [], "ko", ms=4, label="simulation")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("stored pairs per key dimension, N / d")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("mean squared recall error")
+    ax1.set_title("vector recall: error grows like N/d", fontsize=10)
+    ax2.set_ylabel("argmax recall accuracy")
+    ax2.set_ylim(-0.02, 1.02)
+    ax2.set_title("nearest-value recall (one-hot values)", fontsize=10)
+    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=8, loc="lower left")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_crosstalk_hist(signal, coefs, d: int, grid=None, signal_density=None,
+                        coef_density=None, title: str | None = None):
+    """Histograms of the signal ||u_j||^2 and the cross-talk coefficients u_i^T u_j (i != j), with
+    optional density curves evaluated on ``grid`` (all 1-d arrays or tensors)."""
+    import numpy as np
+    fig, ax = new_figure(width=6.0, height=3.6)
+    signal = np.asarray(signal, dtype=float)
+    coefs = np.asarray(coefs, dtype=float)
+    lo = min(signal.min(), coefs.min())
+    hi = max(signal.max(), coefs.max())
+    bins = np.linspace(lo, hi, 80)
+    ax.hist(coefs, bins=bins, density=True, alpha=0.5, color=COLORS["vermillion"],
+            label="cross-talk $u_i^T u_j$, $i \\ne j$")
+    ax.hist(signal, bins=bins, density=True, alpha=0.5, color=COLORS["blue"],
+            label="signal $\\|u_j\\|^2$")
+    if grid is not None:
+        grid = np.asarray(grid, dtype=float)
+        if coef_density is not None:
+            ax.plot(grid, np.asarray(coef_density, dtype=float), color=COLORS["vermillion"],
+                    lw=1.5, label="N(0, 1/d)")
+        if signal_density is not None:
+            ax.plot(grid, np.asarray(signal_density, dtype=float), color=COLORS["blue"], lw=1.5,
+                    label="$\\chi^2_d / d$")
+    ax.set_xlabel("value of the score")
+    ax.set_ylabel("density")
+    ax.set_title(title or f"Signal vs cross-talk scores, d = {d}")
+    ax.legend(fontsize=8)
+    return fig
+
+
 # ==== section: lca-task (chapter 2) ====
 # (owned by the lca-task (chapter 2) work; add functions between this marker and the next)
 

@@ -3,9 +3,139 @@ and W_KQ at zero, Gram-vs-Hamming profiles, Krawtchouk spectra, hijack threshold
 
 from __future__ import annotations
 
-
 # ==== section: associative-memory (chapter 1) ====
 # (owned by the associative-memory (chapter 1) work; add functions between this marker and the next)
+#
+# Keys u_1..u_N are independent with N(0, I/d) entries; for one-hot values (v_i = e_i) and the
+# outer-product memory W = sum_i v_i u_i^T, recall of pair j succeeds iff ||u_j||^2 > u_i^T u_j for
+# every i != j. Given u_j the N - 1 scores u_i^T u_j are i.i.d. N(0, ||u_j||^2 / d), so
+#     P(success) = E[ Phi(R)^(N-1) ],   R = sqrt(d) ||u_j|| ~ chi distribution with d degrees,
+# an exact one-dimensional integral (book/proofs/memory.md, thm-onehot-recall).
+import math as _mem_math
+
+import torch
+
+from ._validate import check_int as _mem_int
+
+
+def _chi_quadrature(d: int, points: int = 6001) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes r and weights w (float64) with sum_k w_k f(r_k) ~ E[f(R)], R ~ chi_d (composite
+    Simpson on [max(0, sqrt(d) - 14), sqrt(d) + 14]; the mass outside is below 1e-40)."""
+    centre = d ** 0.5
+    lo, hi = max(0.0, centre - 14.0), centre + 14.0
+    r = torch.linspace(lo, hi, points, dtype=torch.float64)
+    h = (hi - lo) / (points - 1)
+    logf = ((d - 1) * torch.log(r.clamp(min=1e-300)) - r ** 2 / 2 - (d / 2 - 1) * _mem_math.log(2.0)
+            - _mem_math.lgamma(d / 2))
+    f = torch.exp(logf)
+    if d == 1:
+        f[r == 0] = _mem_math.sqrt(2 / _mem_math.pi)
+    simpson = torch.ones(points, dtype=torch.float64)
+    simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
+    return r, f * simpson * h / 3
+
+
+
+def recall_success_exact(N: int, d: int) -> float:
+    """Exact probability that argmax recall of one stored pair succeeds (one-hot values, N keys
+    with i.i.d. N(0, 1/d) entries): ``E[Phi(R)^(N-1)]`` with R chi-distributed with d degrees of
+    freedom, evaluated by quadrature (absolute error below 1e-10)."""
+    return 1.0 - recall_failure_exact(N, d)
+
+
+def recall_failure_exact(N: int, d: int) -> float:
+    """``1 - recall_success_exact(N, d)``, computed as E[1 - Phi(R)^(N-1)] so that tiny failure
+    probabilities keep their relative precision."""
+    N = _mem_int("N", N, 1, 10 ** 12)
+    d = _mem_int("d", d, 1, 100_000)
+    if N == 1:
+        return 0.0
+    r, w = _chi_quadrature(d)
+    fail = -torch.expm1((N - 1) * torch.special.log_ndtr(r))
+    return float((w * fail).sum().clamp(0.0, 1.0))
+
+
+def recall_pair_error(d: int) -> float:
+    """Exact probability that one given wrong key outscores the right one, P(u_i^T u_j > ||u_j||^2)
+    = P(Z > R) = E[Phi(-R)] with Z ~ N(0, 1) independent of R ~ chi_d; equals
+    (1/2) P(chi2_1 > chi2_d)."""
+    d = _mem_int("d", d, 1, 100_000)
+    r, w = _chi_quadrature(d)
+    return float((w * torch.special.ndtr(-r)).sum())
+
+
+def recall_failure_union(N: int, d: int) -> float:
+    """Union bound on the failure probability: ``min(1, (N - 1) * recall_pair_error(d))``."""
+    N = _mem_int("N", N, 1, 10 ** 12)
+    return min(1.0, (N - 1) * recall_pair_error(d))
+
+
+def recall_failure_chernoff(N: int, d: int) -> float:
+    """Closed-form bound ``min(1, (N - 1) 2^(-d/2 - 1))`` on the failure probability, from
+    Phi(-x) <= exp(-x^2/2)/2 and E[exp(-R^2/2)] = 2^(-d/2)."""
+    N = _mem_int("N", N, 1, 10 ** 12)
+    d = _mem_int("d", d, 1, 100_000)
+    return min(1.0, (N - 1) * 2.0 ** (-d / 2 - 1))
+
+
+def recall_success_gaussian(N: int, d: int) -> float:
+    """Gaussian (fixed-norm) approximation ``Phi(sqrt(d))^(N-1)``: the exact formula with the key
+    norm R replaced by its typical value sqrt(d). An approximation, not a bound."""
+    N = _mem_int("N", N, 1, 10 ** 12)
+    d = _mem_int("d", d, 1, 100_000)
+    return float(torch.exp((N - 1) * torch.special.log_ndtr(torch.tensor(d ** 0.5,
+                                                                           dtype=torch.float64))))
+
+
+def recall_mse(N: int, d: int) -> float:
+    """Exact mean squared recall error E||W u_j - v_j||^2 = (N + 1) / d for N unit-norm values and
+    keys with i.i.d. N(0, 1/d) entries (general values: (||v_j||^2 + sum_i ||v_i||^2) / d)."""
+    N = _mem_int("N", N, 1, 10 ** 12)
+    d = _mem_int("d", d, 1, 10 ** 9)
+    return (N + 1) / d
+
+
+def crosstalk_moments(N: int, d: int) -> dict:
+    """Exact moments of the recall of pair j with N one-hot values and N(0, I/d) keys.
+
+    Returns a dict of floats: ``signal_mean`` E||u_j||^2 = 1, ``signal_var`` 2/d,
+    ``coef_var`` E[(u_i^T u_j)^2] = 1/d (i != j; the mean is 0), ``coef_fourth`` E[(u_i^T u_j)^4]
+    = 3(1 + 2/d)/d^2, ``coef_sq_cov`` Cov((u_i^T u_j)^2, (u_k^T u_j)^2) = 2/d^3 (i, j, k distinct),
+    ``crosstalk_sq_mean`` E||c_j||^2 = (N - 1)/d, ``crosstalk_sq_var`` Var||c_j||^2 =
+    (N - 1)(2 + 6/d)/d^2 + 2(N - 1)(N - 2)/d^3, and ``mse`` E||W u_j - v_j||^2 = (N + 1)/d.
+    """
+    N = _mem_int("N", N, 1, 10 ** 12)
+    d = _mem_int("d", d, 1, 10 ** 9)
+    return {
+        "signal_mean": 1.0,
+        "signal_var": 2.0 / d,
+        "coef_mean": 0.0,
+        "coef_var": 1.0 / d,
+        "coef_fourth": 3.0 * (1 + 2.0 / d) / d ** 2,
+        "coef_sq_cov": 2.0 / d ** 3,
+        "crosstalk_sq_mean": (N - 1) / d,
+        "crosstalk_sq_var": (N - 1) * (2 + 6.0 / d) / d ** 2 + 2.0 * (N - 1) * (N - 2) / d ** 3,
+        "mse": (N + 1) / d,
+    }
+
+
+def recall_capacity(d: int, delta: float = 0.01) -> int:
+    """Largest N whose exact one-hot recall failure probability is at most ``delta`` (per pair)."""
+    from ._validate import check_float
+    d = _mem_int("d", d, 1, 64)
+    delta = check_float("delta", delta, 0.0, 1.0, lo_open=True, hi_open=True)
+    if recall_failure_exact(2, d) > delta:
+        return 1
+    lo, hi = 2, 2
+    while recall_failure_exact(hi, d) <= delta:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if recall_failure_exact(mid, d) <= delta:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 # ==== section: lca-task (chapter 2) ====

@@ -1,0 +1,537 @@
+# %% tags=["remove-cell"]
+# Colab setup: install the course package (runs only on Google Colab)
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
+
+# %% [markdown]
+# # Associative memory: facts stored in one matrix
+#
+# A language model that completes "The Eiffel Tower is in the city of" with "Paris" has stored an
+# association somewhere in its weights. The paper this course follows {cite}`jiang2024elephants`
+# argues that the storage works like an *associative memory*: a cue in the context retrieves
+# whatever is attached to it, whether or not the sentence around the cue makes sense. That is
+# exactly why a sentence such as "The Eiffel Tower is not in Chicago" can pull the answer towards
+# Chicago. Before we look at transformers, this chapter studies the oldest and simplest
+# associative memory, a single matrix built from outer products {cite}`kohonen1972correlation`,
+# {cite}`hopfield1982neural`. We ask how many associations such a matrix holds when its keys are
+# random vectors, the situation of a freshly initialised embedding table, and we answer with exact
+# formulas that we then test against simulation.
+#
+# **In this chapter you will**
+#
+# - store key-value pairs in a matrix $W=\sum_i v_iu_i^\top$ and read them back;
+# - prove that orthonormal keys give perfect recall, and that no linear memory recalls more than
+#   $d$ independent values exactly;
+# - compute the exact mean and variance of the *cross-talk* between random keys and the exact
+#   probability that nearest-value recall succeeds;
+# - compare these formulas with simulation over a grid of sizes $N$ and dimensions $d$;
+# - see that softmax attention is the same memory read with a sharper rule (a modern Hopfield
+#   network).
+
+# %% tags=["hide-input"]
+import math
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+
+import lca
+from lca import memory, plots, theory
+from lca.exercises import check_crosstalk, check_recall_bound, check_softmax_recall, check_store
+from lca.widgets import explorer
+
+torch.manual_seed(0)
+device = lca.default_device()
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## Definitions
+#
+# ```{prf:definition} Outer-product memory
+# :label: def-mem-outer-product
+#
+# Let $u_1,\dots,u_N\in\mathbb R^d$ be *keys* and $v_1,\dots,v_N\in\mathbb R^{d'}$ *values*. The
+# outer-product (linear associative) memory storing the $N$ pairs is the matrix
+#
+# $$
+# W=\sum_{i=1}^N v_i\,u_i^\top\in\mathbb R^{d'\times d}.
+# $$
+#
+# *Recall* with a query $q\in\mathbb R^d$ returns the vector $Wq$. *Nearest-value recall* returns
+# the index $\arg\max_i\,v_i^\top Wq$ of the stored value with the largest inner product with $Wq$.
+# When the values are one-hot, $v_i=e_i\in\mathbb R^N$, coordinate $i$ of $Wq$ is $u_i^\top q$ and
+# nearest-value recall is $\arg\max_i u_i^\top q$.
+# ```
+#
+# ```{prf:definition} Gaussian keys
+# :label: def-mem-gaussian-keys
+#
+# Gaussian keys are independent vectors $u_i\in\mathbb R^d$ with i.i.d. $\mathcal N(0,1/d)$
+# entries, so $\mathbb E\|u_i\|^2=1$. This is how the course initialises embeddings
+# (`lca.OneLayerTransformer(..., E_init="gaussian")`). For a stored pair $j$ we write
+# $X_i=u_i^\top u_j$ ($i\ne j$) for the overlaps with the other keys.
+# ```
+#
+# In code, keys and values are the rows of `keys [N, d]` and `values [N, d']`, and
+# `lca.memory.store(keys, values)` returns `values.T @ keys`.
+
+# %% [markdown]
+# ## Look at it first
+#
+# We store $N$ pairs with one-hot values and draw the matrix whose row $j$ is the recalled vector
+# $Wu_j$. A perfect memory gives the identity matrix. Three memories: $16$ orthonormal keys in
+# $d=16$; $16$ Gaussian keys in $d=16$; $64$ Gaussian keys in $d=16$.
+
+# %%
+d = 16
+panels, errors = {}, {}
+for label, keys in [("orthonormal, N = 16", memory.orthonormal_keys(16, d, seed=1)),
+                    ("Gaussian, N = 16", memory.random_keys(16, d, seed=2)),
+                    ("Gaussian, N = 64", memory.random_keys(64, d, seed=3))]:
+    values = torch.eye(keys.shape[0], dtype=keys.dtype)
+    W = memory.store(keys, values)
+    recalled = memory.recall(W, keys)
+    panels[label] = recalled
+    errors[label] = (float(((recalled - values) ** 2).sum(1).mean()),
+                     memory.recall_accuracy(keys, values))
+fig = plots.plot_recall_scores(panels, title="Recalled vectors W u_j (rows) for one-hot values, "
+                               "d = 16")
+plt.show()
+for label, (mse, acc) in errors.items():
+    print(f"{label:20s}  mean ||W u_j - v_j||^2 = {mse:.4f}   nearest-value recall = {acc:.4f}")
+
+# %% [markdown]
+# The orthonormal memory is exact. With random keys each row is a noisy identity: the diagonal
+# entry $\|u_j\|^2$ is close to $1$, the off-diagonal entries $u_i^\top u_j$ are small but nonzero.
+# These off-diagonal entries are the *cross-talk*. With $N=64$ pairs in $d=16$ dimensions the
+# recalled vectors are far from the stored ones, and yet the largest coordinate is still usually
+# at the right place.
+
+# %% [markdown]
+# ## Results
+#
+# ```{prf:theorem} Exact recall with orthonormal keys
+# :label: ch1-orthonormal-recall
+#
+# If the keys are orthonormal ($u_i^\top u_j=\mathbb 1[i=j]$, so $N\le d$), then $Wu_j=v_j$ for
+# every $j$ and any values. If $N>d$ and the values are linearly independent (for instance
+# one-hot), no matrix $W\in\mathbb R^{d'\times d}$ whatsoever satisfies $Wu_j=v_j$ for all $j$.
+# ```
+#
+# ```{prf:proof}
+# $Wu_j=\sum_iv_i(u_i^\top u_j)=v_j$. For the converse, stack the keys as rows of $U$ and the
+# values as rows of $Y$: the conditions say $WU^\top=Y^\top$, whose right side has rank $N$ while
+# the left has rank at most $d<N$. (Full statement: {prf:ref}`thm-orthonormal-recall`.)
+# ```
+#
+# With random keys the identity breaks up into a signal and a sum of overlaps.
+#
+# ```{prf:theorem} Cross-talk with Gaussian keys
+# :label: ch1-crosstalk
+#
+# Let the keys be Gaussian ({prf:ref}`def-mem-gaussian-keys`) and the values fixed. Then
+# $Wu_j=\|u_j\|^2v_j+c_j$ with cross-talk $c_j=\sum_{i\ne j}X_iv_i$, and exactly:
+#
+# - $\mathbb E\|u_j\|^2=1$ and $\operatorname{Var}\|u_j\|^2=2/d$;
+# - $\mathbb EX_i=0$, $\mathbb EX_i^2=1/d$, $\mathbb EX_i^4=3(1+2/d)/d^2$; the $X_i$ are
+#   uncorrelated, yet $\operatorname{Cov}(X_i^2,X_k^2)=2/d^3$;
+# - $\mathbb Ec_j=0$, $\mathbb E[c_jc_j^\top]=\frac1d\sum_{i\ne j}v_iv_i^\top$; for one-hot values
+#   $\mathbb E\|c_j\|^2=(N-1)/d$ and
+#   $\operatorname{Var}\|c_j\|^2=(N-1)\frac{2+6/d}{d^2}+\frac{2(N-1)(N-2)}{d^3}$;
+# - for unit-norm values, $\mathbb E\|Wu_j-v_j\|^2=(N+1)/d$.
+# ```
+#
+# ```{prf:proof}
+# The key step: conditionally on $u_j$, each $X_i=u_i^\top u_j$ is $\mathcal N(0,\|u_j\|^2/d)$, and
+# the $X_i$ are conditionally independent because the $u_i$ are. Every moment follows by first
+# averaging over the other keys and then over $u_j$, using $d\|u_j\|^2\sim\chi^2_d$. The cross term
+# in $\|(\|u_j\|^2-1)v_j+c_j\|^2$ vanishes because $\mathbb E[X_i\mid u_j]=0$. The details are in
+# {prf:ref}`thm-crosstalk`.
+# ```
+#
+# The recalled *vector* is bad once $N$ is comparable to $d$. Nearest-value recall only needs the
+# right coordinate to be the largest one, and for one-hot values its success probability is exact.
+#
+# ```{prf:theorem} Exact success probability of nearest-value recall
+# :label: ch1-onehot-recall
+#
+# With Gaussian keys and one-hot values, recall of a stored pair succeeds with probability
+#
+# $$
+# p(N,d)=\mathbb E\big[\Phi(R)^{N-1}\big],\qquad R=\sqrt d\,\|u_j\|\sim\chi_d,
+# $$
+#
+# where $\Phi$ is the standard normal distribution function and $\chi_d$ the chi distribution
+# with $d$ degrees of freedom. Its failure probability is at most $(N-1)\,2^{-d/2-1}$, so it stays
+# below $\delta$ whenever $d\ge2\log_2\frac{N-1}\delta-2$.
+# ```
+#
+# ```{prf:proof}
+# Recall of $j$ succeeds iff $X_i<\|u_j\|^2$ for every $i\ne j$. Given $u_j$, the $X_i$ are i.i.d.
+# $\mathcal N(0,\|u_j\|^2/d)$, so each inequality holds with probability
+# $\Phi(\|u_j\|^2/(\|u_j\|/\sqrt d))=\Phi(R)$, independently; average over $u_j$. The bound is a
+# union bound with $\Phi(-r)\le\frac12e^{-r^2/2}$ and $\mathbb E e^{-R^2/2}=2^{-d/2}$
+# ({prf:ref}`thm-onehot-recall`).
+# ```
+#
+# What is exact and what is not: $p(N,d)$ is exact; `lca.theory.recall_success_exact` evaluates
+# the one-dimensional integral by quadrature to about $10^{-10}$. The popular shortcut
+# $p\approx\Phi(\sqrt d)^{N-1}$, which pretends every key has norm exactly $1$, is an
+# approximation, and the figure below shows that it can be far off when $d$ is small.
+
+# %% [markdown]
+# ## Check it
+#
+# We draw $4000$ independent memories of $N=64$ Gaussian keys in $d=16$ with one-hot values and
+# compare each quantity of {prf:ref}`ch1-crosstalk` with its exact value.
+
+# %%
+N, d, B = 64, 16, 4000
+g = torch.Generator().manual_seed(7)
+U = torch.randn((B, N, d), generator=g, dtype=torch.float64) / math.sqrt(d)
+G = U @ U.transpose(1, 2)                      # G[b, j, i] = u_i^T u_j = coordinate i of W u_j
+signal = torch.diagonal(G, dim1=1, dim2=2)     # ||u_j||^2
+off = ~torch.eye(N, dtype=torch.bool)
+X = G[:, off].reshape(B, N, N - 1)             # overlaps X_i = u_i^T u_j, i != j
+c_sq = (X ** 2).sum(-1)                        # ||c_j||^2 for one-hot values
+mse = (signal - 1) ** 2 + c_sq                 # ||W u_j - v_j||^2
+x0, x1 = X[..., 0], X[..., 1]                  # two distinct overlaps of the same query
+exact = theory.crosstalk_moments(N, d)
+rows = [("E ||u_j||^2", signal.mean(), exact["signal_mean"]),
+        ("Var ||u_j||^2", signal.var(), exact["signal_var"]),
+        ("E X_i", X.mean(), exact["coef_mean"]),
+        ("E X_i^2", (X ** 2).mean(), exact["coef_var"]),
+        ("E X_i^4", (X ** 4).mean(), exact["coef_fourth"]),
+        ("E X_i X_k", (x0 * x1).mean(), 0.0),
+        ("Cov(X_i^2, X_k^2)", (x0 ** 2 * x1 ** 2).mean() - (x0 ** 2).mean() * (x1 ** 2).mean(),
+         exact["coef_sq_cov"]),
+        ("E ||c_j||^2", c_sq.mean(), exact["crosstalk_sq_mean"]),
+        ("Var ||c_j||^2", c_sq.var(), exact["crosstalk_sq_var"]),
+        ("E ||W u_j - v_j||^2", mse.mean(), exact["mse"])]
+print(f"N = {N}, d = {d}, {B} memories ({B * N} recalls)")
+print(f"{'quantity':22s} {'Monte Carlo':>12s} {'exact':>12s}")
+for name, mc, ex in rows:
+    print(f"{name:22s} {float(mc):12.3e} {ex:12.3e}")
+acc_mc = float((G.argmax(-1) == torch.arange(N)).double().mean())
+print(f"{'P(recall succeeds)':22s} {acc_mc:12.4f} {theory.recall_success_exact(N, d):12.4f}")
+
+# %% [markdown]
+# Each Monte Carlo estimate agrees with its exact value to within its sampling error (a few units
+# in the last printed digit for the fourth moments). The covariance of the squared overlaps is
+# tiny but positive: the overlaps of one query with different keys are uncorrelated, not
+# independent, because they share the query's norm.
+#
+# ## Capacity with random keys
+#
+# Now the grid: $d\in\{2,4,8,16\}$ and $N/d$ from $1$ to $64$, with $20\,000$ recalls per point.
+# Left: the mean squared error of the recalled vector against $(N+1)/d$. Right: nearest-value
+# recall against the exact $p(N,d)$ (solid) and the fixed-norm approximation $\Phi(\sqrt d)^{N-1}$
+# (dashed).
+
+# %%
+dims = [2, 4, 8, 16]
+ratios = [1, 2, 4, 8, 16, 32, 64]
+sim, th, table = {}, {}, []
+for d in dims:
+    s_acc, s_mse = [], []
+    for r in ratios:
+        res = memory.simulate_onehot_recall(r * d, d, n_recalls=20_000, seed=100 * d + r)
+        s_acc.append(res.accuracy)
+        s_mse.append(res.mse)
+        table.append((d, r * d, r, res.mse, theory.recall_mse(r * d, d), res.accuracy,
+                      res.stderr, theory.recall_success_exact(r * d, d),
+                      theory.recall_success_gaussian(r * d, d)))
+    sim[d] = {"ratio": ratios, "accuracy": s_acc, "mse": s_mse}
+    fine = sorted({max(1, round(d * 2 ** (k / 8))) for k in range(0, 49)})
+    th[d] = {"ratio": [n / d for n in fine],
+             "accuracy": [theory.recall_success_exact(n, d) for n in fine],
+             "gaussian": [theory.recall_success_gaussian(n, d) for n in fine],
+             "mse": [theory.recall_mse(n, d) for n in fine]}
+fig = plots.plot_recall_capacity(sim, th)
+plt.show()
+
+# %% [markdown]
+# The plotted numbers:
+
+# %%
+print(f"{'d':>3s} {'N':>5s} {'N/d':>4s} | {'MSE sim':>8s} {'(N+1)/d':>8s} | {'acc sim':>7s} "
+      f"{'+-':>6s} {'exact':>7s} {'approx':>7s}")
+for d, N, r, m_sim, m_th, a_sim, a_se, a_ex, a_g in table:
+    print(f"{d:3d} {N:5d} {r:4d} | {m_sim:8.4f} {m_th:8.4f} | {a_sim:7.4f} {a_se:6.4f} "
+          f"{a_ex:7.4f} {a_g:7.4f}")
+
+# %% [markdown]
+# Three things to read off. First, the vector error is $(N+1)/d$ and depends on $N$ and $d$
+# almost only through $N/d$: the left panel's curves lie on top of each other. Second,
+# nearest-value recall is far more forgiving: at $d=16$ it still recalls most pairs when
+# $N=64d$, because the failure probability falls like $2^{-d/2}$ while it grows only linearly in
+# $N$ ({prf:ref}`ch1-onehot-recall`). Third, the simulated accuracies sit on the exact curves within
+# their standard errors, while the fixed-norm approximation (dashed) is visibly wrong: too
+# optimistic for moderate $N$, too pessimistic for very large $N$ at small $d$. A key that happens
+# to be long is recalled more easily, and averaging over the key norm matters.
+#
+# The capacity at a target failure rate $\delta=0.01$, from the exact formula and from the
+# closed-form bound of {prf:ref}`ch1-onehot-recall`:
+
+# %%
+print(f"{'d':>3s} {'N_max (exact)':>14s} {'N_max (bound)':>14s}")
+for d in [12, 16, 24, 32, 40]:
+    bound = math.floor(1 + 0.01 * 2 ** (d / 2 + 1))
+    print(f"{d:3d} {theory.recall_capacity(d, 0.01):14d} {max(bound, 1):14d}")
+
+# %% [markdown]
+# ## Where it breaks
+#
+# {prf:ref}`ch1-crosstalk` and {prf:ref}`ch1-onehot-recall` assume *independent* keys. Embeddings
+# of related tokens are not independent: they share directions. We keep every key's law exactly
+# $\mathcal N(0,I/d)$ but let all keys share a common component,
+# $u_i=\sqrt\rho\,c+\sqrt{1-\rho}\,g_i$ (`lca.memory.correlated_keys`). Then
+# $\mathbb E[u_i^\top u_j]=\rho$ instead of $0$, and the formulas no longer apply.
+
+# %%
+N, d = 64, 16
+print(f"N = {N}, d = {d}; the independent-key theory predicts MSE {theory.recall_mse(N, d):.4f} "
+      f"and accuracy {theory.recall_success_exact(N, d):.4f}")
+print(f"{'rho':>5s} {'MSE sim':>9s} {'acc sim':>8s}")
+for rho in [0.0, 0.1, 0.3, 0.5, 0.7]:
+    res = memory.simulate_onehot_recall(N, d, n_recalls=20_000, seed=5, keys="correlated", rho=rho)
+    print(f"{rho:5.2f} {res.mse:9.4f} {res.accuracy:8.4f}")
+
+# %% [markdown]
+# The squared error grows roughly like $(N-1)\rho^2$ because every overlap now has mean $\rho$,
+# and nearest-value recall degrades because the margin between $\|u_j\|^2\approx1$ and the
+# overlaps shrinks from about $1$ to about $1-\rho$. Similar tokens interfere. In the LCA task of
+# the next chapters this interference is not a nuisance but the point: tokens with similar latent
+# concepts *should* recall similar things.
+
+# %% [markdown]
+# ## Hopfield networks and attention
+#
+# The same construction with keys equal to values, $W=\sum_i\xi_i\xi_i^\top$ for patterns
+# $\xi_i\in\{-1,1\}^d$, is the classical Hopfield network {cite}`hopfield1982neural`: a corrupted
+# pattern $x$ is cleaned up by $x\leftarrow\operatorname{sign}(Wx)$ (with zero self-connections).
+# Its cross-talk is the cross-talk above, and it is famous for storing only about $0.14\,d$
+# patterns reliably.
+#
+# Attention reads a memory in a different way. For a query $q$ it returns
+# $\sum_i\operatorname{softmax}(\beta\,u^\top q)_i\,v_i$: the raw scores $u_i^\top q$ that the
+# linear memory uses as weights are replaced by softmax weights. Ramsauer et al.
+# {cite}`ramsauer2021hopfield` showed that this is one update of a *modern* Hopfield network, whose
+# capacity grows exponentially with $d$. As $\beta\to\infty$ the softmax concentrates on the best
+# key and returns exactly the value that nearest-value recall picks
+# ({prf:ref}`prop-softmax-recall`). A small computation shows both effects: first $d=100$
+# patterns, each probed with $10$ flipped bits, one update; then $N=128$ pairs with Gaussian keys
+# and values in $d=32$.
+
+# %%
+d, flips = 100, 10
+g = torch.Generator().manual_seed(11)
+print(f"one update from a probe with {flips} of {d} bits flipped: fraction of probes restored")
+print(f"{'N':>4s} {'N/d':>5s} {'classical sign(Wx)':>19s} {'softmax, beta = 1':>18s}")
+for N in [5, 10, 14, 20, 30, 50]:
+    xi = torch.where(torch.rand((N, d), generator=g) < 0.5, -1.0, 1.0).double()
+    probes = xi.clone()
+    for j in range(N):
+        probes[j, torch.randperm(d, generator=g)[:flips]] *= -1
+    classical = memory.hopfield_step(xi, probes)
+    modern = torch.where(memory.softmax_recall(xi, xi, probes, beta=1.0) >= 0, 1.0, -1.0)
+    ok_c = float((classical == xi).all(1).double().mean())
+    ok_m = float((modern == xi).all(1).double().mean())
+    print(f"{N:4d} {N / d:5.2f} {ok_c:19.4f} {ok_m:18.4f}")
+
+N, d, n_mem = 128, 32, 20
+err = {"linear memory W u_j": 0.0, **{f"softmax, beta = {b}": 0.0 for b in [1, 4, 16, 64]}}
+for t in range(n_mem):
+    keys = memory.random_keys(N, d, seed=1000 + t)
+    values = memory.random_keys(N, d, seed=2000 + t)
+    outs = {"linear memory W u_j": memory.recall(memory.store(keys, values), keys),
+            **{f"softmax, beta = {b}": memory.softmax_recall(keys, values, keys, b)
+               for b in [1, 4, 16, 64]}}
+    for name, out in outs.items():
+        err[name] += float(((out - values) ** 2).sum(1).mean() / (values ** 2).sum(1).mean()) / n_mem
+print(f"\nN = {N} pairs in d = {d}, {n_mem} memories: mean ||read-out - v_j||^2 / mean ||v_j||^2")
+for name, e in err.items():
+    print(f"{name:24s} {e:.4f}")
+print(f"{'theory for the linear memory, (N+1)/d':38s} {theory.recall_mse(N, d):.4f}")
+
+# %% [markdown]
+# The classical network restores every probe at $N/d=0.05$ and fails from about $N/d=0.14$ on;
+# the softmax update restores all of them over the whole range. For Gaussian pairs the linear
+# read-out error is close to $(N+1)/d$ (the values are random here, so the formula holds on
+# average over their norms), while the softmax read-out becomes nearly exact once $\beta$ is large
+# enough to separate the right key from the others. The one-layer transformer of this course has
+# both parts: a softmax attention that *selects* context tokens, and a value matrix $W_V$ that is
+# a linear outer-product memory {cite}`bietti2023birth`, {cite}`cabannes2024scaling`.
+
+# %% [markdown]
+# ## Explore
+#
+# Move $N$ and $d$ and watch the two score distributions of {prf:ref}`ch1-onehot-recall`: the
+# signal $\|u_j\|^2$ (its exact law is $\chi^2_d/d$) and the overlaps $u_i^\top u_j$ (close to
+# $\mathcal N(0,1/d)$; exactly, a normal with a random variance). Recall fails when some overlap
+# beats the signal; the more overlaps there are (larger $N$), the further into the tail the largest
+# one reaches.
+
+# %%
+def draw_crosstalk(N=64, d=16):
+    trials = max(1, 4000 // N)
+    gen = torch.Generator().manual_seed(N * 1000 + d)
+    U = torch.randn((trials, N, d), generator=gen, dtype=torch.float64) / math.sqrt(d)
+    G = U @ U.transpose(1, 2)
+    sig = torch.diagonal(G, dim1=1, dim2=2).flatten()
+    offd = G[:, ~torch.eye(N, dtype=torch.bool)].flatten()[:40_000]
+    acc = float((G.argmax(-1) == torch.arange(N)).double().mean())
+    lo = float(min(sig.min(), offd.min()))
+    hi = float(max(sig.max(), offd.max()))
+    grid = torch.linspace(lo, hi, 400, dtype=torch.float64)
+    pos = grid.clamp(min=1e-12)
+    log_chi2 = ((d / 2 - 1) * torch.log(d * pos) - d * pos / 2 - (d / 2) * math.log(2)
+                - math.lgamma(d / 2) + math.log(d))
+    sig_dens = torch.where(grid > 0, torch.exp(log_chi2), torch.zeros_like(grid))
+    coef_dens = torch.exp(-grid ** 2 * d / 2) * math.sqrt(d / (2 * math.pi))
+    return plots.plot_crosstalk_hist(
+        sig, offd, d, grid, sig_dens, coef_dens,
+        title=f"N = {N}, d = {d}: recall {acc:.3f} simulated, "
+              f"{theory.recall_success_exact(N, d):.3f} exact")
+
+
+explorer(draw_crosstalk, title="Signal vs cross-talk",
+         N=widgets.IntSlider(value=64, min=2, max=1024, step=2, description="N"),
+         d=widgets.IntSlider(value=16, min=2, max=64, step=1, description="d"))
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Store a memory
+# :label: ex-mem-store
+#
+# Write `store(keys, values)` that returns $W=\sum_iv_iu_i^\top$ for `keys [N, d]` and
+# `values [N, d']`, as a `[d', d]` tensor, without a Python loop.
+# ```
+#
+# ```{solution} ex-mem-store
+# :class: dropdown
+#
+# Column $i$ of `values.T` is $v_i$ and row $i$ of `keys` is $u_i^\top$, so `values.T @ keys` is
+# the sum of the $N$ outer products. The common mistakes are
+# `keys.T @ values` (the transpose, `[d, d']`) and dividing by $N$.
+# ```
+
+# %%
+def my_store(keys, values):
+    return values.T @ keys   # replace with your own version
+
+
+_ = check_store(my_store)
+
+# %% [markdown]
+# ```{exercise} Isolate the cross-talk
+# :label: ex-mem-crosstalk
+#
+# Write `crosstalk(keys, values)` returning an `[N, d']` tensor whose row $j$ is
+# $c_j=\sum_{i\ne j}(u_i^\top u_j)\,v_i$. Check on random keys that
+# `recall(store(keys, values), keys)` equals $\|u_j\|^2v_j+c_j$.
+# ```
+#
+# ```{solution} ex-mem-crosstalk
+# :class: dropdown
+#
+# The Gram matrix $G=UU^\top$ holds all overlaps; remove its diagonal and multiply by the values:
+# `G = keys @ keys.T; G = G - torch.diag(torch.diagonal(G)); return G @ values`. Forgetting to
+# remove the diagonal adds the signal $\|u_j\|^2v_j$ back in.
+# ```
+
+# %%
+def my_crosstalk(keys, values):
+    G = keys @ keys.T
+    return (G - torch.diag(torch.diagonal(G))) @ values   # replace with your own version
+
+
+_ = check_crosstalk(my_crosstalk)
+
+# %% [markdown]
+# ```{exercise} Softmax read-out
+# :label: ex-mem-softmax
+#
+# Write `softmax_recall(keys, values, queries, beta)` returning, for each query $q$ (rows of
+# `queries [n, d]`), $\sum_i\operatorname{softmax}(\beta\,u^\top q)_iv_i$. Which dimension must
+# the softmax normalise over? What does your function return at $\beta=0$?
+# ```
+#
+# ```{solution} ex-mem-softmax
+# :class: dropdown
+#
+# `torch.softmax(beta * queries @ keys.T, dim=1) @ values`: the softmax runs over the $N$ stored
+# pairs (dimension 1 of the `[n, N]` score matrix), not over the queries. At $\beta=0$ every
+# weight is $1/N$ and the read-out is the mean of the values, whatever the query.
+# ```
+
+# %%
+def my_softmax_recall(keys, values, queries, beta):
+    return torch.softmax(beta * queries @ keys.T, dim=1) @ values   # replace with your own version
+
+
+_ = check_softmax_recall(my_softmax_recall)
+
+# %% [markdown]
+# ```{exercise} A capacity bound from a Chernoff argument
+# :label: ex-mem-bound
+#
+# Prove that for Gaussian keys and one-hot values the probability that nearest-value recall of a
+# given pair fails is at most $(N-1)\,2^{-d/2-1}$. Hints: write the failure event as a union over
+# $i\ne j$; show $\Phi(-r)\le\frac12e^{-r^2/2}$ for $r\ge0$; compute $\mathbb E[e^{-R^2/2}]$ for
+# $R^2\sim\chi^2_d$. Then write `recall_bound(N, d)` returning the bound.
+# ```
+#
+# ```{solution} ex-mem-bound
+# :class: dropdown
+#
+# Failure means $X_i\ge\|u_j\|^2$ for some $i\ne j$, so its probability is at most
+# $(N-1)P(X_1\ge\|u_j\|^2)=(N-1)\mathbb E[\Phi(-R)]$ by the conditional argument of
+# {prf:ref}`ch1-onehot-recall`. Substituting $t\mapsto r+t$,
+# $\Phi(-r)=\int_0^\infty\phi(r+t)dt=e^{-r^2/2}\int_0^\infty\phi(t)e^{-rt}dt\le\frac12e^{-r^2/2}$.
+# The moment generating function of $\chi^2_d$ is $(1-2s)^{-d/2}$; at $s=-\frac12$ it is
+# $2^{-d/2}$. Multiply: $(N-1)\cdot\frac12\cdot2^{-d/2}$. In code:
+# `return (N - 1) * 2.0 ** (-d / 2 - 1)`. Using $N$ instead of $N-1$ counts the right key as a
+# competitor.
+# ```
+
+# %%
+def my_recall_bound(N, d):
+    return (N - 1) * 2.0 ** (-d / 2 - 1)   # replace with your own version
+
+
+_ = check_recall_bound(my_recall_bound)
+
+# %% [markdown]
+# ```{exercise} No linear memory beats the dimension
+# :label: ex-mem-rank
+#
+# Show that if $N>d$, no matrix $W$ maps $N$ keys in $\mathbb R^d$ exactly to the one-hot values
+# $e_1,\dots,e_N$, but that nearest-value recall can still succeed for all $N$ pairs. Give an
+# example with $d=2$ and $N=3$.
+# ```
+#
+# ```{solution} ex-mem-rank
+# :class: dropdown
+#
+# Exact recall means $WU^\top=I_N$, impossible since $\operatorname{rank}(WU^\top)\le d<N$. For
+# nearest-value recall take three unit vectors in the plane at angles $0$, $120$ and $240$
+# degrees. Then $u_i^\top u_j=-\frac12$ for $i\ne j$ and $\|u_j\|^2=1$, so coordinate $j$ of
+# $Wu_j$ is the largest and all three pairs are recalled.
+# ```
+
+# %% [markdown]
+# ## Summary
+#
+# A single matrix $W=\sum_iv_iu_i^\top$ stores associations: exactly for up to $d$ orthonormal
+# keys, approximately beyond. With random keys the recalled vector carries cross-talk whose size we
+# know exactly, $\mathbb E\|Wu_j-v_j\|^2=(N+1)/d$, while reading out the nearest stored value
+# succeeds with the exact probability $\mathbb E[\Phi(R)^{N-1}]$ and tolerates exponentially many
+# pairs. The lesson for context hijacking is the where-it-breaks experiment: a memory answers
+# whatever its cue overlaps with most, and cues that share directions with another key pull the
+# read-out towards that key's value. The next chapter builds the task in which the cues are
+# context tokens and the overlaps come from shared latent concepts.
