@@ -144,6 +144,93 @@ def check_softmax_recall(fn) -> CheckResult:
 # (owned by the lca-task (chapter 2) work; add functions between this marker and the next)
 
 
+def check_neighbourhood_mask(fn) -> CheckResult:
+    """Check ``fn(m, r) -> BoolTensor[V, V]``: ``mask[y, x]`` is True iff the latent vectors of
+    tokens y and x (binary digits, most significant bit first) are at Hamming distance exactly r."""
+    from .latent import hamming_sphere
+
+    def reference(m, r):
+        return hamming_sphere(r).mask(m)
+    cases = [(1, 1), (2, 1), (3, 1), (3, 2), (4, 2), (5, 3), (4, 4)]
+    return run_cases("check_neighbourhood_mask", fn, reference, cases,
+                     compare=lambda e, g: isinstance(g, torch.Tensor) and g.shape == e.shape
+                     and bool(torch.equal(g.bool(), e)))
+
+
+def _lca_contexts(m: int, L: int, n: int, seed: int, noise: float = 0.0):
+    from .task import TaskSpec, sample
+    ctx, _ = sample(TaskSpec(m=m, L=L, noise=noise), n, seed=seed)
+    return ctx
+
+
+def check_bayes_posterior(fn) -> CheckResult:
+    """Check ``fn(m, contexts LongTensor[n, L]) -> Tensor[n, V]``: the exact posterior over targets
+    of the noise-free task with neighbourhood N_1 (uniform prior over targets)."""
+    from .task import TaskSpec, bayes_posterior
+
+    def reference(m, contexts):
+        return bayes_posterior(TaskSpec(m=m, L=contexts.shape[1]), contexts)
+    cases = [(m, _lca_contexts(m, L, n, seed)) for m, L, n, seed in
+             [(2, 1, 3, 0), (3, 1, 4, 1), (3, 2, 6, 2), (4, 3, 8, 3), (5, 2, 8, 4), (6, 5, 6, 5)]]
+    return run_cases("check_bayes_posterior", fn, reference, cases,
+                     describe=lambda c: f"m={c[0]}, contexts={c[1].tolist()}")
+
+
+class _SamplerExpectation:
+    """What a correct sampler must return for one case (its repr is the checker's 'expected')."""
+
+    def __init__(self, m: int, L: int, y: int):
+        self.m, self.L, self.y = m, L, y
+
+    def __repr__(self) -> str:
+        return (f"LongTensor of shape ({self.L},) holding the {self.m} tokens y ^ 2^k (k < m) of "
+                f"y = {self.y}, each with probability 1/{self.m}, independently")
+
+
+def _sampler_matches(expected: _SamplerExpectation, got) -> bool:
+    from .theory import chi_square
+    m, L, y = expected.m, expected.L, expected.y
+    if not isinstance(got, torch.Tensor) or tuple(got.shape) != (L,) or got.is_floating_point():
+        return False
+    nb = y ^ (1 << torch.arange(m))
+    if not bool(torch.isin(got, nb).all()):
+        return False
+    idx = (got[:, None] == nb[None, :]).double().argmax(1)
+    counts = torch.bincount(idx, minlength=m).double()
+    if chi_square(counts, torch.full((m,), 1.0 / m, dtype=torch.float64)).p_value < 1e-4:
+        return False
+    # consecutive pairs: independence between positions
+    pairs = torch.bincount(idx[:-1] * m + idx[1:], minlength=m * m).double()
+    probs = torch.full((m * m,), 1.0 / (m * m), dtype=torch.float64)
+    return chi_square(pairs, probs).p_value >= 1e-4
+
+
+def check_sample_context(fn) -> CheckResult:
+    """Check ``fn(m, L, y, generator) -> LongTensor[L]``: a context of the noise-free N_1 task for
+    target y, i.e. L independent tokens, each uniform over the m tokens at Hamming distance 1 from
+    y. The checker draws one long context per case and tests its shape, its support and (chi-square
+    tests at level 1e-4 of the token frequencies and of consecutive pairs) its law."""
+    def wrapped(m, L, y, seed):
+        return fn(m, L, y, torch.Generator().manual_seed(seed))
+
+    def reference(m, L, y, seed):
+        return _SamplerExpectation(m, L, y)
+
+    cases = [(2, 400, 1, 11), (3, 600, 5, 12), (5, 3000, 17, 13), (8, 8000, 200, 14)]
+    return run_cases("check_sample_context", wrapped, reference, cases, compare=_sampler_matches,
+                     describe=lambda c: f"m={c[0]}, L={c[1]}, y={c[2]}, "
+                                        f"generator=torch.Generator().manual_seed({c[3]})")
+
+
+def check_bayes_accuracy_formula(fn) -> CheckResult:
+    """Check ``fn(m, L) -> float``: the Bayes-optimal accuracy of the noise-free N_1 task with ties
+    broken uniformly at random (the closed form of thm-bayes-sphere)."""
+    from .theory import bayes_accuracy_sphere1
+    cases = [(1, 3), (2, 5), (3, 1), (3, 2), (4, 3), (5, 4), (8, 2), (8, 6), (6, 16), (16, 3)]
+    return run_cases("check_bayes_accuracy_formula", fn, bayes_accuracy_sphere1, cases,
+                     compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-12))
+
+
 # ==== section: transformer (chapter 3) ====
 # (owned by the transformer (chapter 3) work; add functions between this marker and the next)
 

@@ -129,6 +129,120 @@ def plot_crosstalk_hist(signal, coefs, d: int, grid=None, signal_density=None,
 # (owned by the lca-task (chapter 2) work; add functions between this marker and the next)
 
 
+def _lca_context_image(ax, context_latents, target_latent, tokens=None, target=None):
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    Z = np.asarray(context_latents, dtype=int)
+    z = np.asarray(target_latent, dtype=int)
+    img = np.vstack([z[None, :], Z])
+    cmap = ListedColormap(["#FFFFFF", COLORS["blue"]])
+    ax.imshow(img, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    L, m = Z.shape
+    for i in range(L):
+        for k in range(m):
+            if Z[i, k] != z[k]:
+                ax.add_patch(plt.Rectangle((k - 0.5, i + 0.5), 1, 1, fill=False,
+                                           edgecolor=COLORS["vermillion"], lw=2))
+    ax.axhline(0.5, color="black", lw=2)
+    ax.set_xticks(range(m))
+    ax.set_xticklabels([f"$z_{{{k + 1}}}$" for k in range(m)])
+    labels = ["target" + ("" if target is None else f" {int(target)}")]
+    labels += [f"$x_{{{i + 1}}}$" + ("" if tokens is None else f" = {int(tokens[i])}")
+               for i in range(L)]
+    ax.set_yticks(range(L + 1))
+    ax.set_yticklabels(labels, fontsize=8 if L > 12 else 9)
+    ax.set_xlabel("latent bit (blue = 1, red frame = differs from the target)")
+    ax.grid(False)
+
+
+def plot_context(context_latents, target_latent, tokens=None, target=None,
+                 title: str = "A sampled context as latent bit patterns"):
+    """One example drawn as an image: the target's latent vector on top, then one row per context
+    token (``context_latents [L, m]`` of 0/1); bits that differ from the target are framed."""
+    L = len(context_latents)
+    fig, ax = new_figure(width=0.45 * len(target_latent) + 2.8, height=0.28 * (L + 1) + 1.4)
+    _lca_context_image(ax, context_latents, target_latent, tokens, target)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_neighbourhood_masks(distances, masks: dict,
+                             title: str = "Hamming distances and neighbourhood masks"):
+    """First panel: the Hamming distance matrix ``[V, V]``; then one panel per mask (label ->
+    ``BoolTensor[V, V]``, row y = target, column x = context token allowed in y's context)."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    n = 1 + len(masks)
+    fig, axes = new_figure(ncols=n, width=3.3, height=3.3)
+    axes = np.atleast_1d(axes)
+    D = np.asarray(distances)
+    im = axes[0].imshow(D, cmap=SEQUENTIAL_CMAP, interpolation="nearest")
+    fig.colorbar(im, ax=axes[0], shrink=0.75, label="Hamming distance")
+    axes[0].set_title("$D_H(y, x)$", fontsize=10)
+    cmap = ListedColormap(["#FFFFFF", COLORS["blue"]])
+    for ax, (label, M) in zip(axes[1:], masks.items()):
+        M = np.asarray(M, dtype=int)
+        ax.imshow(M, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{label} ({int(M.sum(1).max())} per row)", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("context token x")
+        ax.set_ylabel("target y")
+        ax.grid(False)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_bayes_accuracy(panels: list, title: str = "Bayes-optimal accuracy vs context length"):
+    """One panel per entry of ``panels``: dicts with ``title``, ``L`` (context lengths),
+    ``mc`` (label -> Monte Carlo accuracies, drawn as points) and optionally ``exact``
+    (label -> exact accuracies on the same L, drawn as lines; labels matching ``mc`` share a
+    colour) and ``reference`` (label -> values drawn as dotted grey lines)."""
+    import numpy as np
+    fig, axes = new_figure(ncols=len(panels), width=4.4, height=3.6)
+    axes = np.atleast_1d(axes)
+    for ax, p in zip(axes, panels):
+        L = np.asarray(p["L"])
+        labels = list(dict.fromkeys(list(p.get("mc", {})) + list(p.get("exact", {}))))
+        for k, label in enumerate(labels):
+            c = CYCLE[k % len(CYCLE)]
+            if label in p.get("exact", {}):
+                ax.plot(L, p["exact"][label], "-", color=c, lw=1.5,
+                        label=f"{label} exact" if label in p.get("mc", {}) else label)
+            if label in p.get("mc", {}):
+                ax.plot(L, p["mc"][label], "o", color=c, ms=4,
+                        label=f"{label} Monte Carlo" if label in p.get("exact", {}) else label)
+        for label, vals in p.get("reference", {}).items():
+            ax.plot(L, vals, ":", color="0.45", lw=1.2, label=label)
+        ax.set_xlabel("context length L (tokens)")
+        ax.set_ylabel("Bayes-optimal accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(p.get("title", ""), fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_context_posterior(context_latents, target_latent, posterior, target: int,
+                           tokens=None, title: str = "A context and the Bayes posterior"):
+    """Left: the context as bit patterns (as ``plot_context``). Right: the posterior ``[V]`` over
+    targets as bars, the true target highlighted."""
+    import numpy as np
+    L = len(context_latents)
+    fig, (ax1, ax2) = new_figure(ncols=2, width=5.0, height=max(3.4, 0.22 * (L + 1) + 1.4))
+    _lca_context_image(ax1, context_latents, target_latent, tokens, target)
+    ax1.set_title("context (target row on top)", fontsize=10)
+    post = np.asarray(posterior, dtype=float)
+    colors = [COLORS["sky"]] * len(post)
+    colors[int(target)] = COLORS["vermillion"]
+    ax2.bar(np.arange(len(post)), post, color=colors, width=1.0)
+    ax2.set_xlabel("candidate target token y'")
+    ax2.set_ylabel("posterior P(y' | context)")
+    ax2.set_ylim(0, 1.02)
+    ax2.set_title(f"posterior (true target {int(target)} in red)", fontsize=10)
+    fig.suptitle(title)
+    return fig
+
+
 # ==== section: transformer (chapter 3) ====
 # (owned by the transformer (chapter 3) work; add functions between this marker and the next)
 

@@ -140,6 +140,234 @@ def recall_capacity(d: int, delta: float = 0.01) -> int:
 
 # ==== section: lca-task (chapter 2) ====
 # (owned by the lca-task (chapter 2) work; add functions between this marker and the next)
+#
+# Exact quantities of the LCA task: the Bayes-optimal accuracy of the pure radius-1 sphere task in
+# closed form (thm-bayes-sphere), the same accuracy by exact enumeration for any noise-free task
+# with small neighbourhoods, the exact law of a whole context, and a chi-square test of a sampler.
+
+from fractions import Fraction as _Fraction  # noqa: E402
+from typing import NamedTuple as _NamedTuple  # noqa: E402
+
+from ._validate import check_float as _lca_float  # noqa: E402
+from ._validate import check_int as _lca_int  # noqa: E402
+
+
+def surjections(L: int, k: int) -> int:
+    """Number of maps from L positions onto a set of k tokens that use every token,
+    k! S(L, k) = sum_j (-1)^j C(k, j) (k - j)^L (exact integer)."""
+    L = _lca_int("L", L, 0, 100_000)
+    k = _lca_int("k", k, 0, 100_000)
+    return sum((-1) ** j * _mem_math.comb(k, j) * (k - j) ** L for j in range(k + 1))
+
+
+def support_size_law(D: int, L: int) -> list:
+    """Exact law of K, the number of distinct tokens among L i.i.d. uniform draws from D tokens:
+    list of ``Fraction`` with entry k = P(K = k) = C(D, k) k! S(L, k) / D^L for k = 0..min(D, L)."""
+    D = _lca_int("D", D, 1, 10_000)
+    L = _lca_int("L", L, 1, 2_000)
+    total = D ** L
+    return [_Fraction(_mem_math.comb(D, k) * surjections(L, k), total)
+            for k in range(min(D, L) + 1)]
+
+
+def bayes_accuracy_sphere1(m: int, L: int, exact: bool = False):
+    """Bayes-optimal accuracy of the noise-free task with neighbourhood N_1 (radius-1 sphere), ties
+    broken uniformly at random (thm-bayes-sphere):
+
+        acc(m, L) = 1 - (m - 1) / m^L - m (m - 1) (2^L - 2) / (4 m^L).
+
+    Returns a float, or an exact ``Fraction`` when ``exact`` (then L must be at most 4096).
+    """
+    m = _lca_int("m", m, 1, 16)
+    L = _lca_int("L", L, 1, 1_000_000)
+    if exact:
+        L = _lca_int("L", L, 1, 4096)
+        return 1 - _Fraction(m - 1, m ** L) - _Fraction(m * (m - 1) * (2 ** L - 2), 4 * m ** L)
+    if m == 1:
+        return 1.0
+    # (2/m)^L (1 - 2^(1-L)) = (2^L - 2)/m^L without overflow
+    return float(1.0 - (m - 1) * m ** (-float(L))
+                 - m * (m - 1) / 4.0 * (2.0 / m) ** L * (1.0 - 2.0 ** (1 - L)))
+
+
+def bayes_error_bound_sphere1(m: int, L: int) -> float:
+    """The cruder bound P(error) <= C(m, 2) (2/m)^L (ties counted as errors, union over the
+    C(m, 2) targets at distance 2), for comparison with the exact closed form."""
+    m = _lca_int("m", m, 1, 16)
+    L = _lca_int("L", L, 1, 1_000_000)
+    return min(1.0, _mem_math.comb(m, 2) * (2.0 / m) ** L)
+
+
+def _xor_invariant(mask: torch.Tensor) -> bool:
+    V = mask.shape[0]
+    t = torch.arange(V)
+    return bool(torch.equal(mask, mask[0][t[:, None] ^ t[None, :]]))
+
+
+def bayes_accuracy_enumerate(spec, max_cells: int = 2 ** 25) -> float:
+    """Exact Bayes-optimal accuracy of a noise-free task by enumerating every possible context
+    support S (the set of distinct context tokens) inside each target's neighbourhood.
+
+    With noise 0 a context drawn for target y has support S subset of N(y) with probability
+    surj(L, |S|) / |N(y)|^L; the posterior of y' is proportional to |N(y')|^(-L) on the targets
+    with S subset of N(y') and 0 elsewhere, and the Bayes rule (ties broken uniformly) is right
+    with probability 1[y in argmax] / |argmax|. When the neighbourhood mask is invariant under
+    XOR translations (spheres, balls, clusters) only y = 0 is enumerated.
+
+    Needs ``spec.noise == 0`` and ``2^|N(y)| * V <= max_cells``.
+    """
+    from .task import TaskSpec
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    if spec.noise != 0:
+        raise ValueError(f"noise must be 0 for exact enumeration (with noise every token can "
+                         f"appear), got {spec.noise}")
+    max_cells = _lca_int("max_cells", max_cells, 1, 2 ** 31)
+    mask = spec.neighbourhood.mask(spec.space)
+    V, L = spec.V, spec.L
+    deg = mask.sum(1)
+    Dmax = int(deg.max())
+    if (2 ** Dmax) * V > max_cells:
+        raise ValueError(f"max_cells must be at least 2^|N(y)| * V = {2 ** Dmax * V} for this "
+                         f"task (neighbourhoods of {Dmax} tokens), got {max_cells}")
+    targets = [0] if _xor_invariant(mask) else range(V)
+    total = 0.0
+    for y in targets:
+        nb = torch.nonzero(mask[y]).flatten()
+        D = nb.numel()
+        S = torch.arange(2 ** D)
+        bits = (S[:, None] >> torch.arange(D)[None, :]) & 1  # [2^D, D]
+        size = bits.sum(1)
+        # consistent[S, y'] = every token of S lies in N(y')
+        cols = mask[:, nb].T  # [D, V]
+        consistent = torch.ones((2 ** D, V), dtype=torch.bool)
+        for a in range(D):
+            consistent[bits[:, a] == 1] &= cols[a]
+        big = torch.iinfo(torch.long).max
+        degs = torch.where(consistent, deg[None, :], torch.full_like(consistent, big,
+                                                                     dtype=torch.long))
+        best = degs.min(1).values
+        n_best = (degs == best[:, None]).sum(1)
+        correct = (degs[:, y] == best).double() / n_best.double()
+        law = support_size_law(D, L)
+        p_set = torch.tensor([float(law[k] / _mem_math.comb(D, k)) if k < len(law) else 0.0
+                              for k in range(D + 1)], dtype=torch.float64)
+        prob = p_set[size]
+        prob[size == 0] = 0.0
+        total += float((prob * correct).sum())
+    return total / len(targets)
+
+
+def context_law_table(spec, max_contexts: int = 2 ** 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact joint law of (target, whole context), computed from the task's definition.
+
+    Returns ``(contexts LongTensor[V^L, L], joint Tensor[V, V^L])`` with contexts in lexicographic
+    order (context c has code sum_l x_l V^(L-1-l)) and ``joint[y, c] = (1/V) prod_l P_l(x_l | y)``,
+    where P_l = (1 - noise) Unif(N(y)) + noise q(. | y) (q uniform over the tokens other than y, or
+    uniform over the noise law's set), and the last position is Unif(N(y)) when ``clean_last``.
+    """
+    from .task import TaskSpec
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    max_contexts = _lca_int("max_contexts", max_contexts, 1, 2 ** 26)
+    V, L = spec.V, spec.L
+    if V ** L > max_contexts:
+        raise ValueError(f"max_contexts must be at least V^L = {V ** L} to enumerate every context "
+                         f"(V={V}, L={L}), got {max_contexts}; use a smaller m or L")
+    mask = spec.neighbourhood.mask(spec.space).double()
+    clean = mask / mask.sum(1, keepdim=True)
+    if spec.noise_law == "uniform":
+        q = 1.0 - torch.eye(V, dtype=torch.float64)
+    else:
+        q = spec.noise_law.mask(spec.space).double()
+    q = q / q.sum(1, keepdim=True)
+    mixed = (1 - spec.noise) * clean + spec.noise * q
+    contexts = context_codes_inverse(torch.arange(V ** L), V, L)
+    joint = torch.full((V, V ** L), 1.0 / V, dtype=torch.float64)
+    for pos in range(L):
+        law = clean if (spec.clean_last and pos == L - 1) else mixed
+        joint = joint * law[:, contexts[:, pos]]
+    return contexts, joint
+
+
+def context_codes(contexts: torch.Tensor, V: int) -> torch.Tensor:
+    """``LongTensor[n]``: code sum_l x_l V^(L-1-l) of each context ``[n, L]`` (lexicographic)."""
+    from ._validate import check_tokens
+    V = _lca_int("V", V, 2, 2 ** 16)
+    contexts = check_tokens("contexts", contexts, V, ndim=2)
+    L = contexts.shape[1]
+    weights = V ** torch.arange(L - 1, -1, -1)
+    return (contexts * weights).sum(1)
+
+
+def context_codes_inverse(codes: torch.Tensor, V: int, L: int) -> torch.Tensor:
+    """``LongTensor[n, L]``: the contexts with the given codes (inverse of ``context_codes``)."""
+    V = _lca_int("V", V, 2, 2 ** 16)
+    L = _lca_int("L", L, 1, 64)
+    codes = torch.as_tensor(codes).long()
+    shifts = V ** torch.arange(L - 1, -1, -1)
+    return (codes[:, None] // shifts[None, :]) % V
+
+
+class ChiSquare(_NamedTuple):
+    """Pearson goodness-of-fit result: statistic, degrees of freedom, p-value, pooled cells."""
+    statistic: float
+    dof: int
+    p_value: float
+    cells: int
+
+
+def chi_square(counts: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0) -> ChiSquare:
+    """Pearson chi-square test of observed ``counts`` against cell probabilities ``probs`` (same
+    shape, any dims). Cells whose expected count is below ``min_expected`` are pooled into one
+    cell; an observation in a cell of probability 0 gives statistic inf and p-value 0."""
+    if not isinstance(counts, torch.Tensor) or not isinstance(probs, torch.Tensor):
+        raise ValueError("counts and probs must be torch tensors")
+    if counts.shape != probs.shape:
+        raise ValueError(f"counts and probs must have the same shape, got {tuple(counts.shape)} "
+                         f"and {tuple(probs.shape)}")
+    min_expected = _lca_float("min_expected", min_expected, 0.0, 1e6)
+    counts, probs = counts.double().flatten(), probs.double().flatten()
+    if bool((probs < 0).any()) or abs(float(probs.sum()) - 1.0) > 1e-9:
+        raise ValueError(f"probs must be non-negative and sum to 1, got sum {float(probs.sum())}")
+    n = float(counts.sum())
+    if n <= 0:
+        raise ValueError("counts must contain at least one observation")
+    if bool((counts[probs == 0] > 0).any()):
+        return ChiSquare(float("inf"), 0, 0.0, int((probs > 0).sum()))
+    expected = n * probs
+    small = (expected < min_expected) & (probs > 0)
+    big = expected >= min_expected
+    obs = counts[big]
+    exp = expected[big]
+    if bool(small.any()):
+        obs = torch.cat([obs, counts[small].sum()[None]])
+        exp = torch.cat([exp, expected[small].sum()[None]])
+    stat = float(((obs - exp) ** 2 / exp).sum())
+    dof = obs.numel() - 1
+    if dof < 1:
+        raise ValueError("chi_square needs at least two cells with enough expected counts; "
+                         "draw more samples or lower min_expected")
+    p = float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64),
+                                      torch.tensor(stat / 2.0, dtype=torch.float64)))
+    return ChiSquare(stat, int(dof), p, int(obs.numel()))
+
+
+def sampler_chi_square(spec, contexts: torch.Tensor, targets: torch.Tensor,
+                       min_expected: float = 5.0) -> ChiSquare:
+    """Chi-square test of sampled ``(contexts [n, L], targets [n])`` against the exact joint law
+    ``context_law_table(spec)`` over all V * V^L cells (target, whole context)."""
+    from ._validate import check_tokens
+    _, joint = context_law_table(spec)
+    V = spec.V
+    contexts = check_tokens("contexts", contexts, V, ndim=2)
+    targets = check_tokens("targets", targets, V, ndim=1)
+    if contexts.shape[1] != spec.L or contexts.shape[0] != targets.shape[0]:
+        raise ValueError(f"contexts must have shape [n, L={spec.L}] and targets [n], got "
+                         f"{tuple(contexts.shape)} and {tuple(targets.shape)}")
+    cell = targets * V ** spec.L + context_codes(contexts, V)
+    counts = torch.bincount(cell, minlength=joint.numel()).double().reshape(joint.shape)
+    return chi_square(counts, joint, min_expected)
 
 
 # ==== section: value-matrix (chapter 4) ====

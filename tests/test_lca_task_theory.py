@@ -1,0 +1,314 @@
+"""Tests of chapter 2: exact quantities of the LCA task in lca.theory (Bayes accuracy of the
+radius-1 sphere in closed form, exact enumeration, the law of a whole context, chi-square).
+
+Each closed form is compared with an independent computation (brute-force enumeration of every
+context, Monte Carlo with lca.bayes_accuracy, counting), and shown to fail outside its hypotheses.
+"""
+
+import itertools
+import math
+from fractions import Fraction
+
+import matplotlib
+import pytest
+import torch
+
+import lca
+from lca import exercises, plots, theory
+from lca.task import TaskSpec, bayes_posterior, log_likelihood, sample
+
+matplotlib.use("Agg")
+
+
+def brute_bayes_accuracy(spec: TaskSpec) -> float:
+    """Sum over every (target, context) of P(y, x) * [Bayes rule right], from the definition only:
+    per-position law built from the mask, posterior by multiplying, ties split uniformly."""
+    V, L = spec.V, spec.L
+    mask = spec.neighbourhood.mask(spec.space).double()
+    P = mask / mask.sum(1, keepdim=True)
+    if spec.noise > 0:
+        Q = 1 - torch.eye(V, dtype=torch.float64)
+        P = (1 - spec.noise) * P + spec.noise * Q / Q.sum(1, keepdim=True)
+    total = 0.0
+    for ctx in itertools.product(range(V), repeat=L):
+        like = torch.ones(V, dtype=torch.float64)
+        for x in ctx:
+            like = like * P[:, x]
+        if float(like.sum()) == 0:
+            continue
+        best = like.max()
+        ties = like >= best * (1 - 1e-12)
+        # sum_y P(y, x) [y in ties] / |ties| = (1/V) sum_{y in ties} like[y] / |ties|
+        total += float(like[ties].sum()) / V / int(ties.sum())
+    return total
+
+
+# --------------------------------------------------------------------------- thm-bayes-sphere
+@pytest.mark.parametrize("m,L", [(1, 2), (2, 3), (3, 1), (3, 2), (3, 3), (3, 4), (4, 3)])
+def test_closed_form_equals_brute_force_over_all_contexts(m, L):
+    spec = TaskSpec(m=m, L=L)
+    assert abs(theory.bayes_accuracy_sphere1(m, L) - brute_bayes_accuracy(spec)) < 1e-12
+
+
+@pytest.mark.parametrize("m", range(1, 9))
+def test_closed_form_equals_enumeration_of_supports(m):
+    for L in range(1, 13):
+        exact = theory.bayes_accuracy_sphere1(m, L, exact=True)
+        enum = theory.bayes_accuracy_enumerate(TaskSpec(m=m, L=L))
+        assert abs(float(exact) - enum) < 1e-12, (m, L)
+        assert abs(theory.bayes_accuracy_sphere1(m, L) - float(exact)) < 1e-14
+
+
+@pytest.mark.parametrize("m,L", [(5, 2), (6, 3), (7, 4), (8, 3), (8, 6)])
+def test_closed_form_matches_monte_carlo(m, L):
+    n = 20000
+    mc = lca.bayes_accuracy(TaskSpec(m=m, L=L), n=n, seed=m * L)
+    cf = theory.bayes_accuracy_sphere1(m, L)
+    assert abs(mc - cf) < 5 * math.sqrt(cf * (1 - cf) / n) + 1e-3
+
+
+def test_closed_form_special_cases_and_bound():
+    for m in range(1, 10):
+        assert theory.bayes_accuracy_sphere1(m, 1, exact=True) == Fraction(1, m)
+    for L in range(1, 20):
+        assert theory.bayes_accuracy_sphere1(2, L, exact=True) == Fraction(1, 2)
+    for m in (3, 5, 8):
+        for L in (4, 10, 30):
+            err = 1 - theory.bayes_accuracy_sphere1(m, L)
+            assert err <= theory.bayes_error_bound_sphere1(m, L)
+        # the crude bound is about twice the exact error for long contexts
+        err40 = float(1 - theory.bayes_accuracy_sphere1(m, 40, exact=True))
+        assert abs(theory.bayes_error_bound_sphere1(m, 40) / err40 - 2) < 0.01
+    # float path agrees with the Fraction path for large L and does not overflow
+    assert theory.bayes_accuracy_sphere1(3, 2000) == 1.0
+    assert abs(theory.bayes_accuracy_sphere1(3, 60) - float(
+        theory.bayes_accuracy_sphere1(3, 60, exact=True))) < 1e-15
+
+
+def test_closed_form_fails_outside_its_hypotheses():
+    """With noise or with a ball neighbourhood the closed form is no longer the Bayes accuracy."""
+    m, L = 3, 3
+    cf = theory.bayes_accuracy_sphere1(m, L)
+    assert abs(brute_bayes_accuracy(TaskSpec(m=m, L=L, noise=0.2)) - cf) > 0.05
+    ball = TaskSpec(m=m, L=L, neighbourhood=lca.hamming_ball(2))
+    assert abs(brute_bayes_accuracy(ball) - cf) > 0.05
+    n = 20000
+    mc = lca.bayes_accuracy(TaskSpec(m=6, L=6, noise=0.3), n=n, seed=2)
+    assert theory.bayes_accuracy_sphere1(6, 6) - mc > 10 * math.sqrt(mc * (1 - mc) / n)
+
+
+def test_support_size_law_by_counting():
+    for D, L in [(3, 4), (4, 3), (5, 2), (2, 6)]:
+        law = theory.support_size_law(D, L)
+        assert sum(law) == 1
+        counts = [0] * (min(D, L) + 1)
+        for seq in itertools.product(range(D), repeat=L):
+            counts[len(set(seq))] += 1
+        assert [Fraction(c, D ** L) for c in counts] == law
+    assert theory.surjections(4, 2) == 14 and theory.surjections(3, 3) == 6
+
+
+# --------------------------------------------------------------------------- enumeration
+@pytest.mark.parametrize("spec", [
+    TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2)),
+    TaskSpec(m=3, L=2, neighbourhood=lca.cluster(1)),
+    TaskSpec(m=2, L=4, neighbourhood=lca.hamming_sphere(2)),
+])
+def test_enumeration_equals_brute_force(spec):
+    assert abs(theory.bayes_accuracy_enumerate(spec) - brute_bayes_accuracy(spec)) < 1e-12
+
+
+def test_enumeration_of_non_symmetric_custom_neighbourhood():
+    """A custom family with unequal neighbourhood sizes exercises the general (all-y) path."""
+    space = lca.LatentSpace(3)
+    D = space.distances()
+    mask = (D == 1) | ((D == 2) & (torch.arange(8)[:, None] < 4))
+    spec = TaskSpec(m=3, L=3, neighbourhood=lca.custom(mask))
+    assert abs(theory.bayes_accuracy_enumerate(spec) - brute_bayes_accuracy(spec)) < 1e-12
+
+
+def test_enumeration_matches_monte_carlo_for_larger_tasks():
+    n = 20000
+    for spec in [TaskSpec(m=5, L=6, neighbourhood=lca.hamming_ball(2)),
+                 TaskSpec(m=6, L=8, neighbourhood=lca.cluster(2))]:
+        ex = theory.bayes_accuracy_enumerate(spec)
+        mc = lca.bayes_accuracy(spec, n=n, seed=5)
+        assert abs(ex - mc) < 5 * math.sqrt(ex * (1 - ex) / n) + 1e-3
+
+
+# --------------------------------------------------------------------------- thm-sampler-law
+@pytest.mark.parametrize("spec", [
+    TaskSpec(m=2, L=3, noise=0.3),
+    TaskSpec(m=3, L=2, neighbourhood=lca.hamming_ball(2), noise=0.1),
+    TaskSpec(m=3, L=2, neighbourhood=lca.cluster(1), noise=0.4, noise_law=lca.other_clusters(1),
+             clean_last=True),
+])
+def test_context_law_table_matches_log_likelihood(spec):
+    contexts, joint = theory.context_law_table(spec)
+    assert abs(float(joint.sum()) - 1) < 1e-12
+    want = torch.exp(log_likelihood(spec, contexts)).T / spec.V
+    assert torch.allclose(joint, want, atol=1e-15)
+    # the table is the product of per-position laws: check one entry by hand
+    c = contexts[5].tolist()
+    P = spec.context_law()
+    C = spec.clean_law()
+    hand = 1 / spec.V
+    for pos, x in enumerate(c):
+        hand *= float((C if spec.clean_last and pos == spec.L - 1 else P)[1, x])
+    assert abs(float(joint[1, 5]) - hand) < 1e-15
+
+
+@pytest.mark.parametrize("spec", [
+    TaskSpec(m=2, L=3, noise=0.3),
+    TaskSpec(m=3, L=2, neighbourhood=lca.cluster(1), noise=0.4, noise_law=lca.other_clusters(1),
+             clean_last=True),
+])
+def test_sampler_passes_chi_square_on_whole_contexts(spec):
+    ctx, y = sample(spec, 100_000, seed=77)
+    assert theory.sampler_chi_square(spec, ctx, y).p_value > 1e-3
+
+
+def test_chi_square_has_power_against_dependent_positions():
+    """Same pair marginals as the true law but dependent positions: the whole-context test rejects
+    it, which a test on (y, x_l) pairs alone could not do."""
+    spec = TaskSpec(m=2, L=2, noise=0.3)
+    ctx, y = sample(spec, 100_000, seed=78)
+    ctx[:, 1] = ctx[:, 0]                                   # copy position 1 into position 2
+    assert theory.sampler_chi_square(spec, ctx, y).p_value < 1e-6
+    # and a wrong noise rate is rejected too
+    ctx, y = sample(spec, 100_000, seed=79)
+    assert theory.sampler_chi_square(spec.with_(noise=0.25), ctx, y).p_value < 1e-6
+
+
+def test_chi_square_statistic_by_hand_and_pooling():
+    counts = torch.tensor([18.0, 22.0, 30.0, 30.0])
+    probs = torch.tensor([0.2, 0.2, 0.3, 0.3], dtype=torch.float64)
+    res = theory.chi_square(counts, probs)
+    assert abs(res.statistic - (4 / 20 + 4 / 20 + 0 + 0)) < 1e-12 and res.dof == 3
+    # p-value of chi2 with 3 dof at 0.4: 1 - P(chi2_3 <= 0.4), via the closed form for odd dof
+    x = 0.4
+    p = math.erfc(math.sqrt(x / 2)) + math.sqrt(2 * x / math.pi) * math.exp(-x / 2)
+    assert abs(res.p_value - p) < 1e-9
+    # cells with small expectation are pooled; an impossible observed cell gives p = 0
+    pooled = theory.chi_square(torch.tensor([50.0, 48.0, 1.0, 1.0]),
+                               torch.tensor([0.5, 0.48, 0.01, 0.01], dtype=torch.float64))
+    assert pooled.cells == 3
+    assert theory.chi_square(torch.tensor([5.0, 1.0]),
+                             torch.tensor([1.0, 0.0], dtype=torch.float64)).p_value == 0.0
+
+
+def test_context_codes_roundtrip():
+    c = torch.tensor([[0, 3, 1], [2, 2, 0]])
+    codes = theory.context_codes(c, 4)
+    assert codes.tolist() == [0 * 16 + 3 * 4 + 1, 2 * 16 + 2 * 4 + 0]
+    assert torch.equal(theory.context_codes_inverse(codes, 4, 3), c)
+
+
+# --------------------------------------------------------------------------- validation
+def test_bad_inputs_raise_value_errors_naming_the_parameter():
+    spec = TaskSpec(m=3, L=2)
+    cases = [
+        (lambda: theory.bayes_accuracy_sphere1(0, 3), "m"),
+        (lambda: theory.bayes_accuracy_sphere1(3, 0), "L"),
+        (lambda: theory.bayes_accuracy_sphere1(3, 5000, exact=True), "L"),
+        (lambda: theory.bayes_accuracy_enumerate(spec.with_(noise=0.1)), "noise"),
+        (lambda: theory.bayes_accuracy_enumerate("spec"), "spec"),
+        (lambda: theory.bayes_accuracy_enumerate(TaskSpec(m=8, L=2,
+                                                          neighbourhood=lca.hamming_ball(3))),
+         "max_cells"),
+        (lambda: theory.context_law_table(TaskSpec(m=8, L=4)), "max_contexts"),
+        (lambda: theory.support_size_law(0, 3), "D"),
+        (lambda: theory.chi_square(torch.ones(3), torch.ones(2) / 2), "same shape"),
+        (lambda: theory.chi_square(torch.ones(2), torch.tensor([0.7, 0.7])), "probs"),
+        (lambda: theory.context_codes(torch.tensor([[0, 9]]), 4), "contexts"),
+        (lambda: theory.sampler_chi_square(spec, torch.zeros(3, 5, dtype=torch.long),
+                                           torch.zeros(3, dtype=torch.long)), "contexts"),
+    ]
+    for fn, name in cases:
+        with pytest.raises(ValueError, match=name):
+            fn()
+
+
+# --------------------------------------------------------------------------- exercise checkers
+def _stub(*args):
+    raise NotImplementedError
+
+
+def test_check_neighbourhood_mask():
+    assert exercises.check_neighbourhood_mask(lambda m, r: lca.hamming_sphere(r).mask(m))
+    assert not exercises.check_neighbourhood_mask(lambda m, r: lca.hamming_ball(r).mask(m))
+    assert not exercises.check_neighbourhood_mask(                          # off by one radius
+        lambda m, r: lca.LatentSpace(m).distances() == r - 1)
+    assert not exercises.check_neighbourhood_mask(                          # target included
+        lambda m, r: (lca.LatentSpace(m).distances() == r) | torch.eye(2 ** m, dtype=torch.bool))
+    assert "not implemented yet" in repr(exercises.check_neighbourhood_mask(_stub))
+
+
+def _posterior_ref(m, contexts):
+    return bayes_posterior(TaskSpec(m=m, L=contexts.shape[1]), contexts)
+
+
+def test_check_bayes_posterior():
+    assert exercises.check_bayes_posterior(_posterior_ref)
+
+    def soft_vote(m, contexts):                 # counts explained tokens instead of requiring all
+        ok = (lca.LatentSpace(m).distances()[contexts] == 1).double().sum(1)
+        return ok / ok.sum(1, keepdim=True)
+
+    def unnormalised(m, contexts):
+        return (lca.LatentSpace(m).distances()[contexts] == 1).all(1).double()
+
+    assert not exercises.check_bayes_posterior(soft_vote)
+    assert not exercises.check_bayes_posterior(unnormalised)
+    assert "not implemented yet" in repr(exercises.check_bayes_posterior(_stub))
+
+
+def test_check_sample_context():
+    def good(m, L, y, g):
+        return y ^ (1 << torch.randint(0, m, (L,), generator=g))
+
+    def repeated(m, L, y, g):                   # one neighbour, repeated
+        return (y ^ (1 << torch.randint(0, m, (1,), generator=g))).repeat(L)
+
+    def flips_maybe_nothing(m, L, y, g):        # sometimes returns y itself
+        k = torch.randint(0, m + 1, (L,), generator=g)
+        return torch.where(k < m, y ^ (1 << k.clamp(max=m - 1)), torch.full_like(k, y))
+
+    def biased(m, L, y, g):                     # bit 0 twice as likely
+        k = torch.randint(0, m + 1, (L,), generator=g) % m
+        return y ^ (1 << k)
+
+    assert exercises.check_sample_context(good)
+    assert not exercises.check_sample_context(repeated)
+    assert not exercises.check_sample_context(flips_maybe_nothing)
+    assert not exercises.check_sample_context(biased)
+    assert "not implemented yet" in repr(exercises.check_sample_context(_stub))
+
+
+def test_check_bayes_accuracy_formula():
+    assert exercises.check_bayes_accuracy_formula(
+        lambda m, L: 1 - (m - 1) / m ** L - m * (m - 1) * (2 ** L - 2) / (4 * m ** L))
+    assert not exercises.check_bayes_accuracy_formula(                    # ties as errors
+        lambda m, L: 1 - m ** (1 - L) - math.comb(m, 2) * (2 ** L - 2) / m ** L)
+    assert not exercises.check_bayes_accuracy_formula(                    # crude bound
+        lambda m, L: 1 - theory.bayes_error_bound_sphere1(m, L))
+    assert "not implemented yet" in repr(exercises.check_bayes_accuracy_formula(_stub))
+
+
+# --------------------------------------------------------------------------- figures (smoke)
+def test_plots_return_figures():
+    import matplotlib.pyplot as plt
+    space = lca.LatentSpace(4)
+    ctx, y = sample(TaskSpec(m=4, L=5), 1, seed=0)
+    Z = space.latents
+    figs = [
+        plots.plot_context(Z[ctx[0]], Z[y[0]], tokens=ctx[0], target=y[0]),
+        plots.plot_neighbourhood_masks(space.distances(),
+                                       {"s": lca.hamming_sphere(1).mask(space)}),
+        plots.plot_bayes_accuracy([{"title": "t", "L": [1, 2], "mc": {"a": [0.1, 0.2]},
+                                    "exact": {"a": [0.1, 0.25]}, "reference": {"r": [0, 1]}}]),
+        plots.plot_context_posterior(Z[ctx[0]], Z[y[0]], torch.rand(16), int(y[0])),
+    ]
+    for fig in figs:
+        assert isinstance(fig, matplotlib.figure.Figure)
+        plt.close(fig)
