@@ -243,6 +243,83 @@ def check_bayes_accuracy_formula(fn) -> CheckResult:
 # (owned by the geometry (chapter 5) work; add functions between this marker and the next)
 
 
+def _geo_embedding_cases():
+    g = torch.Generator().manual_seed(505)
+    cases = []
+    for m, d in ((1, 3), (2, 2), (3, 5), (4, 3), (5, 8)):
+        cases.append((torch.randn(2 ** m, d, generator=g, dtype=torch.float64),))
+    from .theory import affine_embedding
+    cases.append((affine_embedding(4, 3.0, 0.5),))
+    # a non-centred embedding with a large common component (a missing mean shows up)
+    cases.append((torch.randn(8, 4, generator=g, dtype=torch.float64) + 2.0,))
+    return cases
+
+
+def check_gram_profile(fn) -> CheckResult:
+    """Check ``fn(W_E) -> Tensor[m+1]``: the mean of ``<W_E(i), W_E(j)>`` over all ordered pairs
+    (i, j) of tokens at Hamming distance k, for k = 0..m (W_E is ``[V, d]``, V = 2^m, row = token,
+    token ids as in ``lca.LatentSpace``; k = 0 gives the mean squared norm)."""
+    from .probes import gram_profile
+    return run_cases("check_gram_profile", fn, lambda W: gram_profile(W).mean,
+                     _geo_embedding_cases(),
+                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}")
+
+
+def check_krawtchouk(fn) -> CheckResult:
+    """Check ``fn(k, w, m) -> int``: the Krawtchouk number
+    ``K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)``."""
+    from .theory import krawtchouk
+    cases = [(0, 0, 1), (1, 0, 3), (0, 2, 3), (1, 1, 1), (2, 1, 4), (1, 3, 4), (3, 2, 6),
+             (4, 5, 7), (7, 7, 7), (2, 6, 8), (5, 3, 9)]
+    return run_cases("check_krawtchouk", fn, krawtchouk, cases,
+                     compare=_geo_same_number,
+                     describe=lambda c: f"k={c[0]}, w={c[1]}, m={c[2]}")
+
+
+def _geo_same_number(expected, got) -> bool:
+    try:
+        return abs(float(got) - float(expected)) < 1e-9
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+def check_hamming_spectrum(fn) -> CheckResult:
+    """Check ``fn(g, m) -> Tensor[m+1]``: the eigenvalue ``lambda_w`` (w = 0..m) of the V x V
+    matrix ``G[i, j] = g[D_H(i, j)]`` on the Walsh characters of weight w, for a profile ``g``
+    given as a float64 tensor of m+1 values."""
+    from .theory import hamming_kernel_spectrum
+    g = torch.Generator().manual_seed(506)
+    cases = [(torch.tensor([1.0, 0.5], dtype=torch.float64), 1),
+             (torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64), 2),
+             (torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64), 3)]
+    for m in (3, 4, 6):
+        cases.append((torch.randn(m + 1, generator=g, dtype=torch.float64), m))
+    cases.append((torch.tensor([(-1.0) ** k for k in range(6)], dtype=torch.float64), 5))
+    return run_cases("check_hamming_spectrum", fn,
+                     lambda prof, m: hamming_kernel_spectrum(prof, m)[0], cases,
+                     describe=lambda c: f"g={[round(float(x), 4) for x in c[0]]}, m={c[1]}")
+
+
+def check_affine_embedding(fn) -> CheckResult:
+    """Check ``fn(m, b0, b1) -> Tensor[V, r]`` with r <= m + 1: embeddings (row z = token z)
+    whose Gram matrix is ``b0 - b1 D_H`` (for b1 >= 0 and b0 >= m b1 / 2). Any rotation of a right
+    answer is right too: only the Gram matrix and the width are checked."""
+    from .theory import affine_gram
+
+    def gram_of(m, b0, b1):
+        E = torch.as_tensor(fn(m, b0, b1), dtype=torch.float64)
+        if E.ndim != 2 or E.shape[0] != 2 ** m:
+            return f"an array of shape {tuple(E.shape)}, not [V={2 ** m}, r]"
+        if E.shape[1] > m + 1:
+            return f"{E.shape[1]} columns, more than m + 1 = {m + 1}"
+        return E @ E.T
+
+    cases = [(1, 1.0, 1.0), (2, 1.0, 1.0), (3, 2.0, 0.5), (4, 1.0, 0.5), (4, 5.0, 0.0),
+             (5, 4.0, 1.0), (6, 3.0, 1.0)]
+    return run_cases("check_affine_embedding", gram_of, affine_gram, cases,
+                     describe=lambda c: f"m={c[0]}, b0={c[1]}, b1={c[2]} (Gram matrix compared)")
+
+
 # ==== section: attention (chapter 6) ====
 # (owned by the attention (chapter 6) work; add functions between this marker and the next)
 

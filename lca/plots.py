@@ -255,6 +255,168 @@ def plot_context_posterior(context_latents, target_latent, posterior, target: in
 # (owned by the geometry (chapter 5) work; add functions between this marker and the next)
 
 
+def _geo_np(x):
+    import numpy as np
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def plot_distance_and_gram(D, G, title: str = ""):
+    """Two heat maps side by side: Hamming distances ``D [V, V]`` and a Gram matrix ``G [V, V]``
+    (tokens in id order)."""
+    fig, axes = new_figure(2, 1, width=4.2, height=3.6)
+    for ax, M, name, cmap in ((axes[0], D, "Hamming distance $D_H(i,j)$", SEQUENTIAL_CMAP),
+                              (axes[1], G, r"inner product $\langle e_i, e_j\rangle$",
+                               DIVERGING_CMAP)):
+        M = _geo_np(M)
+        lim = abs(M).max() or 1.0
+        kw = dict(vmin=-lim, vmax=lim) if cmap == DIVERGING_CMAP else {}
+        im = ax.imshow(M, cmap=cmap, **kw)
+        ax.set_xlabel("token j")
+        ax.set_ylabel("token i")
+        ax.set_title(name)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_hamming_inner(panels: dict, m: int | None = None, title: str = ""):
+    """Fig. 3(b)-style panels: mean inner product of two token embeddings against their Hamming
+    distance, one panel per variant (each panel's m is read from the length of its profile; ``m``
+    only enters the default title).
+
+    ``panels`` maps a panel title to a dict with ``mean`` and ``std`` (``[S, m+1]``: per seed, the
+    mean and the spread over pairs at each distance), ``b0``, ``b1`` (the affine fit to the
+    seed-averaged profile) and ``r2`` (its R^2 on the pairs, one number per panel).
+    """
+    import numpy as np
+    fig, axes = new_figure(len(panels), 1, width=4.6, height=3.6)
+    axes = np.atleast_1d(axes)
+    for ax, (name, p) in zip(axes, panels.items()):
+        mean, std = np.atleast_2d(_geo_np(p["mean"])), np.atleast_2d(_geo_np(p["std"]))
+        k = np.arange(mean.shape[1])
+        for s in range(mean.shape[0]):
+            ax.plot(k, mean[s], color=COLORS["sky"], lw=0.8, alpha=0.7,
+                    label="one seed" if s == 0 else None)
+        ax.errorbar(k, mean.mean(0), yerr=std.mean(0), fmt="o", color=COLORS["blue"], capsize=3,
+                    label="mean over seeds (bars: spread over pairs)")
+        ax.plot(k, p["b0"] - p["b1"] * k, "--", color=COLORS["vermillion"],
+                label=f"affine fit $b_0-b_1k$ ($R^2$={p['r2']:.2f})")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xlabel("Hamming distance $k = D_H(i, j)$")
+        ax.set_ylabel(r"$\langle W_E(i), W_E(j)\rangle$")
+        ax.set_title(name)
+        ax.set_xticks(k)
+        ax.legend(fontsize=7)
+    fig.suptitle(title or "Inner product of embeddings vs Hamming distance"
+                 + (f" (m={m})" if m is not None else ""))
+    return fig
+
+
+def plot_krawtchouk_spectrum(measured: dict, predicted: dict, n_show: int = 48, title: str = ""):
+    """Sorted eigenvalues of measured Gram matrices (dots) against the Krawtchouk eigenvalues of
+    their mean Hamming profiles (steps), one colour per label; log scale."""
+    import numpy as np
+    fig, ax = new_figure(1, 1, width=6.4, height=3.8)
+    for color, label in zip(CYCLE, measured):
+        meas = _geo_np(measured[label])[:n_show]
+        pred = _geo_np(predicted[label])[:n_show]
+        idx = np.arange(1, len(meas) + 1)
+        ax.step(np.arange(1, len(pred) + 1), np.clip(pred, 1e-3, None), where="mid", color=color,
+                label=f"{label}: Krawtchouk, from the mean profile")
+        ax.plot(idx, np.clip(meas, 1e-3, None), "o", ms=3, color=color,
+                label=f"{label}: eigenvalues of $W_EW_E^T$")
+    ax.set_yscale("log")
+    ax.set_xlabel("eigenvalue index (largest first)")
+    ax.set_ylabel("eigenvalue")
+    ax.set_title(title or "Gram spectrum: measured vs predicted from the Hamming profile")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_spectra(spectra: dict, marks: dict | None = None, title: str = ""):
+    """Normalised spectra ``lambda_i / lambda_1`` of ``W_E^T W_E``, one panel per setting.
+
+    ``spectra`` maps a panel title (e.g. ``"m=8, d=32"``) to a dict label -> eigenvalues ``[d]``
+    (largest first); ``marks`` maps a panel title to an index drawn as a dotted line (e.g. m).
+    """
+    import numpy as np
+    fig, axes = new_figure(len(spectra), 1, width=3.6, height=3.4)
+    axes = np.atleast_1d(axes)
+    for ax, (name, curves) in zip(axes, spectra.items()):
+        for color, (label, ev) in zip(CYCLE, curves.items()):
+            ev = _geo_np(ev)
+            ax.plot(np.arange(1, len(ev) + 1), np.clip(ev / ev[0], 1e-4, None), "o-", ms=2.5,
+                    lw=1, color=color, label=label)
+        if marks and name in marks:
+            ax.axvline(marks[name] + 0.5, ls=":", color="black", label=f"after index {marks[name]}")
+        ax.set_yscale("log")
+        ax.set_xlabel("index i (largest first)")
+        ax.set_ylabel(r"$\lambda_i / \lambda_1$ of $W_E^TW_E$")
+        ax.set_title(name)
+        ax.legend(fontsize=6)
+    fig.suptitle(title or "Spectra of trained embeddings (underparameterised, d < V)")
+    return fig
+
+
+def plot_weight_spectrum(rows: dict, m: int, title: str = ""):
+    """Per-weight bars: the context law's eigenvalues mu_w next to the learned association's mean
+    Rayleigh quotients nu_w (each normalised by its largest absolute value).
+
+    ``rows`` maps a row title to a dict with ``mu`` ([m+1]) and ``nu`` (label -> [m+1]).
+    """
+    import numpy as np
+    fig, axes = new_figure(1, len(rows), width=7.0, height=2.6)
+    axes = np.atleast_1d(axes)
+    w = np.arange(m + 1)
+    for ax, (name, row) in zip(axes, rows.items()):
+        series = {r"neighbourhood $\mu_w$": row["mu"], **row["nu"]}
+        width = 0.8 / len(series)
+        for j, (color, (label, vals)) in enumerate(zip(CYCLE, series.items())):
+            v = _geo_np(vals)
+            v = v / (abs(v).max() or 1.0)
+            ax.bar(w + (j - (len(series) - 1) / 2) * width, v, width, color=color, label=label)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(w)
+        ax.set_xlabel("character weight w")
+        ax.set_ylabel("normalised value")
+        ax.set_title(name)
+        ax.legend(fontsize=7, ncol=len(series))
+    fig.suptitle(title or "Where the learned association puts its weight")
+    return fig
+
+
+def plot_hamming_kernel(profile, eigenvalues, multiplicities, title: str = ""):
+    """A profile g(k) (left) and the Krawtchouk eigenvalues of g(D_H) per weight w (right, bars
+    annotated with their multiplicities C(m, w))."""
+    import numpy as np
+    g, lam, mult = _geo_np(profile), _geo_np(eigenvalues), _geo_np(multiplicities).astype(int)
+    m = len(g) - 1
+    fig, axes = new_figure(2, 1, width=4.4, height=3.4)
+    axes[0].plot(np.arange(m + 1), g, "o-", color=COLORS["blue"], label="$g(k)$")
+    axes[0].axhline(0, color="black", lw=0.6)
+    axes[0].set_xlabel("Hamming distance k")
+    axes[0].set_ylabel("inner product g(k)")
+    axes[0].set_title("the profile")
+    axes[0].legend(fontsize=8)
+    colors = [COLORS["vermillion"] if v < -1e-9 * max(abs(lam).max(), 1) else COLORS["green"]
+              for v in lam]
+    axes[1].bar(np.arange(m + 1), lam, color=colors, label=r"$\lambda_w$ (red: negative)")
+    for w in range(m + 1):
+        axes[1].annotate(f"x{mult[w]}", (w, lam[w]), ha="center", va="bottom", fontsize=7)
+    axes[1].axhline(0, color="black", lw=0.6)
+    axes[1].set_xlabel("character weight w")
+    axes[1].set_ylabel(r"eigenvalue $\lambda_w$")
+    rank = int(sum(mult[w] for w in range(m + 1) if abs(lam[w]) > 1e-9 * max(abs(lam).max(), 1)))
+    axes[1].set_title(f"Krawtchouk spectrum (rank {rank} of {2 ** m})")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title or "A Hamming profile and the spectrum of its Gram matrix")
+    return fig
+
+
 # ==== section: attention (chapter 6) ====
 # (owned by the attention (chapter 6) work; add functions between this marker and the next)
 

@@ -14,6 +14,216 @@ from __future__ import annotations
 
 # ==== section: geometry (chapter 5) ====
 # (owned by the geometry (chapter 5) work; add functions between this marker and the next)
+#
+# Embedding geometry of a trained model. Everything takes either a model (OneLayerTransformer,
+# single or ensemble) or an embedding tensor W_E [V, d] / [E, V, d] (row = token), works in float64,
+# and returns one entry per ensemble member along a leading dimension when given an ensemble.
+
+import math as _geo_math  # noqa: E402
+from dataclasses import dataclass as _geo_dataclass  # noqa: E402
+
+import torch as _geo_torch  # noqa: E402
+
+
+def _geo_embeddings(W_E) -> _geo_torch.Tensor:
+    """W_E as float64 ``[E, V, d]`` (E = 1 for a single model or a 2-D tensor) and whether it was
+    batched."""
+    from .model import OneLayerTransformer
+    if isinstance(W_E, OneLayerTransformer):
+        W = W_E.W_E.detach()
+    elif isinstance(W_E, _geo_torch.Tensor):
+        W = W_E.detach()
+    else:
+        raise ValueError("W_E must be a OneLayerTransformer or a tensor [V, d] / [E, V, d], got "
+                         f"{type(W_E).__name__}")
+    if W.ndim not in (2, 3):
+        raise ValueError(f"W_E must have shape [V, d] or [E, V, d], got {tuple(W.shape)}")
+    V = W.shape[-2]
+    if V < 2 or V & (V - 1) or V > 2 ** 12:
+        raise ValueError(f"W_E must have V = 2^m rows with m in 1..12, got V={V}")
+    if not bool(_geo_torch.isfinite(W).all()):
+        raise ValueError("W_E must hold finite values")
+    batched = W.ndim == 3
+    return W.double().cpu().reshape((-1,) + tuple(W.shape[-2:])), batched
+
+
+def _geo_unbatch(x, batched):
+    return x if batched else x[0]
+
+
+def gram_matrix(W_E) -> _geo_torch.Tensor:
+    """``G = W_E W_E^T``: ``Tensor[V, V]`` (or ``[E, V, V]``) of inner products between token
+    embeddings, float64."""
+    W, batched = _geo_embeddings(W_E)
+    return _geo_unbatch(W @ W.transpose(1, 2), batched)
+
+
+@_geo_dataclass
+class GramProfile:
+    """Inner products of token embeddings grouped by Hamming distance k = 0..m.
+
+    ``mean[k]`` and ``std[k]`` are the mean and standard deviation of ``<W_E(i), W_E(j)>`` over the
+    ``count[k] = V C(m, k)`` ordered pairs (i, j) at distance k (k = 0: the squared norms).
+    Shapes ``[m+1]``, or ``[E, m+1]`` for an ensemble (count is always ``[m+1]``).
+    """
+
+    mean: _geo_torch.Tensor
+    std: _geo_torch.Tensor
+    count: _geo_torch.Tensor
+
+    @property
+    def m(self) -> int:
+        return self.count.numel() - 1
+
+
+def gram_profile(W_E) -> GramProfile:
+    """Mean and spread of ``<W_E(i), W_E(j)>`` per Hamming distance D_H(i, j) (see ``GramProfile``)."""
+    W, batched = _geo_embeddings(W_E)
+    V = W.shape[1]
+    m = V.bit_length() - 1
+    from .latent import LatentSpace
+    D = LatentSpace(m).distances().flatten()
+    G = (W @ W.transpose(1, 2)).reshape(W.shape[0], -1)
+    count = _geo_torch.bincount(D, minlength=m + 1)
+    onehot = _geo_torch.nn.functional.one_hot(D, m + 1).double()       # [V*V, m+1]
+    mean = (G @ onehot) / count
+    second = (G ** 2 @ onehot) / count
+    var = (second - mean ** 2).clamp(min=0) * count / (count - 1).clamp(min=1)
+    return GramProfile(_geo_unbatch(mean, batched), _geo_unbatch(var.sqrt(), batched), count)
+
+
+@_geo_dataclass
+class AffineFit:
+    """Least-squares fit of the affine law ``<W_E(i), W_E(j)> ~ b0 - b1 D_H(i, j)`` over all V^2
+    ordered pairs. ``r2`` is the coefficient of determination on the pairs (spread included);
+    ``r2_profile`` the one on the mean profile, weighted by pair counts (shape only). With
+    ``parity=True`` the model is ``b0 - b1 k + c (-1)^k`` and ``c`` holds the parity coefficient.
+    Each field is a float, or a list of floats for an ensemble."""
+
+    b0: object
+    b1: object
+    r2: object
+    r2_profile: object
+    c: object = None
+
+
+def affine_fit(W_E, parity: bool = False) -> AffineFit:
+    """Fit the affine law to the Gram matrix of ``W_E`` (model or tensor); see ``AffineFit``.
+
+    The least-squares fit over all pairs only sees the mean profile (the design depends on the pair
+    only through k), so it is computed from ``gram_profile`` exactly.
+    """
+    if not isinstance(parity, bool):
+        raise ValueError(f"parity must be True or False, got {parity!r}")
+    prof = gram_profile(W_E)
+    batched = prof.mean.ndim == 2
+    mean = prof.mean if batched else prof.mean[None]
+    std = prof.std if batched else prof.std[None]
+    m = prof.m
+    n = prof.count.double()
+    k = _geo_torch.arange(m + 1, dtype=_geo_torch.float64)
+    cols = [_geo_torch.ones_like(k), -k] + ([(-1.0) ** k] if parity else [])
+    X = _geo_torch.stack(cols, 1)                                          # [m+1, p]
+    sw = n.sqrt()[:, None]
+    out = {"b0": [], "b1": [], "r2": [], "r2_profile": [], "c": []}
+    for e in range(mean.shape[0]):
+        beta = _geo_torch.linalg.lstsq(X * sw, (mean[e] * n.sqrt())[:, None]).solution.flatten()
+        fit = X @ beta
+        grand = (n * mean[e]).sum() / n.sum()
+        ss_between = (n * (mean[e] - grand) ** 2).sum()
+        ss_within = ((n - 1) * std[e] ** 2).sum()
+        ss_res_mean = (n * (mean[e] - fit) ** 2).sum()
+        r2 = 1 - (ss_res_mean + ss_within) / (ss_between + ss_within)
+        r2p = 1 - ss_res_mean / ss_between if ss_between > 0 else _geo_torch.tensor(float("nan"))
+        out["b0"].append(float(beta[0]))
+        out["b1"].append(float(beta[1]))
+        out["r2"].append(float(r2))
+        out["r2_profile"].append(float(r2p))
+        out["c"].append(float(beta[2]) if parity else None)
+    if not batched:
+        out = {key: v[0] for key, v in out.items()}
+    return AffineFit(**out)
+
+
+def embedding_spectrum(W_E) -> _geo_torch.Tensor:
+    """Eigenvalues of ``W_E^T W_E`` (``[d, d]``), largest first, float64 ``[d]`` (or ``[E, d]``).
+    They are the non-zero eigenvalues of the Gram matrix ``W_E W_E^T`` and the squared singular
+    values of W_E."""
+    W, batched = _geo_embeddings(W_E)
+    ev = _geo_torch.linalg.eigvalsh(W.transpose(1, 2) @ W).flip(-1).clamp(min=0)
+    return _geo_unbatch(ev, batched)
+
+
+def eigen_gap(eigenvalues, k: int) -> _geo_torch.Tensor:
+    """Ratio ``lambda_k / lambda_{k+1}`` of the k-th to the (k+1)-th largest eigenvalue (k >= 1),
+    for a spectrum ``[n]`` or a batch ``[E, n]`` sorted largest first (as ``embedding_spectrum``
+    returns). A large ratio after k = m (or m+1) is the signature of a rank-m (m+1) structure."""
+    from ._validate import check_int
+    ev = _geo_torch.as_tensor(eigenvalues, dtype=_geo_torch.float64)
+    if ev.ndim not in (1, 2):
+        raise ValueError(f"eigenvalues must have shape [n] or [E, n], got {tuple(ev.shape)}")
+    k = check_int("k", k, 1, ev.shape[-1] - 1)
+    return ev[..., k - 1] / ev[..., k].clamp(min=1e-300)
+
+
+def weight_rayleigh(M) -> _geo_torch.Tensor:
+    """Mean Rayleigh quotient of a token-by-token matrix per Walsh-character weight.
+
+    ``M`` is ``[V, V]`` or ``[E, V, V]`` (any square matrix indexed by tokens, e.g. a Gram matrix or
+    ``association_matrix``). Returns float64 ``[m+1]`` (or ``[E, m+1]``): entry w is the mean of
+    ``chi_s^T M chi_s / V`` over the C(m, w) characters s of weight w. For a Hamming kernel
+    ``M = g(D_H)`` this is exactly its Krawtchouk eigenvalue lambda_w; for any M it equals the
+    Krawtchouk eigenvalue of M's mean profile (book/proofs/geometry.md, lem-profile-projection).
+    """
+    if not isinstance(M, _geo_torch.Tensor):
+        raise ValueError(f"M must be a tensor [V, V] or [E, V, V], got {type(M).__name__}")
+    if M.ndim not in (2, 3) or M.shape[-1] != M.shape[-2]:
+        raise ValueError(f"M must have shape [V, V] or [E, V, V], got {tuple(M.shape)}")
+    V = M.shape[-1]
+    if V < 2 or V & (V - 1) or V > 2 ** 12:
+        raise ValueError(f"M must be V x V with V = 2^m, m in 1..12, got V={V}")
+    batched = M.ndim == 3
+    A = M.detach().double().cpu().reshape(-1, V, V)
+    m = V.bit_length() - 1
+    from .latent import LatentSpace
+    from .theory import walsh_characters
+    H = walsh_characters(m)                                   # [V, V], column s
+    q = ((A @ H) * H).sum(1) / V                              # [E, V(s)]: chi_s^T M chi_s / V
+    onehot = _geo_torch.nn.functional.one_hot(LatentSpace(m).popcount(), m + 1).double()
+    return _geo_unbatch((q @ onehot) / onehot.sum(0), batched)
+
+
+def weight_spectrum(W_E) -> tuple[_geo_torch.Tensor, _geo_torch.Tensor]:
+    """Energy of the Gram matrix ``W_E W_E^T`` per Walsh-character weight w = 0..m.
+
+    Returns ``(rayleigh, share)``, each float64 ``[m+1]`` (or ``[E, m+1]``): ``rayleigh[w]`` is the
+    mean of ``chi_s^T G chi_s / V`` over the C(m, w) characters of weight w, which equals the
+    Krawtchouk eigenvalue ``sum_k gbar(k) K_k(w)`` of the mean profile gbar; ``share[w]`` is the
+    fraction of trace(G) carried by weight w, ``C(m, w) rayleigh[w] / trace(G)`` (the shares sum
+    to 1).
+    """
+    W, batched = _geo_embeddings(W_E)
+    V = W.shape[1]
+    m = V.bit_length() - 1
+    ray = weight_rayleigh(W @ W.transpose(1, 2))
+    mult = _geo_torch.tensor([_geo_math.comb(m, w) for w in range(m + 1)],
+                             dtype=_geo_torch.float64)
+    trace = (W ** 2).sum((1, 2))[:, None]
+    return _geo_unbatch(ray, batched), _geo_unbatch(ray * mult / trace, batched)
+
+
+def association_matrix(model) -> _geo_torch.Tensor:
+    """``M[k, x] = W_U(k)^T W_V W_E(x)`` (float64 ``[V, V]`` or ``[E, V, V]``): the logit that one
+    context token x adds to candidate k. With uniform attention (W_KQ = 0) the logits of a context
+    are the average of the columns ``M[:, x_l]``; with the tied unembedding W_U = W_E and W_V = I,
+    M is the Gram matrix."""
+    from .model import OneLayerTransformer
+    if not isinstance(model, OneLayerTransformer):
+        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
+    W_E = model.W_E.detach().double().cpu()
+    W_U = model.unembedding.detach().double().cpu()
+    W_V = model.W_V.detach().double().cpu()
+    return W_U @ W_V @ W_E.transpose(-1, -2)
 
 
 # ==== section: attention (chapter 6) ====

@@ -376,6 +376,198 @@ def sampler_chi_square(spec, contexts: torch.Tensor, targets: torch.Tensor,
 
 # ==== section: geometry (chapter 5) ====
 # (owned by the geometry (chapter 5) work; add functions between this marker and the next)
+#
+# Matrices G[i, j] = g(D_H(i, j)) on {0,1}^m (token ids as in lca.latent) are diagonalised by the
+# Walsh characters chi_s(z) = (-1)^(s.z): chi_s is an eigenvector with eigenvalue
+#     lambda_w = sum_k g(k) K_k(w),   w = |s|,   K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)
+# (Krawtchouk polynomials), so lambda_w has multiplicity C(m, w). For the affine law
+# g(k) = b0 - b1 k: lambda_0 = 2^m (b0 - m b1 / 2), lambda_1 = 2^(m-1) b1, lambda_w = 0 for w >= 2.
+# Proofs: book/proofs/geometry.md.
+
+import math as _geo_math  # noqa: E402
+
+import torch as _geo_torch  # noqa: E402
+
+from ._validate import check_float as _geo_check_float  # noqa: E402
+from ._validate import check_int as _geo_check_int  # noqa: E402
+
+GEO_M_MAX = 12  # V x V matrices: 4096 x 4096 float64 is the largest we build
+
+
+def krawtchouk(k: int, w: int, m: int) -> int:
+    """The Krawtchouk number ``K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)`` (an exact int).
+
+    ``K_k(w)`` is the sum of ``(-1)^(s.u)`` over the ``C(m, k)`` vectors u of weight k, for any fixed
+    s of weight w: the eigenvalue of the distance-k adjacency matrix of the hypercube on the
+    characters of weight w. Args: ``m`` in 1..64, ``k`` and ``w`` in 0..m.
+    """
+    m = _geo_check_int("m", m, 1, 64)
+    k = _geo_check_int("k", k, 0, m)
+    w = _geo_check_int("w", w, 0, m)
+    return sum((-1) ** j * _geo_math.comb(w, j) * _geo_math.comb(m - w, k - j)
+               for j in range(0, min(w, k) + 1))
+
+
+def krawtchouk_matrix(m: int) -> _geo_torch.Tensor:
+    """``LongTensor[m+1, m+1]`` with entry ``[k, w] = K_k(w)`` (rows: distance k, columns: weight w)."""
+    m = _geo_check_int("m", m, 1, 64)
+    return _geo_torch.tensor([[krawtchouk(k, w, m) for w in range(m + 1)] for k in range(m + 1)],
+                             dtype=_geo_torch.long)
+
+
+def _geo_profile(g, m: int) -> _geo_torch.Tensor:
+    """A profile given as a sequence of m+1 numbers or a callable k -> number, as float64[m+1]."""
+    if callable(g) and not isinstance(g, _geo_torch.Tensor):
+        vals = [g(k) for k in range(m + 1)]
+    else:
+        vals = g
+    try:
+        prof = _geo_torch.as_tensor(vals, dtype=_geo_torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"g must be a sequence of m+1={m + 1} numbers g(0..m) or a callable "
+                         f"k -> g(k), got {type(g).__name__}") from None
+    if prof.numel() != m + 1:
+        raise ValueError(f"g must hold m+1={m + 1} values g(0), ..., g(m), got {prof.numel()}")
+    if not bool(_geo_torch.isfinite(prof).all()):
+        raise ValueError("g must hold finite values")
+    return prof
+
+
+def hamming_kernel(g, m: int) -> _geo_torch.Tensor:
+    """``Tensor[V, V]`` (float64): ``G[i, j] = g(D_H(i, j))`` for the profile ``g`` (m+1 values or
+    a callable k -> value), V = 2^m, m in 1..12."""
+    m = _geo_check_int("m", m, 1, GEO_M_MAX)
+    prof = _geo_profile(g, m)
+    from .latent import LatentSpace
+    return prof[LatentSpace(m).distances()]
+
+
+def hamming_kernel_spectrum(g, m: int) -> tuple[_geo_torch.Tensor, _geo_torch.Tensor]:
+    """Eigenvalues of ``G[i, j] = g(D_H(i, j))`` by character weight, from Krawtchouk numbers.
+
+    Returns ``(eigenvalues float64[m+1], multiplicities LongTensor[m+1])``: entry w is
+    ``lambda_w = sum_k g(k) K_k(w)``, the eigenvalue of every Walsh character of weight w, repeated
+    ``C(m, w)`` times. Nothing V x V is built, so m may go up to 64.
+    """
+    m = _geo_check_int("m", m, 1, 64)
+    prof = _geo_profile(g, m)
+    K = krawtchouk_matrix(m).double()
+    lam = prof @ K
+    mult = _geo_torch.tensor([_geo_math.comb(m, w) for w in range(m + 1)], dtype=_geo_torch.long)
+    return lam, mult
+
+
+def expand_spectrum(eigenvalues, multiplicities) -> _geo_torch.Tensor:
+    """The full list of V eigenvalues (float64, largest first) from per-weight eigenvalues and
+    their multiplicities (the output of ``hamming_kernel_spectrum``)."""
+    lam = _geo_torch.as_tensor(eigenvalues, dtype=_geo_torch.float64).flatten()
+    mult = _geo_torch.as_tensor(multiplicities).flatten()
+    if lam.numel() != mult.numel():
+        raise ValueError(f"multiplicities must have as many entries as eigenvalues "
+                         f"({lam.numel()}), got {mult.numel()}")
+    if mult.numel() and int(mult.min()) < 0:
+        raise ValueError("multiplicities must be >= 0")
+    return _geo_torch.repeat_interleave(lam, mult.long()).sort(descending=True).values
+
+
+def walsh_characters(m: int) -> _geo_torch.Tensor:
+    """``Tensor[V, V]`` (float64) of +-1: column s is the character ``chi_s(z) = (-1)^(s.z)``
+    evaluated at every token z (token ids and s both in lca.latent's bit order)."""
+    m = _geo_check_int("m", m, 1, GEO_M_MAX)
+    t = _geo_torch.arange(2 ** m)
+    from .latent import _popcount_table
+    parity = _popcount_table(m)[t[:, None] & t[None, :]] % 2
+    return 1.0 - 2.0 * parity.double()
+
+
+def affine_gram(m: int, b0: float, b1: float) -> _geo_torch.Tensor:
+    """``Tensor[V, V]`` (float64): the affine law ``G[i, j] = b0 - b1 * D_H(i, j)``, m in 1..12."""
+    m = _geo_check_int("m", m, 1, GEO_M_MAX)
+    b0 = _geo_check_float("b0", b0)
+    b1 = _geo_check_float("b1", b1)
+    return hamming_kernel([b0 - b1 * k for k in range(m + 1)], m)
+
+
+def affine_gram_spectrum(m: int, b0: float, b1: float) -> tuple[float, float]:
+    """Closed form of the non-zero part of the affine law's spectrum: ``(lambda_0, lambda_1)`` =
+    ``(2^m (b0 - m b1 / 2), 2^(m-1) b1)``; lambda_0 has eigenvector the all-ones vector,
+    lambda_1 multiplicity m (the bit characters), every other eigenvalue is 0."""
+    m = _geo_check_int("m", m, 1, 64)
+    b0 = _geo_check_float("b0", b0)
+    b1 = _geo_check_float("b1", b1)
+    return 2.0 ** m * (b0 - m * b1 / 2), 2.0 ** (m - 1) * b1
+
+
+def affine_gram_rank(m: int, b0: float, b1: float, tol: float = 1e-12) -> int:
+    """Exact rank of ``b0 - b1 D_H``: ``m * [b1 != 0] + [b0 != m b1 / 2]`` (so at most m+1; m in
+    the centred case b0 = m b1 / 2). ``tol`` is a relative tolerance for "== 0"."""
+    lam0, lam1 = affine_gram_spectrum(m, b0, b1)
+    tol = _geo_check_float("tol", tol, 0.0)
+    scale = max(abs(b0), abs(b1) * m, 1e-300) * 2.0 ** m
+    return m * int(abs(lam1) > tol * scale) + int(abs(lam0) > tol * scale)
+
+
+def affine_embedding(m: int, b0: float, b1: float) -> _geo_torch.Tensor:
+    """Embeddings realising the affine law: ``Tensor[V, m+1]`` (float64) with
+    ``E @ E.T == b0 - b1 D_H``. Row z is ``(sqrt(b1/2) (2z - 1), sqrt(b0 - m b1 / 2))``; this needs the
+    law to be a Gram matrix, i.e. ``b1 >= 0`` and ``b0 >= m b1 / 2`` (else ValueError)."""
+    m = _geo_check_int("m", m, 1, GEO_M_MAX)
+    b1 = _geo_check_float("b1", b1, 0.0)
+    b0 = _geo_check_float("b0", b0, m * b1 / 2)
+    from .latent import LatentSpace
+    Z = LatentSpace(m).latents.double()
+    const = _geo_torch.full((2 ** m, 1), _geo_math.sqrt(b0 - m * b1 / 2), dtype=_geo_torch.float64)
+    return _geo_torch.cat([_geo_math.sqrt(b1 / 2) * (2 * Z - 1), const], dim=1)
+
+
+def context_spectrum(spec, tol: float = 1e-12) -> _geo_torch.Tensor:
+    """Eigenvalues ``mu_w`` (float64 ``[m+1]``, w = 0..m) of a task's context law ``P[y, x]``.
+
+    Needs a law that depends on (y, x) only through D_H(y, x) (Hamming spheres and balls, with or
+    without uniform noise): then ``mu_w = sum_k p(k) K_k(w)`` with p(k) the probability of one
+    particular token at distance k, and ``P chi_s = mu_|s| chi_s``. Raises ValueError for a law that
+    is not a function of Hamming distance (clusters, custom masks). m in 1..12.
+    """
+    from .task import TaskSpec
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    _geo_check_int("m", spec.m, 1, GEO_M_MAX)
+    tol = _geo_check_float("tol", tol, 0.0)
+    P = spec.context_law()
+    D = spec.space.distances()
+    p = _geo_torch.zeros(spec.m + 1, dtype=_geo_torch.float64)
+    for k in range(spec.m + 1):
+        vals = P[D == k]
+        if float(vals.max() - vals.min()) > tol:
+            raise ValueError(f"spec's context law is not a function of Hamming distance (at "
+                             f"distance {k} it ranges over {float(vals.min()):.3g}.."
+                             f"{float(vals.max()):.3g}); context_spectrum needs a Hamming "
+                             "sphere or ball neighbourhood")
+        p[k] = vals[0]
+    return hamming_kernel_spectrum(p, spec.m)[0]
+
+
+def margin_by_weight(mu, nu) -> _geo_torch.Tensor:
+    """Contribution of each character weight to the target's mean logit advantage.
+
+    For a context law with eigenvalues ``mu[w]`` and an association matrix M (``M[k, x]``: logit
+    added to candidate k by context token x) whose mean Rayleigh quotients per weight are
+    ``nu[w]``, uniform attention and the population-mean context give
+        mean_y F[y, y] - mean_{y, k} F[y, k] = sum_{w >= 1} C(m, w) mu_w nu_w / 2^m,
+    with F[y, k] = sum_x P[y, x] M[k, x]. Returns the terms (float64 ``[m+1]``, entry 0 is 0).
+    """
+    mu = _geo_torch.as_tensor(mu, dtype=_geo_torch.float64).flatten()
+    nu = _geo_torch.as_tensor(nu, dtype=_geo_torch.float64).flatten()
+    if mu.numel() < 2:
+        raise ValueError(f"mu must hold m+1 >= 2 values, got {mu.numel()}")
+    if nu.numel() != mu.numel():
+        raise ValueError(f"nu must hold as many values as mu ({mu.numel()}), got {nu.numel()}")
+    m = mu.numel() - 1
+    mult = _geo_torch.tensor([_geo_math.comb(m, w) for w in range(m + 1)], dtype=_geo_torch.float64)
+    out = mult * mu * nu / 2.0 ** m
+    out[0] = 0.0
+    return out
+
 
 
 # ==== section: attention (chapter 6) ====

@@ -1,0 +1,476 @@
+"""Tests of chapter 5: embedding geometry (lca.theory geometry section, lca.probes geometry section).
+
+Every theorem is checked against an independent computation (brute-force enumeration over the
+hypercube, torch.linalg eigen-decompositions, Monte Carlo through the model's forward pass) where
+its hypotheses hold, and shown to fail where they do not.
+"""
+
+import itertools
+import math
+
+import matplotlib
+import pytest
+import torch
+
+import lca
+from lca import exercises, plots, probes, theory
+
+matplotlib.use("Agg")
+
+
+# ------------------------------------------------------------------------- independent helpers
+def bits(i, m):
+    return [(i >> (m - 1 - a)) & 1 for a in range(m)]          # MSB first, as lca.latent
+
+
+def brute_distances(m):
+    V = 2 ** m
+    return torch.tensor([[sum(x != y for x, y in zip(bits(i, m), bits(j, m))) for j in range(V)]
+                         for i in range(V)], dtype=torch.long)
+
+
+def brute_character(s, m):
+    sb = bits(s, m)
+    return torch.tensor([(-1.0) ** sum(a * b for a, b in zip(sb, bits(z, m))) for z in range(2 ** m)],
+                        dtype=torch.float64)
+
+
+def brute_krawtchouk(k, w, m):
+    """Sum of (-1)^(s.u) over all u of weight k, for the s whose first w bits are 1."""
+    s = [1] * w + [0] * (m - w)
+    total = 0
+    for u in itertools.product((0, 1), repeat=m):
+        if sum(u) == k:
+            total += (-1) ** sum(a * b for a, b in zip(s, u))
+    return total
+
+
+def brute_profile(G, m):
+    D = brute_distances(m)
+    return torch.stack([G[D == k].mean() for k in range(m + 1)])
+
+
+# ------------------------------------------------------------------------------ Krawtchouk
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 6])
+def test_krawtchouk_matches_enumeration(m):
+    for k in range(m + 1):
+        for w in range(m + 1):
+            assert theory.krawtchouk(k, w, m) == brute_krawtchouk(k, w, m)
+    K = theory.krawtchouk_matrix(m)
+    assert K.shape == (m + 1, m + 1) and K.dtype == torch.long
+    assert K[1].tolist() == [m - 2 * w for w in range(m + 1)]
+    assert K[:, 0].tolist() == [math.comb(m, k) for k in range(m + 1)]
+
+
+@pytest.mark.parametrize("m", [3, 6, 9])
+def test_krawtchouk_identities(m):
+    for k in range(m + 1):
+        for w in range(m + 1):
+            # symmetry and reflection (lem-geo-krawtchouk-identities)
+            assert math.comb(m, k) * theory.krawtchouk(w, k, m) == \
+                math.comb(m, w) * theory.krawtchouk(k, w, m)
+            assert theory.krawtchouk(k, m - w, m) == (-1) ** k * theory.krawtchouk(k, w, m)
+
+
+# ----------------------------------------------------------- Krawtchouk spectrum of Hamming kernels
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 6, 7])
+def test_hamming_kernel_spectrum_matches_eigvalsh(m):
+    g = torch.Generator().manual_seed(10 + m)
+    prof = torch.randn(m + 1, generator=g, dtype=torch.float64)
+    G = theory.hamming_kernel(prof, m)
+    D = brute_distances(m)
+    assert torch.equal(G, prof[D])
+    lam, mult = theory.hamming_kernel_spectrum(prof, m)
+    assert mult.tolist() == [math.comb(m, w) for w in range(m + 1)]
+    want = torch.linalg.eigvalsh(G).flip(0)
+    got = theory.expand_spectrum(lam, mult)
+    assert torch.allclose(got, want, atol=1e-10 * max(1.0, float(want.abs().max())))
+
+
+def test_characters_are_eigenvectors():
+    m = 5
+    prof = torch.tensor([2.0, -1.0, 0.5, 3.0, -0.25, 1.5], dtype=torch.float64)
+    G = theory.hamming_kernel(prof, m)
+    lam, _ = theory.hamming_kernel_spectrum(prof, m)
+    H = theory.walsh_characters(m)
+    for s in range(2 ** m):
+        chi = brute_character(s, m)
+        assert torch.equal(H[:, s], chi)
+        w = sum(bits(s, m))
+        assert torch.allclose(G @ chi, lam[w] * chi, atol=1e-12)
+    assert torch.allclose(H.T @ H, 2 ** m * torch.eye(2 ** m, dtype=torch.float64))
+
+
+def test_spectrum_inverse_and_reflection():
+    m = 6
+    g = torch.Generator().manual_seed(3)
+    prof = torch.randn(m + 1, generator=g, dtype=torch.float64)
+    lam, mult = theory.hamming_kernel_spectrum(prof, m)
+    back = torch.tensor([sum(mult[w] * lam[w] * theory.krawtchouk(k, w, m) for w in range(m + 1))
+                         / (2 ** m * math.comb(m, k)) for k in range(m + 1)], dtype=torch.float64)
+    assert torch.allclose(back, prof, atol=1e-12)
+    flipped = prof * torch.tensor([(-1.0) ** k for k in range(m + 1)], dtype=torch.float64)
+    lam_f, _ = theory.hamming_kernel_spectrum(flipped, m)
+    assert torch.allclose(lam_f, lam.flip(0), atol=1e-12)
+    P = torch.diag(brute_character(2 ** m - 1, m))                 # the parity character
+    assert torch.allclose(theory.hamming_kernel(flipped, m), P @ theory.hamming_kernel(prof, m) @ P)
+
+
+def test_spectrum_prediction_fails_off_hamming_kernels():
+    """A symmetric perturbation that does not depend on Hamming distance only: the Krawtchouk
+    eigenvalues of the (new) mean profile no longer equal the eigenvalues, while the averaged
+    statements of lem-geo-profile-projection still hold."""
+    m = 5
+    gen = torch.Generator().manual_seed(8)
+    G0 = theory.affine_gram(m, 4.0, 1.0)
+    Pert = torch.randn(2 ** m, 2 ** m, generator=gen, dtype=torch.float64)
+    G = G0 + 0.5 * (Pert + Pert.T)
+    prof = brute_profile(G, m)
+    lam, mult = theory.hamming_kernel_spectrum(prof, m)
+    pred = theory.expand_spectrum(lam, mult)
+    true = torch.linalg.eigvalsh(G).flip(0)
+    assert float((pred - true).abs().max()) > 1.0                    # the prediction breaks
+    assert math.isclose(float(pred.sum()), float(torch.trace(G)), rel_tol=1e-10)
+    rayleigh = torch.zeros(m + 1, dtype=torch.float64)
+    for s in range(2 ** m):
+        chi = brute_character(s, m)
+        rayleigh[sum(bits(s, m))] += chi @ G @ chi / 2 ** m / math.comb(m, sum(bits(s, m)))
+    assert torch.allclose(rayleigh, lam, atol=1e-10)
+    assert torch.allclose(probes.weight_rayleigh(G), lam, atol=1e-10)
+    # the mean profile is the closest Hamming kernel
+    best = float(torch.linalg.norm(G - theory.hamming_kernel(prof, m)))
+    for k in range(m + 1):
+        bumped = prof.clone()
+        bumped[k] += 0.01
+        assert float(torch.linalg.norm(G - theory.hamming_kernel(bumped, m))) > best
+
+
+def test_profile_of_a_gram_matrix_is_psd():
+    g = torch.Generator().manual_seed(4)
+    for m, d in [(3, 2), (5, 3), (6, 20)]:
+        W = torch.randn(2 ** m, d, generator=g, dtype=torch.float64)
+        lam, _ = theory.hamming_kernel_spectrum(brute_profile(W @ W.T, m), m)
+        assert float(lam.min()) >= -1e-10
+    # but a profile need not be PSD: the eigenvalue criterion detects it
+    lam, _ = theory.hamming_kernel_spectrum([0.0, 1.0, 0.0], 2)
+    G = theory.hamming_kernel([0.0, 1.0, 0.0], 2)
+    assert float(lam.min()) < 0 and float(torch.linalg.eigvalsh(G).min()) < 0
+
+
+# ------------------------------------------------------------------------------- the affine law
+@pytest.mark.parametrize("m", [1, 2, 4, 6])
+def test_distance_factorisation(m):
+    Z = torch.tensor([bits(i, m) for i in range(2 ** m)], dtype=torch.float64)
+    z = Z.sum(1, keepdim=True)
+    one = torch.ones_like(z)
+    assert torch.equal(z @ one.T + one @ z.T - 2 * Z @ Z.T, brute_distances(m).double())
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 7])
+def test_affine_rank_and_spectrum(m):
+    cases = [(2.0, 1.0), (m / 2, 1.0), (1.0, 2.0 / m), (0.0, 1.0), (1.0, 0.0), (0.0, 0.0),
+             (-1.0, 0.5), (5.0, -1.0)]
+    for b0, b1 in cases:
+        G = theory.affine_gram(m, b0, b1)
+        assert torch.equal(G, b0 - b1 * brute_distances(m).double())
+        r = int(torch.linalg.matrix_rank(G))
+        assert r == theory.affine_gram_rank(m, b0, b1)
+        assert r <= m + 1
+        lam0, lam1 = theory.affine_gram_spectrum(m, b0, b1)
+        want = sorted([lam0] + [lam1] * m + [0.0] * (2 ** m - m - 1), reverse=True)
+        got = torch.linalg.eigvalsh(G).flip(0)
+        assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), atol=1e-9)
+    assert theory.affine_gram_rank(m, 2.0 + m, 1.0) == m + 1               # generic: m + 1
+    assert theory.affine_gram_rank(m, m / 2, 1.0) == m                     # centred: m
+
+
+def test_affine_bound_fails_without_the_affine_law():
+    """A quadratic profile is not affine: its rank exceeds m + 1 (the theorem's hypothesis
+    matters), and the excess is exactly C(m, 2) from the weight-2 characters."""
+    m = 6
+    prof = [3.0 - k + 0.2 * k * k for k in range(m + 1)]
+    r = int(torch.linalg.matrix_rank(theory.hamming_kernel(prof, m)))
+    assert r > m + 1
+    lam, mult = theory.hamming_kernel_spectrum(prof, m)
+    assert r == int(sum(mult[w] for w in range(m + 1) if abs(float(lam[w])) > 1e-9))
+
+
+def test_centred_code_and_affine_embedding():
+    m = 5
+    Z = torch.tensor([bits(i, m) for i in range(2 ** m)], dtype=torch.float64)
+    E = (2 * Z - 1) / math.sqrt(m)
+    assert torch.allclose(E @ E.T, theory.affine_gram(m, 1.0, 2.0 / m))
+    assert int(torch.linalg.matrix_rank(E @ E.T)) == m
+    for b0, b1 in [(3.0, 1.0), (2.5, 1.0), (1.0, 0.0), (10.0, 0.5)]:
+        E = theory.affine_embedding(m, b0, b1)
+        assert E.shape == (2 ** m, m + 1)
+        assert torch.allclose(E @ E.T, theory.affine_gram(m, b0, b1), atol=1e-12)
+    # not a Gram matrix -> refused, and indeed not PSD
+    with pytest.raises(ValueError, match="b0"):
+        theory.affine_embedding(m, 2.0, 1.0)
+    assert float(torch.linalg.eigvalsh(theory.affine_gram(m, 2.0, 1.0)).min()) < 0
+    with pytest.raises(ValueError, match="b1"):
+        theory.affine_embedding(m, 2.0, -1.0)
+
+
+# -------------------------------------------------------------------------------------- probes
+def test_gram_profile_matches_loops():
+    m, d = 4, 3
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(2 ** m, d, generator=g, dtype=torch.float64)
+    prof = probes.gram_profile(W)
+    D = brute_distances(m)
+    G = W @ W.T
+    for k in range(m + 1):
+        vals = G[D == k]
+        assert int(prof.count[k]) == vals.numel() == 2 ** m * math.comb(m, k)
+        assert math.isclose(float(prof.mean[k]), float(vals.mean()), rel_tol=1e-12, abs_tol=1e-12)
+        assert math.isclose(float(prof.std[k]), float(vals.std()), rel_tol=1e-9, abs_tol=1e-12)
+    # ensembles give the same numbers member by member; a model is accepted too
+    W2 = torch.stack([W, 2 * W]).float()
+    pe = probes.gram_profile(W2)
+    assert pe.mean.shape == (2, m + 1)
+    assert torch.allclose(pe.mean[1], 4 * probes.gram_profile(W.float()).mean, rtol=1e-6)
+    model = lca.OneLayerTransformer.from_weights(W.float())
+    assert torch.allclose(probes.gram_profile(model).mean, prof.mean, rtol=1e-5)
+    # the affine code has zero spread
+    assert float(probes.gram_profile(theory.affine_embedding(m, 3.0, 1.0)).std.abs().max()) < 1e-12
+
+
+def test_affine_fit_matches_least_squares_on_pairs():
+    m, d = 4, 5
+    g = torch.Generator().manual_seed(2)
+    W = torch.randn(2 ** m, d, generator=g, dtype=torch.float64) + 0.3
+    D = brute_distances(m).flatten().double()
+    y = (W @ W.T).flatten()
+    for parity in (False, True):
+        cols = [torch.ones_like(D), -D] + ([(-1.0) ** D] if parity else [])
+        X = torch.stack(cols, 1)
+        beta = torch.linalg.lstsq(X, y[:, None]).solution.flatten()
+        r2 = 1 - float(((y - X @ beta) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+        fit = probes.affine_fit(W, parity=parity)
+        assert math.isclose(fit.b0, float(beta[0]), abs_tol=1e-9)
+        assert math.isclose(fit.b1, float(beta[1]), abs_tol=1e-9)
+        assert math.isclose(fit.r2, r2, abs_tol=1e-9)
+        if parity:
+            assert math.isclose(fit.c, float(beta[2]), abs_tol=1e-9)
+    exact = probes.affine_fit(theory.affine_embedding(5, 4.0, 0.75))
+    assert math.isclose(exact.b0, 4.0, abs_tol=1e-9) and math.isclose(exact.b1, 0.75, abs_tol=1e-9)
+    assert math.isclose(exact.r2, 1.0, abs_tol=1e-9) and math.isclose(exact.r2_profile, 1.0,
+                                                                      abs_tol=1e-9)
+
+
+def test_spectrum_gap_and_weight_shares():
+    g = torch.Generator().manual_seed(6)
+    W = torch.randn(32, 7, generator=g, dtype=torch.float64)
+    ev = probes.embedding_spectrum(W)
+    assert torch.allclose(ev, torch.linalg.svdvals(W) ** 2, rtol=1e-10)
+    assert math.isclose(float(probes.eigen_gap(ev, 2)), float(ev[1] / ev[2]))
+    # the affine code: all energy on weights 0 and 1, and an infinite gap after m + 1
+    E = theory.affine_embedding(5, 4.0, 1.0)
+    ray, share = probes.weight_spectrum(E)
+    lam, _ = theory.hamming_kernel_spectrum([4.0 - k for k in range(6)], 5)
+    assert torch.allclose(ray, lam, atol=1e-9)
+    assert math.isclose(float(share[:2].sum()), 1.0, abs_tol=1e-12)
+    assert math.isclose(float(share.sum()), 1.0, abs_tol=1e-12)
+    # a random matrix: shares match the isotropic C(m, w) / V only on average, but sum to 1
+    _, share_r = probes.weight_spectrum(W)
+    assert math.isclose(float(share_r.sum()), 1.0, abs_tol=1e-12)
+
+
+def test_association_matrix_is_the_single_token_logit():
+    g = torch.Generator().manual_seed(9)
+    V, d = 16, 6
+    W_E = torch.randn(V, d, generator=g)
+    W_V = torch.randn(d, d, generator=g)
+    model = lca.OneLayerTransformer.from_weights(W_E, W_V=W_V, device="cpu")
+    M = probes.association_matrix(model)
+    ctx = torch.arange(V)[:, None]                         # contexts of length 1: x = 0..V-1
+    logits = model(ctx).double()                           # [V(x), V(k)]
+    assert torch.allclose(M, logits.T, atol=1e-4)
+    ident = lca.OneLayerTransformer.from_weights(W_E, device="cpu")
+    assert torch.allclose(probes.association_matrix(ident), probes.gram_matrix(W_E), atol=1e-5)
+
+
+# ---------------------------------------------------------------- context spectrum and the margin
+@pytest.mark.parametrize("nb,noise", [(lca.hamming_sphere(1), 0.0), (lca.hamming_ball(2), 0.0),
+                                      (lca.hamming_sphere(2), 0.3)])
+def test_context_spectrum_diagonalises_the_law(nb, noise):
+    spec = lca.TaskSpec(m=5, L=4, neighbourhood=nb, noise=noise)
+    mu = theory.context_spectrum(spec)
+    P = spec.context_law()
+    for s in range(2 ** 5):
+        chi = brute_character(s, 5)
+        assert torch.allclose(P @ chi, mu[sum(bits(s, 5))] * chi, atol=1e-12)
+    if nb == lca.hamming_sphere(1) and noise == 0:
+        assert torch.allclose(mu, torch.tensor([1 - 2 * w / 5 for w in range(6)],
+                                               dtype=torch.float64))
+
+
+def test_context_spectrum_refuses_non_hamming_laws():
+    with pytest.raises(ValueError, match="Hamming"):
+        theory.context_spectrum(lca.TaskSpec(m=4, L=3, neighbourhood=lca.cluster(2)))
+
+
+def test_margin_identity_brute_force_and_monte_carlo():
+    m = 4
+    spec = lca.TaskSpec(m=m, L=6, noise=0.2)
+    g = torch.Generator().manual_seed(11)
+    M = torch.randn(2 ** m, 2 ** m, generator=g, dtype=torch.float64)
+    F = spec.context_law() @ M.T                            # F[y, k] = sum_x P[y, x] M[k, x]
+    lhs = float(F.diagonal().mean() - F.mean())
+    rhs = float(theory.margin_by_weight(theory.context_spectrum(spec),
+                                        probes.weight_rayleigh(M)).sum())
+    assert math.isclose(lhs, rhs, rel_tol=1e-10, abs_tol=1e-12)
+    # Monte Carlo through the model with uniform attention: mean logits given y are F[y, :]
+    W_E = torch.randn(2 ** m, 5, generator=g)
+    W_V = torch.randn(5, 5, generator=g)
+    model = lca.OneLayerTransformer.from_weights(W_E, W_V=W_V, device="cpu")
+    ctx, y = lca.sample(spec, 60000, seed=3)
+    with torch.no_grad():
+        logits = model(ctx).double()
+    F_model = spec.context_law() @ probes.association_matrix(model).T
+    for target in (0, 5, 11):
+        sel = y == target
+        est = logits[sel].mean(0)
+        se = logits[sel].std(0) / math.sqrt(int(sel.sum()))
+        assert bool(((est - F_model[target]).abs() < 5 * se + 1e-6).all())
+
+
+# --------------------------------------------------------------------------- trained models
+def test_training_geometry_follows_the_neighbourhood_spectrum():
+    """Small version of the chapter's experiment (m = 5, d = 8 < V = 32): W_V = I gives a more
+    affine profile than a trained W_V, the trained W_V's association takes the sign of mu_w on the
+    strong weights (|mu_w| >= 0.6, parity included), W_V = I stays non-negative."""
+    spec = lca.TaskSpec(m=5, L=32)
+    base = lca.TrainConfig(task=spec, d=8, steps=300, batch_size=128, lr=0.01, eval_every=0,
+                           device="cpu")
+    res = lca.sweep(base, seeds=(0,), progress=False,
+                    variants={"tr": {}, "id": {"train_V": False, "WV_init": "identity"}})
+    fit = probes.affine_fit(res.model)
+    assert fit.r2_profile[1] > fit.r2_profile[0]
+    mu = theory.context_spectrum(spec)
+    nu = probes.weight_rayleigh(probes.association_matrix(res.model))
+    strong = mu.abs() >= 0.6
+    strong[0] = False
+    assert bool((torch.sign(nu[0][strong]) == torch.sign(mu[strong])).all())
+    assert float(nu[1].min()) >= -1e-6 * float(nu[1].abs().max())
+
+
+def test_frozen_overparameterised_embeddings_have_a_flat_profile():
+    spec = lca.TaskSpec(m=4, L=16)
+    res = lca.train(lca.TrainConfig(task=spec, d=64, steps=150, batch_size=128, train_E=False,
+                                    eval_every=0, device="cpu"), progress=False)
+    prof = probes.gram_profile(res.model)
+    assert float(prof.mean[1:].abs().max()) < 0.1 * float(prof.mean[0])
+    assert probes.affine_fit(res.model).r2 < 0.2
+
+
+# ---------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("call,name", [
+    (lambda: theory.krawtchouk(5, 0, 3), "k"),
+    (lambda: theory.krawtchouk(0, -1, 3), "w"),
+    (lambda: theory.krawtchouk(0, 0, 0), "m"),
+    (lambda: theory.hamming_kernel_spectrum([1.0, 2.0], 3), "g"),
+    (lambda: theory.hamming_kernel([1.0, float("nan")], 1), "g"),
+    (lambda: theory.hamming_kernel("abc", 2), "g"),
+    (lambda: theory.affine_gram(0, 1.0, 1.0), "m"),
+    (lambda: theory.affine_gram(3, float("inf"), 1.0), "b0"),
+    (lambda: theory.affine_gram_rank(3, 1.0, "x"), "b1"),
+    (lambda: theory.walsh_characters(13), "m"),
+    (lambda: theory.expand_spectrum([1.0, 2.0], [1]), "multiplicities"),
+    (lambda: theory.context_spectrum("N_1"), "spec"),
+    (lambda: theory.margin_by_weight([1.0, 0.5], [1.0]), "nu"),
+    (lambda: probes.gram_profile(torch.zeros(3, 2)), "W_E"),
+    (lambda: probes.gram_profile([[1.0]]), "W_E"),
+    (lambda: probes.gram_profile(torch.zeros(4)), "W_E"),
+    (lambda: probes.affine_fit(torch.zeros(4, 2), parity="yes"), "parity"),
+    (lambda: probes.eigen_gap(torch.ones(4), 4), "k"),
+    (lambda: probes.weight_rayleigh(torch.zeros(4, 3)), "M"),
+    (lambda: probes.association_matrix(torch.zeros(4, 4)), "model"),
+])
+def test_bad_inputs_name_the_parameter(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+# ------------------------------------------------------------------------------------ checkers
+def _stub(*args):
+    raise NotImplementedError
+
+
+def test_check_gram_profile():
+    def ref(W):
+        m = W.shape[0].bit_length() - 1
+        return brute_profile((W @ W.T).double(), m)
+
+    assert exercises.check_gram_profile(ref)
+    assert not exercises.check_gram_profile(lambda W: ref(W)[:-1])              # off by one
+    assert not exercises.check_gram_profile(                                     # sums, no mean
+        lambda W: torch.stack([(W @ W.T)[brute_distances(W.shape[0].bit_length() - 1) == k].sum()
+                               for k in range(W.shape[0].bit_length())]))
+    assert not exercises.check_gram_profile(lambda W: (W.T @ W).diagonal())     # transposed Gram
+    assert "not implemented yet" in repr(exercises.check_gram_profile(_stub))
+
+
+def test_check_krawtchouk():
+    assert exercises.check_krawtchouk(brute_krawtchouk)
+    assert not exercises.check_krawtchouk(lambda k, w, m: brute_krawtchouk(w, k, m))  # swapped
+    assert not exercises.check_krawtchouk(                                           # no sign
+        lambda k, w, m: sum(math.comb(w, j) * math.comb(m - w, k - j) for j in range(min(k, w) + 1)))
+    assert "not implemented yet" in repr(exercises.check_krawtchouk(_stub))
+
+
+def test_check_hamming_spectrum():
+    def ref(g, m):
+        return torch.linalg.eigvalsh(theory.hamming_kernel(g, m)).flip(0)  # not per weight
+
+    def right(g, m):
+        return g @ torch.tensor([[brute_krawtchouk(k, w, m) for w in range(m + 1)]
+                                 for k in range(m + 1)], dtype=torch.float64)
+
+    assert exercises.check_hamming_spectrum(right)
+    assert not exercises.check_hamming_spectrum(lambda g, m: right(g, m).flip(0) if m > 1 else
+                                                right(g, m) + 1)
+    assert not exercises.check_hamming_spectrum(                                   # transposed K
+        lambda g, m: g @ theory.krawtchouk_matrix(m).double().T)
+    assert not exercises.check_hamming_spectrum(lambda g, m: right(g, m) / 2 ** m)  # scaled
+    assert not exercises.check_hamming_spectrum(ref)                                # full list
+    assert "not implemented yet" in repr(exercises.check_hamming_spectrum(_stub))
+
+
+def test_check_affine_embedding():
+    def right(m, b0, b1):
+        Z = torch.tensor([bits(i, m) for i in range(2 ** m)], dtype=torch.float64)
+        c = torch.full((2 ** m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)
+        return torch.cat([math.sqrt(b1 / 2) * (2 * Z - 1), c], 1)
+
+    assert exercises.check_affine_embedding(right)
+    assert exercises.check_affine_embedding(lambda m, b0, b1: -right(m, b0, b1))  # a rotation
+    assert not exercises.check_affine_embedding(lambda m, b0, b1: right(m, b0, b1)[:, :-1])
+    assert not exercises.check_affine_embedding(lambda m, b0, b1: math.sqrt(2) * right(m, b0, b1))
+    assert not exercises.check_affine_embedding(                                    # too wide
+        lambda m, b0, b1: torch.cat([right(m, b0, b1), torch.zeros(2 ** m, 1)], 1))
+    assert "not implemented yet" in repr(exercises.check_affine_embedding(_stub))
+
+
+# --------------------------------------------------------------------------------------- plots
+def test_plots_return_figures():
+    import matplotlib.pyplot as plt
+    m = 3
+    prof = torch.randn(2, m + 1)
+    figs = [
+        plots.plot_distance_and_gram(brute_distances(m), theory.affine_gram(m, 2.0, 1.0)),
+        plots.plot_hamming_inner({"a": {"mean": prof, "std": prof.abs(), "b0": 1.0, "b1": 0.5,
+                                        "r2": 0.3}}, m),
+        plots.plot_krawtchouk_spectrum({"a": torch.arange(8.0).flip(0)},
+                                       {"a": torch.arange(8.0).flip(0)}),
+        plots.plot_spectra({"p": {"x": torch.tensor([3.0, 2.0, 1.0])}}, {"p": 1}),
+        plots.plot_weight_spectrum({"r": {"mu": torch.ones(m + 1), "nu": {"x": torch.ones(m + 1)}}},
+                                   m),
+        plots.plot_hamming_kernel([1.0, 0.0, -1.0, 0.5], *theory.hamming_kernel_spectrum(
+            [1.0, 0.0, -1.0, 0.5], 3)),
+    ]
+    for fig in figs:
+        assert isinstance(fig, matplotlib.figure.Figure)
+        plt.close(fig)
