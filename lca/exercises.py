@@ -239,6 +239,71 @@ def check_bayes_accuracy_formula(fn) -> CheckResult:
 # (owned by the value-matrix (chapter 4) work; add functions between this marker and the next)
 
 
+def _vm_construction_cases():
+    """(W_E [V, d], mask BoolTensor[V, V]) pairs: d below, equal to and above V, sphere and
+    cluster masks, and asymmetric random masks (so a transposed A is caught)."""
+    from .latent import cluster, hamming_ball, hamming_sphere
+    g = torch.Generator().manual_seed(41)
+    cases = []
+    for m, d, nb in [(2, 3, hamming_sphere(1)), (3, 8, hamming_sphere(1)), (3, 5, hamming_ball(2)),
+                     (4, 6, cluster(1)), (4, 20, hamming_sphere(2))]:
+        cases.append((torch.randn(2 ** m, d, generator=g, dtype=torch.float64), nb.mask(m)))
+    for V, d in [(4, 4), (8, 3), (16, 7)]:
+        mask = torch.rand(V, V, generator=g) < 0.4
+        mask.fill_diagonal_(False)
+        mask[:, 0] |= torch.arange(V) != 0          # make the mask clearly asymmetric
+        cases.append((torch.randn(V, d, generator=g, dtype=torch.float64), mask))
+    return cases
+
+
+def check_value_matrix_construction(fn) -> CheckResult:
+    """Check ``fn(W_E [V, d], mask BoolTensor[V, V]) -> Tensor[d, d]``: the construction
+    ``W_V* = sum_i W_E(i) (sum_{j: mask[i, j]} W_E(j))^T`` (no normalisation)."""
+    from .memory import value_matrix_construction
+
+    def reference(W_E, mask):
+        return value_matrix_construction(W_E, mask)
+    return run_cases("check_value_matrix_construction", fn, reference, _vm_construction_cases(),
+                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-9),
+                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}, mask with "
+                                        f"{int(c[1].sum())} True entries, "
+                                        f"symmetric={bool(torch.equal(c[1], c[1].T))}")
+
+
+def _vm_one_step_reference(W_E, P):
+    V = W_E.shape[0]
+    C = torch.eye(V, dtype=torch.float64) - 1.0 / V
+    return W_E.T.double() @ C @ P.double() @ W_E.double() / V
+
+
+def check_one_step_gradient(fn) -> CheckResult:
+    """Check ``fn(W_E [V, d], P [V, V]) -> Tensor[d, d]``: W_V after one gradient step of size 1
+    from W_V = 0 on the population cross-entropy with uniform attention, where ``P[y, x]`` is the
+    probability that a context token equals x given target y (same law at every position):
+    ``(1/V) W_E^T (I - 11^T/V) P W_E``."""
+    g = torch.Generator().manual_seed(43)
+    cases = []
+    for V, d in [(2, 2), (4, 3), (8, 8), (8, 12), (16, 5)]:
+        P = torch.rand(V, V, generator=g, dtype=torch.float64) ** 3
+        P.fill_diagonal_(0.0)
+        P = P / P.sum(1, keepdim=True)
+        cases.append((torch.randn(V, d, generator=g, dtype=torch.float64), P))
+    return run_cases("check_one_step_gradient", fn, _vm_one_step_reference, cases,
+                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-10),
+                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}, P of shape "
+                                        f"{tuple(c[1].shape)} (rows sum to 1, zero diagonal)")
+
+
+def check_sphere_error(fn) -> CheckResult:
+    """Check ``fn(m, L) -> float``: the exact probability that the constructed model (orthonormal
+    embeddings, uniform attention, noise-free N_1 task) errs, ties counted as errors."""
+    from .theory import wv_error_exact_sphere1
+    cases = [(2, 1), (2, 7), (3, 1), (3, 2), (3, 4), (4, 3), (5, 6), (6, 10), (8, 8), (8, 20),
+             (12, 5)]
+    return run_cases("check_sphere_error", fn, wv_error_exact_sphere1, cases,
+                     compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-15))
+
+
 # ==== section: geometry (chapter 5) ====
 # (owned by the geometry (chapter 5) work; add functions between this marker and the next)
 

@@ -243,5 +243,212 @@ def hopfield_step(patterns: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
 
 # ==== section: value-matrix (chapter 4) ====
 # (owned by the value-matrix (chapter 4) work; add functions between this marker and the next)
+#
+# The value-matrix construction (book/proofs/value_matrix.md, thm-wv-construction). With W_E [V, d]
+# (row i = token i) and a neighbourhood matrix A [V, V] (A[i, j] = 1 when j may appear in the
+# context of target i),
+#     W_V* = sum_i W_E(i) (sum_j A[i, j] W_E(j))^T = W_E^T A W_E            ([d, d]),
+# so that the model's logits f = W_E W_V* h = G A G c with G = W_E W_E^T and c the attention-weighted
+# token counts of the context. With orthonormal rows (G = I), f_k = (A c)_k: the share of the
+# context that lies in k's neighbourhood.
+
+import math as _vm_math  # noqa: E402
+
+import torch  # noqa: E402, F811
+
+from ._validate import check_float as _vm_check_float  # noqa: E402
+from ._validate import check_int as _vm_check_int  # noqa: E402
+
+
+def _vm_embedding(name: str, W_E, allow_ensemble: bool = True) -> torch.Tensor:
+    if not isinstance(W_E, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [V, d], got {type(W_E).__name__}")
+    ok = (2, 3) if allow_ensemble else (2,)
+    if W_E.ndim not in ok:
+        want = "[V, d] or [E, V, d]" if allow_ensemble else "[V, d]"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(W_E.shape)}")
+    if not W_E.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype, got {W_E.dtype}")
+    V = W_E.shape[-2]
+    if V < 2 or V & (V - 1):
+        raise ValueError(f"{name} must have V = 2**m rows (m >= 1), got V={V}")
+    return W_E
+
+
+def _vm_mask(mask, V: int) -> torch.Tensor:
+    """A neighbourhood given as a family, a BoolTensor[V, V] or a float weight matrix [V, V]."""
+    from .latent import Neighbourhood
+    if isinstance(mask, Neighbourhood):
+        m = V.bit_length() - 1
+        from .latent import LatentSpace
+        space = LatentSpace(m)
+        mask.validate(space)
+        return mask.mask(space).double()
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError("mask must be a neighbourhood family, a BoolTensor[V, V] or a float "
+                         f"Tensor[V, V], got {type(mask).__name__}")
+    if tuple(mask.shape) != (V, V):
+        raise ValueError(f"mask must have shape ({V}, {V}) to match W_E, got {tuple(mask.shape)}")
+    if mask.dtype == torch.bool:
+        return mask.double()
+    if not mask.is_floating_point():
+        return mask.double()
+    if not bool(torch.isfinite(mask).all()):
+        raise ValueError("mask must hold finite weights")
+    return mask.double()
+
+
+def value_matrix_construction(W_E: torch.Tensor, mask) -> torch.Tensor:
+    """The constructed value matrix ``W_V* = W_E^T A W_E`` (``[d, d]``; ``[E, d, d]`` for W_E
+    ``[E, V, d]``).
+
+    Equivalently ``sum_i W_E(i) (sum_{j in N(i)} W_E(j))^T``: for every target i it stores the pair
+    (sum of i's neighbours' embeddings -> i's embedding) as an outer product, so that the model's
+    logits ``W_E W_V* h`` reward tokens whose neighbourhood the context falls into.
+
+    Args:
+        W_E: embeddings ``[V, d]`` (row = token) or ``[E, V, d]``.
+        mask: the neighbourhood: a family from ``lca.latent`` (e.g. ``hamming_sphere(1)``), a
+            ``BoolTensor[V, V]`` with ``mask[i, j]`` True when j is in N(i), or a float weight
+            matrix ``A[V, V]`` (e.g. a task's ``context_law()``).
+    Returns:
+        ``W_E^T A W_E`` in W_E's dtype.
+    """
+    W_E = _vm_embedding("W_E", W_E)
+    A = _vm_mask(mask, W_E.shape[-2]).to(device=W_E.device)
+    E64 = W_E.double()
+    out = E64.transpose(-1, -2) @ A @ E64
+    return out.to(W_E.dtype)
+
+
+def pm1_embedding(m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The centred +-1 embedding ``e_z = (2 z - 1) / sqrt(m)`` in d = m: ``Tensor[2**m, m]``.
+
+    Every row has norm 1 and ``<e_z, e_z'> = 1 - 2 D_H(z, z') / m``.
+    """
+    m = _vm_check_int("m", m, 1, 16)
+    from .latent import LatentSpace
+    Z = LatentSpace(m).latents.to(dtype)
+    return (2 * Z - 1) / _vm_math.sqrt(m)
+
+
+def strict_correct(logits: torch.Tensor, targets: torch.Tensor, rtol: float = 1e-9
+                   ) -> torch.Tensor:
+    """``BoolTensor[..., n]``: the target's logit beats every other logit by more than
+    ``rtol * max|logit|`` (ties, up to rounding, count as errors).
+
+    Args:
+        logits: ``[..., n, V]``; targets: ``LongTensor[n]`` (or ``[..., n]``).
+    """
+    if not isinstance(logits, torch.Tensor) or logits.ndim < 2:
+        raise ValueError("logits must be a Tensor [n, V] (or [..., n, V]), got "
+                         f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}")
+    if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"targets must be a LongTensor [n], got {type(targets).__name__}")
+    if targets.shape[-1] != logits.shape[-2]:
+        raise ValueError(f"targets must have n={logits.shape[-2]} entries, got "
+                         f"{tuple(targets.shape)}")
+    rtol = _vm_check_float("rtol", rtol, 0.0, 1.0)
+    V = logits.shape[-1]
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= V):
+        raise ValueError(f"targets must hold token ids in 0..{V - 1}")
+    t = targets.expand(logits.shape[:-1]).long()
+    own = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1)
+    others = logits.scatter(-1, t.unsqueeze(-1), float("-inf")).max(-1).values
+    scale = logits.abs().amax(-1).clamp(min=1e-300)
+    return own > others + rtol * scale
+
+
+def _vm_spec(spec):
+    from .task import TaskSpec
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    return spec
+
+
+def memory_accuracy(spec, W_E: torch.Tensor, W_V: torch.Tensor, n: int = 4096, seed: int = 0,
+                    W_KQ: torch.Tensor | None = None) -> float:
+    """Accuracy (ties count as errors) of the model with the given matrices on ``n`` fresh
+    examples of ``spec`` drawn with ``seed``; W_KQ defaults to 0 (uniform attention).
+
+    Float64 throughout, in the model's orientation: logits = W_E W_V h. With W_KQ None the logits
+    are computed from token frequencies (h = W_E^T c); otherwise ``OneLayerTransformer`` runs.
+    """
+    spec = _vm_spec(spec)
+    W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
+    if W_E.shape[0] != spec.V:
+        raise ValueError(f"W_E must have V={spec.V} rows for this task, got {W_E.shape[0]}")
+    d = W_E.shape[1]
+    if not isinstance(W_V, torch.Tensor) or tuple(W_V.shape) != (d, d):
+        raise ValueError(f"W_V must be a Tensor of shape ({d}, {d}), got "
+                         f"{tuple(getattr(W_V, 'shape', ()))}")
+    if W_KQ is not None and (not isinstance(W_KQ, torch.Tensor) or tuple(W_KQ.shape) != (d, d)):
+        raise ValueError(f"W_KQ must be None or a Tensor of shape ({d}, {d}), got "
+                         f"{tuple(getattr(W_KQ, 'shape', ()))}")
+    n = _vm_check_int("n", n, 1, 10_000_000)
+    seed = _vm_check_int("seed", seed, 0, 2 ** 62)
+    from .model import OneLayerTransformer
+    from .task import sample
+    E64, V64 = W_E.detach().double().cpu(), W_V.detach().double().cpu()
+    ctx, y = sample(spec, n, seed=seed)
+    hits = 0
+    if W_KQ is None:
+        # uniform attention: h = W_E^T c with c the token frequencies, logits = W_E W_V h
+        # (the same numbers as OneLayerTransformer.forward, without the [n, L, d] gather)
+        read = E64 @ V64 @ E64.T                     # [V, V]: logits = c @ read.T
+        for i in range(0, n, 4096):
+            c = ctx[i:i + 4096]
+            freq = torch.zeros((c.shape[0], spec.V), dtype=torch.float64)
+            freq.scatter_add_(1, c, torch.full(c.shape, 1.0 / spec.L, dtype=torch.float64))
+            hits += int(strict_correct(freq @ read.T, y[i:i + 4096]).sum())
+        return hits / n
+    model = OneLayerTransformer.from_weights(E64, W_KQ.detach().double().cpu(), V64, device="cpu")
+    with torch.no_grad():
+        for i in range(0, n, 2048):
+            hits += int(strict_correct(model(ctx[i:i + 2048]), y[i:i + 2048]).sum())
+    return hits / n
+
+
+def construction_accuracy(spec, W_E: torch.Tensor | None = None, n: int = 4096, seed: int = 0,
+                          mask=None) -> float:
+    """Accuracy (ties count as errors) of the constructed model ``W_V* = W_E^T A W_E`` with uniform
+    attention on ``n`` fresh examples of ``spec``.
+
+    Args:
+        spec: the task.
+        W_E: embeddings ``[V, d]``; None means orthonormal ones, for which the logits are exactly
+            ``A c`` (thm-wv-construction) and are computed from integer token counts, so ties are
+            exact.
+        mask: the neighbourhood used by the construction (default: the task's own).
+    """
+    spec = _vm_spec(spec)
+    n = _vm_check_int("n", n, 1, 10_000_000)
+    seed = _vm_check_int("seed", seed, 0, 2 ** 62)
+    A = _vm_mask(spec.neighbourhood if mask is None else mask, spec.V)
+    if W_E is not None:
+        W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
+        return memory_accuracy(spec, W_E, value_matrix_construction(W_E.double(), A), n, seed)
+    from .task import sample
+    ctx, y = sample(spec, n, seed=seed)
+    hits = 0
+    for i in range(0, n, 4096):
+        c = ctx[i:i + 4096]
+        counts = torch.zeros((c.shape[0], spec.V), dtype=torch.float64)
+        counts.scatter_add_(1, c, torch.ones_like(c, dtype=torch.float64))
+        f = counts @ A.T                       # f[b, k] = sum_j A[k, j] counts[b, j]
+        hits += int(strict_correct(f, y[i:i + 4096], rtol=0.0).sum())
+    return hits / n
+
+
+def identity_accuracy(spec, W_E: torch.Tensor | None = None, n: int = 4096, seed: int = 0) -> float:
+    """Accuracy (ties count as errors) of ``W_V = I`` with uniform attention; W_E None means
+    orthonormal embeddings (prop-identity-fails: the answer is exactly 0)."""
+    spec = _vm_spec(spec)
+    if W_E is None:
+        from .model import init_embedding
+        g = torch.Generator().manual_seed(0)
+        W_E = init_embedding(spec.V, spec.V, "orthonormal", g, dtype=torch.float64)
+    W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
+    return memory_accuracy(spec, W_E, torch.eye(W_E.shape[1], dtype=torch.float64), n, seed)
 
 # ==== end of sections ====

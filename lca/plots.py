@@ -251,6 +251,196 @@ def plot_context_posterior(context_latents, target_latent, posterior, target: in
 # (owned by the value-matrix (chapter 4) work; add functions between this marker and the next)
 
 
+def _vm_np(x):
+    import numpy as np
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def plot_wv_example(A, logits, target: int, context, title: str = "The constructed W_V* "
+                    "on one context"):
+    """Left: the neighbourhood matrix ``A [V, V]`` (row y marks N(y)) with the target's row and the
+    context tokens' columns outlined. Right: the model's logit for every token, target highlighted.
+
+    Args:
+        A: ``[V, V]`` 0/1 matrix. logits: ``[V]``. target: the target token. context: token ids.
+    """
+    import numpy as np
+    A = _vm_np(A)
+    f = _vm_np(logits).reshape(-1)
+    V = A.shape[0]
+    ctx = sorted({int(t) for t in _vm_np(context).reshape(-1)})
+    fig, axes = new_figure(ncols=2, width=4.4, height=3.7)
+    ax = axes[0]
+    ax.imshow(A, cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
+    ax.add_patch(plt.Rectangle((-0.5, target - 0.5), V, 1, fill=False, ec=COLORS["vermillion"],
+                               lw=2, label=f"row of target y = {target}"))
+    for j, t in enumerate(ctx):
+        ax.add_patch(plt.Rectangle((t - 0.5, -0.5), 1, V, fill=False, ec=COLORS["blue"], lw=1.5,
+                                   label="columns of context tokens" if j == 0 else None))
+    ax.set_xticks(range(V))
+    ax.set_yticks(range(V))
+    ax.set_xlabel("context token j")
+    ax.set_ylabel("target i")
+    ax.set_title("neighbourhood matrix A (black: j in N(i))", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1)
+    ax.grid(False)
+    ax = axes[1]
+    colors = [COLORS["vermillion"] if k == target else COLORS["sky"] for k in range(V)]
+    ax.bar(np.arange(V), f, color=colors)
+    ax.set_xticks(range(V))
+    ax.set_xlabel("token k")
+    ax.set_ylabel("logit f_k")
+    ax.set_title("logits of the constructed model (red: target)", fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_wv_error(Ls, curves: dict, title: str = "Constructed W_V*: error probability vs "
+                  "context length (orthonormal embeddings)"):
+    """Error probability of the constructed model against the context length L (log scale).
+
+    Args:
+        Ls: the context lengths (x axis).
+        curves: label -> dict with any of ``"exact"`` (line), ``"bound"`` (dashed line) and
+            ``"monte_carlo"`` (points) sequences aligned with ``Ls``; one colour per label.
+    Zeros are drawn at the bottom edge (a log axis cannot show them).
+    """
+    import numpy as np
+    fig, ax = new_figure(width=6.2, height=4.0)
+    Ls = _vm_np(Ls)
+    floor = None
+    for c in curves.values():
+        for key in ("exact", "bound", "monte_carlo"):
+            if key in c:
+                v = _vm_np(c[key])
+                pos = v[v > 0]
+                if pos.size:
+                    floor = pos.min() if floor is None else min(floor, pos.min())
+    floor = 1e-6 if floor is None else floor / 3
+    for i, (label, c) in enumerate(curves.items()):
+        color = CYCLE[i % len(CYCLE)]
+        if "exact" in c:
+            ax.plot(Ls, np.maximum(_vm_np(c["exact"]), floor), "-", color=color, lw=2,
+                    label=f"{label}: exact")
+        if "bound" in c:
+            ax.plot(Ls, np.clip(_vm_np(c["bound"]), floor, 1.0), "--", color=color, lw=1.5,
+                    label=f"{label}: bound")
+        if "monte_carlo" in c:
+            ax.plot(Ls, np.maximum(_vm_np(c["monte_carlo"]), floor), "o", color=color, ms=5,
+                    mfc="white", label=f"{label}: Monte Carlo")
+    ax.set_yscale("log")
+    ax.set_ylim(floor, 1.5)
+    ax.set_xlabel("context length L (tokens)")
+    ax.set_ylabel("P(error), ties counted as errors")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=1 if len(curves) < 3 else 2)
+    return fig
+
+
+def plot_wv_bars(ms, results: dict, title: str = "Trained W_V vs W_V fixed to the identity "
+                 "(mean over seeds, bars show min-max)"):
+    """Grouped bars of accuracy per latent dimension m, one panel per context length (paper Fig. 3a).
+
+    Args:
+        ms: the latent dimensions (x axis).
+        results: panel label (e.g. ``"L = 64"``) -> variant label -> array ``[len(ms), seeds]`` of
+            accuracies. Bars show the seed mean, error bars the min-max spread, dots each seed.
+    """
+    import numpy as np
+    panels = list(results.items())
+    fig, axes = new_figure(ncols=len(panels), width=4.6, height=3.6, sharey=True)
+    axes = np.atleast_1d(axes)
+    ms = list(ms)
+    x = np.arange(len(ms))
+    lo_all = 1.0
+    for ax, (panel, variants) in zip(axes, panels):
+        k = len(variants)
+        width = 0.8 / k
+        for i, (label, acc) in enumerate(variants.items()):
+            a = _vm_np(acc).reshape(len(ms), -1)
+            mean, lo, hi = a.mean(1), a.min(1), a.max(1)
+            lo_all = min(lo_all, float(lo.min()))
+            pos = x - 0.4 + width * (i + 0.5)
+            color = CYCLE[i % len(CYCLE)]
+            ax.bar(pos, mean, width * 0.9, color=color, alpha=0.85, label=label)
+            ax.errorbar(pos, mean, yerr=[mean - lo, hi - mean], fmt="none", ecolor="black",
+                        capsize=3, lw=1)
+            for j in range(a.shape[0]):
+                ax.plot(np.full(a.shape[1], pos[j]), a[j], ".", color="black", ms=3)
+        ax.set_xticks(x)
+        ax.set_xticklabels([str(m) for m in ms])
+        ax.set_xlabel("latent dimension m (V = 2^m tokens)")
+        ax.set_title(panel, fontsize=10)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].set_ylim(max(0.0, lo_all - 0.08), 1.01)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_wv_replacement(ds, accuracy: dict, cosine: dict, title: str = "Trained W_V vs the "
+                        "construction from the trained embeddings"):
+    """Two panels against the embedding dimension d (log2 axis): left, accuracy (label -> array
+    ``[len(ds), seeds]``, e.g. trained and replaced); right, Frobenius cosine between trained W_V
+    and W_V* (label -> array ``[len(ds), seeds]``, e.g. full matrices and rank-r parts). Lines
+    show seed means, shaded bands min-max."""
+    import numpy as np
+    fig, axes = new_figure(ncols=2, width=4.6, height=3.6)
+    ds = _vm_np(ds)
+    for ax, data, ylabel in ((axes[0], accuracy, "test accuracy"),
+                             (axes[1], cosine, "cosine similarity (Frobenius)")):
+        for i, (label, vals) in enumerate(data.items()):
+            a = _vm_np(vals).reshape(len(ds), -1)
+            color = CYCLE[i % len(CYCLE)]
+            ax.plot(ds, a.mean(1), "o-", color=color, label=label)
+            ax.fill_between(ds, a.min(1), a.max(1), color=color, alpha=0.2)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ds)
+        ax.set_xticklabels([str(int(d)) for d in ds])
+        ax.set_xlabel("embedding dimension d")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    axes[0].set_title("accuracy: trained W_V vs W_V replaced by W_V*", fontsize=10)
+    axes[1].set_title("alignment of trained W_V with W_V*", fontsize=10)
+    axes[1].set_ylim(min(0.0, float(np.nanmin([_vm_np(v).min() for v in cosine.values()]))), 1.02)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_wv_random_embeddings(ds, accuracy: dict, reference: dict | None = None,
+                              title: str = "Constructed W_V* with random Gaussian embeddings"):
+    """Accuracy of the construction against the embedding dimension d (log2 axis).
+
+    Args:
+        ds: embedding dimensions.
+        accuracy: label (e.g. ``"m = 5"``) -> array ``[len(ds), seeds]``; line = mean, band = min-max.
+        reference: label -> accuracy with orthonormal embeddings, drawn as a dotted line.
+    """
+    import numpy as np
+    fig, ax = new_figure(width=6.0, height=3.8)
+    ds = _vm_np(ds)
+    for i, (label, vals) in enumerate(accuracy.items()):
+        a = _vm_np(vals).reshape(len(ds), -1)
+        color = CYCLE[i % len(CYCLE)]
+        ax.plot(ds, a.mean(1), "o-", color=color, label=f"{label}, Gaussian W_E")
+        ax.fill_between(ds, a.min(1), a.max(1), color=color, alpha=0.2)
+        if reference and label in reference:
+            ax.axhline(float(reference[label]), color=color, ls=":", lw=1.5,
+                       label=f"{label}, orthonormal W_E (d = V)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ds)
+    ax.set_xticklabels([str(int(d)) for d in ds])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("embedding dimension d")
+    ax.set_ylabel("accuracy (ties counted as errors)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    _ = np
+    return fig
+
+
 # ==== section: geometry (chapter 5) ====
 # (owned by the geometry (chapter 5) work; add functions between this marker and the next)
 

@@ -10,6 +10,121 @@ from __future__ import annotations
 
 # ==== section: value-matrix (chapter 4) ====
 # (owned by the value-matrix (chapter 4) work; add functions between this marker and the next)
+#
+# Probes of a trained W_V against the construction W_V* = W_E^T A W_E built from the same model's
+# trained embeddings (lca.memory.value_matrix_construction): swap one for the other and compare
+# accuracies (the paper's wv_replace_dim_* plots), and measure how aligned the two matrices are
+# (Frobenius cosine, also between their best rank-r approximations; wv_angle_dim_*).
+
+# (this section imports torch, math and the validators inside its functions, so that the shared
+# header's import block stays untouched)
+
+
+def _vm_check_int(name, value, lo=None, hi=None):
+    from ._validate import check_int
+    return check_int(name, value, lo, hi)
+
+
+def _vm_model_and_spec(model, spec):
+    from .model import OneLayerTransformer
+    from .task import TaskSpec
+    if not isinstance(model, OneLayerTransformer):
+        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    if model.V != spec.V:
+        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+    if not model.tied:
+        raise ValueError("model must have a tied unembedding (tied=True) for the construction")
+    return model, spec
+
+
+def constructed_value_matrix(model, spec, mask=None):
+    """``W_V* = W_E^T A W_E`` from the model's own (trained) embeddings: ``[d, d]``, or
+    ``[E, d, d]`` for an ensemble. ``mask`` defaults to the task's neighbourhood."""
+    model, spec = _vm_model_and_spec(model, spec)
+    from .memory import value_matrix_construction
+    return value_matrix_construction(model.W_E.detach(),
+                                     spec.neighbourhood if mask is None else mask)
+
+
+def wv_replacement(model, spec, n: int = 4096, seed: int = 0, mask=None) -> dict:
+    """Accuracy of the trained model and of the same model with W_V replaced by the construction
+    built from its own embeddings (W_E and W_KQ kept).
+
+    Returns ``{"trained": acc, "constructed": acc}`` (floats, or lists over ensemble members), both
+    measured by ``lca.train.evaluate`` on the same ``n`` examples drawn with ``seed``.
+    """
+    model, spec = _vm_model_and_spec(model, spec)
+    n = _vm_check_int("n", n, 1, 10_000_000)
+    seed = _vm_check_int("seed", seed, 0, 2 ** 62)
+    from .model import OneLayerTransformer
+    from .train import evaluate
+    W_star = constructed_value_matrix(model, spec, mask)
+    swapped = OneLayerTransformer.from_weights(
+        model.W_E.detach(), model.W_KQ.detach(), W_star.to(model.W_E.dtype),
+        residual=model.residual, layernorm=model.layernorm, device=model.W_E.device)
+    return {"trained": evaluate(model, spec, n, seed), "constructed": evaluate(swapped, spec, n, seed)}
+
+
+def truncate_rank(W, rank: int):
+    """Best rank-``rank`` approximation of ``W`` (``[..., d, d]``) in Frobenius norm (truncated
+    SVD); a rank at least d returns W itself."""
+    import torch
+    if not isinstance(W, torch.Tensor) or W.ndim < 2 or not W.is_floating_point():
+        raise ValueError("W must be a float Tensor [d, d] (or [..., d, d]), got "
+                         f"{type(W).__name__} {tuple(getattr(W, 'shape', ()))}")
+    rank = _vm_check_int("rank", rank, 1, 1 << 16)
+    if rank >= min(W.shape[-2:]):
+        return W
+    U, S, Vh = torch.linalg.svd(W.double(), full_matrices=False)
+    return ((U[..., :, :rank] * S[..., None, :rank]) @ Vh[..., :rank, :]).to(W.dtype)
+
+
+def matrix_cosine(A, B, rank: int | None = None):
+    """Frobenius cosine ``<A, B>_F / (||A||_F ||B||_F)`` between two matrices, after replacing each
+    by its best rank-``rank`` approximation when ``rank`` is given. ``[..., d, d]`` inputs give a
+    float (or a list over the leading dimension). The angle is ``acos`` of the cosine."""
+    import torch
+    for name, X in (("A", A), ("B", B)):
+        if not isinstance(X, torch.Tensor) or X.ndim not in (2, 3) or not X.is_floating_point():
+            raise ValueError(f"{name} must be a float Tensor [d, d] or [E, d, d], got "
+                             f"{type(X).__name__} {tuple(getattr(X, 'shape', ()))}")
+    if A.shape != B.shape:
+        raise ValueError(f"A and B must have the same shape, got {tuple(A.shape)} and "
+                         f"{tuple(B.shape)}")
+    A, B = A.detach().double(), B.detach().double()
+    if rank is not None:
+        A, B = truncate_rank(A, rank), truncate_rank(B, rank)
+    num = (A * B).sum((-1, -2))
+    den = A.norm(dim=(-2, -1)) * B.norm(dim=(-2, -1))
+    cos = torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
+    return float(cos) if cos.ndim == 0 else cos.tolist()
+
+
+def wv_alignment(model, spec, ranks=(None,), mask=None) -> dict:
+    """Frobenius cosine between the model's W_V and the construction from its own embeddings, for
+    each entry of ``ranks`` (None: the full matrices; r: their best rank-r approximations).
+
+    Returns ``{rank: cosine}`` (floats, or lists over ensemble members). Angles in degrees are
+    ``math.degrees(math.acos(cos))``.
+    """
+    model, spec = _vm_model_and_spec(model, spec)
+    ranks = tuple(ranks)
+    if not ranks:
+        raise ValueError("ranks must hold at least one entry (None or a positive integer)")
+    for r in ranks:
+        if r is not None:
+            _vm_check_int("ranks", r, 1, 1 << 16)
+    W_star = constructed_value_matrix(model, spec, mask)
+    return {r: matrix_cosine(model.W_V.detach(), W_star, r) for r in ranks}
+
+
+def cosine_to_degrees(cos) -> float:
+    """Angle in degrees from a cosine (clipped to [-1, 1])."""
+    import math as _vm_math
+    c = max(-1.0, min(1.0, float(cos)))
+    return _vm_math.degrees(_vm_math.acos(c))
 
 
 # ==== section: geometry (chapter 5) ====

@@ -372,6 +372,348 @@ def sampler_chi_square(spec, contexts: torch.Tensor, targets: torch.Tensor,
 
 # ==== section: value-matrix (chapter 4) ====
 # (owned by the value-matrix (chapter 4) work; add functions between this marker and the next)
+#
+# Closed forms for the value-matrix chapter (book/proofs/value_matrix.md). Throughout, attention is
+# uniform (W_KQ = 0), so h = W_E^T c with c the vector of token frequencies in the context, and the
+# constructed model's logits with orthonormal embeddings are f = A c (thm-wv-construction).
+#   - wv_error_exact_sphere1 / wv_error_exact / wv_error_bound: error probability of W_V* (ties
+#     counted as errors), thm-wv-error-bound;
+#   - identity_pm1_accuracy: W_V = I with the centred +-1 embedding, prop-pm1-majority;
+#   - one_step_WV (+ parts, sampling error), enumerate_task, exact_population_loss: thm-one-step-wv.
+
+import math as _vm_math  # noqa: E402
+from fractions import Fraction as _VmFraction  # noqa: E402
+
+import torch  # noqa: E402, F811
+
+from ._validate import check_float as _vm_check_float  # noqa: E402
+from ._validate import check_int as _vm_check_int  # noqa: E402
+
+
+def _vm_task(spec):
+    from .task import TaskSpec
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    return spec
+
+
+def _vm_position_laws(spec) -> tuple[torch.Tensor, torch.Tensor]:
+    """(law of a body position, law of the last position), each ``[V, V]`` float64 ``P[y, x]``."""
+    P = spec.context_law()
+    last = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    return P, last
+
+
+def wv_error_exact_sphere1(m: int, L: int) -> float:
+    """Exact error probability (ties count as errors) of the constructed model ``W_V*`` with
+    orthonormal embeddings and uniform attention on the noise-free task with N = Hamming sphere of
+    radius 1: ``C(m,2) (2/m)^L - m (m-2) m^(-L)`` for m >= 2, and 0 for m = 1.
+
+    The error event is "the context uses at most two distinct tokens" (thm-wv-error-bound).
+    """
+    m = _vm_check_int("m", m, 1, 16)
+    L = _vm_check_int("L", L, 1, 1_000_000)
+    if m == 1:
+        return 0.0
+    exact = (_VmFraction(_vm_math.comb(m, 2) * 2 ** L, m ** L)
+             - _VmFraction(m * (m - 2), m ** L))
+    return float(exact)
+
+
+def wv_sphere1_union_bound(m: int, L: int) -> float:
+    """The union bound ``C(m,2) (2/m)^L`` on the same error probability (may exceed 1)."""
+    m = _vm_check_int("m", m, 1, 16)
+    L = _vm_check_int("L", L, 1, 1_000_000)
+    return _vm_math.comb(m, 2) * (2 / m) ** L
+
+
+def _vm_surjection_probability(L: int, t: int, n: int) -> float:
+    """P(L uniform draws from n items hit exactly a given set of t items, each at least once)."""
+    surj = sum((-1) ** i * _vm_math.comb(t, i) * (t - i) ** L for i in range(t + 1))
+    return float(_VmFraction(surj, n ** L))
+
+
+def _vm_translation_invariant(nb) -> bool:
+    from .latent import Cluster, HammingBall, HammingSphere
+    return isinstance(nb, (HammingSphere, HammingBall, Cluster))
+
+
+def wv_error_exact(spec, max_support: int = 20) -> float:
+    """Exact error probability (ties count as errors) of ``W_V*`` (built from the task's own
+    neighbourhood) with orthonormal embeddings and uniform attention, by enumeration.
+
+    Hypotheses: ``spec.noise == 0``. Then the target's logit is 1 and the model errs exactly when
+    the set T of distinct context tokens lies in ``N(k)`` for some ``k != y``. The probability that
+    T equals a given set of size t is ``surj(L, t) / |N(y)|^L``; the function enumerates the
+    ``2^|N(y)|`` subsets of N(y), so it needs ``|N(y)| <= max_support`` (at most 24).
+    Hamming spheres, balls and clusters are invariant under the translations z -> z xor u, so only
+    y = 0 is enumerated for them; other families average over every y.
+    """
+    spec = _vm_task(spec)
+    max_support = _vm_check_int("max_support", max_support, 1, 24)
+    if spec.noise != 0:
+        raise ValueError(f"noise must be 0 for the exact enumeration, got {spec.noise:g} "
+                         "(use wv_error_bound or a Monte Carlo estimate)")
+    space = spec.space
+    M = spec.neighbourhood.mask(space)
+    deg = M.sum(1)
+    if int(deg.max()) > max_support:
+        raise ValueError(f"max_support must be at least the neighbourhood size {int(deg.max())} "
+                         f"for this task, got {max_support} (2^size subsets are enumerated)")
+    L = spec.L
+    targets = [0] if _vm_translation_invariant(spec.neighbourhood) else range(spec.V)
+    total = 0.0
+    for y in targets:
+        nbrs = torch.nonzero(M[y]).flatten()
+        n = nbrs.numel()
+        # for every other target k: the set S_k = N(y) & N(k), as a bitmask over positions in nbrs
+        inside = M[:, nbrs].clone()                      # [V(k), n]: nbrs[j] in N(k)
+        inside[y] = False
+        weights = 2 ** torch.arange(n, dtype=torch.int64)
+        codes = (inside.long() * weights).sum(1)         # [V]
+        flag = torch.zeros(2 ** n, dtype=torch.bool)
+        flag[codes] = True
+        flag[0] = False if bool(codes.eq(0).all()) else flag[0]
+        # mark every subset of some S_k: push "is a subset of a marked set" down bit by bit
+        f = flag.view((2,) * n) if n else flag
+        for axis in range(n):
+            lo = f.select(n - 1 - axis, 0)
+            hi = f.select(n - 1 - axis, 1)
+            lo |= hi
+        flag = f.reshape(-1)
+        sizes = torch.tensor([bin(t).count("1") for t in range(2 ** n)]) if n <= 12 else \
+            _vm_popcounts(n)
+        counts = torch.bincount(sizes[flag], minlength=n + 1)
+        err = 0.0
+        for t in range(1, n + 1):
+            if int(counts[t]):
+                err += int(counts[t]) * _vm_surjection_probability(L, t, n)
+        total += err
+    return min(1.0, total / len(targets))
+
+
+def _vm_popcounts(n: int) -> torch.Tensor:
+    x = torch.arange(2 ** n, dtype=torch.int64)
+    out = torch.zeros_like(x)
+    for b in range(n):
+        out += (x >> b) & 1
+    return out
+
+
+def wv_error_bound(spec, per_target: bool = False):
+    """Chernoff-union bound on the error probability (ties count as errors) of ``W_V*`` with
+    orthonormal embeddings and uniform attention; noise allowed.
+
+    For a target y and a rival k, the logit gap ``f_k - f_y`` is an average of i.i.d. steps
+    ``+1`` (token in N(k) but not N(y), probability p+), ``-1`` (in N(y) but not N(k), p-) and 0.
+    ``P(f_k >= f_y) <= rho^L`` with ``rho = p0 + 2 sqrt(p+ p-)`` when ``p+ < p-`` (else 1). The bound is
+    ``(1/V) sum_y min(1, sum_{k != y} rho_yk^L)``. With noise 0, ``rho_yk = |N(y) & N(k)| / |N(y)|``;
+    for the sphere of radius 1 this gives ``C(m,2) (2/m)^L``. When some ``N(y)`` lies inside an
+    ``N(k)``, ``rho = 1`` and the bound is 1 (no guarantee, and indeed the model then always errs on y).
+
+    Returns a float, or ``Tensor[V]`` of per-target bounds when ``per_target``.
+    """
+    spec = _vm_task(spec)
+    space = spec.space
+    M = spec.neighbourhood.mask(space).double()
+    P, last = _vm_position_laws(spec)
+
+    def parts(Q):
+        # p_plus[y, k] = Q(y, N(k) \ N(y)); p_minus[y, k] = Q(y, N(y) \ N(k))
+        p_plus = (Q * (1 - M)) @ M.T
+        p_minus = (Q * M).sum(1, keepdim=True) - (Q * M) @ M.T
+        return p_plus.clamp(min=0.0), p_minus.clamp(min=0.0)
+
+    pp, pm = parts(P)
+    good = pp < pm
+    # optimal t for the body law: e^t = sqrt(p- / p+) (t = inf when p+ = 0)
+    with torch.no_grad():
+        ratio = torch.where(good & (pp > 0), torch.sqrt(pm / pp.clamp(min=1e-300)),
+                            torch.full_like(pp, float("inf")))
+
+    def mgf(p_plus, p_minus):
+        p0 = 1 - p_plus - p_minus
+        up = torch.where(torch.isinf(ratio), torch.where(p_plus > 0, torch.full_like(p_plus,
+                         float("inf")), torch.zeros_like(p_plus)), p_plus * ratio)
+        down = torch.where(torch.isinf(ratio), torch.zeros_like(p_minus), p_minus / ratio)
+        return p0 + up + down
+
+    rho_body = mgf(pp, pm)
+    if spec.clean_last and spec.noise > 0 and spec.L >= 1:
+        lp, lm = parts(last)
+        rho_last = mgf(lp, lm)
+        logb = (spec.L - 1) * torch.log(rho_body.clamp(min=1e-300)) + torch.log(
+            rho_last.clamp(min=1e-300))
+    else:
+        logb = spec.L * torch.log(rho_body.clamp(min=1e-300))
+    b = torch.where(good, torch.exp(logb), torch.ones_like(logb))
+    b = torch.where((rho_body <= 0) & good, torch.zeros_like(b), b)
+    b.fill_diagonal_(0.0)
+    per = b.sum(1).clamp(max=1.0)
+    return per if per_target else float(per.mean())
+
+
+def identity_pm1_accuracy(m: int, L: int) -> float:
+    """Exact accuracy (ties count as errors) of ``W_V = I`` with the centred +-1 embedding
+    ``e_z = (2z - 1)/sqrt(m)`` (d = m), uniform attention, noise-free task with N = Hamming sphere
+    of radius 1 (prop-pm1-majority).
+
+    The model takes a per-bit majority vote; with n_i the number of context tokens that flip bit i
+    it is right iff every ``n_i < L/2``: ``P(max_i n_i < L/2)`` for ``(n_1..n_m) ~ Multinomial(L,
+    uniform)``, computed exactly with exponential generating functions.
+    """
+    m = _vm_check_int("m", m, 1, 16)
+    L = _vm_check_int("L", L, 1, 4096)
+    cap = (L - 1) // 2                                # largest n_i with n_i < L/2
+    # number of words of length L over m letters with every letter used at most `cap` times
+    # = L! [x^L] (sum_{j<=cap} x^j / j!)^m
+    term = [_VmFraction(1, _vm_math.factorial(j)) for j in range(cap + 1)]
+    poly = [_VmFraction(1)]
+    for _ in range(m):
+        new = [_VmFraction(0)] * min(len(poly) + cap, L + 1)
+        for i, a in enumerate(poly):
+            if a == 0:
+                continue
+            for j, b in enumerate(term):
+                if i + j > L:
+                    break
+                new[i + j] += a * b
+        poly = new
+    coef = poly[L] if len(poly) > L else _VmFraction(0)
+    return float(coef * _vm_math.factorial(L) / _VmFraction(m ** L))
+
+
+def _vm_embedding64(W_E, V: int) -> torch.Tensor:
+    if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2 or not W_E.is_floating_point():
+        raise ValueError("W_E must be a float Tensor [V, d], got "
+                         f"{type(W_E).__name__} {tuple(getattr(W_E, 'shape', ()))}")
+    if W_E.shape[0] != V:
+        raise ValueError(f"W_E must have V={V} rows for this task, got {W_E.shape[0]}")
+    return W_E.detach().double().cpu()
+
+
+def _vm_mean_law(spec) -> torch.Tensor:
+    """``Pbar[y, x]``: expected share of token x in a context of target y (the average of the
+    position laws; equals the context law unless ``clean_last`` with noise)."""
+    P, last = _vm_position_laws(spec)
+    return ((spec.L - 1) * P + last) / spec.L
+
+
+def one_step_WV_parts(W_E: torch.Tensor, spec, lr: float = 1.0
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of one gradient step on W_V from 0 (population loss, uniform attention).
+
+    Returns ``(memory, shift)``, both ``[d, d]`` float64, with
+    ``memory = (lr / V) W_E^T Pbar W_E`` (the construction with the task's mean law Pbar as the
+    neighbourhood weights) and ``shift = -lr * e_bar mu^T`` (``e_bar`` the mean embedding, ``mu = E[h]``),
+    so that ``W_V(1) = memory + shift`` (thm-one-step-wv). With orthonormal embeddings the shift adds
+    the same number to every logit.
+    """
+    spec = _vm_task(spec)
+    lr = _vm_check_float("lr", lr, 0.0, None, lo_open=True)
+    E = _vm_embedding64(W_E, spec.V)
+    V = spec.V
+    Pbar = _vm_mean_law(spec)
+    memory = (lr / V) * E.T @ Pbar @ E
+    e_bar = E.mean(0)                                  # [d]
+    mu = (Pbar.sum(0) / V) @ E                         # E[h] = (1/V) 1^T Pbar W_E
+    shift = -lr * torch.outer(e_bar, mu)
+    return memory, shift
+
+
+def one_step_WV(W_E: torch.Tensor, spec, lr: float = 1.0) -> torch.Tensor:
+    """W_V after one gradient step of size ``lr`` from ``W_V = 0`` on the population cross-entropy,
+    with ``W_KQ = 0`` (uniform attention) and fixed embeddings, computed exactly from the task law:
+
+        W_V(1) = -lr * grad = (lr / V) W_E^T (I - 11^T / V) Pbar W_E          ([d, d], float64)
+
+    where ``Pbar[y, x]`` is the expected share of token x in a context of target y. Holds for any
+    W_E; the reading "construction up to a positive scale plus an equal shift of all logits" needs
+    orthonormal embeddings (thm-one-step-wv).
+    """
+    memory, shift = one_step_WV_parts(W_E, spec, lr)
+    return memory + shift
+
+
+def one_step_WV_sampling_rms(W_E: torch.Tensor, spec, n: int) -> float:
+    """Root-mean-square Frobenius error ``sqrt(E ||g_n - g||_F^2)`` of the gradient of W_V at 0
+    estimated on a batch of ``n`` i.i.d. examples (mean loss), where g is the population gradient.
+
+    Per example the gradient is ``(e_bar - W_E(y)) h^T``, so the error variance is
+    ``(E ||e_bar - W_E(y)||^2 ||h||^2 - ||g||_F^2) / n``, computed exactly from the law (uniform
+    attention). By Chebyshev, ``||g_n - g||_F > rms / sqrt(delta)`` has probability at most delta.
+    """
+    spec = _vm_task(spec)
+    n = _vm_check_int("n", n, 1, 1_000_000_000)
+    E = _vm_embedding64(W_E, spec.V)
+    L = spec.L
+    P, last = _vm_position_laws(spec)
+    G = E @ E.T
+    # E[||h||^2 | y] with h = (1/L) sum_l W_E(x_l), positions independent
+    sq_body = (P * torch.diagonal(G)).sum(1)           # E||W_E(x)||^2 per y
+    sq_last = (last * torch.diagonal(G)).sum(1)
+    mean_body = P @ E                                  # [V, d]
+    mean_last = last @ E
+    mean_sum = (L - 1) * mean_body + mean_last
+    # E||sum_l w_l||^2 = sum_l E||w_l||^2 + ||sum_l E w_l||^2 - sum_l ||E w_l||^2
+    e_h2 = ((L - 1) * sq_body + sq_last + (mean_sum ** 2).sum(1)
+            - (L - 1) * (mean_body ** 2).sum(1) - (mean_last ** 2).sum(1)) / L ** 2
+    e_bar = E.mean(0)
+    a2 = ((e_bar[None, :] - E) ** 2).sum(1)            # ||e_bar - W_E(y)||^2
+    second = float((a2 * e_h2).mean())
+    g = -one_step_WV(E, spec)
+    var = max(second - float((g ** 2).sum()), 0.0)
+    return _vm_math.sqrt(var / n)
+
+
+def enumerate_task(spec, max_rows: int = 2_000_000
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (context, target) pair of the task with positive probability.
+
+    Returns ``(contexts LongTensor[R, L], targets LongTensor[R], probs Tensor[R] float64)`` with
+    ``probs`` summing to 1, so population expectations become exact weighted sums. The number of
+    rows is ``sum_y prod_l |support of position l|``; it must not exceed ``max_rows``.
+    """
+    spec = _vm_task(spec)
+    max_rows = _vm_check_int("max_rows", max_rows, 1, 50_000_000)
+    P, last = _vm_position_laws(spec)
+    V, L = spec.V, spec.L
+    body_support = (P > 0).sum(1)
+    last_support = (last > 0).sum(1)
+    rows = int((body_support.double() ** (L - 1) * last_support.double()).sum())
+    if rows > max_rows:
+        raise ValueError(f"max_rows must be at least {rows} to enumerate this task (m={spec.m}, "
+                         f"L={spec.L}), got {max_rows}; use a smaller m or L")
+    ctxs, tgts, probs = [], [], []
+    for y in range(V):
+        laws = [P[y]] * (L - 1) + [last[y]]
+        grids = [torch.nonzero(q > 0).flatten() for q in laws]
+        mesh = torch.cartesian_prod(*grids) if L > 1 else grids[0][:, None]
+        mesh = mesh.reshape(-1, L)
+        p = torch.ones(mesh.shape[0], dtype=torch.float64)
+        for pos in range(L):
+            p = p * laws[pos][mesh[:, pos]]
+        ctxs.append(mesh)
+        tgts.append(torch.full((mesh.shape[0],), y, dtype=torch.long))
+        probs.append(p / V)
+    return torch.cat(ctxs), torch.cat(tgts), torch.cat(probs)
+
+
+def exact_population_loss(model, spec, max_rows: int = 2_000_000) -> torch.Tensor:
+    """The population cross-entropy of ``model`` on ``spec`` as an exact weighted sum over
+    ``enumerate_task(spec)`` (a differentiable scalar tensor: call ``.backward()`` for the exact
+    population gradient)."""
+    from .model import OneLayerTransformer
+    if not isinstance(model, OneLayerTransformer) or model.ensemble is not None:
+        raise ValueError(f"model must be a single OneLayerTransformer, got {type(model).__name__}")
+    spec = _vm_task(spec)
+    if model.V != spec.V:
+        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+    ctx, y, p = enumerate_task(spec, max_rows)
+    dev = model.W_E.device
+    logits = model(ctx.to(dev))
+    nll = torch.nn.functional.cross_entropy(logits, y.to(dev), reduction="none")
+    return (nll * p.to(dev, nll.dtype)).sum()
 
 
 # ==== section: geometry (chapter 5) ====
