@@ -1,0 +1,558 @@
+"""Chapter 4: the value matrix as an associative memory.
+
+Every theorem of book/proofs/value_matrix.md is checked here against an independent computation
+(brute-force enumeration of contexts, autograd, Monte Carlo), where its hypotheses hold and where
+one of them fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import matplotlib
+import pytest
+import torch
+
+import lca
+from lca import exercises, memory, plots, probes, theory
+from lca.model import OneLayerTransformer, init_embedding
+
+matplotlib.use("Agg")
+
+
+def orthonormal(V, seed=0, d=None):
+    return init_embedding(V, d or V, "orthonormal", torch.Generator().manual_seed(seed),
+                          dtype=torch.float64)
+
+
+def gaussian(V, d, seed=0):
+    return init_embedding(V, d, "gaussian", torch.Generator().manual_seed(seed)).double()
+
+
+def mask_of(spec):
+    return spec.neighbourhood.mask(spec.m)
+
+
+# ---------------------------------------------------------------- brute-force references
+
+def brute_construction(W_E, mask):
+    V, d = W_E.shape
+    out = torch.zeros(d, d, dtype=torch.float64)
+    for i in range(V):
+        key = torch.zeros(d, dtype=torch.float64)
+        for j in range(V):
+            if mask[i, j]:
+                key += W_E[j]
+        out += torch.outer(W_E[i], key)
+    return out
+
+
+def brute_error(spec):
+    """Error probability (ties as errors) of A c for the noise-free task, by enumerating every
+    context of every target and scoring it with explicit share counting."""
+    M = mask_of(spec)
+    V, L = spec.V, spec.L
+    total = 0.0
+    for y in range(V):
+        nbrs = [x for x in range(V) if M[y, x]]
+        n = len(nbrs)
+        err = 0
+        for ctx in itertools.product(nbrs, repeat=L):
+            shares = [sum(1 for x in ctx if M[k, x]) for k in range(V)]
+            best_other = max(shares[k] for k in range(V) if k != y)
+            err += shares[y] <= best_other
+        total += err / n ** L
+    return total / V
+
+
+# ---------------------------------------------------------------- the construction
+
+def test_construction_is_the_sum_of_outer_products():
+    g = torch.Generator().manual_seed(0)
+    for V, d in [(4, 3), (8, 8), (16, 5)]:
+        W = torch.randn(V, d, generator=g, dtype=torch.float64)
+        mask = torch.rand(V, V, generator=g) < 0.4
+        mask.fill_diagonal_(False)
+        got = memory.value_matrix_construction(W, mask)
+        assert torch.allclose(got, brute_construction(W, mask), atol=1e-10)
+        # orientation: the transposed mask gives a different matrix for an asymmetric mask
+        if not torch.equal(mask, mask.T):
+            assert not torch.allclose(got, brute_construction(W, mask.T), atol=1e-6)
+    # a family, a bool mask and a float weight matrix agree; ensembles stack
+    W = torch.randn(3, 16, 6, generator=g, dtype=torch.float64)
+    fam = memory.value_matrix_construction(W[0], lca.hamming_ball(2))
+    assert torch.allclose(fam, memory.value_matrix_construction(W[0], lca.hamming_ball(2).mask(4)))
+    assert torch.allclose(fam, memory.value_matrix_construction(
+        W[0], lca.hamming_ball(2).mask(4).double()))
+    ens = memory.value_matrix_construction(W, lca.hamming_sphere(1))
+    assert ens.shape == (3, 6, 6)
+    for e in range(3):
+        assert torch.allclose(ens[e], brute_construction(W[e], lca.hamming_sphere(1).mask(4)))
+
+
+def test_logits_are_neighbourhood_shares_with_orthonormal_embeddings():
+    """thm-wv-construction: in the real model, f_k = share of the (attention-weighted) context in
+    N(k) for orthonormal embeddings, with uniform and with non-uniform attention."""
+    spec = lca.TaskSpec(4, 7, lca.hamming_ball(2), noise=0.3)
+    M = mask_of(spec)
+    E = orthonormal(spec.V, 1, d=20)                      # d > V, rows orthonormal
+    W_star = memory.value_matrix_construction(E, M)
+    ctx, _ = lca.sample(spec, 64, seed=2)
+    g = torch.Generator().manual_seed(3)
+    for W_KQ in (None, torch.randn(20, 20, generator=g, dtype=torch.float64)):
+        model = OneLayerTransformer.from_weights(E, W_KQ=W_KQ, W_V=W_star)
+        with torch.no_grad():
+            f = model(ctx)
+            a = model.attention(ctx)
+        for b in range(ctx.shape[0]):
+            for k in range(spec.V):
+                share = sum(float(a[b, l]) for l in range(spec.L) if M[k, int(ctx[b, l])])
+                assert abs(float(f[b, k]) - share) < 1e-10
+
+
+def test_logits_with_general_embeddings_are_GAGc_not_Ac():
+    spec = lca.TaskSpec(4, 6)
+    M = mask_of(spec).double()
+    E = gaussian(spec.V, 6, 4)                           # d < V: not orthonormal
+    model = OneLayerTransformer.from_weights(E, W_V=memory.value_matrix_construction(E, M))
+    ctx, _ = lca.sample(spec, 32, seed=4)
+    c = torch.zeros(32, spec.V, dtype=torch.float64).scatter_add_(
+        1, ctx, torch.full(ctx.shape, 1 / spec.L, dtype=torch.float64))
+    G = E @ E.T
+    with torch.no_grad():
+        f = model(ctx)
+    assert torch.allclose(f, c @ (G @ M @ G).T, atol=1e-10)
+    assert (f - c @ M.T).abs().max() > 0.1                # the share reading needs G = I
+
+
+# ---------------------------------------------------------------- error probabilities
+
+@pytest.mark.parametrize("m,L", [(2, 3), (3, 1), (3, 4), (4, 3), (5, 2)])
+def test_sphere1_closed_form_matches_brute_force(m, L):
+    spec = lca.TaskSpec(m, L)
+    truth = brute_error(spec)
+    assert theory.wv_error_exact_sphere1(m, L) == pytest.approx(truth, abs=1e-12)
+    assert theory.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
+    # the union bound holds, and Chernoff reduces to it without noise
+    assert theory.wv_sphere1_union_bound(m, L) >= truth - 1e-15
+    assert theory.wv_error_bound(spec) == pytest.approx(
+        min(1.0, theory.wv_sphere1_union_bound(m, L)), abs=1e-12)
+
+
+def test_sphere1_m1_has_no_error():
+    assert theory.wv_error_exact_sphere1(1, 5) == 0.0
+    assert theory.wv_error_exact(lca.TaskSpec(1, 5)) == 0.0
+    assert memory.construction_accuracy(lca.TaskSpec(1, 5), n=200) == 1.0
+
+
+@pytest.mark.parametrize("nb,m,L", [(lca.hamming_ball(2), 3, 3), (lca.cluster(1), 3, 4),
+                                    (lca.hamming_sphere(2), 3, 4), (lca.hamming_sphere(2), 4, 3),
+                                    (lca.cluster(2), 4, 3)])
+def test_exact_enumeration_matches_brute_force(nb, m, L):
+    spec = lca.TaskSpec(m, L, nb)
+    truth = brute_error(spec)
+    assert theory.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
+    assert theory.wv_error_bound(spec) >= truth - 1e-12
+
+
+def test_exact_enumeration_custom_mask_averages_over_targets():
+    g = torch.Generator().manual_seed(5)
+    M = torch.rand(8, 8, generator=g) < 0.45
+    M.fill_diagonal_(False)
+    M[M.sum(1) == 0, 0] = True
+    M[0, 0] = False
+    M[0, 1] = True
+    spec = lca.TaskSpec(3, 3, lca.custom(M))
+    truth = brute_error(spec)
+    assert theory.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
+    assert theory.wv_error_bound(spec) >= truth - 1e-12
+
+
+@pytest.mark.parametrize("spec", [lca.TaskSpec(5, 6), lca.TaskSpec(4, 8, lca.hamming_ball(2)),
+                                  lca.TaskSpec(5, 16, lca.cluster(2))])
+def test_monte_carlo_agrees_with_exact(spec):
+    n = 20_000
+    p = theory.wv_error_exact(spec)
+    mc = 1 - memory.construction_accuracy(spec, n=n, seed=9)
+    assert abs(mc - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-3
+
+
+@pytest.mark.parametrize("spec", [lca.TaskSpec(5, 16, noise=0.3), lca.TaskSpec(4, 24, noise=0.5),
+                                  lca.TaskSpec(5, 16, lca.hamming_ball(2), noise=0.2),
+                                  lca.TaskSpec(5, 16, noise=0.3, clean_last=True)])
+def test_chernoff_bound_holds_with_noise(spec):
+    n = 20_000
+    mc = 1 - memory.construction_accuracy(spec, n=n, seed=10)
+    bound = theory.wv_error_bound(spec)
+    assert bound < 1.0                                     # the bound says something here
+    assert mc <= bound + 4 * math.sqrt(max(bound * (1 - bound), 1e-4) / n)
+
+
+def test_sphere1_closed_form_fails_with_noise():
+    """The exact N_1 formula needs the noise-free hypothesis."""
+    spec = lca.TaskSpec(5, 12, noise=0.3)
+    mc = 1 - memory.construction_accuracy(spec, n=20_000, seed=12)
+    assert mc > 50 * theory.wv_error_exact_sphere1(5, 12)
+
+
+def test_bound_ineffective_when_a_neighbourhood_contains_another():
+    """thm-wv-error-bound (4): N(y) = N(complement of y) for the sphere of radius m/2."""
+    spec = lca.TaskSpec(4, 16, lca.hamming_sphere(2))
+    M = mask_of(spec)
+    comp = (spec.V - 1) ^ torch.arange(spec.V)
+    assert torch.equal(M, M[comp])
+    assert theory.wv_error_exact(spec) == pytest.approx(1.0)
+    assert theory.wv_error_bound(spec) == 1.0
+    assert memory.construction_accuracy(spec, n=2000, seed=1) == 0.0
+    # a custom mask where only target 0 has N(0) inside N(5): that target always fails
+    V = 8
+    M = torch.zeros(V, V, dtype=torch.bool)
+    for y in range(V):
+        M[y, (y + 1) % V] = M[y, (y + 2) % V] = True
+    M[5] = False
+    M[5, 1] = M[5, 2] = M[5, 4] = True                     # N(0) = {1, 2} is inside N(5)
+    spec = lca.TaskSpec(3, 20, lca.custom(M))
+    per = theory.wv_error_bound(spec, per_target=True)
+    assert float(per[0]) == 1.0
+    ctx, y = lca.sample(spec, 3000, seed=2)
+    c = torch.zeros(3000, V, dtype=torch.float64).scatter_add_(1, ctx, torch.ones_like(
+        ctx, dtype=torch.float64))
+    hit = memory.strict_correct(c @ M.double().T, y)
+    assert not bool(hit[y == 0].any())                     # every context of target 0 fails
+    assert float(hit[y != 0].double().mean()) > 0.99
+
+
+# ---------------------------------------------------------------- random embeddings
+
+def test_memory_accuracy_matches_the_model_forward():
+    spec = lca.TaskSpec(5, 16, noise=0.2)
+    E = gaussian(spec.V, 12, 3)
+    W = memory.value_matrix_construction(E, spec.neighbourhood)
+    fast = memory.memory_accuracy(spec, E, W, n=3000, seed=4)
+    ctx, y = lca.sample(spec, 3000, seed=4)
+    model = OneLayerTransformer.from_weights(E, W_V=W)
+    with torch.no_grad():
+        slow = float(memory.strict_correct(model(ctx), y).double().mean())
+    assert fast == pytest.approx(slow, abs=1e-12)
+    assert memory.memory_accuracy(spec, E, W, n=3000, seed=4,
+                                  W_KQ=torch.zeros(12, 12)) == pytest.approx(fast, abs=1e-12)
+
+
+def test_gaussian_embeddings_approach_orthonormal_accuracy():
+    """prop-wv-gaussian-limit: accuracy rises towards the orthonormal value as d grows."""
+    spec = lca.TaskSpec(4, 32)
+    ortho = memory.construction_accuracy(spec, n=2000, seed=3)
+    small = sum(memory.construction_accuracy(spec, gaussian(16, 4, s), n=2000, seed=3)
+                for s in range(3)) / 3
+    large = sum(memory.construction_accuracy(spec, gaussian(16, 2048, s), n=2000, seed=3)
+                for s in range(3)) / 3
+    assert ortho == 1.0
+    assert small < 0.6 < 0.98 < large
+
+
+# ---------------------------------------------------------------- the identity value matrix
+
+@pytest.mark.parametrize("spec", [lca.TaskSpec(4, 8), lca.TaskSpec(5, 32, noise=0.5),
+                                  lca.TaskSpec(4, 16, lca.cluster(1))])
+def test_identity_with_orthonormal_embeddings_has_accuracy_zero(spec):
+    """prop-identity-fails, for zero and for random W_KQ; the target is never even a maximiser."""
+    assert memory.identity_accuracy(spec, n=2000, seed=1) == 0.0
+    E = orthonormal(spec.V, 2)
+    g = torch.Generator().manual_seed(1)
+    W_KQ = torch.randn(spec.V, spec.V, generator=g, dtype=torch.float64)
+    model = OneLayerTransformer.from_weights(E, W_KQ=W_KQ)                 # W_V = I
+    ctx, y = lca.sample(spec, 2000, seed=1)
+    with torch.no_grad():
+        f = model(ctx)
+    assert bool((f.gather(1, y[:, None]).squeeze(1) < f.max(1).values - 1e-9).all())
+
+
+def brute_pm1_accuracy(m, L):
+    """Enumerate every sequence of flipped bits and score W_V = I with the +-1 embedding."""
+    E = memory.pm1_embedding(m)
+    y = 0
+    hits = 0
+    for flips in itertools.product(range(m), repeat=L):
+        h = sum(E[y ^ (1 << (m - 1 - a))] for a in flips) / L
+        f = E @ h
+        others = torch.cat([f[:y], f[y + 1:]])
+        hits += bool(f[y] > others.max() + 1e-12)
+    return hits / m ** L
+
+
+@pytest.mark.parametrize("m,L", [(1, 3), (2, 5), (3, 4), (3, 5), (4, 4), (5, 3)])
+def test_pm1_majority_vote_exact_formula(m, L):
+    assert theory.identity_pm1_accuracy(m, L) == pytest.approx(brute_pm1_accuracy(m, L), abs=1e-12)
+
+
+def test_pm1_identity_beats_orthonormal_identity():
+    spec = lca.TaskSpec(5, 16)
+    E = memory.pm1_embedding(5)
+    G = E @ E.T
+    D = spec.space.distances().double()
+    assert torch.allclose(G, 1 - 2 * D / 5, atol=1e-12)
+    acc = memory.identity_accuracy(spec, E, n=20_000, seed=3)
+    exact = theory.identity_pm1_accuracy(5, 16)
+    assert acc > 0.9
+    assert abs(acc - exact) <= 4 * math.sqrt(exact * (1 - exact) / 20_000) + 1e-3
+    assert memory.identity_accuracy(spec, n=2000, seed=3) == 0.0
+    # m <= 2: the majority vote always fails
+    assert memory.identity_accuracy(lca.TaskSpec(2, 9), memory.pm1_embedding(2), n=500) == 0.0
+
+
+# ---------------------------------------------------------------- one gradient step
+
+ONE_STEP_SPECS = [lca.TaskSpec(3, 4), lca.TaskSpec(3, 3, noise=0.2),
+                  lca.TaskSpec(3, 3, noise=0.2, clean_last=True),
+                  lca.TaskSpec(3, 3, lca.hamming_ball(2)), lca.TaskSpec(2, 5, lca.cluster(1))]
+
+
+@pytest.mark.parametrize("spec", ONE_STEP_SPECS)
+@pytest.mark.parametrize("kind", ["orthonormal", "gaussian"])
+def test_one_step_matches_autograd_on_the_exact_population_loss(spec, kind):
+    E = orthonormal(spec.V, 1) if kind == "orthonormal" else gaussian(spec.V, 5, 1)
+    d = E.shape[1]
+    model = OneLayerTransformer.from_weights(E, W_V=torch.zeros(d, d, dtype=torch.float64))
+    ctx, y, p = theory.enumerate_task(spec)
+    assert float(p.sum()) == pytest.approx(1.0, abs=1e-12)
+    loss = theory.exact_population_loss(model, spec)
+    assert float(loss.detach()) == pytest.approx(math.log(spec.V), abs=1e-12)
+    loss.backward()
+    for lr in (1.0, 0.3):
+        assert torch.allclose(-lr * model.W_V.grad, theory.one_step_WV(E, spec, lr=lr),
+                              atol=1e-12)
+    mem, shift = theory.one_step_WV_parts(E, spec, lr=0.3)
+    assert torch.allclose(mem + shift, theory.one_step_WV(E, spec, lr=0.3), atol=1e-14)
+
+
+def test_one_step_matches_a_sampled_batch_within_the_chebyshev_tolerance():
+    spec = lca.TaskSpec(5, 16, noise=0.2)
+    E = orthonormal(spec.V, 3)
+    target = theory.one_step_WV(E, spec)
+    delta = 1e-3
+    for n, seed in ((1000, 1), (20_000, 2)):
+        ctx, y = lca.sample(spec, n, seed=seed)
+        model = OneLayerTransformer.from_weights(E, W_V=torch.zeros(32, 32, dtype=torch.float64))
+        torch.nn.functional.cross_entropy(model(ctx), y).backward()
+        err = float((-model.W_V.grad - target).norm())
+        assert err <= theory.one_step_WV_sampling_rms(E, spec, n) / math.sqrt(delta)
+    # the predicted root-mean-square error matches the spread of many small batches
+    sq = []
+    for s in range(60):
+        ctx, y = lca.sample(spec, 200, seed=100 + s)
+        model = OneLayerTransformer.from_weights(E, W_V=torch.zeros(32, 32, dtype=torch.float64))
+        torch.nn.functional.cross_entropy(model(ctx), y).backward()
+        sq.append(float(((-model.W_V.grad - target) ** 2).sum()))
+    rms = math.sqrt(sum(sq) / len(sq))
+    assert rms == pytest.approx(theory.one_step_WV_sampling_rms(E, spec, 200), rel=0.15)
+
+
+def centred_logits(E, W, ctx):
+    model = OneLayerTransformer.from_weights(E, W_V=W)
+    with torch.no_grad():
+        f = model(ctx)
+    return f - f.mean(1, keepdim=True)
+
+
+@pytest.mark.parametrize("spec,n_deg", [(lca.TaskSpec(4, 8), 4),
+                                        (lca.TaskSpec(4, 8, lca.hamming_ball(2)), 10),
+                                        (lca.TaskSpec(4, 8, lca.cluster(1)), 7)])
+def test_one_step_is_scaled_construction_plus_shift(spec, n_deg):
+    """thm-one-step-wv (2)-(3): orthonormal, noise-free, regular neighbourhood."""
+    E = orthonormal(spec.V, 5)
+    ctx, _ = lca.sample(spec, 256, seed=5)
+    lr = 0.7
+    f1 = centred_logits(E, theory.one_step_WV(E, spec, lr=lr), ctx)
+    fs = centred_logits(E, memory.value_matrix_construction(E, spec.neighbourhood), ctx)
+    assert torch.allclose(f1, lr / (n_deg * spec.V) * fs, atol=1e-12)
+    # and the shift term moves every logit by the same amount
+    _, shift = theory.one_step_WV_parts(E, spec, lr=lr)
+    model = OneLayerTransformer.from_weights(E, W_V=shift)
+    with torch.no_grad():
+        f = model(ctx)
+    assert float((f - f[:, :1]).abs().max()) < 1e-12
+
+
+def test_one_step_reading_fails_for_non_orthonormal_embeddings():
+    spec = lca.TaskSpec(4, 8)
+    E = gaussian(spec.V, 6, 6)
+    ctx, _ = lca.sample(spec, 256, seed=6)
+    f1 = centred_logits(E, theory.one_step_WV(E, spec), ctx)
+    fs = centred_logits(E, memory.value_matrix_construction(E, spec.neighbourhood), ctx)
+    scale = float((f1 * fs).sum() / (fs * fs).sum())
+    assert float((f1 - scale * fs).abs().max()) > 0.05 * float(f1.abs().max())
+    _, shift = theory.one_step_WV_parts(E, spec)
+    model = OneLayerTransformer.from_weights(E, W_V=shift)
+    with torch.no_grad():
+        f = model(ctx)
+    assert float((f - f[:, :1]).abs().max()) > 1e-4         # not an equal shift any more
+
+
+def test_one_step_with_noise_adds_a_penalty_on_context_tokens():
+    """thm-one-step-wv (4)."""
+    eps, m, L = 0.4, 4, 8
+    spec = lca.TaskSpec(m, L, noise=eps)
+    V = spec.V
+    E = orthonormal(V, 7)
+    ctx, _ = lca.sample(spec, 128, seed=7)
+    c = torch.zeros(128, V, dtype=torch.float64).scatter_add_(
+        1, ctx, torch.full(ctx.shape, 1 / L, dtype=torch.float64))
+    A = mask_of(spec).double()
+    pred = (1 / V) * ((1 - eps) / m * c @ A.T - eps / (V - 1) * c)
+    pred = pred - pred.mean(1, keepdim=True)
+    f1 = centred_logits(E, theory.one_step_WV(E, spec), ctx)
+    assert torch.allclose(f1, pred, atol=1e-12)
+
+
+# ---------------------------------------------------------------- probes
+
+def test_matrix_cosine_and_truncation():
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    assert probes.matrix_cosine(A, 2.5 * A) == pytest.approx(1.0)
+    assert probes.matrix_cosine(A, -A) == pytest.approx(-1.0)
+    E11, E22 = torch.zeros(3, 3), torch.zeros(3, 3)
+    E11[0, 0] = E22[1, 1] = 1.0
+    assert probes.matrix_cosine(E11, E22) == 0.0
+    U, S, Vh = torch.linalg.svd(A)
+    for r in (1, 3, 6):
+        T = probes.truncate_rank(A, r)
+        assert torch.linalg.matrix_rank(T) == r
+        assert float((A - T).norm()) == pytest.approx(float(S[r:].norm()), abs=1e-10)
+    B = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    manual = probes.truncate_rank(A, 2).flatten() @ probes.truncate_rank(B, 2).flatten() / (
+        probes.truncate_rank(A, 2).norm() * probes.truncate_rank(B, 2).norm())
+    assert probes.matrix_cosine(A, B, rank=2) == pytest.approx(float(manual))
+    assert probes.cosine_to_degrees(0.0) == pytest.approx(90.0)
+    batched = probes.matrix_cosine(torch.stack([A, A]), torch.stack([A, -A]))
+    assert batched == pytest.approx([1.0, -1.0])
+
+
+def test_replacement_and_alignment_on_a_constructed_model():
+    spec = lca.TaskSpec(4, 16, noise=0.2)
+    E = orthonormal(spec.V, 1)
+    W = memory.value_matrix_construction(E, spec.neighbourhood)
+    model = OneLayerTransformer.from_weights(E, W_V=W)
+    rep = probes.wv_replacement(model, spec, n=2000, seed=1)
+    assert rep["trained"] == rep["constructed"] > 0.9
+    scaled = OneLayerTransformer.from_weights(E.float(), W_V=3.0 * W.float())
+    assert probes.wv_alignment(scaled, spec, ranks=(None, 4))[None] == pytest.approx(1.0, abs=1e-6)
+    # an unrelated value matrix: a different accuracy and a small cosine
+    other = OneLayerTransformer.from_weights(E.float(), W_V=torch.eye(16))
+    rep = probes.wv_replacement(other, spec, n=2000, seed=1)
+    assert rep["trained"] == 0.0 and rep["constructed"] > 0.9
+    assert abs(probes.wv_alignment(other, spec)[None]) < 0.5
+
+
+@pytest.mark.slow
+def test_trained_value_matrix_aligns_with_the_construction():
+    """A short training run: the trained W_V can be swapped for W_V* with little loss, and the two
+    are far from orthogonal (cosine of unrelated 16 x 16 matrices is about 0)."""
+    torch.set_num_threads(1)
+    spec = lca.TaskSpec(5, 64, noise=0.5)
+    cfg = lca.TrainConfig(task=spec, d=16, steps=300, batch_size=128, lr=0.01, eval_every=0,
+                          n_eval=1024, device="cpu")
+    res = lca.sweep(cfg, seeds=(0, 1), progress=False)
+    rep = probes.wv_replacement(res.model, spec, n=2048, seed=3)
+    cos = probes.wv_alignment(res.model, spec)[None]
+    for t, c, k in zip(rep["trained"], rep["constructed"], cos):
+        assert t > 0.95
+        assert c > t - 0.05
+        assert k > 0.6
+
+
+# ---------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: memory.value_matrix_construction(torch.zeros(5, 3), torch.zeros(5, 5, dtype=torch.bool)),
+     "W_E"),
+    (lambda: memory.value_matrix_construction(torch.zeros(4, 3), torch.zeros(3, 3, dtype=torch.bool)),
+     "mask"),
+    (lambda: memory.value_matrix_construction(torch.zeros(4, 3), "sphere"), "mask"),
+    (lambda: memory.pm1_embedding(0), "m"),
+    (lambda: memory.strict_correct(torch.zeros(3, 4), torch.tensor([0, 1, 7])), "targets"),
+    (lambda: memory.memory_accuracy(lca.TaskSpec(3, 4), torch.zeros(8, 3), torch.zeros(2, 2)),
+     "W_V"),
+    (lambda: memory.construction_accuracy(lca.TaskSpec(3, 4), n=0), "n"),
+    (lambda: memory.construction_accuracy("task"), "spec"),
+    (lambda: theory.wv_error_exact_sphere1(3, 0), "L"),
+    (lambda: theory.wv_error_exact(lca.TaskSpec(3, 4, noise=0.1)), "noise"),
+    (lambda: theory.wv_error_exact(lca.TaskSpec(5, 4, lca.hamming_ball(3)), max_support=8),
+     "max_support"),
+    (lambda: theory.identity_pm1_accuracy(0, 4), "m"),
+    (lambda: theory.one_step_WV(torch.zeros(4, 3), lca.TaskSpec(3, 4)), "W_E"),
+    (lambda: theory.one_step_WV(torch.zeros(8, 3), lca.TaskSpec(3, 4), lr=0.0), "lr"),
+    (lambda: theory.one_step_WV_sampling_rms(torch.zeros(8, 3), lca.TaskSpec(3, 4), 0), "n"),
+    (lambda: theory.enumerate_task(lca.TaskSpec(4, 8), max_rows=100), "max_rows"),
+    (lambda: probes.truncate_rank(torch.zeros(3, 3), 0), "rank"),
+    (lambda: probes.matrix_cosine(torch.zeros(3, 3), torch.zeros(2, 2)), "A and B"),
+    (lambda: probes.wv_replacement(OneLayerTransformer(8, 4), lca.TaskSpec(4, 4)), "spec"),
+    (lambda: probes.wv_alignment(OneLayerTransformer(8, 4), lca.TaskSpec(3, 4), ranks=(0,)),
+     "ranks"),
+])
+def test_bad_input_raises_naming_the_parameter(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+# ---------------------------------------------------------------- exercise checkers
+
+def stub(*args):
+    raise NotImplementedError
+
+
+def test_check_value_matrix_construction():
+    assert exercises.check_value_matrix_construction(lambda W, M: W.T @ M.double() @ W)
+    assert not exercises.check_value_matrix_construction(lambda W, M: W.T @ M.double().T @ W)
+    assert not exercises.check_value_matrix_construction(
+        lambda W, M: W.T @ (M.double() + torch.eye(M.shape[0], dtype=torch.float64)) @ W)
+    assert not exercises.check_value_matrix_construction(
+        lambda W, M: W.T @ (M.double() / M.sum(1, keepdim=True).double()) @ W)
+    res = exercises.check_value_matrix_construction(stub)
+    assert not res and "not implemented yet" in repr(res)
+
+
+def test_check_one_step_gradient():
+    def ref(W, P):
+        V = W.shape[0]
+        return W.T @ (torch.eye(V, dtype=W.dtype) - 1.0 / V) @ P @ W / V
+    assert exercises.check_one_step_gradient(ref)
+    assert not exercises.check_one_step_gradient(lambda W, P: W.T @ P @ W / W.shape[0])
+    assert not exercises.check_one_step_gradient(lambda W, P: -ref(W, P))
+    assert not exercises.check_one_step_gradient(lambda W, P: ref(W, P.T))
+    res = exercises.check_one_step_gradient(stub)
+    assert not res and "not implemented yet" in repr(res)
+
+
+def test_check_sphere_error():
+    def ref(m, L):
+        return 0.0 if m == 1 else math.comb(m, 2) * (2 / m) ** L - m * (m - 2) / m ** L
+    assert exercises.check_sphere_error(ref)
+    assert not exercises.check_sphere_error(lambda m, L: math.comb(m, 2) * (2 / m) ** L)
+    assert not exercises.check_sphere_error(lambda m, L: min(1.0, math.comb(m, 2) * (2 / m) ** L))
+    res = exercises.check_sphere_error(stub)
+    assert not res and "not implemented yet" in repr(res)
+
+
+# ---------------------------------------------------------------- figures
+
+def test_plots_return_labelled_figures():
+    import matplotlib.pyplot as plt
+    figs = [
+        plots.plot_wv_example(torch.eye(4), torch.arange(4.0), 1, torch.tensor([0, 2])),
+        plots.plot_wv_error([2, 4], {"a": {"exact": [0.5, 0.0], "bound": [1.0, 0.1],
+                                           "monte_carlo": [0.4, 0.0]}}),
+        plots.plot_wv_bars((5, 6), {"L = 64": {"x": [[0.9, 0.8], [0.7, 0.75]],
+                                               "y": [[0.5, 0.6], [0.4, 0.3]]}}),
+        plots.plot_wv_replacement([4, 8], {"t": [[0.5, 0.6], [0.9, 0.95]]},
+                                  {"c": [[0.9, 0.8], [0.7, 0.6]]}),
+        plots.plot_wv_random_embeddings([8, 16], {"m = 5": [[0.1, 0.2], [0.5, 0.6]]},
+                                        {"m = 5": 1.0}),
+    ]
+    for fig in figs:
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":
+                continue
+            assert ax.get_xlabel() and ax.get_ylabel()
+        plt.close(fig)
