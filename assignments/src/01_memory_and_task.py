@@ -44,8 +44,8 @@ grader = otter.Notebook(None if "google.colab" in sys.modules else "01_memory_an
 # %% [markdown]
 # # Assignment 1: associative memory and the latent concept association task
 #
-# This assignment goes with the chapters *Associative memory* and *The latent concept association
-# task* of the Elephants course. You will build a linear associative memory and see when it recalls
+# This assignment goes with the first two chapters of the Elephants course, on associative memory
+# and on the latent concept association task. You will build a linear associative memory and see when it recalls
 # what it stored, then build the synthetic task of the course from scratch: the latent space
 # $\{0,1\}^m$, Hamming distances, neighbourhoods, a sampler, and the best possible predictor.
 #

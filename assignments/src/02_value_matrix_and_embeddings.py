@@ -44,8 +44,8 @@ grader = otter.Notebook(None if "google.colab" in sys.modules else "02_value_mat
 # %% [markdown]
 # # Assignment 2: the value matrix and the embeddings
 #
-# This assignment goes with the chapters *The value matrix* and *Embeddings* of the Elephants
-# course. You will build the value matrix that turns a one-layer transformer into an associative
+# This assignment goes with chapters 4 (the value matrix) and 5 (embedding geometry) of the
+# Elephants course. You will build the value matrix that turns a one-layer transformer into an associative
 # memory for the latent concept association task, prove how reliable it is, and then look at the
 # other way to solve the task: embeddings whose geometry copies the latent space.
 #

@@ -44,8 +44,8 @@ grader = otter.Notebook(None if "google.colab" in sys.modules else "03_attention
 # %% [markdown]
 # # Assignment 3: attention and context hijacking
 #
-# This assignment goes with the chapters *Attention* and *Context hijacking in the model* of the
-# Elephants course. You will write the attention layer of the one-layer transformer, build a
+# This assignment goes with chapters 6 (attention) and 7 (context hijacking inside the model) of
+# the Elephants course, and with its opening chapter on hijacking in language models. You will write the attention layer of the one-layer transformer, build a
 # key-query matrix that makes it select tokens from the query's cluster, and then hijack the model:
 # add tokens that point to another answer and find when the prediction flips. You finish by
 # relating what you measured to context hijacking in large language models.
@@ -55,8 +55,8 @@ grader = otter.Notebook(None if "google.colab" in sys.modules else "03_attention
 # tests. Questions marked *written* are answered in the markdown cell under them. Run the notebook
 # from the top after a restart before you hand it in.
 #
-# **Expected time:** about 90 minutes. **You will need:** Assignments 1 and 2 (or the chapters up to
-# *Embeddings*), the softmax function.
+# **Expected time:** about 90 minutes. **You will need:** Assignments 1 and 2 (or chapters 1 to 5),
+# the softmax function.
 #
 # **The model.** Token $i$ has embedding $W_E(i)$, row $i$ of `W_E` (shape `[V, d]`). For a context
 # $x=(x_1,\dots,x_L)$ the last token $x_L$ is the *query*. The attention scores are
