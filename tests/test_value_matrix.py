@@ -10,15 +10,12 @@ from __future__ import annotations
 import itertools
 import math
 
-import matplotlib
 import pytest
 import torch
 
 import lca
 from lca import exercises, memory, plots, probes, theory
 from lca.model import OneLayerTransformer, init_embedding
-
-matplotlib.use("Agg")
 
 
 def orthonormal(V, seed=0, d=None):
