@@ -462,8 +462,9 @@ def hijack_contexts(spec, n: int, rho: float = 0.0, prepend: int = 0, block: int
                     hijack=None):
     """Hijacked contexts for the LCA task.
 
-    Draws ``n`` clean examples ``(contexts, y)`` of ``spec`` and a hijack target y' per example
-    (``hijack_targets(spec, y, distance)``, or the given ``LongTensor[n]`` ``hijack``); then
+    Draws ``n`` clean examples ``(contexts, y)`` of ``spec`` and a hijack target y' per example:
+    ``hijack_targets(spec, y, distance)`` by default, or ``hijack``, either a ``LongTensor[n]`` or
+    a function mapping the targets ``LongTensor[n]`` to hijack targets; then
 
     - replaces each position independently with probability ``rho`` by a token uniform on N(y')
       (the last position, the attention query, is kept when ``last_clean``);
@@ -488,9 +489,10 @@ def hijack_contexts(spec, n: int, rho: float = 0.0, prepend: int = 0, block: int
     if hijack is None:
         yh = hijack_targets(spec, y, distance, seed=seed + 1)
     else:
-        yh = check_tokens("hijack", hijack, spec.V, ndim=1)
+        yh = hijack(y.clone()) if callable(hijack) else hijack
+        yh = check_tokens("hijack", yh, spec.V, ndim=1)
         if yh.shape[0] != n or bool((yh == y).any()):
-            raise ValueError("hijack must hold n token ids, each different from its target")
+            raise ValueError("hijack must give n token ids, each different from its target")
     table, deg = spec.neighbourhood.table(spec.space)
     g = _hjp_torch.Generator().manual_seed(seed + 2)
     L = spec.L
@@ -532,11 +534,11 @@ def _hjp_measure(model, ctx, y, yh) -> dict:
 
 
 def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: int | None = None,
-               last_clean: bool = True) -> dict:
+               last_clean: bool = True, hijack=None) -> dict:
     """How often hijacking works as the hijack share ``rho`` grows.
 
-    For each rho in ``rho_grid``, ``hijack_contexts(spec, n, rho, ...)`` (same seed for every rho)
-    is fed to ``model``. Returns a dict of ``Tensor[R]`` (``[E, R]`` for an ensemble): ``"rho"``,
+    For each rho in ``rho_grid``, ``hijack_contexts(spec, n, rho, ...)`` (same seed for every rho;
+    ``distance`` and ``hijack`` choose y' as there) is fed to ``model``. Returns a dict of ``Tensor[R]`` (``[E, R]`` for an ensemble): ``"rho"``,
     ``"flip"`` (fraction of predictions equal to y'), ``"prefer"`` (fraction with logit y' > logit
     y: the efficacy score of the real-LLM experiments) and ``"correct"`` (prediction = y). All
     comparisons are strict: logits within 1e-9 (relative) of each other count as a tie, and a tie
@@ -552,7 +554,7 @@ def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: in
     rows = []
     for r in grid:
         ctx, y, yh = hijack_contexts(spec, n, rho=r, distance=distance, seed=seed,
-                                     last_clean=last_clean)
+                                     last_clean=last_clean, hijack=hijack)
         rows.append(_hjp_measure(model, ctx, y, yh))
     out = {key: _hjp_torch.stack([row[key] for row in rows], dim=-1) for key in rows[0]}
     out["rho"] = _hjp_torch.tensor(grid, dtype=_hjp_torch.float64)
@@ -560,7 +562,7 @@ def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: in
 
 
 def prepend_curve(model, spec, ks, block: int = 1, n: int = 2048, seed: int = 0,
-                  distance: int | None = None) -> dict:
+                  distance: int | None = None, hijack=None) -> dict:
     """The 'number of prepends' experiment in the one-layer model: ``k`` blocks of ``block``
     hijack tokens are put in front of a clean context, for each k in ``ks``. Returns a dict of
     ``Tensor[K]`` (``[E, K]`` for an ensemble): ``"k"``, ``"flip"``, ``"prefer"``, ``"correct"``
@@ -574,7 +576,7 @@ def prepend_curve(model, spec, ks, block: int = 1, n: int = 2048, seed: int = 0,
     rows = []
     for k in ks:
         ctx, y, yh = hijack_contexts(spec, n, prepend=k, block=block, distance=distance,
-                                     seed=seed)
+                                     seed=seed, hijack=hijack)
         rows.append(_hjp_measure(model, ctx, y, yh))
     out = {key: _hjp_torch.stack([row[key] for row in rows], dim=-1) for key in rows[0]}
     out["k"] = _hjp_torch.tensor(ks, dtype=_hjp_torch.long)

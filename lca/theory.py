@@ -1301,6 +1301,24 @@ def hijack_threshold(D: int, D_hijack: int | None = None, overlap: int = 0) -> f
     return a / (a + b)
 
 
+def hijack_threshold_task(spec, y: int, y_hijack: int) -> float:
+    """The hijack threshold when the clean tokens follow the task's own law for y (noise
+    included, ``spec.context_law()[y]``) rather than the uniform law on N(y). With
+    ``X = 1{x in N(y')} - 1{x in N(y)}`` the expected margin of a position is
+    ``(1 - rho) E_clean[X] + rho E_hijack[X]``, zero at ``rho* = -E_clean X / (E_hijack X -
+    E_clean X)``. Equals ``hijack_threshold(*hijack_overlap(...))`` when the task has no noise."""
+    spec = _hj_spec(spec)
+    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    A = spec.neighbourhood.mask(spec.space)
+    X = A[y_hijack].double() - A[y].double()
+    e_clean = float(spec.context_law()[y] @ X)
+    e_hij = float((A[y_hijack].double() / A[y_hijack].sum()) @ X)
+    if e_hij - e_clean <= 0:
+        raise ValueError("y_hijack never gains on y under this task's law (its neighbourhood "
+                         "is covered by y's); there is no threshold")
+    return min(max(-e_clean / (e_hij - e_clean), 0.0), 1.0)
+
+
 def hijack_limit_logits(spec, y: int, y_hijack: int, rho) -> _hj_torch.Tensor:
     """``Tensor[R, V]``: the expected share logits ``F_k(rho) = (1-rho) |N(k) & N(y)|/|N(y)| +
     rho |N(k) & N(y')|/|N(y')|`` of every token k (the large-L limit of the constructed model's
@@ -1404,6 +1422,26 @@ def hijack_flip_probability(spec, y: int, y_hijack: int, rho, L: int | None = No
     else:
         laws.append((L, _hj_position_law(mix, in_y, in_h)))
     return _hj_sum_positive(laws, ties)
+
+
+def hijack_margin_probability(rho, L: int, D: int, D_hijack: int | None = None,
+                              overlap: int = 0, ties: str = "strict") -> _hj_torch.Tensor:
+    """``Tensor[R]``: exact probability that the constructed model prefers y' to y on a noise-free
+    rho-hijacked context of length L, from the sizes alone: N(y) has ``D`` tokens, N(y') has
+    ``D_hijack`` (default D), and they share ``overlap``. Each position adds +1 to
+    ``L (f_{y'} - f_y)`` with probability ``rho (1 - o/D')`` and -1 with probability
+    ``(1 - rho)(1 - o/D)``."""
+    from ._validate import check_choice, check_int
+    r = _hj_rho(rho)
+    L = check_int("L", L, 1, 5000)
+    D = check_int("D", D, 1, None)
+    D_hijack = D if D_hijack is None else check_int("D_hijack", D_hijack, 1, None)
+    overlap = check_int("overlap", overlap, 0, min(D, D_hijack))
+    check_choice("ties", ties, ("strict", "half"))
+    plus = r * (1 - overlap / D_hijack)
+    minus = (1 - r) * (1 - overlap / D)
+    law = _hj_torch.stack([minus, 1 - plus - minus, plus], dim=-1)
+    return _hj_sum_positive([(L, law)], ties)
 
 
 def hijack_prepend_probability(spec, y: int, y_hijack: int, k, block: int = 1,

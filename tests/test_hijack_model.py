@@ -355,3 +355,55 @@ def test_plot_hijack_curves_returns_a_figure():
         {"x": [0, 1, 2], "curves": {"b": [0, 0.2, 0.9]}, "xlabel": "k"}], title="t")
     assert len(fig.axes) == 2
     plt.close(fig)
+
+
+def test_margin_probability_from_sizes_equals_the_spec_version():
+    D = lca.LatentSpace(6).distances()
+    mask = (D == 1).clone()
+    mask[3] = (D[3] >= 1) & (D[3] <= 2)
+    spec = lca.TaskSpec(m=6, L=15, neighbourhood=lca.custom(mask, "broad 3"))
+    rho = [0.1, 0.35, 0.5, 0.8]
+    for L in (1, 6, 15, 40):
+        a = theory.hijack_flip_probability(spec, 0, 3, rho, L=L)
+        b = theory.hijack_margin_probability(rho, L, 6, 21, 2)
+        assert torch.allclose(a, b, atol=1e-12)
+    assert torch.allclose(theory.hijack_margin_probability(rho, 15, 6),
+                          theory.hijack_binomial_flip(rho, 15), atol=1e-12)
+    with pytest.raises(ValueError, match="overlap"):
+        theory.hijack_margin_probability(0.5, 5, 4, 4, 5)
+
+
+def test_threshold_with_noise_against_simulation():
+    spec = theory.cluster_task(6, 2, L=9, noise=0.5, informative="sphere")
+    y, yh = 0, 63
+    thr = theory.hijack_threshold_task(spec, y, yh)
+    # noise-free version of the same neighbourhood: the pairwise formula
+    assert abs(theory.hijack_threshold_task(spec.with_(noise=0.0), y, yh)
+               - theory.hijack_threshold(*theory.hijack_overlap(spec, y, yh))) < 1e-12
+    assert 0.25 < thr < 0.5
+    # the mean margin of simulated positions changes sign at thr
+    A = spec.neighbourhood.mask(spec.space)
+    g = torch.Generator().manual_seed(0)
+    P = spec.context_law()[y]
+    Nh = torch.nonzero(A[yh]).flatten()
+    for r, sign in ((thr - 0.05, -1), (thr + 0.05, 1)):
+        n = 400_000
+        clean = torch.multinomial(P, n, replacement=True, generator=g)
+        hij = Nh[torch.randint(0, len(Nh), (n,), generator=g)]
+        x = torch.where(torch.rand(n, generator=g) < r, hij, clean)
+        margin = (A[yh, x].double() - A[y, x].double()).mean()
+        assert sign * margin > 0.005
+    with pytest.raises(ValueError, match="y_hijack"):
+        theory.hijack_threshold_task(spec, 5, 5)
+
+
+def test_hijack_may_be_a_function_of_the_targets():
+    spec = lca.TaskSpec(m=5, L=7)
+    ctx, y, yh = probes.hijack_contexts(spec, 50, rho=0.5, seed=1, hijack=lambda t: t ^ 3)
+    assert torch.equal(yh, y ^ 3)
+    model = theory.hijack_constructed_model(spec)
+    out = probes.flip_curve(model, spec, [0.0, 1.0], n=200, seed=1, hijack=lambda t: t ^ 3,
+                            last_clean=False)
+    assert out["prefer"].tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="hijack"):
+        probes.hijack_contexts(spec, 5, hijack=lambda t: t)      # y' = y is not a hijack

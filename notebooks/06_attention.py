@@ -1,0 +1,621 @@
+# %% tags=["remove-cell"]
+# Colab setup: install the course package (runs only on Google Colab)
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
+
+# %% [markdown]
+# # Attention selects: the query listens to its own cluster
+#
+# So far the one-layer transformer has averaged its context uniformly: with $\WKQ=0$ every
+# position gets weight $1/L$, and the value matrix turns the average into a prediction
+# ({doc}`04_value_matrix`). That works when every context token carries information about the
+# target. Real contexts are messier: most words of a prompt say nothing about the fact being
+# recalled. The paper {cite}`jiang2024elephants` studies this with a *cluster structure*: the
+# latent space is cut into clusters, the informative tokens of a context come from the target's
+# cluster and the rest are noise from other clusters, and its Fig. 3(c) shows that a trained
+# attention layer puts its weight on the query's own cluster. This chapter asks why gradient
+# descent finds that rule. We compute the gradient of the key-query matrix at zero exactly, show
+# that its first step already raises every same-cluster score above every cross-cluster score, and
+# then watch a trained model do the same. The same filtering reappears in {doc}`07_hijacking_in_model`
+# as a defence against some hijacking contexts.
+#
+# **In this chapter you will**
+#
+# - define the cluster task with noise tokens and the attention mass on the query's cluster;
+# - derive the exact gradient of the population loss with respect to $\WKQ$ at $\WKQ=0$, check it
+#   against automatic differentiation, and find its closed form to first order in the value scale;
+# - prove that this first step favours same-cluster (query, key) pairs and compute the three
+#   numbers that describe it for the cluster neighbourhood of the paper's Fig. C.8;
+# - reproduce the paper's attention heat map (Fig. 3(c), Fig. C.8) at $m=8$ and measure how much
+#   attention a trained model puts on the query's cluster, with $\WKQ$ trained and frozen at $0$;
+# - see the effect vanish when there is no noise or when the noise lives inside the cluster.
+
+# %% tags=["hide-input"]
+import itertools
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+
+import lca
+from lca import plots, probes, theory
+from lca.exercises import check_attention_mass_by_cluster, check_kq_cluster_entries
+from lca.exercises import check_kq_gradient
+from lca.train import TrainConfig, evaluate, sweep
+from lca.widgets import explorer
+
+torch.manual_seed(0)
+device = lca.default_device()
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## Definitions
+#
+# Fix a number of cluster bits $k$ with $1\le k<m$. Write $\kappa(i)\in\{0,\dots,2^k-1\}$ for
+# the integer formed by the first $k$ latent bits of token $i$: its *cluster*. With the course's
+# token numbering a cluster is a block of $s=2^{m-k}$ consecutive token ids
+# (`lca.theory.cluster_ids(m, k)`), and the set $C_k(z)$ of the notation page is the cluster of
+# $z$ without $z$.
+#
+# ```{prf:definition} The cluster task
+# :label: def-ch6-cluster-task
+#
+# Let $\N(y)\subseteq C_k(y)$ be an informative neighbourhood inside the target's cluster and
+# $\varepsilon\in[0,1)$ a noise rate. A context of length $L$ for target $y$ is drawn as follows:
+# the tokens $x_1,\dots,x_{L-1}$ are independent, each uniform on $\N(y)$ with probability
+# $1-\varepsilon$ (an *informative* token) and otherwise uniform on the tokens of the other
+# clusters, $\{x:\kappa(x)\ne\kappa(y)\}$ (a *noise* token); the last token $x_L$, the attention
+# query, is always informative. In this course we use two informative neighbourhoods:
+#
+# - `"cluster"`: $\N(y)=C_k(y)$, the whole cluster except $y$. This is the neighbourhood named in
+#   the caption of the paper's Fig. C.8 (there $k=2$).
+# - `"sphere"`: $\N(y)=\{x\in C_k(y):\DH(x,y)=1\}$, the Hamming neighbours of $y$ inside its
+#   cluster. Unlike the first choice it makes the target identifiable, so accuracy means something.
+#
+# The paper's exact noise model is not known to us; this definition is the course's choice
+# (`lca.theory.cluster_task(m, k, L, noise, informative)`).
+# ```
+#
+# ```{prf:definition} Token frequencies, attention mass and share
+# :label: def-ch6-mass
+#
+# For a context $x$ let $c_j=\#\{l:x_l=j\}/L$ be the frequency of token $j$ and, for a set $S$ of
+# tokens, $c(S)=\sum_{j\in S}c_j$. With attention weights $a_1,\dots,a_L$ the *attention mass on the
+# query's cluster* is $\mu(x)=\sum_{l}a_l\,\mathbb 1[\kappa(x_l)=\kappa(x_L)]$ and the *share* of
+# that cluster is $\sigma(x)=\frac1L\#\{l:\kappa(x_l)=\kappa(x_L)\}$, the mass that uniform
+# attention ($\WKQ=0$) gives it. The *score* of query token $i$ on key token $j$ is
+# $S_{ij}=\WE(i)^\top\WKQ\WE(j)$: it does not depend on the context, and adding a constant to a
+# row of $S$ changes no attention weight.
+# ```
+
+# %% [markdown]
+# ## Look at it first
+#
+# One context of the `"sphere"` cluster task with $m=6$, $k=2$ (four clusters of 16 tokens),
+# $L=12$ and noise rate $\varepsilon=0.5$. Each token is printed as its latent bits with the two
+# cluster bits first.
+
+# %%
+spec_demo = theory.cluster_task(6, 2, L=12, noise=0.5, informative="sphere")
+ctx_demo, y_demo = lca.sample(spec_demo, 1, seed=3)
+bits = spec_demo.space.latents
+cl = theory.cluster_ids(6, 2)
+y0 = int(y_demo[0])
+print(f"target y = {y0:2d}  bits {''.join(map(str, bits[y0, :2].tolist()))}|"
+      f"{''.join(map(str, bits[y0, 2:].tolist()))}  cluster {int(cl[y0])}")
+for pos, t in enumerate(ctx_demo[0].tolist()):
+    kind = "informative" if int(cl[t]) == int(cl[y0]) else "noise"
+    role = "  <- query" if pos == spec_demo.L - 1 else ""
+    print(f"x_{pos + 1:<2d} = {t:2d}  bits {''.join(map(str, bits[t, :2].tolist()))}|"
+          f"{''.join(map(str, bits[t, 2:].tolist()))}  cluster {int(cl[t])}  {kind}{role}")
+share_demo = float((cl[ctx_demo[0]] == cl[ctx_demo[0, -1]]).double().mean())
+print(f"share of the query's cluster in this context: {share_demo:.4f}")
+
+# %% [markdown]
+# The informative tokens all carry the target's two cluster bits and differ from the target in
+# one other bit; the noise tokens come from the three other clusters and say nothing about the
+# target. A model that averages uniformly mixes both kinds; a model whose query attends to its
+# own cluster keeps only the useful half. Since the query is informative, "same cluster as the
+# query" is the same as "same cluster as the target", and the attention layer can see it.
+
+# %% [markdown]
+# ## The gradient of $\WKQ$ at zero
+#
+# Write $M=\WE\WV\WE^\top$ ($V\times V$): with uniform attention the logits are $f=Mc$, so
+# $M_{kj}$ is the logit that one occurrence of token $j$ adds to token $k$. Write
+# $p=\softmax(Mc)$ for the predicted distribution and $\mathcal L=\E[-\log p_y]$ for the
+# population cross-entropy.
+#
+# ```{prf:lemma} Exact gradient at zero
+# :label: ch6-kq-gradient-exact
+#
+# For any embeddings $\WE$ and value matrix $\WV$, at $\WKQ=0$,
+#
+# $$
+# \nabla_{\WKQ}\mathcal L=-\WE^\top T\,\WE,\qquad
+# T_{ij}=\E\big[\mathbb 1[x_L=i]\;c_j\,(r_j-\bar r)\big],
+# $$
+#
+# where $r=M^\top(e_y-p)$ and $\bar r=\sum_j c_jr_j$. Every row of $T$ sums to $0$. After one
+# gradient step of size $\eta$ from $\WKQ=0$ the scores are $S=\eta\,GTG$ with $G=\WE\WE^\top$,
+# so $S=\eta T$ when the embeddings are orthonormal.
+# ```
+#
+# ```{prf:proof}
+# With $s_l=\WE(x_L)^\top\WKQ\WE(x_l)$ and $h=\sum_la_l\WE(x_l)$, the chain rule gives
+# $\partial(-\log p_y)/\partial h=-\WV^\top\WE^\top(e_y-p)$ and $\partial h/\partial s_l=a_l(\WE(x_l)-h)$,
+# so $\partial(-\log p_y)/\partial s_l=-a_l(r_{x_l}-\bar r)$ with $r$ and $\bar r$ as above
+# (here $\bar r=\sum_la_lr_{x_l}$). Since $\partial s_l/\partial\WKQ=\WE(x_L)\WE(x_l)^\top$,
+# summing over positions with $a_l=1/L$ and grouping positions by token gives the formula.
+# The row sums vanish because $\sum_jc_j(r_j-\bar r)=0$. The full argument, with every index, is
+# in the appendix ({prf:ref}`lem-kq-gradient-exact`).
+# ```
+#
+# The expectation is over the target and the whole context, and $p$ depends on the context through
+# a softmax, so $T$ has no simple closed form in general. It becomes one when the value matrix is
+# small: then $p$ is nearly uniform.
+#
+# ```{prf:theorem} The first step of $\WKQ$ favours the query's cluster
+# :label: ch6-kq-gradient
+#
+# Assume (A1) $\WE$ has orthonormal rows; (A2) $\WV=\beta\,\WE^\top A\WE$ with $\beta>0$ and
+# $A_{kj}=\mathbb 1[j\in\N(k)]$, the associative memory of {doc}`04_value_matrix` scaled by $\beta$;
+# (A3) $\WKQ=0$ and the loss is the population loss; (A4) every token lies in the same number of
+# neighbourhoods (true for spheres, balls and both cluster-task neighbourhoods). Then
+#
+# $$
+# T=\beta\,T^{(1)}+O(\beta^2),\qquad
+# T^{(1)}_{ij}=\E\big[\mathbb 1[x_L=i]\;c_j\,\big(\mathbb 1[j\in\N(y)]-c(\N(y))\big)\big].
+# $$
+#
+# If moreover (A5) the data follow the cluster task ({prf:ref}`def-ch6-cluster-task`) with
+# $\varepsilon>0$ and $L\ge2$, then for every query token $i$: $T^{(1)}_{ii}>0$;
+# $T^{(1)}_{ij}\ge0$ when $\kappa(j)=\kappa(i)$; and $T^{(1)}_{ij}<0$ when $\kappa(j)\ne\kappa(i)$.
+# So after one small step every key in the query's cluster scores at least as high as every key
+# outside it. If $\varepsilon=0$ then $T^{(1)}=0$: there is nothing to select.
+# ```
+#
+# The idea of the proof: a token $j$ gains score with query $i$ when, in contexts with query $i$,
+# it tends to appear together with a low share of target-neighbourhood tokens ($j$ is in
+# $\N(y)$ while much of the context is not). In the cluster task every context token of the
+# query's cluster is informative and every other token is noise, which fixes the signs. The
+# proof is in the appendix ({prf:ref}`thm-kq-gradient`). For the neighbourhood of Fig. C.8 the
+# table takes only three values:
+#
+# ```{prf:proposition} Closed form for the cluster neighbourhood
+# :label: ch6-kq-cluster-closed-form
+#
+# For $\N(y)=C_k(y)$ with uniform noise on the other clusters, $s=2^{m-k}$ and $V=2^m$,
+#
+# $$
+# T^{(1)}_{ii}=\frac{(L-1)\varepsilon}{VL^2}\Big(1+\frac{(L-2)(1-\varepsilon)}{s-1}\Big),\quad
+# T^{(1)}_{ij}\big|_{\kappa(j)=\kappa(i),\,j\ne i}
+#   =\frac{(s-2)(L-1)(L-2)\varepsilon(1-\varepsilon)}{VL^2(s-1)^2},
+# $$
+#
+# $$
+# T^{(1)}_{ij}\big|_{\kappa(j)\ne\kappa(i)}
+#   =-\frac{(L-1)\varepsilon\,\big(1+(L-2)(1-\varepsilon)\big)}{VL^2(V-s)}.
+# $$
+#
+# The proof ({prf:ref}`prop-kq-cluster-closed-form`) conditions on the number of informative
+# tokens, which is binomial.
+# ```
+
+# %% [markdown]
+# ## Check it
+#
+# Four independent computations of the same objects. (1) The exact table $T$ from
+# `lca.theory.kq_gradient_table`, which enumerates every target, query and count vector of the
+# other $L-1$ tokens, against automatic differentiation of the exact population loss (every one of
+# the $V^L$ contexts pushed through `lca.OneLayerTransformer` with its probability as weight), for
+# random $\WE$ and $\WV$. (2) The same exact gradient against autograd on a sample of 200,000
+# contexts. (3) The exact table at a tiny $\beta$, divided by $\beta$, against the closed form
+# $T^{(1)}$ of `lca.theory.kq_first_order_table` (moments of multinomial counts). (4) That closed
+# form against the three numbers of the proposition, at $m=8$, $k=2$, $L=32$, $\varepsilon=0.5$.
+
+# %%
+g = torch.Generator().manual_seed(1)
+spec_s = theory.cluster_task(3, 1, L=4, noise=0.4, informative="cluster")
+W_E_r = torch.randn(8, 5, generator=g, dtype=torch.float64) / 2
+W_V_r = torch.randn(5, 5, generator=g, dtype=torch.float64)
+G_exact = theory.grad_WKQ_at_zero(W_E_r, W_V_r, spec_s)
+# (1) autograd on the exact population loss
+seqs = torch.tensor(list(itertools.product(range(8), repeat=4)))
+P, Qlaw = spec_s.context_law(), spec_s.clean_law()
+model_r = lca.OneLayerTransformer.from_weights(W_E_r, None, W_V_r, device="cpu")
+model_r.W_KQ.requires_grad_(True)
+pop_loss = 0.0
+for y in range(8):
+    w = P[y][seqs[:, :-1]].prod(1) * Qlaw[y][seqs[:, -1]] / 8
+    keep = w > 0
+    nll = torch.nn.functional.cross_entropy(model_r(seqs[keep]), torch.full((int(keep.sum()),), y),
+                                            reduction="none")
+    pop_loss = pop_loss + (w[keep] * nll).sum()
+pop_loss.backward()
+print(f"(1) exact formula vs autograd of the population loss:  max |difference| = "
+      f"{float((G_exact - model_r.W_KQ.grad).abs().max()):.6f}  "
+      f"(entries up to {float(G_exact.abs().max()):.4f})")
+# (2) autograd on a large sample, orthonormal embeddings and W_V* at beta = 1
+spec4 = theory.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
+E4 = theory.kq_orthonormal_embedding(16)
+WV4 = theory.kq_value_matrix(E4, spec4, beta=1.0)
+T4 = theory.kq_gradient_table(E4, WV4, spec4)
+ctx_big, y_big = lca.sample(spec4, 200_000, seed=11)
+model4 = lca.OneLayerTransformer.from_weights(E4, None, WV4, device="cpu")
+model4.W_KQ.requires_grad_(True)
+torch.nn.functional.cross_entropy(model4(ctx_big), y_big).backward()
+T4_mc = -E4 @ model4.W_KQ.grad @ E4.T
+print(f"(2) exact table vs autograd on 200,000 samples:        max |difference| = "
+      f"{float((T4 - T4_mc).abs().max()):.4f}  (entries up to {float(T4.abs().max()):.4f})")
+# (3) small-beta limit against the first-order closed form
+beta = 1e-5
+T4_small = theory.kq_gradient_table(E4, theory.kq_value_matrix(E4, spec4, beta), spec4) / beta
+T4_first = theory.kq_first_order_table(spec4)
+print(f"(3) exact table / beta at beta = 1e-5 vs closed form:  max |difference| = "
+      f"{float((T4_small - T4_first).abs().max()):.6f}  (entries up to "
+      f"{float(T4_first.abs().max()):.4f})")
+# (4) the three numbers of the proposition
+spec8 = theory.cluster_task(8, 2, L=32, noise=0.5, informative="cluster")
+T8 = theory.kq_first_order_table(spec8)
+cl8 = theory.cluster_ids(8, 2)
+same8 = cl8[:, None] == cl8[None, :]
+eye8 = torch.eye(256, dtype=torch.bool)
+cf = theory.kq_cluster_closed_form(8, 2, 32, 0.5)
+print("(4) m = 8, k = 2, L = 32, eps = 0.5     moments formula        proposition")
+for name, sel in [("self", eye8), ("same", same8 & ~eye8), ("cross", ~same8)]:
+    vals = T8[sel]
+    print(f"    {name:5s} entries (min..max)   {float(vals.min()):+.6e}..{float(vals.max()):+.6e}"
+          f"   {cf[name]:+.6e}")
+
+# %% [markdown]
+# The lemma's formula agrees with autograd to rounding error, the sample gradient agrees up to
+# Monte Carlo noise, and the first-order table is the small-$\beta$ limit of the exact one. The
+# theorem is a first-order statement. How far does it carry at the natural scale $\beta=1$,
+# where the logits of $\WV^\star$ are shares between $0$ and $1$? The scatter plot compares the
+# exact table at $\beta=1$ with $\beta T^{(1)}$, entry by entry.
+
+# %%
+same4 = (theory.cluster_ids(4, 1)[:, None] == theory.cluster_ids(4, 1)[None, :])
+fig = plots.plot_kq_gradient_check(
+    T4, T4_first, same4, xlabel="exact T at beta = 1 (enumeration)",
+    ylabel="first-order closed form T1 (beta = 1)",
+    title="Gradient table of W_KQ at zero: m = 4, k = 1, L = 5, eps = 0.5")
+plt.show()
+for beta_ in (1.0, 5.0, 20.0):
+    Tb = theory.kq_gradient_table(E4, theory.kq_value_matrix(E4, spec4, beta_), spec4)
+    print(f"beta = {beta_:4.1f}: smallest same-cluster entry {float(Tb[same4].min()):+.5f}, "
+          f"largest cross-cluster entry {float(Tb[~same4].max()):+.5f}")
+
+# %% [markdown]
+# Even at $\beta=20$, far outside the first-order regime, the exact table keeps the sign pattern
+# in this example: this is a numerical observation, not part of the theorem.
+
+# %% [markdown]
+# ## The paper's figure: attention heat maps at $m=8$
+#
+# The paper's Fig. 3(c) shows "the average attention score heat map with $m=8$ and the cluster
+# structure", and Fig. C.8 names the neighbourhood $\N(z^*)=\{z:z_1=z^*_1,z_2=z^*_2\}\setminus\{z^*\}$:
+# the `"cluster"` task with $k=2$. We train the full model (embeddings, $\WKQ$ from $0$ and
+# $\WV$ from $0$) on that task with $L=32$ and $\varepsilon=0.5$, and draw the context-independent
+# score matrix $S=\WE\WKQ\WE^\top$ with each row's mean removed, next to the first-order table
+# $T^{(1)}$ that one small gradient step would produce. In this course we take the heat map to be
+# this score matrix; what exactly the paper averages is not known to us.
+
+# %%
+spec_fig = theory.cluster_task(8, 2, L=32, noise=0.5, informative="cluster")
+base_fig = TrainConfig(task=spec_fig, d=32, steps=400, batch_size=256, lr=0.01, eval_every=0,
+                       device="cpu")
+res_fig = sweep(base_fig, seeds=(0, 1), variants={"trained": {}, "frozen": {"train_KQ": False}},
+                progress=False)
+S_fig = probes.score_matrix(res_fig.model.member(0))
+fig = plots.plot_attention_heatmap(
+    {"one small gradient step: first-order table T1": T8,
+     "trained model (seed 0): scores, row mean removed": S_fig}, m=8, k=2,
+    title="Attention scores by (query token, key token), m = 8, clusters = first 2 bits")
+plt.show()
+
+# %%
+mass_fig = probes.attention_mass_by_cluster(res_fig.model, spec_fig, k=2, n=2048, seed=0)
+blocks = theory.cluster_block_means(S_fig, cl8)
+blocks_T = theory.cluster_block_means(T8, cl8)
+print("mean score by (query cluster, key cluster), trained model seed 0 (rows: query cluster)")
+for b in range(4):
+    print("   " + "  ".join(f"{float(v):+8.4f}" for v in blocks[b]))
+print("same, first-order table T1 (units of 1e-5)")
+for b in range(4):
+    print("   " + "  ".join(f"{float(v) * 1e5:+8.4f}" for v in blocks_T[b]))
+print("attention mass on each key cluster, by query cluster (trained, seed 0)")
+for b in range(4):
+    print("   " + "  ".join(f"{float(v):8.4f}" for v in mass_fig.mass_matrix[0, b]))
+for i, (label, seed) in enumerate(res_fig.labels):
+    print(f"{label:8s} W_KQ, seed {seed}: mass on the query's cluster {float(mass_fig.mass[i]):.4f}"
+          f"   (share of its tokens {mass_fig.share:.4f})")
+
+# %% [markdown]
+# Both heat maps are block diagonal: queries score keys of their own cluster above keys of the
+# other three clusters. The first-order table has exactly three values, as the proposition says;
+# the trained scores are larger and less regular, but the same blocks dominate every row, and the
+# trained attention puts nearly all of its mass on the query's cluster while that cluster holds only
+# about half of the context.
+
+# %% [markdown]
+# ## Does selection help? Mass and accuracy with $\WKQ$ trained or frozen
+#
+# On the `"cluster"` neighbourhood the target cannot be identified (any cluster token missing from
+# the context is as likely as any other), so accuracy is uninformative there. We switch to the
+# `"sphere"` neighbourhood, where the Bayes-optimal accuracy is high, raise the noise to
+# $\varepsilon=0.75$ and shorten the context to $L=16$, so that noise matters. Two seeds each, with
+# $\WKQ$ trained from $0$ or frozen at $0$ (uniform attention).
+
+# %%
+spec_sel = theory.cluster_task(8, 2, L=16, noise=0.75, informative="sphere")
+base_sel = TrainConfig(task=spec_sel, d=32, steps=500, batch_size=256, lr=0.01, eval_every=0,
+                       device="cpu")
+res_sel = sweep(base_sel, seeds=(0, 1), variants={"trained": {}, "frozen": {"train_KQ": False}},
+                progress=False)
+acc_sel = evaluate(res_sel.model, spec_sel, n=4096, seed=1)
+mass_sel = probes.attention_mass_by_cluster(res_sel.model, spec_sel, k=2, n=4096, seed=2)
+bayes_sel = lca.bayes_accuracy(spec_sel, n=4096, seed=1)
+rows = {}
+for variant in ("trained", "frozen"):
+    idx = [i for i, (lab, _) in enumerate(res_sel.labels) if lab == variant]
+    rows[f"W_KQ {variant}"] = {"mass": sum(float(mass_sel.mass[i]) for i in idx) / len(idx),
+                               "share": mass_sel.share,
+                               "accuracy": sum(acc_sel[i] for i in idx) / len(idx)}
+fig = plots.plot_cluster_attention(
+    rows, title="Sphere cluster task, m = 8, k = 2, L = 16, eps = 0.75 (mean of 2 seeds)")
+plt.show()
+
+# %%
+print(f"Bayes-optimal accuracy: {bayes_sel:.4f}")
+for i, (label, seed) in enumerate(res_sel.labels):
+    print(f"W_KQ {label:8s} seed {seed}: accuracy {acc_sel[i]:.4f}   mass on the query's cluster "
+          f"{float(mass_sel.mass[i]):.4f}   share {mass_sel.share:.4f}")
+
+# %% [markdown]
+# With uniform attention the mass equals the share, about a quarter here, and three quarters of
+# what the value matrix reads is noise. A trained $\WKQ$ moves almost all of the mass onto the
+# query's cluster and the accuracy gets close to the Bayes-optimal ceiling; frozen at $0$ it stays
+# well below.
+
+# %% [markdown]
+# ## Where it breaks
+#
+# The theorem needs noise ($\varepsilon>0$) that lives *outside* the query's cluster. We violate
+# each in turn with the `"sphere"` task, $m=8$, $k=2$, $L=16$:
+#
+# - **no noise** ($\varepsilon=0$): every context token is in the query's cluster, so the share is
+#   already $1$ and the first-order table is identically $0$;
+# - **noise inside the cluster**: the noise tokens are uniform on the target's own cluster instead
+#   of the other clusters (noise law `lca.cluster(2)`, $\varepsilon=0.75$). The share is again $1$
+#   and cluster membership no longer separates signal from noise, so the sign pattern of the
+#   theorem fails: some same-cluster entries of $T^{(1)}$ are negative.
+
+# %%
+nb_sphere = spec_sel.neighbourhood
+spec_clean = spec_sel.with_(noise=0.0)
+spec_inside = lca.TaskSpec(m=8, L=16, neighbourhood=nb_sphere, noise=0.75,
+                           noise_law=lca.cluster(2), clean_last=True)
+broken = {}
+for name, spec_b in [("no noise", spec_clean), ("noise inside the cluster", spec_inside)]:
+    T_b = theory.kq_first_order_table(spec_b)
+    res_b = sweep(base_sel.with_(task=spec_b, steps=300), seeds=(0,),
+                  variants={"trained": {}, "frozen": {"train_KQ": False}}, progress=False)
+    broken[name] = res_b
+    acc_b = evaluate(res_b.model, spec_b, n=4096, seed=1)
+    mass_b = probes.attention_mass_by_cluster(res_b.model, spec_b, k=2, n=2048, seed=2)
+    print(f"{name}:")
+    lo_b = round(float(T_b[same8].min()) * 1e5, 4) + 0.0      # + 0.0 turns -0.0 into 0.0
+    hi_b = round(float(T_b[~same8].max()) * 1e5, 4) + 0.0
+    print(f"   first-order table identically 0: {bool(T_b.abs().max() < 1e-15)};  smallest "
+          f"same-cluster entry x 1e5: {lo_b:+.4f};  largest cross-cluster entry x 1e5: {hi_b:+.4f}")
+    print(f"   Bayes-optimal accuracy {lca.bayes_accuracy(spec_b, n=4096, seed=1):.4f}")
+    for i, (label, _) in enumerate(res_b.labels):
+        print(f"   W_KQ {label:8s}: accuracy {acc_b[i]:.4f}   mass on the query's cluster "
+              f"{float(mass_b.mass[i]):.4f}   share {mass_b.share:.4f}")
+S_in = probes.score_matrix(broken["noise inside the cluster"].model.member(0))
+D8 = spec_inside.space.distances()
+print("noise inside the cluster, trained W_KQ: mean score (row mean removed) of same-cluster keys "
+      "by Hamming distance to the query")
+print("   " + "   ".join(f"d={dist}: {float(S_in[(D8 == dist) & same8].mean()):+.3f}"
+                         for dist in range(7)))
+
+# %% [markdown]
+# Without noise, training $\WKQ$ changes nothing that matters: the cluster mass and the share are
+# both $1$ and the first-order table vanishes. With noise inside the cluster, the mass and the share
+# are again both $1$, so attention cannot separate signal from noise *by cluster*, and the
+# first-order table has negative same-cluster entries: the sign pattern of the theorem is gone.
+# Training $\WKQ$ still helps accuracy here, but through a different rule: the last line shows that
+# the trained scores favour keys at even Hamming distance $0$ or $2$ from the query, the distances
+# at which two Hamming neighbours of one target lie. The cluster picture no longer describes what
+# attention does. Two more ways to switch the signal off, checked in `tests/test_attention.py`:
+# $\WV=0$ gives $T=0$ exactly, and $\WV=I$ with orthonormal embeddings gives $T^{(1)}=0$. The
+# gradient that trains attention is driven by the associative memory in $\WV$.
+
+# %% [markdown]
+# ## Explore
+#
+# The first-order table $T^{(1)}$ for the cluster task at $m=6$: move the noise rate, the context
+# length, the number of cluster bits and the informative neighbourhood, and watch the blocks.
+# Everything is computed from the closed form, so it redraws instantly.
+
+# %%
+def draw_first_order(noise=0.5, L=16, k=2, informative="cluster"):
+    spec_x = theory.cluster_task(6, k, L=L, noise=noise, informative=informative)
+    T_x = theory.kq_first_order_table(spec_x)
+    return plots.plot_attention_heatmap(
+        {f"T1: {informative}, k = {k}, L = {L}, eps = {noise:.2f}": T_x}, m=6, k=k,
+        cbar_label="first-order score change per unit step")
+
+
+explorer(
+    draw_first_order, title="First-order gradient table of W_KQ, m = 6",
+    noise=widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05, description="noise"),
+    L=widgets.IntSlider(value=16, min=2, max=64, step=1, description="L"),
+    k=widgets.IntSlider(value=2, min=1, max=4, step=1, description="k"),
+    informative=widgets.Dropdown(options=["cluster", "sphere"], value="cluster",
+                                 description="N(y)"))
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Attention mass on the query's cluster
+# :label: ex-ch6-mass
+#
+# Write `mass(attention, contexts, m, k)` that takes attention weights `[n, L]` and contexts
+# `[n, L]` and returns (as a float) the mean over contexts of $\mu(x)$, the attention mass on
+# positions whose token has the same first $k$ latent bits as the query $x_L$ (the query's own
+# position included).
+# ```
+#
+# ```{solution} ex-ch6-mass
+# :class: dropdown
+#
+# The first $k$ bits of token $t$ are `t >> (m - k)`. Compare them with those of the last column
+# and sum the attention weights where they agree:
+#
+# ~~~python
+# def mass(attention, contexts, m, k):
+#     cl = contexts >> (m - k)
+#     same = (cl == cl[:, -1:]).to(attention.dtype)
+#     return float((attention * same).sum(1).mean())
+# ~~~
+# ```
+
+# %%
+def mass(attention, contexts, m, k):
+    cl = contexts >> (m - k)
+    same = (cl == cl[:, -1:]).to(attention.dtype)
+    return float((attention * same).sum(1).mean())
+
+
+check_attention_mass_by_cluster(mass)
+
+# %% [markdown]
+# ```{exercise} The gradient of $\WKQ$ on a batch
+# :label: ex-ch6-gradient
+#
+# Write `kq_grad(W_E, W_V, contexts, targets)` returning the gradient `[d, d]` of the *mean*
+# cross-entropy over the batch with respect to $\WKQ$ at $\WKQ=0$, using the formula of
+# {prf:ref}`ch6-kq-gradient-exact` with the expectation replaced by the batch mean (no autograd).
+# ```
+#
+# ```{solution} ex-ch6-gradient
+# :class: dropdown
+#
+# Build the frequencies $c$ (`[n, V]`), the logits $Mc$, the residuals $r=M^\top(e_y-p)$ and their
+# $c$-weighted mean $\bar r$; then $T$ is a sum of outer products of the one-hot query with
+# $c\odot(r-\bar r)$:
+#
+# ~~~python
+# def kq_grad(W_E, W_V, contexts, targets):
+#     E, Wv = W_E.double(), W_V.double()
+#     V, (n, L) = E.shape[0], contexts.shape
+#     M = E @ Wv @ E.T
+#     c = torch.zeros(n, V, dtype=torch.float64)
+#     c.scatter_add_(1, contexts, torch.full(contexts.shape, 1 / L, dtype=torch.float64))
+#     p = torch.softmax(c @ M.T, dim=1)
+#     r = (torch.nn.functional.one_hot(targets, V).double() - p) @ M
+#     rbar = (c * r).sum(1, keepdim=True)
+#     q = torch.nn.functional.one_hot(contexts[:, -1], V).double()
+#     T = q.T @ (c * (r - rbar)) / n
+#     return -E.T @ T @ E
+# ~~~
+# ```
+
+# %%
+def kq_grad(W_E, W_V, contexts, targets):
+    E, Wv = W_E.double(), W_V.double()
+    V, (n, L) = E.shape[0], contexts.shape
+    M = E @ Wv @ E.T
+    c = torch.zeros(n, V, dtype=torch.float64)
+    c.scatter_add_(1, contexts, torch.full(contexts.shape, 1 / L, dtype=torch.float64))
+    p = torch.softmax(c @ M.T, dim=1)
+    r = (torch.nn.functional.one_hot(targets, V).double() - p) @ M
+    rbar = (c * r).sum(1, keepdim=True)
+    q = torch.nn.functional.one_hot(contexts[:, -1], V).double()
+    T = q.T @ (c * (r - rbar)) / n
+    return -E.T @ T @ E
+
+
+check_kq_gradient(kq_grad)
+
+# %% [markdown]
+# ```{exercise} Derive the three numbers
+# :label: ex-ch6-closed-form
+#
+# For the `"cluster"` neighbourhood, derive the three values of
+# {prf:ref}`ch6-kq-cluster-closed-form` from the formula for $T^{(1)}$ in
+# {prf:ref}`ch6-kq-gradient`, and implement `entries(m, k, L, noise)` returning the triple
+# (self, same, cross). Hint: given the query and the target, the number $B$ of informative tokens
+# among $x_1,\dots,x_{L-1}$ is $\mathrm{Binomial}(L-1,1-\varepsilon)$ and
+# $\E[B(L-1-B)]=(L-1)(L-2)\varepsilon(1-\varepsilon)$.
+# ```
+#
+# ```{solution} ex-ch6-closed-form
+# :class: dropdown
+#
+# Condition on $x_L=i$ (probability $1/V$; then $y$ is uniform on the $s-1$ other tokens of the
+# cluster). Then $c(\N(y))=(1+B)/L$. For the diagonal, $c_i=(1+N_i)/L$ with
+# $N_i\mid B\sim\mathrm{Binomial}(B,1/(s-1))$, so $\E[(1+N_i)(L-1-B)]/L^2$ gives the first value.
+# For $j\ne i$ in the cluster only the $s-2$ targets $y\notin\{i,j\}$ contribute, with
+# $\E[N_j(L-1-B)]=\E[B(L-1-B)]/(s-1)$. For $j$ in another cluster the count $N_j$ given $B$ is
+# $\mathrm{Binomial}(L-1-B,1/(V-s))$ and the entry is $-\E[N_j(1+B)]/(VL^2)$. The full computation
+# is in the appendix.
+#
+# ~~~python
+# def entries(m, k, L, eps):
+#     V, s = 2 ** m, 2 ** (m - k)
+#     self_ = (L - 1) * eps / (V * L**2) * (1 + (L - 2) * (1 - eps) / (s - 1))
+#     same = (s - 2) * (L - 1) * (L - 2) * eps * (1 - eps) / (V * L**2 * (s - 1) ** 2)
+#     cross = -(L - 1) * eps * (1 + (L - 2) * (1 - eps)) / (V * L**2 * (V - s))
+#     return self_, same, cross
+# ~~~
+# ```
+
+# %%
+def entries(m, k, L, eps):
+    V, s = 2 ** m, 2 ** (m - k)
+    self_ = (L - 1) * eps / (V * L**2) * (1 + (L - 2) * (1 - eps) / (s - 1))
+    same = (s - 2) * (L - 1) * (L - 2) * eps * (1 - eps) / (V * L**2 * (s - 1) ** 2)
+    cross = -(L - 1) * eps * (1 + (L - 2) * (1 - eps)) / (V * L**2 * (V - s))
+    return self_, same, cross
+
+
+check_kq_cluster_entries(entries)
+
+# %% [markdown]
+# ```{exercise} Why the rows sum to zero
+# :label: ex-ch6-rows
+#
+# Prove that every row of $T$ sums to $0$, for any $\WE$ and $\WV$, and explain why no gradient
+# step could do better than change scores *relative to each other* within a row. Hint: what happens
+# to the attention weights of a query if the same constant is added to all of its scores?
+# ```
+#
+# ```{solution} ex-ch6-rows
+# :class: dropdown
+#
+# $\sum_jT_{ij}=\E[\mathbb 1[x_L=i]\sum_jc_j(r_j-\bar r)]$ and $\sum_jc_j(r_j-\bar r)=\bar r-\bar r=0$
+# because $\sum_jc_j=1$. Softmax is unchanged when a constant is added to all of its inputs, so
+# the loss is constant along the direction that adds $t\cdot\mathbb 1$ to row $i$ of the score
+# matrix; the gradient is orthogonal to that direction, which is the statement $\sum_jT_{ij}=0$
+# (with orthonormal embeddings). This is also why the heat maps above remove each row's mean.
+# ```
+
+# %% [markdown]
+# ## Summary
+#
+# Attention learns *where to listen* from the same gradient that trains everything else. At
+# $\WKQ=0$ the gradient is a table $T$ indexed by (query token, key token), and with the
+# associative memory of {doc}`04_value_matrix` in $\WV$ its first-order part raises every score
+# inside the query's cluster and lowers every score across clusters, whenever the noise comes
+# from other clusters. Trained models show the same block-diagonal heat map as the paper's
+# Fig. 3(c), put nearly all of their attention on the query's cluster, and gain accuracy from it.
+# This filter matters for hijacking: in {doc}`07_hijacking_in_model` we will see that hijack
+# tokens from another cluster are largely ignored by a trained attention layer, while the
+# uniform-attention model is hijacked as soon as they form a majority.

@@ -1,0 +1,533 @@
+# %% tags=["remove-cell"]
+# Colab setup: install the course package (runs only on Google Colab)
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
+
+# %% [markdown]
+# # Context hijacking inside the model
+#
+# In {doc}`00_hijacking` a language model that knew where the Eiffel Tower is changed its answer
+# once a few sentences mentioning another city were put in front of the question, even sentences
+# that *deny* the false fact. The paper {cite}`jiang2024elephants` explains this with the
+# mechanism we have taken apart since: the value matrix is an associative memory that maps the
+# tokens of a context to the concepts they point to ({doc}`04_value_matrix`), and it does not care
+# what the sentence around a cue says. This chapter makes the explanation quantitative inside the
+# one-layer model. We mix a context for target $y$ with tokens that point to another target $y'$
+# and ask: at what share of such tokens does the model switch to $y'$? For the constructed model the
+# answer is exact: the logits are shares of the context, the switch happens at a threshold we
+# compute from the sizes of the two neighbourhoods and their overlap, and for a finite context the
+# probability of switching is a binomial tail. Trained models follow the same curve, and adding
+# blocks of hijacking tokens reproduces the shape of the paper's Fig. 2.
+#
+# **In this chapter you will**
+#
+# - show that the constructed model's logit for a token $k$ is the share of the context that lies
+#   in $\N(k)$;
+# - derive the hijack threshold, $1/2$ for disjoint neighbourhoods, in general a formula in
+#   $|\N(y)|$, $|\N(y')|$ and $|\N(y)\cap\N(y')|$;
+# - compute the exact probability of a flip for a finite context and see it sharpen into a step
+#   as $L$ grows;
+# - measure flip curves and "number of prepends" curves of trained models and compare them with
+#   the theory and with Fig. 2 of the paper;
+# - see where the simple picture fails: neighbourhoods of different sizes that overlap, third
+#   tokens, and an attention layer that filters hijacking tokens out.
+
+# %% tags=["hide-input"]
+import math
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+
+import lca
+from lca import plots, probes, theory
+from lca.exercises import check_flip_probability, check_hijack_threshold, check_share_logits
+from lca.train import TrainConfig, evaluate, sweep
+from lca.widgets import explorer
+
+torch.manual_seed(0)
+device = lca.default_device()
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## Definitions
+#
+# ```{prf:definition} Hijacked contexts
+# :label: def-ch7-hijack
+#
+# Let $y$ be a target and $y'\ne y$ a *hijack target*. A **$\rho$-hijacked context** of length $L$
+# is drawn position by position, independently: with probability $\rho$ a *hijack token*, uniform
+# on $\N(y')$; otherwise a *clean token*, drawn from the task's law $p(\cdot\mid y)$. The number
+# $\rho\in[0,1]$ is the **hijack share**. A **$k$-prepended context** puts $k$ blocks of $b$ hijack
+# tokens in front of a clean context of length $L$, as the real-LLM experiments put $k$ copies of
+# a sentence in front of a prompt. In code: `lca.probes.hijack_contexts(spec, n, rho=..., prepend=k,
+# block=b)`, with $y'$ the complement of $y$ (all $m$ bits flipped) unless another distance is
+# asked for.
+# ```
+#
+# ```{prf:definition} Flip and preference
+# :label: def-ch7-flip
+#
+# On a hijacked context the model **flips** if its prediction is $\argmax_kf_k=y'$ (strictly), and
+# it **prefers** $y'$ if $f_{y'}>f_y$. The fraction of contexts on which the model prefers $y'$ is
+# the one-layer analogue of the *efficacy score* of the real-LLM experiments of {doc}`00_hijacking`,
+# which counts the prompts on which the false answer gets a higher probability than the true one.
+# ```
+#
+# The **constructed model** is the model of {doc}`04_value_matrix`: orthonormal embeddings
+# ($d\ge V$), $\WKQ=0$ and $\WV=\WV^\star=\WE^\top A\WE$ with $A_{kj}=\mathbb 1[j\in\N(k)]$
+# (`lca.theory.hijack_constructed_model(spec)`).
+
+# %% [markdown]
+# ## Look at it first
+#
+# The task of {doc}`02_lca_task` with $m=6$, $\N=\N_1$ and $L=15$, no noise. One target $y$, its
+# complement $y'$ (their neighbourhoods are disjoint), and the same context at growing hijack
+# shares. The last token, the query, is kept clean. We print the constructed model's logits for
+# $y$ and $y'$ and its prediction.
+
+# %%
+spec7 = lca.TaskSpec(m=6, L=15)
+model_c = theory.hijack_constructed_model(spec7)
+for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
+    ctx, y, yh = probes.hijack_contexts(spec7, 1, rho=rho, seed=4)
+    f = theory.hijack_share_logits(spec7, ctx)[0]
+    pred = int(model_c.predict(ctx)[0])
+    n_h = sum(int(spec7.space.hamming(t, yh[0])) == 1 for t in ctx[0].tolist())
+    print(f"rho = {rho:.2f}: {n_h:2d} of 15 tokens from N(y')   f_y = {float(f[y[0]]):.4f}   "
+          f"f_y' = {float(f[yh[0]]):.4f}   prediction {pred:2d}   (y = {int(y[0])}, "
+          f"y' = {int(yh[0])})")
+
+# %% [markdown]
+# The two logits are just counts divided by $15$: the model answers with whichever target owns
+# more of the context.
+
+# %% [markdown]
+# ## Results
+#
+# ```{prf:lemma} The constructed model's logits are shares
+# :label: ch7-share-logits
+#
+# For the constructed model and any context $x$ of any length $L$, with $W_{KQ}=0$,
+# $f_k(x)=c(\N(k))=\frac1L\#\{l:x_l\in\N(k)\}$.
+# ```
+#
+# ```{prf:proof}
+# With $\WKQ=0$, $h=\sum_l\frac1L\WE(x_l)=\WE^\top c$. Orthonormal rows give $\WE\WE^\top=I_V$, so
+# $f=\WE\WV^\star h=\WE\WE^\top A\WE\WE^\top c=Ac$ and $f_k=\sum_jA_{kj}c_j=c(\N(k))$.
+# ```
+#
+# Write $D=|\N(y)|$, $D'=|\N(y')|$ and $o=|\N(y)\cap\N(y')|$.
+#
+# ```{prf:theorem} The hijack threshold
+# :label: ch7-hijack-threshold
+#
+# Take the constructed model and a $\rho$-hijacked context whose clean tokens are uniform on $\N(y)$
+# (no noise), and assume $o<\max(D,D')$. Then
+#
+# 1. $\E f_y=(1-\rho)+\rho\,o/D'$ and $\E f_{y'}=\rho+(1-\rho)\,o/D$, so $\E f_{y'}>\E f_y$ exactly
+#    when $\rho>\rho^*$ with
+#
+#    $$
+#    \rho^*=\frac{1-o/D}{(1-o/D)+(1-o/D')}.
+#    $$
+#
+#    In particular $\rho^*=1/2$ when the neighbourhoods are disjoint ($o=0$) and whenever $D=D'$
+#    (spheres, balls and clusters), whatever the overlap.
+# 2. For a finite $L$, $L(f_{y'}-f_y)=\sum_{l=1}^LX_l$ with independent steps
+#    $X_l\in\{-1,0,+1\}$, $P(X_l=+1)=\rho(1-o/D')$, $P(X_l=-1)=(1-\rho)(1-o/D)$, so
+#    $P(f_{y'}>f_y)=P(\sum_lX_l>0)$ is an explicit finite sum. For disjoint neighbourhoods it is the
+#    binomial tail $P(\mathrm{Binomial}(L,\rho)>L/2)$.
+# 3. With $\mu=\E X_l$, Hoeffding's inequality gives $P(f_{y'}>f_y)\le e^{-L\mu^2/2}$ when
+#    $\rho<\rho^*$ and $P(f_{y'}\le f_y)\le e^{-L\mu^2/2}$ when $\rho>\rho^*$: as $L\to\infty$ the
+#    flip probability becomes a step at $\rho^*$ (for $o=0$ the bound improves to
+#    $e^{-2L(\rho-1/2)^2}$).
+# 4. A $k$-prepended context (blocks of $b$ tokens, $o=0$, clean part of length $L$) is preferred
+#    to $y'$ exactly when $kb>L$.
+# ```
+#
+# The proof, with the exact finite sum, is in the appendix ({prf:ref}`thm-hijack-threshold`).
+# Part 1 compares $y'$ with $y$ only. A third token $k$ can beat both: in the limit of long
+# contexts the logits tend to the lines $F_k(\rho)=(1-\rho)\,|\N(k)\cap\N(y)|/D+\rho\,
+# |\N(k)\cap\N(y')|/D'$, the prediction is the highest line, and the prediction becomes $y'$ at
+# the point where the line of $y'$ rises above all others, which is never before $\rho^*$
+# ({prf:ref}`prop-hijack-argmax` in the appendix; `lca.theory.hijack_threshold_argmax`). For the
+# Hamming spheres $\N_1$ with $m\ge5$ and disjoint neighbourhoods no third line ever wins (a third
+# token shares at most two neighbours with $y$ or $y'$), and the prediction jumps from $y$ to $y'$
+# at $1/2$.
+
+# %% [markdown]
+# ## Check it
+#
+# For $L=15$ and disjoint neighbourhoods ($y'$ the complement of $y$, the query clean so $14$
+# positions are hijackable): the exact probability from the convolution of the steps
+# (`hijack_flip_probability`), the binomial tail written out by hand, and the fraction of
+# $20{,}000$ simulated contexts on which the constructed model (a float64 `OneLayerTransformer`)
+# prefers $y'$.
+
+# %%
+rho_check = [0.3, 0.4, 0.5, 0.55, 0.6, 0.7]
+exact = theory.hijack_flip_probability(spec7, 0, 63, rho_check, last_clean=True)
+sim = probes.flip_curve(model_c, spec7, rho_check, n=20_000, seed=7)
+D, Dh, o = theory.hijack_overlap(spec7, 0, 63)
+print(f"|N(y)| = {D}, |N(y')| = {Dh}, overlap = {o}, threshold rho* = "
+      f"{theory.hijack_threshold(D, Dh, o):.4f}")
+print(" rho    exact (convolution)   binomial tail P(Bin(14, rho) >= 8)   simulation (20,000)")
+for i, r in enumerate(rho_check):
+    tail = sum(math.comb(14, h) * r ** h * (1 - r) ** (14 - h) for h in range(8, 15))
+    print(f" {r:.2f}   {float(exact[i]):.4f}                {tail:.4f}"
+          f"                               {float(sim['prefer'][i]):.4f}")
+
+# %% [markdown]
+# With the query clean, $y'$ needs $8$ of the other $14$ positions ($8>15-8$), which is the tail
+# printed in the middle column. The simulation agrees within its sampling error of about $0.004$.
+
+# %% [markdown]
+# ## The paper's Fig. 2 inside the model
+#
+# Fig. 2 of the paper plots the efficacy score of real language models against the number of
+# prepended hijacking sentences. Here are the two one-layer versions: the fraction of contexts on
+# which the model prefers $y'$ (left) as the hijack share grows and (right) as blocks of $b=4$
+# hijack tokens are put in front of a clean context of $15$ tokens. Three models trained on the
+# task (embeddings, $\WKQ$ and $\WV$, seeds $0,1,2$) are drawn as their mean with a min-max band,
+# next to the constructed model and the exact curve.
+
+# %%
+base7 = TrainConfig(task=spec7, d=32, steps=500, batch_size=256, lr=0.01, eval_every=0,
+                    device="cpu")
+res7 = sweep(base7, seeds=(0, 1, 2), progress=False)
+acc7 = evaluate(res7.model, spec7, n=4096, seed=1)
+rho_grid = [i / 20 for i in range(21)]
+ks = list(range(9))
+fc_t = probes.flip_curve(res7.model, spec7, rho_grid, n=1024, seed=0)
+fc_c = probes.flip_curve(model_c, spec7, rho_grid, n=1024, seed=0)
+pc_t = probes.prepend_curve(res7.model, spec7, ks, block=4, n=1024, seed=0)
+pc_c = probes.prepend_curve(model_c, spec7, ks, block=4, n=1024, seed=0)
+fc_exact = theory.hijack_flip_probability(spec7, 0, 63, rho_grid, last_clean=True)
+pc_exact = theory.hijack_prepend_probability(spec7, 0, 63, ks, block=4)
+fig = plots.plot_hijack_curves([
+    {"x": rho_grid, "curves": {"trained models (3 seeds)": fc_t["prefer"],
+                               "constructed model": fc_c["prefer"]},
+     "theory": {"exact, constructed model": fc_exact}, "threshold": 0.5,
+     "xlabel": "hijack share rho", "ylabel": "fraction preferring y' (efficacy score)",
+     "title": "Hijack share"},
+    {"x": ks, "curves": {"trained models (3 seeds)": pc_t["prefer"],
+                         "constructed model": pc_c["prefer"]},
+     "theory": {"exact, constructed model": pc_exact}, "threshold": 15 / 4,
+     "xlabel": "number of prepended blocks of 4 hijack tokens",
+     "ylabel": "fraction preferring y' (efficacy score)", "title": "Prepends (cf. Fig. 2)"}],
+    title="Context hijacking in the one-layer model: m = 6, N_1, clean context of L = 15")
+plt.show()
+
+# %%
+print("accuracy of the trained models on clean contexts: "
+      + ", ".join(f"{a:.4f}" for a in acc7))
+print(" rho    trained (mean of 3): prefer y'  predict y'  predict y  neither"
+      "    constructed: prefer y'   exact")
+for i, r in enumerate(rho_grid):
+    if i % 2 == 0:
+        flip_t, corr_t = float(fc_t["flip"][:, i].mean()), float(fc_t["correct"][:, i].mean())
+        print(f" {r:.2f}   {float(fc_t['prefer'][:, i].mean()):26.4f}  {flip_t:10.4f}"
+              f"  {corr_t:9.4f}  {1 - flip_t - corr_t:7.4f}    {float(fc_c['prefer'][i]):20.4f}"
+              f"   {float(fc_exact[i]):.4f}")
+ctx_h, y_h, yh_h = probes.hijack_contexts(spec7, 2048, rho=0.5, seed=0)
+pred_h = res7.model.member(0).predict(ctx_h)
+other = (pred_h != y_h) & (pred_h != yh_h)
+pairs = torch.stack([spec7.space.hamming(pred_h[other], y_h[other]),
+                     spec7.space.hamming(pred_h[other], yh_h[other])], dim=1)
+kinds, counts = torch.unique(pairs, dim=0, return_counts=True)
+print(f"rho = 0.50, seed 0: predictions that are neither y nor y' ({int(other.sum())} of 2048), by "
+      "(Hamming distance to y, to y'): "
+      + ", ".join(f"({int(a)}, {int(b)}): {int(c)}" for (a, b), c in zip(kinds.tolist(),
+                                                                          counts.tolist())))
+print(" k   hijack share   trained: prefer y' (mean)   constructed   exact")
+for i, k in enumerate(ks):
+    print(f" {k}   {4 * k / (15 + 4 * k):.4f}         {float(pc_t['prefer'][:, i].mean()):.4f}"
+          f"                      {float(pc_c['prefer'][i]):.4f}        {float(pc_exact[i]):.4f}")
+
+# %% [markdown]
+# The constructed model follows its exact curve; the trained models cross one half close to
+# $\rho=1/2$ too, with a wider transition: their logits are not exact shares. Their *predictions*
+# switch later than their preferences: around $\rho=1/2$ they often answer neither $y$ nor $y'$.
+# The printed distances say which token they answer instead: a concept *between* the two, two bits
+# away from one target and four from the other. The trained embeddings encode Hamming distance
+# ({doc}`05_embeddings`), so a context that mixes two concepts evokes the concepts in between. For
+# the constructed model with $\N_1$ this third-token effect is absent (its logits are exact shares,
+# and no third line $F_k$ rises above both targets). In the prepend
+# experiment the constructed model switches exactly when the hijack tokens outnumber the clean ones
+# ($4k>15$, i.e. from $k=4$ on), while the trained models rise gradually, as the efficacy scores of
+# the language models in Fig. 2 do. Nothing in the one-layer model reads the *meaning* of the
+# prepended tokens: they act only through the share of the context they occupy. This is the
+# associative-memory explanation of why "The Eiffel Tower is not in Chicago" can still pull the
+# answer towards Chicago.
+
+# %% [markdown]
+# ## Where it breaks
+#
+# **Overlapping neighbourhoods of different sizes.** The threshold is $1/2$ whenever $D=D'$, but
+# not in general. Give one concept a broad neighbourhood: all tokens within Hamming distance $2$
+# of $y'=3$ ($D'=21$), while every other token keeps $\N_1$ ($D=6$). Target $y=0$ and $y'$ share
+# $o=2$ neighbours. Then $\rho^*=(1-2/6)/((1-2/6)+(1-2/21))=14/33\approx0.424$: the broad concept
+# hijacks *earlier*, because its tokens rarely count for $y$, while a third of $y$'s own tokens also
+# count for $y'$. The other way round, $y'=0$ hijacking $y=3$, needs $19/33\approx0.576$.
+
+# %%
+Dm = spec7.space.distances()
+mask_b = (Dm == 1).clone()
+mask_b[3] = (Dm[3] >= 1) & (Dm[3] <= 2)
+spec_b = lca.TaskSpec(m=6, L=15, neighbourhood=lca.custom(mask_b, "N_1, ball(2) for token 3"))
+curves_b, thr_b = {}, {}
+for (yy, hh) in ((0, 3), (3, 0)):
+    Db, Dhb, ob = theory.hijack_overlap(spec_b, yy, hh)
+    thr_b[(yy, hh)] = theory.hijack_threshold(Db, Dhb, ob)
+    for L_b in (15, 63, 255):
+        curves_b[f"y = {yy}, y' = {hh}, L = {L_b}"] = theory.hijack_flip_probability(
+            spec_b, yy, hh, rho_grid, L=L_b)
+fig = plots.plot_hijack_curves([
+    {"x": rho_grid, "theory": {k: v for k, v in curves_b.items() if k.startswith("y = 0")},
+     "threshold": thr_b[(0, 3)], "xlabel": "hijack share rho",
+     "ylabel": "P(model prefers y')", "title": "broad concept y' = 3 hijacks y = 0"},
+    {"x": rho_grid, "theory": {k: v for k, v in curves_b.items() if k.startswith("y = 3")},
+     "threshold": thr_b[(3, 0)], "xlabel": "hijack share rho",
+     "ylabel": "P(model prefers y')", "title": "y' = 0 hijacks the broad concept y = 3"}],
+    title="Exact flip probability of the constructed model, overlapping neighbourhoods")
+plt.show()
+for (yy, hh), t in thr_b.items():
+    print(f"y = {yy}, y' = {hh}: sizes and overlap {theory.hijack_overlap(spec_b, yy, hh)}, "
+          f"threshold {t:.4f}, argmax threshold {theory.hijack_threshold_argmax(spec_b, yy, hh):.4f}")
+for key, v in curves_b.items():
+    print(f"{key:24s}  P at rho = 0.40, 0.45, 0.50, 0.55, 0.60: "
+          + ", ".join(f"{float(v[i]):.4f}" for i in (8, 9, 10, 11, 12)))
+
+# %% [markdown]
+# The curves sharpen around $14/33$ and $19/33$, not around $1/2$. (For Hamming spheres or balls,
+# where every neighbourhood has the same size, the overlap only flattens the finite-$L$ curve: a
+# token in the overlap counts for both targets and moves nothing.)
+#
+# **Attention that filters.** The lemma assumes $\WKQ=0$. In {doc}`06_attention` a trained key-query
+# matrix learned to attend to the query's cluster. Take that chapter's `"sphere"` cluster task
+# ($m=8$, $k=2$, $L=17$, $\varepsilon=0.5$), train it with $\WKQ$ trained or frozen at $0$, and hijack
+# with a target $y'$ from another cluster (the complement of $y$) or from the same cluster
+# ($3$ of the $6$ non-cluster bits flipped). The query stays clean.
+
+# %%
+spec_att = theory.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
+res_att = sweep(TrainConfig(task=spec_att, d=32, steps=400, batch_size=256, lr=0.01,
+                            eval_every=0, device="cpu"),
+                seeds=(0,), variants={"trained": {}, "frozen": {"train_KQ": False}},
+                progress=False)
+
+
+def same_cluster_target(y, seed=5):
+    """Flip 3 random bits among the 6 non-cluster bits of each target."""
+    g_h = torch.Generator().manual_seed(seed)
+    low_bits = torch.argsort(torch.rand(y.shape[0], 6, generator=g_h), dim=1)[:, :3]
+    return y ^ (1 << low_bits).sum(1)
+
+
+# (name, hijack rule, a representative pair (y, y') for the exact curve: the task is symmetric)
+hijackers = [("other cluster", lambda y: y ^ 255, (0, 255)),
+             ("same cluster", same_cluster_target, (0, 7))]
+panels_att, table_att = [], {}
+for name, fn, (y_r, h_r) in hijackers:
+    curve = probes.flip_curve(res_att.model, spec_att, rho_grid, n=1024, seed=0,
+                              hijack=fn)["prefer"]              # [2 variants, R]
+    exact_att = theory.hijack_flip_probability(spec_att, y_r, h_r, rho_grid, last_clean=True)
+    thr_att = theory.hijack_threshold_task(spec_att, y_r, h_r)
+    table_att[name] = (curve, exact_att, thr_att)
+    panels_att.append({"x": rho_grid, "curves": {"W_KQ trained": curve[0],
+                                                 "W_KQ frozen at 0": curve[1]},
+                       "theory": {"exact, constructed model (W_KQ = 0)": exact_att},
+                       "threshold": thr_att, "xlabel": "hijack share rho (query kept clean)",
+                       "ylabel": "fraction preferring y'", "title": f"hijack target in the {name}"})
+fig = plots.plot_hijack_curves(panels_att, title="Attention filters hijack tokens: sphere "
+                               "cluster task, m = 8, k = 2, L = 17")
+plt.show()
+acc_att = evaluate(res_att.model, spec_att, n=4096, seed=1)
+print(f"clean accuracy: W_KQ trained {acc_att[0]:.4f}, frozen {acc_att[1]:.4f}")
+for name, (curve, exact_att, thr_att) in table_att.items():
+    print(f"hijack target in the {name}: threshold of the constructed model {thr_att:.4f}")
+    for label, vals in (("W_KQ trained", curve[0]), ("W_KQ frozen", curve[1]),
+                        ("exact, constructed", exact_att)):
+        print(f"   {label:19s} rho = 0.25, 0.50, 0.75, 1.00: "
+              + ", ".join(f"{float(vals[i]):.4f}" for i in (5, 10, 15, 20)))
+
+# %% [markdown]
+# With uniform attention the trained model follows the constructed model's exact curve. Its
+# threshold is below $1/2$ here because half of the clean tokens are noise: $y'$ only has to
+# outnumber the *informative* clean tokens. Generalising part 1 of the theorem, the expected
+# margin of one position is $(1-\rho)\,\E_{\text{clean}}[X]+\rho\,\E_{\text{hijack}}[X]$, which
+# vanishes at $\rho^*=1/3$ for the same-cluster target and slightly below for the other-cluster one,
+# where a few noise tokens also land in $\N(y')$ (`lca.theory.hijack_threshold_task`). With trained
+# attention the clean query steers the weights towards tokens that
+# look like it: tokens from another cluster are ignored almost completely, and even tokens from the
+# same cluster, which sit farther from the query in Hamming distance than the target's own
+# neighbours, get less weight. The threshold moves far above $1/2$. Attention is a filter, but a
+# filter keyed on *similarity to the query*, not on meaning: a hijacking context whose tokens
+# resemble the question passes through it.
+
+# %% [markdown]
+# ## Explore
+#
+# The exact flip probability of the constructed model as a function of the hijack share, from the
+# three numbers $D$, $D'$ and $o$ alone (`lca.theory.hijack_margin_probability`), with the threshold
+# $\rho^*$ as a dotted line. Lengthen the context to watch the curve become a step.
+
+# %%
+def draw_flip(L=15, D=6, D_hijack=6, overlap=0):
+    overlap = min(overlap, D, D_hijack)
+    if overlap == D == D_hijack:
+        overlap -= 1
+    rho = [i / 40 for i in range(41)]
+    curves = {f"L = {L}": theory.hijack_margin_probability(rho, L, D, D_hijack, overlap)}
+    if L != 1001:
+        curves["L = 1001"] = theory.hijack_margin_probability(rho, 1001, D, D_hijack, overlap)
+    return plots.plot_hijack_curves(
+        [{"x": rho, "theory": curves, "threshold": theory.hijack_threshold(D, D_hijack, overlap),
+          "xlabel": "hijack share rho", "ylabel": "P(model prefers y')",
+          "title": f"D = {D}, D' = {D_hijack}, overlap = {overlap}"}],
+        title="Exact flip probability of the constructed model")
+
+
+explorer(draw_flip, title="Hijack threshold and finite-L flip probability",
+         L=widgets.IntSlider(value=15, min=1, max=301, step=2, description="L"),
+         D=widgets.IntSlider(value=6, min=1, max=40, description="|N(y)|"),
+         D_hijack=widgets.IntSlider(value=6, min=1, max=40, description="|N(y')|"),
+         overlap=widgets.IntSlider(value=0, min=0, max=40, description="overlap"))
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Logits as shares
+# :label: ex-ch7-shares
+#
+# Write `shares(contexts, mask)` returning the `[n, V]` matrix whose entry $(i,k)$ is the share of
+# context $i$'s tokens that lie in $\N(k)$, where `mask[k, x]` says whether $x\in\N(k)$. By
+# {prf:ref}`ch7-share-logits` these are the constructed model's logits. Careful: the checker uses
+# masks that are not symmetric.
+# ```
+#
+# ```{solution} ex-ch7-shares
+# :class: dropdown
+#
+# Count the tokens into frequencies $c$ (`[n, V]`), then $f=Ac$, i.e. `c @ mask.T`:
+#
+# ~~~python
+# def shares(contexts, mask):
+#     n, L = contexts.shape
+#     c = torch.zeros(n, mask.shape[0], dtype=torch.float64)
+#     c.scatter_add_(1, contexts, torch.full(contexts.shape, 1 / L, dtype=torch.float64))
+#     return c @ mask.double().T
+# ~~~
+# ```
+
+# %%
+def shares(contexts, mask):
+    n, L = contexts.shape
+    c = torch.zeros(n, mask.shape[0], dtype=torch.float64)
+    c.scatter_add_(1, contexts, torch.full(contexts.shape, 1 / L, dtype=torch.float64))
+    return c @ mask.double().T
+
+
+check_share_logits(shares)
+
+# %% [markdown]
+# ```{exercise} The threshold
+# :label: ex-ch7-threshold
+#
+# Derive $\E f_y$ and $\E f_{y'}$ for a $\rho$-hijacked context and implement
+# `threshold(D, D_hijack, overlap)` returning $\rho^*$. Which of the three numbers can you change
+# without moving the threshold when $D=D'$?
+# ```
+#
+# ```{solution} ex-ch7-threshold
+# :class: dropdown
+#
+# A clean token is in $\N(y)$ always and in $\N(y')$ with probability $o/D$; a hijack token is in
+# $\N(y')$ always and in $\N(y)$ with probability $o/D'$. So $\E f_y=(1-\rho)+\rho o/D'$ and
+# $\E f_{y'}=\rho+(1-\rho)o/D$. Their difference is $(1-\rho)(1-o/D)-\rho(1-o/D')$, zero at
+# $\rho^*=(1-o/D)/((1-o/D)+(1-o/D'))$. When $D=D'$ both brackets are equal and $\rho^*=1/2$ for
+# any overlap $o<D$.
+#
+# ~~~python
+# def threshold(D, D_hijack, overlap):
+#     a, b = 1 - overlap / D, 1 - overlap / D_hijack
+#     return a / (a + b)
+# ~~~
+# ```
+
+# %%
+def threshold(D, D_hijack, overlap):
+    a, b = 1 - overlap / D, 1 - overlap / D_hijack
+    return a / (a + b)
+
+
+check_hijack_threshold(threshold)
+
+# %% [markdown]
+# ```{exercise} Flip probability of a finite context
+# :label: ex-ch7-binomial
+#
+# For disjoint neighbourhoods and no noise, write `flip_probability(rho, L)`: the probability that
+# the constructed model prefers $y'$ on a $\rho$-hijacked context of length $L$ in which every
+# position may be hijacked. Mind the tie when $L$ is even.
+# ```
+#
+# ```{solution} ex-ch7-binomial
+# :class: dropdown
+#
+# The number $H$ of hijack tokens is $\mathrm{Binomial}(L,\rho)$, $f_{y'}=H/L$ and $f_y=(L-H)/L$.
+# The model prefers $y'$ when $H>L-H$, i.e. $H\ge\lfloor L/2\rfloor+1$; a tie ($H=L/2$) is no flip.
+#
+# ~~~python
+# import math
+#
+# def flip_probability(rho, L):
+#     return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h)
+#                for h in range(L // 2 + 1, L + 1))
+# ~~~
+# ```
+
+# %%
+def flip_probability(rho, L):
+    return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h) for h in range(L // 2 + 1, L + 1))
+
+
+check_flip_probability(flip_probability)
+
+# %% [markdown]
+# ```{exercise} From a curve to a step
+# :label: ex-ch7-hoeffding
+#
+# Prove part 3 of {prf:ref}`ch7-hijack-threshold` for disjoint neighbourhoods: if $\rho<1/2$ then
+# $P(\mathrm{Binomial}(L,\rho)>L/2)\le e^{-2L(1/2-\rho)^2}$. How long must a context be for a
+# hijack share of $0.45$ to succeed with probability below $1\%$? Compare with the exact tail.
+# ```
+#
+# ```{solution} ex-ch7-hoeffding
+# :class: dropdown
+#
+# $H=\sum_lB_l$ with independent $B_l\in\{0,1\}$ of mean $\rho$. Hoeffding's inequality for
+# variables with values in an interval of length $1$ gives $P(H-L\rho\ge Lt)\le e^{-2Lt^2}$; take
+# $t=1/2-\rho>0$, since $H>L/2$ implies $H-L\rho>Lt$. For $\rho=0.45$ the bound is below $0.01$ once
+# $L\ge\ln(100)/(2\cdot0.05^2)\approx921$. The exact tail is smaller: it drops below $1\%$ near
+# $L\approx540$ (compute it with `lca.theory.hijack_binomial_flip(0.45, L)`). Long contexts make the
+# model's decision sharp, not safe: a majority of hijack tokens still wins.
+# ```
+
+# %% [markdown]
+# ## Summary
+#
+# Inside the one-layer model, context hijacking is arithmetic. The constructed associative memory
+# answers with the concept whose neighbourhood holds the largest share of the context, so a
+# hijacking context wins once its tokens pass a threshold, $1/2$ for disjoint neighbourhoods and
+# $\frac{1-o/D}{(1-o/D)+(1-o/D')}$ in general, with a binomial-type probability for finite contexts
+# that sharpens into a step. Trained models follow the same curve, and prepending blocks of
+# hijacking tokens raises their efficacy score step by step, which is the shape of the real-LLM
+# measurements of {doc}`00_hijacking` and the paper's Fig. 2. Negation plays no role anywhere in
+# this mechanism: a token that points to Chicago points to Chicago. Attention can filter hijacking
+# tokens that do not resemble the query, which is one reason real models resist some hijacks and
+# not others.
