@@ -313,7 +313,7 @@ res_fig = sweep(base_fig, seeds=(0, 1), variants={"trained": {}, "frozen": {"tra
                 progress=False)
 S_fig = probes.score_matrix(res_fig.model.member(0))
 fig = plots.plot_attention_heatmap(
-    {"one small gradient step: first-order table T1": T8,
+    {"one small gradient step: first-order table T1 (x 1e5)": T8 * 1e5,
      "trained model (seed 0): scores, row mean removed": S_fig}, m=8, k=2,
     title="Attention scores by (query token, key token), m = 8, clusters = first 2 bits")
 plt.show()
@@ -377,8 +377,8 @@ for i, (label, seed) in enumerate(res_sel.labels):
           f"{float(mass_sel.mass[i]):.4f}   share {mass_sel.share:.4f}")
 
 # %% [markdown]
-# With uniform attention the mass equals the share, about a quarter here, and three quarters of
-# what the value matrix reads is noise. A trained $\WKQ$ moves almost all of the mass onto the
+# With uniform attention the mass equals the share, under a third here, and most of what the
+# value matrix reads is noise. A trained $\WKQ$ moves almost all of the mass onto the
 # query's cluster and the accuracy gets close to the Bayes-optimal ceiling; frozen at $0$ it stays
 # well below.
 
