@@ -234,6 +234,114 @@ def check_bayes_accuracy_formula(fn) -> CheckResult:
 # ==== section: transformer (chapter 3) ====
 # (owned by the transformer (chapter 3) work; add functions between this marker and the next)
 
+# Exercises of chapter 3 (the one-layer transformer). Each checker calls the learner's function on
+# random weights of several shapes (including L = 1, a non-symmetric W_KQ and repeated tokens)
+# and compares it with a reference written from the chapter's equations.
+
+
+def _tf_cases(seed: int, with_value: bool):
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for V, d, n, L in ((8, 4, 5, 6), (16, 8, 7, 1), (4, 6, 3, 9), (32, 5, 4, 3)):
+        W_E = torch.randn(V, d, generator=g, dtype=torch.float64)
+        W_KQ = torch.randn(d, d, generator=g, dtype=torch.float64)
+        ctx = torch.randint(0, V, (n, L), generator=g)
+        if L > 2:
+            ctx[0, 1] = ctx[0, 0]                     # a repeated token
+        if with_value:
+            W_V = torch.randn(d, d, generator=g, dtype=torch.float64)
+            cases.append((W_E, W_KQ, W_V, ctx))
+        else:
+            cases.append((W_E, W_KQ, ctx))
+    return cases
+
+
+def _ref_attention(W_E, W_KQ, contexts):
+    import torch
+    X = W_E[contexts]                                 # [n, L, d]
+    q = X[:, -1, :]                                   # [n, d]
+    scores = torch.einsum("nd,de,nle->nl", q, W_KQ, X)
+    return torch.softmax(scores, dim=-1)
+
+
+def _ref_forward(W_E, W_KQ, W_V, contexts):
+    import torch
+    a = _ref_attention(W_E, W_KQ, contexts)
+    h = torch.einsum("nl,nld->nd", a, W_E[contexts])
+    return (h @ W_V.T) @ W_E.T
+
+
+def check_attention(fn):
+    """Check ``fn(W_E [V, d], W_KQ [d, d], contexts LongTensor[n, L]) -> Tensor[n, L]``: the
+    attention weights a_l = softmax_l(W_E(x_L)^T W_KQ W_E(x_l)) of the last token."""
+    return run_cases("check_attention", fn, _ref_attention, _tf_cases(31, False),
+                     describe=lambda c: (f"W_E {tuple(c[0].shape)}, W_KQ {tuple(c[1].shape)}, "
+                                         f"contexts {tuple(c[2].shape)}"))
+
+
+def check_forward(fn):
+    """Check ``fn(W_E [V, d], W_KQ [d, d], W_V [d, d], contexts LongTensor[n, L]) -> Tensor[n, V]``:
+    the logits f(x) = W_E W_V h(x), h(x) = sum_l a_l W_E(x_l) (tied unembedding)."""
+    return run_cases("check_forward", fn, _ref_forward, _tf_cases(32, True),
+                     describe=lambda c: (f"W_E {tuple(c[0].shape)}, W_KQ/W_V {tuple(c[1].shape)}, "
+                                         f"contexts {tuple(c[3].shape)}"))
+
+
+def _ref_count_logits(M, contexts):
+    import torch
+    V = M.shape[0]
+    c = torch.zeros((contexts.shape[0], V), dtype=M.dtype)
+    c.scatter_add_(1, contexts, torch.ones(contexts.shape, dtype=M.dtype))
+    return c @ M.T / contexts.shape[1]
+
+
+def check_count_logits(fn):
+    """Check ``fn(M [V, V], contexts LongTensor[n, L]) -> Tensor[n, V]``: the logits of uniform
+    attention written with the count vector, f_k = (1/L) sum_x M[k, x] c_x(contexts)."""
+    import torch
+    g = torch.Generator().manual_seed(33)
+    cases = []
+    for V, n, L in ((8, 6, 5), (4, 3, 1), (16, 5, 12), (2, 4, 7)):
+        M = torch.randn(V, V, generator=g, dtype=torch.float64)
+        ctx = torch.randint(0, V, (n, L), generator=g)
+        if L > 2:
+            ctx[:, 1] = ctx[:, 0]
+        cases.append((M, ctx))
+    return run_cases("check_count_logits", fn, _ref_count_logits, cases,
+                     describe=lambda c: f"M {tuple(c[0].shape)}, contexts {tuple(c[1].shape)}")
+
+
+def check_bayes_value_matrix(fn):
+    """Check ``fn(Lam [V, V], W_E [V, d]) -> W_V [d, d]`` with ``W_E W_V W_E^T = Lam`` (d >= V,
+    W_E of rank V). Any such W_V passes: the checker compares ``W_E W_V W_E^T`` with Lam."""
+    import torch
+    g = torch.Generator().manual_seed(34)
+    cases = []
+    for V, d in ((4, 4), (8, 12), (16, 16), (8, 32)):
+        Lam = torch.randn(V, V, generator=g, dtype=torch.float64) * 3.0
+        W_E = torch.randn(V, d, generator=g, dtype=torch.float64) / d ** 0.5
+        if d == V:                                    # keep the square case well conditioned
+            W_E = W_E + torch.eye(V, dtype=torch.float64)
+        cases.append((Lam, W_E))
+
+    def induced(f):
+        def run(Lam, W_E):
+            W_V = torch.as_tensor(f(Lam, W_E), dtype=torch.float64)
+            if W_V.shape != (W_E.shape[1], W_E.shape[1]):
+                return W_V                            # wrong shape: reported as such
+            return W_E @ W_V @ W_E.T
+        return run
+
+    def ref(Lam, W_E):
+        Ep = torch.linalg.pinv(W_E)
+        return Ep @ Lam @ Ep.T
+
+    return run_cases("check_bayes_value_matrix", induced(fn), induced(ref), cases,
+                     compare=lambda e, g_: close(e, g_, rtol=1e-4, atol=1e-5),
+                     describe=lambda c: (f"Lam {tuple(c[0].shape)}, W_E {tuple(c[1].shape)} "
+                                         "(compared: W_E W_V W_E^T)"))
+
 
 # ==== section: value-matrix (chapter 4) ====
 # (owned by the value-matrix (chapter 4) work; add functions between this marker and the next)

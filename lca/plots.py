@@ -246,6 +246,131 @@ def plot_context_posterior(context_latents, target_latent, posterior, target: in
 # ==== section: transformer (chapter 3) ====
 # (owned by the transformer (chapter 3) work; add functions between this marker and the next)
 
+def plot_forward_pass(trace: dict, index: int = 0, target: int | None = None, title: str = ""):
+    """One forward pass, left to right: the attention weights over the context positions (each bar
+    labelled with its token id), then the logits over the vocabulary with the context's tokens and
+    the target marked.
+
+    Args:
+        trace: ``lca.probes.forward_trace(model, contexts)``.
+        index: which context of the batch to draw.
+        target: the true target token (marked in the logits panel), or None.
+        title: figure title (default: a description of the two panels).
+    """
+    from ._validate import check_int
+    n = trace["attention"].shape[0]
+    index = check_int("index", index, 0, n - 1)
+    att = trace["attention"][index].cpu()
+    logits = trace["logits"][index].cpu()
+    tokens = trace.get("contexts")
+    V = logits.shape[0]
+    fig, (ax1, ax2) = new_figure(2, 1, width=5.2, height=3.4)
+    L = att.shape[0]
+    ax1.bar(range(L), att.tolist(), color=COLORS["blue"])
+    ax1.set_xlabel("context position l (token id below)")
+    ax1.set_ylabel("attention weight a_l")
+    ax1.set_title("attention of the last token (the query)")
+    if tokens is not None:
+        ax1.set_xticks(range(L))
+        ax1.set_xticklabels([str(int(t)) for t in tokens[index]], fontsize=8)
+    ax2.bar(range(V), logits.tolist(), color=COLORS["sky"], label="logit f_k")
+    if tokens is not None:
+        present = sorted({int(t) for t in tokens[index]})
+        ax2.bar(present, logits[present].tolist(), color=COLORS["orange"],
+                label="token in the context")
+    if target is not None:
+        target = check_int("target", target, 0, V - 1)
+        ax2.bar([target], [float(logits[target])], color=COLORS["vermillion"], label="target y")
+    ax2.axhline(0, color="black", lw=0.6)
+    ax2.set_xlabel("vocabulary token k")
+    ax2.set_ylabel("logit f_k (nats)")
+    ax2.set_title("logits over the vocabulary")
+    ax2.legend(fontsize=8)
+    fig.suptitle(title or "One forward pass of the one-layer transformer")
+    return fig
+
+
+def plot_training_curves(history: dict, labels=None, bayes: float | None = None, title: str = ""):
+    """Accuracy and training loss against the step, one line per variant (mean over the members
+    that share a label), with the Bayes ceiling as a dashed line.
+
+    Args:
+        history: ``TrainResult.history`` of ``lca.train`` (scalars) or of an ensemble / sweep
+            (per-member lists).
+        labels: per-member labels (e.g. ``[lab for lab, _ in result.labels]``); None for one
+            model or when every member is one variant.
+        bayes: the Bayes accuracy of the task, or None.
+    """
+    steps = history["step"]
+    acc = [a if isinstance(a, list) else [a] for a in history["accuracy"]]
+    loss = [x if isinstance(x, list) else [x] for x in history["loss"]]
+    E = len(acc[0])
+    labels = ["model"] * E if labels is None else list(labels)
+    if len(labels) != E:
+        raise ValueError(f"labels must have one entry per member ({E}), got {len(labels)}")
+    fig, (ax1, ax2) = new_figure(2, 1, width=4.6, height=3.4)
+    for k, lab in enumerate(dict.fromkeys(labels)):
+        idx = [i for i, s in enumerate(labels) if s == lab]
+        col = CYCLE[k % len(CYCLE)]
+        ax1.plot(steps, [sum(r[i] for i in idx) / len(idx) for r in acc], color=col, label=lab,
+                 marker="o", ms=3)
+        ax2.plot(steps, [sum(r[i] for i in idx) / len(idx) for r in loss], color=col, label=lab,
+                 marker="o", ms=3)
+    if bayes is not None:
+        ax1.axhline(bayes, color="black", ls="--", lw=1, label="Bayes ceiling")
+    ax1.set_xlabel("training step")
+    ax1.set_ylabel("accuracy on fresh contexts")
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.legend(fontsize=8)
+    ax2.set_xlabel("training step")
+    ax2.set_ylabel("training cross-entropy (nats)")
+    ax2.legend(fontsize=8)
+    fig.suptitle(title or "Learning curves: accuracy and loss during training")
+    return fig
+
+
+def _tf_sweep_panels(table, title, xlabel, vline=None):
+    ms = table.m_values
+    fig, axes = new_figure(len(ms), 1, width=3.3, height=3.2, squeeze=False)
+    for ax, m in zip(axes[0], ms):
+        for k, lab in enumerate(table.labels):
+            mean, sd = table.mean[lab][m], table.sd[lab][m]
+            col = CYCLE[k % len(CYCLE)]
+            ax.plot(table.x, mean, marker="o", ms=4, color=col, label=lab)
+            ax.fill_between(table.x, [a - s for a, s in zip(mean, sd)],
+                            [a + s for a, s in zip(mean, sd)], color=col, alpha=0.15, lw=0)
+        ax.plot(table.x, table.bayes[m], ls="--", color="black", lw=1, label="Bayes ceiling")
+        if vline is not None:
+            ax.axvline(vline(m), color=COLORS["purple"], ls=":", lw=1.2, label="d = V")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(table.x)
+        ax.set_xticklabels([str(v) for v in table.x])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"m = {m} (V = {2 ** m})")
+    axes[0][0].set_ylabel("accuracy on fresh contexts")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_accuracy_vs_length(table, title: str = ""):
+    """Accuracy against the context length L for each m (a ``lca.probes.length_sweep`` table):
+    one line per variant (band: +- one standard deviation over seeds) and the Bayes ceiling."""
+    if getattr(table, "x_name", None) != "L":
+        raise ValueError("table must come from lca.probes.length_sweep (x_name 'L')")
+    return _tf_sweep_panels(table, title or "Accuracy vs context length: trained W_V vs W_V = I",
+                         "context length L (tokens)")
+
+
+def plot_accuracy_vs_dim(table, title: str = ""):
+    """Accuracy against the embedding dimension d for each m (a ``lca.probes.dim_sweep`` table),
+    with the line d = V that separates the under- and over-parameterised regimes."""
+    if getattr(table, "x_name", None) != "d":
+        raise ValueError("table must come from lca.probes.dim_sweep (x_name 'd')")
+    return _tf_sweep_panels(table, title or "Accuracy vs embedding dimension: trained vs fixed W_E",
+                         "embedding dimension d", vline=lambda m: 2 ** m)
+
 
 # ==== section: value-matrix (chapter 4) ====
 # (owned by the value-matrix (chapter 4) work; add functions between this marker and the next)

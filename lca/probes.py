@@ -7,6 +7,267 @@ from __future__ import annotations
 # ==== section: transformer (chapter 3) ====
 # (owned by the transformer (chapter 3) work; add functions between this marker and the next)
 
+# Chapter 3 measures the one-layer transformer itself: the forward pass written out step by step,
+# the count-vector form of uniform attention, the course's Bayes-reaching value matrix, the
+# "identity value matrix votes for the context" quantity, and the two accuracy sweeps (context
+# length L, embedding dimension d) trained as ensembles.
+
+def forward_trace(model, contexts) -> dict:
+    """Every intermediate quantity of the forward pass, computed from the equations.
+
+    Args:
+        model: a single ``lca.OneLayerTransformer`` (not an ensemble).
+        contexts: ``LongTensor[n, L]`` of token ids.
+
+    Returns:
+        dict of tensors (detached): ``"contexts"`` (the input), ``"X"`` [n, L, d] context
+        embeddings, ``"q"`` [n, d] the query (last token's embedding), ``"scores"`` [n, L],
+        ``"attention"`` [n, L], ``"h"`` [n, d] the attention output, ``"v"`` [n, d] = W_V h
+        (plus residual / layer norm if the model has them), ``"logits"`` [n, V].
+    """
+    import torch
+
+    from ._validate import check_tokens
+    from .model import OneLayerTransformer
+    if not isinstance(model, OneLayerTransformer) or model.ensemble is not None:
+        raise ValueError("model must be a single lca.OneLayerTransformer (use model.member(i) "
+                         f"for an ensemble), got {type(model).__name__}")
+    contexts = check_tokens("contexts", contexts, model.V, ndim=2)
+    if contexts.shape[1] < 1:
+        raise ValueError("contexts must have at least one position (L >= 1)")
+    with torch.no_grad():
+        W_E, W_KQ, W_V = model.W_E.detach(), model.W_KQ.detach(), model.W_V.detach()
+        U = model.unembedding.detach()
+        X = W_E[contexts.to(W_E.device)]                         # [n, L, d]
+        q = X[:, -1, :]                                          # [n, d]
+        scores = torch.einsum("nd,de,nle->nl", q, W_KQ, X)       # s_l = q^T W_KQ x_l
+        att = torch.softmax(scores, dim=-1)
+        h = torch.einsum("nl,nld->nd", att, X)
+        v = h @ W_V.T
+        if model.residual:
+            v = v + q
+        if model.layernorm:
+            v = torch.nn.functional.layer_norm(v, (v.shape[-1],))
+        logits = v @ U.T
+    return {"contexts": contexts.cpu(), "X": X, "q": q, "scores": scores, "attention": att,
+            "h": h, "v": v, "logits": logits}
+
+
+def context_counts(contexts, V: int):
+    """Count vectors ``c(x)``: ``Tensor[n, V]`` (float64), ``c[i, k]`` = how many positions of
+    context i hold token k."""
+    import torch
+
+    from ._validate import check_int, check_tokens
+    V = check_int("V", V, 2, 2 ** 16)
+    contexts = check_tokens("contexts", contexts, V, ndim=2)
+    c = torch.zeros((contexts.shape[0], V), dtype=torch.float64)
+    c.scatter_add_(1, contexts.cpu(), torch.ones(contexts.shape, dtype=torch.float64))
+    return c
+
+
+def clipped_log_law(spec, clip: float | None = None):
+    """``Lambda [V, V]`` (float64): log P[y, x] of the context law with the impossible entries
+    (log 0 = -inf) replaced by ``-clip``. The default clip is ``L B + 1`` with B the largest finite
+    |log P|; any clip > L B makes argmax_y (Lambda c)_y the set of Bayes-optimal predictions for
+    every count vector c of a length-L context (chapter 3's theorem)."""
+    import torch
+
+    from ._validate import check_float
+    from .task import TaskSpec
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    if spec.clean_last and spec.noise > 0:
+        raise ValueError("spec must not have clean_last=True with noise > 0: the last position then "
+                         "has its own law, which a position-blind model cannot weigh differently")
+    P = spec.context_law()
+    logP = torch.log(P)
+    finite = torch.isfinite(logP)
+    B = float(logP[finite].abs().max()) if bool(finite.any()) else 0.0
+    if clip is None:
+        clip = spec.L * B + 1.0
+    clip = check_float("clip", clip, 0.0, None, lo_open=True)
+    return torch.where(finite, logP, torch.full_like(logP, -clip))
+
+
+def bayes_value_matrix(spec, W_E, clip: float | None = None):
+    """The course's value matrix that makes the one-layer transformer Bayes-optimal.
+
+    With W_KQ = 0 the model's logits are ``(1/L) W_E W_V W_E^T c(x)``. This returns
+    ``W_V = W_E^+ Lambda (W_E^+)^T`` (``W_E^+`` the pseudo-inverse, ``Lambda`` from
+    ``clipped_log_law``), so that ``W_E W_V W_E^T = Lambda`` whenever W_E has rank V (needs d >= V).
+    For d < V it returns the same formula, whose ``W_E W_V W_E^T`` is only the projection of Lambda
+    onto the span of the embeddings.
+
+    Args:
+        spec: the task (``clean_last`` with noise is not allowed).
+        W_E: embeddings ``[V, d]`` with V = spec.V.
+        clip: see ``clipped_log_law``.
+
+    Returns:
+        ``W_V [d, d]`` in float64.
+    """
+    import torch
+    if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2:
+        raise ValueError("W_E must be a tensor of shape [V, d], got "
+                         f"{type(W_E).__name__} {tuple(getattr(W_E, 'shape', ()))}")
+    Lam = clipped_log_law(spec, clip)
+    if W_E.shape[0] != spec.V:
+        raise ValueError(f"W_E must have V={spec.V} rows for this task, got shape "
+                         f"{tuple(W_E.shape)}")
+    Ep = torch.linalg.pinv(W_E.detach().double().cpu())                # [d, V]
+    return Ep @ Lam @ Ep.T
+
+
+def context_vote(model, contexts):
+    """For the lemma on the identity value matrix: ``(top, h_sq)``, both ``Tensor[n]``, where
+    ``top[i]`` is the largest logit among the tokens present in context i and ``h_sq[i]`` is
+    ``|h|^2`` for that context. With W_V = I (tied unembedding, no residual / layer norm)
+    ``top >= h_sq`` always holds."""
+    tr = forward_trace(model, contexts)
+    contexts = contexts.to(tr["logits"].device)
+    top = tr["logits"].gather(1, contexts).max(dim=1).values
+    return top, (tr["h"] ** 2).sum(-1)
+
+
+class SweepTable:
+    """Accuracies of a sweep over one shape parameter (``x_name`` = ``"L"`` or ``"d"``).
+
+    ``mean[label][m]`` and ``sd[label][m]`` are lists over ``x`` (mean and standard deviation
+    over seeds of the final accuracy on the fixed evaluation set); ``bayes[m]`` lists the Bayes
+    accuracy on the same evaluation set; ``settings`` records everything else."""
+
+    def __init__(self, x_name: str, x: list, m_values: list, labels: list, mean=None, sd=None,
+                 bayes=None, settings=None):
+        self.x_name, self.x, self.m_values, self.labels = x_name, list(x), list(m_values), list(labels)
+        self.mean = {} if mean is None else mean
+        self.sd = {} if sd is None else sd
+        self.bayes = {} if bayes is None else bayes
+        self.settings = {} if settings is None else settings
+
+    def __repr__(self) -> str:
+        return (f"SweepTable({self.x_name}={self.x}, m={self.m_values}, labels={self.labels})")
+
+    def rows(self) -> list:
+        """``[(m, x, acc_label_1, ..., acc_label_k, bayes), ...]``."""
+        out = []
+        for m in self.m_values:
+            for j, x in enumerate(self.x):
+                out.append((m, x, *[self.mean[lab][m][j] for lab in self.labels],
+                            self.bayes[m][j]))
+        return out
+
+    def format(self, digits: int = 3) -> str:
+        """The table as fixed-precision text (what the figure plots)."""
+        from ._validate import check_int
+        digits = check_int("digits", digits, 0, 8)
+        heads = ["m", self.x_name, *self.labels, "Bayes"]
+        widths = [3, 5] + [max(len(h), digits + 3) for h in heads[2:]]
+        lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
+        for row in self.rows():
+            cells = [str(row[0]).rjust(widths[0]), str(row[1]).rjust(widths[1])]
+            cells += [f"{v:.{digits}f}".rjust(w) for v, w in zip(row[2:], widths[2:])]
+            lines.append("  ".join(cells))
+        return "\n".join(lines)
+
+
+def _sweep_table(x_name, x_values, m_values, variants, make, seeds, progress):
+    import torch
+
+    from .task import bayes_correct, sample
+    from .train import sweep
+    labels = list(variants)
+    table = SweepTable(x_name, list(x_values), list(m_values), labels,
+                       mean={lab: {} for lab in labels}, sd={lab: {} for lab in labels})
+    for m in m_values:
+        for lab in labels:
+            table.mean[lab][m], table.sd[lab][m] = [], []
+        table.bayes[m] = []
+        for x in x_values:
+            base = make(m, x)
+            res = sweep(base, seeds=seeds, variants=variants, progress=progress)
+            acc = torch.tensor(res.history["accuracy"][-1], dtype=torch.float64)
+            acc = acc.view(len(labels), len(seeds))
+            for i, lab in enumerate(labels):
+                table.mean[lab][m].append(float(acc[i].mean()))
+                table.sd[lab][m].append(float(acc[i].std(unbiased=False)))
+            ctx, y = sample(base.task, base.n_eval, seed=base.eval_seed)
+            table.bayes[m].append(float(bayes_correct(base.task, ctx, y).mean()))
+    return table
+
+
+def _check_grid(name, values, lo, hi):
+    from ._validate import check_int
+    values = list(values) if not isinstance(values, (int, str)) else None
+    if not values:
+        raise ValueError(f"{name} must be a non-empty list of integers")
+    return [check_int(name, v, lo, hi) for v in values]
+
+
+def length_sweep(m_values=(5, 6, 7, 8), L_values=(4, 8, 16, 32, 64), *, d: int = 32,
+                 noise: float = 0.5, neighbourhood=None, steps: int = 300, seeds=(0, 1, 2, 3, 4),
+                 batch_size: int = 128, lr0: float = 0.06, n_eval: int = 2048, device=None,
+                 progress: bool = False) -> SweepTable:
+    """Accuracy against context length L, trained W_V vs W_V fixed to the identity.
+
+    For every (m, L) one ensemble (variants x seeds) is trained with Adam at learning rate
+    ``lr0 / sqrt(d)`` on ``TaskSpec(m, L, neighbourhood, noise)``; W_E and W_KQ are trained in both
+    variants. Returns a ``SweepTable`` with labels ``"trained W_V"`` and ``"W_V = I"`` and the
+    Bayes accuracy on the same evaluation set.
+    """
+    from ._validate import check_float, check_int
+    from .latent import hamming_sphere
+    from .task import TaskSpec
+    from .train import TrainConfig
+    m_values = _check_grid("m_values", m_values, 1, 12)
+    L_values = _check_grid("L_values", L_values, 1, 100_000)
+    seeds = _check_grid("seeds", seeds, 0, 2 ** 62)
+    d = check_int("d", d, 1, 1 << 16)
+    check_float("noise", noise, 0.0, 1.0, hi_open=True)
+    check_float("lr0", lr0, 0.0, None, lo_open=True)
+    nb = hamming_sphere(1) if neighbourhood is None else neighbourhood
+    variants = {"trained W_V": {}, "W_V = I": {"train_V": False, "WV_init": "identity"}}
+
+    def make(m, L):
+        spec = TaskSpec(m, L, neighbourhood=nb, noise=noise)
+        return TrainConfig(spec, d=d, steps=steps, batch_size=batch_size, lr=lr0 / d ** 0.5,
+                           eval_every=0, n_eval=n_eval, device=device)
+    table = _sweep_table("L", L_values, m_values, variants, make, seeds, progress)
+    table.settings = dict(d=d, noise=noise, neighbourhood=repr(nb), steps=steps, seeds=seeds,
+                          batch_size=batch_size, lr=f"{lr0}/sqrt(d)", n_eval=n_eval)
+    return table
+
+
+def dim_sweep(m_values=(5, 6, 7, 8), d_values=(4, 8, 16, 32, 64, 128, 256), *, L: int = 32,
+              noise: float = 0.0, neighbourhood=None, steps: int = 300, seeds=(0, 1, 2, 3, 4),
+              batch_size: int = 128, lr0: float = 0.2, n_eval: int = 2048, device=None,
+              progress: bool = False) -> SweepTable:
+    """Accuracy against embedding dimension d, trained W_E vs W_E fixed at its Gaussian
+    initialisation (N(0, 1/d) entries). W_KQ and W_V are trained in both variants; learning rate
+    ``lr0 / sqrt(d)`` (so an Adam step moves an embedding entry by a fixed fraction of its initial
+    size). Returns a ``SweepTable`` with labels ``"trained W_E"`` and ``"fixed W_E"``."""
+    from ._validate import check_float, check_int
+    from .latent import hamming_sphere
+    from .task import TaskSpec
+    from .train import TrainConfig
+    m_values = _check_grid("m_values", m_values, 1, 12)
+    d_values = _check_grid("d_values", d_values, 1, 1 << 16)
+    seeds = _check_grid("seeds", seeds, 0, 2 ** 62)
+    L = check_int("L", L, 1, 100_000)
+    check_float("noise", noise, 0.0, 1.0, hi_open=True)
+    check_float("lr0", lr0, 0.0, None, lo_open=True)
+    nb = hamming_sphere(1) if neighbourhood is None else neighbourhood
+    variants = {"trained W_E": {}, "fixed W_E": {"train_E": False}}
+
+    def make(m, d):
+        spec = TaskSpec(m, L, neighbourhood=nb, noise=noise)
+        return TrainConfig(spec, d=d, steps=steps, batch_size=batch_size, lr=lr0 / d ** 0.5,
+                           eval_every=0, n_eval=n_eval, device=device)
+    table = _sweep_table("d", d_values, m_values, variants, make, seeds, progress)
+    table.settings = dict(L=L, noise=noise, neighbourhood=repr(nb), steps=steps, seeds=seeds,
+                          batch_size=batch_size, lr=f"{lr0}/sqrt(d)", n_eval=n_eval)
+    return table
+
 
 # ==== section: value-matrix (chapter 4) ====
 # (owned by the value-matrix (chapter 4) work; add functions between this marker and the next)
