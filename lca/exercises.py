@@ -91,6 +91,62 @@ def _short(x, width: int = 160) -> str:
 # (owned by the hijacking (chapter 0) work; add functions between this marker and the next)
 
 
+def _efficacy_reference(logp_true, logp_false):
+    return float((logp_false > logp_true).double().mean())
+
+
+def check_efficacy_indicator(fn) -> CheckResult:
+    """Check ``fn(logp_true [n], logp_false [n]) -> float``: the efficacy score, the share of
+    cases whose false target is strictly more likely than the true one."""
+    g = torch.Generator().manual_seed(10)
+    cases = []
+    for n in (1, 5, 17, 64):
+        a = -torch.rand(n, generator=g, dtype=torch.float64) * 8
+        b = -torch.rand(n, generator=g, dtype=torch.float64) * 8
+        cases.append((a, b))
+    ties = -torch.arange(6, dtype=torch.float64)
+    cases.append((ties, ties.clone()))                                   # all ties: score 0
+    cases.append((ties, torch.cat([ties[:3], ties[3:] + 0.5])))          # half ties
+    return run_cases("check_efficacy_indicator", fn, _efficacy_reference, cases,
+                     compare=lambda e, g: close(e, g, rtol=0, atol=1e-12))
+
+
+def _hijacked_reference(prompt, sentence, k):
+    return (sentence + " ") * k + prompt
+
+
+def check_hijacked_prompt(fn) -> CheckResult:
+    """Check ``fn(prompt, sentence, k) -> str``: k copies of ``sentence``, each followed by one
+    space, then the prompt (k = 0 gives the prompt itself)."""
+    cases = [("The Eiffel Tower is in the city of", "The Eiffel Tower is not in Chicago.", 1),
+             ("The mother tongue of Victor Hugo is", "Do not think of English.", 3),
+             ("Big Ben is located in", "Do not think of Berlin.", 0),
+             ("The twin city of Kyoto is", "Kyoto is not a twin city of Chicago.", 2)]
+    return run_cases("check_hijacked_prompt", fn, _hijacked_reference, cases,
+                     compare=lambda e, g: isinstance(g, str) and e == g)
+
+
+def _mean_logprob_reference(logits, n_prompt, target_ids):
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    rows = n_prompt - 1 + torch.arange(len(target_ids))
+    return float(logp[rows, target_ids].mean())
+
+
+def check_mean_logprob(fn) -> CheckResult:
+    """Check ``fn(logits [L, V], n_prompt, target_ids [T]) -> float``: the mean log-probability
+    of the target tokens, where ``logits`` are a causal model's outputs on the prompt (its first
+    ``n_prompt`` tokens) followed by the target, so that row ``n_prompt - 1 + j`` predicts
+    ``target_ids[j]``."""
+    g = torch.Generator().manual_seed(11)
+    cases = []
+    for (n_prompt, T, V) in [(3, 1, 7), (5, 2, 11), (4, 3, 6), (1, 4, 9), (8, 2, 50)]:
+        logits = torch.randn(n_prompt + T, V, generator=g, dtype=torch.float64) * 2 + 1
+        cases.append((logits, n_prompt, torch.randint(V, (T,), generator=g)))
+    return run_cases("check_mean_logprob", fn, _mean_logprob_reference, cases,
+                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-8))
+
+
+
 # ==== section: associative-memory (chapter 1) ====
 # (owned by the associative-memory (chapter 1) work; add functions between this marker and the next)
 

@@ -33,6 +33,73 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float
 # ==== section: hijacking (chapter 0) ====
 # (owned by the hijacking (chapter 0) work; add functions between this marker and the next)
 
+_SCHEME_STYLE = {
+    "generic": ("blue", "o", "generic: Do not think of {false}."),
+    "relation": ("vermillion", "s", "relation: true sentence naming {false}"),
+    "associated": ("green", "^", "associated: a city of the {false} language"),
+    "generic_reverse": ("blue", "o", "generic: Do not think of {true}."),
+    "relation_reverse": ("vermillion", "s", "relation: true sentence naming {true}"),
+    "associated_reverse": ("green", "^", "associated: a city of the {true} language"),
+}
+
+
+def plot_efficacy_curves(curves: dict, metric: str = "efficacy", model_name: str = "",
+                         ylim=(0.0, 1.0)):
+    """Efficacy score against the number of prepended sentences, hijacking schemes on the left
+    and reverse schemes on the right (the paper's Fig. 2 and Figs C.1, C.3, C.4 in one figure).
+
+    Args:
+        curves: scheme name -> the dict returned by ``lca.hijack.efficacy_curve``.
+        metric: which entry of each curve to draw (``"efficacy"``, ``"efficacy_first_token"``,
+            ``"top1_false"``...).
+        model_name: shown in the title.
+    """
+    fig, axes = new_figure(2, 1, width=4.8, height=3.6, sharey=True)
+    for ax, reverse in zip(axes, (False, True)):
+        for scheme, curve in curves.items():
+            if scheme.endswith("_reverse") != reverse:
+                continue
+            color, marker, label = _SCHEME_STYLE.get(scheme, ("black", "x", scheme))
+            ax.plot(curve["k"], curve[metric], color=COLORS[color], marker=marker,
+                    label=f"{label} (n = {curve['n']})")
+        ax.set_xlabel("number of prepended sentences k")
+        ax.set_ylim(*ylim)
+        ax.set_title("reverse hijacking (true target in the context)" if reverse
+                     else "hijacking (false target in the context)", fontsize=10)
+        ax.legend(fontsize=7, loc="best")
+    axes[0].set_ylabel({"efficacy": "efficacy score", "efficacy_first_token":
+                        "efficacy score (first token)", "top1_false": "top-1 hijack rate"}
+                       .get(metric, metric) + " (share of cases)")
+    fig.suptitle(f"Efficacy score vs number of prepends{' - ' + model_name if model_name else ''}"
+                 , fontsize=11)
+    return fig
+
+
+def plot_hijack_margins(labels, margins, title: str = ""):
+    """Horizontal bars of the log-probability margin log P(false) - log P(true) per fact (mean
+    over the targets' tokens, in nats): bars right of zero are hijacked facts."""
+    margins = [float(v) for v in margins]
+    labels = list(labels)
+    fig, ax = new_figure(1, 1, width=6.4, height=0.22 * len(labels) + 1.2)
+    colors = [COLORS["vermillion"] if v > 0 else COLORS["blue"] for v in margins]
+    ax.barh(range(len(margins)), margins, color=colors)
+    ax.axvline(0.0, color=COLORS["black"], lw=0.8)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("margin: mean log P(false) - mean log P(true) (nats)")
+    hijacked = sum(v > 0 for v in margins)
+    ax.set_title(f"{title} - {hijacked} of {len(margins)} facts hijacked (margin > 0)"
+                 if title else f"{hijacked} of {len(margins)} facts hijacked (margin > 0)",
+                 fontsize=10)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=COLORS["vermillion"], label="false target more likely"),
+                       Patch(color=COLORS["blue"], label="true target more likely")],
+              fontsize=7, loc="lower right")
+    return fig
+
+
 
 # ==== section: associative-memory (chapter 1) ====
 # (owned by the associative-memory (chapter 1) work; add functions between this marker and the next)
