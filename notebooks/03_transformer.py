@@ -1,0 +1,622 @@
+# %% tags=["remove-cell"]
+# Colab setup: install the course package (runs only on Google Colab)
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
+
+# %% [markdown]
+# # The one-layer transformer
+#
+# The previous chapter built a task, latent concept association, and the best accuracy any
+# predictor can reach on it. Now we need the learner. The paper {cite}`jiang2024elephants` studies
+# a transformer reduced to its bones: one attention layer with one head, a value matrix, and an
+# output layer that shares its weights with the embedding. This chapter writes that model out
+# equation by equation, runs it by hand, trains it, and then asks the two questions the paper asks
+# with its length and dimension figures: how much does the model need a *trained* value matrix
+# when the context is short, and when must the embeddings themselves be trained? Both answers
+# matter for context hijacking: the value matrix is where the course will locate the memory that a
+# hijacking context fools, and the embeddings decide which tokens count as "similar" cues.
+#
+# **In this chapter you will**
+#
+# - write the one-layer transformer as five equations with the shape of every tensor, and check a
+#   forward pass computed by hand against the package's model;
+# - train it on the latent concept association task and compare its accuracy with the Bayes
+#   ceiling;
+# - prove that this architecture *can* reach the Bayes ceiling when $d\ge V$, even with uniform
+#   attention, and that fixing $\WV=I$ makes some context token score at least $\|h\|^2$;
+# - reproduce the paper's two sweeps: accuracy against the context length $L$ (trained $\WV$ vs
+#   $\WV=I$) and against the embedding dimension $d$ (trained vs fixed random embeddings).
+
+# %% tags=["hide-input"]
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from myst_nb import glue
+
+import lca
+from lca import plots, probes
+from lca.exercises import (
+    check_attention,
+    check_bayes_value_matrix,
+    check_count_logits,
+    check_forward,
+)
+from lca.task import bayes_correct, log_likelihood
+from lca.widgets import explorer
+
+torch.manual_seed(0)
+device = lca.default_device()
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## Definitions
+#
+# Notation follows the {doc}`notation page <notation>`: $V=2^m$ tokens, embedding dimension $d$,
+# a context $x=(x_1,\dots,x_L)$ of token ids, and the target $y$, which never appears in its own
+# context.
+#
+# ```{prf:definition} The one-layer transformer
+# :label: def-tf-model
+#
+# The parameters are an embedding matrix $\WE\in\R^{V\times d}$ whose row $\WE(i)\in\R^d$ embeds
+# token $i$, a key-query matrix $\WKQ\in\R^{d\times d}$ and a value matrix $\WV\in\R^{d\times d}$.
+# On a context $x$ the model computes, in order,
+#
+# $$
+# \begin{aligned}
+# s_l &= \WE(x_L)^\top\,\WKQ\,\WE(x_l)\in\R, && l=1,\dots,L &&\text{(scores; the last token is the query)}\\
+# a &= \softmax(s_1,\dots,s_L)\in\R^L, && a_l=\frac{e^{s_l}}{\sum_{l'}e^{s_{l'}}} &&\text{(attention weights)}\\
+# h &= \sum_{l=1}^{L} a_l\,\WE(x_l)\in\R^d && &&\text{(gathered vector)}\\
+# v &= \WV\,h\in\R^d && &&\text{(value read-out)}\\
+# f &= \WE\,v\in\R^V, && f_k=\WE(k)^\top\WV h &&\text{(logits; tied unembedding } \WU=\WE)
+# \end{aligned}
+# $$
+#
+# and predicts $\hat y=\argmax_k f_k$. On a batch, `contexts` is a `LongTensor[n, L]`, the scores
+# and weights are `[n, L]`, $h$ and $v$ are `[n, d]` and the logits are `[n, V]`.
+# ```
+#
+# The paper's exact architecture is not known to us (its text was not available when this course
+# was written; see the digest in the course's sources). **In this course we take** the model
+# above, and we fix the following choices explicitly:
+#
+# - the **last context token is the query** (a decoder predicting the next token reads from its
+#   last position);
+# - the key and query matrices are **merged** into one $\WKQ$, since only the product
+#   $W_Q^\top W_K$ enters the scores;
+# - the unembedding is **tied**, $\WU=\WE$, so a logit is an inner product with a token's own
+#   embedding;
+# - there is **no positional encoding** (context tokens are drawn independently, so their order
+#   carries no information), **no residual connection, no layer norm, no MLP and no $1/\sqrt d$
+#   scaling** of the scores.
+#
+# `lca.OneLayerTransformer` has switches for a residual connection, a layer norm and an untied
+# unembedding, but every experiment in the course uses the choices above. The embeddings start as
+# independent $\mathcal N(0,1/d)$ entries (rows of norm about $1$), $\WKQ$ starts at $0$ and
+# $\WV$ at $0$ unless we fix it to the identity.
+#
+# ```{prf:definition} Training and accuracy
+# :label: def-tf-training
+#
+# Training minimises the cross-entropy $-\log\big(e^{f_y}/\sum_k e^{f_k}\big)$ averaged over a
+# batch of contexts drawn afresh from the task at every step (so the loss being minimised is the
+# population loss), with the Adam optimiser. *Accuracy* is the fraction of fresh contexts with
+# $\hat y=y$; the *Bayes ceiling* is the accuracy of the Bayes-optimal predictor on the same
+# contexts (ties broken uniformly at random).
+# ```
+
+# %% [markdown]
+# ## Look at it first: a forward pass by hand
+#
+# A tiny model, $m=3$ ($V=8$ tokens), $d=4$, random weights, and two contexts of length $L=5$.
+# We compute the five equations with plain tensor operations, printing every shape, and then ask
+# the package's model built from the same weights for its logits.
+
+# %%
+g = torch.Generator().manual_seed(3)
+V, d, L = 8, 4, 5
+W_E = torch.randn(V, d, generator=g) / d ** 0.5      # [V, d], row i embeds token i
+W_KQ = torch.randn(d, d, generator=g)                # [d, d]
+W_V = torch.randn(d, d, generator=g)                 # [d, d]
+contexts = torch.tensor([[1, 2, 4, 2, 1],
+                         [7, 6, 6, 3, 5]])           # [n, L] = [2, 5]
+
+X = W_E[contexts]                                    # [n, L, d]: embeddings of the context
+q = X[:, -1, :]                                      # [n, d]: the query, last token's embedding
+s = torch.einsum("nd,de,nle->nl", q, W_KQ, X)       # [n, L]: s_l = q^T W_KQ x_l
+a = torch.softmax(s, dim=1)                          # [n, L]
+h = torch.einsum("nl,nld->nd", a, X)                 # [n, d]
+v = h @ W_V.T                                        # [n, d]: row i is W_V h_i
+f = v @ W_E.T                                        # [n, V]: f_k = W_E(k)^T W_V h
+
+for name, t in [("X", X), ("scores s", s), ("attention a", a), ("h", h), ("logits f", f)]:
+    print(f"{name:12s} shape {tuple(t.shape)}")
+print("attention of context 0:", " ".join(f"{w:.3f}" for w in a[0].tolist()))
+print("logits of context 0:   ", " ".join(f"{x:.3f}" for x in f[0].tolist()))
+
+model = lca.OneLayerTransformer.from_weights(W_E, W_KQ, W_V)
+diff_f = float((model(contexts).detach() - f).abs().max())
+diff_a = float((model.attention(contexts).detach() - a).abs().max())
+print(f"model(...) equals the hand computation (max |difference| < 1e-5): "
+      f"logits {diff_f < 1e-5}, attention {diff_a < 1e-5}")
+
+# %% [markdown]
+# Two things to notice. The attention of context 0 gives equal weight to the two positions that
+# hold token $1$ and to the two that hold token $2$: the score depends on the token, not on the
+# position, because there is no positional encoding. And the logits exist for all $V=8$ tokens,
+# including those that do not occur in the context; the target of a real example never occurs in
+# its own context, so the model has to *recall* it from the tokens it sees.
+
+# %% [markdown]
+# ## Training the model
+#
+# Our running task, used for the rest of the chapter, is the one of {doc}`02_lca_task` with
+# neighbourhood $\N_1$ (tokens at Hamming distance $1$ from the target) and noise rate
+# $\varepsilon=0.5$: each context token is, with probability $1/2$, a uniform draw from the
+# target's $m$ neighbours and otherwise a uniform token other than the target. We train two
+# models side by side as one batched program (`lca.sweep`): one with a trained $\WV$, and one
+# with $\WV$ fixed to the identity; $\WE$ and $\WKQ$ are trained in both. Here $m=6$ ($V=64$),
+# $L=16$, $d=32$, batch $128$, $300$ Adam steps with learning rate $0.06/\sqrt d\approx0.011$.
+
+# %%
+spec = lca.TaskSpec(m=6, L=16, noise=0.5)
+base = lca.TrainConfig(spec, d=32, steps=300, batch_size=128, lr=0.06 / 32 ** 0.5, eval_every=25,
+                       device=device)
+VARIANTS = {"trained W_V": {}, "W_V = I": {"train_V": False, "WV_init": "identity"}}
+pair = lca.sweep(base, seeds=(0,), variants=VARIANTS, progress=False)
+eval_ctx, eval_y = lca.sample(spec, base.n_eval, seed=base.eval_seed)   # the evaluation set
+bayes_run = float(bayes_correct(spec, eval_ctx, eval_y).mean())
+labels = [lab for lab, _ in pair.labels]
+fig = plots.plot_training_curves(pair.history, labels=labels, bayes=bayes_run,
+                                 title="m = 6, L = 16, noise 0.5: trained W_V vs W_V = I")
+plt.show()
+
+# %%
+print(f"Bayes ceiling on the evaluation set: {bayes_run:.3f}")
+print(" step  " + "  ".join(f"{lab:>12s}" for lab in labels) + "   (accuracy)")
+for step, acc in zip(pair.history["step"], pair.history["accuracy"]):
+    print(f"{step:5d}  " + "  ".join(f"{x:12.3f}" for x in acc))
+
+# %% [markdown]
+# The model with a trained value matrix climbs towards the ceiling within a few hundred steps;
+# the one with $\WV=I$ stalls far below it. Here is one evaluation context seen through the
+# trained model: where its attention goes and which logits win.
+
+# %%
+trained = pair.model.member(0)
+trace = probes.forward_trace(trained, eval_ctx[:8])
+fig = plots.plot_forward_pass(trace, index=3, target=int(eval_y[3]),
+                              title="Trained model (m = 6, L = 16, noise 0.5) on one context")
+plt.show()
+top = int(trace["logits"][3].argmax())
+print(f"target {int(eval_y[3])}, prediction {top}, "
+      f"context tokens {sorted(set(eval_ctx[3].tolist()))}")
+print("attention:", " ".join(f"{w:.3f}" for w in trace["attention"][3].tolist()))
+
+# %% [markdown]
+# Look at the orange bars: the tokens that *are* in the context get some of the most negative
+# logits. The trained model has learned that a target never appears in its own context, and it
+# ranks first a token that is close to many of the context's tokens without being one of them.
+#
+# ## Results
+#
+# Two facts explain what we just saw. The first says that the architecture is not the bottleneck:
+# with enough dimensions it can implement the Bayes-optimal rule exactly, even without using its
+# attention. The second says what fixing $\WV=I$ costs. Both start from the case of uniform
+# attention, which the lemma below describes (its proof is {ref}`ex-tf-uniform`). Write
+# $c(x)\in\R^V$ for the *count vector* of a context, $c_k(x)=\#\{l: x_l=k\}$.
+#
+# ```{prf:lemma} Uniform attention reads a bag of tokens
+# :label: lem-tf-uniform
+#
+# If $\WKQ=0$, then $a_l=1/L$ for every $l$, $h=\frac1L\sum_l\WE(x_l)=\frac1L\WE^\top c(x)$, and
+# the logits are $f=\frac1L M\,c(x)$ with $M=\WE\WV\WE^\top\in\R^{V\times V}$. The model is then a
+# linear classifier of the count vector.
+# ```
+#
+# Let $P(y,x)$ be the probability that a context token equals $x$ when the target is $y$ (the
+# context law, `spec.context_law()`), with the tokens independent given $y$ and $y$ uniform. By
+# Bayes' rule the posterior of $y$ is proportional to
+# $\prod_l P(y,x_l)=\exp\big(\sum_k c_k(x)\log P(y,k)\big)$, so the Bayes-optimal rule is *also*
+# linear in the count vector. Since $P(y,y)=0$, some entries of $\log P$ are $-\infty$; let
+# $B$ be the largest finite $|\log P(y,k)|$ and, for a clip $C>LB$, let $\Lambda\in\R^{V\times V}$
+# be $\log P$ with every $-\infty$ replaced by $-C$ (`lca.probes.clipped_log_law`).
+#
+# ```{prf:theorem} The Bayes ceiling is reachable when $d\ge V$
+# :label: thm-tf-bayes-reachable
+#
+# Assume the $L$ context tokens are independent given $y$ with law $P(y,\cdot)$ and $y$ is uniform
+# (no special law for the last token). Let $\WE\in\R^{V\times d}$ have rank $V$ (so $d\ge V$),
+# $\WE^+=\WE^\top(\WE\WE^\top)^{-1}$ its pseudo-inverse, $\WKQ=0$ and $\WV=\WE^+\Lambda(\WE^+)^\top$.
+# Then for every context $x$ that has positive probability, $f(x)=\frac1L\Lambda c(x)$ and
+# $\argmax_k f_k(x)$ is exactly the set of Bayes-optimal (maximum a posteriori) targets. In
+# particular the model's accuracy equals the Bayes ceiling when ties are broken alike.
+# ```
+#
+# :::{prf:proof}
+# By {prf:ref}`lem-tf-uniform`, $f=\frac1L\WE\WV\WE^\top c=\frac1L(\WE\WE^+)\Lambda(\WE\WE^+)^\top c$,
+# and $\WE\WE^+=\WE\WE^\top(\WE\WE^\top)^{-1}=I_V$ because $\WE\WE^\top$ is invertible when $\WE$
+# has rank $V$. So $f=\frac1L\Lambda c$. If $y$ can produce $x$ ($P(y,x_l)>0$ for all $l$), every
+# term of $(\Lambda c)_y=\sum_l\log P(y,x_l)$ is finite, and $(\Lambda c)_y=\log p(x\mid y)\ge-LB$.
+# If $y$ cannot produce $x$, some token $x_l$ has $P(y,x_l)=0$, contributing $-C$, and all other
+# terms are $\le0$ (they are logarithms of probabilities), so $(\Lambda c)_y\le-C<-LB$. Since $x$
+# has positive probability, at least one $y$ can produce it, so the maximisers of $\Lambda c$ are
+# the maximisers of $\log p(x\mid y)$, which under a uniform prior are the maximisers of the
+# posterior. Dividing by $L>0$ changes nothing.
+# :::
+#
+# So in the over-parameterised regime $d\ge V$ any gap between a trained model and the ceiling is
+# a matter of optimisation, not of expressiveness. Notice what the construction needs: a general
+# $\WV$. The next lemma shows what goes wrong when $\WV$ is frozen at the identity.
+#
+# ```{prf:lemma} The identity value matrix votes for the context
+# :label: lem-tf-identity-vote
+#
+# Let $\WV=I$ (tied unembedding, no residual or layer norm) and let $\WE$, $\WKQ$ be arbitrary.
+# For every context $x$,
+#
+# $$
+# \max_{l}\ f_{x_l}(x)\ \ge\ \sum_{l=1}^L a_l\,f_{x_l}(x)\ =\ \|h\|^2 .
+# $$
+#
+# Hence the target $y$, which is not in its context, can only be ranked first if
+# $\WE(y)^\top h>\|h\|^2$, which by Cauchy-Schwarz needs $\|\WE(y)\|>\|h\|$.
+# ```
+#
+# :::{prf:proof}
+# With $\WV=I$, $f_k=\WE(k)^\top h$. Then $\sum_l a_l f_{x_l}=\big(\sum_l a_l\WE(x_l)\big)^\top
+# h=h^\top h$. The weights $a_l$ are non-negative and sum to $1$, so the largest of the numbers
+# $f_{x_l}$ is at least their weighted mean. If $y$ beats every context token then
+# $\WE(y)^\top h>\|h\|^2$, and $\WE(y)^\top h\le\|\WE(y)\|\,\|h\|$ gives $\|\WE(y)\|>\|h\|$
+# (when $h\ne0$).
+# :::
+#
+# With $\WV=I$ every context token votes for itself with the weight it receives in $h$, and the
+# target can only win by having a longer embedding than the gathered vector $h$. When a context
+# holds few distinct tokens (short contexts, many repeats) $h$ is close to one embedding and this
+# is hard; a trained $\WV$ removes the constraint by mapping $h$ to the *neighbours'* common
+# target rather than to the tokens themselves.
+
+# %% [markdown]
+# ## Check it
+#
+# **The theorem.** Take $m=4$ ($V=16$), $L=8$, noise $0.3$, Gaussian embeddings with $d=24$, and
+# the value matrix of {prf:ref}`thm-tf-bayes-reachable`; compute in float64. On $4096$ fresh
+# contexts we compare the model's predictions with the maximisers of the exact log-likelihood
+# (`lca.task.log_likelihood`, computed independently of the model).
+
+# %%
+spec4 = lca.TaskSpec(m=4, L=8, noise=0.3)
+ctx4, y4 = lca.sample(spec4, 4096, seed=1)
+ll = log_likelihood(spec4, ctx4)                                 # [n, V] log p(x | y)
+unique = (ll >= ll.max(1, keepdim=True).values - 1e-9).sum(1) == 1
+map_pred = ll.argmax(1)
+
+
+def constructed_model(spec, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    W_E = torch.randn(spec.V, d, generator=g, dtype=torch.float64) / d ** 0.5
+    return lca.OneLayerTransformer.from_weights(W_E, None, probes.bayes_value_matrix(spec, W_E))
+
+
+pred4 = constructed_model(spec4, 24, seed=0).predict(ctx4)
+print(f"contexts with a unique Bayes answer: {float(unique.double().mean()):.4f}")
+print(f"model prediction = Bayes answer on those contexts: "
+      f"{float((pred4 == map_pred)[unique].double().mean()):.4f}   (theorem: 1.0000)")
+print(f"accuracy on those contexts: model {float((pred4 == y4)[unique].double().mean()):.4f}, "
+      f"Bayes {float((map_pred == y4)[unique].double().mean()):.4f}")
+print(f"accuracy on all contexts:   model {float((pred4 == y4).double().mean()):.4f}, "
+      f"Bayes ceiling {float(bayes_correct(spec4, ctx4, y4).mean()):.4f} (ties broken uniformly)")
+
+# %% [markdown]
+# On contexts where the Bayes answer is unique the constructed model gives it every time; on the
+# rest (ties, frequent at $L=8$) the model picks one of the tied targets, so its overall accuracy
+# differs from the ceiling only by the luck of the tie-breaks.
+#
+# **The lemma.** For the two models trained above, we compute on $2048$ evaluation contexts the
+# largest logit among the context's own tokens, $\max_l f_{x_l}$, and $\|h\|^2$.
+
+# %%
+for i, lab in enumerate(labels):
+    member = pair.model.member(i)
+    top_ctx, h_sq = probes.context_vote(member, eval_ctx)
+    logits = member(eval_ctx).detach()
+    pred = logits.argmax(1)
+    wrong = pred != eval_y
+    in_ctx = (eval_ctx == pred[:, None]).any(1)
+    beats = top_ctx > logits.gather(1, eval_y[:, None]).squeeze(1)
+    print(f"{lab:12s} min over contexts of (max_l f_x_l - |h|^2) >= 0: "
+          f"{bool((top_ctx - h_sq).min() >= 0)!s:5s}   "
+          f"a context token outscores the target: {float(beats.double().mean()):.3f}   "
+          f"errors that predict a context token: "
+          f"{float((wrong & in_ctx).double().sum() / wrong.double().sum()):.3f}")
+
+# %% [markdown]
+# For $\WV=I$ the inequality holds on every context, as the lemma says, and most of the model's
+# errors name a token that is *in* the context. The trained value matrix is not bound by the
+# lemma (the inequality fails on some contexts) and rarely makes that kind of mistake.
+
+# %% [markdown]
+# ## The paper's figures
+#
+# ### Accuracy against context length
+#
+# The paper's figures `length_n5` to `length_n8` plot accuracy against the context length for
+# $m=5,\dots,8$, with a trained value matrix and with $\WV$ fixed to the identity; the summaries
+# of the paper say that short contexts hurt, and hurt most when $\WV$ is frozen. The noise-free
+# task with $\N_1$ is too easy for this comparison at large $L$ (both variants reach accuracy
+# $1$; see "Where it breaks" below), so **in this course we use** the noisy task of this chapter
+# ($\N_1$, noise $0.5$), $d=32$, $300$ steps, batch $128$, learning rate $0.06/\sqrt d$, and $2$
+# seeds per point. (We picked the learning rate from the coarse grid $\{0.06,0.2\}/\sqrt d$:
+# at the larger one the $\WV=I$ runs oscillate.) Each $(m,L)$
+# point is one ensemble of $2$ variants $\times$ $2$ seeds. `probes.length_sweep` takes the full
+# grid as arguments (the default is $5$ seeds); raise `seeds` or `steps` to tighten the curves.
+
+# %%
+length_table = probes.length_sweep(m_values=(5, 6, 7, 8), L_values=(4, 8, 16, 32, 64), d=32,
+                                   noise=0.5, steps=300, seeds=(0, 1), device=device)
+fig = plots.plot_accuracy_vs_length(length_table)
+plt.show()
+
+# %%
+print(length_table.format(3))
+gap = {m: [t - i for t, i in zip(length_table.mean["trained W_V"][m],
+                                 length_table.mean["W_V = I"][m])] for m in length_table.m_values}
+glue("tf_gap_m8_L8", gap[8][1], display=False)
+glue("tf_gap_m8_L64", gap[8][4], display=False)
+
+# %% [markdown]
+# Three things stand out. Accuracy rises with $L$ for every variant, because longer contexts name
+# more of the target's neighbours; the Bayes ceiling rises too. The trained value matrix stays
+# close to the ceiling once $L\ge32$ and falls short of it for short contexts, where a few hundred
+# steps are not enough to learn the finer rule. And the identity value matrix is far below both at
+# every length: at $m=8$ the gap to the trained $\WV$ is {glue:text}`tf_gap_m8_L8:.3f` at $L=8$ and
+# still {glue:text}`tf_gap_m8_L64:.3f` at $L=64$. The printed table is exactly what is plotted
+# (means over seeds; the bands are $\pm$ one standard deviation). These are numbers at a fixed
+# budget of $300$ steps: in our runs with ten times more steps the gap narrows at $L=64$ but does
+# not close, and stays large at $L=16$ (try `steps=3000` with one value of $m$).
+#
+# ### Accuracy against embedding dimension
+#
+# The paper's figures `dim_n5` to `dim_n8` plot accuracy against $d$ with embeddings fixed at
+# their Gaussian initialisation and with trained embeddings; the summaries say that
+# over-parameterised embeddings ($d\gtrsim V$) can stay at their random initialisation while
+# embedding training is needed when $d<V$. **In this course we use** the noise-free $\N_1$ task
+# with $L=32$ (where the Bayes ceiling is $1$, so any shortfall is the model's), $\WKQ$ and $\WV$
+# trained in both variants, and learning rate $0.2/\sqrt d$ so that one Adam step moves an
+# embedding entry by the same fraction of its initial size at every $d$ (from the same coarse
+# grid; at $0.06/\sqrt d$ the fixed-embedding runs are still learning $\WV$ after $300$ steps). To keep the chapter
+# under a minute we run $m=5,6$ here; `probes.dim_sweep(m_values=(5, 6, 7, 8), d_values=(4, ...,
+# 256))` runs the full grid.
+
+# %%
+dim_table = probes.dim_sweep(m_values=(5, 6), d_values=(4, 8, 16, 32, 64, 128), L=32, noise=0.0,
+                             steps=300, seeds=(0, 1), device=device)
+fig = plots.plot_accuracy_vs_dim(dim_table)
+plt.show()
+
+# %%
+print(dim_table.format(3))
+
+# %% [markdown]
+# Left of the dotted line ($d<V$, under-parameterised) the fixed random embeddings fail badly,
+# while trained embeddings solve the task already at $d=8$. Right of it ($d\ge V$) fixed random
+# embeddings are almost as good as trained ones. The theorem says why the right side works: a
+# Gaussian $\WE$ with $d\ge V$ has rank $V$, so a suitable $\WV$ exists for any embedding. On the
+# left, the embeddings have to be *arranged* so that a matrix of rank at most $d$ can do the job;
+# {doc}`05_embeddings` shows the arrangement that training finds.
+
+# %% [markdown]
+# ## Where it breaks
+#
+# **Fewer dimensions than tokens.** The theorem needs $\WE$ of rank $V$. With $d<V$ the same
+# formula only gives the projection of $\Lambda$ onto the span of the embeddings. Same task as in
+# "Check it" ($V=16$), same construction, decreasing $d$:
+
+# %%
+print("   d   agreement with Bayes (unique contexts)   accuracy")
+for d_ in (64, 32, 16, 12, 8, 4):
+    pred_d = constructed_model(spec4, d_, seed=d_).predict(ctx4)
+    print(f"{d_:4d}   {float((pred_d == map_pred)[unique].double().mean()):38.4f}   "
+          f"{float((pred_d == y4).double().mean()):8.4f}")
+
+# %% [markdown]
+# At $d\ge V=16$ the construction is exact. Below $V$ it does not degrade gently: already at
+# $d=12$ it agrees with the Bayes answer on only a small fraction of contexts. Random embeddings in
+# too few dimensions are not a slightly worse memory; they lose most of the rule, which is what the
+# fixed-$\WE$ curves above show from the trained side.
+#
+# **A task that is too easy.** Our length sweep used noise $0.5$. With the noise-free $\N_1$ task
+# at $L=64$, every context names almost all of the target's $m$ neighbours, and the comparison
+# that the length figure makes disappears:
+
+# %%
+easy = lca.sweep(lca.TrainConfig(lca.TaskSpec(m=6, L=64), d=32, steps=300, batch_size=128,
+                                 lr=0.06 / 32 ** 0.5, eval_every=0, device=device),
+                 seeds=(0,), variants=VARIANTS, progress=False)
+for (lab, _), acc in zip(easy.labels, easy.history["accuracy"][-1]):
+    print(f"noise-free N_1, m = 6, L = 64, {lab:12s}: accuracy {acc:.3f}")
+
+# %% [markdown]
+# Both variants are (nearly) perfect, so a difference between trained and identity $\WV$ can only
+# show on harder tasks: short contexts, noise, or broader neighbourhoods. This is why we chose a
+# noisy task for the length figure, and it is a reminder that "the value matrix matters" is a
+# statement about a task, not about the architecture alone.
+
+# %% [markdown]
+# ## Explore
+#
+# Pick $m$, $L$, $d$ and the noise rate; the explorer trains the pair (trained $\WV$ and
+# $\WV=I$, $200$ steps) and draws their learning curves against the Bayes ceiling. Try short
+# contexts with $\WV=I$, or $d$ far below $V$.
+
+# %%
+def draw_training(m=5, L=16, d=16, noise=0.5):
+    spec_e = lca.TaskSpec(m=m, L=L, noise=noise)
+    cfg = lca.TrainConfig(spec_e, d=d, steps=200, batch_size=128, lr=0.06 / d ** 0.5,
+                          eval_every=20, n_eval=1024, device=device)
+    res = lca.sweep(cfg, seeds=(0,), variants=VARIANTS, progress=False)
+    ctx_e, y_e = lca.sample(spec_e, cfg.n_eval, seed=cfg.eval_seed)
+    ceiling = float(bayes_correct(spec_e, ctx_e, y_e).mean())
+    return plots.plot_training_curves(
+        res.history, labels=[lab for lab, _ in res.labels], bayes=ceiling,
+        title=f"m = {m}, L = {L}, d = {d}, noise {noise:.2f}: learning curves")
+
+
+explorer(draw_training, title="Train a tiny one-layer transformer",
+         m=widgets.IntSlider(value=5, min=3, max=7, description="m"),
+         L=widgets.IntSlider(value=16, min=1, max=64, description="L"),
+         d=widgets.IntSlider(value=16, min=2, max=64, description="d"),
+         noise=widgets.FloatSlider(value=0.5, min=0.0, max=0.9, step=0.05, description="noise"))
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Attention weights
+# :label: ex-tf-attention
+#
+# Write `attention(W_E, W_KQ, contexts)` returning the `[n, L]` attention weights of
+# {prf:ref}`def-tf-model`: the query is the *last* token, the score of position $l$ is
+# $\WE(x_L)^\top\WKQ\WE(x_l)$ and the weights are a softmax over positions.
+# ```
+#
+# ```{solution} ex-tf-attention
+# :class: dropdown
+#
+# `X = W_E[contexts]`; `q = X[:, -1]`; `s = torch.einsum("nd,de,nle->nl", q, W_KQ, X)`;
+# `return torch.softmax(s, dim=1)`. The checker uses a non-symmetric $\WKQ$, so
+# `einsum("nd,ed,nle->nl", ...)` (the transpose, i.e. the score $\WE(x_l)^\top\WKQ\WE(x_L)$) fails,
+# as does using the first token as the query or forgetting to normalise.
+# ```
+
+# %%
+def my_attention(W_E, W_KQ, contexts):
+    X = W_E[contexts]                                 # replace with your own version
+    s = torch.einsum("nd,de,nle->nl", X[:, -1], W_KQ, X)
+    return torch.softmax(s, dim=1)
+
+
+_ = check_attention(my_attention)
+
+# %% [markdown]
+# ```{exercise} The forward pass
+# :label: ex-tf-forward
+#
+# Write `forward(W_E, W_KQ, W_V, contexts)` returning the `[n, V]` logits of
+# {prf:ref}`def-tf-model` (tied unembedding). You may call your `attention` from the previous
+# exercise.
+# ```
+#
+# ```{solution} ex-tf-forward
+# :class: dropdown
+#
+# `a = attention(W_E, W_KQ, contexts)`; `h = torch.einsum("nl,nld->nd", a, W_E[contexts])`;
+# `return h @ W_V.T @ W_E.T`. With rows as examples, $v=\WV h$ is `h @ W_V.T`; writing
+# `h @ W_V` applies $\WV^\top$ instead, which the checker (random, non-symmetric $\WV$) catches.
+# ```
+
+# %%
+def my_forward(W_E, W_KQ, W_V, contexts):
+    h = torch.einsum("nl,nld->nd", my_attention(W_E, W_KQ, contexts), W_E[contexts])
+    return h @ W_V.T @ W_E.T                          # replace with your own version
+
+
+_ = check_forward(my_forward)
+
+# %% [markdown]
+# ```{exercise} Uniform attention (prove it, then code it)
+# :label: ex-tf-uniform
+#
+# Prove {prf:ref}`lem-tf-uniform`: if $\WKQ=0$ the attention is uniform, $h$ is the mean of the
+# context embeddings, $h=\frac1L\WE^\top c(x)$, and $f=\frac1L Mc(x)$ with $M=\WE\WV\WE^\top$. Then
+# write `count_logits(M, contexts)` returning the `[n, V]` logits $\frac1L Mc(x)$ directly from
+# the count vectors, without embeddings.
+# ```
+#
+# ```{solution} ex-tf-uniform
+# :class: dropdown
+#
+# With $\WKQ=0$ every score is $s_l=\WE(x_L)^\top0\,\WE(x_l)=0$, so
+# $a_l=e^0/\sum_{l'}e^0=1/L$ and $h=\frac1L\sum_l\WE(x_l)$. Grouping equal tokens,
+# $\sum_l\WE(x_l)=\sum_k c_k(x)\WE(k)=\WE^\top c(x)$ because $\WE(k)$ is row $k$ of $\WE$. Then
+# $f=\WE\WV h=\frac1L\WE\WV\WE^\top c(x)=\frac1L Mc(x)$. In code:
+# `c = torch.zeros(n, V).scatter_add_(1, contexts, torch.ones(n, L))` (with `M`'s dtype) and
+# `return c @ M.T / L`. Using `c @ M` (that is $M^\top c$), the indicator `c > 0` instead of the
+# counts, or dropping the $1/L$ are the slips the checker looks for.
+# ```
+
+# %%
+def my_count_logits(M, contexts):
+    n, L = contexts.shape
+    c = torch.zeros(n, M.shape[0], dtype=M.dtype)
+    c.scatter_add_(1, contexts, torch.ones(n, L, dtype=M.dtype))
+    return c @ M.T / L                                # replace with your own version
+
+
+_ = check_count_logits(my_count_logits)
+
+# %% [markdown]
+# ```{exercise} A Bayes-optimal value matrix
+# :label: ex-tf-bayes-wv
+#
+# Write `bayes_wv(Lam, W_E)` returning a $d\times d$ matrix $\WV$ with $\WE\WV\WE^\top=\Lambda$,
+# for $\WE\in\R^{V\times d}$ of rank $V$. Then use it with
+# `Lam = probes.clipped_log_law(spec)` to build a model that reaches the Bayes ceiling, and measure
+# the gap `lca.bayes_accuracy(spec) - lca.evaluate(model, spec)` for a task of your choice.
+# ```
+#
+# ```{solution} ex-tf-bayes-wv
+# :class: dropdown
+#
+# `Ep = torch.linalg.pinv(W_E)` (shape `[d, V]`, with `W_E @ Ep` the $V\times V$ identity) and
+# `return Ep @ Lam @ Ep.T`. Using `W_E.T` in place of the pseudo-inverse only works for
+# orthonormal rows, and `Ep @ Lam.T @ Ep.T` builds the rule for $P^\top$; the checker uses
+# Gaussian embeddings and a non-symmetric $\Lambda$ to catch both. The accuracy gap is zero up to
+# sampling and tie-breaking noise, by {prf:ref}`thm-tf-bayes-reachable`.
+# ```
+
+# %%
+def my_bayes_wv(Lam, W_E):
+    Ep = torch.linalg.pinv(W_E)
+    return Ep @ Lam @ Ep.T                            # replace with your own version
+
+
+_ = check_bayes_value_matrix(my_bayes_wv)
+
+# %% [markdown]
+# ```{exercise} One context token and the identity value matrix (prove)
+# :label: ex-tf-one-token
+#
+# Suppose $\WV=I$ and all embeddings have the same norm $r>0$. Show that on a context whose
+# tokens are all equal (for example any context with $L=1$) the model never ranks the target
+# strictly first, whatever $\WKQ$ is. What is then the accuracy of such a model on the
+# noise-free $\N_1$ task with $L=1$, and what is the Bayes ceiling there?
+# ```
+#
+# ```{solution} ex-tf-one-token
+# :class: dropdown
+#
+# If every $x_l$ equals the same token $u$, then $h=\WE(u)$ whatever the weights, so
+# $f_u=\|\WE(u)\|^2=r^2$ and, for any $k$, $f_k=\WE(k)^\top\WE(u)\le r^2$ by Cauchy-Schwarz. The
+# target $y\ne u$ therefore scores at most as much as $u$: at best it ties. (This is
+# {prf:ref}`lem-tf-identity-vote` with $\|h\|=r$.) With $L=1$ the model predicts the context
+# token itself, or a token whose embedding equals it, and is never strictly right: its accuracy
+# is $0$ if the embeddings are distinct. The Bayes predictor sees one neighbour $u$ of $y$ and can
+# only guess among the $m$ neighbours of $u$, so the ceiling is $1/m$.
+# ```
+
+# %% [markdown]
+# ## Summary
+#
+# The one-layer transformer of this course gathers the context into one vector $h$ with
+# attention, reads it out through the value matrix, and scores every token by an inner product
+# with its embedding. It is expressive enough to be Bayes-optimal once $d\ge V$, even with uniform
+# attention, but only because $\WV$ can be any matrix: frozen at the identity, every context token
+# votes for itself and the target must outvote them, which fails most on short contexts. Trained
+# embeddings make small $d$ workable; random ones need $d\gtrsim V$. For context hijacking this
+# sets the stage: the answer is recalled through $\WV$ from whatever tokens the context
+# contains, so a context packed with tokens that point to another answer can steer the recall
+# without ever stating the fact. {doc}`04_value_matrix` opens up that value matrix.
