@@ -340,6 +340,8 @@ for i, lab in enumerate(labels):
 # lemma (the inequality fails on some contexts) and rarely makes that kind of mistake.
 
 # %% [markdown]
+# (fig-paper-length)=
+#
 # ## The paper's figures
 #
 # ### Accuracy against context length
@@ -369,6 +371,8 @@ glue("tf_gap_m8_L8", gap[8][1], display=False)
 glue("tf_gap_m8_L64", gap[8][4], display=False)
 
 # %% [markdown]
+# (fig-paper-dim)=
+#
 # Three things stand out. Accuracy rises with $L$ for every variant, because longer contexts name
 # more of the target's neighbours; the Bayes ceiling rises too. The trained value matrix stays
 # close to the ceiling once $L\ge32$ and falls short of it for short contexts, where a few hundred

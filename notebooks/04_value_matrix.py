@@ -458,6 +458,8 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: {1 / (5 * 32):.6f}; for the bal
       f"{1 / (15 * 32):.6f}")
 
 # %% [markdown]
+# (fig-paper-3a)=
+#
 # The population gradient matches autograd to rounding error, for orthonormal *and* Gaussian
 # embeddings (part 1 of the theorem holds for any embedding). The sampled gradients land inside
 # their tolerance, which shrinks like $1/\sqrt n$. For the reading as "construction plus shift",
@@ -597,6 +599,8 @@ for eps in (0.0, 0.3, 0.6):
           f"{1 - memory.construction_accuracy(spec, n=N_MC, seed=7):.4f}")
 
 # %% [markdown]
+# (fig-paper-wv-replace)=
+#
 # ## A trained $\WV$ against the construction
 #
 # If training builds an associative memory, a trained value matrix should be replaceable by the

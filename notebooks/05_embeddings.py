@@ -245,6 +245,8 @@ print("  Krawtchouk of the mean profile    :", " ".join(f"{float(x):.4f}" for x 
 # weight are exact, as {prf:ref}`lem-geo-profile-projection` says.
 
 # %% [markdown]
+# (fig-paper-3b)=
+#
 # ## The paper's figure: inner product against Hamming distance
 #
 # Fig. 3(b) of {cite}`jiang2024elephants` shows, for $m=8$ in the underparameterised regime, the
@@ -375,6 +377,8 @@ for v in names:
 # the spectral face of the zig-zag, as we explain below.
 
 # %% [markdown]
+# (fig-paper-spectrum)=
+#
 # ### Spectra and eigen-gaps for $m\in\{7,8\}$, $d\in\{32,64\}$
 #
 # The paper's sources hold figures named `spectrum_n{7,8}_d{32,64}_e{0,1,2,3}`, probably spectra

@@ -295,6 +295,8 @@ for beta_ in (1.0, 5.0, 20.0):
 # in this example: this is a numerical observation, not part of the theorem.
 
 # %% [markdown]
+# (fig-paper-3c)=
+#
 # ## The paper's figure: attention heat maps at $m=8$
 #
 # The paper's Fig. 3(c) shows "the average attention score heat map with $m=8$ and the cluster

@@ -186,6 +186,8 @@ for i, r in enumerate(rho_check):
 # printed in the middle column. The simulation agrees within its sampling error of about $0.004$.
 
 # %% [markdown]
+# (fig-paper-2-model)=
+#
 # ## The paper's Fig. 2 inside the model
 #
 # Fig. 2 of the paper plots the efficacy score of real language models against the number of
