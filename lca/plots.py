@@ -63,6 +63,8 @@ def plot_efficacy_curves(curves: dict, metric: str = "efficacy", model_name: str
             ax.plot(curve["k"], curve[metric], color=COLORS[color], marker=marker,
                     label=f"{label} (n = {curve['n']})")
         ax.set_xlabel("number of prepended sentences k")
+        ks = sorted({k for c in curves.values() for k in c["k"]})
+        ax.set_xticks(ks)
         ax.set_ylim(*ylim)
         ax.set_title("reverse hijacking (true target in the context)" if reverse
                      else "hijacking (false target in the context)", fontsize=10)

@@ -1,0 +1,540 @@
+# %% tags=["remove-cell"]
+# Colab setup: install the course package (runs only on Google Colab)
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
+
+# %% [markdown]
+# # Context hijacking: do language models dream of elephants?
+#
+# Tell someone "do not think of an elephant" and an elephant is the first thing they picture. The
+# paper this course follows {cite}`jiang2024elephants` asks whether language models behave the
+# same way when they retrieve facts. Its opening example: GPT-2 completes "The Eiffel Tower is in
+# the city of" with *Paris*, but after the true sentence "The Eiffel Tower is not in Chicago." it
+# answers *Chicago*. Nothing false was said, yet the answer changed, simply because a word sat in
+# the context. The paper calls this **context hijacking** and measures it on the CounterFact
+# benchmark {cite}`meng2022rome` for GPT-2, Gemma-2B, Gemma-2B-IT and Llama-2-7B. This chapter
+# repeats the measurement live. Offline it uses SmolLM2-135M-Instruct {cite}`allal2025smollm2`, a
+# small instruction-tuned model shipped as a Python wheel; on Colab you can switch to the paper's
+# models with one line. The rest of the course explains what we see here: retrieval behaves like
+# an associative memory whose cues are the tokens of the context, whatever the sentence around
+# them says.
+#
+# **In this chapter you will**
+#
+# - hijack a real language model with a single true sentence, and with its reverse, which helps
+#   the model instead;
+# - define the efficacy score and compute it, batched, on CounterFact for five kinds of hijacking
+#   sentences and a growing number of copies;
+# - prove that batching with padding, or packing many prompts into one prefix tree, gives exactly
+#   the scores of running each prompt alone, provided the position ids are right;
+# - see where the small model differs from the paper's models (it learns to say " not"), and what
+#   the measurements suggest about how facts are retrieved.
+
+# %% tags=["hide-input"]
+import time
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from myst_nb import glue
+
+import lca
+from lca import hijack as hj
+from lca import plots
+from lca.exercises import check_efficacy_indicator, check_hijacked_prompt, check_mean_logprob
+from lca.widgets import explorer
+
+torch.manual_seed(0)
+device = lca.default_device()
+torch.set_num_threads(1)
+
+# %% [markdown]
+# Choose the model here. `"smollm2"` runs anywhere without a network. On Colab (preferably with a
+# GPU runtime) set it to `"gpt2"`, `"google/gemma-2b"`, `"google/gemma-2b-it"` or
+# `"meta-llama/Llama-2-7b-hf"` (the Gemma and Llama models need a Hugging Face token and an
+# accepted licence) and run the notebook again; every number below is recomputed for that model.
+
+# %% tags=["nbval-ignore-output"]
+MODEL = "smollm2"
+
+t0 = time.perf_counter()
+lm = hj.load_model(MODEL, device=device)
+print(lm)
+print(f"loaded in {time.perf_counter() - t0:.1f} s")
+
+# %% [markdown]
+# ## Definitions
+#
+# ```{prf:definition} Fact-retrieval case
+# :label: def-ch0-case
+#
+# A **case** is a prompt $p$ built from a template and a subject $s$ ("The mother tongue of
+# Danielle Darrieux is"), a relation $r$ (a Wikidata property such as P103, native language), a
+# **true target** $o^*$ (French) and a **false target** $o^-$ (English). A target $o$ is scored as
+# the model would continue the prompt: as the tokens $o_1,\dots,o_T$ of `" " + o`, with a leading
+# space. In code: `lca.hijack.Fact`; CounterFact cases come from `load_counterfact`, the course's
+# own 40 facts from `load_facts`.
+# ```
+#
+# ```{prf:definition} Hijacking scheme and prepended prompt
+# :label: def-ch0-scheme
+#
+# A **scheme** maps a case to a sentence $S$. The **$k$-prepended prompt** is
+# $\tilde p_k=S\;S\;\cdots\;S\;p$ with $k$ copies of $S$, each followed by one space
+# ($\tilde p_0=p$); `lca.hijack.hijack_prompt(case, scheme, k)`. The course uses six schemes:
+#
+# | scheme | sentence $S$ | target named |
+# |---|---|---|
+# | `generic` | "Do not think of $o^-$." | false |
+# | `relation` | a true sentence of the relation, e.g. P190 "$s$ is not a twin city of $o^-$." | false |
+# | `associated` | "$s$ did not grow up in $c(o^-)$.", with $c(\cdot)$ a city where the language is spoken | neither |
+# | `generic_reverse` | "Do not think of $o^*$." | true |
+# | `relation_reverse` | the true positive sentence, e.g. "$s$ is a twin city of $o^*$." | true |
+# | `associated_reverse` | "$s$ grew up in $c(o^*)$." | neither |
+# ```
+#
+# The generic sentence is the paper's. The paper's relation sentences are known only through their
+# format, so in this course we take our own, listed in `lca.hijack.RELATION_TEMPLATES`: P190
+# "$s$ is not a twin city of $o$.", P103 "The mother tongue of $s$ is not $o$.", P131 "$s$ is not
+# located in $o$.", P641 "$s$ does not play $o$.", P1412 "$s$ does not speak $o$."; the reverse
+# sentences drop the "not" and name $o^*$. Every sentence is true. For the paper's experiment on
+# relation P1412, where the hijacking sentence avoids the target word itself, we write the
+# association table `lca.hijack.ASSOCIATED_PLACE` (French $\to$ Paris, Russian $\to$ Moscow, ...,
+# one city for each of the 40 languages that occur) and apply it to both language relations,
+# P103 and P1412. CounterFact's lite files carry no relation ids; `lca.hijack.relation_of`
+# recovers them from the templates (P190 is exactly the three twin-city templates) and, where
+# templates are shared between relations, from the target (a sport for P641; neither a country nor
+# a continent for P131).
+#
+# ```{prf:definition} Efficacy score
+# :label: def-efficacy-score
+#
+# Let $P_\theta(\cdot\mid\cdot)$ be the model's next-token distribution. The **score** of a target
+# after a prompt is its mean log-probability,
+#
+# $$
+# \ell(o\mid\tilde p)=\frac1T\sum_{j=1}^{T}\log P_\theta\big(o_j\mid\tilde p,\,o_1,\dots,o_{j-1}\big).
+# $$
+#
+# For cases $n=1,\dots,N$ and a scheme, the **efficacy score** at $k$ prepends is
+#
+# $$
+# \mathrm{ES}(k)=\frac1N\sum_{n=1}^{N}\one\big[\ell(o^-_n\mid\tilde p_{n,k})>\ell(o^*_n\mid\tilde p_{n,k})\big],
+# $$
+#
+# the share of cases in which the false target is more likely than the true one. Two variants are
+# reported next to it: the **first-token** efficacy score compares $\log P_\theta(o_1\mid\tilde p)$
+# only, and the **top-1 hijack rate** is the share of cases whose false target's first token is
+# the arg-max next token. In code: `lca.hijack.efficacy_score(lm, cases, scheme, k)` and
+# `efficacy_curve(lm, cases, scheme, ks)`.
+# ```
+#
+# The indicator follows the efficacy score of Meng et al. {cite}`meng2022rome`; how the paper
+# handles targets of several tokens is not known, and in this course we take the mean
+# log-probability above (ROME's convention) and report the first-token version beside it. A high
+# efficacy score means hijacking works; a falling one under a reverse scheme means the reverse
+# sentence helps the model.
+
+# %% [markdown]
+# ## Look at it first
+#
+# Greedy completions (the arg-max token, four times) of a plain prompt and of the same prompt
+# after one and two copies of a hijacking sentence: the paper's Eiffel Tower example first, then
+# a few of the course's own.
+
+# %%
+examples = hj.hijack_examples(lm, hj.EXAMPLES, ks=(1, 2), max_new_tokens=4)
+for row in examples:
+    print(f"{row['sentence']!r}  +  {row['prompt']!r}")
+    print(f"    k = 0: {row['before']!r}")
+    for k, after in zip((1, 2), row["after"]):
+        print(f"    k = {k}: {after!r}")
+
+# %% [markdown]
+# With SmolLM2 the Eiffel Tower stays in Paris: well-known facts resist. Where the model is less
+# sure, a true sentence moves it to the named city or language (the Space Needle, the language of
+# Brazil at $k=2$), and the sentence about Danish pushes Ingmar Bergman's mother tongue to another
+# Scandinavian language, Norwegian, before the model starts to copy the pattern "is not ...". The
+# paper's Fig. 1 shows the same kind of flips for GPT-2, Gemma and Llama. Single examples are
+# anecdotes; the efficacy score counts.
+
+# %% [markdown]
+# ## Results
+#
+# Two facts make the measurement trustworthy. The first says what the indicator depends on.
+#
+# ```{prf:lemma} Single-token targets compare logits
+# :label: lem-ch0-logits
+#
+# If $o^*$ and $o^-$ are one token each, then $\ell(o\mid\tilde p)=z_o-\log\sum_v e^{z_v}$ where
+# $z$ are the logits after $\tilde p$, so the efficacy indicator equals $\one[z_{o^-}>z_{o^*}]$ and
+# the mean and first-token efficacy scores coincide. For targets of several tokens the two can
+# differ.
+# ```
+#
+# :::{prf:proof}
+# With $T=1$ the mean has one term, $\log\softmax(z)_o=z_o-\log\sum_ve^{z_v}$. The normaliser is
+# the same for both targets because both are scored at the same position after the same prompt,
+# so it cancels from the comparison. For $T\ge2$ the later terms are conditioned on different
+# prefixes ($o^*_1$ versus $o^-_1$) and can reverse the order set by the first token: see
+# {ref}`exercise 4 <ex-ch0-two-tokens>`.
+# :::
+#
+# The second is about batching. Scoring one prompt at a time costs a forward pass per prompt; the
+# package scores many at once. A left-padded batch puts pad tokens before short prompts. A
+# **packed** row goes further: the prompts $\tilde p_0,\dots,\tilde p_5$ of one case share their
+# beginnings ($\tilde p_5$ starts with the same tokens as $\tilde p_4$), so the package merges all
+# of them, with both targets, into a **prefix tree** of tokens and runs the tree as one row.
+# A causal transformer with position ids $\pi$ computes, at each layer, a new vector for every
+# position from the vectors of the positions it may attend to.
+#
+# ```{prf:lemma} Exact batching
+# :label: lem-ch0-packing
+#
+# Let a decoder-only transformer process a row of tokens in which token $v$ may attend exactly to
+# a set $A(v)$ and carries position id $\pi(v)$. Suppose that for every token $v$ of a prompt $q$
+# placed in the row, $A(v)$ consists of $v$ and the tokens before it in $q$ (its ancestors in the
+# tree), and $\pi(v)$ is the index of $v$ in $q$ (its depth). Then every hidden vector, and so
+# every next-token distribution, at $v$ equals the one computed for $q$ alone, whatever else the
+# row holds. Left padding is the special case of a chain after masked pad tokens, with positions
+# counted from the first real token.
+# ```
+#
+# :::{prf:proof}
+# Induction over layers. The input vector of $v$ is the embedding of its token plus, for models
+# with absolute positions, the embedding of $\pi(v)$: the same as for $q$ alone. Suppose that after
+# layer $\ell-1$ every token of the row that belongs to $q$ has the vector it has in the run of $q$
+# alone. Layer $\ell$ updates $v$ by layer norms and an MLP applied to $v$'s own vector, and by
+# attention over $A(v)$: its scores are inner products of the query of $v$ with the keys of
+# $u\in A(v)$, rotated by angles that depend on $\pi(v)$ and $\pi(u)$ in rotary models, and the
+# softmax runs over $A(v)$ only because all other tokens get weight $e^{-\infty}=0$. Every
+# ingredient is one of the same vectors at the same positions as in the run of $q$ alone, so the
+# updated vector is the same. The final norm and the output layer act on each token separately.
+# :::
+#
+# In floating point the equality holds up to rounding, since the matrix products add the same
+# numbers in a different order. When the hypothesis on $\pi$ fails, for example when positions are
+# counted from the first column of a padded or packed row (what a model does when it is given no
+# position ids), the tokens sit at wrong positions and the scores change; see "Where it breaks".
+
+# %% [markdown]
+# ## Check it
+#
+# Six of the course's facts, the generic scheme at $k=0$ and $k=2$: packed rows, left-padded rows,
+# and, independently, a plain forward pass per prompt with the log-probabilities taken by hand.
+# For the lemma on single-token targets we score the CounterFact cases of the next section at
+# $k=1$ and compare the mean and first-token indicators.
+
+# %%
+facts = hj.load_facts()
+check_facts = facts[:6]
+prompts = [hj.hijack_prompt(f, "generic", k) for k in (0, 2) for f in check_facts]
+t_true = [f.target_true for k in (0, 2) for f in check_facts]
+t_false = [f.target_false for k in (0, 2) for f in check_facts]
+packed = hj.score_targets(lm, prompts, t_true, t_false, groups=[i % 6 for i in range(12)])
+padded = hj.score_targets(lm, prompts, t_true, t_false, pack=False)
+
+
+def direct_mean_logprob(prompt, target):
+    """One prompt alone, no padding: mean log-probability of the target's tokens."""
+    tok = lm.tokenizer
+    p_ids = tok(prompt)["input_ids"]
+    t_ids = tok(prompt + " " + target)["input_ids"][len(p_ids):]
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([p_ids + t_ids], device=lm.device)).logits[0]
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return float(sum(logp[len(p_ids) - 1 + j, t] for j, t in enumerate(t_ids)) / len(t_ids))
+
+
+direct = torch.tensor([direct_mean_logprob(p, t) for p, t in zip(prompts, t_true)])
+d_pack = float((packed["logp_true"].double() - direct.double()).abs().max())
+d_pad = float((padded["logp_true"].double() - direct.double()).abs().max())
+print("mean log-probability of the true target, 12 prompts:")
+print(f"  largest |packed - direct| < 1e-4: {d_pack < 1e-4}")
+print(f"  largest |padded - direct| < 1e-4: {d_pad < 1e-4}")
+print(f"  example: {prompts[7]!r} -> {t_true[7]!r}: packed {float(packed['logp_true'][7]):.4f}, "
+      f"padded {float(padded['logp_true'][7]):.4f}, direct {float(direct[7]):.4f}")
+
+# %% [markdown]
+# The three computations agree to well within $10^{-4}$ nats (the differences are float rounding,
+# about $10^{-5}$). The check of {prf:ref}`lem-ch0-logits` comes after the CounterFact cases are
+# loaded, below.
+
+# %% [markdown]
+# ## The paper's figures: efficacy against the number of prepends
+#
+# Fig. 2 of the paper plots the efficacy score against the number $k$ of prepended sentences for
+# the generic scheme and the relation scheme (P190); Figs C.1 and C.3 show the reverse schemes,
+# and Fig. C.4 the P1412 experiment without the target word. Here all six schemes run on the same
+# CounterFact cases: five per relation (P190, P103, P131, P641, P1412) drawn from the 500-case
+# file with seed 0, so 25 cases, of which the 10 language cases take the associated schemes, and
+# $k=0,\dots,3$. That keeps the chapter near a minute on one CPU thread;
+# `bench/hijack_speed.py` runs the full 200-case curve for $k=0,\dots,5$.
+
+# %%
+cases = hj.load_counterfact(n_per_relation=5, seed=0, download=True)
+ks = [0, 1, 2, 3]
+curves = {}
+for scheme in hj.SCHEMES:
+    curves[scheme] = hj.efficacy_curve(lm, hj.applicable(cases, scheme), scheme, ks,
+                                       batch_size=48)
+fig = plots.plot_efficacy_curves(curves, model_name=MODEL)
+plt.show()
+
+# %%
+print(f"{'scheme':<19}{'n':>4}{'k':>3}{'ES':>8}{'ES 1st tok':>12}{'top-1 false':>13}"
+      f"{'top-1 true':>12}{'top-1 not':>11}")
+for scheme, c in curves.items():
+    for i, k in enumerate(c["k"]):
+        print(f"{scheme:<19}{c['n']:>4}{k:>3}{c['efficacy'][i]:>8.3f}"
+              f"{c['efficacy_first_token'][i]:>12.3f}{c['top1_false'][i]:>13.3f}"
+              f"{c['top1_true'][i]:>12.3f}{c['top1_not'][i]:>11.3f}")
+glue("ch0_es_generic_0", curves["generic"]["efficacy"][0], display=False)
+glue("ch0_es_generic_1", curves["generic"]["efficacy"][1], display=False)
+glue("ch0_es_reverse_1", curves["generic_reverse"]["efficacy"][1], display=False)
+glue("ch0_es_relation_1", curves["relation"]["efficacy"][1], display=False)
+glue("ch0_es_relation_3", curves["relation"]["efficacy"][3], display=False)
+glue("ch0_top1_relation_3", curves["relation"]["top1_false"][3], display=False)
+glue("ch0_es_assoc_0", curves["associated"]["efficacy"][0], display=False)
+glue("ch0_es_assoc_3", curves["associated"]["efficacy"][3], display=False)
+
+# %% [markdown]
+# One copy of "Do not think of $o^-$." raises the efficacy score from
+# {glue:text}`ch0_es_generic_0:.3f` to {glue:text}`ch0_es_generic_1:.3f`, and one copy of the
+# reverse sentence "Do not think of $o^*$." lowers it to {glue:text}`ch0_es_reverse_1:.3f`: the
+# sentence says *not*, and the model moves towards the word it names in both directions. On the
+# first 100 cases of the 500-case file the same scheme goes from $0.30$ to $0.72$ at $k=1$ and the
+# reverse one to $0.06$ (checked by `tests/test_hijack_llm.py`), and `bench/hijack_speed.py` finds
+# $0.26, 0.69, 0.70, 0.70, 0.70, 0.68$ for $k=0,\dots,5$ on 200 cases: for this model the generic
+# curve is nearly flat after the first copy. The true relation sentences work more slowly and keep
+# working: {glue:text}`ch0_es_relation_1:.3f` at $k=1$, {glue:text}`ch0_es_relation_3:.3f` at
+# $k=3$, where the false target has become the model's top-1 next token in
+# {glue:text}`ch0_top1_relation_3:.3f` of the cases. This rising shape is what the paper reports
+# for its models in Fig. 2. The reverse relation sentences, which state the answer, drive the
+# score to zero. The associated sentences name only a city, never the language, and still raise
+# the score from {glue:text}`ch0_es_assoc_0:.3f` to {glue:text}`ch0_es_assoc_3:.3f`: the cue does
+# not have to be the target word itself, as in the paper's Fig. C.4. One caution: with 25 cases
+# (10 for the associated schemes) each point has a standard error of up to $0.10$ ($0.16$), so
+# read the sizes of the effects, not the third decimal. Notice also the column "top-1 true":
+# SmolLM2 rarely puts the true answer first after these terse prompts (it prefers to continue
+# with "the" or "a"), which is why the efficacy score compares the two targets with each other
+# rather than asking for the model's favourite word.
+#
+# Now the check of {prf:ref}`lem-ch0-logits`: on single-token cases the two indicators must agree
+# exactly; on cases with a target of several tokens they may not.
+
+# %%
+single = [c for c in cases if all(
+    len(lm.tokenizer(" " + t, add_special_tokens=False)["input_ids"]) == 1
+    for t in (c.target_true, c.target_false))]
+multi = [c for c in cases if c not in single]
+for name, group in (("single-token", single), ("multi-token", multi)):
+    items = [(c, k) for k in (0, 1) for c in group]
+    s = hj.score_targets(lm, [hj.hijack_prompt(c, "generic", k) for c, k in items],
+                         [c.target_true for c, _ in items], [c.target_false for c, _ in items])
+    mean_ind = s["logp_false"] > s["logp_true"]
+    first_ind = s["first_false"] > s["first_true"]
+    print(f"{name:>12} cases: {len(group):2d} (k = 0 and 1: {len(items):2d} prompts), mean and "
+          f"first-token indicators disagree on {int((mean_ind != first_ind).sum())}")
+
+# %% [markdown]
+# The only disagreement comes from the one case with a target of several tokens, at $k=0$, which
+# is why the first-token efficacy score is $0.04$ higher there in the table.
+
+# %% [markdown]
+# ## Where it breaks
+#
+# **The hypothesis of {prf:ref}`lem-ch0-packing`.** Give the model no position ids, so that every
+# token is numbered by its column in the batch. SmolLM2 uses rotary position embeddings, in which
+# attention depends only on *differences* of positions: shifting a whole left-padded prompt by the
+# number of pad tokens changes nothing, and padding survives the mistake. A packed row is different:
+# the prompt $\tilde p_0$ sits after the hijack sentences of the other prompts in the same row, its
+# tokens get wrong distances to each other, and the scores change. (GPT-2 adds learned embeddings
+# of absolute positions, so there even padding breaks; `tests/test_hijack_llm.py` shows both.)
+
+# %%
+bad_pad = hj.score_targets(lm, prompts, t_true, t_false, pack=False, correct_positions=False)
+bad_pack = hj.score_targets(lm, prompts, t_true, t_false, groups=[i % 6 for i in range(12)],
+                            correct_positions=False)
+print("positions counted from the first column of the row:")
+print(f"  left-padded rows: largest |error| < 1e-4: "
+      f"{float((bad_pad['logp_true'].double() - direct).abs().max()) < 1e-4}")
+print(f"  packed rows:      largest |error| = "
+      f"{float((bad_pack['logp_true'].double() - direct).abs().max()):.1f} nats")
+
+# %% [markdown]
+# **The small model says "not".** An instruction-tuned model of 135M parameters reacts to repeated
+# sentences "... is not X." partly by copying their pattern: its most likely next token becomes
+# " not". The last column of the table above measures how often on CounterFact; only the relation
+# scheme, whose sentences contain "is not" or "does not", provokes it there. The course's own
+# facts, whose subjects are famous, show it more often. The efficacy score compares only the two
+# targets, so such a case still counts as hijacked whenever the false target outranks the true
+# one, even though the model's favourite continuation is neither. The paper does not report this
+# behaviour for its models.
+
+# %%
+for scheme, c in curves.items():
+    print(f"CounterFact, {scheme:<19} k = 3: top-1 token ' not' in {c['top1_not'][3]:.3f} of "
+          f"{c['n']} cases")
+fact_curve = hj.efficacy_curve(lm, facts, "relation", [2])
+print(f"course facts, relation            k = 2: top-1 token ' not' in "
+      f"{fact_curve['top1_not'][0]:.3f} of {fact_curve['n']} facts "
+      f"(efficacy score {fact_curve['efficacy'][0]:.3f})")
+row = hj.hijack_examples(lm, [hj.EXAMPLES[3]], ks=(2,), max_new_tokens=4)[0]
+print(f"\n{row['sentence']!r} x 2 + {row['prompt']!r} -> {row['after'][0]!r}")
+
+# %% [markdown]
+# ## Explore
+#
+# The course's 40 facts under any scheme and number of prepends: each bar is the margin
+# $\ell(o^-\mid\tilde p_k)-\ell(o^*\mid\tilde p_k)$ of one fact (in nats), and bars to the right of
+# zero are hijacked facts. The static figure shows the generic scheme with one prepend; with a
+# running kernel, pick another scheme or $k$.
+
+# %%
+def draw_margins(scheme="generic", k=1):
+    chosen = hj.applicable(facts, scheme)
+    s = hj.score_targets(lm, [hj.hijack_prompt(f, scheme, k) for f in chosen],
+                         [f.target_true for f in chosen], [f.target_false for f in chosen])
+    labels = [f"{f.subject}: {f.target_true} / {f.target_false}" for f in chosen]
+    return plots.plot_hijack_margins(labels, (s["logp_false"] - s["logp_true"]).tolist(),
+                                     title=f"{MODEL}, scheme {scheme}, k = {k}")
+
+
+explorer(draw_margins, title="Hijacking the course's facts",
+         scheme=widgets.Dropdown(options=list(hj.SCHEMES), value="generic",
+                                 description="scheme"),
+         k=widgets.IntSlider(value=1, min=0, max=5, description="k"))
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} The efficacy score from scores
+# :label: ex-ch0-efficacy
+#
+# Write `efficacy(logp_true, logp_false)`: given two tensors of shape `[n]` holding
+# $\ell(o^*_n\mid\tilde p_n)$ and $\ell(o^-_n\mid\tilde p_n)$, return the efficacy score of
+# {prf:ref}`def-efficacy-score` as a float. What should a tie count as?
+# ```
+#
+# ```{solution} ex-ch0-efficacy
+# :class: dropdown
+#
+# A case counts when the false target is *strictly* more likely; a tie is not a hijack (for
+# targets sharing their first token the first-token scores always tie).
+#
+# ~~~python
+# def efficacy(logp_true, logp_false):
+#     return float((logp_false > logp_true).double().mean())
+# ~~~
+# ```
+
+# %%
+def efficacy(logp_true, logp_false):
+    return float((logp_false > logp_true).double().mean())
+
+
+check_efficacy_indicator(efficacy)
+
+# %% [markdown]
+# ```{exercise} Build a hijacked prompt
+# :label: ex-ch0-prompt
+#
+# Write `hijacked(prompt, sentence, k)` returning the $k$-prepended prompt of
+# {prf:ref}`def-ch0-scheme`. Then try your own sentence on the model with
+# `hj.greedy_completion(lm, hijacked(...))`: can you find a fact SmolLM2 gives up at $k=1$?
+# ```
+#
+# ```{solution} ex-ch0-prompt
+# :class: dropdown
+#
+# Each copy is followed by one space, so that the prompt starts a new sentence:
+#
+# ~~~python
+# def hijacked(prompt, sentence, k):
+#     return (sentence + " ") * k + prompt
+# ~~~
+#
+# Facts the model is unsure of give up first, for example the Space Needle above.
+# ```
+
+# %%
+def hijacked(prompt, sentence, k):
+    return (sentence + " ") * k + prompt
+
+
+check_hijacked_prompt(hijacked)
+
+# %% [markdown]
+# ```{exercise} Mean log-probability of a target
+# :label: ex-ch0-logprob
+#
+# A causal model run on the tokens of a prompt ($n_p$ tokens) followed by a target ($T$ tokens)
+# returns logits of shape `[n_p + T, V]`; row $i$ is the distribution of the token after position
+# $i$. Write `mean_logprob(logits, n_prompt, target_ids)` computing $\ell(o\mid p)$ of
+# {prf:ref}`def-efficacy-score`. Which row predicts the first target token?
+# ```
+#
+# ```{solution} ex-ch0-logprob
+# :class: dropdown
+#
+# Row $n_p-1$, the prompt's last token, predicts $o_1$; row $n_p-1+j$ predicts $o_{j+1}$. Take a
+# log-softmax over the vocabulary before picking the target's entries:
+#
+# ~~~python
+# def mean_logprob(logits, n_prompt, target_ids):
+#     logp = torch.log_softmax(logits, dim=-1)
+#     rows = n_prompt - 1 + torch.arange(len(target_ids))
+#     return float(logp[rows, target_ids].mean())
+# ~~~
+# ```
+
+# %%
+def mean_logprob(logits, n_prompt, target_ids):
+    logp = torch.log_softmax(logits, dim=-1)
+    rows = n_prompt - 1 + torch.arange(len(target_ids))
+    return float(logp[rows, target_ids].mean())
+
+
+check_mean_logprob(mean_logprob)
+
+# %% [markdown]
+# ```{exercise} When the first token lies
+# :label: ex-ch0-two-tokens
+#
+# Prove {prf:ref}`lem-ch0-logits`, then construct next-token probabilities for two-token targets
+# $o^*=(a,b)$ and $o^-=(c,d)$ for which the first-token indicator says "hijacked" but the mean
+# log-probability says "not hijacked". Which of the two scores would you trust for "New York"
+# against "New Delhi"?
+# ```
+#
+# ```{solution} ex-ch0-two-tokens
+# :class: dropdown
+#
+# For one-token targets see the proof of the lemma: both scores are $z_o$ minus the same
+# normaliser. For two tokens take $P(a)=0.2$, $P(c)=0.3$ after the prompt, then
+# $P(b\mid a)=0.9$ and $P(d\mid c)=0.1$. The first-token indicator compares $0.3>0.2$ and says
+# hijacked; the means are $\tfrac12\log(0.2\cdot0.9)=-0.857$ for $o^*$ and
+# $\tfrac12\log(0.3\cdot0.1)=-1.753$ for $o^-$, so the mean score keeps the true target ahead.
+# For "New York" against "New Delhi" the first tokens are identical, the first-token scores tie
+# and carry no information: only the second token decides, and only the mean score sees it.
+# ```
+
+# %% [markdown]
+# ## Summary
+#
+# A single true sentence that names a wrong answer, even one that says "do not think of it",
+# makes a real language model prefer that answer far more often: on CounterFact the efficacy
+# score of SmolLM2 roughly doubles after one copy, and the reverse sentence, which names the true
+# answer, nearly removes every error. Negation does not block the effect; the mention of the
+# word does. This is what the paper means by context hijacking, and it suggests a picture of fact
+# retrieval as an **associative memory**: context tokens act as retrieval cues, and a cue for
+# Chicago pulls the answer towards Chicago whatever the sentence around it says. The rest of the
+# course builds the simplest model in which this can be proved. {doc}`01_associative_memory`
+# introduces associative memories, {doc}`02_lca_task` a task in which the answer must be
+# retrieved from cue tokens, and later chapters show how a one-layer transformer solves it with
+# its value matrix as the memory, and why it can then be hijacked
+# ({doc}`07_hijacking_in_model`).
