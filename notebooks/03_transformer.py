@@ -26,9 +26,9 @@ if "google.colab" in sys.modules:
 # - train it on the latent concept association task and compare its accuracy with the Bayes
 #   ceiling;
 # - prove that this architecture *can* reach the Bayes ceiling when $d\ge V$, even with uniform
-#   attention, and that fixing $\WV=I$ makes some context token score at least $\|h\|^2$;
-# - reproduce the paper's two sweeps: accuracy against the context length $L$ (trained $\WV$ vs
-#   $\WV=I$) and against the embedding dimension $d$ (trained vs fixed random embeddings).
+#   attention, and that fixing $W_{V}=I$ makes some context token score at least $\|h\|^2$;
+# - reproduce the paper's two sweeps: accuracy against the context length $L$ (trained $W_{V}$ vs
+#   $W_{V}=I$) and against the embedding dimension $d$ (trained vs fixed random embeddings).
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
@@ -61,21 +61,21 @@ torch.set_num_threads(1)
 # ```{prf:definition} The one-layer transformer
 # :label: def-tf-model
 #
-# The parameters are an embedding matrix $\WE\in\R^{V\times d}$ whose row $\WE(i)\in\R^d$ embeds
-# token $i$, a key-query matrix $\WKQ\in\R^{d\times d}$ and a value matrix $\WV\in\R^{d\times d}$.
+# The parameters are an embedding matrix $W_{E}\in\mathbb{R}^{V\times d}$ whose row $W_{E}(i)\in\mathbb{R}^d$ embeds
+# token $i$, a key-query matrix $W_{KQ}\in\mathbb{R}^{d\times d}$ and a value matrix $W_{V}\in\mathbb{R}^{d\times d}$.
 # On a context $x$ the model computes, in order,
 #
 # $$
 # \begin{aligned}
-# s_l &= \WE(x_L)^\top\,\WKQ\,\WE(x_l)\in\R, && l=1,\dots,L &&\text{(scores; the last token is the query)}\\
-# a &= \softmax(s_1,\dots,s_L)\in\R^L, && a_l=\frac{e^{s_l}}{\sum_{l'}e^{s_{l'}}} &&\text{(attention weights)}\\
-# h &= \sum_{l=1}^{L} a_l\,\WE(x_l)\in\R^d && &&\text{(gathered vector)}\\
-# v &= \WV\,h\in\R^d && &&\text{(value read-out)}\\
-# f &= \WE\,v\in\R^V, && f_k=\WE(k)^\top\WV h &&\text{(logits; tied unembedding } \WU=\WE)
+# s_l &= W_{E}(x_L)^\top\,W_{KQ}\,W_{E}(x_l)\in\mathbb{R}, && l=1,\dots,L &&\text{(scores; the last token is the query)}\\
+# a &= \operatorname{softmax}(s_1,\dots,s_L)\in\mathbb{R}^L, && a_l=\frac{e^{s_l}}{\sum_{l'}e^{s_{l'}}} &&\text{(attention weights)}\\
+# h &= \sum_{l=1}^{L} a_l\,W_{E}(x_l)\in\mathbb{R}^d && &&\text{(gathered vector)}\\
+# v &= W_{V}\,h\in\mathbb{R}^d && &&\text{(value read-out)}\\
+# f &= W_{E}\,v\in\mathbb{R}^V, && f_k=W_{E}(k)^\topW_{V} h &&\text{(logits; tied unembedding } W_{U}=W_{E})
 # \end{aligned}
 # $$
 #
-# and predicts $\hat y=\argmax_k f_k$. On a batch, `contexts` is a `LongTensor[n, L]`, the scores
+# and predicts $\hat y=\operatorname*{arg\,max}_k f_k$. On a batch, `contexts` is a `LongTensor[n, L]`, the scores
 # and weights are `[n, L]`, $h$ and $v$ are `[n, d]` and the logits are `[n, V]`.
 # ```
 #
@@ -85,9 +85,9 @@ torch.set_num_threads(1)
 #
 # - the **last context token is the query** (a decoder predicting the next token reads from its
 #   last position);
-# - the key and query matrices are **merged** into one $\WKQ$, since only the product
+# - the key and query matrices are **merged** into one $W_{KQ}$, since only the product
 #   $W_Q^\top W_K$ enters the scores;
-# - the unembedding is **tied**, $\WU=\WE$, so a logit is an inner product with a token's own
+# - the unembedding is **tied**, $W_{U}=W_{E}$, so a logit is an inner product with a token's own
 #   embedding;
 # - there is **no positional encoding** (context tokens are drawn independently, so their order
 #   carries no information), **no residual connection, no layer norm, no MLP and no $1/\sqrt d$
@@ -95,8 +95,8 @@ torch.set_num_threads(1)
 #
 # `lca.OneLayerTransformer` has switches for a residual connection, a layer norm and an untied
 # unembedding, but every experiment in the course uses the choices above. The embeddings start as
-# independent $\mathcal N(0,1/d)$ entries (rows of norm about $1$), $\WKQ$ starts at $0$ and
-# $\WV$ at $0$ unless we fix it to the identity.
+# independent $\mathcal N(0,1/d)$ entries (rows of norm about $1$), $W_{KQ}$ starts at $0$ and
+# $W_{V}$ at $0$ unless we fix it to the identity.
 #
 # ```{prf:definition} Training and accuracy
 # :label: def-tf-training
@@ -154,11 +154,11 @@ print(f"model(...) equals the hand computation (max |difference| < 1e-5): "
 # ## Training the model
 #
 # Our running task, used for the rest of the chapter, is the one of {doc}`02_lca_task` with
-# neighbourhood $\N_1$ (tokens at Hamming distance $1$ from the target) and noise rate
+# neighbourhood $\mathcal{N}_1$ (tokens at Hamming distance $1$ from the target) and noise rate
 # $\varepsilon=0.5$: each context token is, with probability $1/2$, a uniform draw from the
 # target's $m$ neighbours and otherwise a uniform token other than the target. We train two
-# models side by side as one batched program (`lca.sweep`): one with a trained $\WV$, and one
-# with $\WV$ fixed to the identity; $\WE$ and $\WKQ$ are trained in both. Here $m=6$ ($V=64$),
+# models side by side as one batched program (`lca.sweep`): one with a trained $W_{V}$, and one
+# with $W_{V}$ fixed to the identity; $W_{E}$ and $W_{KQ}$ are trained in both. Here $m=6$ ($V=64$),
 # $L=16$, $d=32$, batch $128$, $300$ Adam steps with learning rate $0.06/\sqrt d\approx0.011$.
 
 # %%
@@ -182,7 +182,7 @@ for step, acc in zip(pair.history["step"], pair.history["accuracy"]):
 
 # %% [markdown]
 # The model with a trained value matrix climbs towards the ceiling within a few hundred steps;
-# the one with $\WV=I$ stalls far below it. Here is one evaluation context seen through the
+# the one with $W_{V}=I$ stalls far below it. Here is one evaluation context seen through the
 # trained model: where its attention goes and which logits win.
 
 # %%
@@ -205,15 +205,15 @@ print("attention:", " ".join(f"{w:.3f}" for w in trace["attention"][3].tolist())
 #
 # Two facts explain what we just saw. The first says that the architecture is not the bottleneck:
 # with enough dimensions it can implement the Bayes-optimal rule exactly, even without using its
-# attention. The second says what fixing $\WV=I$ costs. Both start from the case of uniform
+# attention. The second says what fixing $W_{V}=I$ costs. Both start from the case of uniform
 # attention, which the lemma below describes (its proof is {ref}`ex-tf-uniform`). Write
-# $c(x)\in\R^V$ for the *count vector* of a context, $c_k(x)=\#\{l: x_l=k\}$.
+# $c(x)\in\mathbb{R}^V$ for the *count vector* of a context, $c_k(x)=\#\{l: x_l=k\}$.
 #
 # ```{prf:lemma} Uniform attention reads a bag of tokens
 # :label: lem-tf-uniform
 #
-# If $\WKQ=0$, then $a_l=1/L$ for every $l$, $h=\frac1L\sum_l\WE(x_l)=\frac1L\WE^\top c(x)$, and
-# the logits are $f=\frac1L M\,c(x)$ with $M=\WE\WV\WE^\top\in\R^{V\times V}$. The model is then a
+# If $W_{KQ}=0$, then $a_l=1/L$ for every $l$, $h=\frac1L\sum_lW_{E}(x_l)=\frac1LW_{E}^\top c(x)$, and
+# the logits are $f=\frac1L M\,c(x)$ with $M=W_{E}\WVW_{E}^\top\in\mathbb{R}^{V\times V}$. The model is then a
 # linear classifier of the count vector.
 # ```
 #
@@ -222,23 +222,23 @@ print("attention:", " ".join(f"{w:.3f}" for w in trace["attention"][3].tolist())
 # Bayes' rule the posterior of $y$ is proportional to
 # $\prod_l P(y,x_l)=\exp\big(\sum_k c_k(x)\log P(y,k)\big)$, so the Bayes-optimal rule is *also*
 # linear in the count vector. Since $P(y,y)=0$, some entries of $\log P$ are $-\infty$; let
-# $B$ be the largest finite $|\log P(y,k)|$ and, for a clip $C>LB$, let $\Lambda\in\R^{V\times V}$
+# $B$ be the largest finite $|\log P(y,k)|$ and, for a clip $C>LB$, let $\Lambda\in\mathbb{R}^{V\times V}$
 # be $\log P$ with every $-\infty$ replaced by $-C$ (`lca.probes.clipped_log_law`).
 #
 # ```{prf:theorem} The Bayes ceiling is reachable when $d\ge V$
 # :label: thm-tf-bayes-reachable
 #
 # Assume the $L$ context tokens are independent given $y$ with law $P(y,\cdot)$ and $y$ is uniform
-# (no special law for the last token). Let $\WE\in\R^{V\times d}$ have rank $V$ (so $d\ge V$),
-# $\WE^+=\WE^\top(\WE\WE^\top)^{-1}$ its pseudo-inverse, $\WKQ=0$ and $\WV=\WE^+\Lambda(\WE^+)^\top$.
+# (no special law for the last token). Let $W_{E}\in\mathbb{R}^{V\times d}$ have rank $V$ (so $d\ge V$),
+# $W_{E}^+=W_{E}^\top(W_{E}W_{E}^\top)^{-1}$ its pseudo-inverse, $W_{KQ}=0$ and $W_{V}=W_{E}^+\Lambda(W_{E}^+)^\top$.
 # Then for every context $x$ that has positive probability, $f(x)=\frac1L\Lambda c(x)$ and
-# $\argmax_k f_k(x)$ is exactly the set of Bayes-optimal (maximum a posteriori) targets. In
+# $\operatorname*{arg\,max}_k f_k(x)$ is exactly the set of Bayes-optimal (maximum a posteriori) targets. In
 # particular the model's accuracy equals the Bayes ceiling when ties are broken alike.
 # ```
 #
 # :::{prf:proof}
-# By {prf:ref}`lem-tf-uniform`, $f=\frac1L\WE\WV\WE^\top c=\frac1L(\WE\WE^+)\Lambda(\WE\WE^+)^\top c$,
-# and $\WE\WE^+=\WE\WE^\top(\WE\WE^\top)^{-1}=I_V$ because $\WE\WE^\top$ is invertible when $\WE$
+# By {prf:ref}`lem-tf-uniform`, $f=\frac1LW_{E}\WVW_{E}^\top c=\frac1L(W_{E}W_{E}^+)\Lambda(W_{E}W_{E}^+)^\top c$,
+# and $W_{E}W_{E}^+=W_{E}W_{E}^\top(W_{E}W_{E}^\top)^{-1}=I_V$ because $W_{E}W_{E}^\top$ is invertible when $W_{E}$
 # has rank $V$. So $f=\frac1L\Lambda c$. If $y$ can produce $x$ ($P(y,x_l)>0$ for all $l$), every
 # term of $(\Lambda c)_y=\sum_l\log P(y,x_l)$ is finite, and $(\Lambda c)_y=\log p(x\mid y)\ge-LB$.
 # If $y$ cannot produce $x$, some token $x_l$ has $P(y,x_l)=0$, contributing $-C$, and all other
@@ -250,12 +250,12 @@ print("attention:", " ".join(f"{w:.3f}" for w in trace["attention"][3].tolist())
 #
 # So in the over-parameterised regime $d\ge V$ any gap between a trained model and the ceiling is
 # a matter of optimisation, not of expressiveness. Notice what the construction needs: a general
-# $\WV$. The next lemma shows what goes wrong when $\WV$ is frozen at the identity.
+# $W_{V}$. The next lemma shows what goes wrong when $W_{V}$ is frozen at the identity.
 #
 # ```{prf:lemma} The identity value matrix votes for the context
 # :label: lem-tf-identity-vote
 #
-# Let $\WV=I$ (tied unembedding, no residual or layer norm) and let $\WE$, $\WKQ$ be arbitrary.
+# Let $W_{V}=I$ (tied unembedding, no residual or layer norm) and let $W_{E}$, $W_{KQ}$ be arbitrary.
 # For every context $x$,
 #
 # $$
@@ -263,21 +263,21 @@ print("attention:", " ".join(f"{w:.3f}" for w in trace["attention"][3].tolist())
 # $$
 #
 # Hence the target $y$, which is not in its context, can only be ranked first if
-# $\WE(y)^\top h>\|h\|^2$, which by Cauchy-Schwarz needs $\|\WE(y)\|>\|h\|$.
+# $W_{E}(y)^\top h>\|h\|^2$, which by Cauchy-Schwarz needs $\|W_{E}(y)\|>\|h\|$.
 # ```
 #
 # :::{prf:proof}
-# With $\WV=I$, $f_k=\WE(k)^\top h$. Then $\sum_l a_l f_{x_l}=\big(\sum_l a_l\WE(x_l)\big)^\top
+# With $W_{V}=I$, $f_k=W_{E}(k)^\top h$. Then $\sum_l a_l f_{x_l}=\big(\sum_l a_lW_{E}(x_l)\big)^\top
 # h=h^\top h$. The weights $a_l$ are non-negative and sum to $1$, so the largest of the numbers
 # $f_{x_l}$ is at least their weighted mean. If $y$ beats every context token then
-# $\WE(y)^\top h>\|h\|^2$, and $\WE(y)^\top h\le\|\WE(y)\|\,\|h\|$ gives $\|\WE(y)\|>\|h\|$
+# $W_{E}(y)^\top h>\|h\|^2$, and $W_{E}(y)^\top h\le\|W_{E}(y)\|\,\|h\|$ gives $\|W_{E}(y)\|>\|h\|$
 # (when $h\ne0$).
 # :::
 #
-# With $\WV=I$ every context token votes for itself with the weight it receives in $h$, and the
+# With $W_{V}=I$ every context token votes for itself with the weight it receives in $h$, and the
 # target can only win by having a longer embedding than the gathered vector $h$. When a context
 # holds few distinct tokens (short contexts, many repeats) $h$ is close to one embedding and this
-# is hard; a trained $\WV$ removes the constraint by mapping $h$ to the *neighbours'* common
+# is hard; a trained $W_{V}$ removes the constraint by mapping $h$ to the *neighbours'* common
 # target rather than to the tokens themselves.
 
 # %% [markdown]
@@ -335,7 +335,7 @@ for i, lab in enumerate(labels):
           f"{float((wrong & in_ctx).double().sum() / wrong.double().sum()):.3f}")
 
 # %% [markdown]
-# For $\WV=I$ the inequality holds on every context, as the lemma says, and most of the model's
+# For $W_{V}=I$ the inequality holds on every context, as the lemma says, and most of the model's
 # errors name a token that is *in* the context. The trained value matrix is not bound by the
 # lemma (the inequality fails on some contexts) and rarely makes that kind of mistake.
 
@@ -347,13 +347,13 @@ for i, lab in enumerate(labels):
 # ### Accuracy against context length
 #
 # The paper's figures `length_n5` to `length_n8` plot accuracy against the context length for
-# $m=5,\dots,8$, with a trained value matrix and with $\WV$ fixed to the identity; the summaries
-# of the paper say that short contexts hurt, and hurt most when $\WV$ is frozen. The noise-free
-# task with $\N_1$ is too easy for this comparison at large $L$ (both variants reach accuracy
+# $m=5,\dots,8$, with a trained value matrix and with $W_{V}$ fixed to the identity; the summaries
+# of the paper say that short contexts hurt, and hurt most when $W_{V}$ is frozen. The noise-free
+# task with $\mathcal{N}_1$ is too easy for this comparison at large $L$ (both variants reach accuracy
 # $1$; see "Where it breaks" below), so **in this course we use** the noisy task of this chapter
-# ($\N_1$, noise $0.5$), $d=32$, $300$ steps, batch $128$, learning rate $0.06/\sqrt d$, and $2$
+# ($\mathcal{N}_1$, noise $0.5$), $d=32$, $300$ steps, batch $128$, learning rate $0.06/\sqrt d$, and $2$
 # seeds per point. (We picked the learning rate from the coarse grid $\{0.06,0.2\}/\sqrt d$:
-# at the larger one the $\WV=I$ runs oscillate.) Each $(m,L)$
+# at the larger one the $W_{V}=I$ runs oscillate.) Each $(m,L)$
 # point is one ensemble of $2$ variants $\times$ $2$ seeds. `probes.length_sweep` takes the full
 # grid as arguments (the default is $5$ seeds); raise `seeds` or `steps` to tighten the curves.
 
@@ -377,7 +377,7 @@ glue("tf_gap_m8_L64", gap[8][4], display=False)
 # more of the target's neighbours; the Bayes ceiling rises too. The trained value matrix stays
 # close to the ceiling once $L\ge32$ and falls short of it for short contexts, where a few hundred
 # steps are not enough to learn the finer rule. And the identity value matrix is far below both at
-# every length: at $m=8$ the gap to the trained $\WV$ is {glue:text}`tf_gap_m8_L8:.3f` at $L=8$ and
+# every length: at $m=8$ the gap to the trained $W_{V}$ is {glue:text}`tf_gap_m8_L8:.3f` at $L=8$ and
 # still {glue:text}`tf_gap_m8_L64:.3f` at $L=64$. The printed table is exactly what is plotted
 # (means over seeds; the bands are $\pm$ one standard deviation). These are numbers at a fixed
 # budget of $300$ steps: in our runs with ten times more steps the gap narrows at $L=64$ but does
@@ -388,11 +388,11 @@ glue("tf_gap_m8_L64", gap[8][4], display=False)
 # The paper's figures `dim_n5` to `dim_n8` plot accuracy against $d$ with embeddings fixed at
 # their Gaussian initialisation and with trained embeddings; the summaries say that
 # over-parameterised embeddings ($d\gtrsim V$) can stay at their random initialisation while
-# embedding training is needed when $d<V$. **In this course we use** the noise-free $\N_1$ task
-# with $L=32$ (where the Bayes ceiling is $1$, so any shortfall is the model's), $\WKQ$ and $\WV$
+# embedding training is needed when $d<V$. **In this course we use** the noise-free $\mathcal{N}_1$ task
+# with $L=32$ (where the Bayes ceiling is $1$, so any shortfall is the model's), $W_{KQ}$ and $W_{V}$
 # trained in both variants, and learning rate $0.2/\sqrt d$ so that one Adam step moves an
 # embedding entry by the same fraction of its initial size at every $d$ (from the same coarse
-# grid; at $0.06/\sqrt d$ the fixed-embedding runs are still learning $\WV$ after $300$ steps). To keep the chapter
+# grid; at $0.06/\sqrt d$ the fixed-embedding runs are still learning $W_{V}$ after $300$ steps). To keep the chapter
 # under a minute we run $m=5,6$ here; `probes.dim_sweep(m_values=(5, 6, 7, 8), d_values=(4, ...,
 # 256))` runs the full grid.
 
@@ -409,14 +409,14 @@ print(dim_table.format(3))
 # Left of the dotted line ($d<V$, under-parameterised) the fixed random embeddings fail badly,
 # while trained embeddings solve the task already at $d=8$. Right of it ($d\ge V$) fixed random
 # embeddings are almost as good as trained ones. The theorem says why the right side works: a
-# Gaussian $\WE$ with $d\ge V$ has rank $V$, so a suitable $\WV$ exists for any embedding. On the
+# Gaussian $W_{E}$ with $d\ge V$ has rank $V$, so a suitable $W_{V}$ exists for any embedding. On the
 # left, the embeddings have to be *arranged* so that a matrix of rank at most $d$ can do the job;
 # {doc}`05_embeddings` shows the arrangement that training finds.
 
 # %% [markdown]
 # ## Where it breaks
 #
-# **Fewer dimensions than tokens.** The theorem needs $\WE$ of rank $V$. With $d<V$ the same
+# **Fewer dimensions than tokens.** The theorem needs $W_{E}$ of rank $V$. With $d<V$ the same
 # formula only gives the projection of $\Lambda$ onto the span of the embeddings. Same task as in
 # "Check it" ($V=16$), same construction, decreasing $d$:
 
@@ -431,9 +431,9 @@ for d_ in (64, 32, 16, 12, 8, 4):
 # At $d\ge V=16$ the construction is exact. Below $V$ it does not degrade gently: already at
 # $d=12$ it agrees with the Bayes answer on only a small fraction of contexts. Random embeddings in
 # too few dimensions are not a slightly worse memory; they lose most of the rule, which is what the
-# fixed-$\WE$ curves above show from the trained side.
+# fixed-$W_{E}$ curves above show from the trained side.
 #
-# **A task that is too easy.** Our length sweep used noise $0.5$. With the noise-free $\N_1$ task
+# **A task that is too easy.** Our length sweep used noise $0.5$. With the noise-free $\mathcal{N}_1$ task
 # at $L=64$, every context names almost all of the target's $m$ neighbours, and the comparison
 # that the length figure makes disappears:
 
@@ -445,7 +445,7 @@ for (lab, _), acc in zip(easy.labels, easy.history["accuracy"][-1]):
     print(f"noise-free N_1, m = 6, L = 64, {lab:12s}: accuracy {acc:.3f}")
 
 # %% [markdown]
-# Both variants are (nearly) perfect, so a difference between trained and identity $\WV$ can only
+# Both variants are (nearly) perfect, so a difference between trained and identity $W_{V}$ can only
 # show on harder tasks: short contexts, noise, or broader neighbourhoods. This is why we chose a
 # noisy task for the length figure, and it is a reminder that "the value matrix matters" is a
 # statement about a task, not about the architecture alone.
@@ -453,9 +453,9 @@ for (lab, _), acc in zip(easy.labels, easy.history["accuracy"][-1]):
 # %% [markdown]
 # ## Explore
 #
-# Pick $m$, $L$, $d$ and the noise rate; the explorer trains the pair (trained $\WV$ and
-# $\WV=I$, $200$ steps) and draws their learning curves against the Bayes ceiling. Try short
-# contexts with $\WV=I$, or $d$ far below $V$.
+# Pick $m$, $L$, $d$ and the noise rate; the explorer trains the pair (trained $W_{V}$ and
+# $W_{V}=I$, $200$ steps) and draws their learning curves against the Bayes ceiling. Try short
+# contexts with $W_{V}=I$, or $d$ far below $V$.
 
 # %%
 def draw_training(m=5, L=16, d=16, noise=0.5):
@@ -484,15 +484,15 @@ explorer(draw_training, title="Train a tiny one-layer transformer",
 #
 # Write `attention(W_E, W_KQ, contexts)` returning the `[n, L]` attention weights of
 # {prf:ref}`def-tf-model`: the query is the *last* token, the score of position $l$ is
-# $\WE(x_L)^\top\WKQ\WE(x_l)$ and the weights are a softmax over positions.
+# $W_{E}(x_L)^\topW_{KQ}W_{E}(x_l)$ and the weights are a softmax over positions.
 # ```
 #
 # ```{solution} ex-tf-attention
 # :class: dropdown
 #
 # `X = W_E[contexts]`; `q = X[:, -1]`; `s = torch.einsum("nd,de,nle->nl", q, W_KQ, X)`;
-# `return torch.softmax(s, dim=1)`. The checker uses a non-symmetric $\WKQ$, so
-# `einsum("nd,ed,nle->nl", ...)` (the transpose, i.e. the score $\WE(x_l)^\top\WKQ\WE(x_L)$) fails,
+# `return torch.softmax(s, dim=1)`. The checker uses a non-symmetric $W_{KQ}$, so
+# `einsum("nd,ed,nle->nl", ...)` (the transpose, i.e. the score $W_{E}(x_l)^\topW_{KQ}W_{E}(x_L)$) fails,
 # as does using the first token as the query or forgetting to normalise.
 # ```
 
@@ -518,8 +518,8 @@ _ = check_attention(my_attention)
 # :class: dropdown
 #
 # `a = attention(W_E, W_KQ, contexts)`; `h = torch.einsum("nl,nld->nd", a, W_E[contexts])`;
-# `return h @ W_V.T @ W_E.T`. With rows as examples, $v=\WV h$ is `h @ W_V.T`; writing
-# `h @ W_V` applies $\WV^\top$ instead, which the checker (random, non-symmetric $\WV$) catches.
+# `return h @ W_V.T @ W_E.T`. With rows as examples, $v=W_{V} h$ is `h @ W_V.T`; writing
+# `h @ W_V` applies $W_{V}^\top$ instead, which the checker (random, non-symmetric $W_{V}$) catches.
 # ```
 
 # %%
@@ -534,8 +534,8 @@ _ = check_forward(my_forward)
 # ```{exercise} Uniform attention (prove it, then code it)
 # :label: ex-tf-uniform
 #
-# Prove {prf:ref}`lem-tf-uniform`: if $\WKQ=0$ the attention is uniform, $h$ is the mean of the
-# context embeddings, $h=\frac1L\WE^\top c(x)$, and $f=\frac1L Mc(x)$ with $M=\WE\WV\WE^\top$. Then
+# Prove {prf:ref}`lem-tf-uniform`: if $W_{KQ}=0$ the attention is uniform, $h$ is the mean of the
+# context embeddings, $h=\frac1LW_{E}^\top c(x)$, and $f=\frac1L Mc(x)$ with $M=W_{E}\WVW_{E}^\top$. Then
 # write `count_logits(M, contexts)` returning the `[n, V]` logits $\frac1L Mc(x)$ directly from
 # the count vectors, without embeddings.
 # ```
@@ -543,10 +543,10 @@ _ = check_forward(my_forward)
 # ```{solution} ex-tf-uniform
 # :class: dropdown
 #
-# With $\WKQ=0$ every score is $s_l=\WE(x_L)^\top0\,\WE(x_l)=0$, so
-# $a_l=e^0/\sum_{l'}e^0=1/L$ and $h=\frac1L\sum_l\WE(x_l)$. Grouping equal tokens,
-# $\sum_l\WE(x_l)=\sum_k c_k(x)\WE(k)=\WE^\top c(x)$ because $\WE(k)$ is row $k$ of $\WE$. Then
-# $f=\WE\WV h=\frac1L\WE\WV\WE^\top c(x)=\frac1L Mc(x)$. In code:
+# With $W_{KQ}=0$ every score is $s_l=W_{E}(x_L)^\top0\,W_{E}(x_l)=0$, so
+# $a_l=e^0/\sum_{l'}e^0=1/L$ and $h=\frac1L\sum_lW_{E}(x_l)$. Grouping equal tokens,
+# $\sum_lW_{E}(x_l)=\sum_k c_k(x)W_{E}(k)=W_{E}^\top c(x)$ because $W_{E}(k)$ is row $k$ of $W_{E}$. Then
+# $f=W_{E}W_{V} h=\frac1LW_{E}\WVW_{E}^\top c(x)=\frac1L Mc(x)$. In code:
 # `c = torch.zeros(n, V).scatter_add_(1, contexts, torch.ones(n, L))` (with `M`'s dtype) and
 # `return c @ M.T / L`. Using `c @ M` (that is $M^\top c$), the indicator `c > 0` instead of the
 # counts, or dropping the $1/L$ are the slips the checker looks for.
@@ -566,8 +566,8 @@ _ = check_count_logits(my_count_logits)
 # ```{exercise} A Bayes-optimal value matrix
 # :label: ex-tf-bayes-wv
 #
-# Write `bayes_wv(Lam, W_E)` returning a $d\times d$ matrix $\WV$ with $\WE\WV\WE^\top=\Lambda$,
-# for $\WE\in\R^{V\times d}$ of rank $V$. Then use it with
+# Write `bayes_wv(Lam, W_E)` returning a $d\times d$ matrix $W_{V}$ with $W_{E}\WVW_{E}^\top=\Lambda$,
+# for $W_{E}\in\mathbb{R}^{V\times d}$ of rank $V$. Then use it with
 # `Lam = probes.clipped_log_law(spec)` to build a model that reaches the Bayes ceiling, and measure
 # the gap `lca.bayes_accuracy(spec) - lca.evaluate(model, spec)` for a task of your choice.
 # ```
@@ -594,17 +594,17 @@ _ = check_bayes_value_matrix(my_bayes_wv)
 # ```{exercise} One context token and the identity value matrix (prove)
 # :label: ex-tf-one-token
 #
-# Suppose $\WV=I$ and all embeddings have the same norm $r>0$. Show that on a context whose
+# Suppose $W_{V}=I$ and all embeddings have the same norm $r>0$. Show that on a context whose
 # tokens are all equal (for example any context with $L=1$) the model never ranks the target
-# strictly first, whatever $\WKQ$ is. What is then the accuracy of such a model on the
-# noise-free $\N_1$ task with $L=1$, and what is the Bayes ceiling there?
+# strictly first, whatever $W_{KQ}$ is. What is then the accuracy of such a model on the
+# noise-free $\mathcal{N}_1$ task with $L=1$, and what is the Bayes ceiling there?
 # ```
 #
 # ```{solution} ex-tf-one-token
 # :class: dropdown
 #
-# If every $x_l$ equals the same token $u$, then $h=\WE(u)$ whatever the weights, so
-# $f_u=\|\WE(u)\|^2=r^2$ and, for any $k$, $f_k=\WE(k)^\top\WE(u)\le r^2$ by Cauchy-Schwarz. The
+# If every $x_l$ equals the same token $u$, then $h=W_{E}(u)$ whatever the weights, so
+# $f_u=\|W_{E}(u)\|^2=r^2$ and, for any $k$, $f_k=W_{E}(k)^\topW_{E}(u)\le r^2$ by Cauchy-Schwarz. The
 # target $y\ne u$ therefore scores at most as much as $u$: at best it ties. (This is
 # {prf:ref}`lem-tf-identity-vote` with $\|h\|=r$.) With $L=1$ the model predicts the context
 # token itself, or a token whose embedding equals it, and is never strictly right: its accuracy
@@ -618,9 +618,9 @@ _ = check_bayes_value_matrix(my_bayes_wv)
 # The one-layer transformer of this course gathers the context into one vector $h$ with
 # attention, reads it out through the value matrix, and scores every token by an inner product
 # with its embedding. It is expressive enough to be Bayes-optimal once $d\ge V$, even with uniform
-# attention, but only because $\WV$ can be any matrix: frozen at the identity, every context token
+# attention, but only because $W_{V}$ can be any matrix: frozen at the identity, every context token
 # votes for itself and the target must outvote them, which fails most on short contexts. Trained
 # embeddings make small $d$ workable; random ones need $d\gtrsim V$. For context hijacking this
-# sets the stage: the answer is recalled through $\WV$ from whatever tokens the context
+# sets the stage: the answer is recalled through $W_{V}$ from whatever tokens the context
 # contains, so a context packed with tokens that point to another answer can steer the recall
 # without ever stating the fact. {doc}`04_value_matrix` opens up that value matrix.

@@ -23,15 +23,15 @@ if "google.colab" in sys.modules:
 #
 # **In this chapter you will**
 #
-# - build the constructed value matrix $\WV^\star=\WE^\top A\,\WE$ for any neighbourhood and see
+# - build the constructed value matrix $W_{V}^\star=W_{E}^\top A\,W_{E}$ for any neighbourhood and see
 #   that its logits are *shares of the context* lying in each token's neighbourhood;
 # - compute its error probability exactly (and bound it) as a function of $m$, $L$ and the
 #   neighbourhood, and check the numbers against Monte Carlo;
-# - prove that $\WV=I$ has accuracy exactly $0$ with orthonormal embeddings, and that a $\pm1$
+# - prove that $W_{V}=I$ has accuracy exactly $0$ with orthonormal embeddings, and that a $\pm1$
 #   embedding that encodes the latent bits rescues it by a majority vote;
-# - derive the first gradient step on $\WV$ in closed form and check it against autograd;
+# - derive the first gradient step on $W_{V}$ in closed form and check it against autograd;
 # - reproduce the trained-versus-identity comparison (Figure 3a of the paper), find a setting where
-#   the gap disappears, and compare a trained $\WV$ with the construction.
+#   the gap disappears, and compare a trained $W_{V}$ with the construction.
 
 # %% tags=["hide-input"]
 import math
@@ -72,28 +72,28 @@ def gaussian(V, d, seed=0):
 # %% [markdown]
 # ## Definitions
 #
-# Recall the model of the previous chapter: token $i$ has the embedding $\WE(i)\in\R^d$ (row $i$
-# of $\WE\in\R^{V\times d}$), attention weights $a_l$ gather the context into
-# $h=\sum_{l=1}^La_l\WE(x_l)$, and the logits are $f=\WE\WV h$ (the unembedding is tied). Group the
+# Recall the model of the previous chapter: token $i$ has the embedding $W_{E}(i)\in\mathbb{R}^d$ (row $i$
+# of $W_{E}\in\mathbb{R}^{V\times d}$), attention weights $a_l$ gather the context into
+# $h=\sum_{l=1}^La_lW_{E}(x_l)$, and the logits are $f=W_{E}W_{V} h$ (the unembedding is tied). Group the
 # positions of the context by token: with
 #
 # $$
 # c_j=\sum_{l:\,x_l=j}a_l \qquad (j=0,\dots,V-1)
 # $$
 #
-# we have $h=\WE^\top c$. With $\WKQ=0$ the attention is uniform, $a_l=1/L$, and $c$ is simply the
+# we have $h=W_{E}^\top c$. With $W_{KQ}=0$ the attention is uniform, $a_l=1/L$, and $c$ is simply the
 # vector of token frequencies in the context.
 #
 # ```{prf:definition} Neighbourhood matrix and constructed value matrix
 # :label: def-wv-construction
 #
 # The *neighbourhood matrix* of a task is $A\in\{0,1\}^{V\times V}$ with $A_{ij}=1$ iff token $j$
-# lies in $\N(i)$, i.e. may appear in the context of target $i$ (`family.mask(m)` in `lca`). The
+# lies in $\mathcal{N}(i)$, i.e. may appear in the context of target $i$ (`family.mask(m)` in `lca`). The
 # *constructed value matrix* is
 #
 # $$
-# \WV^\star=\sum_{i=0}^{V-1}\WE(i)\Big(\sum_{j\in\N(i)}\WE(j)\Big)^{\!\top}
-# =\WE^\top A\,\WE\ \in\R^{d\times d}.
+# W_{V}^\star=\sum_{i=0}^{V-1}W_{E}(i)\Big(\sum_{j\in\mathcal{N}(i)}W_{E}(j)\Big)^{\!\top}
+# =W_{E}^\top A\,W_{E}\ \in\mathbb{R}^{d\times d}.
 # $$
 #
 # It is an outer-product memory ({doc}`01_associative_memory`) whose key for target $i$ is the sum
@@ -113,9 +113,9 @@ def gaussian(V, d, seed=0):
 #
 # ## Look at it first
 #
-# Take $m=3$ ($V=8$ tokens), the neighbourhood $\N_1$ (the three tokens at Hamming distance 1) and
-# orthonormal embeddings. We build $\WV^\star$, put it into an actual `OneLayerTransformer` with
-# $\WKQ=0$, and read the logits on one sampled context.
+# Take $m=3$ ($V=8$ tokens), the neighbourhood $\mathcal{N}_1$ (the three tokens at Hamming distance 1) and
+# orthonormal embeddings. We build $W_{V}^\star$, put it into an actual `OneLayerTransformer` with
+# $W_{KQ}=0$, and read the logits on one sampled context.
 
 # %%
 spec_small = lca.TaskSpec(m=3, L=6)
@@ -147,48 +147,48 @@ plt.show()
 # :label: ch4-wv-construction
 #
 # For any embedding, any weights $A$ and any attention weights, the logits of the model with
-# $\WV=\WV^\star$ are $f=G\,A\,G\,c$, where $G=\WE\WE^\top$. With orthonormal embeddings ($G=I$,
+# $W_{V}=W_{V}^\star$ are $f=G\,A\,G\,c$, where $G=W_{E}W_{E}^\top$. With orthonormal embeddings ($G=I$,
 # possible when $d\ge V$), $f=Ac$: with uniform attention, $f_k$ is the share of the context that
-# lies in $\N(k)$. In the noise-free task $f_y=1\ge f_k$ for all $k$.
+# lies in $\mathcal{N}(k)$. In the noise-free task $f_y=1\ge f_k$ for all $k$.
 # ```
 #
 # ```{prf:proof}
-# $h=\WE^\top c$ and $\WV^\star=\WE^\top A\WE$ give $f=\WE\WE^\top A\WE\WE^\top c=GAGc$. With
-# $G=I$, $f_k=\sum_jA_{kj}c_j=\sum_{j\in\N(k)}c_j$; without noise every context token lies in
-# $\N(y)$, so $f_y=1$, and a share is at most 1. Details: {prf:ref}`thm-wv-construction`.
+# $h=W_{E}^\top c$ and $W_{V}^\star=W_{E}^\top AW_{E}$ give $f=W_{E}W_{E}^\top AW_{E}W_{E}^\top c=GAGc$. With
+# $G=I$, $f_k=\sum_jA_{kj}c_j=\sum_{j\in\mathcal{N}(k)}c_j$; without noise every context token lies in
+# $\mathcal{N}(y)$, so $f_y=1$, and a share is at most 1. Details: {prf:ref}`thm-wv-construction`.
 # ```
 #
 # So the constructed model errs exactly when the whole context also fits inside the neighbourhood
-# of some other token $k$. For $\N_1$, two tokens at distance 2 share exactly two neighbours and
+# of some other token $k$. For $\mathcal{N}_1$, two tokens at distance 2 share exactly two neighbours and
 # other pairs share none ({prf:ref}`lem-wv-common-neighbours`), which makes the error event very
 # concrete.
 #
 # ```{prf:theorem} Error probability of the construction
 # :label: ch4-wv-error
 #
-# Assume orthonormal embeddings, uniform attention and $\WV=\WV^\star$ built from the task's own
+# Assume orthonormal embeddings, uniform attention and $W_{V}=W_{V}^\star$ built from the task's own
 # neighbourhood.
 #
-# 1. Noise-free task, $\N=\N_1$, $m\ge2$: the model errs iff the context uses at most two distinct
+# 1. Noise-free task, $\mathcal{N}=\mathcal{N}_1$, $m\ge2$: the model errs iff the context uses at most two distinct
 #    tokens, and
 #    $P(\text{error})=\binom m2\big(\frac2m\big)^L-m(m-2)\,m^{-L}\le\binom m2\big(\frac2m\big)^L$.
 # 2. Any neighbourhood, noise allowed: with $p_\pm$ the probabilities that one context token lies
-#    in $\N(k)\setminus\N(y)$ (for $+$) or in $\N(y)\setminus\N(k)$ (for $-$), and
+#    in $\mathcal{N}(k)\setminus\mathcal{N}(y)$ (for $+$) or in $\mathcal{N}(y)\setminus\mathcal{N}(k)$ (for $-$), and
 #    $\rho_{yk}=1-p_+-p_-+2\sqrt{p_+p_-}$ when $p_+<p_-$ (else 1),
 #    $P(\text{error})\le\frac1V\sum_y\min\big(1,\sum_{k\ne y}\rho_{yk}^L\big)$.
-# 3. If $\N(y)\subseteq\N(k)$ for some $k\ne y$ (noise-free), the model errs on every context of
+# 3. If $\mathcal{N}(y)\subseteq\mathcal{N}(k)$ for some $k\ne y$ (noise-free), the model errs on every context of
 #    $y$ and the bound is 1.
 # ```
 #
 # The proof, and an exact formula for any noise-free neighbourhood (a sum over the sets of
 # distinct context tokens that fit in some rival's neighbourhood), are in the appendix:
 # {prf:ref}`thm-wv-error-bound`. Part 2 is a Chernoff bound on the random walk $f_k-f_y$ followed
-# by a union bound over rivals; without noise, $\rho_{yk}=|\N(y)\cap\N(k)|/|\N(y)|$, which is $2/m$
-# for the $\binom m2$ rivals at distance 2 under $\N_1$ and gives back part 1's bound.
+# by a union bound over rivals; without noise, $\rho_{yk}=|\mathcal{N}(y)\cap\mathcal{N}(k)|/|\mathcal{N}(y)|$, which is $2/m$
+# for the $\binom m2$ rivals at distance 2 under $\mathcal{N}_1$ and gives back part 1's bound.
 #
 # ### Check it
 #
-# The table compares, for several tasks, the closed form for $\N_1$, the exact enumeration
+# The table compares, for several tasks, the closed form for $\mathcal{N}_1$, the exact enumeration
 # (`theory.wv_error_exact`), the bound of part 2 (`theory.wv_error_bound`) and a Monte Carlo
 # estimate on 20,000 fresh contexts with its standard error (`memory.construction_accuracy`, which
 # computes $Ac$ from integer token counts, so ties are exact).
@@ -219,7 +219,7 @@ for label, spec in checks:
 
 # %% [markdown]
 # The closed form and the enumeration agree to every printed digit, the Monte Carlo estimates sit
-# within about two standard errors of them, and the bound is above every exact value. For $\N_1$
+# within about two standard errors of them, and the bound is above every exact value. For $\mathcal{N}_1$
 # the bound is almost exact; for the ball of radius 2 it is close at $L=16$; for the cluster
 # neighbourhood it is loose, because there many rivals share all but one token of the target's
 # neighbourhood (we come back to this below).
@@ -244,7 +244,7 @@ for seed in (0, 1):
 # %% [markdown]
 # ### Error against context length
 #
-# The error probability falls geometrically in $L$, at the rate $2/m$ for $\N_1$. The figure shows
+# The error probability falls geometrically in $L$, at the rate $2/m$ for $\mathcal{N}_1$. The figure shows
 # the exact values (lines), the bound (dashed) and Monte Carlo estimates (circles) for three
 # tasks. A logarithmic axis cannot show 0: Monte Carlo estimates of exactly 0 (no error in 4,000
 # contexts) sit on the bottom edge.
@@ -278,7 +278,7 @@ for label, c in curves.items():
 # $\mathcal N(0,1/d)$, as at initialisation) the Gram matrix $G$ is only close to the identity,
 # and the logits $GAGc$ carry cross-talk. As $d\to\infty$, $G\to I$ and the accuracy approaches
 # that of orthonormal embeddings ({prf:ref}`prop-wv-gaussian-limit`), but how large $d$ must be is
-# a question for measurement. Here: noise-free $\N_1$ task, $L=64$, three embedding draws per $d$.
+# a question for measurement. Here: noise-free $\mathcal{N}_1$ task, $L=64$, three embedding draws per $d$.
 
 # %%
 D_GRID = [8, 16, 32, 64, 128, 256]
@@ -312,31 +312,31 @@ print("orthonormal: " + ", ".join(f"{k}: {v:.4f}" for k, v in rand_ref.items()))
 #
 # ## The identity value matrix
 #
-# What if the model has no value matrix at all, $\WV=I$?
+# What if the model has no value matrix at all, $W_{V}=I$?
 #
 # ```{prf:proposition} The identity fails with orthonormal embeddings
 # :label: ch4-identity-fails
 #
-# With orthonormal embeddings and $\WV=I$, for **any** key-query matrix, the logits are $f=c$ and
+# With orthonormal embeddings and $W_{V}=I$, for **any** key-query matrix, the logits are $f=c$ and
 # the accuracy is exactly $0$, whatever rule breaks ties.
 # ```
 #
 # ```{prf:proof}
-# $f=\WE\WE^\top c=c$. The target never appears in its own context, so $f_y=c_y=0$, while the first
+# $f=W_{E}W_{E}^\top c=c$. The target never appears in its own context, so $f_y=c_y=0$, while the first
 # context token has $f_{x_1}\ge a_1>0$ (softmax weights are positive). See also
 # {prf:ref}`prop-identity-fails`.
 # ```
 #
 # The model can only repeat a token that is in the context, and the answer never is. It needs
 # embeddings in which a token resembles its neighbours. A hand-made example: give token $z$ the
-# centred $\pm1$ embedding $e_z=(2z-\one)/\sqrt m$ in $d=m$ dimensions, so that
-# $e_z^\top e_{z'}=1-2\DH(z,z')/m$.
+# centred $\pm1$ embedding $e_z=(2z-\mathbf{1})/\sqrt m$ in $d=m$ dimensions, so that
+# $e_z^\top e_{z'}=1-2D_{\mathrm{H}}(z,z')/m$.
 #
-# ```{prf:proposition} With the $\pm1$ embedding, $\WV=I$ is a majority vote
+# ```{prf:proposition} With the $\pm1$ embedding, $W_{V}=I$ is a majority vote
 # :label: ch4-pm1-majority
 #
-# With $e_z=(2z-\one)/\sqrt m$, $\WV=I$ and uniform attention, the model predicts, bit by bit, the
-# value taken by the majority of the context tokens. In the noise-free $\N_1$ task it is right iff
+# With $e_z=(2z-\mathbf{1})/\sqrt m$, $W_{V}=I$ and uniform attention, the model predicts, bit by bit, the
+# value taken by the majority of the context tokens. In the noise-free $\mathcal{N}_1$ task it is right iff
 # no bit is flipped by half of the context tokens or more; its accuracy is exactly
 # $P(\max_in_i<L/2)$ for $(n_1,\dots,n_m)$ multinomial with $L$ trials and equal probabilities, which
 # is $0$ for $m\le2$ and tends to 1 as $L\to\infty$ for $m\ge3$.
@@ -360,29 +360,29 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
 # %% [markdown]
 # The $\pm1$ embedding lives in $d=m$ dimensions, far fewer than $V=2^m$, and encodes the latent
 # bits linearly. Training finds embeddings of this kind (the next chapter measures their inner
-# products against Hamming distance), which is why a model with $\WV$ frozen to the identity still
-# learns the task, only less well than one with a trained $\WV$.
+# products against Hamming distance), which is why a model with $W_{V}$ frozen to the identity still
+# learns the task, only less well than one with a trained $W_{V}$.
 #
 # ## What one gradient step learns
 #
-# Why would training produce anything like $\WV^\star$? Start from $\WV=0$. All logits are then 0,
+# Why would training produce anything like $W_{V}^\star$? Start from $W_{V}=0$. All logits are then 0,
 # the softmax output is uniform, and the gradient of the cross-entropy has a simple closed form.
 #
 # ```{prf:theorem} One gradient step builds the construction
 # :label: ch4-one-step
 #
-# Assume $\WKQ=0$, $\WV=0$, fixed embeddings and the population cross-entropy. Let
+# Assume $W_{KQ}=0$, $W_{V}=0$, fixed embeddings and the population cross-entropy. Let
 # $\bar P[y,x]$ be the expected share of token $x$ in a context of target $y$ (the context law of
 # the task), $\bar e$ the mean embedding and $\mu=\mathbb E[h]$. After one step of size $\eta$,
 #
 # $$
-# \WV^{(1)}=\frac\eta V\,\WE^\top\Big(I-\frac{\one\one^\top}V\Big)\bar P\,\WE
-# =\frac\eta V\,\WE^\top\bar P\,\WE-\eta\,\bar e\,\mu^\top ,
+# W_{V}^{(1)}=\frac\eta V\,W_{E}^\top\Big(I-\frac{\mathbf{1}\mathbf{1}^\top}V\Big)\bar P\,W_{E}
+# =\frac\eta V\,W_{E}^\top\bar P\,W_{E}-\eta\,\bar e\,\mu^\top ,
 # $$
 #
 # for every embedding. With orthonormal embeddings the second term adds the same number to every
-# logit. In the noise-free task with $|\N(y)|=n$ for all $y$, $\bar P=A/n$, so
-# $\WV^{(1)}=\frac{\eta}{nV}\WV^\star+(\text{shift})$: one step makes exactly the predictions of the
+# logit. In the noise-free task with $|\mathcal{N}(y)|=n$ for all $y$, $\bar P=A/n$, so
+# $W_{V}^{(1)}=\frac{\eta}{nV}W_{V}^\star+(\text{shift})$: one step makes exactly the predictions of the
 # construction. With uniform noise of rate $\varepsilon$, the step adds a penalty
 # $-\frac{\eta\varepsilon}{V(V-1)}c_k$ on tokens present in the context.
 # ```
@@ -395,7 +395,7 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
 #    contexts to enumerate (`theory.enumerate_task`), so the loss is an exact weighted sum.
 # 2. Against autograd on a **sampled batch**. The batch gradient is an average of $n$ independent
 #    per-example gradients, so its squared Frobenius distance to the population gradient has mean
-#    $r_n^2=(\mathbb E\|\bar e-\WE(y)\|^2\|h\|^2-\|g\|_F^2)/n$, which we compute exactly from the law
+#    $r_n^2=(\mathbb E\|\bar e-W_{E}(y)\|^2\|h\|^2-\|g\|_F^2)/n$, which we compute exactly from the law
 #    (`theory.one_step_WV_sampling_rms`, {prf:ref}`lem-one-step-sampling`). By Chebyshev's
 #    inequality the distance exceeds $r_n/\sqrt\delta$ with probability at most $\delta$; we use
 #    $\delta=10^{-3}$ as the tolerance.
@@ -469,16 +469,16 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: {1 / (5 * 32):.6f}; for the bal
 # moves all logits equally; with noise the step is the construction *minus* a penalty on tokens
 # present in the context, so the residual is small but not zero.
 #
-# ## The paper's figure: trained $\WV$ against $\WV=I$
+# ## The paper's figure: trained $W_{V}$ against $W_{V}=I$
 #
 # Figure 3a of the paper compares the accuracy of trained one-layer models whose value matrix is
 # trained with models whose value matrix is fixed to the identity, at $L=64$, and a companion plot
 # does the same at $L=128$. The paper's exact data distribution is not available to this course,
-# and with the plain $\N_1$ task at $L=64$ both models reach 100% (we show this below). **In this
-# course we take** the $\N_1$ task with noise rate $\varepsilon=0.5$, noise tokens uniform over the
+# and with the plain $\mathcal{N}_1$ task at $L=64$ both models reach 100% (we show this below). **In this
+# course we take** the $\mathcal{N}_1$ task with noise rate $\varepsilon=0.5$, noise tokens uniform over the
 # other tokens: half of every context is uninformative, the Bayes-optimal accuracy is still
 # essentially 1 (printed below the figure), and a gap appears. Everything is trained with the
-# course defaults of `lca.train` (Adam, learning rate 0.01, $\WKQ$ and $\WE$ trained, $\WV$
+# course defaults of `lca.train` (Adam, learning rate 0.01, $W_{KQ}$ and $W_{E}$ trained, $W_{V}$
 # initialised at 0 when trained), with the budget below chosen so that the chapter runs in well
 # under a minute. Raise the numbers to train longer.
 
@@ -543,9 +543,9 @@ print(f"training time for the figure: {t_fig3a:.1f} s of CPU "
 
 # %% [markdown]
 # With a trained value matrix the models come close to the Bayes-optimal accuracy of 1 for every
-# $m$; with $\WV$ frozen to the identity they stay clearly below, and the gap is larger at $L=64$
+# $m$; with $W_{V}$ frozen to the identity they stay clearly below, and the gap is larger at $L=64$
 # than at $L=128$. A longer context averages out more noise, so the identity model's majority vote
-# (which needs only embeddings that encode the bits) improves faster with $L$. The trained $\WV$
+# (which needs only embeddings that encode the bits) improves faster with $L$. The trained $W_{V}$
 # gets both: an associative memory on top of structured embeddings. The numbers depend on the
 # training budget, the direction of the gap did not in the runs we made while preparing the
 # chapter: with four times as many steps (`STEPS = 1200`, two seeds) the trained models passed
@@ -553,7 +553,7 @@ print(f"training time for the figure: {t_fig3a:.1f} s of CPU "
 #
 # ## Where it breaks
 #
-# **The gap needs a hard enough task.** On the plain noise-free $\N_1$ task at $L=64$, both
+# **The gap needs a hard enough task.** On the plain noise-free $\mathcal{N}_1$ task at $L=64$, both
 # variants solve the task, and the comparison of Figure 3a shows nothing.
 
 # %%
@@ -570,8 +570,8 @@ print(f"training time: {t_plain:.1f} s of CPU")
 # many times over, so even a majority vote ({prf:ref}`ch4-pm1-majority`) is almost never wrong.
 #
 # **The construction needs neighbourhoods that identify their centre.** Part 3 of
-# {prf:ref}`ch4-wv-error`: when $\N(y)\subseteq\N(k)$ for a rival $k$, every context of $y$ is also
-# a context of $k$. The Hamming sphere of radius $m/2$ is an example ($\N(y)=\N(\bar y)$ for the
+# {prf:ref}`ch4-wv-error`: when $\mathcal{N}(y)\subseteq\mathcal{N}(k)$ for a rival $k$, every context of $y$ is also
+# a context of $k$. The Hamming sphere of radius $m/2$ is an example ($\mathcal{N}(y)=\mathcal{N}(\bar y)$ for the
 # complement $\bar y$): the construction errs always. Even the Bayes-optimal predictor can only
 # guess between $y$ and $\bar y$. Clusters are a milder case: two members of a cluster have almost
 # the same neighbourhood, so the construction only recognises the target by its *absence* from the
@@ -588,7 +588,7 @@ for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 3
 
 # %% [markdown]
 # **The closed form needs its hypotheses.** With noise, the target's logit is no longer 1, and the
-# $\N_1$ formula stops describing the error (it is far too optimistic at short contexts), while the
+# $\mathcal{N}_1$ formula stops describing the error (it is far too optimistic at short contexts), while the
 # Chernoff bound of part 2, which allows noise, still holds:
 
 # %%
@@ -601,20 +601,20 @@ for eps in (0.0, 0.3, 0.6):
 # %% [markdown]
 # (fig-paper-wv-replace)=
 #
-# ## A trained $\WV$ against the construction
+# ## A trained $W_{V}$ against the construction
 #
 # If training builds an associative memory, a trained value matrix should be replaceable by the
-# construction $\WE^\top A\WE$ computed from the *trained* embeddings, and the two matrices should
+# construction $W_{E}^\top AW_{E}$ computed from the *trained* embeddings, and the two matrices should
 # point in similar directions. The paper makes both comparisons across embedding dimensions
-# (`wv_replace_dim_*` and `wv_angle_dim_*` among its figures). We train models on the noisy $\N_1$
+# (`wv_replace_dim_*` and `wv_angle_dim_*` among its figures). We train models on the noisy $\mathcal{N}_1$
 # task at $m=6$, $L=64$ for several $d$, then
 #
-# - replace $\WV$ by $\WV^\star$ (keeping the trained $\WE$ and $\WKQ$) and measure both accuracies
+# - replace $W_{V}$ by $W_{V}^\star$ (keeping the trained $W_{E}$ and $W_{KQ}$) and measure both accuracies
 #   (`probes.wv_replacement`);
-# - compute the cosine similarity $\langle\WV,\WV^\star\rangle_F/(\|\WV\|_F\|\WV^\star\|_F)$ between
+# - compute the cosine similarity $\langleW_{V},W_{V}^\star\rangle_F/(\|W_{V}\|_F\|W_{V}^\star\|_F)$ between
 #   the matrices, and between their best rank-$m$ approximations (`probes.wv_alignment`).
 #
-# Rank $m$ is the natural cut: with embeddings that encode the $m$ latent bits, $\WV^\star$ has $m$
+# Rank $m$ is the natural cut: with embeddings that encode the $m$ latent bits, $W_{V}^\star$ has $m$
 # dominant singular values of equal size, so a smaller rank would pick an arbitrary part of a
 # degenerate subspace.
 
@@ -656,7 +656,7 @@ print(f"training time: {t_rep:.1f} s of CPU")
 # the construction costs little accuracy, and the cosine similarity between the two is high (a
 # small angle between two matrices with $d^2$ entries, which would be close to $90°$ for unrelated
 # matrices). At the smallest $d$ the model has not learned the task and the comparison says
-# little. The trained $\WV$ is not *equal* to $\WV^\star$: training also uses directions that the
+# little. The trained $W_{V}$ is not *equal* to $W_{V}^\star$: training also uses directions that the
 # construction does not need (for instance ones that shift all logits together), which is why the
 # cosine is below 1.
 #
@@ -698,7 +698,7 @@ explorer(draw_error, title="Error of the constructed value matrix",
 # :label: ex-wv-construction
 #
 # Write `value_matrix(W_E, mask)` returning
-# $\WV^\star=\sum_i\WE(i)\big(\sum_{j:\,\text{mask}[i,j]}\WE(j)\big)^\top$ for `W_E [V, d]`
+# $W_{V}^\star=\sum_iW_{E}(i)\big(\sum_{j:\,\text{mask}[i,j]}W_{E}(j)\big)^\top$ for `W_E [V, d]`
 # and a boolean `mask [V, V]`, as a `[d, d]` tensor, without Python loops and without
 # normalising. The checker uses asymmetric masks, so the orientation of the mask matters.
 # ```
@@ -706,8 +706,8 @@ explorer(draw_error, title="Error of the constructed value matrix",
 # ```{solution} ex-wv-construction
 # :class: dropdown
 #
-# `W_E.T @ mask.to(W_E.dtype) @ W_E`. Row $i$ of `mask @ W_E` is $\sum_{j\in\N(i)}\WE(j)$, and
-# `W_E.T @ X` is $\sum_i\WE(i)X_i^\top$. Using `mask.T` stores the associations backwards ("$i\to$
+# `W_E.T @ mask.to(W_E.dtype) @ W_E`. Row $i$ of `mask @ W_E` is $\sum_{j\in\mathcal{N}(i)}W_{E}(j)$, and
+# `W_E.T @ X` is $\sum_iW_{E}(i)X_i^\top$. Using `mask.T` stores the associations backwards ("$i\to$
 # the tokens whose neighbourhood contains $i$"), which only agrees for symmetric neighbourhoods;
 # adding the identity to the mask stores "$i\to i$" as well, which is the identity-like part that
 # {prf:ref}`ch4-identity-fails` shows is useless.
@@ -724,7 +724,7 @@ _ = check_value_matrix_construction(my_value_matrix)
 # ```{exercise} The exact error for the sphere of radius 1
 # :label: ex-wv-sphere-error
 #
-# For orthonormal embeddings, uniform attention and the noise-free $\N_1$ task, the constructed
+# For orthonormal embeddings, uniform attention and the noise-free $\mathcal{N}_1$ task, the constructed
 # model errs iff the context uses at most two distinct tokens. Compute this probability and write
 # `sphere_error(m, L)` returning it (a float; treat $m=1$ separately).
 # ```
@@ -753,16 +753,16 @@ _ = check_sphere_error(my_sphere_error)
 # :label: ex-wv-one-step
 #
 # Let every context position have the law `P[y, x]` (rows sum to 1), attention be uniform and
-# $\WV=0$. Write `one_step(W_E, P)` returning $\WV$ after one gradient step of size 1 on the
+# $W_{V}=0$. Write `one_step(W_E, P)` returning $W_{V}$ after one gradient step of size 1 on the
 # population cross-entropy, and explain where each factor comes from.
 # ```
 #
 # ```{solution} ex-wv-one-step
 # :class: dropdown
 #
-# The per-example gradient is $\WE^\top(p-e_y)h^\top$ with $p=\one/V$ at $\WV=0$, and
-# $\mathbb E[h\mid y]^\top=P[y]\WE$. Averaging over the uniform target gives
-# $\nabla=-\frac1V\WE^\top(I-\frac{\one\one^\top}V)P\WE$, so
+# The per-example gradient is $W_{E}^\top(p-e_y)h^\top$ with $p=\mathbf{1}/V$ at $W_{V}=0$, and
+# $\mathbb E[h\mid y]^\top=P[y]W_{E}$. Averaging over the uniform target gives
+# $\nabla=-\frac1VW_{E}^\top(I-\frac{\mathbf{1}\mathbf{1}^\top}V)PW_{E}$, so
 # `C = torch.eye(V, dtype=W_E.dtype) - 1.0 / V; return W_E.T @ C @ P @ W_E / V`.
 # Dropping `C` forgets the softmax's uniform prediction (the shift term); `P.T` swaps the roles of
 # target and context.
@@ -781,7 +781,7 @@ _ = check_one_step_gradient(my_one_step)
 # ```{exercise} Neighbourhoods that hide their centre
 # :label: ex-wv-antipodal
 #
-# Let $m$ be even and $\N$ the Hamming sphere of radius $m/2$. Prove that (a) $\N(y)=\N(\bar y)$,
+# Let $m$ be even and $\mathcal{N}$ the Hamming sphere of radius $m/2$. Prove that (a) $\mathcal{N}(y)=\mathcal{N}(\bar y)$,
 # where $\bar y$ flips every bit of $y$; (b) the constructed model with orthonormal embeddings
 # errs on every noise-free context; (c) no predictor whatsoever has accuracy above $1/2$ on this
 # task. What does (c) say about blaming the construction for (b)?
@@ -790,10 +790,10 @@ _ = check_one_step_gradient(my_one_step)
 # ```{solution} ex-wv-antipodal
 # :class: dropdown
 #
-# (a) $\DH(x,\bar y)=m-\DH(x,y)$, so $\DH(x,y)=m/2$ iff $\DH(x,\bar y)=m/2$. (b) By
-# {prf:ref}`ch4-wv-construction`, $f_{\bar y}$ is the share of the context in $\N(\bar y)=\N(y)$,
+# (a) $D_{\mathrm{H}}(x,\bar y)=m-D_{\mathrm{H}}(x,y)$, so $D_{\mathrm{H}}(x,y)=m/2$ iff $D_{\mathrm{H}}(x,\bar y)=m/2$. (b) By
+# {prf:ref}`ch4-wv-construction`, $f_{\bar y}$ is the share of the context in $\mathcal{N}(\bar y)=\mathcal{N}(y)$,
 # i.e. 1, the same as $f_y$: a tie on every context. (c) The likelihood of a context is
-# $\prod_l|\N(y)|^{-1}\mathbb 1[x_l\in\N(y)]$, identical for $y$ and $\bar y$, and the prior is
+# $\prod_l|\mathcal{N}(y)|^{-1}\mathbb 1[x_l\in\mathcal{N}(y)]$, identical for $y$ and $\bar y$, and the prior is
 # uniform, so the posteriors of $y$ and $\bar y$ are equal on every context. Any predictor outputs
 # at most one of them, so given the pair $\{y,\bar y\}$ it is right with probability at most $1/2$.
 # The task itself hides the answer; the construction, which breaks the tie as an error, is at most
@@ -802,12 +802,12 @@ _ = check_one_step_gradient(my_one_step)
 #
 # ## Summary
 #
-# The value matrix can be written down: $\WV^\star=\WE^\top A\WE$ stores "neighbours $\to$ token"
+# The value matrix can be written down: $W_{V}^\star=W_{E}^\top AW_{E}$ stores "neighbours $\to$ token"
 # as outer products, and with orthonormal embeddings its logits are the shares of the context
-# inside each token's neighbourhood, so its error falls like $\binom m2(2/m)^L$ on the $\N_1$ task.
+# inside each token's neighbourhood, so its error falls like $\binom m2(2/m)^L$ on the $\mathcal{N}_1$ task.
 # A single gradient step from zero already builds it, up to a scale and a shift. Without it, an
 # identity value matrix can only echo tokens of the context, which never include the answer, and
-# trained models with $\WV$ frozen to the identity fall behind once the context is noisy. For
+# trained models with $W_{V}$ frozen to the identity fall behind once the context is noisy. For
 # context hijacking this is the key mechanism: the logit of a token is the share of the context
 # that *looks like its neighbourhood*, whatever the sentence says about it. Repeating "Do not think
 # of Chicago" raises the share of Chicago-like tokens, and an associative memory reads that share,

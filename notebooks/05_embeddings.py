@@ -23,11 +23,11 @@ if "google.colab" in sys.modules:
 #
 # **In this chapter you will**
 #
-# - prove that a Gram matrix $b_0-b_1\DH$ has rank at most $m+1$, and exactly which rank;
-# - diagonalise every matrix of the form $g(\DH)$ with Walsh characters and Krawtchouk numbers;
+# - prove that a Gram matrix $b_0-b_1D_{\mathrm{H}}$ has rank at most $m+1$, and exactly which rank;
+# - diagonalise every matrix of the form $g(D_{\mathrm{H}})$ with Walsh characters and Krawtchouk numbers;
 # - measure the inner-product-vs-distance profile, its affine fit and the spectrum of trained
-#   embeddings, with $\WV$ trained and with $\WV$ fixed to the identity (the paper's Fig. 3b);
-# - explain the even/odd zig-zag of the trained-$\WV$ profile by the bipartite structure of $\N_1$;
+#   embeddings, with $W_{V}$ trained and with $W_{V}$ fixed to the identity (the paper's Fig. 3b);
+# - explain the even/odd zig-zag of the trained-$W_{V}$ profile by the bipartite structure of $\mathcal{N}_1$;
 # - see the structure disappear when $d\ge V$ or when the neighbourhood ignores Hamming distance.
 
 # %% tags=["hide-input"]
@@ -55,18 +55,18 @@ TRAIN_DEVICE = "cpu"
 # %% [markdown]
 # ## Definitions
 #
-# Tokens are latent vectors $z\in\Z=\{0,1\}^m$, $V=2^m$, and $\WE(i)$ is row $i$ of the embedding
-# matrix $\WE\in\R^{V\times d}$ (see the {doc}`notation` page).
+# Tokens are latent vectors $z\in\mathcal{Z}=\{0,1\}^m$, $V=2^m$, and $W_{E}(i)$ is row $i$ of the embedding
+# matrix $W_{E}\in\mathbb{R}^{V\times d}$ (see the {doc}`notation` page).
 #
 # ```{prf:definition} Gram matrix and Hamming profile
 # :label: def-geo-profile
 #
-# The *Gram matrix* of the embeddings is $G=\WE\WE^\top$, $G_{ij}=\WE(i)^\top\WE(j)$. Its
+# The *Gram matrix* of the embeddings is $G=W_{E}W_{E}^\top$, $G_{ij}=W_{E}(i)^\topW_{E}(j)$. Its
 # *Hamming profile* is the pair of functions of $k=0,\dots,m$
 #
 # $$
-# \bar g(k)=\operatorname{mean}\{G_{ij}:\DH(i,j)=k\},\qquad
-# \sigma(k)=\operatorname{sd}\{G_{ij}:\DH(i,j)=k\},
+# \bar g(k)=\operatorname{mean}\{G_{ij}:D_{\mathrm{H}}(i,j)=k\},\qquad
+# \sigma(k)=\operatorname{sd}\{G_{ij}:D_{\mathrm{H}}(i,j)=k\},
 # $$
 #
 # over the $V\binom mk$ ordered pairs at distance $k$ ($k=0$: the squared norms). The *spread*
@@ -76,11 +76,11 @@ TRAIN_DEVICE = "cpu"
 # ```{prf:definition} Hamming kernel and the affine law
 # :label: def-geo-kernel
 #
-# For a *profile* $g:\{0,\dots,m\}\to\R$, the *Hamming kernel* $G_g$ is the $V\times V$ matrix with
-# entries $g(\DH(i,j))$. The *affine law* is the Hamming kernel of $g(k)=b_0-b_1k$:
+# For a *profile* $g:\{0,\dots,m\}\to\mathbb{R}$, the *Hamming kernel* $G_g$ is the $V\times V$ matrix with
+# entries $g(D_{\mathrm{H}}(i,j))$. The *affine law* is the Hamming kernel of $g(k)=b_0-b_1k$:
 #
 # $$
-# \WE(i)^\top\WE(j)=b_0-b_1\,\DH(i,j),\qquad b_1>0 .
+# W_{E}(i)^\topW_{E}(j)=b_0-b_1\,D_{\mathrm{H}}(i,j),\qquad b_1>0 .
 # $$
 # ```
 #
@@ -92,7 +92,7 @@ TRAIN_DEVICE = "cpu"
 # ```{prf:definition} Walsh characters and Krawtchouk numbers
 # :label: def-geo-krawtchouk
 #
-# For $s\in\Z$ the *Walsh character* $\chi_s\in\{\pm1\}^V$ has entries
+# For $s\in\mathcal{Z}$ the *Walsh character* $\chi_s\in\{\pm1\}^V$ has entries
 # $\chi_s(z)=(-1)^{s\cdot z}$, with $s\cdot z=\sum_as_az_a$; its *weight* is the number of ones
 # $|s|$. The *Krawtchouk numbers* are
 #
@@ -104,7 +104,7 @@ TRAIN_DEVICE = "cpu"
 # fixed $s$ of weight $w$. `lca.theory.krawtchouk(k, w, m)` computes it exactly.
 # ```
 #
-# The weight-0 character is the all-ones vector $\one$; the $m$ characters of weight 1 are the
+# The weight-0 character is the all-ones vector $\mathbf{1}$; the $m$ characters of weight 1 are the
 # *bit directions* $(-1)^{z_a}$; the single character of weight $m$ is the *parity*
 # $(-1)^{|z|}$.
 
@@ -112,7 +112,7 @@ TRAIN_DEVICE = "cpu"
 # ## Look at it first
 #
 # The simplest embedding that knows the latent space is the centred code
-# $e_z=\frac1{\sqrt m}(2z-\one)\in\R^m$: each latent bit becomes a coordinate $\pm1/\sqrt m$. Its
+# $e_z=\frac1{\sqrt m}(2z-\mathbf{1})\in\mathbb{R}^m$: each latent bit becomes a coordinate $\pm1/\sqrt m$. Its
 # Gram matrix is a Hamming kernel, as the two heat maps show for $m=4$ (16 tokens, in id order).
 
 # %%
@@ -131,7 +131,7 @@ print("  1 - 2D/m  :", " ".join(f"{1 - 2 * float(x) / m:6.3f}" for x in D[0, :8]
 print(f"rank of the 16 x 16 Gram matrix: {int(torch.linalg.matrix_rank(G_code))}  (m = {m})")
 
 # %% [markdown]
-# The Gram matrix is $1-\frac2m\DH$: the affine law with $b_0=1$, $b_1=2/m$. A $16\times16$ matrix
+# The Gram matrix is $1-\frac2mD_{\mathrm{H}}$: the affine law with $b_0=1$, $b_1=2/m$. A $16\times16$ matrix
 # of rank $4$: the embeddings live in $m$ dimensions however many tokens there are. The next
 # section shows that this is no accident of the example.
 
@@ -141,12 +141,12 @@ print(f"rank of the 16 x 16 Gram matrix: {int(torch.linalg.matrix_rank(G_code))}
 # ```{prf:theorem} The affine law has rank at most m+1
 # :label: thm-geo-affine
 #
-# Let $G=b_0\one\one^\top-b_1\DH$. Write $Z\in\{0,1\}^{V\times m}$ for the latent matrix (row $z$
-# is $z^\top$) and $\mathbf z=Z\one$ for the numbers of ones. Then
+# Let $G=b_0\mathbf{1}\mathbf{1}^\top-b_1D_{\mathrm{H}}$. Write $Z\in\{0,1\}^{V\times m}$ for the latent matrix (row $z$
+# is $z^\top$) and $\mathbf z=Z\mathbf{1}$ for the numbers of ones. Then
 #
-# 1. $\DH=\mathbf z\one^\top+\one\mathbf z^\top-2ZZ^\top$, so the columns of $G$ lie in the span
-#    of $\one$ and the $m$ columns of $Z$, and $\operatorname{rank}G\le m+1$;
-# 2. exactly, the non-zero eigenvalues are $\lambda_0=2^m(b_0-mb_1/2)$ (eigenvector $\one$) and
+# 1. $D_{\mathrm{H}}=\mathbf z\mathbf{1}^\top+\mathbf{1}\mathbf z^\top-2ZZ^\top$, so the columns of $G$ lie in the span
+#    of $\mathbf{1}$ and the $m$ columns of $Z$, and $\operatorname{rank}G\le m+1$;
+# 2. exactly, the non-zero eigenvalues are $\lambda_0=2^m(b_0-mb_1/2)$ (eigenvector $\mathbf{1}$) and
 #    $\lambda_1=2^{m-1}b_1$ (multiplicity $m$, the bit directions), so
 #    $\operatorname{rank}G=m\,\mathbb 1[b_1\ne0]+\mathbb 1[b_0\ne mb_1/2]$: $m+1$ generically, and
 #    $m$ in the centred case $b_0=mb_1/2$ (for instance the $\pm1$ code above);
@@ -156,9 +156,9 @@ print(f"rank of the 16 x 16 Gram matrix: {int(torch.linalg.matrix_rank(G_code))}
 #
 # ```{prf:proof}
 # For single bits, $\mathbb 1[a\ne b]=a+b-2ab$; summing over coordinates gives
-# $\DH(z,z')=|z|+|z'|-2z^\top z'$, which is the factorisation. Substituting it,
-# $G=b_0\one\one^\top-b_1\mathbf z\one^\top-b_1\one\mathbf z^\top+2b_1ZZ^\top$, and each term has
-# its columns in $\operatorname{span}\{\one,Z_{:,1},\dots,Z_{:,m}\}$, a space of dimension at most
+# $D_{\mathrm{H}}(z,z')=|z|+|z'|-2z^\top z'$, which is the factorisation. Substituting it,
+# $G=b_0\mathbf{1}\mathbf{1}^\top-b_1\mathbf z\mathbf{1}^\top-b_1\mathbf{1}\mathbf z^\top+2b_1ZZ^\top$, and each term has
+# its columns in $\operatorname{span}\{\mathbf{1},Z_{:,1},\dots,Z_{:,m}\}$, a space of dimension at most
 # $m+1$. Parts 2 and 3 follow from the next theorem with $g(k)=b_0-b_1k$; see
 # {prf:ref}`thm-geo-affine-rank` for the details.
 # ```
@@ -251,10 +251,10 @@ print("  Krawtchouk of the mean profile    :", " ".join(f"{float(x):.4f}" for x 
 #
 # Fig. 3(b) of {cite}`jiang2024elephants` shows, for $m=8$ in the underparameterised regime, the
 # average inner product between two token embeddings against their Hamming distance, for a model
-# with a trained $\WV$. The paper's sources also hold plots named `no_wv_hamming_inner_n5` to
-# `n8`, probably the same measurement with $\WV$ fixed to the identity; we show both side by side.
+# with a trained $W_{V}$. The paper's sources also hold plots named `no_wv_hamming_inner_n5` to
+# `n8`, probably the same measurement with $W_{V}$ fixed to the identity; we show both side by side.
 # The paper's training settings are not available; ours are $m=8$ ($V=256$), $d=32$, $L=64$, contexts drawn uniformly
-# from $\N_1(z^*)$ without noise, Adam with learning rate $0.01$, batch $256$, $800$ steps, $\WKQ$
+# from $\mathcal{N}_1(z^*)$ without noise, Adam with learning rate $0.01$, batch $256$, $800$ steps, $W_{KQ}$
 # trained from $0$, three seeds per variant, all six models trained as one ensemble.
 
 # %% tags=["nbval-ignore-output"]
@@ -316,12 +316,12 @@ glue("geo_r2_tr", round(r2_tr, 2), display=False)
 # %% [markdown]
 # What training produces:
 #
-# - **$\WV=I$ (frozen).** The inner product falls steadily with Hamming distance: tokens with
+# - **$W_{V}=I$ (frozen).** The inner product falls steadily with Hamming distance: tokens with
 #   similar latent vectors get similar embeddings. The fall is not exactly linear: it is steep at
 #   small distances and flattens (even turns up slightly) at the largest, and the spread over pairs
 #   grows with the distance. The affine law captures the shape of the mean profile with an $R^2$ of
 #   about {glue:text}`geo_r2_id:.2f`; it is a reasonable first description, not an identity.
-# - **Trained $\WV$.** Only the first step is clean ($k=0$ far above the rest). After that the
+# - **Trained $W_{V}$.** Only the first step is clean ($k=0$ far above the rest). After that the
 #   profile zig-zags: pairs at distance $2$ are *more* similar than pairs at distance $1$, distance
 #   $4$ sits above distances $3$ and $5$, and beyond $k=m/2$ the alternation reverses (odd above
 #   even). The affine law explains little of it ($R^2$ of the mean profile about
@@ -335,7 +335,7 @@ glue("geo_r2_tr", round(r2_tr, 2), display=False)
 #
 # Take one trained model of each kind (seed 0), compute the mean profile $\bar g$, and compare the
 # Krawtchouk eigenvalues of $G_{\bar g}$ (each repeated $\binom mw$ times) with the actual
-# eigenvalues of $G=\WE\WE^\top$. $G$ has rank at most $d=32$, so at most $32$ of its $256$
+# eigenvalues of $G=W_{E}W_{E}^\top$. $G$ has rank at most $d=32$, so at most $32$ of its $256$
 # eigenvalues are non-zero.
 
 # %%
@@ -367,11 +367,11 @@ for v in names:
     print("  largest 12 predicted:", " ".join(f"{float(x):7.2f}" for x in pred_spec[v][:12]))
 
 # %% [markdown]
-# With $\WV=I$ nearly all of the profile's weight sits on $w=1$ (the $m$ bit directions, the
+# With $W_{V}=I$ nearly all of the profile's weight sits on $w=1$ (the $m$ bit directions, the
 # affine part) and $w=2$, and almost none on $w\ge3$: the Hamming-invariant part of the geometry
 # is low-rank in the Krawtchouk sense. The measured eigenvalues are spread out around the
 # predicted steps because the trained $G$ is not exactly a Hamming kernel (the spread column of
-# the table), but the two lists have the same sum, as the lemma guarantees. With a trained $\WV$
+# the table), but the two lists have the same sum, as the lemma guarantees. With a trained $W_{V}$
 # the largest eigenvalues per direction belong to $w=m$, $w=m-1$ and $w=1$, followed by $w=2$ and
 # $w=m-2$: the list is nearly symmetric under $w\leftrightarrow m-w$. Energy on the high weights is
 # the spectral face of the zig-zag, as we explain below.
@@ -384,8 +384,8 @@ for v in names:
 # The paper's sources hold figures named `spectrum_n{7,8}_d{32,64}_e{0,1,2,3}`, probably spectra
 # for $m\in\{7,8\}$ and $d\in\{32,64\}$ in four versions whose meaning (checkpoints, seeds or
 # variants) and exact matrix we do not know. We show, for
-# each setting, the eigenvalues of $\WE^\top\WE$ (the non-zero eigenvalues of $G$) at
-# initialisation and after training with either kind of $\WV$, normalised by the largest, with a
+# each setting, the eigenvalues of $W_{E}^\topW_{E}$ (the non-zero eigenvalues of $G$) at
+# initialisation and after training with either kind of $W_{V}$, normalised by the largest, with a
 # dotted line after index $m$. The eigen-gap is the ratio $\lambda_m/\lambda_{m+1}$.
 
 # %% tags=["nbval-ignore-output"]
@@ -423,20 +423,20 @@ for name, label, gap, share_m, share_2m in gap_rows:
 # %% [markdown]
 # Training turns a slowly decaying random spectrum into a steeper one in every setting: the top
 # $m$ eigenvalues carry more than half of the trace after training, against a quarter to two
-# fifths at initialisation. With $\WV=I$ there is a visible gap after index $m$, clearest at $m=7$
-# and weaker at $m=8$, where the $w=2$ directions take a large share. With a trained $\WV$ there
+# fifths at initialisation. With $W_{V}=I$ there is a visible gap after index $m$, clearest at $m=7$
+# and weaker at $m=8$, where the $w=2$ directions take a large share. With a trained $W_{V}$ there
 # is no gap at $m$: the $m$ bit directions share the energy with their parity-twisted copies
 # (weight $m-1$) and the parity itself, at comparable sizes, and the spectrum decays without a
-# clean break. "Low rank" is therefore a fair summary of the $\WV=I$ models and a loose one for
-# trained $\WV$, where the accurate statement is that the energy concentrates on a few Krawtchouk
+# clean break. "Low rank" is therefore a fair summary of the $W_{V}=I$ models and a loose one for
+# trained $W_{V}$, where the accurate statement is that the energy concentrates on a few Krawtchouk
 # weights.
 
 # %% [markdown]
-# ## Why the trained-$\WV$ profile zig-zags
+# ## Why the trained-$W_{V}$ profile zig-zags
 #
 # With uniform attention the logits of a context are an average of columns of the *association
-# matrix* $M[k,x]=\WE(k)^\top\WV\WE(x)$ (the logit that one context token $x$ adds to candidate $k$;
-# with $\WV=I$, $M=G$). The context law $P[y,x]$ of $\N_1$ is itself a Hamming kernel, with
+# matrix* $M[k,x]=W_{E}(k)^\top\WVW_{E}(x)$ (the logit that one context token $x$ adds to candidate $k$;
+# with $W_{V}=I$, $M=G$). The context law $P[y,x]$ of $\mathcal{N}_1$ is itself a Hamming kernel, with
 # eigenvalues $\mu_w=1-2w/m$. {prf:ref}`prop-geo-margin` in the appendix shows that the target's
 # mean logit advantage over an average token is
 #
@@ -445,20 +445,20 @@ for name, label, gap, share_m, share_2m in gap_rows:
 # \nu_w=\text{mean of }\chi_s^\top M\chi_s/V\text{ over }|s|=w .
 # $$
 #
-# A weight class helps when $\mu_w$ and $\nu_w$ have the same sign. With $\WV=I$, $M=G$ is a Gram
+# A weight class helps when $\mu_w$ and $\nu_w$ have the same sign. With $W_{V}=I$, $M=G$ is a Gram
 # matrix, every $\nu_w\ge0$, and only the weights with $\mu_w>0$ ($w<m/2$) can help. A trained
-# $\WV$ can make $\nu_w$ negative, so it can also exploit the weights with $\mu_w<0$, and the
+# $W_{V}$ can make $\nu_w$ negative, so it can also exploit the weights with $\mu_w<0$, and the
 # largest of those is $\mu_m=-1$: the parity. This is where bipartiteness enters. Every neighbour
-# of $y$ in $\N_1$ has the opposite parity to $y$, so a parity feature, read through a $\WV$ that
+# of $y$ in $\mathcal{N}_1$ has the opposite parity to $y$, so a parity feature, read through a $W_{V}$ that
 # flips its sign, tells the model for free that the answer has the opposite parity to every context
 # token, which rules out half of the vocabulary. In the Gram matrix the parity direction adds
-# $c^2(-1)^{\DH(i,j)}$, and the twisted bit directions (weight $m-1$) add $(-1)^k(m-2k)$
+# $c^2(-1)^{D_{\mathrm{H}}(i,j)}$, and the twisted bit directions (weight $m-1$) add $(-1)^k(m-2k)$
 # ({prf:ref}`lem-geo-krawtchouk-identities`): exactly an even/odd alternation on top of a
 # decreasing trend.
 #
-# A broader neighbourhood changes $\mu$. For the Hamming ball of radius 2 ($\DH\in\{1,2\}$),
+# A broader neighbourhood changes $\mu$. For the Hamming ball of radius 2 ($D_{\mathrm{H}}\in\{1,2\}$),
 # $\mu_w=(K_1(w)+K_2(w))/(m+\binom m2)$, which at $m=8$ equals $\mu_1$ again at $w=m$ and is
-# *positive* there: the context is now mostly of the target's own parity, and even $\WV=I$ can use
+# *positive* there: the context is now mostly of the target's own parity, and even $W_{V}=I$ can use
 # the parity. We train both variants on the ball and compare $\nu_w$ (measured) with $\mu_w$.
 
 # %% tags=["nbval-ignore-output"]
@@ -505,9 +505,9 @@ for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N
         print(f"  profile, {v:18s}:", " ".join(f"{float(x):6.2f}" for x in p))
 
 # %% [markdown]
-# On $\N_1$, the trained $\WV$ gives $\nu_w$ the sign of $\mu_w$ at every weight, with the largest
+# On $\mathcal{N}_1$, the trained $W_{V}$ gives $\nu_w$ the sign of $\mu_w$ at every weight, with the largest
 # sizes where $|\mu_w|$ is largest ($w=m$, $m-1$ and $1$); about half of its mass sits on weights
-# with $\mu_w<0$, which only a sign-flipping $\WV$ can use. The identity $\WV$ keeps all $\nu_w$
+# with $\mu_w<0$, which only a sign-flipping $W_{V}$ can use. The identity $W_{V}$ keeps all $\nu_w$
 # non-negative and puts almost all of them where $\mu_w>0$. On the ball, $\mu_m=\mu_1$ and the two
 # weights receive nearly equal $\nu$ in both models: the profile no longer alternates at every
 # step but pairs the distances $(1,2)$, $(3,4)$, $(5,6)$, $(7,8)$ into a staircase. So a broader
@@ -526,8 +526,8 @@ for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N
 # fine-tuning {cite}`hu2022lora` rely on, and that layer-selective rank reduction
 # {cite}`sharma2023laser` exploits. The paper offers its low-rank result as support for such
 # methods. We stress that this is an interpretation: our measurements concern the embedding matrix
-# of a one-layer model on a synthetic task, the gap is clear with $\WV=I$ and much weaker with a
-# trained $\WV$, and nothing here tests an editing method on a language model.
+# of a one-layer model on a synthetic task, the gap is clear with $W_{V}=I$ and much weaker with a
+# trained $W_{V}$, and nothing here tests an editing method on a language model.
 
 # %% [markdown]
 # ## Where it breaks
@@ -535,14 +535,14 @@ for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N
 # The Hamming geometry is not forced by the architecture; it is learned because the task needs it
 # and the model has too few dimensions to avoid it. Remove either reason and it disappears.
 #
-# 1. **Overparameterised, frozen random embeddings.** $m=6$ ($V=64$), $d=128\ge V$, $\WE$ kept at
-#    its Gaussian initialisation, $\WV$ and $\WKQ$ trained. Random vectors in $128$ dimensions are
-#    nearly orthogonal, so $\WV$ can store every association on its own
-#    ({doc}`04_value_matrix`), and nothing in $\WE$ refers to the latent space. (We also train
-#    $\WV=I$ on the same frozen embeddings, for its accuracy only: its Gram matrix is the same.)
+# 1. **Overparameterised, frozen random embeddings.** $m=6$ ($V=64$), $d=128\ge V$, $W_{E}$ kept at
+#    its Gaussian initialisation, $W_{V}$ and $W_{KQ}$ trained. Random vectors in $128$ dimensions are
+#    nearly orthogonal, so $W_{V}$ can store every association on its own
+#    ({doc}`04_value_matrix`), and nothing in $W_{E}$ refers to the latent space. (We also train
+#    $W_{V}=I$ on the same frozen embeddings, for its accuracy only: its Gram matrix is the same.)
 # 2. **A neighbourhood unrelated to Hamming distance.** $m=8$, $d=32$ as in the figure, but each
 #    target's neighbourhood is a random set of $m$ tokens (a `lca.custom` mask, same size as
-#    $\N_1$), so the task has no Hamming structure to learn.
+#    $\mathcal{N}_1$), so the task has no Hamming structure to learn.
 
 # %% tags=["nbval-ignore-output"]
 # (only the CPU time printed here changes from run to run)
@@ -604,13 +604,13 @@ for v in names:
           f"directions = {float(share8[idx, 1].mean()):.3f}")
 
 # %% [markdown]
-# In both counterexamples the models with a trained $\WV$ solve the task (and so does $\WV=I$ on
+# In both counterexamples the models with a trained $W_{V}$ solve the task (and so does $W_{V}=I$ on
 # the random neighbourhood, where it may train its embeddings), yet the profile is flat: the inner
 # product is the same at every distance $k\ge1$, the affine fit explains nothing, and the share of
 # the trace on the $m$ bit directions is what an isotropic matrix would have ($m/V$). The one model
-# that fails is $\WV=I$ on frozen random embeddings: with neither a memory in $\WV$ nor a learned
-# geometry in $\WE$, nothing links a context to its target. With $d\ge V$ and a trained $\WV$
-# the associations are stored in $\WV$ between unrelated near-orthogonal vectors; with a random
+# that fails is $W_{V}=I$ on frozen random embeddings: with neither a memory in $W_{V}$ nor a learned
+# geometry in $W_{E}$, nothing links a context to its target. With $d\ge V$ and a trained $W_{V}$
+# the associations are stored in $W_{V}$ between unrelated near-orthogonal vectors; with a random
 # neighbourhood there is nothing about Hamming distance to learn. The low-rank Hamming geometry is
 # a consequence of *compression* ($d<V$) of a task whose structure *is* the Hamming geometry.
 
@@ -650,7 +650,7 @@ explorer(draw_kernel, title="Krawtchouk spectrum of a Hamming profile",
 #
 # Write `gram_profile_mean(W_E)` that takes embeddings `W_E [V, d]` ($V=2^m$, row $i$ = token $i$)
 # and returns a float64 tensor of length $m+1$ whose entry $k$ is the mean of
-# $\WE(i)^\top\WE(j)$ over all ordered pairs at Hamming distance $k$, the pairs $(i,i)$ included
+# $W_{E}(i)^\topW_{E}(j)$ over all ordered pairs at Hamming distance $k$, the pairs $(i,i)$ included
 # at $k=0$. Use `lca.LatentSpace(m).distances()`.
 # ```
 #
@@ -688,7 +688,7 @@ _ = check_gram_profile(my_gram_profile)
 #
 # `return sum((-1) ** j * math.comb(w, j) * math.comb(m - w, k - j) for j in range(min(k, w) + 1))`
 # (`math.comb` is $0$ when $k-j>m-w$). For $k=1$ only $j=0,1$ contribute: $(m-w)-w$. For $w=0$
-# the character is $\one$, and every one of the $\binom mk$ vectors $u$ contributes $+1$. Swapping
+# the character is $\mathbf{1}$, and every one of the $\binom mk$ vectors $u$ contributes $+1$. Swapping
 # the arguments ($K_w(k)$) is a classic slip: it differs from $K_k(w)$ by the factor
 # $\binom mw/\binom mk$.
 # ```
@@ -734,16 +734,16 @@ _ = check_hamming_spectrum(my_hamming_spectrum)
 # :label: ex-geo-embedding
 #
 # Write `affine_embedding(m, b0, b1)` returning embeddings `E [V, r]` with at most $m+1$ columns
-# whose Gram matrix is $b_0-b_1\DH$ (assume $b_1\ge0$ and $b_0\ge mb_1/2$). Hint: start from the
-# $\pm1$ code, whose Gram matrix is $m-2\DH$, and add one constant coordinate.
+# whose Gram matrix is $b_0-b_1D_{\mathrm{H}}$ (assume $b_1\ge0$ and $b_0\ge mb_1/2$). Hint: start from the
+# $\pm1$ code, whose Gram matrix is $m-2D_{\mathrm{H}}$, and add one constant coordinate.
 # ```
 #
 # ```{solution} ex-geo-embedding
 # :class: dropdown
 #
-# Row $z$: $\big(\sqrt{b_1/2}\,(2z-\one),\ \sqrt{b_0-mb_1/2}\big)$. The first block contributes
-# $\frac{b_1}2(m-2\DH)$ and the constant coordinate $b_0-\frac{mb_1}2$; they add up to
-# $b_0-b_1\DH$. Forgetting the constant coordinate is right only in the centred case, and using
+# Row $z$: $\big(\sqrt{b_1/2}\,(2z-\mathbf{1}),\ \sqrt{b_0-mb_1/2}\big)$. The first block contributes
+# $\frac{b_1}2(m-2D_{\mathrm{H}})$ and the constant coordinate $b_0-\frac{mb_1}2$; they add up to
+# $b_0-b_1D_{\mathrm{H}}$. Forgetting the constant coordinate is right only in the centred case, and using
 # $\sqrt{b_1}$ instead of $\sqrt{b_1/2}$ doubles the slope.
 # ```
 
@@ -760,21 +760,21 @@ _ = check_affine_embedding(my_affine_embedding)
 # ```{exercise} Rank at most m+1, and exactly m when centred
 # :label: ex-geo-prove-rank
 #
-# Prove, without Krawtchouk numbers, that $G=b_0\one\one^\top-b_1\DH$ has rank at most $m+1$, and
-# that the Gram matrix of the centred code $e_z=\frac1{\sqrt m}(2z-\one)$ has rank exactly $m$.
-# Then show that $\one$ is always an eigenvector of $G$ and find its eigenvalue.
+# Prove, without Krawtchouk numbers, that $G=b_0\mathbf{1}\mathbf{1}^\top-b_1D_{\mathrm{H}}$ has rank at most $m+1$, and
+# that the Gram matrix of the centred code $e_z=\frac1{\sqrt m}(2z-\mathbf{1})$ has rank exactly $m$.
+# Then show that $\mathbf{1}$ is always an eigenvector of $G$ and find its eigenvalue.
 # ```
 #
 # ```{solution} ex-geo-prove-rank
 # :class: dropdown
 #
-# Use $\DH=\mathbf z\one^\top+\one\mathbf z^\top-2ZZ^\top$ (from $\mathbb 1[a\ne b]=a+b-2ab$ per
-# bit): every column of $G$ is a combination of $\one$ and the $m$ columns of $Z$, so the column
+# Use $D_{\mathrm{H}}=\mathbf z\mathbf{1}^\top+\mathbf{1}\mathbf z^\top-2ZZ^\top$ (from $\mathbb 1[a\ne b]=a+b-2ab$ per
+# bit): every column of $G$ is a combination of $\mathbf{1}$ and the $m$ columns of $Z$, so the column
 # space has dimension at most $m+1$. For the centred code, $G=EE^\top$ with $E=\frac1{\sqrt m}
-# (2Z-\one\one^\top)\in\R^{V\times m}$, so the rank is at most $m$; it is exactly $m$ because the
+# (2Z-\mathbf{1}\mathbf{1}^\top)\in\mathbb{R}^{V\times m}$, so the rank is at most $m$; it is exactly $m$ because the
 # columns of $E$ are orthogonal and non-zero: $\sum_z(2z_a-1)(2z_b-1)=0$ for $a\ne b$, since half
-# of the tokens agree in bits $a$ and $b$. Finally, every row of $\DH$ sums to
-# $\sum_k k\binom mk=m2^{m-1}$, so $G\one=(2^mb_0-m2^{m-1}b_1)\one$: the eigenvalue is
+# of the tokens agree in bits $a$ and $b$. Finally, every row of $D_{\mathrm{H}}$ sums to
+# $\sum_k k\binom mk=m2^{m-1}$, so $G\mathbf{1}=(2^mb_0-m2^{m-1}b_1)\mathbf{1}$: the eigenvalue is
 # $2^m(b_0-mb_1/2)$, zero exactly in the centred case.
 # ```
 
@@ -782,10 +782,10 @@ _ = check_affine_embedding(my_affine_embedding)
 # ## Summary
 #
 # A Gram matrix that depends only on Hamming distance is diagonalised by Walsh characters, with
-# eigenvalues given by Krawtchouk numbers; the affine law $b_0-b_1\DH$ is the special case with
+# eigenvalues given by Krawtchouk numbers; the affine law $b_0-b_1D_{\mathrm{H}}$ is the special case with
 # only the constant and the $m$ bit directions, hence rank $m+1$ (or $m$ when centred). Trained
-# embeddings with $d<V$ approach this picture when $\WV$ is fixed to the identity; with a trained
-# $\WV$ on $\N_1$ they also use parity, because the hypercube is bipartite, and the profile
+# embeddings with $d<V$ approach this picture when $W_{V}$ is fixed to the identity; with a trained
+# $W_{V}$ on $\mathcal{N}_1$ they also use parity, because the hypercube is bipartite, and the profile
 # zig-zags. Both geometries vanish when the model has room for orthogonal embeddings or when the
 # task has no Hamming structure. For context hijacking the geometry is the other half of the
 # story: tokens whose latent concepts overlap get overlapping embeddings, so a context full of

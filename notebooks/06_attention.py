@@ -9,7 +9,7 @@ if "google.colab" in sys.modules:
 # %% [markdown]
 # # Attention selects: the query listens to its own cluster
 #
-# So far the one-layer transformer has averaged its context uniformly: with $\WKQ=0$ every
+# So far the one-layer transformer has averaged its context uniformly: with $W_{KQ}=0$ every
 # position gets weight $1/L$, and the value matrix turns the average into a prediction
 # ({doc}`04_value_matrix`). That works when every context token carries information about the
 # target. Real contexts are messier: most words of a prompt say nothing about the fact being
@@ -25,12 +25,12 @@ if "google.colab" in sys.modules:
 # **In this chapter you will**
 #
 # - define the cluster task with noise tokens and the attention mass on the query's cluster;
-# - derive the exact gradient of the population loss with respect to $\WKQ$ at $\WKQ=0$, check it
+# - derive the exact gradient of the population loss with respect to $W_{KQ}$ at $W_{KQ}=0$, check it
 #   against automatic differentiation, and find its closed form to first order in the value scale;
 # - prove that this first step favours same-cluster (query, key) pairs and compute the three
 #   numbers that describe it for the cluster neighbourhood of the paper's Fig. C.8;
 # - reproduce the paper's attention heat map (Fig. 3(c), Fig. C.8) at $m=8$ and measure how much
-#   attention a trained model puts on the query's cluster, with $\WKQ$ trained and frozen at $0$;
+#   attention a trained model puts on the query's cluster, with $W_{KQ}$ trained and frozen at $0$;
 # - see the effect vanish when there is no noise or when the noise lives inside the cluster.
 
 # %% tags=["hide-input"]
@@ -63,16 +63,16 @@ torch.set_num_threads(1)
 # ```{prf:definition} The cluster task
 # :label: def-ch6-cluster-task
 #
-# Let $\N(y)\subseteq C_k(y)$ be an informative neighbourhood inside the target's cluster and
+# Let $\mathcal{N}(y)\subseteq C_k(y)$ be an informative neighbourhood inside the target's cluster and
 # $\varepsilon\in[0,1)$ a noise rate. A context of length $L$ for target $y$ is drawn as follows:
-# the tokens $x_1,\dots,x_{L-1}$ are independent, each uniform on $\N(y)$ with probability
+# the tokens $x_1,\dots,x_{L-1}$ are independent, each uniform on $\mathcal{N}(y)$ with probability
 # $1-\varepsilon$ (an *informative* token) and otherwise uniform on the tokens of the other
 # clusters, $\{x:\kappa(x)\ne\kappa(y)\}$ (a *noise* token); the last token $x_L$, the attention
 # query, is always informative. In this course we use two informative neighbourhoods:
 #
-# - `"cluster"`: $\N(y)=C_k(y)$, the whole cluster except $y$. This is the neighbourhood named in
+# - `"cluster"`: $\mathcal{N}(y)=C_k(y)$, the whole cluster except $y$. This is the neighbourhood named in
 #   the caption of the paper's Fig. C.8 (there $k=2$).
-# - `"sphere"`: $\N(y)=\{x\in C_k(y):\DH(x,y)=1\}$, the Hamming neighbours of $y$ inside its
+# - `"sphere"`: $\mathcal{N}(y)=\{x\in C_k(y):D_{\mathrm{H}}(x,y)=1\}$, the Hamming neighbours of $y$ inside its
 #   cluster. Unlike the first choice it makes the target identifiable, so accuracy means something.
 #
 # The paper's exact noise model is not known to us; this definition is the course's choice
@@ -86,8 +86,8 @@ torch.set_num_threads(1)
 # tokens, $c(S)=\sum_{j\in S}c_j$. With attention weights $a_1,\dots,a_L$ the *attention mass on the
 # query's cluster* is $\mu(x)=\sum_{l}a_l\,\mathbb 1[\kappa(x_l)=\kappa(x_L)]$ and the *share* of
 # that cluster is $\sigma(x)=\frac1L\#\{l:\kappa(x_l)=\kappa(x_L)\}$, the mass that uniform
-# attention ($\WKQ=0$) gives it. The *score* of query token $i$ on key token $j$ is
-# $S_{ij}=\WE(i)^\top\WKQ\WE(j)$: it does not depend on the context, and adding a constant to a
+# attention ($W_{KQ}=0$) gives it. The *score* of query token $i$ on key token $j$ is
+# $S_{ij}=W_{E}(i)^\topW_{KQ}W_{E}(j)$: it does not depend on the context, and adding a constant to a
 # row of $S$ changes no attention weight.
 # ```
 
@@ -122,33 +122,33 @@ print(f"share of the query's cluster in this context: {share_demo:.4f}")
 # query" is the same as "same cluster as the target", and the attention layer can see it.
 
 # %% [markdown]
-# ## The gradient of $\WKQ$ at zero
+# ## The gradient of $W_{KQ}$ at zero
 #
-# Write $M=\WE\WV\WE^\top$ ($V\times V$): with uniform attention the logits are $f=Mc$, so
+# Write $M=W_{E}\WVW_{E}^\top$ ($V\times V$): with uniform attention the logits are $f=Mc$, so
 # $M_{kj}$ is the logit that one occurrence of token $j$ adds to token $k$. Write
-# $p=\softmax(Mc)$ for the predicted distribution and $\mathcal L=\E[-\log p_y]$ for the
+# $p=\operatorname{softmax}(Mc)$ for the predicted distribution and $\mathcal L=\mathbb{E}[-\log p_y]$ for the
 # population cross-entropy.
 #
 # ```{prf:lemma} Exact gradient at zero
 # :label: ch6-kq-gradient-exact
 #
-# For any embeddings $\WE$ and value matrix $\WV$, at $\WKQ=0$,
+# For any embeddings $W_{E}$ and value matrix $W_{V}$, at $W_{KQ}=0$,
 #
 # $$
-# \nabla_{\WKQ}\mathcal L=-\WE^\top T\,\WE,\qquad
-# T_{ij}=\E\big[\mathbb 1[x_L=i]\;c_j\,(r_j-\bar r)\big],
+# \nabla_{W_{KQ}}\mathcal L=-W_{E}^\top T\,W_{E},\qquad
+# T_{ij}=\mathbb{E}\big[\mathbb 1[x_L=i]\;c_j\,(r_j-\bar r)\big],
 # $$
 #
 # where $r=M^\top(e_y-p)$ and $\bar r=\sum_j c_jr_j$. Every row of $T$ sums to $0$. After one
-# gradient step of size $\eta$ from $\WKQ=0$ the scores are $S=\eta\,GTG$ with $G=\WE\WE^\top$,
+# gradient step of size $\eta$ from $W_{KQ}=0$ the scores are $S=\eta\,GTG$ with $G=W_{E}W_{E}^\top$,
 # so $S=\eta T$ when the embeddings are orthonormal.
 # ```
 #
 # ```{prf:proof}
-# With $s_l=\WE(x_L)^\top\WKQ\WE(x_l)$ and $h=\sum_la_l\WE(x_l)$, the chain rule gives
-# $\partial(-\log p_y)/\partial h=-\WV^\top\WE^\top(e_y-p)$ and $\partial h/\partial s_l=a_l(\WE(x_l)-h)$,
+# With $s_l=W_{E}(x_L)^\topW_{KQ}W_{E}(x_l)$ and $h=\sum_la_lW_{E}(x_l)$, the chain rule gives
+# $\partial(-\log p_y)/\partial h=-W_{V}^\topW_{E}^\top(e_y-p)$ and $\partial h/\partial s_l=a_l(W_{E}(x_l)-h)$,
 # so $\partial(-\log p_y)/\partial s_l=-a_l(r_{x_l}-\bar r)$ with $r$ and $\bar r$ as above
-# (here $\bar r=\sum_la_lr_{x_l}$). Since $\partial s_l/\partial\WKQ=\WE(x_L)\WE(x_l)^\top$,
+# (here $\bar r=\sum_la_lr_{x_l}$). Since $\partial s_l/\partialW_{KQ}=W_{E}(x_L)W_{E}(x_l)^\top$,
 # summing over positions with $a_l=1/L$ and grouping positions by token gives the formula.
 # The row sums vanish because $\sum_jc_j(r_j-\bar r)=0$. The full argument, with every index, is
 # in the appendix ({prf:ref}`lem-kq-gradient-exact`).
@@ -158,17 +158,17 @@ print(f"share of the query's cluster in this context: {share_demo:.4f}")
 # a softmax, so $T$ has no simple closed form in general. It becomes one when the value matrix is
 # small: then $p$ is nearly uniform.
 #
-# ```{prf:theorem} The first step of $\WKQ$ favours the query's cluster
+# ```{prf:theorem} The first step of $W_{KQ}$ favours the query's cluster
 # :label: ch6-kq-gradient
 #
-# Assume (A1) $\WE$ has orthonormal rows; (A2) $\WV=\beta\,\WE^\top A\WE$ with $\beta>0$ and
-# $A_{kj}=\mathbb 1[j\in\N(k)]$, the associative memory of {doc}`04_value_matrix` scaled by $\beta$;
-# (A3) $\WKQ=0$ and the loss is the population loss; (A4) every token lies in the same number of
+# Assume (A1) $W_{E}$ has orthonormal rows; (A2) $W_{V}=\beta\,W_{E}^\top AW_{E}$ with $\beta>0$ and
+# $A_{kj}=\mathbb 1[j\in\mathcal{N}(k)]$, the associative memory of {doc}`04_value_matrix` scaled by $\beta$;
+# (A3) $W_{KQ}=0$ and the loss is the population loss; (A4) every token lies in the same number of
 # neighbourhoods (true for spheres, balls and both cluster-task neighbourhoods). Then
 #
 # $$
 # T=\beta\,T^{(1)}+O(\beta^2),\qquad
-# T^{(1)}_{ij}=\E\big[\mathbb 1[x_L=i]\;c_j\,\big(\mathbb 1[j\in\N(y)]-c(\N(y))\big)\big].
+# T^{(1)}_{ij}=\mathbb{E}\big[\mathbb 1[x_L=i]\;c_j\,\big(\mathbb 1[j\in\mathcal{N}(y)]-c(\mathcal{N}(y))\big)\big].
 # $$
 #
 # If moreover (A5) the data follow the cluster task ({prf:ref}`def-ch6-cluster-task`) with
@@ -180,7 +180,7 @@ print(f"share of the query's cluster in this context: {share_demo:.4f}")
 #
 # The idea of the proof: a token $j$ gains score with query $i$ when, in contexts with query $i$,
 # it tends to appear together with a low share of target-neighbourhood tokens ($j$ is in
-# $\N(y)$ while much of the context is not). In the cluster task every context token of the
+# $\mathcal{N}(y)$ while much of the context is not). In the cluster task every context token of the
 # query's cluster is informative and every other token is noise, which fixes the signs. The
 # proof is in the appendix ({prf:ref}`thm-kq-gradient`). For the neighbourhood of Fig. C.8 the
 # table takes only three values:
@@ -188,7 +188,7 @@ print(f"share of the query's cluster in this context: {share_demo:.4f}")
 # ```{prf:proposition} Closed form for the cluster neighbourhood
 # :label: ch6-kq-cluster-closed-form
 #
-# For $\N(y)=C_k(y)$ with uniform noise on the other clusters, $s=2^{m-k}$ and $V=2^m$,
+# For $\mathcal{N}(y)=C_k(y)$ with uniform noise on the other clusters, $s=2^{m-k}$ and $V=2^m$,
 #
 # $$
 # T^{(1)}_{ii}=\frac{(L-1)\varepsilon}{VL^2}\Big(1+\frac{(L-2)(1-\varepsilon)}{s-1}\Big),\quad
@@ -212,7 +212,7 @@ print(f"share of the query's cluster in this context: {share_demo:.4f}")
 # `lca.theory.kq_gradient_table`, which enumerates every target, query and count vector of the
 # other $L-1$ tokens, against automatic differentiation of the exact population loss (every one of
 # the $V^L$ contexts pushed through `lca.OneLayerTransformer` with its probability as weight), for
-# random $\WE$ and $\WV$. (2) The same exact gradient against autograd on a sample of 200,000
+# random $W_{E}$ and $W_{V}$. (2) The same exact gradient against autograd on a sample of 200,000
 # contexts. (3) The exact table at a tiny $\beta$, divided by $\beta$, against the closed form
 # $T^{(1)}$ of `lca.theory.kq_first_order_table` (moments of multinomial counts). (4) That closed
 # form against the three numbers of the proposition, at $m=8$, $k=2$, $L=32$, $\varepsilon=0.5$.
@@ -275,7 +275,7 @@ for name, sel in [("self", eye8), ("same", same8 & ~eye8), ("cross", ~same8)]:
 # The lemma's formula agrees with autograd to rounding error, the sample gradient agrees up to
 # Monte Carlo noise, and the first-order table is the small-$\beta$ limit of the exact one. The
 # theorem is a first-order statement. How far does it carry at the natural scale $\beta=1$,
-# where the logits of $\WV^\star$ are shares between $0$ and $1$? The scatter plot compares the
+# where the logits of $W_{V}^\star$ are shares between $0$ and $1$? The scatter plot compares the
 # exact table at $\beta=1$ with $\beta T^{(1)}$, entry by entry.
 
 # %%
@@ -300,10 +300,10 @@ for beta_ in (1.0, 5.0, 20.0):
 # ## The paper's figure: attention heat maps at $m=8$
 #
 # The paper's Fig. 3(c) shows "the average attention score heat map with $m=8$ and the cluster
-# structure", and Fig. C.8 names the neighbourhood $\N(z^*)=\{z:z_1=z^*_1,z_2=z^*_2\}\setminus\{z^*\}$:
-# the `"cluster"` task with $k=2$. We train the full model (embeddings, $\WKQ$ from $0$ and
-# $\WV$ from $0$) on that task with $L=32$ and $\varepsilon=0.5$, and draw the context-independent
-# score matrix $S=\WE\WKQ\WE^\top$ with each row's mean removed, next to the first-order table
+# structure", and Fig. C.8 names the neighbourhood $\mathcal{N}(z^*)=\{z:z_1=z^*_1,z_2=z^*_2\}\setminus\{z^*\}$:
+# the `"cluster"` task with $k=2$. We train the full model (embeddings, $W_{KQ}$ from $0$ and
+# $W_{V}$ from $0$) on that task with $L=32$ and $\varepsilon=0.5$, and draw the context-independent
+# score matrix $S=\WEW_{KQ}W_{E}^\top$ with each row's mean removed, next to the first-order table
 # $T^{(1)}$ that one small gradient step would produce. In this course we take the heat map to be
 # this score matrix; what exactly the paper averages is not known to us.
 
@@ -345,13 +345,13 @@ for i, (label, seed) in enumerate(res_fig.labels):
 # about half of the context.
 
 # %% [markdown]
-# ## Does selection help? Mass and accuracy with $\WKQ$ trained or frozen
+# ## Does selection help? Mass and accuracy with $W_{KQ}$ trained or frozen
 #
 # On the `"cluster"` neighbourhood the target cannot be identified (any cluster token missing from
 # the context is as likely as any other), so accuracy is uninformative there. We switch to the
 # `"sphere"` neighbourhood, where the Bayes-optimal accuracy is high, raise the noise to
 # $\varepsilon=0.75$ and shorten the context to $L=16$, so that noise matters. Two seeds each, with
-# $\WKQ$ trained from $0$ or frozen at $0$ (uniform attention).
+# $W_{KQ}$ trained from $0$ or frozen at $0$ (uniform attention).
 
 # %%
 spec_sel = theory.cluster_task(8, 2, L=16, noise=0.75, informative="sphere")
@@ -380,7 +380,7 @@ for i, (label, seed) in enumerate(res_sel.labels):
 
 # %% [markdown]
 # With uniform attention the mass equals the share, under a third here, and most of what the
-# value matrix reads is noise. A trained $\WKQ$ moves almost all of the mass onto the
+# value matrix reads is noise. A trained $W_{KQ}$ moves almost all of the mass onto the
 # query's cluster and the accuracy gets close to the Bayes-optimal ceiling; frozen at $0$ it stays
 # well below.
 
@@ -427,16 +427,16 @@ print("   " + "   ".join(f"d={dist}: {float(S_in[(D8 == dist) & same8].mean()):+
                          for dist in range(7)))
 
 # %% [markdown]
-# Without noise, training $\WKQ$ changes nothing that matters: the cluster mass and the share are
+# Without noise, training $W_{KQ}$ changes nothing that matters: the cluster mass and the share are
 # both $1$ and the first-order table vanishes. With noise inside the cluster, the mass and the share
 # are again both $1$, so attention cannot separate signal from noise *by cluster*, and the
 # first-order table has negative same-cluster entries: the sign pattern of the theorem is gone.
-# Training $\WKQ$ still helps accuracy here, but through a different rule: the last line shows that
+# Training $W_{KQ}$ still helps accuracy here, but through a different rule: the last line shows that
 # the trained scores favour keys at even Hamming distance $0$ or $2$ from the query, the distances
 # at which two Hamming neighbours of one target lie. The cluster picture no longer describes what
 # attention does. Two more ways to switch the signal off, checked in `tests/test_attention.py`:
-# $\WV=0$ gives $T=0$ exactly, and $\WV=I$ with orthonormal embeddings gives $T^{(1)}=0$. The
-# gradient that trains attention is driven by the associative memory in $\WV$.
+# $W_{V}=0$ gives $T=0$ exactly, and $W_{V}=I$ with orthonormal embeddings gives $T^{(1)}=0$. The
+# gradient that trains attention is driven by the associative memory in $W_{V}$.
 
 # %% [markdown]
 # ## Explore
@@ -498,11 +498,11 @@ def mass(attention, contexts, m, k):
 check_attention_mass_by_cluster(mass)
 
 # %% [markdown]
-# ```{exercise} The gradient of $\WKQ$ on a batch
+# ```{exercise} The gradient of $W_{KQ}$ on a batch
 # :label: ex-ch6-gradient
 #
 # Write `kq_grad(W_E, W_V, contexts, targets)` returning the gradient `[d, d]` of the *mean*
-# cross-entropy over the batch with respect to $\WKQ$ at $\WKQ=0$, using the formula of
+# cross-entropy over the batch with respect to $W_{KQ}$ at $W_{KQ}=0$, using the formula of
 # {prf:ref}`ch6-kq-gradient-exact` with the expectation replaced by the batch mean (no autograd).
 # ```
 #
@@ -555,18 +555,18 @@ check_kq_gradient(kq_grad)
 # {prf:ref}`ch6-kq-gradient`, and implement `entries(m, k, L, noise)` returning the triple
 # (self, same, cross). Hint: given the query and the target, the number $B$ of informative tokens
 # among $x_1,\dots,x_{L-1}$ is $\mathrm{Binomial}(L-1,1-\varepsilon)$ and
-# $\E[B(L-1-B)]=(L-1)(L-2)\varepsilon(1-\varepsilon)$.
+# $\mathbb{E}[B(L-1-B)]=(L-1)(L-2)\varepsilon(1-\varepsilon)$.
 # ```
 #
 # ```{solution} ex-ch6-closed-form
 # :class: dropdown
 #
 # Condition on $x_L=i$ (probability $1/V$; then $y$ is uniform on the $s-1$ other tokens of the
-# cluster). Then $c(\N(y))=(1+B)/L$. For the diagonal, $c_i=(1+N_i)/L$ with
-# $N_i\mid B\sim\mathrm{Binomial}(B,1/(s-1))$, so $\E[(1+N_i)(L-1-B)]/L^2$ gives the first value.
+# cluster). Then $c(\mathcal{N}(y))=(1+B)/L$. For the diagonal, $c_i=(1+N_i)/L$ with
+# $N_i\mid B\sim\mathrm{Binomial}(B,1/(s-1))$, so $\mathbb{E}[(1+N_i)(L-1-B)]/L^2$ gives the first value.
 # For $j\ne i$ in the cluster only the $s-2$ targets $y\notin\{i,j\}$ contribute, with
-# $\E[N_j(L-1-B)]=\E[B(L-1-B)]/(s-1)$. For $j$ in another cluster the count $N_j$ given $B$ is
-# $\mathrm{Binomial}(L-1-B,1/(V-s))$ and the entry is $-\E[N_j(1+B)]/(VL^2)$. The full computation
+# $\mathbb{E}[N_j(L-1-B)]=\mathbb{E}[B(L-1-B)]/(s-1)$. For $j$ in another cluster the count $N_j$ given $B$ is
+# $\mathrm{Binomial}(L-1-B,1/(V-s))$ and the entry is $-\mathbb{E}[N_j(1+B)]/(VL^2)$. The full computation
 # is in the appendix.
 #
 # ~~~python
@@ -594,7 +594,7 @@ check_kq_cluster_entries(entries)
 # ```{exercise} Why the rows sum to zero
 # :label: ex-ch6-rows
 #
-# Prove that every row of $T$ sums to $0$, for any $\WE$ and $\WV$, and explain why no gradient
+# Prove that every row of $T$ sums to $0$, for any $W_{E}$ and $W_{V}$, and explain why no gradient
 # step could do better than change scores *relative to each other* within a row. Hint: what happens
 # to the attention weights of a query if the same constant is added to all of its scores?
 # ```
@@ -602,7 +602,7 @@ check_kq_cluster_entries(entries)
 # ```{solution} ex-ch6-rows
 # :class: dropdown
 #
-# $\sum_jT_{ij}=\E[\mathbb 1[x_L=i]\sum_jc_j(r_j-\bar r)]$ and $\sum_jc_j(r_j-\bar r)=\bar r-\bar r=0$
+# $\sum_jT_{ij}=\mathbb{E}[\mathbb 1[x_L=i]\sum_jc_j(r_j-\bar r)]$ and $\sum_jc_j(r_j-\bar r)=\bar r-\bar r=0$
 # because $\sum_jc_j=1$. Softmax is unchanged when a constant is added to all of its inputs, so
 # the loss is constant along the direction that adds $t\cdot\mathbb 1$ to row $i$ of the score
 # matrix; the gradient is orthogonal to that direction, which is the statement $\sum_jT_{ij}=0$
@@ -613,8 +613,8 @@ check_kq_cluster_entries(entries)
 # ## Summary
 #
 # Attention learns *where to listen* from the same gradient that trains everything else. At
-# $\WKQ=0$ the gradient is a table $T$ indexed by (query token, key token), and with the
-# associative memory of {doc}`04_value_matrix` in $\WV$ its first-order part raises every score
+# $W_{KQ}=0$ the gradient is a table $T$ indexed by (query token, key token), and with the
+# associative memory of {doc}`04_value_matrix` in $W_{V}$ its first-order part raises every score
 # inside the query's cluster and lowers every score across clusters, whenever the noise comes
 # from other clusters. Trained models show the same block-diagonal heat map as the paper's
 # Fig. 3(c), put nearly all of their attention on the query's cluster, and gain accuracy from it.

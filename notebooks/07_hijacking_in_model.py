@@ -25,9 +25,9 @@ if "google.colab" in sys.modules:
 # **In this chapter you will**
 #
 # - show that the constructed model's logit for a token $k$ is the share of the context that lies
-#   in $\N(k)$;
+#   in $\mathcal{N}(k)$;
 # - derive the hijack threshold, $1/2$ for disjoint neighbourhoods, in general a formula in
-#   $|\N(y)|$, $|\N(y')|$ and $|\N(y)\cap\N(y')|$;
+#   $|\mathcal{N}(y)|$, $|\mathcal{N}(y')|$ and $|\mathcal{N}(y)\cap\mathcal{N}(y')|$;
 # - compute the exact probability of a flip for a finite context and see it sharpen into a step
 #   as $L$ grows;
 # - measure flip curves and "number of prepends" curves of trained models and compare them with
@@ -60,7 +60,7 @@ torch.set_num_threads(1)
 #
 # Let $y$ be a target and $y'\ne y$ a *hijack target*. A **$\rho$-hijacked context** of length $L$
 # is drawn position by position, independently: with probability $\rho$ a *hijack token*, uniform
-# on $\N(y')$; otherwise a *clean token*, drawn from the task's law $p(\cdot\mid y)$. The number
+# on $\mathcal{N}(y')$; otherwise a *clean token*, drawn from the task's law $p(\cdot\mid y)$. The number
 # $\rho\in[0,1]$ is the **hijack share**. A **$k$-prepended context** puts $k$ blocks of $b$ hijack
 # tokens in front of a clean context of length $L$, as the real-LLM experiments put $k$ copies of
 # a sentence in front of a prompt. In code: `lca.probes.hijack_contexts(spec, n, rho=..., prepend=k,
@@ -71,20 +71,20 @@ torch.set_num_threads(1)
 # ```{prf:definition} Flip and preference
 # :label: def-ch7-flip
 #
-# On a hijacked context the model **flips** if its prediction is $\argmax_kf_k=y'$ (strictly), and
+# On a hijacked context the model **flips** if its prediction is $\operatorname*{arg\,max}_kf_k=y'$ (strictly), and
 # it **prefers** $y'$ if $f_{y'}>f_y$. The fraction of contexts on which the model prefers $y'$ is
 # the one-layer analogue of the *efficacy score* of the real-LLM experiments of {doc}`00_hijacking`,
 # which counts the prompts on which the false answer gets a higher probability than the true one.
 # ```
 #
 # The **constructed model** is the model of {doc}`04_value_matrix`: orthonormal embeddings
-# ($d\ge V$), $\WKQ=0$ and $\WV=\WV^\star=\WE^\top A\WE$ with $A_{kj}=\mathbb 1[j\in\N(k)]$
+# ($d\ge V$), $W_{KQ}=0$ and $W_{V}=W_{V}^\star=W_{E}^\top AW_{E}$ with $A_{kj}=\mathbb 1[j\in\mathcal{N}(k)]$
 # (`lca.theory.hijack_constructed_model(spec)`).
 
 # %% [markdown]
 # ## Look at it first
 #
-# The task of {doc}`02_lca_task` with $m=6$, $\N=\N_1$ and $L=15$, no noise. One target $y$, its
+# The task of {doc}`02_lca_task` with $m=6$, $\mathcal{N}=\mathcal{N}_1$ and $L=15$, no noise. One target $y$, its
 # complement $y'$ (their neighbourhoods are disjoint), and the same context at growing hijack
 # shares. The last token, the query, is kept clean. We print the constructed model's logits for
 # $y$ and $y'$ and its prediction.
@@ -112,23 +112,23 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 # :label: ch7-share-logits
 #
 # For the constructed model and any context $x$ of any length $L$, with $W_{KQ}=0$,
-# $f_k(x)=c(\N(k))=\frac1L\#\{l:x_l\in\N(k)\}$.
+# $f_k(x)=c(\mathcal{N}(k))=\frac1L\#\{l:x_l\in\mathcal{N}(k)\}$.
 # ```
 #
 # ```{prf:proof}
-# With $\WKQ=0$, $h=\sum_l\frac1L\WE(x_l)=\WE^\top c$. Orthonormal rows give $\WE\WE^\top=I_V$, so
-# $f=\WE\WV^\star h=\WE\WE^\top A\WE\WE^\top c=Ac$ and $f_k=\sum_jA_{kj}c_j=c(\N(k))$.
+# With $W_{KQ}=0$, $h=\sum_l\frac1LW_{E}(x_l)=W_{E}^\top c$. Orthonormal rows give $W_{E}W_{E}^\top=I_V$, so
+# $f=W_{E}W_{V}^\star h=W_{E}W_{E}^\top AW_{E}W_{E}^\top c=Ac$ and $f_k=\sum_jA_{kj}c_j=c(\mathcal{N}(k))$.
 # ```
 #
-# Write $D=|\N(y)|$, $D'=|\N(y')|$ and $o=|\N(y)\cap\N(y')|$.
+# Write $D=|\mathcal{N}(y)|$, $D'=|\mathcal{N}(y')|$ and $o=|\mathcal{N}(y)\cap\mathcal{N}(y')|$.
 #
 # ```{prf:theorem} The hijack threshold
 # :label: ch7-hijack-threshold
 #
-# Take the constructed model and a $\rho$-hijacked context whose clean tokens are uniform on $\N(y)$
+# Take the constructed model and a $\rho$-hijacked context whose clean tokens are uniform on $\mathcal{N}(y)$
 # (no noise), and assume $o<\max(D,D')$. Then
 #
-# 1. $\E f_y=(1-\rho)+\rho\,o/D'$ and $\E f_{y'}=\rho+(1-\rho)\,o/D$, so $\E f_{y'}>\E f_y$ exactly
+# 1. $\mathbb{E} f_y=(1-\rho)+\rho\,o/D'$ and $\mathbb{E} f_{y'}=\rho+(1-\rho)\,o/D$, so $\mathbb{E} f_{y'}>\mathbb{E} f_y$ exactly
 #    when $\rho>\rho^*$ with
 #
 #    $$
@@ -141,7 +141,7 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 #    $X_l\in\{-1,0,+1\}$, $P(X_l=+1)=\rho(1-o/D')$, $P(X_l=-1)=(1-\rho)(1-o/D)$, so
 #    $P(f_{y'}>f_y)=P(\sum_lX_l>0)$ is an explicit finite sum. For disjoint neighbourhoods it is the
 #    binomial tail $P(\mathrm{Binomial}(L,\rho)>L/2)$.
-# 3. With $\mu=\E X_l$, Hoeffding's inequality gives $P(f_{y'}>f_y)\le e^{-L\mu^2/2}$ when
+# 3. With $\mu=\mathbb{E} X_l$, Hoeffding's inequality gives $P(f_{y'}>f_y)\le e^{-L\mu^2/2}$ when
 #    $\rho<\rho^*$ and $P(f_{y'}\le f_y)\le e^{-L\mu^2/2}$ when $\rho>\rho^*$: as $L\to\infty$ the
 #    flip probability becomes a step at $\rho^*$ (for $o=0$ the bound improves to
 #    $e^{-2L(\rho-1/2)^2}$).
@@ -151,11 +151,11 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 #
 # The proof, with the exact finite sum, is in the appendix ({prf:ref}`thm-hijack-threshold`).
 # Part 1 compares $y'$ with $y$ only. A third token $k$ can beat both: in the limit of long
-# contexts the logits tend to the lines $F_k(\rho)=(1-\rho)\,|\N(k)\cap\N(y)|/D+\rho\,
-# |\N(k)\cap\N(y')|/D'$, the prediction is the highest line, and the prediction becomes $y'$ at
+# contexts the logits tend to the lines $F_k(\rho)=(1-\rho)\,|\mathcal{N}(k)\cap\mathcal{N}(y)|/D+\rho\,
+# |\mathcal{N}(k)\cap\mathcal{N}(y')|/D'$, the prediction is the highest line, and the prediction becomes $y'$ at
 # the point where the line of $y'$ rises above all others, which is never before $\rho^*$
 # ({prf:ref}`prop-hijack-argmax` in the appendix; `lca.theory.hijack_threshold_argmax`). For the
-# Hamming spheres $\N_1$ with $m\ge5$ and disjoint neighbourhoods no third line ever wins (a third
+# Hamming spheres $\mathcal{N}_1$ with $m\ge5$ and disjoint neighbourhoods no third line ever wins (a third
 # token shares at most two neighbours with $y$ or $y'$), and the prediction jumps from $y$ to $y'$
 # at $1/2$.
 
@@ -194,7 +194,7 @@ for i, r in enumerate(rho_check):
 # prepended hijacking sentences. Here are the two one-layer versions: the fraction of contexts on
 # which the model prefers $y'$ (left) as the hijack share grows and (right) as blocks of $b=4$
 # hijack tokens are put in front of a clean context of $15$ tokens. Three models trained on the
-# task (embeddings, $\WKQ$ and $\WV$, seeds $0,1,2$) are drawn as their mean with a min-max band,
+# task (embeddings, $W_{KQ}$ and $W_{V}$, seeds $0,1,2$) are drawn as their mean with a min-max band,
 # next to the constructed model and the exact curve.
 
 # %%
@@ -257,7 +257,7 @@ for i, k in enumerate(ks):
 # The printed distances say which token they answer instead: a concept *between* the two, two bits
 # away from one target and four from the other. The trained embeddings encode Hamming distance
 # ({doc}`05_embeddings`), so a context that mixes two concepts evokes the concepts in between. For
-# the constructed model with $\N_1$ this third-token effect is absent (its logits are exact shares,
+# the constructed model with $\mathcal{N}_1$ this third-token effect is absent (its logits are exact shares,
 # and no third line $F_k$ rises above both targets). In the prepend
 # experiment the constructed model switches exactly when the hijack tokens outnumber the clean ones
 # ($4k>15$, i.e. from $k=4$ on), while the trained models rise gradually, as the efficacy scores of
@@ -271,7 +271,7 @@ for i, k in enumerate(ks):
 #
 # **Overlapping neighbourhoods of different sizes.** The threshold is $1/2$ whenever $D=D'$, but
 # not in general. Give one concept a broad neighbourhood: all tokens within Hamming distance $2$
-# of $y'=3$ ($D'=21$), while every other token keeps $\N_1$ ($D=6$). Target $y=0$ and $y'$ share
+# of $y'=3$ ($D'=21$), while every other token keeps $\mathcal{N}_1$ ($D=6$). Target $y=0$ and $y'$ share
 # $o=2$ neighbours. Then $\rho^*=(1-2/6)/((1-2/6)+(1-2/21))=14/33\approx0.424$: the broad concept
 # hijacks *earlier*, because its tokens rarely count for $y$, while a third of $y$'s own tokens also
 # count for $y'$. The other way round, $y'=0$ hijacking $y=3$, needs $19/33\approx0.576$.
@@ -309,9 +309,9 @@ for key, v in curves_b.items():
 # where every neighbourhood has the same size, the overlap only flattens the finite-$L$ curve: a
 # token in the overlap counts for both targets and moves nothing.)
 #
-# **Attention that filters.** The lemma assumes $\WKQ=0$. In {doc}`06_attention` a trained key-query
+# **Attention that filters.** The lemma assumes $W_{KQ}=0$. In {doc}`06_attention` a trained key-query
 # matrix learned to attend to the query's cluster. Take that chapter's `"sphere"` cluster task
-# ($m=8$, $k=2$, $L=17$, $\varepsilon=0.5$), train it with $\WKQ$ trained or frozen at $0$, and hijack
+# ($m=8$, $k=2$, $L=17$, $\varepsilon=0.5$), train it with $W_{KQ}$ trained or frozen at $0$, and hijack
 # with a target $y'$ from another cluster (the complement of $y$) or from the same cluster
 # ($3$ of the $6$ non-cluster bits flipped). The query stays clean.
 
@@ -361,9 +361,9 @@ for name, (curve, exact_att, thr_att) in table_att.items():
 # With uniform attention the trained model follows the constructed model's exact curve. Its
 # threshold is below $1/2$ here because half of the clean tokens are noise: $y'$ only has to
 # outnumber the *informative* clean tokens. Generalising part 1 of the theorem, the expected
-# margin of one position is $(1-\rho)\,\E_{\text{clean}}[X]+\rho\,\E_{\text{hijack}}[X]$, which
+# margin of one position is $(1-\rho)\,\mathbb{E}_{\text{clean}}[X]+\rho\,\mathbb{E}_{\text{hijack}}[X]$, which
 # vanishes at $\rho^*=1/3$ for the same-cluster target and slightly below for the other-cluster one,
-# where a few noise tokens also land in $\N(y')$ (`lca.theory.hijack_threshold_task`). With trained
+# where a few noise tokens also land in $\mathcal{N}(y')$ (`lca.theory.hijack_threshold_task`). With trained
 # attention the clean query steers the weights towards tokens that
 # look like it: tokens from another cluster are ignored almost completely, and even tokens from the
 # same cluster, which sit farther from the query in Hamming distance than the target's own
@@ -407,7 +407,7 @@ explorer(draw_flip, title="Hijack threshold and finite-L flip probability",
 # :label: ex-ch7-shares
 #
 # Write `shares(contexts, mask)` returning the `[n, V]` matrix whose entry $(i,k)$ is the share of
-# context $i$'s tokens that lie in $\N(k)$, where `mask[k, x]` says whether $x\in\N(k)$. By
+# context $i$'s tokens that lie in $\mathcal{N}(k)$, where `mask[k, x]` says whether $x\in\mathcal{N}(k)$. By
 # {prf:ref}`ch7-share-logits` these are the constructed model's logits. Careful: the checker uses
 # masks that are not symmetric.
 # ```
@@ -440,7 +440,7 @@ check_share_logits(shares)
 # ```{exercise} The threshold
 # :label: ex-ch7-threshold
 #
-# Derive $\E f_y$ and $\E f_{y'}$ for a $\rho$-hijacked context and implement
+# Derive $\mathbb{E} f_y$ and $\mathbb{E} f_{y'}$ for a $\rho$-hijacked context and implement
 # `threshold(D, D_hijack, overlap)` returning $\rho^*$. Which of the three numbers can you change
 # without moving the threshold when $D=D'$?
 # ```
@@ -448,9 +448,9 @@ check_share_logits(shares)
 # ```{solution} ex-ch7-threshold
 # :class: dropdown
 #
-# A clean token is in $\N(y)$ always and in $\N(y')$ with probability $o/D$; a hijack token is in
-# $\N(y')$ always and in $\N(y)$ with probability $o/D'$. So $\E f_y=(1-\rho)+\rho o/D'$ and
-# $\E f_{y'}=\rho+(1-\rho)o/D$. Their difference is $(1-\rho)(1-o/D)-\rho(1-o/D')$, zero at
+# A clean token is in $\mathcal{N}(y)$ always and in $\mathcal{N}(y')$ with probability $o/D$; a hijack token is in
+# $\mathcal{N}(y')$ always and in $\mathcal{N}(y)$ with probability $o/D'$. So $\mathbb{E} f_y=(1-\rho)+\rho o/D'$ and
+# $\mathbb{E} f_{y'}=\rho+(1-\rho)o/D$. Their difference is $(1-\rho)(1-o/D)-\rho(1-o/D')$, zero at
 # $\rho^*=(1-o/D)/((1-o/D)+(1-o/D'))$. When $D=D'$ both brackets are equal and $\rho^*=1/2$ for
 # any overlap $o<D$.
 #
