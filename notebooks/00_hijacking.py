@@ -122,7 +122,7 @@ print(f"loaded in {time.perf_counter() - t0:.1f} s")
 # For cases $n=1,\dots,N$ and a scheme, the **efficacy score** at $k$ prepends is
 #
 # $$
-# \mathrm{ES}(k)=\frac1N\sum_{n=1}^{N}\one\big[\ell(o^-_n\mid\tilde p_{n,k})>\ell(o^*_n\mid\tilde p_{n,k})\big],
+# \mathrm{ES}(k)=\frac1N\sum_{n=1}^{N}\mathbf{1}\big[\ell(o^-_n\mid\tilde p_{n,k})>\ell(o^*_n\mid\tilde p_{n,k})\big],
 # $$
 #
 # the share of cases in which the false target is more likely than the true one. Two variants are
@@ -139,6 +139,8 @@ print(f"loaded in {time.perf_counter() - t0:.1f} s")
 # sentence helps the model.
 
 # %% [markdown]
+# (fig-paper-1)=
+#
 # ## Look at it first
 #
 # Greedy completions (the arg-max token, four times) of a plain prompt and of the same prompt
@@ -170,13 +172,13 @@ for row in examples:
 # :label: lem-ch0-logits
 #
 # If $o^*$ and $o^-$ are one token each, then $\ell(o\mid\tilde p)=z_o-\log\sum_v e^{z_v}$ where
-# $z$ are the logits after $\tilde p$, so the efficacy indicator equals $\one[z_{o^-}>z_{o^*}]$ and
+# $z$ are the logits after $\tilde p$, so the efficacy indicator equals $\mathbf{1}[z_{o^-}>z_{o^*}]$ and
 # the mean and first-token efficacy scores coincide. For targets of several tokens the two can
 # differ.
 # ```
 #
 # :::{prf:proof}
-# With $T=1$ the mean has one term, $\log\softmax(z)_o=z_o-\log\sum_ve^{z_v}$. The normaliser is
+# With $T=1$ the mean has one term, $\log\operatorname{softmax}(z)_o=z_o-\log\sum_ve^{z_v}$. The normaliser is
 # the same for both targets because both are scored at the same position after the same prompt,
 # so it cancels from the comparison. For $T\ge2$ the later terms are conditioned on different
 # prefixes ($o^*_1$ versus $o^-_1$) and can reverse the order set by the first token: see
@@ -264,6 +266,8 @@ print(f"  example: {prompts[7]!r} -> {t_true[7]!r}: packed {float(packed['logp_t
 # loaded, below.
 
 # %% [markdown]
+# (fig-paper-2)=
+#
 # ## The paper's figures: efficacy against the number of prepends
 #
 # Fig. 2 of the paper plots the efficacy score against the number $k$ of prepended sentences for
