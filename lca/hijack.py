@@ -15,8 +15,9 @@ loads real causal language models, builds hijacked prompts and measures how ofte
   ``SCHEMES`` and ``hijack_sentence``.
 - Scores: ``efficacy_score`` and ``efficacy_curve`` (the efficacy score of Meng et al.: the share of
   cases where the false target is more likely than the true one), ``score_targets`` (per-case
-  log-probabilities, batched with left padding), ``hijack_examples`` (greedy completions before and
-  after a hijacking sentence, as in Fig. 1 of the paper).
+  log-probabilities, batched with left padding or, faster, packed into prefix trees; both equal
+  the unbatched scores), ``hijack_examples`` (greedy completions before and after a hijacking
+  sentence, as in Fig. 1 of the paper).
 
 Importing this module never touches the network; only ``load_model`` with a hub name and
 ``load_counterfact(download=True)`` can, and both fail within seconds, with a message saying what
@@ -31,6 +32,8 @@ import random
 import socket
 import threading
 import time
+import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -545,6 +548,15 @@ def load_model(name: str = OFFLINE_MODEL, device=None, dtype=None, cache: bool =
     return LanguageModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dtype)
 
 
+def _dtype_kw(dtype) -> dict:
+    """``{"dtype": dtype}`` for transformers >= 4.56, ``{"torch_dtype": dtype}`` before (older
+    versions would silently load float32 weights, too big for a 7B model on Colab)."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
 def _quiet_transformers():
     import transformers
 
@@ -564,13 +576,24 @@ def _load_smollm2(cache: bool):
     if cache and (cdir / "complete").is_file():
         try:
             tok = AutoTokenizer.from_pretrained(cdir)
-            model = AutoModelForCausalLM.from_pretrained(cdir, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(cdir, **_dtype_kw(torch.float32))
             return model, tok
         except Exception:  # noqa: BLE001 - a broken cache is rebuilt from the GGUF file
             pass
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                 dtype=torch.float32)
+    try:  # transformers' GGUF conversion draws a progress bar: noise in a notebook
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - other transformers layouts
+        gguf_utils = None
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = lambda iterable, *a, **k: iterable
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                     **_dtype_kw(torch.float32))
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar
     if cache:
         try:
             _write_cache(model, tok, cdir)
@@ -612,7 +635,8 @@ def _load_hub(hub_id: str, dtype):
 
     try:  # a model already in the local Hugging Face cache needs no network
         tok = AutoTokenizer.from_pretrained(hub_id, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(hub_id, dtype=dtype, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(hub_id, local_files_only=True,
+                                                     **_dtype_kw(dtype))
         return model, tok
     except Exception:  # noqa: BLE001 - not cached (or incomplete): try the hub below
         pass
@@ -623,7 +647,7 @@ def _load_hub(hub_id: str, dtype):
             f"lca.hijack.load_model('{OFFLINE_MODEL}'), or run on Colab/a machine with internet.")
     try:
         tok = AutoTokenizer.from_pretrained(hub_id)
-        model = AutoModelForCausalLM.from_pretrained(hub_id, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(hub_id, **_dtype_kw(dtype))
     except OSError as exc:
         raise RuntimeError(
             f"cannot load {hub_id!r} from the Hugging Face hub: {exc}. Gated models (Gemma, "
@@ -732,6 +756,8 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
         pid = _encode_prompt(tok, p)
         enc.append((pid, _encode_target(tok, pid, p, tt), _encode_target(tok, pid, p, tf)))
     other = [enc[j // 2][2 - j % 2][0] for j in range(2 * n)]   # the other target's first token
+    if pack and not _packing_works(lm):
+        pack = False
     if pack:
         runs = _score_packed(lm, enc, other, groups, batch_size, progress, correct_positions)
     else:
@@ -752,6 +778,57 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
                 res["first_true"][i] = vals[0]
                 res["first_false"][i] = other
     return res
+
+
+_PACKING_WORKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _packing_works(lm) -> bool:
+    """Whether this model honours a custom 4-D attention mask and position ids (needed for
+    packing): checked once per model on a small probe against left padding. Models or
+    transformers versions that ignore 4-D masks (older GPT-2 code, flash attention) fall back to
+    left padding with a warning instead of returning wrong scores."""
+    model = lm.model
+    try:
+        return _PACKING_WORKS[model]
+    except (KeyError, TypeError):
+        pass
+    tok = lm.tokenizer
+    prompts = ["The capital of Italy is", "Do not think of Milan. The capital of Italy is",
+               "Do not think of Milan. Do not think of Milan. The capital of Italy is"]
+    enc = []
+    for p in prompts:
+        pid = _encode_prompt(tok, p)
+        enc.append((pid, _encode_target(tok, pid, p, "Rome"), _encode_target(tok, pid, p, "Milan")))
+    other = [enc[j // 2][2 - j % 2][0] for j in range(2 * len(enc))]
+    tol = 1e-3 if lm.dtype == torch.float32 or lm.dtype == torch.float64 else 0.1
+    try:
+        a = _score_packed(lm, enc, other, [0, 0, 0], 8, False)
+        b = _score_padded(lm, enc, other, 8, False)
+        ok = all(float((x[1] - x[0] - (y[1] - y[0])).abs().max()) <= tol for x, y in zip(a, b))
+    except Exception:  # noqa: BLE001 - any failure means: do not pack
+        ok = False
+    if not ok:
+        warnings.warn(f"{type(model).__name__} does not honour custom 4-D attention masks here; "
+                      "scoring with left padding instead of packing (slower, same numbers)",
+                      RuntimeWarning, stacklevel=3)
+    try:
+        _PACKING_WORKS[model] = ok
+    except TypeError:
+        pass
+    return ok
+
+
+def _forward(model, ids, mask, pos, keep):
+    """The model's logits at the last ``keep`` positions ([b, keep, V]). Uses ``logits_to_keep``
+    (transformers >= 4.49) so that the output layer runs on those positions only, and falls back to
+    full logits for models or versions without it."""
+    try:
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep,
+                    use_cache=False)
+    except TypeError:
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+    return out.logits[:, -keep:]
 
 
 def _batches(order, sizes, budget):
@@ -815,9 +892,7 @@ def _score_padded(lm, enc, other, batch_size, progress, correct_positions=True):
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         if not correct_positions:
             pos = torch.arange(width).expand(len(b), width)
-        out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                    position_ids=pos.to(dev), logits_to_keep=keep, use_cache=False)
-        logits = out.logits[:, -keep:]
+        logits = _forward(model, ids.to(dev), mask.to(dev), pos.to(dev), keep)
         for i, r in enumerate(b):
             for j, tid in row_needs[r]:         # the row ends with target[:-1]
                 start = keep - len(tid)
@@ -914,9 +989,7 @@ def _score_packed(lm, enc, other, groups, batch_size, progress, correct_position
             pos = torch.arange(width).expand(len(b), width)
         mask = torch.zeros((len(b), 1, width, width), dtype=lm.dtype)
         mask.masked_fill_(~allow.unsqueeze(1), neg)
-        out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                    position_ids=pos.to(dev), logits_to_keep=keep, use_cache=False)
-        logits = out.logits[:, -keep:]
+        logits = _forward(model, ids.to(dev), mask.to(dev), pos.to(dev), keep)
         for i, r in enumerate(b):
             back = layouts[r][1]
             kcol = {v: keep - len(back) + j for j, v in enumerate(back)}   # column in logits
@@ -1025,8 +1098,7 @@ def greedy_completion(lm, prompt: str, max_new_tokens: int = 4) -> str:
     ids = _encode_prompt(lm.tokenizer, prompt)
     new = []
     for _ in range(max_new_tokens):  # no KV cache: a few short steps, and no version-specific API
-        out = lm.model(input_ids=torch.tensor([ids + new], device=lm.device), use_cache=False,
-                       logits_to_keep=1)
+        out = lm.model(input_ids=torch.tensor([ids + new], device=lm.device), use_cache=False)
         new.append(int(out.logits[0, -1].argmax()))
     return lm.tokenizer.decode(new)
 

@@ -140,6 +140,34 @@ def test_wrong_position_ids_break_the_equality():
         assert (bad["logp_true"].double() - want).abs().max() > 1e-4, (arch, pack)
 
 
+class OldStyleModel(torch.nn.Module):
+    """A model as older transformers code behaves: it ignores 4-D attention masks (attending
+    causally by column instead) and does not know ``logits_to_keep``."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=False):
+        if attention_mask is not None and attention_mask.dim() == 4:
+            attention_mask = None
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=position_ids, use_cache=use_cache)
+
+
+def test_models_without_4d_masks_fall_back_to_padding():
+    tiny = tiny_lm("gpt2")
+    lm = hijack.LanguageModel(model=OldStyleModel(tiny.model), tokenizer=tiny.tokenizer,
+                              name="old", device=tiny.device, dtype=tiny.dtype)
+    facts = hijack.load_facts()[:5]
+    prompts, tt, tf = hijack_items(facts, "generic", [0, 2])
+    with pytest.warns(RuntimeWarning, match="left padding"):
+        got = hijack.score_targets(lm, prompts, tt, tf, groups=[i % 5 for i in range(10)])
+    want = torch.tensor([direct_scores(tiny, p, t)[0] for p, t in zip(prompts, tf)],
+                        dtype=torch.float64)
+    assert (got["logp_false"].double() - want).abs().max() <= 1e-5
+
+
 def test_greedy_completion_matches_a_manual_loop():
     lm = tiny_lm("gpt2")
     prompt = "The Eiffel Tower is in the city of"
