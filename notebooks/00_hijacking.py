@@ -309,12 +309,10 @@ glue("ch0_es_assoc_3", curves["associated"]["efficacy"][3], display=False)
 # One copy of "Do not think of $o^-$." raises the efficacy score from
 # {glue:text}`ch0_es_generic_0:.3f` to {glue:text}`ch0_es_generic_1:.3f`, and one copy of the
 # reverse sentence "Do not think of $o^*$." lowers it to {glue:text}`ch0_es_reverse_1:.3f`: the
-# sentence says *not*, and the model moves towards the word it names in both directions. On the
-# first 100 cases of the 500-case file we measured $0.30$ at $k=0$, $0.72$ after one generic
-# sentence and $0.06$ after one reverse sentence (`tests/test_hijack_llm.py` checks the size of
-# both effects), and on the first 200 cases `bench/hijack_speed.py` measures
-# $0.260, 0.690, 0.695, 0.700, 0.695, 0.675$ for $k=0,\dots,5$: for this model the generic curve
-# is nearly flat after the first copy. The true relation sentences work more slowly and keep
+# sentence says *not*, and the model moves towards the word it names in both directions. The test
+# suite checks both effects on a larger set of cases (`tests/test_hijack_llm.py`), and
+# `bench/hijack_speed.py` computes the generic curve on 200 cases for $k=0,\dots,5$; for this model
+# the generic curve is nearly flat after the first copy, as the table above shows. The true relation sentences work more slowly and keep
 # working: {glue:text}`ch0_es_relation_1:.3f` at $k=1$, {glue:text}`ch0_es_relation_3:.3f` at
 # $k=3$, where the false target has become the model's top-1 next token in
 # {glue:text}`ch0_top1_relation_3:.3f` of the cases. This rising shape is what the paper reports
