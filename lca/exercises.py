@@ -9,7 +9,6 @@ import traceback
 
 import torch
 
-
 # ==== section: shared ====
 # (owned by the shared work; add functions between this marker and the next)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-
 # ==== section: shared ====
 # (owned by the shared work; add functions between this marker and the next)
 
@@ -101,6 +100,31 @@ def plot_hijack_margins(labels, margins, title: str = ""):
               fontsize=7, loc="lower right")
     return fig
 
+
+
+def plot_example_margins(labels, margins_by_k: dict, title: str = ""):
+    """Grouped horizontal bars: for each example prompt, the margin log P(false) - log P(true)
+    (mean over the targets' tokens, nats) with k = 0, 1, 2, ... hijacking sentences prepended.
+    ``margins_by_k`` maps k to a list of margins, one per label. Bars right of zero are flips."""
+    labels = list(labels)
+    ks = list(margins_by_k)
+    if not ks or any(len(margins_by_k[k]) != len(labels) for k in ks):
+        raise ValueError("margins_by_k must map each k to one margin per label")
+    fig, ax = new_figure(1, 1, width=7.0, height=0.45 * len(labels) + 1.4)
+    height = 0.8 / len(ks)
+    for j, k in enumerate(ks):
+        ys = [i + (j - (len(ks) - 1) / 2) * height for i in range(len(labels))]
+        ax.barh(ys, [float(v) for v in margins_by_k[k]], height=height, color=CYCLE[j % len(CYCLE)],
+                label=f"k = {k} sentence{'s' if k != 1 else ''} prepended")
+    ax.axvline(0.0, color=COLORS["black"], lw=0.8)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("margin: mean log P(false target) - mean log P(true target) (nats)")
+    ax.set_title(title or "Does the added sentence flip the answer? (right of 0: flipped)",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
 
 
 # ==== section: associative-memory (chapter 1) ====

@@ -3,7 +3,6 @@ eigen-gaps, W_V replacement and angles, flip curves."""
 
 from __future__ import annotations
 
-
 # ==== section: transformer (chapter 3) ====
 # (owned by the transformer (chapter 3) work; add functions between this marker and the next)
 
@@ -799,7 +798,8 @@ def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: in
     """How often hijacking works as the hijack share ``rho`` grows.
 
     For each rho in ``rho_grid``, ``hijack_contexts(spec, n, rho, ...)`` (same seed for every rho;
-    ``distance`` and ``hijack`` choose y' as there) is fed to ``model``. Returns a dict of ``Tensor[R]`` (``[E, R]`` for an ensemble): ``"rho"``,
+    ``distance`` and ``hijack`` choose y' as there) is fed to ``model``. Returns a dict of
+    ``Tensor[R]`` (``[E, R]`` for an ensemble): ``"rho"``,
     ``"flip"`` (fraction of predictions equal to y'), ``"prefer"`` (fraction with logit y' > logit
     y: the efficacy score of the real-LLM experiments) and ``"correct"`` (prediction = y). All
     comparisons are strict: logits within 1e-9 (relative) of each other count as a tie, and a tie

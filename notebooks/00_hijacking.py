@@ -156,6 +156,31 @@ for row in examples:
         print(f"    k = {k}: {after!r}")
 
 # %% [markdown]
+# The same examples as numbers: for each prompt, how much more likely the model finds the false
+# target (the word the added sentence names) than the true one, as a margin of mean
+# log-probabilities, with $k=0,1,2$ copies of the sentence in front. A bar right of zero is a
+# flipped answer.
+
+# %%
+truth = ["Paris", "Seattle", "Portuguese", "Swedish", "Paris", "London"]
+false = ["Chicago", "Denver", "Spanish", "Danish", "Chicago", "Berlin"]
+example_margins = {}
+for k in (0, 1, 2):
+    hijacked = [(sentence + " ") * k + prompt for prompt, sentence in hj.EXAMPLES]
+    s = hj.score_targets(lm, hijacked, truth, false)
+    example_margins[k] = (s["logp_false"] - s["logp_true"]).tolist()
+labels = [f"{prompt} ({t} / {f})" for (prompt, _), t, f in zip(hj.EXAMPLES, truth, false)]
+fig = plots.plot_example_margins(labels, example_margins,
+                                 title=f"Hijacking examples in the style of Fig. 1 ({MODEL})")
+plt.show()
+
+# %%
+print(f"{'prompt':<42}{'true':>11}{'false':>9}{'k=0':>8}{'k=1':>8}{'k=2':>8}")
+for i, (prompt, _) in enumerate(hj.EXAMPLES):
+    print(f"{prompt:<42}{truth[i]:>11}{false[i]:>9}"
+          + "".join(f"{example_margins[k][i]:>8.3f}" for k in (0, 1, 2)))
+
+# %% [markdown]
 # With SmolLM2 the Eiffel Tower stays in Paris: well-known facts resist. Where the model is less
 # sure, a true sentence moves it to the named city or language (the Space Needle, the language of
 # Brazil at $k=2$), and the sentence about Danish pushes Ingmar Bergman's mother tongue to another
