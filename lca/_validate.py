@@ -69,3 +69,18 @@ def _range(lo, hi) -> str:
     if lo is not None:
         return f">= {lo}"
     return f"<= {hi}"
+
+
+def make_generator(seed=None, generator=None) -> torch.Generator:
+    """A ``torch.Generator``: ``generator`` itself if given, else a fresh one seeded with ``seed``
+    (an int >= 0; None draws a random seed)."""
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        return generator
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(check_int("seed", seed, 0, 2 ** 63 - 1))
+    return g

@@ -63,6 +63,17 @@ def run_cases(name: str, fn, reference, cases, compare=None, describe=None) -> C
     return res
 
 
+def safe_compare(compare):
+    """Wrap a comparison so that a malformed answer (wrong type or shape) counts as wrong instead
+    of raising inside the checker."""
+    def inner(expected, got):
+        try:
+            return bool(compare(expected, got))
+        except Exception:
+            return False
+    return inner
+
+
 def close(expected, got, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
     """Tensors (or numbers, or tuples of them) equal in shape and value up to tolerance."""
     if isinstance(expected, (tuple, list)):
@@ -552,14 +563,6 @@ def check_affine_embedding(fn) -> CheckResult:
 # (owned by the attention (chapter 6) work; add functions between this marker and the next)
 
 
-def _att_safe(compare):
-    """Wrap a comparison so that a malformed answer counts as wrong instead of raising."""
-    def inner(expected, got):
-        try:
-            return bool(compare(expected, got))
-        except Exception:
-            return False
-    return inner
 
 
 def _att_reference_mass(attention, contexts, m, k):
@@ -584,7 +587,7 @@ def check_attention_mass_by_cluster(fn) -> CheckResult:
     attention mass on positions whose token shares its first k latent bits with the query (the
     last token), the query's own position included."""
     return run_cases("attention_mass_by_cluster", fn, _att_reference_mass, _att_cases_mass(),
-                     compare=_att_safe(lambda e, g: close(e, float(g), rtol=1e-6, atol=1e-9)),
+                     compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-6, atol=1e-9)),
                      describe=lambda c: f"attention of shape {tuple(c[0].shape)}, m={c[2]}, "
                                         f"k={c[3]}")
 
@@ -611,7 +614,7 @@ def check_kq_gradient(fn) -> CheckResult:
     gradient of the mean cross-entropy with respect to W_KQ at W_KQ = 0, from the closed form
     ``-W_E^T T W_E`` with ``T[i, j] = mean over examples of 1{x_L = i} c_j (r_j - rbar)``."""
     return run_cases("kq_gradient", fn, _att_reference_grad, _att_cases_grad(),
-                     compare=_att_safe(lambda e, g: close(e, g, rtol=1e-5, atol=1e-9)),
+                     compare=safe_compare(lambda e, g: close(e, g, rtol=1e-5, atol=1e-9)),
                      describe=lambda c: f"V={c[0].shape[0]}, d={c[0].shape[1]}, "
                                         f"contexts of shape {tuple(c[2].shape)}")
 
@@ -628,7 +631,7 @@ def check_kq_cluster_entries(fn) -> CheckResult:
     with a token of another cluster."""
     cases = [(4, 1, 5, 0.5), (6, 2, 8, 0.25), (8, 2, 32, 0.5), (5, 3, 3, 0.9), (6, 1, 2, 0.3)]
     return run_cases("kq_cluster_entries", fn, _att_reference_cluster, cases,
-                     compare=_att_safe(lambda e, g: close(e, tuple(float(v) for v in g),
+                     compare=safe_compare(lambda e, g: close(e, tuple(float(v) for v in g),
                                                           rtol=1e-6, atol=1e-12)),
                      describe=lambda c: f"m={c[0]}, k={c[1]}, L={c[2]}, noise={c[3]}")
 
@@ -637,13 +640,6 @@ def check_kq_cluster_entries(fn) -> CheckResult:
 # (owned by the hijack-in-model (chapter 7) work; add functions between this marker and the next)
 
 
-def _hj_safe(compare):
-    def inner(expected, got):
-        try:
-            return bool(compare(expected, got))
-        except Exception:
-            return False
-    return inner
 
 
 def _hj_reference_share(contexts, mask):
@@ -664,7 +660,7 @@ def check_share_logits(fn) -> CheckResult:
         mask.fill_diagonal_(False)
         cases.append((torch.randint(0, V, (n, L), generator=g), mask))
     return run_cases("share_logits", fn, _hj_reference_share, cases,
-                     compare=_hj_safe(lambda e, g: close(e, g, rtol=1e-6, atol=1e-9)),
+                     compare=safe_compare(lambda e, g: close(e, g, rtol=1e-6, atol=1e-9)),
                      describe=lambda c: f"contexts of shape {tuple(c[0].shape)}, V={c[1].shape[0]}")
 
 
@@ -679,7 +675,7 @@ def check_hijack_threshold(fn) -> CheckResult:
     sharing ``overlap`` tokens)."""
     cases = [(6, 6, 0), (6, 6, 2), (6, 21, 2), (21, 6, 2), (10, 4, 3), (5, 9, 0), (8, 8, 7)]
     return run_cases("hijack_threshold", fn, _hj_reference_threshold, cases,
-                     compare=_hj_safe(lambda e, g: close(e, float(g), rtol=1e-9, atol=1e-12)),
+                     compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-9, atol=1e-12)),
                      describe=lambda c: f"D={c[0]}, D_hijack={c[1]}, overlap={c[2]}")
 
 
@@ -693,7 +689,7 @@ def check_flip_probability(fn) -> CheckResult:
     positions hold hijack tokens, each with probability rho (a tie is not a flip)."""
     cases = [(0.5, 1), (0.3, 4), (0.5, 4), (0.6, 15), (0.45, 16), (0.9, 7), (0.5, 2)]
     return run_cases("flip_probability", fn, _hj_reference_flip, cases,
-                     compare=_hj_safe(lambda e, g: close(e, float(g), rtol=1e-7, atol=1e-10)),
+                     compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-7, atol=1e-10)),
                      describe=lambda c: f"rho={c[0]}, L={c[1]}")
 
 

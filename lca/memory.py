@@ -15,6 +15,7 @@ import torch
 
 from ._validate import check_float as _mem_check_float
 from ._validate import check_int as _mem_check_int
+from ._validate import make_generator
 
 
 def _mem_matrix(name: str, x, ndim: int = 2) -> torch.Tensor:
@@ -27,19 +28,6 @@ def _mem_matrix(name: str, x, ndim: int = 2) -> torch.Tensor:
     return x
 
 
-def _mem_generator(seed, generator) -> torch.Generator:
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
-    g = torch.Generator()
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(_mem_check_int("seed", seed, 0, 2 ** 63 - 1))
-    return g
-
-
 def random_keys(N: int, d: int, seed: int | None = None, generator: torch.Generator | None = None,
                 dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """``Tensor[N, d]`` of independent Gaussian keys: every entry N(0, 1/d), so E||u_i||^2 = 1.
@@ -50,7 +38,7 @@ def random_keys(N: int, d: int, seed: int | None = None, generator: torch.Genera
     """
     N = _mem_check_int("N", N, 1, 10_000_000)
     d = _mem_check_int("d", d, 1, 1_000_000)
-    g = _mem_generator(seed, generator)
+    g = make_generator(seed, generator)
     return torch.randn((N, d), generator=g, dtype=dtype) / d ** 0.5
 
 
@@ -61,7 +49,7 @@ def orthonormal_keys(N: int, d: int, seed: int | None = None,
     N standard basis vectors. Needs N <= d: at most d vectors of R^d are orthonormal."""
     d = _mem_check_int("d", d, 1, 1_000_000)
     N = _mem_check_int("N", N, 1, d)
-    g = _mem_generator(seed, generator)
+    g = make_generator(seed, generator)
     A = torch.randn((d, N), generator=g, dtype=torch.float64)
     Q, R = torch.linalg.qr(A)
     Q = Q * torch.sign(torch.diagonal(R))[None, :]  # Haar-distributed, deterministic given A
@@ -77,7 +65,7 @@ def correlated_keys(N: int, d: int, rho: float, seed: int | None = None,
     N = _mem_check_int("N", N, 1, 10_000_000)
     d = _mem_check_int("d", d, 1, 1_000_000)
     rho = _mem_check_float("rho", rho, 0.0, 1.0, hi_open=True)
-    g = _mem_generator(seed, generator)
+    g = make_generator(seed, generator)
     c = torch.randn((1, d), generator=g, dtype=torch.float64)
     G = torch.randn((N, d), generator=g, dtype=torch.float64)
     return ((rho ** 0.5 * c + (1 - rho) ** 0.5 * G) / d ** 0.5).to(dtype)
@@ -177,7 +165,7 @@ def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 
     rho = _mem_check_float("rho", rho, 0.0, 1.0, hi_open=True)
     if keys == "orthonormal" and N > d:
         raise ValueError(f"N must be in 1..d={d} for orthonormal keys, got {N}")
-    g = _mem_generator(seed, None)
+    g = make_generator(seed, None)
     trials = -(-n_recalls // N)
     hits, sq = 0, 0.0
     per_batch = max(1, (1 << 22) // (N * N))  # about 2**22 Gram entries per batch

@@ -286,14 +286,8 @@ def _vm_check_int(name, value, lo=None, hi=None):
 
 
 def _vm_model_and_spec(model, spec):
-    from .model import OneLayerTransformer
-    from .task import TaskSpec
-    if not isinstance(model, OneLayerTransformer):
-        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
-    if model.V != spec.V:
-        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+    from .train import check_model_and_spec
+    check_model_and_spec(model, spec)
     if not model.tied:
         raise ValueError("model must have a tied unembedding (tied=True) for the construction")
     return model, spec
@@ -693,14 +687,8 @@ import torch as _hjp_torch  # noqa: E402
 
 
 def _hjp_spec_model(model, spec):
-    from .model import OneLayerTransformer
-    from .task import TaskSpec
-    if not isinstance(model, OneLayerTransformer):
-        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
-    if spec.V != model.V:
-        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+    from .train import check_model_and_spec
+    check_model_and_spec(model, spec)
 
 
 def hijack_targets(spec, targets: _hjp_torch.Tensor, distance: int | None = None,
@@ -812,14 +800,17 @@ def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: in
         rho_grid, dtype=_hjp_torch.float64).reshape(-1).tolist()]
     if not grid:
         raise ValueError("rho_grid must hold at least one value in [0, 1]")
-    rows = []
-    for r in grid:
-        ctx, y, yh = hijack_contexts(spec, n, rho=r, distance=distance, seed=seed,
-                                     last_clean=last_clean, hijack=hijack)
-        rows.append(_hjp_measure(model, ctx, y, yh))
-    out = {key: _hjp_torch.stack([row[key] for row in rows], dim=-1) for key in rows[0]}
+    out = _hjp_curve(model, [hijack_contexts(spec, n, rho=r, distance=distance, seed=seed,
+                                             last_clean=last_clean, hijack=hijack) for r in grid])
     out["rho"] = _hjp_torch.tensor(grid, dtype=_hjp_torch.float64)
     return out
+
+
+def _hjp_curve(model, batches) -> dict:
+    """Measure the model on each (contexts, targets, hijack targets) batch; stack along the last
+    dimension."""
+    rows = [_hjp_measure(model, ctx, y, yh) for ctx, y, yh in batches]
+    return {key: _hjp_torch.stack([row[key] for row in rows], dim=-1) for key in rows[0]}
 
 
 def prepend_curve(model, spec, ks, block: int = 1, n: int = 2048, seed: int = 0,
@@ -834,12 +825,8 @@ def prepend_curve(model, spec, ks, block: int = 1, n: int = 2048, seed: int = 0,
     ks = [check_int("ks", k, 0, 10_000) for k in _hjp_torch.as_tensor(ks).reshape(-1).tolist()]
     if not ks:
         raise ValueError("ks must hold at least one number of prepended blocks")
-    rows = []
-    for k in ks:
-        ctx, y, yh = hijack_contexts(spec, n, prepend=k, block=block, distance=distance,
-                                     seed=seed, hijack=hijack)
-        rows.append(_hjp_measure(model, ctx, y, yh))
-    out = {key: _hjp_torch.stack([row[key] for row in rows], dim=-1) for key in rows[0]}
+    out = _hjp_curve(model, [hijack_contexts(spec, n, prepend=k, block=block, distance=distance,
+                                             seed=seed, hijack=hijack) for k in ks])
     out["k"] = _hjp_torch.tensor(ks, dtype=_hjp_torch.long)
     return out
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import torch
 
-from ._validate import check_float, check_int, check_tokens
+from ._validate import check_float, check_int, check_tokens, make_generator
 from .latent import LatentSpace, Neighbourhood, hamming_sphere
 
 L_MAX = 1_000_000
@@ -93,19 +93,6 @@ def _law(spec: TaskSpec, clean: bool) -> torch.Tensor:
     return (1 - spec.noise) * P + spec.noise * Q
 
 
-def _generator(seed, generator) -> torch.Generator:
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
-    g = torch.Generator()
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(check_int("seed", seed, 0, 2 ** 63 - 1))
-    return g
-
-
 def _draw_from_table(table: torch.Tensor, deg: torch.Tensor, y: torch.Tensor, L: int,
                      g: torch.Generator) -> torch.Tensor:
     """Draw ``[n, L]`` tokens, row i uniform over the padded neighbour list of target ``y[i]``."""
@@ -138,7 +125,7 @@ def sample(spec: TaskSpec, n: int, seed: int | None = None,
     if not isinstance(spec, TaskSpec):
         raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
     n = check_int("n", n, 0, 100_000_000)
-    g = _generator(seed, generator)
+    g = make_generator(seed, generator)
     V, L = spec.V, spec.L
     table, deg, noise_table = _tables(spec)
     y = torch.randint(0, V, (n,), generator=g)

@@ -302,15 +302,21 @@ def _accuracy(model: OneLayerTransformer, ctx: torch.Tensor, y: torch.Tensor,
     return torch.cat(hits, dim=-1).mean(-1)
 
 
-def evaluate(model: OneLayerTransformer, spec: TaskSpec, n: int = 4096, seed: int = 0):
-    """Accuracy of ``model`` on ``n`` fresh examples drawn with ``seed``: a float for a single
-    model, a list of floats (one per member) for an ensemble."""
+def check_model_and_spec(model, spec) -> None:
+    """Raise ValueError unless ``model`` is a OneLayerTransformer and ``spec`` a TaskSpec with the
+    model's vocabulary size."""
     if not isinstance(model, OneLayerTransformer):
         raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
     if not isinstance(spec, TaskSpec):
         raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
     if spec.V != model.V:
         raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+
+
+def evaluate(model: OneLayerTransformer, spec: TaskSpec, n: int = 4096, seed: int = 0):
+    """Accuracy of ``model`` on ``n`` fresh examples drawn with ``seed``: a float for a single
+    model, a list of floats (one per member) for an ensemble."""
+    check_model_and_spec(model, spec)
     n = check_int("n", n, 1, 100_000_000)
     ctx, y = sample(spec, n, seed=seed)
     dev = model.W_E.device
