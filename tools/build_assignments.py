@@ -35,29 +35,16 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import jupytext
 import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from nbbuild import read_source  # noqa: E402  (the chapters' reader: same clean metadata)
+
 MASTERS = ROOT / "assignments"
 SOURCES = MASTERS / "src"
 DEFAULT_OUT = ROOT / "build" / "assignments"
-KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
-
-
-def read_source(path: Path) -> nbformat.NotebookNode:
-    """A master notebook from its percent-format source, with clean, deterministic metadata."""
-    nb = jupytext.read(path, fmt="py:percent")
-    nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
-    for i, cell in enumerate(nb.cells):
-        tags = list(cell.metadata.get("tags", []))
-        cell.metadata = {"tags": tags} if tags else {}
-        cell.id = f"cell-{i}"
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nb.nbformat, nb.nbformat_minor = 4, 5
-    return nb
 
 
 def masters() -> list[Path]:
