@@ -7,6 +7,10 @@ an ensemble of one. An ensemble member with config c and seed s sees exactly the
 the batches that ``train(replace(c, seed=s))`` sees; the batched arithmetic agrees with the separate
 run to float32 rounding (checked in the tests).
 
+Devices: training runs on ``config.device`` (``None``: a GPU when torch sees one); batches are
+sampled on the CPU and moved there, so a run sees the same data on any device. The trained model is
+returned on the CPU, where measurements and plots run.
+
 Seeds: member weights are initialised from ``torch.Generator().manual_seed(seed)``, its batches come
 from a generator seeded with ``seed + 1_000_003``, and the evaluation set from ``eval_seed``.
 """
@@ -251,7 +255,9 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
             count = 0
     if not history["step"] or history["step"][-1] != steps:
         record(steps)
-    return TrainResult(model=model, history=history, config=base, configs=configs)
+    # Results come back on the CPU, where the probes, plots and exact theory run; training itself
+    # ran on config.device (a GPU when there is one).
+    return TrainResult(model=model.cpu(), history=history, config=base, configs=configs)
 
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:

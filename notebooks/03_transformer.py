@@ -71,7 +71,7 @@ torch.set_num_threads(1)
 # a &= \operatorname{softmax}(s_1,\dots,s_L)\in\mathbb{R}^L, && a_l=\frac{e^{s_l}}{\sum_{l'}e^{s_{l'}}} &&\text{(attention weights)}\\
 # h &= \sum_{l=1}^{L} a_l\,W_{E}(x_l)\in\mathbb{R}^d && &&\text{(gathered vector)}\\
 # v &= W_{V}\,h\in\mathbb{R}^d && &&\text{(value read-out)}\\
-# f &= W_{E}\,v\in\mathbb{R}^V, && f_k=W_{E}(k)^\topW_{V} h &&\text{(logits; tied unembedding } W_{U}=W_{E})
+# f &= W_{E}\,v\in\mathbb{R}^V, && f_k=W_{E}(k)^\top W_{V} h &&\text{(logits; tied unembedding } W_{U}=W_{E})
 # \end{aligned}
 # $$
 #
@@ -213,7 +213,7 @@ print("attention:", " ".join(f"{w:.3f}" for w in trace["attention"][3].tolist())
 # :label: lem-tf-uniform
 #
 # If $W_{KQ}=0$, then $a_l=1/L$ for every $l$, $h=\frac1L\sum_lW_{E}(x_l)=\frac1LW_{E}^\top c(x)$, and
-# the logits are $f=\frac1L M\,c(x)$ with $M=W_{E}\WVW_{E}^\top\in\mathbb{R}^{V\times V}$. The model is then a
+# the logits are $f=\frac1L M\,c(x)$ with $M=W_{E}W_{V} W_{E}^\top\in\mathbb{R}^{V\times V}$. The model is then a
 # linear classifier of the count vector.
 # ```
 #
@@ -237,7 +237,7 @@ print("attention:", " ".join(f"{w:.3f}" for w in trace["attention"][3].tolist())
 # ```
 #
 # :::{prf:proof}
-# By {prf:ref}`lem-tf-uniform`, $f=\frac1LW_{E}\WVW_{E}^\top c=\frac1L(W_{E}W_{E}^+)\Lambda(W_{E}W_{E}^+)^\top c$,
+# By {prf:ref}`lem-tf-uniform`, $f=\frac1LW_{E}W_{V} W_{E}^\top c=\frac1L(W_{E}W_{E}^+)\Lambda(W_{E}W_{E}^+)^\top c$,
 # and $W_{E}W_{E}^+=W_{E}W_{E}^\top(W_{E}W_{E}^\top)^{-1}=I_V$ because $W_{E}W_{E}^\top$ is invertible when $W_{E}$
 # has rank $V$. So $f=\frac1L\Lambda c$. If $y$ can produce $x$ ($P(y,x_l)>0$ for all $l$), every
 # term of $(\Lambda c)_y=\sum_l\log P(y,x_l)$ is finite, and $(\Lambda c)_y=\log p(x\mid y)\ge-LB$.
@@ -484,7 +484,7 @@ explorer(draw_training, title="Train a tiny one-layer transformer",
 #
 # Write `attention(W_E, W_KQ, contexts)` returning the `[n, L]` attention weights of
 # {prf:ref}`def-tf-model`: the query is the *last* token, the score of position $l$ is
-# $W_{E}(x_L)^\topW_{KQ}W_{E}(x_l)$ and the weights are a softmax over positions.
+# $W_{E}(x_L)^\top W_{KQ}W_{E}(x_l)$ and the weights are a softmax over positions.
 # ```
 #
 # ```{solution} ex-tf-attention
@@ -492,7 +492,7 @@ explorer(draw_training, title="Train a tiny one-layer transformer",
 #
 # `X = W_E[contexts]`; `q = X[:, -1]`; `s = torch.einsum("nd,de,nle->nl", q, W_KQ, X)`;
 # `return torch.softmax(s, dim=1)`. The checker uses a non-symmetric $W_{KQ}$, so
-# `einsum("nd,ed,nle->nl", ...)` (the transpose, i.e. the score $W_{E}(x_l)^\topW_{KQ}W_{E}(x_L)$) fails,
+# `einsum("nd,ed,nle->nl", ...)` (the transpose, i.e. the score $W_{E}(x_l)^\top W_{KQ}W_{E}(x_L)$) fails,
 # as does using the first token as the query or forgetting to normalise.
 # ```
 
@@ -535,7 +535,7 @@ _ = check_forward(my_forward)
 # :label: ex-tf-uniform
 #
 # Prove {prf:ref}`lem-tf-uniform`: if $W_{KQ}=0$ the attention is uniform, $h$ is the mean of the
-# context embeddings, $h=\frac1LW_{E}^\top c(x)$, and $f=\frac1L Mc(x)$ with $M=W_{E}\WVW_{E}^\top$. Then
+# context embeddings, $h=\frac1LW_{E}^\top c(x)$, and $f=\frac1L Mc(x)$ with $M=W_{E}W_{V} W_{E}^\top$. Then
 # write `count_logits(M, contexts)` returning the `[n, V]` logits $\frac1L Mc(x)$ directly from
 # the count vectors, without embeddings.
 # ```
@@ -546,7 +546,7 @@ _ = check_forward(my_forward)
 # With $W_{KQ}=0$ every score is $s_l=W_{E}(x_L)^\top0\,W_{E}(x_l)=0$, so
 # $a_l=e^0/\sum_{l'}e^0=1/L$ and $h=\frac1L\sum_lW_{E}(x_l)$. Grouping equal tokens,
 # $\sum_lW_{E}(x_l)=\sum_k c_k(x)W_{E}(k)=W_{E}^\top c(x)$ because $W_{E}(k)$ is row $k$ of $W_{E}$. Then
-# $f=W_{E}W_{V} h=\frac1LW_{E}\WVW_{E}^\top c(x)=\frac1L Mc(x)$. In code:
+# $f=W_{E}W_{V} h=\frac1LW_{E}W_{V} W_{E}^\top c(x)=\frac1L Mc(x)$. In code:
 # `c = torch.zeros(n, V).scatter_add_(1, contexts, torch.ones(n, L))` (with `M`'s dtype) and
 # `return c @ M.T / L`. Using `c @ M` (that is $M^\top c$), the indicator `c > 0` instead of the
 # counts, or dropping the $1/L$ are the slips the checker looks for.
@@ -566,7 +566,7 @@ _ = check_count_logits(my_count_logits)
 # ```{exercise} A Bayes-optimal value matrix
 # :label: ex-tf-bayes-wv
 #
-# Write `bayes_wv(Lam, W_E)` returning a $d\times d$ matrix $W_{V}$ with $W_{E}\WVW_{E}^\top=\Lambda$,
+# Write `bayes_wv(Lam, W_E)` returning a $d\times d$ matrix $W_{V}$ with $W_{E}W_{V} W_{E}^\top=\Lambda$,
 # for $W_{E}\in\mathbb{R}^{V\times d}$ of rank $V$. Then use it with
 # `Lam = probes.clipped_log_law(spec)` to build a model that reaches the Bayes ceiling, and measure
 # the gap `lca.bayes_accuracy(spec) - lca.evaluate(model, spec)` for a task of your choice.
@@ -604,7 +604,7 @@ _ = check_bayes_value_matrix(my_bayes_wv)
 # :class: dropdown
 #
 # If every $x_l$ equals the same token $u$, then $h=W_{E}(u)$ whatever the weights, so
-# $f_u=\|W_{E}(u)\|^2=r^2$ and, for any $k$, $f_k=W_{E}(k)^\topW_{E}(u)\le r^2$ by Cauchy-Schwarz. The
+# $f_u=\|W_{E}(u)\|^2=r^2$ and, for any $k$, $f_k=W_{E}(k)^\top W_{E}(u)\le r^2$ by Cauchy-Schwarz. The
 # target $y\ne u$ therefore scores at most as much as $u$: at best it ties. (This is
 # {prf:ref}`lem-tf-identity-vote` with $\|h\|=r$.) With $L=1$ the model predicts the context
 # token itself, or a token whose embedding equals it, and is never strictly right: its accuracy

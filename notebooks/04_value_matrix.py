@@ -501,7 +501,7 @@ def wv_ablation(task_of, Ls, ms=MS, d=D_FIG, steps=STEPS, batch=BATCH, seeds=SEE
         panel = {v: [] for v in VARIANTS}
         for m in ms:
             cfg = TrainConfig(task=task_of(m, L), d=d, steps=steps, batch_size=batch, lr=0.01,
-                              eval_every=0, n_eval=2048, device="cpu")
+                              eval_every=0, n_eval=2048, device=device)
             res = sweep(cfg, seeds=seeds, variants=VARIANTS, progress=False)
             acc = res.history["accuracy"][-1]
             for v in VARIANTS:
@@ -611,7 +611,7 @@ for eps in (0.0, 0.3, 0.6):
 #
 # - replace $W_{V}$ by $W_{V}^\star$ (keeping the trained $W_{E}$ and $W_{KQ}$) and measure both accuracies
 #   (`probes.wv_replacement`);
-# - compute the cosine similarity $\langleW_{V},W_{V}^\star\rangle_F/(\|W_{V}\|_F\|W_{V}^\star\|_F)$ between
+# - compute the cosine similarity $\langle W_{V},W_{V}^\star\rangle_F/(\|W_{V}\|_F\|W_{V}^\star\|_F)$ between
 #   the matrices, and between their best rank-$m$ approximations (`probes.wv_alignment`).
 #
 # Rank $m$ is the natural cut: with embeddings that encode the $m$ latent bits, $W_{V}^\star$ has $m$
@@ -627,7 +627,7 @@ t0 = time.process_time()
 spec_rep = lca.TaskSpec(M_REP, 64, noise=NOISE)
 for d in D_REP:
     cfg = TrainConfig(task=spec_rep, d=d, steps=STEPS, batch_size=BATCH, lr=0.01, eval_every=0,
-                      n_eval=2048, device="cpu")
+                      n_eval=2048, device=device)
     res = sweep(cfg, seeds=SEEDS, progress=False)
     rep = probes.wv_replacement(res.model, spec_rep, n=2048, seed=77)
     cos = probes.wv_alignment(res.model, spec_rep, ranks=(None, M_REP))

@@ -48,9 +48,6 @@ from lca.widgets import explorer
 torch.manual_seed(0)
 device = lca.default_device()
 torch.set_num_threads(1)
-# Training runs on the CPU so that the printed numbers are the same everywhere; pass
-# device=device in the TrainConfig below to use a GPU instead.
-TRAIN_DEVICE = "cpu"
 
 # %% [markdown]
 # ## Definitions
@@ -61,7 +58,7 @@ TRAIN_DEVICE = "cpu"
 # ```{prf:definition} Gram matrix and Hamming profile
 # :label: def-geo-profile
 #
-# The *Gram matrix* of the embeddings is $G=W_{E}W_{E}^\top$, $G_{ij}=W_{E}(i)^\topW_{E}(j)$. Its
+# The *Gram matrix* of the embeddings is $G=W_{E}W_{E}^\top$, $G_{ij}=W_{E}(i)^\top W_{E}(j)$. Its
 # *Hamming profile* is the pair of functions of $k=0,\dots,m$
 #
 # $$
@@ -80,7 +77,7 @@ TRAIN_DEVICE = "cpu"
 # entries $g(D_{\mathrm{H}}(i,j))$. The *affine law* is the Hamming kernel of $g(k)=b_0-b_1k$:
 #
 # $$
-# W_{E}(i)^\topW_{E}(j)=b_0-b_1\,D_{\mathrm{H}}(i,j),\qquad b_1>0 .
+# W_{E}(i)^\top W_{E}(j)=b_0-b_1\,D_{\mathrm{H}}(i,j),\qquad b_1>0 .
 # $$
 # ```
 #
@@ -262,7 +259,7 @@ print("  Krawtchouk of the mean profile    :", " ".join(f"{float(x):.4f}" for x 
 M_FIG = 8
 spec8 = lca.TaskSpec(m=M_FIG, L=64)
 base8 = lca.TrainConfig(task=spec8, d=32, steps=800, batch_size=256, lr=0.01, eval_every=0,
-                        device=TRAIN_DEVICE)
+                        device=device)
 VARIANTS = {"trained W_V": {}, "W_V = I (frozen)": {"train_V": False, "WV_init": "identity"}}
 SEEDS = (0, 1, 2)
 t0 = time.process_time()
@@ -384,7 +381,7 @@ for v in names:
 # The paper's sources hold figures named `spectrum_n{7,8}_d{32,64}_e{0,1,2,3}`, probably spectra
 # for $m\in\{7,8\}$ and $d\in\{32,64\}$ in four versions whose meaning (checkpoints, seeds or
 # variants) and exact matrix we do not know. We show, for
-# each setting, the eigenvalues of $W_{E}^\topW_{E}$ (the non-zero eigenvalues of $G$) at
+# each setting, the eigenvalues of $W_{E}^\top W_{E}$ (the non-zero eigenvalues of $G$) at
 # initialisation and after training with either kind of $W_{V}$, normalised by the largest, with a
 # dotted line after index $m$. The eigen-gap is the ratio $\lambda_m/\lambda_{m+1}$.
 
@@ -435,7 +432,7 @@ for name, label, gap, share_m, share_2m in gap_rows:
 # ## Why the trained-$W_{V}$ profile zig-zags
 #
 # With uniform attention the logits of a context are an average of columns of the *association
-# matrix* $M[k,x]=W_{E}(k)^\top\WVW_{E}(x)$ (the logit that one context token $x$ adds to candidate $k$;
+# matrix* $M[k,x]=W_{E}(k)^\top W_{V} W_{E}(x)$ (the logit that one context token $x$ adds to candidate $k$;
 # with $W_{V}=I$, $M=G$). The context law $P[y,x]$ of $\mathcal{N}_1$ is itself a Hamming kernel, with
 # eigenvalues $\mu_w=1-2w/m$. {prf:ref}`prop-geo-margin` in the appendix shows that the target's
 # mean logit advantage over an average token is
@@ -549,7 +546,7 @@ for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N
 t0 = time.process_time()
 spec_over = lca.TaskSpec(m=6, L=64)
 run_over = lca.sweep(lca.TrainConfig(task=spec_over, d=128, steps=400, batch_size=256, lr=0.01,
-                                     eval_every=0, train_E=False, device=TRAIN_DEVICE),
+                                     eval_every=0, train_E=False, device=device),
                      seeds=(0, 1), variants=VARIANTS, progress=False)
 V8 = 2 ** M_FIG
 gen = torch.Generator().manual_seed(2024)
@@ -650,7 +647,7 @@ explorer(draw_kernel, title="Krawtchouk spectrum of a Hamming profile",
 #
 # Write `gram_profile_mean(W_E)` that takes embeddings `W_E [V, d]` ($V=2^m$, row $i$ = token $i$)
 # and returns a float64 tensor of length $m+1$ whose entry $k$ is the mean of
-# $W_{E}(i)^\topW_{E}(j)$ over all ordered pairs at Hamming distance $k$, the pairs $(i,i)$ included
+# $W_{E}(i)^\top W_{E}(j)$ over all ordered pairs at Hamming distance $k$, the pairs $(i,i)$ included
 # at $k=0$. Use `lca.LatentSpace(m).distances()`.
 # ```
 #

@@ -87,7 +87,7 @@ torch.set_num_threads(1)
 # query's cluster* is $\mu(x)=\sum_{l}a_l\,\mathbb 1[\kappa(x_l)=\kappa(x_L)]$ and the *share* of
 # that cluster is $\sigma(x)=\frac1L\#\{l:\kappa(x_l)=\kappa(x_L)\}$, the mass that uniform
 # attention ($W_{KQ}=0$) gives it. The *score* of query token $i$ on key token $j$ is
-# $S_{ij}=W_{E}(i)^\topW_{KQ}W_{E}(j)$: it does not depend on the context, and adding a constant to a
+# $S_{ij}=W_{E}(i)^\top W_{KQ}W_{E}(j)$: it does not depend on the context, and adding a constant to a
 # row of $S$ changes no attention weight.
 # ```
 
@@ -124,7 +124,7 @@ print(f"share of the query's cluster in this context: {share_demo:.4f}")
 # %% [markdown]
 # ## The gradient of $W_{KQ}$ at zero
 #
-# Write $M=W_{E}\WVW_{E}^\top$ ($V\times V$): with uniform attention the logits are $f=Mc$, so
+# Write $M=W_{E}W_{V} W_{E}^\top$ ($V\times V$): with uniform attention the logits are $f=Mc$, so
 # $M_{kj}$ is the logit that one occurrence of token $j$ adds to token $k$. Write
 # $p=\operatorname{softmax}(Mc)$ for the predicted distribution and $\mathcal L=\mathbb{E}[-\log p_y]$ for the
 # population cross-entropy.
@@ -145,10 +145,10 @@ print(f"share of the query's cluster in this context: {share_demo:.4f}")
 # ```
 #
 # ```{prf:proof}
-# With $s_l=W_{E}(x_L)^\topW_{KQ}W_{E}(x_l)$ and $h=\sum_la_lW_{E}(x_l)$, the chain rule gives
-# $\partial(-\log p_y)/\partial h=-W_{V}^\topW_{E}^\top(e_y-p)$ and $\partial h/\partial s_l=a_l(W_{E}(x_l)-h)$,
+# With $s_l=W_{E}(x_L)^\top W_{KQ}W_{E}(x_l)$ and $h=\sum_la_lW_{E}(x_l)$, the chain rule gives
+# $\partial(-\log p_y)/\partial h=-W_{V}^\top W_{E}^\top(e_y-p)$ and $\partial h/\partial s_l=a_l(W_{E}(x_l)-h)$,
 # so $\partial(-\log p_y)/\partial s_l=-a_l(r_{x_l}-\bar r)$ with $r$ and $\bar r$ as above
-# (here $\bar r=\sum_la_lr_{x_l}$). Since $\partial s_l/\partialW_{KQ}=W_{E}(x_L)W_{E}(x_l)^\top$,
+# (here $\bar r=\sum_la_lr_{x_l}$). Since $\partial s_l/\partial W_{KQ}=W_{E}(x_L)W_{E}(x_l)^\top$,
 # summing over positions with $a_l=1/L$ and grouping positions by token gives the formula.
 # The row sums vanish because $\sum_jc_j(r_j-\bar r)=0$. The full argument, with every index, is
 # in the appendix ({prf:ref}`lem-kq-gradient-exact`).
@@ -303,14 +303,14 @@ for beta_ in (1.0, 5.0, 20.0):
 # structure", and Fig. C.8 names the neighbourhood $\mathcal{N}(z^*)=\{z:z_1=z^*_1,z_2=z^*_2\}\setminus\{z^*\}$:
 # the `"cluster"` task with $k=2$. We train the full model (embeddings, $W_{KQ}$ from $0$ and
 # $W_{V}$ from $0$) on that task with $L=32$ and $\varepsilon=0.5$, and draw the context-independent
-# score matrix $S=\WEW_{KQ}W_{E}^\top$ with each row's mean removed, next to the first-order table
+# score matrix $S=W_{E} W_{KQ}W_{E}^\top$ with each row's mean removed, next to the first-order table
 # $T^{(1)}$ that one small gradient step would produce. In this course we take the heat map to be
 # this score matrix; what exactly the paper averages is not known to us.
 
 # %%
 spec_fig = theory.cluster_task(8, 2, L=32, noise=0.5, informative="cluster")
 base_fig = TrainConfig(task=spec_fig, d=32, steps=400, batch_size=256, lr=0.01, eval_every=0,
-                       device="cpu")
+                       device=device)
 res_fig = sweep(base_fig, seeds=(0, 1), variants={"trained": {}, "frozen": {"train_KQ": False}},
                 progress=False)
 S_fig = probes.score_matrix(res_fig.model.member(0))
@@ -356,7 +356,7 @@ for i, (label, seed) in enumerate(res_fig.labels):
 # %%
 spec_sel = theory.cluster_task(8, 2, L=16, noise=0.75, informative="sphere")
 base_sel = TrainConfig(task=spec_sel, d=32, steps=500, batch_size=256, lr=0.01, eval_every=0,
-                       device="cpu")
+                       device=device)
 res_sel = sweep(base_sel, seeds=(0, 1), variants={"trained": {}, "frozen": {"train_KQ": False}},
                 progress=False)
 acc_sel = evaluate(res_sel.model, spec_sel, n=4096, seed=1)

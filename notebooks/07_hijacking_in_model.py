@@ -199,7 +199,7 @@ for i, r in enumerate(rho_check):
 
 # %%
 base7 = TrainConfig(task=spec7, d=32, steps=500, batch_size=256, lr=0.01, eval_every=0,
-                    device="cpu")
+                    device=device)
 res7 = sweep(base7, seeds=(0, 1, 2), progress=False)
 acc7 = evaluate(res7.model, spec7, n=4096, seed=1)
 rho_grid = [i / 20 for i in range(21)]
@@ -318,7 +318,7 @@ for key, v in curves_b.items():
 # %%
 spec_att = theory.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
 res_att = sweep(TrainConfig(task=spec_att, d=32, steps=400, batch_size=256, lr=0.01,
-                            eval_every=0, device="cpu"),
+                            eval_every=0, device=device),
                 seeds=(0,), variants={"trained": {}, "frozen": {"train_KQ": False}},
                 progress=False)
 

@@ -24,9 +24,20 @@ def macros() -> dict[str, str]:
 
 
 def expand(text: str, table: dict[str, str]) -> str:
+    """Replace each ``\\NAME`` by its body. A body that starts with a letter gets a space in front
+    when the text before it ends in a control word (``\\top\\WE`` -> ``\\top W_{E}``, not
+    ``\\topW_{E}``); spaces do not matter in TeX math."""
     for name, body in sorted(table.items(), key=lambda kv: -len(kv[0])):
-        text = re.sub(r"\\" + name + r"(?![A-Za-z])", lambda _m, b=body: b, text)
+        def sub(m, b=body):
+            before = m.string[: m.start()]
+            return (" " + b) if b[:1].isalpha() and re.search(r"\\[A-Za-z]+$", before) else b
+        text = re.sub(r"\\" + name + r"(?![A-Za-z])", sub, text)
     return text
+
+
+def repair(text: str) -> str:
+    """Undo the merge an earlier version made: ``\\topW_{E}`` -> ``\\top W_{E}``."""
+    return re.sub(r"(\\[A-Za-z]+?)(W_\{(?:E|KQ|V|U)\}|D_\{\\mathrm\{H\}\})", r"\1 \2", text)
 
 
 def process_source(path: Path, table) -> bool:
@@ -59,9 +70,10 @@ def main(argv) -> int:
     if check:
         pattern = re.compile(r"\\(" + "|".join(map(re.escape, table)) + r")(?![A-Za-z])")
         bad = [str(p) for p in sorted((ROOT / "book").glob("*.ipynb"))
-               if any(c.cell_type == "markdown" and pattern.search(c.source)
+               if any(c.cell_type == "markdown"
+                      and (pattern.search(c.source) or repair(c.source) != c.source)
                       for c in nbformat.read(p, as_version=4).cells)]
-        print("\n".join(bad) or "no book macros in notebooks")
+        print("\n".join(bad) or "no book macros (and no merged control words) in notebooks")
         return 1 if bad else 0
     for src in sorted((ROOT / "notebooks").glob("*.py")):
         if process_source(src, table):
