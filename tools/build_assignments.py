@@ -40,7 +40,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from nbbuild import read_source  # noqa: E402  (the chapters' reader: same clean metadata)
+from nbbuild import KERNELSPEC, read_source  # noqa: E402,F401  (the chapters' reader and kernel)
 
 MASTERS = ROOT / "assignments"
 SOURCES = MASTERS / "src"
