@@ -338,6 +338,32 @@ for i, (label, seed) in enumerate(res_fig.labels):
           f"   (share of its tokens {mass_fig.share:.4f})")
 
 # %% [markdown]
+# The paper's sources also hold heat maps for $m=5,6,7$ (`heat_map_n5`..`heat_map_n7`). The same
+# training, one seed per $m$:
+
+# %%
+heat_small = {}
+for m_h in (5, 6, 7):
+    spec_h = theory.cluster_task(m_h, 2, L=32, noise=0.5, informative="cluster")
+    res_h = lca.train(TrainConfig(task=spec_h, d=32, steps=400, batch_size=256, lr=0.01,
+                                  eval_every=0, device=device), progress=False)
+    S_h = probes.score_matrix(res_h.model)
+    mass_h = probes.attention_mass_by_cluster(res_h.model, spec_h, k=2, n=2048, seed=0)
+    heat_small[m_h] = (theory.cluster_block_means(S_h, theory.cluster_ids(m_h, 2)), mass_h)
+    plots.plot_attention_heatmap({"trained model (seed 0): scores, row mean removed": S_h}, m=m_h,
+                                 k=2, title=f"Attention scores by (query token, key token), m = {m_h}, "
+                                 "clusters = first 2 bits")
+    plt.show()
+
+# %%
+for m_h, (blocks_h, mass_h) in heat_small.items():
+    diag = sum(float(blocks_h[b, b]) for b in range(4)) / 4
+    off = (float(blocks_h.sum()) - 4 * diag) / 12
+    print(f"m = {m_h}: mean same-cluster score {diag:+8.4f}, mean cross-cluster score {off:+8.4f}, "
+          f"attention mass on the query's cluster {float(mass_h.mass):.4f} "
+          f"(share of its tokens {mass_h.share:.4f})")
+
+# %% [markdown]
 # Both heat maps are block diagonal: queries score keys of their own cluster above keys of the
 # other three clusters. The first-order table has exactly three values, as the proposition says;
 # the trained scores are larger and less regular, but the same blocks dominate every row, and the
