@@ -338,6 +338,13 @@ for i, (label, seed) in enumerate(res_fig.labels):
           f"   (share of its tokens {mass_fig.share:.4f})")
 
 # %% [markdown]
+# Both heat maps are block diagonal: queries score keys of their own cluster above keys of the
+# other three clusters. The first-order table has exactly three values, as the proposition says;
+# the trained scores are larger and less regular, but the same blocks dominate every row, and the
+# trained attention puts nearly all of its mass on the query's cluster while that cluster holds only
+# about half of the context.
+
+# %% [markdown]
 # The paper's sources also hold heat maps for $m=5,6,7$ (`heat_map_n5`..`heat_map_n7`). The same
 # training, one seed per $m$:
 
@@ -362,13 +369,6 @@ for m_h, (blocks_h, mass_h) in heat_small.items():
     print(f"m = {m_h}: mean same-cluster score {diag:+8.4f}, mean cross-cluster score {off:+8.4f}, "
           f"attention mass on the query's cluster {float(mass_h.mass):.4f} "
           f"(share of its tokens {mass_h.share:.4f})")
-
-# %% [markdown]
-# Both heat maps are block diagonal: queries score keys of their own cluster above keys of the
-# other three clusters. The first-order table has exactly three values, as the proposition says;
-# the trained scores are larger and less regular, but the same blocks dominate every row, and the
-# trained attention puts nearly all of its mass on the query's cluster while that cluster holds only
-# about half of the context.
 
 # %% [markdown]
 # ## Does selection help? Mass and accuracy with $W_{KQ}$ trained or frozen
