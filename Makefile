@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test venv vendor browser-deps assignments bench clean
+.PHONY: book test test-portability venv vendor browser-deps assignments bench clean
 
 venv: $(STAMP)
 
@@ -40,8 +40,18 @@ browser-deps:
 	  echo "chromium is not installed: the browser tests will be skipped (in CI they fail)"; \
 	fi
 
+NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
+
+# The whole suite natively, then every chapter again under another CPU code path (tests/code_paths.py).
 test: vendor browser-deps
-	$(BIN)/python -m pytest tests book --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider --durations=20
+	$(BIN)/python -m pytest tests book $(NBVAL) --durations=20
+	$(BIN)/python -m pytest book $(NBVAL) --code-path baseline -q
+
+# Every chapter under each CPU code path of tests/code_paths.py, compared with its stored outputs.
+test-portability: $(STAMP)
+	for path in native baseline avx2; do \
+	  $(BIN)/python -m pytest book $(NBVAL) --code-path $$path -q || exit 1; \
+	done
 
 assignments: $(STAMP)
 	$(BIN)/python tools/build_assignments.py

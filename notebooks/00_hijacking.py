@@ -39,11 +39,10 @@ import time
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
-from myst_nb import glue
 
 import lca
+from lca import glue, plots
 from lca import hijack as hj
-from lca import plots
 from lca.exercises import check_efficacy_indicator, check_hijacked_prompt, check_mean_logprob
 from lca.widgets import explorer
 

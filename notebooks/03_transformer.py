@@ -34,10 +34,9 @@ if "google.colab" in sys.modules:
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
-from myst_nb import glue
 
 import lca
-from lca import plots, probes
+from lca import glue, plots, probes
 from lca.exercises import (
     check_attention,
     check_bayes_value_matrix,

@@ -37,10 +37,9 @@ import time
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
-from myst_nb import glue
 
 import lca
-from lca import plots, probes, theory
+from lca import glue, plots, probes, theory
 from lca.exercises import check_affine_embedding, check_gram_profile, check_hamming_spectrum, check_krawtchouk
 from lca.train import build_model
 from lca.widgets import explorer
