@@ -156,17 +156,39 @@ class SweepTable:
                             self.bayes[m][j]))
         return out
 
-    def format(self, digits: int = 3) -> str:
-        """The table as fixed-precision text (what the figure plots)."""
+    def se(self, label, m) -> list:
+        """Standard errors over seeds of ``mean[label][m]`` (``sd / sqrt(n_seeds - 1)``, since
+        ``sd`` is the population standard deviation); needs at least two seeds."""
+        n = len(self.settings.get("seeds", ()))
+        if n < 2:
+            raise ValueError(f"a standard error needs at least 2 seeds, got {n}")
+        return [s / (n - 1) ** 0.5 for s in self.sd[label][m]]
+
+    def format(self, digits: int = 3, pm: bool = False) -> str:
+        """The table as fixed-precision text (what the figure plots).
+
+        With ``pm=True`` each accuracy prints as "mean ± standard error over seeds"
+        (``lca.report.pm``, rounded to the leading digit of the standard error, so that the
+        printed digits are those the seeds support); the Bayes column, computed exactly on the
+        fixed evaluation set, keeps ``digits`` decimals."""
         from ._validate import check_int
+        from .report import pm as _pm
         digits = check_int("digits", digits, 0, 8)
         heads = ["m", self.x_name, *self.labels, "Bayes"]
-        widths = [3, 5] + [max(len(h), digits + 3) for h in heads[2:]]
+
+        def cell(lab, m, j):
+            mean = self.mean[lab][m][j]
+            if not pm:
+                return f"{mean:.{digits}f}"
+            se = self.se(lab, m)[j]
+            return _pm(mean, se) if se > 0 else f"{mean:.{digits}f} ± 0"
+        body = [[str(m), str(x), *[cell(lab, m, j) for lab in self.labels],
+                 f"{self.bayes[m][j]:.{digits}f}"]
+                for m in self.m_values for j, x in enumerate(self.x)]
+        widths = [3, 5] + [max([len(h), digits + 3, *[len(r[k]) for r in body]])
+                           for k, h in enumerate(heads[2:], start=2)]
         lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
-        for row in self.rows():
-            cells = [str(row[0]).rjust(widths[0]), str(row[1]).rjust(widths[1])]
-            cells += [f"{v:.{digits}f}".rjust(w) for v, w in zip(row[2:], widths[2:])]
-            lines.append("  ".join(cells))
+        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in body]
         return "\n".join(lines)
 
 
