@@ -36,13 +36,14 @@ if "google.colab" in sys.modules:
 # %% tags=["hide-input"]
 import math
 import time
+from fractions import Fraction
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import memory, plots, probes, theory
+from lca import memory, plots, probes, report, theory
 from lca.exercises import (
     check_one_step_gradient,
     check_sphere_error,
@@ -129,10 +130,14 @@ with torch.no_grad():
 bits = spec_small.space.latents
 print(f"target y = {int(y)} (bits {''.join(map(str, bits[int(y)].tolist()))}); context:",
       ", ".join(f"{t} ({''.join(map(str, bits[t].tolist()))})" for t in ctx[0].tolist()))
-share = A_small.double() @ torch.bincount(ctx[0], minlength=spec_small.V).double() / spec_small.L
-print("token  logit f_k  share of context in N(k)")
+counts_small = torch.bincount(ctx[0], minlength=spec_small.V)
+share = [Fraction(int(A_small[k].long() @ counts_small), spec_small.L) for k in range(spec_small.V)]
+print("token  logit f_k  share of context in N(k) (exact)")
 for k in range(spec_small.V):
-    print(f"{k:5d}  {round(float(f_small[k]), 4) + 0.0:9.4f}  {float(share[k]):9.4f}")
+    print(f"{k:5d}  {round(float(f_small[k]), 4) + 0.0:9.4f}  {str(share[k]):>9s}")
+print("max over k of |f_k - share_k|: "
+      + report.bound(max(abs(float(f_small[k]) - float(share[k])) for k in range(spec_small.V)),
+                     1e-12))
 plots.plot_wv_example(A_small, f_small, int(y), ctx[0])
 plt.show()
 
@@ -206,19 +211,22 @@ checks = [
     ("cluster k=2", lca.TaskSpec(5, 16, lca.cluster(2))),
     ("sphere r=1, noise 0.3", lca.TaskSpec(5, 16, noise=0.3)),
 ]
-print(f"{'task':22s} {'m':>2s} {'L':>3s} {'closed form':>11s} {'enumerated':>10s} {'bound':>8s} "
+print("exact values (closed form, enumeration, bound) to 10 significant digits; Monte Carlo with "
+      "its standard error")
+print(f"{'task':22s} {'m':>2s} {'L':>3s} {'closed form':>16s} {'enumerated':>16s} {'bound':>16s} "
       f"{'Monte Carlo':>11s} {'+-':>6s}")
 for label, spec in checks:
-    closed = (f"{theory.wv_error_exact_sphere1(spec.m, spec.L):11.4f}"
-              if label == "sphere r=1" else f"{'-':>11s}")
-    exact = f"{theory.wv_error_exact(spec):10.4f}" if spec.noise == 0 else f"{'-':>10s}"
+    closed = (report.exact(theory.wv_error_exact_sphere1(spec.m, spec.L))
+              if label == "sphere r=1" else "-")
+    exact = report.exact(theory.wv_error_exact(spec)) if spec.noise == 0 else "-"
     mc = 1 - memory.construction_accuracy(spec, n=N_MC, seed=11)
     se = math.sqrt(max(mc * (1 - mc), 1e-12) / N_MC)
-    print(f"{label:22s} {spec.m:2d} {spec.L:3d} {closed} {exact} "
-          f"{min(1.0, theory.wv_error_bound(spec)):8.4f} {mc:11.4f} {se:6.4f}")
+    print(f"{label:22s} {spec.m:2d} {spec.L:3d} {closed:>16s} {exact:>16s} "
+          f"{report.exact(min(1.0, theory.wv_error_bound(spec))):>16s} {mc:11.4f} {se:6.4f}")
 
 # %% [markdown]
-# The closed form and the enumeration agree to every printed digit, the Monte Carlo estimates sit
+# The closed form and the enumeration agree to every printed digit (ten significant digits: both
+# are exact, so we print them in full), the Monte Carlo estimates sit
 # within about two standard errors of them, and the bound is above every exact value. For $\mathcal{N}_1$
 # the bound is almost exact; for the ball of radius 2 it is close at $L=16$; for the cluster
 # neighbourhood it is loose, because there many rivals share all but one token of the target's
@@ -239,7 +247,7 @@ for seed in (0, 1):
     mdl = OneLayerTransformer.from_weights(E, W_V=memory.value_matrix_construction(E, A_chk))
     with torch.no_grad():
         gap = float((mdl(ctx_chk) - freq @ A_chk.T).abs().max())
-    print(f"orthonormal basis {seed}: max |model logits - A c| < 1e-12: {gap < 1e-12}")
+    print(f"orthonormal basis {seed}: max |model logits - A c| {report.bound(gap, 1e-12)}")
 
 # %% [markdown]
 # ### Error against context length
@@ -266,10 +274,11 @@ plt.show()
 
 # %%
 for label, c in curves.items():
-    print(label)
-    print("   L    " + " ".join(f"{L:>8d}" for L in Ls))
-    for key in ("exact", "bound", "monte_carlo"):
-        print(f"  {key:12s}" + " ".join(f"{v:8.4f}" for v in c[key]))
+    print(f"{label}   (exact and bound: 10 significant digits; Monte Carlo: 4,000 contexts)")
+    print(f"  {'L':>3s} {'exact':>16s} {'bound':>16s} {'Monte Carlo':>12s}")
+    for j, L in enumerate(Ls):
+        print(f"  {L:3d} {report.exact(c['exact'][j]):>16s} {report.exact(c['bound'][j]):>16s} "
+              f"{c['monte_carlo'][j]:12.4f}")
 
 # %% [markdown]
 # ### Random embeddings instead of orthonormal ones
@@ -354,7 +363,7 @@ print("W_V = I, centred +-1 embedding, noise-free N_1: exact vs Monte Carlo (20,
 for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
     spec = lca.TaskSpec(m, L)
     mc = memory.identity_accuracy(spec, memory.pm1_embedding(m), n=N_MC, seed=4)
-    print(f"  m={m} L={L:2d}: exact {theory.identity_pm1_accuracy(m, L):.4f}   "
+    print(f"  m={m} L={L:2d}: exact {report.exact(theory.identity_pm1_accuracy(m, L)):>12s}   "
           f"Monte Carlo {mc:.4f} +- {math.sqrt(max(mc * (1 - mc), 1e-12) / N_MC):.4f}")
 
 # %% [markdown]
@@ -411,8 +420,8 @@ for spec in (lca.TaskSpec(3, 4), lca.TaskSpec(3, 3, noise=0.2), lca.TaskSpec(3, 
         theory.exact_population_loss(mdl, spec).backward()
         diff = float((-mdl.W_V.grad - theory.one_step_WV(E, spec)).abs().max())
         print(f"  m={spec.m} L={spec.L} {str(spec.neighbourhood):18s} noise={spec.noise:.1f} {name:13s}"
-              f" rows={theory.enumerate_task(spec)[0].shape[0]:5d}  max |autograd - formula| < 1e-12:"
-              f" {diff < 1e-12}")
+              f" rows={theory.enumerate_task(spec)[0].shape[0]:5d}  max |autograd - formula| "
+              f"{report.bound(diff, 1e-12)}")
 
 print("2. sampled batch vs population gradient (Chebyshev tolerance, delta = 1e-3)")
 spec = lca.TaskSpec(5, 16, noise=0.2)
@@ -423,9 +432,11 @@ for n in (2_000, 20_000):
     torch.nn.functional.cross_entropy(mdl(ctx_b), y_b).backward()
     err = float((-mdl.W_V.grad - theory.one_step_WV(E, spec)).norm())
     r_n = theory.one_step_WV_sampling_rms(E, spec, n)
-    print(f"  n={n:6d}: ||batch - population||_F = {err:.5f}, r_n = {r_n:.5f}, tolerance "
-          f"r_n/sqrt(1e-3) = {r_n / math.sqrt(1e-3):.5f}, within: {err <= r_n / math.sqrt(1e-3)}")
-print(f"  (size of the population gradient: ||g||_F = {float(theory.one_step_WV(E, spec).norm()):.5f})")
+    print(f"  n={n:6d}: ||batch - population||_F = {report.sig(err, 3)}, r_n = {report.exact(r_n)}, "
+          f"tolerance r_n/sqrt(1e-3) = {report.exact(r_n / math.sqrt(1e-3))}, "
+          f"within: {err <= r_n / math.sqrt(1e-3)}")
+print(f"  (size of the population gradient: "
+      f"||g||_F = {report.exact(float(theory.one_step_WV(E, spec).norm()))})")
 
 
 def shift_residual(E, spec, mask=None):
@@ -453,9 +464,11 @@ for label, spec, E in (
         ("noise-free N_1, Gaussian E, d=12", lca.TaskSpec(5, 16), gaussian(32, 12, 4)),
         ("N_1 + noise 0.5, orthonormal E", lca.TaskSpec(5, 16, noise=0.5), orthonormal(32, 4))):
     res, s = shift_residual(E, spec)
-    print(f"  {label:36s} relative residual {res:.4f}  fitted scale {s:.6f}")
-print(f"  predicted scale eta/(nV) for N_1, m=5: {1 / (5 * 32):.6f}; for the ball r=2: "
-      f"{1 / (15 * 32):.6f}")
+    # a residual of rounding size prints as a bound; a real one as 3 significant digits
+    res_txt = report.bound(res, 1e-10) if res < 1e-10 else f"= {report.sig(res, 3)}"
+    print(f"  {label:36s} relative residual {res_txt:8s}  fitted scale {report.sig(s, 4)}")
+print(f"  predicted scale eta/(nV) for N_1, m=5: 1/160 = {report.exact(1 / (5 * 32))}; for the ball "
+      f"r=2: 1/480 = {report.exact(1 / (15 * 32))}")
 
 # %% [markdown]
 # (fig-paper-3a)=
@@ -464,7 +477,8 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: {1 / (5 * 32):.6f}; for the bal
 # embeddings (part 1 of the theorem holds for any embedding). The sampled gradients land inside
 # their tolerance, which shrinks like $1/\sqrt n$. For the reading as "construction plus shift",
 # the hypotheses matter: with orthonormal embeddings and a noise-free regular neighbourhood the
-# residual is zero and the fitted scale is $\eta/(nV)$; with Gaussian embeddings in $d<V$ the
+# residual is zero (it prints as a bound, $<10^{-10}$, because its digits are rounding noise) and
+# the fitted scale is $\eta/(nV)$; with Gaussian embeddings in $d<V$ the
 # residual is large, because $G\ne I$ mixes the stored associations and the shift term no longer
 # moves all logits equally; with noise the step is the construction *minus* a penalty on tokens
 # present in the context, so the residual is small but not zero.
@@ -480,7 +494,10 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: {1 / (5 * 32):.6f}; for the bal
 # essentially 1 (printed below the figure), and a gap appears. Everything is trained with the
 # course defaults of `lca.train` (Adam, learning rate 0.01, $W_{KQ}$ and $W_{E}$ trained, $W_{V}$
 # initialised at 0 when trained), with the budget below chosen so that the chapter runs in well
-# under a minute. Raise the numbers to train longer.
+# under a minute. Raise the numbers to train longer. Trained accuracies are estimates: the tables
+# print them as mean $\pm$ standard error over the seeds (`lca.report.pm`, which rounds the mean
+# to the leading digit of its standard error), because further digits change with the seed and
+# even with the floating-point code path of the CPU.
 
 # %%
 MS = (5, 6, 7, 8)          # latent dimensions
@@ -519,20 +536,38 @@ plt.show()
 
 
 # %%
+def mean_se(values):
+    """Mean and standard error (sample standard deviation / sqrt(n)) of per-seed values."""
+    t = torch.tensor(values, dtype=torch.float64)
+    return float(t.mean()), float(t.std() / len(values) ** 0.5)
+
+
+def pm_text(mean, se):
+    """lca.report.pm, with 4 decimals when every seed gave the same value (se = 0)."""
+    return report.pm(mean, se) if se > 0 else f"{mean:.4f} ± 0"
+
+
 def print_bars(results, ms=MS):
+    """Accuracy per variant and the gap, as mean ± standard error over the seeds; returns
+    {panel: [(gap, se of the gap) for each m]}."""
+    gaps = {}
     for panel, variants in results.items():
-        print(panel)
-        print(f"  {'m':>2s} " + " ".join(f"{v:>28s}" for v in variants) + f" {'gap':>7s}")
+        print(f"{panel}   (accuracy, mean ± standard error over {len(SEEDS)} seeds)")
+        print(f"  {'m':>2s} " + " ".join(f"{v:>18s}" for v in variants) + f" {'gap':>16s}")
+        gaps[panel] = []
         for i, m in enumerate(ms):
-            cells, means = [], []
-            for v in variants:
-                a = variants[v][i]
-                means.append(sum(a) / len(a))
-                cells.append(f"{means[-1]:.4f} [{min(a):.4f}, {max(a):.4f}]")
-            print(f"  {m:2d} " + " ".join(f"{c:>28s}" for c in cells) + f" {means[0] - means[1]:7.4f}")
+            stats = [mean_se(variants[v][i]) for v in variants]
+            gap = (stats[0][0] - stats[1][0], math.hypot(stats[0][1], stats[1][1]))
+            gaps[panel].append(gap)
+            print(f"  {m:2d} " + " ".join(f"{pm_text(*st):>18s}" for st in stats)
+                  + f" {pm_text(*gap):>16s}")
+    return gaps
 
 
-print_bars(fig3a)
+gaps3a = print_bars(fig3a)
+print("gap at L = 64 larger than at L = 128 by more than 2 standard errors, for every m: " + str(all(
+    g64 - g128 > 2 * math.hypot(e64, e128)
+    for (g64, e64), (g128, e128) in zip(gaps3a["L = 64"], gaps3a["L = 128"]))))
 print("Bayes-optimal accuracy of the task (2048 contexts): " + ", ".join(
     f"m={m}, L={L}: {lca.bayes_accuracy(lca.TaskSpec(m, L, noise=NOISE), n=2048, seed=5):.4f}"
     for L in LS_FIG for m in MS))
@@ -560,7 +595,7 @@ print(f"training time for the figure: {t_fig3a:.1f} s of CPU "
 t0 = time.process_time()
 plain = wv_ablation(lambda m, L: lca.TaskSpec(m, L), (64,))
 t_plain = time.process_time() - t0
-print_bars(plain)
+_ = print_bars(plain)
 
 # %% tags=["nbval-ignore-output"]
 print(f"training time: {t_plain:.1f} s of CPU")
@@ -581,8 +616,8 @@ print(f"training time: {t_plain:.1f} s of CPU")
 for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 32, lca.hamming_sphere(2))),
                     ("cluster k=1, m=4", lca.TaskSpec(4, 32, lca.cluster(1))),
                     ("sphere r=1, m=4", lca.TaskSpec(4, 32))):
-    print(f"{label:40s} L=32: exact error {theory.wv_error_exact(spec):.4f}, bound "
-          f"{min(1.0, theory.wv_error_bound(spec)):.4f}, Monte Carlo "
+    print(f"{label:40s} L=32: exact error {report.exact(theory.wv_error_exact(spec))}, bound "
+          f"{report.exact(min(1.0, theory.wv_error_bound(spec)))}, Monte Carlo "
           f"{1 - memory.construction_accuracy(spec, n=4096, seed=6):.4f}, Bayes-optimal accuracy "
           f"{lca.bayes_accuracy(spec, n=4096, seed=6):.4f}")
 
@@ -594,8 +629,8 @@ for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 3
 # %%
 for eps in (0.0, 0.3, 0.6):
     spec = lca.TaskSpec(5, 12, noise=eps)
-    print(f"noise {eps:.1f}: N_1 closed form {theory.wv_error_exact_sphere1(5, 12):.4f}, "
-          f"Chernoff bound {min(1.0, theory.wv_error_bound(spec)):.4f}, Monte Carlo "
+    print(f"noise {eps:.1f}: N_1 closed form {report.exact(theory.wv_error_exact_sphere1(5, 12))}, "
+          f"Chernoff bound {report.exact(min(1.0, theory.wv_error_bound(spec)))}, Monte Carlo "
           f"{1 - memory.construction_accuracy(spec, n=N_MC, seed=7):.4f}")
 
 # %% [markdown]
@@ -621,7 +656,7 @@ for eps in (0.0, 0.3, 0.6):
 # %%
 M_REPS = (5, 6, 7, 8)          # the paper's wv_replace_dim_n5..n8 / wv_angle_dim_n5..n8
 D_REP = [4, 8, 16, 32, 64]
-SEEDS_REP = SEEDS[:2]          # two seeds per point keep the four sweeps inside the time budget
+SEEDS_REP = SEEDS              # three seeds per point, so that the standard errors mean something
 rep = {}
 t0 = time.process_time()
 for m_rep in M_REPS:
@@ -646,13 +681,15 @@ for m_rep, (acc, cosines) in rep.items():
     plt.show()
 
 # %%
-print(f"{'m':>2s} {'d':>4s} {'trained':>8s} {'replaced':>9s} {'cos full':>9s} {'cos rank-m':>11s}"
-      f" {'angle full':>11s}   (means over {len(SEEDS_REP)} seeds; angle in degrees)")
+print(f"mean ± standard error over {len(SEEDS_REP)} seeds; angle between the full matrices in degrees")
+print(f"{'m':>2s} {'d':>4s} {'trained':>15s} {'replaced':>15s} {'cos full':>15s} {'cos rank-m':>15s}"
+      f" {'angle full':>12s}")
 for m_rep, (acc, cosines) in rep.items():
     for i, d in enumerate(D_REP):
-        mean = [sum(v[i]) / len(v[i]) for v in (*acc.values(), *cosines.values())]
-        print(f"{m_rep:2d} {d:4d} {mean[0]:8.4f} {mean[1]:9.4f} {mean[2]:9.4f} {mean[3]:11.4f} "
-              f"{probes.cosine_to_degrees(mean[2]):11.2f}")
+        cols = [list(v[i]) for v in (*acc.values(), *cosines.values())]
+        cols.append([probes.cosine_to_degrees(c) for c in cols[2]])
+        print(f"{m_rep:2d} {d:4d} " + " ".join(f"{pm_text(*mean_se(c)):>{w}s}"
+                                              for c, w in zip(cols, (15, 15, 15, 15, 12))))
 
 # %% tags=["nbval-ignore-output"]
 print(f"training time: {t_rep:.1f} s of CPU")
