@@ -135,11 +135,16 @@ def recall_accuracy(keys: torch.Tensor, values: torch.Tensor | None = None) -> f
 
 class RecallSimulation(NamedTuple):
     """Monte Carlo recall measurements: ``accuracy`` (fraction of pairs recalled by argmax),
-    ``mse`` (mean of ||W u_j - v_j||^2), ``n`` (number of recalls) and ``stderr`` of the accuracy."""
+    ``mse`` (mean of ||W u_j - v_j||^2), ``n`` (number of recalls) and ``stderr`` of the accuracy
+    (binomial, as if the n recalls were independent). The recalls of one memory share its keys, so
+    ``memory_stderr`` and ``mse_stderr`` give the standard errors of ``accuracy`` and ``mse`` from
+    the spread over the independent memories (nan when there is only one memory)."""
     accuracy: float
     mse: float
     n: int
     stderr: float
+    memory_stderr: float = float("nan")
+    mse_stderr: float = float("nan")
 
 
 def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 0,
@@ -154,7 +159,7 @@ def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 
         keys: ``"gaussian"`` (``random_keys``), ``"orthonormal"`` (needs N <= d) or
             ``"correlated"`` (``correlated_keys`` with the given ``rho``).
     Returns:
-        ``RecallSimulation(accuracy, mse, n, stderr)``.
+        ``RecallSimulation(accuracy, mse, n, stderr, memory_stderr, mse_stderr)``.
     """
     N = _mem_check_int("N", N, 1, 1_000_000)
     d = _mem_check_int("d", d, 1, 1_000_000)
@@ -168,6 +173,7 @@ def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 
     g = make_generator(seed, None)
     trials = -(-n_recalls // N)
     hits, sq = 0, 0.0
+    mem_hits, mem_sq = [], []
     per_batch = max(1, (1 << 22) // (N * N))  # about 2**22 Gram entries per batch
     done = 0
     while done < trials:
@@ -181,12 +187,21 @@ def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 
         else:
             U = torch.stack([orthonormal_keys(N, d, generator=g) for _ in range(b)])
         scores = U @ U.transpose(1, 2)  # [b, j, i] = u_i^T u_j: coordinate i of W u_j
-        hits += int((scores.argmax(-1) == torch.arange(N)).sum())
-        sq += float(((scores - torch.eye(N, dtype=scores.dtype)) ** 2).sum())
+        hit = scores.argmax(-1) == torch.arange(N)
+        err = (scores - torch.eye(N, dtype=scores.dtype)) ** 2
+        hits += int(hit.sum())
+        sq += float(err.sum())
+        mem_hits.append(hit.double().mean(-1))
+        mem_sq.append(err.sum((1, 2)) / N)
         done += b
     n = trials * N
     acc = hits / n
-    return RecallSimulation(acc, sq / n, n, (acc * (1 - acc) / n) ** 0.5)
+    if trials > 1:
+        se_acc = float(torch.cat(mem_hits).std() / trials ** 0.5)
+        se_mse = float(torch.cat(mem_sq).std() / trials ** 0.5)
+    else:
+        se_acc = se_mse = float("nan")
+    return RecallSimulation(acc, sq / n, n, (acc * (1 - acc) / n) ** 0.5, se_acc, se_mse)
 
 
 def softmax_recall(keys: torch.Tensor, values: torch.Tensor, queries: torch.Tensor,

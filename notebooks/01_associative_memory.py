@@ -39,7 +39,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import memory, plots, theory
+from lca import glue, memory, plots, theory
+from lca.report import bound, exact, pm, sig
 from lca.exercises import check_crosstalk, check_recall_bound, check_softmax_recall, check_store
 from lca.widgets import explorer
 
@@ -91,17 +92,22 @@ panels, errors = {}, {}
 for label, keys in [("orthonormal, N = 16", memory.orthonormal_keys(16, d, seed=1)),
                     ("Gaussian, N = 16", memory.random_keys(16, d, seed=2)),
                     ("Gaussian, N = 64", memory.random_keys(64, d, seed=3))]:
-    values = torch.eye(keys.shape[0], dtype=keys.dtype)
+    n = keys.shape[0]
+    values = torch.eye(n, dtype=keys.dtype)
     W = memory.store(keys, values)
     recalled = memory.recall(W, keys)
     panels[label] = recalled
-    errors[label] = (float(((recalled - values) ** 2).sum(1).mean()),
-                     memory.recall_accuracy(keys, values))
+    hits = int((memory.recall_argmax(W, keys, values) == torch.arange(n)).sum())
+    errors[label] = (float(((recalled - values) ** 2).sum(1).mean()), hits, n)
 fig = plots.plot_recall_scores(panels, title="Recalled vectors W u_j (rows) for one-hot values, "
                                "d = 16")
 plt.show()
-for label, (mse, acc) in errors.items():
-    print(f"{label:20s}  mean ||W u_j - v_j||^2 = {mse:.4f}   nearest-value recall = {acc:.4f}")
+print(f"{'memory':20s}  {'mean ||W u_j - v_j||^2':>22s}  {'recalled by nearest value':>25s}")
+for label, (mse, hits, n) in errors.items():
+    # orthonormal keys: the error is floating-point round-off, so it is printed as a bound;
+    # Gaussian keys: the error of one random memory, to two significant digits
+    shown = bound(mse, 1e-20) if label.startswith("orthonormal") else sig(mse, 2)
+    print(f"{label:20s}  {shown:>22s}  {f'{hits} of {n}':>25s}")
 
 # %% [markdown]
 # The orthonormal memory is exact. With random keys each row is a noisy identity: the diagonal
@@ -193,34 +199,49 @@ N, d, B = 64, 16, 4000
 g = torch.Generator().manual_seed(7)
 U = torch.randn((B, N, d), generator=g, dtype=torch.float64) / math.sqrt(d)
 G = U @ U.transpose(1, 2)                      # G[b, j, i] = u_i^T u_j = coordinate i of W u_j
-signal = torch.diagonal(G, dim1=1, dim2=2)     # ||u_j||^2
 off = ~torch.eye(N, dtype=torch.bool)
-X = G[:, off].reshape(B, N, N - 1)             # overlaps X_i = u_i^T u_j, i != j
-c_sq = (X ** 2).sum(-1)                        # ||c_j||^2 for one-hot values
-mse = (signal - 1) ** 2 + c_sq                 # ||W u_j - v_j||^2
-x0, x1 = X[..., 0], X[..., 1]                  # two distinct overlaps of the same query
-exact = theory.crosstalk_moments(N, d)
-rows = [("E ||u_j||^2", signal.mean(), exact["signal_mean"]),
-        ("Var ||u_j||^2", signal.var(), exact["signal_var"]),
-        ("E X_i", X.mean(), exact["coef_mean"]),
-        ("E X_i^2", (X ** 2).mean(), exact["coef_var"]),
-        ("E X_i^4", (X ** 4).mean(), exact["coef_fourth"]),
-        ("E X_i X_k", (x0 * x1).mean(), 0.0),
-        ("Cov(X_i^2, X_k^2)", (x0 ** 2 * x1 ** 2).mean() - (x0 ** 2).mean() * (x1 ** 2).mean(),
-         exact["coef_sq_cov"]),
-        ("E ||c_j||^2", c_sq.mean(), exact["crosstalk_sq_mean"]),
-        ("Var ||c_j||^2", c_sq.var(), exact["crosstalk_sq_var"]),
-        ("E ||W u_j - v_j||^2", mse.mean(), exact["mse"])]
-print(f"N = {N}, d = {d}, {B} memories ({B * N} recalls)")
-print(f"{'quantity':22s} {'Monte Carlo':>12s} {'exact':>12s}")
-for name, mc, ex in rows:
-    print(f"{name:22s} {float(mc):12.3e} {ex:12.3e}")
-acc_mc = float((G.argmax(-1) == torch.arange(N)).double().mean())
-print(f"{'P(recall succeeds)':22s} {acc_mc:12.4f} {theory.recall_success_exact(N, d):12.4f}")
+
+
+def estimates(G):
+    """The Monte Carlo value of every quantity, from a stack of Gram matrices G [b, N, N]."""
+    b = G.shape[0]
+    signal = torch.diagonal(G, dim1=1, dim2=2)   # ||u_j||^2
+    X = G[:, off].reshape(b, N, N - 1)           # overlaps X_i = u_i^T u_j, i != j
+    c_sq = (X ** 2).sum(-1)                      # ||c_j||^2 for one-hot values
+    mse = (signal - 1) ** 2 + c_sq               # ||W u_j - v_j||^2
+    x0, x1 = X[..., 0], X[..., 1]                # two distinct overlaps of the same query
+    hit = (G.argmax(-1) == torch.arange(N)).double()
+    return [float(v) for v in (
+        signal.mean(), signal.var(), X.mean(), (X ** 2).mean(), (X ** 4).mean(),
+        (x0 * x1).mean(), (x0 ** 2 * x1 ** 2).mean() - (x0 ** 2).mean() * (x1 ** 2).mean(),
+        c_sq.mean(), c_sq.var(), mse.mean(), hit.mean())]
+
+
+# standard errors from 40 independent blocks of 100 memories (batch means)
+blocks = torch.tensor([estimates(Gb) for Gb in G.split(B // 40)], dtype=torch.float64)
+se = (blocks.std(0) / math.sqrt(blocks.shape[0])).tolist()
+ex = theory.crosstalk_moments(N, d)
+names = ["E ||u_j||^2", "Var ||u_j||^2", "E X_i", "E X_i^2", "E X_i^4", "E X_i X_k",
+         "Cov(X_i^2, X_k^2)", "E ||c_j||^2", "Var ||c_j||^2", "E ||W u_j - v_j||^2",
+         "P(recall succeeds)"]
+exact_values = [exact(v, 12) for v in (ex["signal_mean"], ex["signal_var"], ex["coef_mean"],
+                                   ex["coef_var"], ex["coef_fourth"], 0.0, ex["coef_sq_cov"],
+                                   ex["crosstalk_sq_mean"], ex["crosstalk_sq_var"], ex["mse"])]
+p_exact = theory.recall_success_exact(N, d)     # quadrature, absolute error below 1e-10
+exact_values.append(f"{p_exact:.9f}")
+exact_floats = [float(v) for v in exact_values]
+z = [abs(mc - e) / s for mc, e, s in zip(estimates(G), exact_floats, se)]
+print(f"N = {N}, d = {d}, {B} memories ({B * N} recalls); Monte Carlo value +- standard error")
+print(f"{'quantity':22s} {'Monte Carlo':>20s} {'exact':>14s}")
+for name, mc, s, e in zip(names, estimates(G), se, exact_values):
+    print(f"{name:22s} {pm(mc, s):>20s} {e:>14s}")
+print(f"largest |Monte Carlo - exact|: {sig(max(z), 2)} standard errors")
+glue("mem_check_max_z", float(sig(max(z), 2)), display=False)   # rounded: portable digits only
 
 # %% [markdown]
-# Each Monte Carlo estimate agrees with its exact value to within its sampling error (a few units
-# in the last printed digit for the fourth moments). The covariance of the squared overlaps is
+# Each Monte Carlo estimate agrees with its exact value within its standard error (the largest
+# deviation is {glue:text}`mem_check_max_z` standard errors; the standard errors come from the
+# spread of the estimates over $40$ independent blocks of $100$ memories). The covariance of the squared overlaps is
 # tiny but positive: the overlaps of one query with different keys are uncorrelated, not
 # independent, because they share the query's norm.
 #
@@ -241,8 +262,8 @@ for d in dims:
         res = memory.simulate_onehot_recall(r * d, d, n_recalls=20_000, seed=100 * d + r)
         s_acc.append(res.accuracy)
         s_mse.append(res.mse)
-        table.append((d, r * d, r, res.mse, theory.recall_mse(r * d, d), res.accuracy,
-                      res.stderr, theory.recall_success_exact(r * d, d),
+        table.append((d, r * d, r, res.mse, res.mse_stderr, theory.recall_mse(r * d, d),
+                      res.accuracy, res.memory_stderr, theory.recall_success_exact(r * d, d),
                       theory.recall_success_gaussian(r * d, d)))
     sim[d] = {"ratio": ratios, "accuracy": s_acc, "mse": s_mse}
     fine = sorted({max(1, round(d * 2 ** (k / 8))) for k in range(0, 49)})
@@ -257,21 +278,37 @@ plt.show()
 # The plotted numbers:
 
 # %%
-print(f"{'d':>3s} {'N':>5s} {'N/d':>4s} | {'MSE sim':>8s} {'(N+1)/d':>8s} | {'acc sim':>7s} "
-      f"{'+-':>6s} {'exact':>7s} {'approx':>7s}")
-for d, N, r, m_sim, m_th, a_sim, a_se, a_ex, a_g in table:
-    print(f"{d:3d} {N:5d} {r:4d} | {m_sim:8.4f} {m_th:8.4f} | {a_sim:7.4f} {a_se:6.4f} "
-          f"{a_ex:7.4f} {a_g:7.4f}")
+# simulated values +- their standard error over the independent memories; the exact recall
+# probability is a quadrature (absolute error below 1e-10), the fixed-norm approximation a closed form
+print(f"{'d':>3s} {'N':>5s} {'N/d':>4s} | {'MSE sim':>13s} {'(N+1)/d':>8s} | {'acc sim':>15s} "
+      f"{'exact':>11s} {'approx':>11s}")
+for d, N, r, m_sim, m_se, m_th, a_sim, a_se, a_ex, a_g in table:
+    print(f"{d:3d} {N:5d} {r:4d} | {pm(m_sim, m_se):>13s} {exact(m_th):>8s} | "
+          f"{pm(a_sim, a_se):>15s} {a_ex:11.9f} {a_g:11.9f}")
+dev = [abs(a_sim - a_ex) / a_se for *_, a_sim, a_se, a_ex, _ in table]
+dev_g = [abs(a_sim - a_g) / a_se for *_, a_sim, a_se, _, a_g in table]
+within = {k: sum(z < k for z in dev) for k in (2, 3)}
+far_g = sum(z > 3 for z in dev_g)
+print(f"|acc sim - exact| below 2 standard errors at {within[2]} of {len(dev)} points, below 3 at "
+      f"{within[3]}; |acc sim - approx| above 3 standard errors at {far_g} of {len(dev)}")
+glue("mem_grid_points", len(dev), display=False)
+glue("mem_grid_within2", within[2], display=False)
+glue("mem_grid_within3", within[3], display=False)
+glue("mem_grid_far_approx", far_g, display=False)
 
 # %% [markdown]
 # Three things to read off. First, the vector error is $(N+1)/d$ and depends on $N$ and $d$
 # almost only through $N/d$: the left panel's curves lie on top of each other. Second,
 # nearest-value recall is far more forgiving: at $d=16$ it still recalls most pairs when
 # $N=64d$, because the failure probability falls like $2^{-d/2}$ while it grows only linearly in
-# $N$ ({prf:ref}`ch1-onehot-recall`). Third, the simulated accuracies sit on the exact curves within
-# their standard errors, while the fixed-norm approximation (dashed) is visibly wrong: too
-# optimistic for moderate $N$, too pessimistic for very large $N$ at small $d$. A key that happens
-# to be long is recalled more easily, and averaging over the key norm matters.
+# $N$ ({prf:ref}`ch1-onehot-recall`). Third, the simulated accuracies sit on the exact curves:
+# at {glue:text}`mem_grid_within2` of the {glue:text}`mem_grid_points` points they differ by
+# less than two standard errors, and at {glue:text}`mem_grid_within3` by less than three. (The
+# standard errors come from the spread over the independent memories, because the $N$ recalls of
+# one memory share its keys.) The fixed-norm approximation (dashed) misses by more than three
+# standard errors at {glue:text}`mem_grid_far_approx` of the points: it is too optimistic for
+# moderate $N$ and too pessimistic for very large $N$ at small $d$. A key that happens to be long
+# is recalled more easily, and averaging over the key norm matters.
 #
 # The capacity at a target failure rate $\delta=0.01$, from the exact formula and from the
 # closed-form bound of {prf:ref}`ch1-onehot-recall`:
@@ -293,12 +330,12 @@ for d in [12, 16, 24, 32, 40]:
 
 # %%
 N, d = 64, 16
-print(f"N = {N}, d = {d}; the independent-key theory predicts MSE {theory.recall_mse(N, d):.4f} "
-      f"and accuracy {theory.recall_success_exact(N, d):.4f}")
-print(f"{'rho':>5s} {'MSE sim':>9s} {'acc sim':>8s}")
+print(f"N = {N}, d = {d}; the independent-key theory predicts MSE {exact(theory.recall_mse(N, d))} "
+      f"and accuracy {theory.recall_success_exact(N, d):.9f}")
+print(f"{'rho':>5s} {'MSE sim':>13s} {'acc sim':>15s}   (+- standard error over memories)")
 for rho in [0.0, 0.1, 0.3, 0.5, 0.7]:
     res = memory.simulate_onehot_recall(N, d, n_recalls=20_000, seed=5, keys="correlated", rho=rho)
-    print(f"{rho:5.2f} {res.mse:9.4f} {res.accuracy:8.4f}")
+    print(f"{rho:5.2f} {pm(res.mse, res.mse_stderr):>13s} {pm(res.accuracy, res.memory_stderr):>15s}")
 
 # %% [markdown]
 # The squared error grows roughly like $(N-1)\rho^2$ because every overlap now has mean $\rho$,
@@ -329,7 +366,7 @@ for rho in [0.0, 0.1, 0.3, 0.5, 0.7]:
 # %%
 d, flips = 100, 10
 g = torch.Generator().manual_seed(11)
-print(f"one update from a probe with {flips} of {d} bits flipped: fraction of probes restored")
+print(f"one update from a probe with {flips} of {d} bits flipped: probes restored exactly")
 print(f"{'N':>4s} {'N/d':>5s} {'classical sign(Wx)':>19s} {'softmax, beta = 1':>18s}")
 for N in [5, 10, 14, 20, 30, 50]:
     xi = torch.where(torch.rand((N, d), generator=g) < 0.5, -1.0, 1.0).double()
@@ -338,12 +375,12 @@ for N in [5, 10, 14, 20, 30, 50]:
         probes[j, torch.randperm(d, generator=g)[:flips]] *= -1
     classical = memory.hopfield_step(xi, probes)
     modern = torch.where(memory.softmax_recall(xi, xi, probes, beta=1.0) >= 0, 1.0, -1.0)
-    ok_c = float((classical == xi).all(1).double().mean())
-    ok_m = float((modern == xi).all(1).double().mean())
-    print(f"{N:4d} {N / d:5.2f} {ok_c:19.4f} {ok_m:18.4f}")
+    ok_c = int((classical == xi).all(1).sum())     # counts of restored probes: exact
+    ok_m = int((modern == xi).all(1).sum())
+    print(f"{N:4d} {N / d:5.2f} {f'{ok_c} of {N}':>19s} {f'{ok_m} of {N}':>18s}")
 
 N, d, n_mem = 128, 32, 20
-err = {"linear memory W u_j": 0.0, **{f"softmax, beta = {b}": 0.0 for b in [1, 4, 16, 64]}}
+err = {"linear memory W u_j": [], **{f"softmax, beta = {b}": [] for b in [1, 4, 16, 64]}}
 for t in range(n_mem):
     keys = memory.random_keys(N, d, seed=1000 + t)
     values = memory.random_keys(N, d, seed=2000 + t)
@@ -351,11 +388,13 @@ for t in range(n_mem):
             **{f"softmax, beta = {b}": memory.softmax_recall(keys, values, keys, b)
                for b in [1, 4, 16, 64]}}
     for name, out in outs.items():
-        err[name] += float(((out - values) ** 2).sum(1).mean() / (values ** 2).sum(1).mean()) / n_mem
-print(f"\nN = {N} pairs in d = {d}, {n_mem} memories: mean ||read-out - v_j||^2 / mean ||v_j||^2")
+        err[name].append(float(((out - values) ** 2).sum(1).mean() / (values ** 2).sum(1).mean()))
+print(f"\nN = {N} pairs in d = {d}, {n_mem} memories: mean ||read-out - v_j||^2 / mean ||v_j||^2,"
+      " mean +- standard error over the memories")
 for name, e in err.items():
-    print(f"{name:24s} {e:.4f}")
-print(f"{'theory for the linear memory, (N+1)/d':38s} {theory.recall_mse(N, d):.4f}")
+    e = torch.tensor(e, dtype=torch.float64)
+    print(f"{name:38s} {pm(e.mean(), e.std() / math.sqrt(n_mem)):>18s}")
+print(f"{'theory for the linear memory, (N+1)/d':38s} {exact(theory.recall_mse(N, d)):>18s}")
 
 # %% [markdown]
 # The classical network restores every probe at $N/d=0.05$ and fails from about $N/d=0.14$ on;
