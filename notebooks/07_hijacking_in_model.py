@@ -44,6 +44,7 @@ import torch
 
 import lca
 from lca import plots, probes, theory
+from lca.report import exact, pm, sig
 from lca.exercises import check_flip_probability, check_hijack_threshold, check_share_logits
 from lca.train import TrainConfig, evaluate, sweep
 from lca.widgets import explorer
@@ -51,6 +52,13 @@ from lca.widgets import explorer
 torch.manual_seed(0)
 device = lca.default_device()
 torch.set_num_threads(1)
+
+
+def mc_fraction(p, n):
+    """A fraction estimated from n independent draws, printed with its binomial standard error."""
+    if p in (0.0, 1.0):
+        return f"{p:.0f} (all {n})" if p == 1.0 else f"0 (none of {n})"
+    return pm(p, math.sqrt(p * (1 - p) / n))
 
 # %% [markdown]
 # ## Definitions
@@ -97,9 +105,11 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
     f = theory.hijack_share_logits(spec7, ctx)[0]
     pred = int(model_c.predict(ctx)[0])
     n_h = sum(int(spec7.space.hamming(t, yh[0])) == 1 for t in ctx[0].tolist())
-    print(f"rho = {rho:.2f}: {n_h:2d} of 15 tokens from N(y')   f_y = {float(f[y[0]]):.4f}   "
-          f"f_y' = {float(f[yh[0]]):.4f}   prediction {pred:2d}   (y = {int(y[0])}, "
-          f"y' = {int(yh[0])})")
+    # the logits are counts / 15 (computed in float64): print the counts exactly
+    c_y, c_h = round(15 * float(f[y[0]])), round(15 * float(f[yh[0]]))
+    assert abs(15 * float(f[y[0]]) - c_y) < 1e-9 and abs(15 * float(f[yh[0]]) - c_h) < 1e-9
+    print(f"rho = {rho:.2f}: {n_h:2d} of 15 tokens from N(y')   f_y = {c_y:2d}/15   "
+          f"f_y' = {c_h:2d}/15   prediction {pred:2d}   (y = {int(y[0])}, y' = {int(yh[0])})")
 
 # %% [markdown]
 # The two logits are just counts divided by $15$: the model answers with whichever target owns
@@ -170,16 +180,16 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 
 # %%
 rho_check = [0.3, 0.4, 0.5, 0.55, 0.6, 0.7]
-exact = theory.hijack_flip_probability(spec7, 0, 63, rho_check, last_clean=True)
+exact_p = theory.hijack_flip_probability(spec7, 0, 63, rho_check, last_clean=True)
 sim = probes.flip_curve(model_c, spec7, rho_check, n=20_000, seed=7)
 D, Dh, o = theory.hijack_overlap(spec7, 0, 63)
 print(f"|N(y)| = {D}, |N(y')| = {Dh}, overlap = {o}, threshold rho* = "
-      f"{theory.hijack_threshold(D, Dh, o):.4f}")
-print(" rho    exact (convolution)   binomial tail P(Bin(14, rho) >= 8)   simulation (20,000)")
+      f"{exact(theory.hijack_threshold(D, Dh, o))}")
+print(" rho    exact (convolution)   binomial tail P(Bin(14, rho) >= 8)   simulation (20,000) ± SE")
 for i, r in enumerate(rho_check):
     tail = sum(math.comb(14, h) * r ** h * (1 - r) ** (14 - h) for h in range(8, 15))
-    print(f" {r:.2f}   {float(exact[i]):.4f}                {tail:.4f}"
-          f"                               {float(sim['prefer'][i]):.4f}")
+    print(f" {r:.2f}   {exact(float(exact_p[i])):19s}   {exact(tail):34s}   "
+          f"{mc_fraction(float(sim['prefer'][i]), 20_000)}")
 
 # %% [markdown]
 # With the query clean, $y'$ needs $8$ of the other $14$ positions ($8>15-8$), which is the tail
@@ -226,36 +236,52 @@ plt.show()
 
 # %%
 print("accuracy of the trained models on clean contexts: "
-      + ", ".join(f"{a:.4f}" for a in acc7))
-print(" rho    trained (mean of 3): prefer y'  predict y'  predict y  neither"
-      "    constructed: prefer y'   exact")
+      + ", ".join(f"{a:.2f}" for a in acc7))
+print(" rho    constructed: prefer y' (1024 contexts)   exact")
 for i, r in enumerate(rho_grid):
     if i % 2 == 0:
-        flip_t, corr_t = float(fc_t["flip"][:, i].mean()), float(fc_t["correct"][:, i].mean())
-        print(f" {r:.2f}   {float(fc_t['prefer'][:, i].mean()):26.4f}  {flip_t:10.4f}"
-              f"  {corr_t:9.4f}  {1 - flip_t - corr_t:7.4f}    {float(fc_c['prefer'][i]):20.4f}"
-              f"   {float(fc_exact[i]):.4f}")
+        print(f" {r:.2f}   {mc_fraction(float(fc_c['prefer'][i]), 1024):>34s}   "
+              f"{exact(float(fc_exact[i]))}")
+pref_t, flip_t, corr_t = fc_t["prefer"], fc_t["flip"], fc_t["correct"]        # [3 seeds, R]
+at = {round(r, 2): i for i, r in enumerate(rho_grid)}          # rho -> grid index
+print("trained models, 1024 contexts per rho, each of the 3 seeds:")
+print(f"   prefers y' on fewer than half of the contexts at rho = 0.45 and on more than half at "
+      f"rho = 0.55: {bool((pref_t[:, at[0.45]] < 0.5).all() and (pref_t[:, at[0.55]] > 0.5).all())}")
+print(f"   at rho = 0.50 prefers y' on more than 0.4 of the contexts but predicts y' on fewer than "
+      f"0.3: {bool((pref_t[:, at[0.5]] > 0.4).all() and (flip_t[:, at[0.5]] < 0.3).all())}")
+print(f"   at rho = 0.50 answers neither y nor y' on more than half of the contexts: "
+      f"{bool((1 - flip_t[:, at[0.5]] - corr_t[:, at[0.5]] > 0.5).all())}")
+rise_t = float(pref_t[:, at[0.8]].mean() - pref_t[:, at[0.2]].mean())
+rise_c = float(fc_exact[at[0.8]] - fc_exact[at[0.2]])
+print(f"   mean over seeds: from rho = 0.2 to 0.8 the preference rises less than the exact curve "
+      f"of the constructed model (a wider transition): {rise_c - rise_t > 0.01}")
 ctx_h, y_h, yh_h = probes.hijack_contexts(spec7, 2048, rho=0.5, seed=0)
-pred_h = res7.model.member(0).predict(ctx_h)
-other = (pred_h != y_h) & (pred_h != yh_h)
-pairs = torch.stack([spec7.space.hamming(pred_h[other], y_h[other]),
-                     spec7.space.hamming(pred_h[other], yh_h[other])], dim=1)
-kinds, counts = torch.unique(pairs, dim=0, return_counts=True)
-print(f"rho = 0.50, seed 0: predictions that are neither y nor y' ({int(other.sum())} of 2048), by "
-      "(Hamming distance to y, to y'): "
-      + ", ".join(f"({int(a)}, {int(b)}): {int(c)}" for (a, b), c in zip(kinds.tolist(),
-                                                                          counts.tolist())))
-print(" k   hijack share   trained: prefer y' (mean)   constructed   exact")
+between = []
+for i in range(len(res7.labels)):
+    pred_h = res7.model.member(i).predict(ctx_h)
+    other = (pred_h != y_h) & (pred_h != yh_h)
+    d_y = spec7.space.hamming(pred_h[other], y_h[other])
+    d_h = spec7.space.hamming(pred_h[other], yh_h[other])
+    between.append(float((((d_y == 2) & (d_h == 4)) | ((d_y == 4) & (d_h == 2))).double().mean()))
+print(f"rho = 0.50, 2048 contexts: of the answers that are neither y nor y', more than 0.95 lie two "
+      f"bits from one target and four from the other, for every seed: {min(between) > 0.95}")
+print(" k   hijack share   constructed: prefer y'   exact")
 for i, k in enumerate(ks):
-    print(f" {k}   {4 * k / (15 + 4 * k):.4f}         {float(pc_t['prefer'][:, i].mean()):.4f}"
-          f"                      {float(pc_c['prefer'][i]):.4f}        {float(pc_exact[i]):.4f}")
+    print(f" {k}   {4 * k:2d}/{15 + 4 * k:2d}          {mc_fraction(float(pc_c['prefer'][i]), 1024):>22s}"
+          f"   {exact(float(pc_exact[i]))}")
+print(f"trained models, each seed: at k = 3 (hijack share below 1/2) already prefer y' on more than "
+      f"0.2 of the contexts, at k = 4 on fewer than 0.95: "
+      f"{bool((pc_t['prefer'][:, 3] > 0.2).all() and (pc_t['prefer'][:, 4] < 0.95).all())}")
 
 # %% [markdown]
-# The constructed model follows its exact curve; the trained models cross one half close to
-# $\rho=1/2$ too, with a wider transition: their logits are not exact shares. Their *predictions*
-# switch later than their preferences: around $\rho=1/2$ they often answer neither $y$ nor $y'$.
-# The printed distances say which token they answer instead: a concept *between* the two, two bits
-# away from one target and four from the other. The trained embeddings encode Hamming distance
+# The constructed model follows its exact curve, within the sampling error of $1024$ contexts. The
+# trained models cross one half close to $\rho=1/2$ too, with a wider transition: their logits are
+# not exact shares. Their digits depend on the seed (the figure's band) and, by a few contexts in
+# $1024$, on the CPU's floating-point code path, so the cell prints checks that hold for every seed
+# instead of the trained curves' digits. Their *predictions* switch later than their preferences:
+# around $\rho=1/2$ they often answer neither $y$ nor $y'$. The last check says which token they
+# answer instead: a concept *between* the two, two bits away from one target and four from the
+# other. The trained embeddings encode Hamming distance
 # ({doc}`05_embeddings`), so a context that mixes two concepts evokes the concepts in between. For
 # the constructed model with $\mathcal{N}_1$ this third-token effect is absent (its logits are exact shares,
 # and no third line $F_k$ rises above both targets). In the prepend
@@ -299,10 +325,12 @@ fig = plots.plot_hijack_curves([
 plt.show()
 for (yy, hh), t in thr_b.items():
     print(f"y = {yy}, y' = {hh}: sizes and overlap {theory.hijack_overlap(spec_b, yy, hh)}, "
-          f"threshold {t:.4f}, argmax threshold {theory.hijack_threshold_argmax(spec_b, yy, hh):.4f}")
+          f"threshold {exact(t)}, argmax threshold "
+          f"{exact(theory.hijack_threshold_argmax(spec_b, yy, hh))}")
+print("P(model prefers y')     " + "".join(f"{f'rho = {rho_grid[i]:.2f}':>17s}"
+                                          for i in (8, 9, 10, 11, 12)))
 for key, v in curves_b.items():
-    print(f"{key:24s}  P at rho = 0.40, 0.45, 0.50, 0.55, 0.60: "
-          + ", ".join(f"{float(v[i]):.4f}" for i in (8, 9, 10, 11, 12)))
+    print(f"{key:24s}" + "".join(f"{exact(float(v[i])):>17s}" for i in (8, 9, 10, 11, 12)))
 
 # %% [markdown]
 # The curves sharpen around $14/33$ and $19/33$, not around $1/2$. (For Hamming spheres or balls,
@@ -319,8 +347,10 @@ for key, v in curves_b.items():
 spec_att = theory.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
 res_att = sweep(TrainConfig(task=spec_att, d=32, steps=400, batch_size=256, lr=0.01,
                             eval_every=0, device=device),
-                seeds=(0,), variants={"trained": {}, "frozen": {"train_KQ": False}},
+                seeds=(0, 1, 2), variants={"trained": {}, "frozen": {"train_KQ": False}},
                 progress=False)
+tr_att = [i for i, (lab, _) in enumerate(res_att.labels) if lab == "trained"]
+fr_att = [i for i, (lab, _) in enumerate(res_att.labels) if lab == "frozen"]
 
 
 def same_cluster_target(y, seed=5):
@@ -336,12 +366,12 @@ hijackers = [("other cluster", lambda y: y ^ 255, (0, 255)),
 panels_att, table_att = [], {}
 for name, fn, (y_r, h_r) in hijackers:
     curve = probes.flip_curve(res_att.model, spec_att, rho_grid, n=1024, seed=0,
-                              hijack=fn)["prefer"]              # [2 variants, R]
+                              hijack=fn)["prefer"]              # [2 variants x 3 seeds, R]
     exact_att = theory.hijack_flip_probability(spec_att, y_r, h_r, rho_grid, last_clean=True)
     thr_att = theory.hijack_threshold_task(spec_att, y_r, h_r)
     table_att[name] = (curve, exact_att, thr_att)
-    panels_att.append({"x": rho_grid, "curves": {"W_KQ trained": curve[0],
-                                                 "W_KQ frozen at 0": curve[1]},
+    panels_att.append({"x": rho_grid, "curves": {"W_KQ trained (3 seeds)": curve[tr_att],
+                                                 "W_KQ frozen at 0 (3 seeds)": curve[fr_att]},
                        "theory": {"exact, constructed model (W_KQ = 0)": exact_att},
                        "threshold": thr_att, "xlabel": "hijack share rho (query kept clean)",
                        "ylabel": "fraction preferring y'", "title": f"hijack target in the {name}"})
@@ -349,17 +379,24 @@ fig = plots.plot_hijack_curves(panels_att, title="Attention filters hijack token
                                "cluster task, m = 8, k = 2, L = 17")
 plt.show()
 acc_att = evaluate(res_att.model, spec_att, n=4096, seed=1)
-print(f"clean accuracy: W_KQ trained {acc_att[0]:.4f}, frozen {acc_att[1]:.4f}")
+acc_tr, acc_fr = [acc_att[i] for i in tr_att], [acc_att[i] for i in fr_att]
+print(f"clean accuracy (mean of 3 seeds, 4096 contexts each): W_KQ trained "
+      f"{sig(sum(acc_tr) / 3, 2)}, frozen {sig(sum(acc_fr) / 3, 2)}; trained above frozen at "
+      f"every seed: {min(acc_tr) > max(acc_fr)}")
+pts = [at[0.25], at[0.5], at[0.75], at[1.0]]
 for name, (curve, exact_att, thr_att) in table_att.items():
-    print(f"hijack target in the {name}: threshold of the constructed model {thr_att:.4f}")
-    for label, vals in (("W_KQ trained", curve[0]), ("W_KQ frozen", curve[1]),
-                        ("exact, constructed", exact_att)):
-        print(f"   {label:19s} rho = 0.25, 0.50, 0.75, 1.00: "
-              + ", ".join(f"{float(vals[i]):.4f}" for i in (5, 10, 15, 20)))
+    print(f"hijack target in the {name}: threshold of the constructed model {exact(thr_att)}")
+    print("   exact, constructed model at rho = 0.25, 0.50, 0.75, 1.00: "
+          + ", ".join(exact(float(exact_att[i])) for i in pts))
+    gap = float((curve[fr_att][:, pts] - exact_att[pts]).abs().max())
+    print(f"   W_KQ frozen, every seed: within 0.1 of the exact curve at these four rho: {gap < 0.1}")
+    print(f"   W_KQ trained, every seed: prefers y' on fewer than half of the contexts at rho = 0.75 "
+          f"and at rho = 1.00: {bool((curve[tr_att][:, [at[0.75], at[1.0]]] < 0.5).all())}")
 
 # %% [markdown]
-# With uniform attention the trained model follows the constructed model's exact curve. Its
-# threshold is below $1/2$ here because half of the clean tokens are noise: $y'$ only has to
+# With uniform attention the trained models follow the constructed model's exact curve (within
+# $0.1$ at the four printed shares for every seed; at $\rho=0.25$ they prefer $y'$ a little more
+# often). The constructed model's threshold is below $1/2$ here because half of the clean tokens are noise: $y'$ only has to
 # outnumber the *informative* clean tokens. Generalising part 1 of the theorem, the expected
 # margin of one position is $(1-\rho)\,\mathbb{E}_{\text{clean}}[X]+\rho\,\mathbb{E}_{\text{hijack}}[X]$, which
 # vanishes at $\rho^*=1/3$ for the same-cluster target and slightly below for the other-cluster one,
@@ -367,7 +404,8 @@ for name, (curve, exact_att, thr_att) in table_att.items():
 # attention the clean query steers the weights towards tokens that
 # look like it: tokens from another cluster are ignored almost completely, and even tokens from the
 # same cluster, which sit farther from the query in Hamming distance than the target's own
-# neighbours, get less weight. The threshold moves far above $1/2$. Attention is a filter, but a
+# neighbours, get less weight. The threshold moves far above $1/2$: even at $\rho=1$, every
+# position but the query hijacked, each seed prefers $y'$ on fewer than half of the contexts. Attention is a filter, but a
 # filter keyed on *similarity to the query*, not on meaning: a hijacking context whose tokens
 # resemble the question passes through it.
 
