@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test test-portability venv vendor browser-deps assignments bench clean
+.PHONY: book test test-envs test-portability venv vendor browser-deps assignments bench clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,13 @@ NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-
 test: vendor browser-deps
 	$(BIN)/python -m pytest tests book $(NBVAL) --durations=20
 	$(BIN)/python -m pytest book $(NBVAL) --code-path baseline -q
+	$(MAKE) test-envs
+
+# lca installed from a copy (not editable, as Colab's setup cell installs it, without the book's
+# build tools) into .venv-floor (pyproject's lower bounds) and .venv-colab (a Colab-like stack), from
+# .ci/constraints-*.txt: unit tests and every chapter there (tools/test_envs.py).
+test-envs:
+	$(PYTHON) tools/test_envs.py floor colab
 
 # Every chapter under each CPU code path of tests/code_paths.py, compared with its stored outputs.
 test-portability: $(STAMP)
