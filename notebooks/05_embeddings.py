@@ -33,6 +33,7 @@ if "google.colab" in sys.modules:
 # %% tags=["hide-input"]
 import math
 import time
+from fractions import Fraction
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -41,12 +42,24 @@ import torch
 import lca
 from lca import glue, plots, probes, theory
 from lca.exercises import check_affine_embedding, check_gram_profile, check_hamming_spectrum, check_krawtchouk
+from lca.report import bound, exact, pm, sig
 from lca.train import build_model
 from lca.widgets import explorer
 
 torch.manual_seed(0)
 device = lca.default_device()
 torch.set_num_threads(1)
+
+
+def fixed(x, places=2):
+    """A trained quantity at a fixed number of decimals (a tiny negative prints as 0.00, not -0.00)."""
+    text = f"{float(x):.{places}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def accuracy_text(a):
+    """Accuracy on the evaluation set: exact at 0 and 1, otherwise a comparison or one decimal."""
+    return "1" if a == 1 else "0" if a == 0 else "> 0.95" if a > 0.95 else f"about {a:.1f}"
 
 # %% [markdown]
 # ## Definitions
@@ -208,9 +221,9 @@ measured = torch.linalg.eigvalsh(theory.hamming_kernel(g_rand, m)).flip(0)
 print(f"random profile, m = {m}: g = " + " ".join(f"{float(x):.3f}" for x in g_rand))
 print(f"{'w':>2s} {'C(m,w)':>6s} {'lambda_w (Krawtchouk)':>22s}")
 for w in range(m + 1):
-    print(f"{w:2d} {int(mult[w]):6d} {float(lam[w]):22.6f}")
+    print(f"{w:2d} {int(mult[w]):6d} {exact(lam[w]):>22s}")
 print(f"max |eigvalsh - Krawtchouk| over all {2 ** m} eigenvalues: "
-      f"{float((measured - predicted).abs().max()):.1e}")
+      f"{bound((measured - predicted).abs().max(), 1e-10)}")
 
 print("\naffine law b0 - b1 D_H, m = 6:")
 print(f"{'b0':>5s} {'b1':>5s} {'rank (numerical)':>17s} {'rank (formula)':>15s}")
@@ -225,12 +238,15 @@ prof_rand = probes.gram_profile(W_rand)
 lam_r, mult_r = theory.hamming_kernel_spectrum(prof_rand.mean, m)
 pred_r = theory.expand_spectrum(lam_r, mult_r)
 meas_r = torch.linalg.eigvalsh(G_rand).flip(0)
+rayleigh_r = probes.weight_rayleigh(G_rand)
 print("\nrandom Gram matrix (d = 10), not a Hamming kernel:")
-print(f"  max |eigvalsh - Krawtchouk of the mean profile| = {float((meas_r - pred_r).abs().max()):.3f}")
-print(f"  trace: measured {float(meas_r.sum()):.4f}, predicted {float(pred_r.sum()):.4f}")
-print("  mean Rayleigh quotient per weight :",
-      " ".join(f"{float(x):.4f}" for x in probes.weight_rayleigh(G_rand)))
-print("  Krawtchouk of the mean profile    :", " ".join(f"{float(x):.4f}" for x in lam_r))
+print(f"  max |eigvalsh - Krawtchouk of the mean profile| = {exact((meas_r - pred_r).abs().max())}")
+print(f"  trace: measured {exact(meas_r.sum())}, predicted {exact(pred_r.sum())}, "
+      f"|difference| {bound(meas_r.sum() - pred_r.sum(), 1e-9)}")
+print(f"  {'w':>2s} {'mean Rayleigh quotient':>23s} {'Krawtchouk of mean profile':>27s}")
+for w in range(m + 1):
+    print(f"  {w:2d} {exact(rayleigh_r[w]):>23s} {exact(lam_r[w]):>27s}")
+print(f"  max |difference| over the weights: {bound((rayleigh_r - lam_r).abs().max(), 1e-10)}")
 
 # %% [markdown]
 # For a Hamming kernel the Krawtchouk eigenvalues are the eigenvalues, to rounding error. The
@@ -281,33 +297,39 @@ fig = plots.plot_hamming_inner(panels, M_FIG, title=r"Inner product vs Hamming d
 plt.show()
 
 # %% [markdown]
-# The plotted numbers (means over the three seeds; "spread" is the standard deviation over the
-# pairs at that distance, averaged over seeds):
+# The plotted numbers, means over the three seeds. Training keeps growing the norms of the
+# embeddings once the task is solved, so their overall scale depends on how long we train (and
+# moves by about one percent between CPUs); we print the profile in units of the mean squared norm
+# $\bar g(0)$, which fixes the scale and leaves the shape. "Spread" is the standard deviation over
+# the pairs at that distance, in the same units, averaged over seeds.
 
 # %%
 names = list(VARIANTS)
-print(f"{'k':>2s} {'pairs':>6s} | " + " | ".join(f"{v:>24s}" for v in names))
-print(f"{'':>2s} {'':>6s} | " + " | ".join(f"{'mean':>11s} {'spread':>12s}" for _ in names))
+g0 = {v: float(prof8.mean[members[v], 0].mean()) for v in names}
+print(f"{'':>9s} | " + " | ".join(f"{v:>16s}" for v in names))
+print(f"{'k':>2s} {'pairs':>6s} | " + " | ".join(f"{'mean':>7s} {'spread':>8s}" for _ in names))
+places = {"trained W_V": 2, "W_V = I (frozen)": 1}     # W_V = I: the second decimal moves between CPUs
 for k in range(M_FIG + 1):
-    cells = []
-    for v in names:
-        idx = members[v]
-        cells.append(f"{float(prof8.mean[idx, k].mean()):11.3f} "
-                     f"{float(prof8.std[idx, k].mean()):12.3f}")
+    cells = [f"{fixed(prof8.mean[members[v], k].mean() / g0[v], places[v]):>7s} "
+             f"{fixed(prof8.std[members[v], k].mean() / g0[v], 1):>8s}" for v in names]
     print(f"{k:2d} {int(prof8.count[k]):6d} | " + " | ".join(cells))
+print(f"{'g(0)':>9s} | " + " | ".join(f"{sig(g0[v], 2):>16s}" for v in names))
 print()
+print("affine fit b0 - b1 k (b0, b1 in units of g(0)); R^2 over the pairs (mean ± standard error "
+      "over seeds)\nand of the mean profile; accuracy per seed")
 for v in names:
     idx = members[v]
-    r2 = [fit8.r2[i] for i in idx]
+    r2 = torch.tensor([fit8.r2[i] for i in idx])
     r2p = [fit8.r2_profile[i] for i in idx]
-    print(f"{v:18s} b0 = {panels[v]['b0']:7.3f}  b1 = {panels[v]['b1']:6.3f}  "
-          f"R^2 (pairs) = {sum(r2) / 3:.3f} [{min(r2):.3f}, {max(r2):.3f}]  "
-          f"R^2 (mean profile) = {sum(r2p) / 3:.3f}  accuracy = "
-          + " ".join(f"{acc8[i]:.4f}" for i in idx))
+    b0, b1 = sig(panels[v]["b0"] / g0[v], 2), sig(panels[v]["b1"] / g0[v], 2)
+    print(f"  {v:18s} b0 = {b0:>4s}  b1 = {b1:>5s}  "
+          f"R^2 (pairs) = {pm(r2.mean(), r2.std() / math.sqrt(len(idx)))}  "
+          f"R^2 (mean profile) = {fixed(sum(r2p) / 3, 1)}  accuracy per seed: "
+          + " ".join(accuracy_text(acc8[i]) for i in idx))
 r2_id = sum(fit8.r2_profile[i] for i in members["W_V = I (frozen)"]) / 3
 r2_tr = sum(fit8.r2_profile[i] for i in members["trained W_V"]) / 3
-glue("geo_r2_id", round(r2_id, 2), display=False)
-glue("geo_r2_tr", round(r2_tr, 2), display=False)
+glue("geo_r2_id", round(r2_id, 1), display=False)
+glue("geo_r2_tr", round(r2_tr, 1), display=False)
 
 # %% [markdown]
 # The same measurement for $m=5,6,7$ (the paper's `hamming_inner_n7` and `no_wv_hamming_inner_n5`
@@ -329,16 +351,21 @@ for m_s in (5, 6, 7):
     plt.show()
 
 # %%
+print("R^2 of the affine fit to the mean profile; trained W_V: the profile at k = 0..m in units of "
+      "g(0);\nW_V = I: whether the profile falls at every step (its digits move between CPUs)")
 for m_s, (prof_s, fit_s, labels_s) in small_profiles.items():
     for i, (v, _) in enumerate(labels_s):
-        print(f"m = {m_s}, {v:18s} profile k = 0..{m_s}: "
-              + " ".join(f"{float(x):7.3f}" for x in prof_s.mean[i])
-              + f"   R^2 (mean profile) = {fit_s.r2_profile[i]:.3f}")
+        p = prof_s.mean[i]
+        if v == "trained W_V":
+            shape = "profile " + " ".join(f"{fixed(x / p[0]):>5s}" for x in p)
+        else:
+            shape = "falls at every step: " + ("yes" if bool((p.diff() < 0).all()) else "no")
+        print(f"m = {m_s}, {v:18s} R^2 = {fixed(fit_s.r2_profile[i], 1)}   {shape}")
 
 # %% [markdown]
-# At $m=5,6,7$ the identity-$W_{V}$ profile is close to a straight line (compare the $R^2$ of its
-# mean profile printed above with the one for $m=8$ below), and the trained-$W_{V}$ profile zig-zags
-# at every $m$.
+# At $m=5,6,7$ the identity-$W_{V}$ profile falls at every step and is close to a straight line
+# (the $R^2$ of its mean profile rounds to $1.0$, against about {glue:text}`geo_r2_id:.1f` at
+# $m=8$), and the trained-$W_{V}$ profile zig-zags at every $m$.
 
 # %% [markdown]
 # What training produces:
@@ -347,12 +374,12 @@ for m_s, (prof_s, fit_s, labels_s) in small_profiles.items():
 #   similar latent vectors get similar embeddings. The fall is not exactly linear: it is steep at
 #   small distances and flattens (even turns up slightly) at the largest, and the spread over pairs
 #   grows with the distance. The affine law captures the shape of the mean profile with an $R^2$ of
-#   about {glue:text}`geo_r2_id:.2f`; it is a reasonable first description, not an identity.
+#   about {glue:text}`geo_r2_id:.1f`; it is a reasonable first description, not an identity.
 # - **Trained $W_{V}$.** Only the first step is clean ($k=0$ far above the rest). After that the
 #   profile zig-zags: pairs at distance $2$ are *more* similar than pairs at distance $1$, distance
 #   $4$ sits above distances $3$ and $5$, and beyond $k=m/2$ the alternation reverses (odd above
 #   even). The affine law explains little of it ($R^2$ of the mean profile about
-#   {glue:text}`geo_r2_tr:.2f`).
+#   {glue:text}`geo_r2_tr:.1f`).
 #
 # Both models reach perfect accuracy, so the difference is not one of skill. The zig-zag is
 # explained below, after the spectra.
@@ -380,27 +407,38 @@ fig = plots.plot_krawtchouk_spectrum(meas_spec, pred_spec, n_show=48,
 plt.show()
 
 # %%
-print("Krawtchouk eigenvalues of the mean profile, per weight w (multiplicity C(8, w)):")
-print(f"{'w':>2s} {'C(m,w)':>6s} " + " ".join(f"{v:>18s}" for v in names))
+print("Krawtchouk eigenvalues of the mean profile, per weight w (multiplicity C(8, w)): each")
+print("lambda_w in units of the largest one, and the share C(m,w) lambda_w / trace of the trace")
+print(f"{'':>9s} | " + " | ".join(f"{v:>16s}" for v in names))
+print(f"{'w':>2s} {'C(m,w)':>6s} | " + " | ".join(f"{'lambda_w':>8s} {'share':>7s}" for _ in names))
 for w in range(M_FIG + 1):
-    print(f"{w:2d} {math.comb(M_FIG, w):6d} "
-          + " ".join(f"{float(weight_rows[v][0][w]):18.3f}" for v in names))
+    cells = []
+    for v in names:
+        lam_v = weight_rows[v][0]
+        cells.append(f"{fixed(lam_v[w] / lam_v.max()):>8s} "
+                     f"{fixed(math.comb(M_FIG, w) * lam_v[w] / pred_spec[v].sum()):>7s}")
+    print(f"{w:2d} {math.comb(M_FIG, w):6d} | " + " | ".join(cells))
 print()
 for v in names:
-    top = meas_spec[v][:12]
-    print(f"{v}: trace {float(meas_spec[v].sum()):.3f} (measured) vs "
-          f"{float(pred_spec[v].sum()):.3f} (predicted)")
-    print("  largest 12 measured :", " ".join(f"{float(x):7.2f}" for x in top))
-    print("  largest 12 predicted:", " ".join(f"{float(x):7.2f}" for x in pred_spec[v][:12]))
+    ev, pr = meas_spec[v], pred_spec[v]
+    tol = 1e-9 * float(ev.abs().max())
+    print(f"{v}:")
+    print("  |trace measured - trace predicted| / trace",
+          bound((ev.sum() - pr.sum()) / ev.sum(), 1e-9))
+    print(f"  non-zero eigenvalues: {int((ev.abs() > tol).sum())} measured (rank <= d = 32), "
+          f"{int((pr.abs() > tol).sum())} predicted")
+    print(f"  largest measured / largest predicted eigenvalue = {sig(ev[0] / pr[0], 2)}")
 
 # %% [markdown]
-# With $W_{V}=I$ nearly all of the profile's weight sits on $w=1$ (the $m$ bit directions, the
-# affine part) and $w=2$, and almost none on $w\ge3$: the Hamming-invariant part of the geometry
-# is low-rank in the Krawtchouk sense. The measured eigenvalues are spread out around the
-# predicted steps because the trained $G$ is not exactly a Hamming kernel (the spread column of
-# the table), but the two lists have the same sum, as the lemma guarantees. With a trained $W_{V}$
-# the largest eigenvalues per direction belong to $w=m$, $w=m-1$ and $w=1$, followed by $w=2$ and
-# $w=m-2$: the list is nearly symmetric under $w\leftrightarrow m-w$. Energy on the high weights is
+# With $W_{V}=I$ about nine tenths of the trace sits on $w=1$ (the $m$ bit directions, the affine
+# part) and $w=2$, and little on $w\ge3$: the Hamming-invariant part of the geometry is low-rank in
+# the Krawtchouk sense. The measured eigenvalues are spread out around the predicted steps because
+# the trained $G$ is not exactly a Hamming kernel (the spread column of the table): $G$ has at
+# most $d=32$ non-zero eigenvalues where the Hamming kernel of its mean profile has all $256$, so
+# its largest ones exceed the predicted steps; but the two lists have the same sum, as the lemma
+# guarantees. With a trained $W_{V}$ the largest eigenvalues per direction belong to $w=m$,
+# $w=m-1$ and $w=1$, followed by $w=2$ and $w=m-2$: the list is nearly symmetric under
+# $w\leftrightarrow m-w$. Energy on the high weights is
 # the spectral face of the zig-zag, as we explain below.
 
 # %% [markdown]
@@ -445,14 +483,18 @@ plt.show()
 print(f"{'setting':12s} {'embeddings':20s} {'gap l_m/l_m+1':>14s} {'top m share':>12s} "
       f"{'top 2m+1 share':>15s}")
 for name, label, gap, share_m, share_2m in gap_rows:
-    print(f"{name:12s} {label:20s} {gap:14.3f} {share_m:12.3f} {share_2m:15.3f}")
+    gap_text = "> 2" if gap > 2 else "1.5 to 2" if gap > 1.5 else "< 1.5"
+    print(f"{name:12s} {label:20s} {gap_text:>14s} {fixed(share_m, 1):>12s} "
+          f"{fixed(share_2m, 1):>15s}")
 
 # %% [markdown]
 # Training turns a slowly decaying random spectrum into a steeper one in every setting: the top
-# $m$ eigenvalues carry more than half of the trace after training, against a quarter to two
-# fifths at initialisation. With $W_{V}=I$ there is a visible gap after index $m$, clearest at $m=7$
-# and weaker at $m=8$, where the $w=2$ directions take a large share. With a trained $W_{V}$ there
-# is no gap at $m$: the $m$ bit directions share the energy with their parity-twisted copies
+# $m$ eigenvalues carry about half of the trace or more after training, against a quarter to two
+# fifths at initialisation. (These spectra are single runs, and with $W_{V}=I$ they move between
+# CPUs: the eigen-gap of the $m=7$, $d=64$ model changes in its first digit from one CPU code path
+# to another. So the table prints the shares to one decimal and the gap as a range.)
+# With $W_{V}=I$ there is a visible gap after index $m$, clearest at $m=7$ and weaker at $m=8$,
+# where the $w=2$ directions take a large share. With a trained $W_{V}$ there is no gap at $m$: the $m$ bit directions share the energy with their parity-twisted copies
 # (weight $m-1$) and the parity itself, at comparable sizes, and the spectrum decays without a
 # clean break. "Low rank" is therefore a fair summary of the $W_{V}=I$ models and a loose one for
 # trained $W_{V}$, where the accurate statement is that the energy concentrates on a few Krawtchouk
@@ -509,15 +551,14 @@ plt.show()
 
 # %%
 prof_ball = probes.gram_profile(run_ball.model)
-for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N_1"],
-                                  prof8.mean[first]),
+for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N_1"], []),
                                  ("radius-2 ball", rows["radius-2 ball"], prof_ball.mean)]:
-    print(f"{row_name}")
+    print(f"{row_name} (mu_w exact; nu_w in units of its largest |value|)")
     print(f"  {'w':>2s} {'mu_w':>7s} " + " ".join(f"{'nu_w, ' + v:>24s}" for v in names))
     nus = list(row["nu"].values())
     for w in range(M_FIG + 1):
-        print(f"  {w:2d} {float(row['mu'][w]):7.3f} "
-              + " ".join(f"{float(nu[w]):24.2f}" for nu in nus))
+        print(f"  {w:2d} {str(Fraction(float(row['mu'][w])).limit_denominator(1000)):>7s} "
+              + " ".join(f"{fixed(nu[w] / nu.abs().max()):>24s}" for nu in nus))
     mult = torch.tensor([math.comb(M_FIG, w) for w in range(M_FIG + 1)], dtype=torch.float64)
     neg = row["mu"] < -1e-9
     for v, nu in zip(names, nus):
@@ -526,10 +567,10 @@ for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N
         helpful = float(mass[(row["mu"] * nu)[1:] > 0].sum() / mass.sum())
         on_neg = float(mass[neg[1:]].sum() / mass.sum())
         print(f"  {v:18s}: weight of C(m,w)|nu_w| (w >= 1) where sign(nu_w) = sign(mu_w): "
-              f"{helpful:.3f}; on weights with mu_w < 0: {on_neg:.3f}; mean advantage "
-              f"{float(terms.sum()):.3f}")
-    for v, p in zip(names, prof_rows):
-        print(f"  profile, {v:18s}:", " ".join(f"{float(x):6.2f}" for x in p))
+              f"{fixed(helpful)}; on weights with mu_w < 0: {fixed(on_neg)}; mean advantage "
+              f"{sig(terms.sum(), 2)}")
+    for v, p in zip(names, prof_rows):              # (the sphere's profiles: the figure's table)
+        print(f"  profile / g(0), {v:18s}:", " ".join(f"{fixed(x / p[0]):>5s}" for x in p))
 
 # %% [markdown]
 # On $\mathcal{N}_1$, the trained $W_{V}$ gives $\nu_w$ the sign of $\mu_w$ at every weight, with the largest
@@ -617,18 +658,20 @@ plt.show()
 # %%
 for name, mean, r2, b1, share1, base_share, acc in break_rows:
     print(f"{name}")
-    print("  mean inner product by distance:", " ".join(f"{float(x):6.3f}" for x in mean))
-    print(f"  affine fit: b1 = {b1:.3f}, R^2 (pairs) = {r2:.3f}; share of trace on the m bit "
-          f"directions = {share1:.3f} (isotropic: {base_share:.3f}); accuracy = {acc:.4f}")
+    print("  mean inner product by distance, in units of g(0):",
+          " ".join(f"{fixed(x / mean[0], 1):>4s}" for x in mean))
+    print(f"  affine fit: R^2 (pairs) = {fixed(r2)}; share of trace on the m bit "
+          f"directions = {fixed(share1)} (isotropic: {exact(base_share)}); "
+          f"accuracy {accuracy_text(acc)}")
 acc_over_id = run_over.history["accuracy"][-1][2:]
 print("W_V = I on the same frozen random embeddings: accuracy "
-      + " ".join(f"{a:.4f}" for a in acc_over_id))
+      + " ".join(accuracy_text(a) for a in acc_over_id))
 print("\nfor comparison, the figure's models (m = 8, N_1):")
 _, share8 = probes.weight_spectrum(run8.model)
 for v in names:
     idx = members[v]
-    print(f"  {v:18s}: R^2 (pairs) = {sum(fit8.r2[i] for i in idx) / 3:.3f}, share on the bit "
-          f"directions = {float(share8[idx, 1].mean()):.3f}")
+    print(f"  {v:18s}: R^2 (pairs) = {fixed(sum(fit8.r2[i] for i in idx) / 3)}, share on the bit "
+          f"directions = {fixed(share8[idx, 1].mean(), 1)}")
 
 # %% [markdown]
 # In both counterexamples the models with a trained $W_{V}$ solve the task (and so does $W_{V}=I$ on
