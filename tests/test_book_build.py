@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
+
 from conftest import toc_files
 
 pytestmark = pytest.mark.build

@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
+
 from conftest import ROOT, repository, toc_files
 
 pytestmark = pytest.mark.browser

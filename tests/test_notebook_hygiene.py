@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from conftest import ROOT, repository, toc_files
 
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 import torch
+
 from conftest import NetworkAccessError, is_loopback
 
 
