@@ -656,7 +656,7 @@ fig = plots.plot_hamming_inner(break_panels, title="Where it breaks: no Hamming 
 plt.show()
 
 # %%
-for name, mean, r2, b1, share1, base_share, acc in break_rows:
+for name, mean, r2, _b1, share1, base_share, acc in break_rows:
     print(f"{name}")
     print("  mean inner product by distance, in units of g(0):",
           " ".join(f"{fixed(x / mean[0], 1):>4s}" for x in mean))
