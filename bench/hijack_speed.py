@@ -28,16 +28,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from lca import hijack  # noqa: E402
+from lca import counterfact, hijacking, llm, scoring  # noqa: E402
 
 
 def curve_timed(lm, cases, ks, pack, batch_size):
-    prompts = [hijack.hijack_prompt(c, "generic", k) for k in ks for c in cases]
+    prompts = [hijacking.hijack_prompt(c, "generic", k) for k in ks for c in cases]
     tt = [c.target_true for k in ks for c in cases]
     tf = [c.target_false for k in ks for c in cases]
     groups = [i % len(cases) for i in range(len(prompts))]
     t0 = time.perf_counter()
-    scores = hijack.score_targets(lm, prompts, tt, tf, batch_size=batch_size, groups=groups,
+    scores = scoring.score_targets(lm, prompts, tt, tf, batch_size=batch_size, groups=groups,
                                   pack=pack)
     seconds = time.perf_counter() - t0
     n = len(cases)
@@ -54,10 +54,10 @@ def model_tokens(lm, cases, ks, pack):
     for c in cases:
         seqs = set()
         for k in ks:
-            p = hijack.hijack_prompt(c, "generic", k)
-            pid = hijack._encode_prompt(tok, p)
+            p = hijacking.hijack_prompt(c, "generic", k)
+            pid = scoring._encode_prompt(tok, p)
             for t in (c.target_true, c.target_false):
-                tid = hijack._encode_target(tok, pid, p, t)
+                tid = scoring._encode_target(tok, pid, p, t)
                 seqs.add(tuple(pid + tid[:-1]))
         if pack:
             total += len({s[:i] for s in seqs for i in range(1, len(s) + 1)})
@@ -80,10 +80,10 @@ def main(argv=None):
            "torch": torch.__version__, "machine": platform.machine(),
            "processor": platform.processor() or platform.machine()}
     if args.cold:
-        _, out["load_cold_s"] = hijack.timed_load("smollm2", device=args.device, cache=False)
-    lm, out["load_s"] = hijack.timed_load("smollm2", device=args.device)
+        _, out["load_cold_s"] = llm.timed_load("smollm2", device=args.device, cache=False)
+    lm, out["load_s"] = llm.timed_load("smollm2", device=args.device)
     n, ks = (40, [0, 1, 2]) if args.quick else (200, [0, 1, 2, 3, 4, 5])
-    cases = hijack.load_counterfact(n=n, seed=None)
+    cases = counterfact.load_counterfact(n=n, seed=None)
     out.update({"cases": n, "ks": ks, "prompts": n * len(ks), "scheme": "generic"})
     secs, s_pack, eff = curve_timed(lm, cases, ks, True, args.batch_size)
     out["packed"] = {"seconds": round(secs, 2), "cases_per_s": round(n / secs, 2),

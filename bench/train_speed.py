@@ -35,7 +35,7 @@ from torch import nn
 
 import lca
 from lca.model import resolve_device
-from lca.train import DATA_SEED_OFFSET, TrainConfig, build_model, train, train_ensemble
+from lca.train import DATA_SEED_OFFSET, TrainConfig, build_model, fit, train_ensemble
 
 
 class ReferenceTransformer(nn.Module):
@@ -100,7 +100,7 @@ def reference_losses(config: TrainConfig, steps: int, mask: str = "causal") -> l
 
 def lca_losses(config: TrainConfig, steps: int) -> list[float]:
     """Per-step training losses of ``lca.train`` (one record per step)."""
-    res = train(config.with_(steps=steps, eval_every=1, n_eval=1), progress=False)
+    res = fit(config.with_(steps=steps, eval_every=1, n_eval=1), progress=False)
     return [float(x) for x in res.history["loss"]]
 
 
@@ -147,8 +147,8 @@ def time_lca(config: TrainConfig, steps: int) -> float:
     """Steps per second of ``lca.train`` (setup and the final evaluation included, and made
     negligible by ``steps``)."""
     cfg = config.with_(steps=steps, eval_every=0, n_eval=256)
-    train(cfg.with_(steps=2), progress=False)                  # warm-up
-    return steps / _timed(lambda: train(cfg, progress=False), config.device)
+    fit(cfg.with_(steps=2), progress=False)                  # warm-up
+    return steps / _timed(lambda: fit(cfg, progress=False), config.device)
 
 
 def time_reference(config: TrainConfig, steps: int, mask: str = "causal") -> float:
@@ -173,11 +173,11 @@ def time_sequential(config: TrainConfig, members: int, steps: int) -> float:
     """Steps per second, in the ensemble's unit (one step of every member), of the same members
     trained one after another with ``lca.train``."""
     cfgs = [config.with_(seed=s, steps=steps, eval_every=0, n_eval=256) for s in range(members)]
-    train(cfgs[0].with_(steps=2), progress=False)
+    fit(cfgs[0].with_(steps=2), progress=False)
 
     def run():
         for c in cfgs:
-            train(c, progress=False)
+            fit(c, progress=False)
     return steps / _timed(run, config.device)
 
 

@@ -6,10 +6,14 @@ The package behind the course "Elephants" (after Jiang, Rajendran, Ravikumar and
 - ``lca.latent``: the latent space {0,1}^m, Hamming distance, neighbourhoods
 - ``lca.task``: the LCA task, its sampler and the Bayes-optimal ceiling
 - ``lca.model``: the one-layer transformer
-- ``lca.train``: training, evaluation, ensembles
-- ``lca.memory``, ``lca.theory``, ``lca.probes``: associative memories, closed forms, measurements
-- ``lca.hijack``: context hijacking in real language models and in the one-layer model
-- ``lca.plots``, ``lca.widgets``, ``lca.exercises``: figures, explorers, self-checks
+- ``lca.train``: training (``lca.fit``), evaluation, ensembles
+- ``lca.style``, ``lca.checks``, ``lca.widgets``, ``lca.report``: the figure style, the exercise
+  checkers' machinery, the explorers, and how numbers are printed
+- ``lca.counterfact``, ``lca.llm``, ``lca.scoring``: facts, offline language models, target scores
+
+Then one module per chapter, in book order (each imports only the engine and earlier chapters):
+``hijacking`` (0), ``associative_memory`` (1), ``lca_task`` (2), ``transformer`` (3),
+``value_matrix`` (4), ``embeddings`` (5), ``attention`` (6), ``hijacking_in_model`` (7).
 - ``lca.glue``: myst-nb's ``glue`` for numbers quoted in the book's prose, with a stand-in that
   writes the same output where myst-nb (a book-building tool) is not installed
 
@@ -27,7 +31,7 @@ from .latent import (
 )
 from .model import OneLayerTransformer, default_device
 from .task import TaskSpec, bayes_accuracy, bayes_posterior, sample
-from .train import TrainConfig, TrainResult, evaluate, sweep, train, train_ensemble
+from .train import TrainConfig, TrainResult, evaluate, fit, sweep, train_ensemble
 
 __version__ = "0.1.0"
 
@@ -35,5 +39,5 @@ __all__ = [
     "glue",
     "LatentSpace", "cluster", "custom", "hamming_ball", "hamming_sphere", "other_clusters",
     "OneLayerTransformer", "default_device", "TaskSpec", "bayes_accuracy", "bayes_posterior",
-    "sample", "TrainConfig", "TrainResult", "evaluate", "sweep", "train", "train_ensemble",
+    "sample", "TrainConfig", "TrainResult", "evaluate", "fit", "sweep", "train_ensemble",
 ]

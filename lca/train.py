@@ -2,9 +2,9 @@
 ensembles.
 
 Training is online: every step draws a fresh batch from the task, so the loss being minimised is
-the population cross-entropy. ``train`` and ``train_ensemble`` share one code path: a single run is
+the population cross-entropy. ``fit`` and ``train_ensemble`` share one code path: a single run is
 an ensemble of one. An ensemble member with config c and seed s sees exactly the initial weights and
-the batches that ``train(replace(c, seed=s))`` sees; the batched arithmetic agrees with the separate
+the batches that ``fit(replace(c, seed=s))`` sees; the batched arithmetic agrees with the separate
 run to float32 rounding (checked in the tests).
 
 Devices: training runs on ``config.device`` (``None``: a GPU when torch sees one); batches are
@@ -165,7 +165,7 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
 
     The configs may differ only in ``seed``, ``lr``, ``train_E``, ``train_KQ``, ``train_V``,
     ``E_init`` and ``WV_init``; everything else (task, d, steps, batch size, optimizer...) must be
-    equal. Member i gets exactly the initial weights and batches of ``train(configs[i])``.
+    equal. Member i gets exactly the initial weights and batches of ``fit(configs[i])``.
 
     Returns a ``TrainResult`` whose model is an ensemble (``model.member(i)``) and whose history
     holds, per record, a list of per-member values.
@@ -260,7 +260,7 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
     return TrainResult(model=model.cpu(), history=history, config=base, configs=configs)
 
 
-def train(config: TrainConfig, progress: bool = True) -> TrainResult:
+def fit(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Train one model. Returns ``TrainResult(model, history)`` with per-record scalars."""
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")

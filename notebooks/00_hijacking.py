@@ -50,10 +50,10 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import glue, plots
+from lca import counterfact, glue, hijacking, llm, scoring
 from lca.report import sig
-from lca import hijack as hj
-from lca.exercises import check_efficacy_indicator, check_hijacked_prompt, check_mean_logprob
+
+from lca.hijacking import check_efficacy_indicator, check_hijacked_prompt, check_mean_logprob
 from lca.widgets import explorer
 
 torch.manual_seed(0)
@@ -70,7 +70,7 @@ torch.set_num_threads(1)
 MODEL = "smollm2"
 
 t0 = time.perf_counter()
-lm = hj.load_model(MODEL, device=device)
+lm = llm.load_model(MODEL, device=device)
 print(f"loaded in {time.perf_counter() - t0:.1f} s")
 
 # %% [markdown]
@@ -90,7 +90,7 @@ print(f"source: {lm.source}")
 # Danielle Darrieux is"), a relation $r$ (a Wikidata property such as P103, native language), a
 # **true target** $o^*$ (French) and a **false target** $o^-$ (English). A target $o$ is scored as
 # the model would continue the prompt: as the tokens $o_1,\dots,o_T$ of `" " + o`, with a leading
-# space. In code: `lca.hijack.Fact`; CounterFact cases come from `load_counterfact`, the course's
+# space. In code: `lca.counterfact.Fact`; CounterFact cases come from `load_counterfact`, the course's
 # own 40 facts from `load_facts`.
 # ```
 #
@@ -99,7 +99,7 @@ print(f"source: {lm.source}")
 #
 # A **scheme** maps a case to a sentence $S$. The **$k$-prepended prompt** is
 # $\tilde p_k=S\;S\;\cdots\;S\;p$ with $k$ copies of $S$, each followed by one space
-# ($\tilde p_0=p$); `lca.hijack.hijack_prompt(case, scheme, k)`. The course uses six schemes:
+# ($\tilde p_0=p$); `lca.hijacking.hijack_prompt(case, scheme, k)`. The course uses six schemes:
 #
 # | scheme | sentence $S$ | target named |
 # |---|---|---|
@@ -112,14 +112,14 @@ print(f"source: {lm.source}")
 # ```
 #
 # The generic sentence is the paper's. The paper's relation sentences are known only through their
-# format, so in this course we take our own, listed in `lca.hijack.RELATION_TEMPLATES`: P190
+# format, so in this course we take our own, listed in `lca.hijacking.RELATION_TEMPLATES`: P190
 # "$s$ is not a twin city of $o$.", P103 "The mother tongue of $s$ is not $o$.", P131 "$s$ is not
 # located in $o$.", P641 "$s$ does not play $o$.", P1412 "$s$ does not speak $o$."; the reverse
 # sentences drop the "not" and name $o^*$. Every sentence is true. For the paper's experiment on
 # relation P1412, where the hijacking sentence avoids the target word itself, we write the
-# association table `lca.hijack.ASSOCIATED_PLACE` (French $\to$ Paris, Russian $\to$ Moscow, ...,
+# association table `lca.hijacking.ASSOCIATED_PLACE` (French $\to$ Paris, Russian $\to$ Moscow, ...,
 # one city for each of the 40 languages that occur) and apply it to both language relations,
-# P103 and P1412. CounterFact's lite files carry no relation ids; `lca.hijack.relation_of`
+# P103 and P1412. CounterFact's lite files carry no relation ids; `lca.counterfact.relation_of`
 # recovers them from the templates (P190 is exactly the three twin-city templates) and, where
 # templates are shared between relations, from the target (a sport for P641; neither a country nor
 # a continent for P131).
@@ -143,7 +143,7 @@ print(f"source: {lm.source}")
 # the share of cases in which the false target is more likely than the true one. Two variants are
 # reported next to it: the **first-token** efficacy score compares $\log P_\theta(o_1\mid\tilde p)$
 # only, and the **top-1 hijack rate** is the share of cases whose false target's first token is
-# the arg-max next token. In code: `lca.hijack.efficacy_score(lm, cases, scheme, k)` and
+# the arg-max next token. In code: `lca.hijacking.efficacy_score(lm, cases, scheme, k)` and
 # `efficacy_curve(lm, cases, scheme, ks)`.
 # ```
 #
@@ -163,7 +163,7 @@ print(f"source: {lm.source}")
 # a few of the course's own.
 
 # %%
-examples = hj.hijack_examples(lm, hj.EXAMPLES, ks=(1, 2), max_new_tokens=4)
+examples = hijacking.hijack_examples(lm, hijacking.EXAMPLES, ks=(1, 2), max_new_tokens=4)
 for row in examples:
     print(f"{row['sentence']!r}  +  {row['prompt']!r}")
     print(f"    k = 0: {row['before']!r}")
@@ -184,17 +184,17 @@ truth = ["Paris", "Seattle", "Portuguese", "Swedish", "Paris", "London"]
 false = ["Chicago", "Denver", "Spanish", "Danish", "Chicago", "Berlin"]
 example_margins = {}
 for k in (0, 1, 2):
-    hijacked = [(sentence + " ") * k + prompt for prompt, sentence in hj.EXAMPLES]
-    s = hj.score_targets(lm, hijacked, truth, false)
+    hijacked = [(sentence + " ") * k + prompt for prompt, sentence in hijacking.EXAMPLES]
+    s = scoring.score_targets(lm, hijacked, truth, false)
     example_margins[k] = (s["logp_false"] - s["logp_true"]).tolist()
-labels = [f"{prompt} ({t} / {f})" for (prompt, _), t, f in zip(hj.EXAMPLES, truth, false)]
-fig = plots.plot_example_margins(labels, example_margins,
+labels = [f"{prompt} ({t} / {f})" for (prompt, _), t, f in zip(hijacking.EXAMPLES, truth, false)]
+fig = hijacking.plot_example_margins(labels, example_margins,
                                  title=f"Hijacking examples in the style of Fig. 1 ({MODEL})")
 plt.show()
 
 # %%
 print(f"{'prompt':<42}{'true':>11}{'false':>9}{'k=0':>8}{'k=1':>8}{'k=2':>8}")
-for i, (prompt, _) in enumerate(hj.EXAMPLES):
+for i, (prompt, _) in enumerate(hijacking.EXAMPLES):
     print(f"{prompt:<42}{truth[i]:>11}{false[i]:>9}"
           + "".join(f"{sig(example_margins[k][i], 1):>8}" for k in (0, 1, 2)))
 
@@ -274,13 +274,13 @@ for i, (prompt, _) in enumerate(hj.EXAMPLES):
 # $k=1$ and compare the mean and first-token indicators.
 
 # %%
-facts = hj.load_facts()
+facts = counterfact.load_facts()
 check_facts = facts[:6]
-prompts = [hj.hijack_prompt(f, "generic", k) for k in (0, 2) for f in check_facts]
+prompts = [hijacking.hijack_prompt(f, "generic", k) for k in (0, 2) for f in check_facts]
 t_true = [f.target_true for k in (0, 2) for f in check_facts]
 t_false = [f.target_false for k in (0, 2) for f in check_facts]
-packed = hj.score_targets(lm, prompts, t_true, t_false, groups=[i % 6 for i in range(12)])
-padded = hj.score_targets(lm, prompts, t_true, t_false, pack=False)
+packed = scoring.score_targets(lm, prompts, t_true, t_false, groups=[i % 6 for i in range(12)])
+padded = scoring.score_targets(lm, prompts, t_true, t_false, pack=False)
 
 
 def direct_mean_logprob(prompt, target):
@@ -325,13 +325,13 @@ print(f"  example: {prompts[7]!r} -> {t_true[7]!r}: packed {float(packed['logp_t
 # `bench/hijack_speed.py` runs the full 200-case curve for $k=0,\dots,5$.
 
 # %%
-cases = hj.load_counterfact(n_per_relation=5, seed=0)
+cases = counterfact.load_counterfact(n_per_relation=5, seed=0)
 ks = [0, 1, 2, 3]
 curves = {}
-for scheme in hj.SCHEMES:
-    curves[scheme] = hj.efficacy_curve(lm, hj.applicable(cases, scheme), scheme, ks,
+for scheme in hijacking.SCHEMES:
+    curves[scheme] = hijacking.efficacy_curve(lm, hijacking.applicable(cases, scheme), scheme, ks,
                                        batch_size=48)
-fig = plots.plot_efficacy_curves(curves, model_name=MODEL)
+fig = hijacking.plot_efficacy_curves(curves, model_name=MODEL)
 plt.show()
 
 # %%
@@ -358,14 +358,14 @@ for name, scheme, key, i in [("es_generic_0", "generic", "efficacy", 0),
 gap = curves["generic"]["efficacy_first_token"][0] - curves["generic"]["efficacy"][0]
 glue("ch0_es_first_gap_0", round(gap, 3), display=False)
 glue("ch0_se_25", round(0.5 / len(cases) ** 0.5, 2), display=False)   # largest binomial SE
-glue("ch0_se_10", round(0.5 / len(hj.applicable(cases, "associated")) ** 0.5, 2), display=False)
+glue("ch0_se_10", round(0.5 / len(hijacking.applicable(cases, "associated")) ** 0.5, 2), display=False)
 
 # %% [markdown]
 # One copy of "Do not think of $o^-$." raises the efficacy score from
 # {glue:text}`ch0_es_generic_0:.3f` to {glue:text}`ch0_es_generic_1:.3f`, and one copy of the
 # reverse sentence "Do not think of $o^*$." lowers it to {glue:text}`ch0_es_reverse_1:.3f`: the
 # sentence says *not*, and the model moves towards the word it names in both directions. The test
-# suite checks both effects on a larger set of cases (`tests/test_hijack_llm.py`), and
+# suite checks both effects on a larger set of cases (`tests/test_hijacking.py`), and
 # `bench/hijack_speed.py` computes the generic curve on 200 cases for $k=0,\dots,5$; for this model
 # the generic curve is nearly flat after the first copy, as the table above shows. The true relation sentences work more slowly and keep
 # working: {glue:text}`ch0_es_relation_1:.3f` at $k=1$, {glue:text}`ch0_es_relation_3:.3f` at
@@ -394,7 +394,7 @@ single = [c for c in cases if all(
 multi = [c for c in cases if c not in single]
 for name, group in (("single-token", single), ("multi-token", multi)):
     items = [(c, k) for k in (0, 1) for c in group]
-    s = hj.score_targets(lm, [hj.hijack_prompt(c, "generic", k) for c, k in items],
+    s = scoring.score_targets(lm, [hijacking.hijack_prompt(c, "generic", k) for c, k in items],
                          [c.target_true for c, _ in items], [c.target_false for c, _ in items])
     mean_ind = s["logp_false"] > s["logp_true"]
     first_ind = s["first_false"] > s["first_true"]
@@ -415,11 +415,11 @@ for name, group in (("single-token", single), ("multi-token", multi)):
 # number of pad tokens changes nothing, and padding survives the mistake. A packed row is different:
 # the prompt $\tilde p_0$ sits after the hijack sentences of the other prompts in the same row, its
 # tokens get wrong distances to each other, and the scores change. (GPT-2 adds learned embeddings
-# of absolute positions, so there even padding breaks; `tests/test_hijack_llm.py` shows both.)
+# of absolute positions, so there even padding breaks; `tests/test_scoring.py` shows both.)
 
 # %%
-bad_pad = hj.score_targets(lm, prompts, t_true, t_false, pack=False, correct_positions=False)
-bad_pack = hj.score_targets(lm, prompts, t_true, t_false, groups=[i % 6 for i in range(12)],
+bad_pad = scoring.score_targets(lm, prompts, t_true, t_false, pack=False, correct_positions=False)
+bad_pack = scoring.score_targets(lm, prompts, t_true, t_false, groups=[i % 6 for i in range(12)],
                             correct_positions=False)
 print("positions counted from the first column of the row:")
 print(f"  left-padded rows: largest |error| < 1e-4: "
@@ -446,12 +446,12 @@ def count(share, n):
 for scheme, c in curves.items():
     print(f"CounterFact, {scheme:<19} k = 3: top-1 token ' not' in {count(c['top1_not'][3], c['n']):2d} "
           f"of {c['n']} cases")
-fact_curve = hj.efficacy_curve(lm, facts, "relation", [2])
+fact_curve = hijacking.efficacy_curve(lm, facts, "relation", [2])
 n_f = fact_curve["n"]
 print(f"course facts, relation            k = 2: top-1 token ' not' in "
       f"{count(fact_curve['top1_not'][0], n_f):2d} of {n_f} facts "
       f"(hijacked: {count(fact_curve['efficacy'][0], n_f)} of {n_f})")
-row = hj.hijack_examples(lm, [hj.EXAMPLES[3]], ks=(2,), max_new_tokens=4)[0]
+row = hijacking.hijack_examples(lm, [hijacking.EXAMPLES[3]], ks=(2,), max_new_tokens=4)[0]
 print(f"\n{row['sentence']!r} x 2 + {row['prompt']!r} -> {row['after'][0]!r}")
 
 # %% [markdown]
@@ -464,16 +464,16 @@ print(f"\n{row['sentence']!r} x 2 + {row['prompt']!r} -> {row['after'][0]!r}")
 
 # %%
 def draw_margins(scheme="generic", k=1):
-    chosen = hj.applicable(facts, scheme)
-    s = hj.score_targets(lm, [hj.hijack_prompt(f, scheme, k) for f in chosen],
+    chosen = hijacking.applicable(facts, scheme)
+    s = scoring.score_targets(lm, [hijacking.hijack_prompt(f, scheme, k) for f in chosen],
                          [f.target_true for f in chosen], [f.target_false for f in chosen])
     labels = [f"{f.subject}: {f.target_true} / {f.target_false}" for f in chosen]
-    return plots.plot_hijack_margins(labels, (s["logp_false"] - s["logp_true"]).tolist(),
+    return hijacking.plot_hijack_margins(labels, (s["logp_false"] - s["logp_true"]).tolist(),
                                      title=f"{MODEL}, scheme {scheme}, k = {k}")
 
 
 explorer(draw_margins, title="Hijacking the course's facts",
-         scheme=widgets.Dropdown(options=list(hj.SCHEMES), value="generic",
+         scheme=widgets.Dropdown(options=list(hijacking.SCHEMES), value="generic",
                                  description="scheme"),
          k=widgets.IntSlider(value=1, min=0, max=5, description="k"))
 

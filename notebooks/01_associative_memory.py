@@ -39,9 +39,9 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import glue, memory, plots, theory
+from lca import associative_memory, glue
 from lca.report import bound, exact, pm, sig
-from lca.exercises import check_crosstalk, check_recall_bound, check_softmax_recall, check_store
+from lca.associative_memory import check_crosstalk, check_recall_bound, check_softmax_recall, check_store
 from lca.widgets import explorer
 
 torch.manual_seed(0)
@@ -77,7 +77,7 @@ torch.set_num_threads(1)
 # ```
 #
 # In code, keys and values are the rows of `keys [N, d]` and `values [N, d']`, and
-# `lca.memory.store(keys, values)` returns `values.T @ keys`.
+# `lca.associative_memory.store(keys, values)` returns `values.T @ keys`.
 
 # %% [markdown]
 # ## Look at it first
@@ -89,17 +89,17 @@ torch.set_num_threads(1)
 # %%
 d = 16
 panels, errors = {}, {}
-for label, keys in [("orthonormal, N = 16", memory.orthonormal_keys(16, d, seed=1)),
-                    ("Gaussian, N = 16", memory.random_keys(16, d, seed=2)),
-                    ("Gaussian, N = 64", memory.random_keys(64, d, seed=3))]:
+for label, keys in [("orthonormal, N = 16", associative_memory.orthonormal_keys(16, d, seed=1)),
+                    ("Gaussian, N = 16", associative_memory.random_keys(16, d, seed=2)),
+                    ("Gaussian, N = 64", associative_memory.random_keys(64, d, seed=3))]:
     n = keys.shape[0]
     values = torch.eye(n, dtype=keys.dtype)
-    W = memory.store(keys, values)
-    recalled = memory.recall(W, keys)
+    W = associative_memory.store(keys, values)
+    recalled = associative_memory.recall(W, keys)
     panels[label] = recalled
-    hits = int((memory.recall_argmax(W, keys, values) == torch.arange(n)).sum())
+    hits = int((associative_memory.recall_argmax(W, keys, values) == torch.arange(n)).sum())
     errors[label] = (float(((recalled - values) ** 2).sum(1).mean()), hits, n)
-fig = plots.plot_recall_scores(panels, title="Recalled vectors W u_j (rows) for one-hot values, "
+fig = associative_memory.plot_recall_scores(panels, title="Recalled vectors W u_j (rows) for one-hot values, "
                                "d = 16")
 plt.show()
 print(f"{'memory':20s}  {'mean ||W u_j - v_j||^2':>22s}  {'recalled by nearest value':>25s}")
@@ -183,7 +183,7 @@ for label, (mse, hits, n) in errors.items():
 # ({prf:ref}`thm-onehot-recall`).
 # ```
 #
-# What is exact and what is not: $p(N,d)$ is exact; `lca.theory.recall_success_exact` evaluates
+# What is exact and what is not: $p(N,d)$ is exact; `lca.associative_memory.recall_success_exact` evaluates
 # the one-dimensional integral by quadrature to about $10^{-10}$. The popular shortcut
 # $p\approx\Phi(\sqrt d)^{N-1}$, which pretends every key has norm exactly $1$, is an
 # approximation, and the figure below shows that it can be far off when $d$ is small.
@@ -220,14 +220,14 @@ def estimates(G):
 # standard errors from 40 independent blocks of 100 memories (batch means)
 blocks = torch.tensor([estimates(Gb) for Gb in G.split(B // 40)], dtype=torch.float64)
 se = (blocks.std(0) / math.sqrt(blocks.shape[0])).tolist()
-ex = theory.crosstalk_moments(N, d)
+ex = associative_memory.crosstalk_moments(N, d)
 names = ["E ||u_j||^2", "Var ||u_j||^2", "E X_i", "E X_i^2", "E X_i^4", "E X_i X_k",
          "Cov(X_i^2, X_k^2)", "E ||c_j||^2", "Var ||c_j||^2", "E ||W u_j - v_j||^2",
          "P(recall succeeds)"]
 exact_values = [exact(v, 12) for v in (ex["signal_mean"], ex["signal_var"], ex["coef_mean"],
                                    ex["coef_var"], ex["coef_fourth"], 0.0, ex["coef_sq_cov"],
                                    ex["crosstalk_sq_mean"], ex["crosstalk_sq_var"], ex["mse"])]
-p_exact = theory.recall_success_exact(N, d)     # quadrature, absolute error below 1e-10
+p_exact = associative_memory.recall_success_exact(N, d)     # quadrature, absolute error below 1e-10
 exact_values.append(f"{p_exact:.9f}")
 exact_floats = [float(v) for v in exact_values]
 z = [abs(mc - e) / s for mc, e, s in zip(estimates(G), exact_floats, se)]
@@ -259,19 +259,19 @@ sim, th, table = {}, {}, []
 for d in dims:
     s_acc, s_mse = [], []
     for r in ratios:
-        res = memory.simulate_onehot_recall(r * d, d, n_recalls=20_000, seed=100 * d + r)
+        res = associative_memory.simulate_onehot_recall(r * d, d, n_recalls=20_000, seed=100 * d + r)
         s_acc.append(res.accuracy)
         s_mse.append(res.mse)
-        table.append((d, r * d, r, res.mse, res.mse_stderr, theory.recall_mse(r * d, d),
-                      res.accuracy, res.memory_stderr, theory.recall_success_exact(r * d, d),
-                      theory.recall_success_gaussian(r * d, d)))
+        table.append((d, r * d, r, res.mse, res.mse_stderr, associative_memory.recall_mse(r * d, d),
+                      res.accuracy, res.memory_stderr, associative_memory.recall_success_exact(r * d, d),
+                      associative_memory.recall_success_gaussian(r * d, d)))
     sim[d] = {"ratio": ratios, "accuracy": s_acc, "mse": s_mse}
     fine = sorted({max(1, round(d * 2 ** (k / 8))) for k in range(0, 49)})
     th[d] = {"ratio": [n / d for n in fine],
-             "accuracy": [theory.recall_success_exact(n, d) for n in fine],
-             "gaussian": [theory.recall_success_gaussian(n, d) for n in fine],
-             "mse": [theory.recall_mse(n, d) for n in fine]}
-fig = plots.plot_recall_capacity(sim, th)
+             "accuracy": [associative_memory.recall_success_exact(n, d) for n in fine],
+             "gaussian": [associative_memory.recall_success_gaussian(n, d) for n in fine],
+             "mse": [associative_memory.recall_mse(n, d) for n in fine]}
+fig = associative_memory.plot_recall_capacity(sim, th)
 plt.show()
 
 # %% [markdown]
@@ -317,7 +317,7 @@ glue("mem_grid_far_approx", far_g, display=False)
 print(f"{'d':>3s} {'N_max (exact)':>14s} {'N_max (bound)':>14s}")
 for d in [12, 16, 24, 32, 40]:
     bound = math.floor(1 + 0.01 * 2 ** (d / 2 + 1))
-    print(f"{d:3d} {theory.recall_capacity(d, 0.01):14d} {max(bound, 1):14d}")
+    print(f"{d:3d} {associative_memory.recall_capacity(d, 0.01):14d} {max(bound, 1):14d}")
 
 # %% [markdown]
 # ## Where it breaks
@@ -325,16 +325,16 @@ for d in [12, 16, 24, 32, 40]:
 # {prf:ref}`ch1-crosstalk` and {prf:ref}`ch1-onehot-recall` assume *independent* keys. Embeddings
 # of related tokens are not independent: they share directions. We keep every key's law exactly
 # $\mathcal N(0,I/d)$ but let all keys share a common component,
-# $u_i=\sqrt\rho\,c+\sqrt{1-\rho}\,g_i$ (`lca.memory.correlated_keys`). Then
+# $u_i=\sqrt\rho\,c+\sqrt{1-\rho}\,g_i$ (`lca.associative_memory.correlated_keys`). Then
 # $\mathbb E[u_i^\top u_j]=\rho$ instead of $0$, and the formulas no longer apply.
 
 # %%
 N, d = 64, 16
-print(f"N = {N}, d = {d}; the independent-key theory predicts MSE {exact(theory.recall_mse(N, d))} "
-      f"and accuracy {theory.recall_success_exact(N, d):.9f}")
+print(f"N = {N}, d = {d}; the independent-key theory predicts MSE {exact(associative_memory.recall_mse(N, d))} "
+      f"and accuracy {associative_memory.recall_success_exact(N, d):.9f}")
 print(f"{'rho':>5s} {'MSE sim':>13s} {'acc sim':>15s}   (+- standard error over memories)")
 for rho in [0.0, 0.1, 0.3, 0.5, 0.7]:
-    res = memory.simulate_onehot_recall(N, d, n_recalls=20_000, seed=5, keys="correlated", rho=rho)
+    res = associative_memory.simulate_onehot_recall(N, d, n_recalls=20_000, seed=5, keys="correlated", rho=rho)
     print(f"{rho:5.2f} {pm(res.mse, res.mse_stderr):>13s} {pm(res.accuracy, res.memory_stderr):>15s}")
 
 # %% [markdown]
@@ -373,8 +373,8 @@ for N in [5, 10, 14, 20, 30, 50]:
     probes = xi.clone()
     for j in range(N):
         probes[j, torch.randperm(d, generator=g)[:flips]] *= -1
-    classical = memory.hopfield_step(xi, probes)
-    modern = torch.where(memory.softmax_recall(xi, xi, probes, beta=1.0) >= 0, 1.0, -1.0)
+    classical = associative_memory.hopfield_step(xi, probes)
+    modern = torch.where(associative_memory.softmax_recall(xi, xi, probes, beta=1.0) >= 0, 1.0, -1.0)
     ok_c = int((classical == xi).all(1).sum())     # counts of restored probes: exact
     ok_m = int((modern == xi).all(1).sum())
     print(f"{N:4d} {N / d:5.2f} {f'{ok_c} of {N}':>19s} {f'{ok_m} of {N}':>18s}")
@@ -382,10 +382,10 @@ for N in [5, 10, 14, 20, 30, 50]:
 N, d, n_mem = 128, 32, 20
 err = {"linear memory W u_j": [], **{f"softmax, beta = {b}": [] for b in [1, 4, 16, 64]}}
 for t in range(n_mem):
-    keys = memory.random_keys(N, d, seed=1000 + t)
-    values = memory.random_keys(N, d, seed=2000 + t)
-    outs = {"linear memory W u_j": memory.recall(memory.store(keys, values), keys),
-            **{f"softmax, beta = {b}": memory.softmax_recall(keys, values, keys, b)
+    keys = associative_memory.random_keys(N, d, seed=1000 + t)
+    values = associative_memory.random_keys(N, d, seed=2000 + t)
+    outs = {"linear memory W u_j": associative_memory.recall(associative_memory.store(keys, values), keys),
+            **{f"softmax, beta = {b}": associative_memory.softmax_recall(keys, values, keys, b)
                for b in [1, 4, 16, 64]}}
     for name, out in outs.items():
         err[name].append(float(((out - values) ** 2).sum(1).mean() / (values ** 2).sum(1).mean()))
@@ -394,7 +394,7 @@ print(f"\nN = {N} pairs in d = {d}, {n_mem} memories: mean ||read-out - v_j||^2 
 for name, e in err.items():
     e = torch.tensor(e, dtype=torch.float64)
     print(f"{name:38s} {pm(e.mean(), e.std() / math.sqrt(n_mem)):>18s}")
-print(f"{'theory for the linear memory, (N+1)/d':38s} {exact(theory.recall_mse(N, d)):>18s}")
+print(f"{'theory for the linear memory, (N+1)/d':38s} {exact(associative_memory.recall_mse(N, d)):>18s}")
 
 # %% [markdown]
 # The classical network restores every probe at $N/d=0.05$ and fails from about $N/d=0.14$ on;
@@ -431,10 +431,10 @@ def draw_crosstalk(N=64, d=16):
                 - math.lgamma(d / 2) + math.log(d))
     sig_dens = torch.where(grid > 0, torch.exp(log_chi2), torch.zeros_like(grid))
     coef_dens = torch.exp(-grid ** 2 * d / 2) * math.sqrt(d / (2 * math.pi))
-    return plots.plot_crosstalk_hist(
+    return associative_memory.plot_crosstalk_hist(
         sig, offd, d, grid, sig_dens, coef_dens,
         title=f"N = {N}, d = {d}: recall {acc:.3f} simulated, "
-              f"{theory.recall_success_exact(N, d):.3f} exact")
+              f"{associative_memory.recall_success_exact(N, d):.3f} exact")
 
 
 explorer(draw_crosstalk, title="Signal vs cross-talk",

@@ -39,13 +39,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import glue, plots, theory
-from lca.exercises import (
-    check_bayes_accuracy_formula,
-    check_bayes_posterior,
-    check_neighbourhood_mask,
-    check_sample_context,
-)
+from lca import glue, lca_task
+from lca.lca_task import check_bayes_accuracy_formula, check_bayes_posterior, check_neighbourhood_mask, check_sample_context
 from lca.report import exact, pm, sig
 from lca.task import bayes_correct
 from lca.widgets import explorer
@@ -114,7 +109,7 @@ space = lca.LatentSpace(6)
 spec = lca.TaskSpec(m=6, L=10)
 ctx, y = lca.sample(spec, 1, seed=3)
 Z = space.latents
-fig = plots.plot_context(Z[ctx[0]], Z[y[0]], tokens=ctx[0], target=y[0],
+fig = lca_task.plot_context(Z[ctx[0]], Z[y[0]], tokens=ctx[0], target=y[0],
                          title="One LCA example, m = 6, L = 10, neighbourhood N_1")
 plt.show()
 print("target y =", int(y[0]), " latent", "".join(map(str, Z[y[0]].tolist())))
@@ -133,7 +128,7 @@ custom_mask = (D4 == 1) | (D4 == 4)
 families = {"sphere r=1": lca.hamming_sphere(1), "ball r=2": lca.hamming_ball(2),
             "cluster k=2": lca.cluster(2), "custom": lca.custom(custom_mask, "distance 1 or 4")}
 masks = {name: fam.mask(space4) for name, fam in families.items()}
-fig = plots.plot_neighbourhood_masks(D4, masks, title="Hamming distances and neighbourhood "
+fig = lca_task.plot_neighbourhood_masks(D4, masks, title="Hamming distances and neighbourhood "
                                      "masks, m = 4 (row = target y, column = context token x)")
 plt.show()
 for name, fam in families.items():
@@ -217,19 +212,19 @@ for name, fam in families.items():
 # First the sampler. {prf:ref}`ch2-sampler-law` gives the probability of every (target, context)
 # pair. At $m=3$, $L=2$, $\varepsilon=0.25$ there are $8\times8^2=512$ cells; we draw $200\,000$
 # examples and run a Pearson chi-square test against the exact table
-# (`lca.theory.context_law_table`, computed from the definition). As a control, the same counts
+# (`lca.lca_task.context_law_table`, computed from the definition). As a control, the same counts
 # are tested against the law with the noise forgotten.
 
 # %%
 spec = lca.TaskSpec(m=3, L=2, noise=0.25)
 ctx, y = lca.sample(spec, 200_000, seed=2024)
-_, joint = theory.context_law_table(spec)
-res = theory.sampler_chi_square(spec, ctx, y)
+_, joint = lca_task.context_law_table(spec)
+res = lca_task.sampler_chi_square(spec, ctx, y)
 # every number below is a function of integer counts and exact probabilities: printed in full
 print(f"exact law:        chi2 = {exact(res.statistic)}, dof = {res.dof}, p = {exact(res.p_value)}")
-counts = torch.bincount(y * 64 + theory.context_codes(ctx, 8), minlength=512).double()
-_, noiseless = theory.context_law_table(spec.with_(noise=0.0))
-wrong = theory.chi_square(counts, noiseless.flatten())
+counts = torch.bincount(y * 64 + lca_task.context_codes(ctx, 8), minlength=512).double()
+_, noiseless = lca_task.context_law_table(spec.with_(noise=0.0))
+wrong = lca_task.chi_square(counts, noiseless.flatten())
 print(f"noise forgotten:  chi2 = {wrong.statistic}, p = {exact(wrong.p_value)} "
       "(an impossible cell was observed)" if wrong.statistic == float("inf") else
       f"noise forgotten:  chi2 = {exact(wrong.statistic)}, p = {exact(wrong.p_value)}")
@@ -239,7 +234,7 @@ print(f"largest |empirical - exact| cell probability: "
 # %% [markdown]
 # The sampler passes (a p-value far from $0$) and the control fails. Next the closed form of
 # {prf:ref}`ch2-bayes-sphere` against two independent computations: exact enumeration of every
-# possible context support (`lca.theory.bayes_accuracy_enumerate`, which never uses the lemma) and
+# possible context support (`lca.lca_task.bayes_accuracy_enumerate`, which never uses the lemma) and
 # Monte Carlo with the exact posterior (`lca.bayes_accuracy`, $20\,000$ examples).
 
 # %%
@@ -259,8 +254,8 @@ print(f"{'m':>2s} {'L':>3s} {'closed form':>13s} {'enumeration':>13s} {'Monte Ca
 for m in [3, 5, 8]:
     for L in [1, 2, 4, 8]:
         s = lca.TaskSpec(m=m, L=L)
-        print(f"{m:2d} {L:3d} {exact(theory.bayes_accuracy_sphere1(m, L)):>13s} "
-              f"{exact(theory.bayes_accuracy_enumerate(s)):>13s} "
+        print(f"{m:2d} {L:3d} {exact(lca_task.bayes_accuracy_sphere1(m, L)):>13s} "
+              f"{exact(lca_task.bayes_accuracy_enumerate(s)):>13s} "
               f"{show_mc(*bayes_mc(s, 20_000)):>18s}")
 
 # %% [markdown]
@@ -282,10 +277,10 @@ ball_se = {f"m = {m}": [bayes_mc(lca.TaskSpec(m=m, L=L, neighbourhood=lca.hammin
                                  seed=L) for L in Ls] for m in ms}
 pure, noisy, ball = ({k: [a for a, _ in v] for k, v in t.items()}
                      for t in (pure_se, noisy_se, ball_se))
-closed = {f"m = {m}": [theory.bayes_accuracy_sphere1(m, L) for L in Ls] for m in ms}
-ball_exact = {"m = 5": [theory.bayes_accuracy_enumerate(
+closed = {f"m = {m}": [lca_task.bayes_accuracy_sphere1(m, L) for L in Ls] for m in ms}
+ball_exact = {"m = 5": [lca_task.bayes_accuracy_enumerate(
     lca.TaskSpec(m=5, L=L, neighbourhood=lca.hamming_ball(2))) for L in Ls]}
-fig = plots.plot_bayes_accuracy([
+fig = lca_task.plot_bayes_accuracy([
     {"title": "sphere N_1, no noise", "L": Ls, "mc": pure, "exact": closed},
     {"title": "sphere N_1, noise 0.2", "L": Ls, "mc": noisy,
      "reference": {"noise-free closed form, m = 5": closed["m = 5"],
@@ -347,7 +342,7 @@ glue("lca_first99_m8", first_99[8], display=False)
 
 # %%
 m, L = 6, 8
-cf = theory.bayes_accuracy_sphere1(m, L)
+cf = lca_task.bayes_accuracy_sphere1(m, L)
 print(f"closed form (noise 0, sphere N_1), m = {m}, L = {L}: {exact(cf)}")
 print(f"{'task':24s} {'Bayes accuracy (MC)':>20s} {'minus closed form':>20s}   (+- standard error)")
 for label, s in [("sphere N_1, noise 0", lca.TaskSpec(m=m, L=L)),
@@ -380,7 +375,7 @@ def draw_example(m=5, L=6, noise=0.0, seed=0):
     ctx, y = lca.sample(spec, 1, seed=seed)
     post = lca.bayes_posterior(spec, ctx)[0]
     Z = lca.LatentSpace(m).latents
-    return plots.plot_context_posterior(Z[ctx[0]], Z[y[0]], post, int(y[0]), tokens=ctx[0],
+    return lca_task.plot_context_posterior(Z[ctx[0]], Z[y[0]], post, int(y[0]), tokens=ctx[0],
                                         title=f"m = {m}, L = {L}, noise = {noise:.2f}")
 
 

@@ -38,13 +38,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import glue, plots, probes, report
-from lca.exercises import (
-    check_attention,
-    check_bayes_value_matrix,
-    check_count_logits,
-    check_forward,
-)
+from lca import glue, report, transformer
+from lca.transformer import check_attention, check_bayes_value_matrix, check_count_logits, check_forward
 from lca.task import bayes_correct, log_likelihood
 from lca.widgets import explorer
 
@@ -172,7 +167,7 @@ pair = lca.sweep(base, seeds=(0,), variants=VARIANTS, progress=False)
 eval_ctx, eval_y = lca.sample(spec, base.n_eval, seed=base.eval_seed)   # the evaluation set
 bayes_run = float(bayes_correct(spec, eval_ctx, eval_y).mean())
 labels = [lab for lab, _ in pair.labels]
-fig = plots.plot_training_curves(pair.history, labels=labels, bayes=bayes_run,
+fig = transformer.plot_training_curves(pair.history, labels=labels, bayes=bayes_run,
                                  title="m = 6, L = 16, noise 0.5: trained W_V vs W_V = I")
 plt.show()
 
@@ -199,8 +194,8 @@ print(f"W_V = I below 0.5 at every evaluation: {bool((curve[:, 1] < 0.5).all())}
 
 # %%
 trained = pair.model.member(0)
-trace = probes.forward_trace(trained, eval_ctx[:8])
-fig = plots.plot_forward_pass(trace, index=3, target=int(eval_y[3]),
+trace = transformer.forward_trace(trained, eval_ctx[:8])
+fig = transformer.plot_forward_pass(trace, index=3, target=int(eval_y[3]),
                               title="Trained model (m = 6, L = 16, noise 0.5) on one context")
 plt.show()
 top = int(trace["logits"][3].argmax())
@@ -237,7 +232,7 @@ print(f"every attention weight between 0.03 and 0.09 (uniform would be 1/{spec.L
 # $\prod_l P(y,x_l)=\exp\big(\sum_k c_k(x)\log P(y,k)\big)$, so the Bayes-optimal rule is *also*
 # linear in the count vector. Since $P(y,y)=0$, some entries of $\log P$ are $-\infty$; let
 # $B$ be the largest finite $|\log P(y,k)|$ and, for a clip $C>LB$, let $\Lambda\in\mathbb{R}^{V\times V}$
-# be $\log P$ with every $-\infty$ replaced by $-C$ (`lca.probes.clipped_log_law`).
+# be $\log P$ with every $-\infty$ replaced by $-C$ (`lca.transformer.clipped_log_law`).
 #
 # ```{prf:theorem} The Bayes ceiling is reachable when $d\ge V$
 # :label: thm-tf-bayes-reachable
@@ -313,7 +308,7 @@ map_pred = ll.argmax(1)
 def constructed_model(spec, d, seed):
     g = torch.Generator().manual_seed(seed)
     W_E = torch.randn(spec.V, d, generator=g, dtype=torch.float64) / d ** 0.5
-    return lca.OneLayerTransformer.from_weights(W_E, None, probes.bayes_value_matrix(spec, W_E))
+    return lca.OneLayerTransformer.from_weights(W_E, None, transformer.bayes_value_matrix(spec, W_E))
 
 
 def tied_accuracy(logits, y, tol=1e-9):
@@ -354,7 +349,7 @@ print(f"accuracy on all contexts, ties broken uniformly: model {tied_accuracy(lo
 # %%
 for i, lab in enumerate(labels):
     member = pair.model.member(i)
-    top_ctx, h_sq = probes.context_vote(member, eval_ctx)
+    top_ctx, h_sq = transformer.context_vote(member, eval_ctx)
     logits = member(eval_ctx).detach()
     pred = logits.argmax(1)
     wrong = pred != eval_y
@@ -390,9 +385,9 @@ for i, lab in enumerate(labels):
 # grid as arguments (the default is $5$ seeds); raise `seeds` or `steps` to tighten the curves.
 
 # %%
-length_table = probes.length_sweep(m_values=(5, 6, 7, 8), L_values=(4, 8, 16, 32, 64), d=32,
+length_table = transformer.length_sweep(m_values=(5, 6, 7, 8), L_values=(4, 8, 16, 32, 64), d=32,
                                    noise=0.5, steps=300, seeds=(0, 1), device=device)
-fig = plots.plot_accuracy_vs_length(length_table)
+fig = transformer.plot_accuracy_vs_length(length_table)
 plt.show()
 
 # %%
@@ -442,9 +437,9 @@ glue("tf_gap_m8_L64", math.floor(10 * gap[8][4]) / 10, display=False)
 # 256))` runs the full grid.
 
 # %%
-dim_table = probes.dim_sweep(m_values=(5, 6), d_values=(4, 8, 16, 32, 64, 128), L=32, noise=0.0,
+dim_table = transformer.dim_sweep(m_values=(5, 6), d_values=(4, 8, 16, 32, 64, 128), L=32, noise=0.0,
                              steps=300, seeds=(0, 1, 2, 3), device=device)
-fig = plots.plot_accuracy_vs_dim(dim_table)
+fig = transformer.plot_accuracy_vs_dim(dim_table)
 plt.show()
 
 # %%
@@ -527,7 +522,7 @@ def draw_training(m=5, L=16, d=16, noise=0.5):
     res = lca.sweep(cfg, seeds=(0,), variants=VARIANTS, progress=False)
     ctx_e, y_e = lca.sample(spec_e, cfg.n_eval, seed=cfg.eval_seed)
     ceiling = float(bayes_correct(spec_e, ctx_e, y_e).mean())
-    return plots.plot_training_curves(
+    return transformer.plot_training_curves(
         res.history, labels=[lab for lab, _ in res.labels], bayes=ceiling,
         title=f"m = {m}, L = {L}, d = {d}, noise {noise:.2f}: learning curves")
 

@@ -43,12 +43,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import memory, plots, probes, report, theory
-from lca.exercises import (
-    check_one_step_gradient,
-    check_sphere_error,
-    check_value_matrix_construction,
-)
+from lca import report, value_matrix
+from lca.value_matrix import check_one_step_gradient, check_sphere_error, check_value_matrix_construction
 from lca.model import OneLayerTransformer, init_embedding
 from lca.train import TrainConfig, sweep
 from lca.widgets import explorer
@@ -99,7 +95,7 @@ def gaussian(V, d, seed=0):
 #
 # It is an outer-product memory ({doc}`01_associative_memory`) whose key for target $i$ is the sum
 # of its neighbours' embeddings and whose value is $i$'s own embedding. More generally any weight
-# matrix can replace $A$; `lca.memory.value_matrix_construction(W_E, mask)` accepts a family, a
+# matrix can replace $A$; `lca.value_matrix.value_matrix_construction(W_E, mask)` accepts a family, a
 # boolean mask or a weight matrix.
 # ```
 #
@@ -108,7 +104,7 @@ def gaussian(V, d, seed=0):
 #
 # A prediction is *correct* when the target's logit is strictly larger than every other logit.
 # Ties count as errors. All accuracies and error probabilities of the constructed and identity
-# models in this chapter use this rule (`lca.memory.strict_correct`); trained models are scored by
+# models in this chapter use this rule (`lca.value_matrix.strict_correct`); trained models are scored by
 # the usual argmax, where exact ties do not occur.
 # ```
 #
@@ -122,7 +118,7 @@ def gaussian(V, d, seed=0):
 spec_small = lca.TaskSpec(m=3, L=6)
 A_small = spec_small.neighbourhood.mask(spec_small.m)
 E_small = orthonormal(spec_small.V, seed=1)
-W_star_small = memory.value_matrix_construction(E_small, A_small)
+W_star_small = value_matrix.value_matrix_construction(E_small, A_small)
 model_small = OneLayerTransformer.from_weights(E_small, W_V=W_star_small)   # W_KQ = 0
 ctx, y = lca.sample(spec_small, 1, seed=3)
 with torch.no_grad():
@@ -138,7 +134,7 @@ for k in range(spec_small.V):
 print("max over k of |f_k - share_k|: "
       + report.bound(max(abs(float(f_small[k]) - float(share[k])) for k in range(spec_small.V)),
                      1e-12))
-plots.plot_wv_example(A_small, f_small, int(y), ctx[0])
+value_matrix.plot_wv_example(A_small, f_small, int(y), ctx[0])
 plt.show()
 
 # %% [markdown]
@@ -194,8 +190,8 @@ plt.show()
 # ### Check it
 #
 # The table compares, for several tasks, the closed form for $\mathcal{N}_1$, the exact enumeration
-# (`theory.wv_error_exact`), the bound of part 2 (`theory.wv_error_bound`) and a Monte Carlo
-# estimate on 20,000 fresh contexts with its standard error (`memory.construction_accuracy`, which
+# (`value_matrix.wv_error_exact`), the bound of part 2 (`value_matrix.wv_error_bound`) and a Monte Carlo
+# estimate on 20,000 fresh contexts with its standard error (`value_matrix.construction_accuracy`, which
 # computes $Ac$ from integer token counts, so ties are exact).
 
 # %%
@@ -216,13 +212,13 @@ print("exact values (closed form, enumeration, bound) to 10 significant digits; 
 print(f"{'task':22s} {'m':>2s} {'L':>3s} {'closed form':>16s} {'enumerated':>16s} {'bound':>16s} "
       f"{'Monte Carlo':>11s} {'+-':>6s}")
 for label, spec in checks:
-    closed = (report.exact(theory.wv_error_exact_sphere1(spec.m, spec.L))
+    closed = (report.exact(value_matrix.wv_error_exact_sphere1(spec.m, spec.L))
               if label == "sphere r=1" else "-")
-    exact = report.exact(theory.wv_error_exact(spec)) if spec.noise == 0 else "-"
-    mc = 1 - memory.construction_accuracy(spec, n=N_MC, seed=11)
+    exact = report.exact(value_matrix.wv_error_exact(spec)) if spec.noise == 0 else "-"
+    mc = 1 - value_matrix.construction_accuracy(spec, n=N_MC, seed=11)
     se = math.sqrt(max(mc * (1 - mc), 1e-12) / N_MC)
     print(f"{label:22s} {spec.m:2d} {spec.L:3d} {closed:>16s} {exact:>16s} "
-          f"{report.exact(min(1.0, theory.wv_error_bound(spec))):>16s} {mc:11.4f} {se:6.4f}")
+          f"{report.exact(min(1.0, value_matrix.wv_error_bound(spec))):>16s} {mc:11.4f} {se:6.4f}")
 
 # %% [markdown]
 # The closed form and the enumeration agree to every printed digit (ten significant digits: both
@@ -244,7 +240,7 @@ freq = torch.zeros(512, spec_chk.V, dtype=torch.float64).scatter_add_(
 A_chk = spec_chk.neighbourhood.mask(spec_chk.m).double()
 for seed in (0, 1):
     E = orthonormal(spec_chk.V, seed)
-    mdl = OneLayerTransformer.from_weights(E, W_V=memory.value_matrix_construction(E, A_chk))
+    mdl = OneLayerTransformer.from_weights(E, W_V=value_matrix.value_matrix_construction(E, A_chk))
     with torch.no_grad():
         gap = float((mdl(ctx_chk) - freq @ A_chk.T).abs().max())
     print(f"orthonormal basis {seed}: max |model logits - A c| {report.bound(gap, 1e-12)}")
@@ -266,10 +262,10 @@ curves = {}
 for label, base in curve_specs.items():
     specs = [base.with_(L=L) for L in Ls]
     curves[label] = {
-        "exact": [theory.wv_error_exact(s) for s in specs],
-        "bound": [min(1.0, theory.wv_error_bound(s)) for s in specs],
-        "monte_carlo": [1 - memory.construction_accuracy(s, n=4000, seed=21) for s in specs]}
-plots.plot_wv_error(Ls, curves)
+        "exact": [value_matrix.wv_error_exact(s) for s in specs],
+        "bound": [min(1.0, value_matrix.wv_error_bound(s)) for s in specs],
+        "monte_carlo": [1 - value_matrix.construction_accuracy(s, n=4000, seed=21) for s in specs]}
+value_matrix.plot_wv_error(Ls, curves)
 plt.show()
 
 # %%
@@ -295,11 +291,11 @@ EMB_SEEDS = (0, 1, 2)
 rand_acc, rand_ref = {}, {}
 for m in (5, 8):
     spec = lca.TaskSpec(m, 64)
-    rand_acc[f"m = {m}"] = [[memory.construction_accuracy(spec, gaussian(spec.V, d, s), n=1024,
+    rand_acc[f"m = {m}"] = [[value_matrix.construction_accuracy(spec, gaussian(spec.V, d, s), n=1024,
                                                           seed=31) for s in EMB_SEEDS]
                             for d in D_GRID]
-    rand_ref[f"m = {m}"] = memory.construction_accuracy(spec, n=1024, seed=31)
-plots.plot_wv_random_embeddings(D_GRID, rand_acc, rand_ref)
+    rand_ref[f"m = {m}"] = value_matrix.construction_accuracy(spec, n=1024, seed=31)
+value_matrix.plot_wv_random_embeddings(D_GRID, rand_acc, rand_ref)
 plt.show()
 
 # %%
@@ -352,18 +348,18 @@ print("orthonormal: " + ", ".join(f"{k}: {v:.4f}" for k, v in rand_ref.items()))
 # ```
 #
 # The proof is in the appendix ({prf:ref}`prop-pm1-majority`), with the exact formula that
-# `theory.identity_pm1_accuracy` evaluates. Check both propositions:
+# `value_matrix.identity_pm1_accuracy` evaluates. Check both propositions:
 
 # %%
 print("W_V = I, orthonormal embeddings (Monte Carlo, 4096 contexts each):")
 for spec in (lca.TaskSpec(5, 8), lca.TaskSpec(5, 64, noise=0.5), lca.TaskSpec(6, 16, lca.cluster(2))):
     print(f"  m={spec.m} L={spec.L:3d} {spec.neighbourhood} noise={spec.noise:.1f}: "
-          f"accuracy {memory.identity_accuracy(spec, n=4096, seed=2):.4f}")
+          f"accuracy {value_matrix.identity_accuracy(spec, n=4096, seed=2):.4f}")
 print("W_V = I, centred +-1 embedding, noise-free N_1: exact vs Monte Carlo (20,000 contexts)")
 for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
     spec = lca.TaskSpec(m, L)
-    mc = memory.identity_accuracy(spec, memory.pm1_embedding(m), n=N_MC, seed=4)
-    print(f"  m={m} L={L:2d}: exact {report.exact(theory.identity_pm1_accuracy(m, L)):>12s}   "
+    mc = value_matrix.identity_accuracy(spec, value_matrix.pm1_embedding(m), n=N_MC, seed=4)
+    print(f"  m={m} L={L:2d}: exact {report.exact(value_matrix.identity_pm1_accuracy(m, L)):>12s}   "
           f"Monte Carlo {mc:.4f} +- {math.sqrt(max(mc * (1 - mc), 1e-12) / N_MC):.4f}")
 
 # %% [markdown]
@@ -397,15 +393,15 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
 # ```
 #
 # The proof (a few lines of matrix calculus) is in the appendix: {prf:ref}`thm-one-step-wv`. The
-# function `theory.one_step_WV(W_E, spec, lr)` evaluates the formula from the task's law, without
+# function `value_matrix.one_step_WV(W_E, spec, lr)` evaluates the formula from the task's law, without
 # sampling. We check it three ways.
 #
 # 1. Against autograd on the **exact population loss**: for $m=3$ and $L=4$ the task has few enough
-#    contexts to enumerate (`theory.enumerate_task`), so the loss is an exact weighted sum.
+#    contexts to enumerate (`value_matrix.enumerate_task`), so the loss is an exact weighted sum.
 # 2. Against autograd on a **sampled batch**. The batch gradient is an average of $n$ independent
 #    per-example gradients, so its squared Frobenius distance to the population gradient has mean
 #    $r_n^2=(\mathbb E\|\bar e-W_{E}(y)\|^2\|h\|^2-\|g\|_F^2)/n$, which we compute exactly from the law
-#    (`theory.one_step_WV_sampling_rms`, {prf:ref}`lem-one-step-sampling`). By Chebyshev's
+#    (`value_matrix.one_step_WV_sampling_rms`, {prf:ref}`lem-one-step-sampling`). By Chebyshev's
 #    inequality the distance exceeds $r_n/\sqrt\delta$ with probability at most $\delta$; we use
 #    $\delta=10^{-3}$ as the tolerance.
 # 3. The **reading** as construction plus shift: after removing each context's mean logit, the
@@ -417,10 +413,10 @@ for spec in (lca.TaskSpec(3, 4), lca.TaskSpec(3, 3, noise=0.2), lca.TaskSpec(3, 
     for name, E in (("orthonormal", orthonormal(spec.V, 2)), ("Gaussian d=5", gaussian(spec.V, 5, 2))):
         mdl = OneLayerTransformer.from_weights(E, W_V=torch.zeros(E.shape[1], E.shape[1],
                                                                   dtype=torch.float64))
-        theory.exact_population_loss(mdl, spec).backward()
-        diff = float((-mdl.W_V.grad - theory.one_step_WV(E, spec)).abs().max())
+        value_matrix.exact_population_loss(mdl, spec).backward()
+        diff = float((-mdl.W_V.grad - value_matrix.one_step_WV(E, spec)).abs().max())
         print(f"  m={spec.m} L={spec.L} {str(spec.neighbourhood):18s} noise={spec.noise:.1f} {name:13s}"
-              f" rows={theory.enumerate_task(spec)[0].shape[0]:5d}  max |autograd - formula| "
+              f" rows={value_matrix.enumerate_task(spec)[0].shape[0]:5d}  max |autograd - formula| "
               f"{report.bound(diff, 1e-12)}")
 
 print("2. sampled batch vs population gradient (Chebyshev tolerance, delta = 1e-3)")
@@ -430,21 +426,21 @@ for n in (2_000, 20_000):
     ctx_b, y_b = lca.sample(spec, n, seed=8)
     mdl = OneLayerTransformer.from_weights(E, W_V=torch.zeros(spec.V, spec.V, dtype=torch.float64))
     torch.nn.functional.cross_entropy(mdl(ctx_b), y_b).backward()
-    err = float((-mdl.W_V.grad - theory.one_step_WV(E, spec)).norm())
-    r_n = theory.one_step_WV_sampling_rms(E, spec, n)
+    err = float((-mdl.W_V.grad - value_matrix.one_step_WV(E, spec)).norm())
+    r_n = value_matrix.one_step_WV_sampling_rms(E, spec, n)
     print(f"  n={n:6d}: ||batch - population||_F = {report.sig(err, 3)}, r_n = {report.exact(r_n)}, "
           f"tolerance r_n/sqrt(1e-3) = {report.exact(r_n / math.sqrt(1e-3))}, "
           f"within: {err <= r_n / math.sqrt(1e-3)}")
 print(f"  (size of the population gradient: "
-      f"||g||_F = {report.exact(float(theory.one_step_WV(E, spec).norm()))})")
+      f"||g||_F = {report.exact(float(value_matrix.one_step_WV(E, spec).norm()))})")
 
 
 def shift_residual(E, spec, mask=None):
     """max over contexts and tokens of |centred one-step logits - s * centred construction logits|,
     relative to the spread of the one-step logits (s fitted by least squares)."""
     ctx_s, _ = lca.sample(spec, 512, seed=9)
-    W1 = theory.one_step_WV(E, spec)
-    Ws = memory.value_matrix_construction(E, spec.neighbourhood if mask is None else mask)
+    W1 = value_matrix.one_step_WV(E, spec)
+    Ws = value_matrix.value_matrix_construction(E, spec.neighbourhood if mask is None else mask)
     out = []
     for W in (W1, Ws):
         mdl = OneLayerTransformer.from_weights(E, W_V=W)
@@ -530,7 +526,7 @@ def wv_ablation(task_of, Ls, ms=MS, d=D_FIG, steps=STEPS, batch=BATCH, seeds=SEE
 t0 = time.process_time()
 fig3a = wv_ablation(lambda m, L: lca.TaskSpec(m, L, noise=NOISE), LS_FIG)
 t_fig3a = time.process_time() - t0
-plots.plot_wv_bars(MS, fig3a, title=f"Trained W_V vs W_V fixed to the identity (N_1 + "
+value_matrix.plot_wv_bars(MS, fig3a, title=f"Trained W_V vs W_V fixed to the identity (N_1 + "
                    f"{NOISE:.0%} noise, d = {D_FIG}; mean of {len(SEEDS)} seeds, bars: min-max)")
 plt.show()
 
@@ -616,9 +612,9 @@ print(f"training time: {t_plain:.1f} s of CPU")
 for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 32, lca.hamming_sphere(2))),
                     ("cluster k=1, m=4", lca.TaskSpec(4, 32, lca.cluster(1))),
                     ("sphere r=1, m=4", lca.TaskSpec(4, 32))):
-    print(f"{label:40s} L=32: exact error {report.exact(theory.wv_error_exact(spec))}, bound "
-          f"{report.exact(min(1.0, theory.wv_error_bound(spec)))}, Monte Carlo "
-          f"{1 - memory.construction_accuracy(spec, n=4096, seed=6):.4f}, Bayes-optimal accuracy "
+    print(f"{label:40s} L=32: exact error {report.exact(value_matrix.wv_error_exact(spec))}, bound "
+          f"{report.exact(min(1.0, value_matrix.wv_error_bound(spec)))}, Monte Carlo "
+          f"{1 - value_matrix.construction_accuracy(spec, n=4096, seed=6):.4f}, Bayes-optimal accuracy "
           f"{lca.bayes_accuracy(spec, n=4096, seed=6):.4f}")
 
 # %% [markdown]
@@ -629,9 +625,9 @@ for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 3
 # %%
 for eps in (0.0, 0.3, 0.6):
     spec = lca.TaskSpec(5, 12, noise=eps)
-    print(f"noise {eps:.1f}: N_1 closed form {report.exact(theory.wv_error_exact_sphere1(5, 12))}, "
-          f"Chernoff bound {report.exact(min(1.0, theory.wv_error_bound(spec)))}, Monte Carlo "
-          f"{1 - memory.construction_accuracy(spec, n=N_MC, seed=7):.4f}")
+    print(f"noise {eps:.1f}: N_1 closed form {report.exact(value_matrix.wv_error_exact_sphere1(5, 12))}, "
+          f"Chernoff bound {report.exact(min(1.0, value_matrix.wv_error_bound(spec)))}, Monte Carlo "
+          f"{1 - value_matrix.construction_accuracy(spec, n=N_MC, seed=7):.4f}")
 
 # %% [markdown]
 # (fig-paper-wv-replace)=
@@ -667,8 +663,8 @@ for m_rep in M_REPS:
         cfg = TrainConfig(task=spec_rep, d=d, steps=STEPS, batch_size=BATCH, lr=0.01,
                           eval_every=0, n_eval=2048, device=device)
         res = sweep(cfg, seeds=SEEDS_REP, progress=False)
-        swapped = probes.wv_replacement(res.model, spec_rep, n=2048, seed=77)
-        cos = probes.wv_alignment(res.model, spec_rep, ranks=(None, m_rep))
+        swapped = value_matrix.wv_replacement(res.model, spec_rep, n=2048, seed=77)
+        cos = value_matrix.wv_alignment(res.model, spec_rep, ranks=(None, m_rep))
         acc["trained W_V"].append(swapped["trained"])
         acc["W_V replaced by W_V*"].append(swapped["constructed"])
         cosines["full matrices"].append(cos[None])
@@ -676,7 +672,7 @@ for m_rep in M_REPS:
     rep[m_rep] = (acc, cosines)
 t_rep = time.process_time() - t0
 for m_rep, (acc, cosines) in rep.items():
-    plots.plot_wv_replacement(D_REP, acc, cosines, title=f"Trained W_V vs the construction from "
+    value_matrix.plot_wv_replacement(D_REP, acc, cosines, title=f"Trained W_V vs the construction from "
                               f"the trained embeddings (m = {m_rep}, L = 64, N_1 + {NOISE:.0%} noise)")
     plt.show()
 
@@ -687,7 +683,7 @@ print(f"{'m':>2s} {'d':>4s} {'trained':>15s} {'replaced':>15s} {'cos full':>15s}
 for m_rep, (acc, cosines) in rep.items():
     for i, d in enumerate(D_REP):
         cols = [list(v[i]) for v in (*acc.values(), *cosines.values())]
-        cols.append([probes.cosine_to_degrees(c) for c in cols[2]])
+        cols.append([value_matrix.cosine_to_degrees(c) for c in cols[2]])
         print(f"{m_rep:2d} {d:4d} " + " ".join(f"{pm_text(*mean_se(c)):>{w}s}"
                                               for c, w in zip(cols, (15, 15, 15, 15, 12))))
 
@@ -715,11 +711,11 @@ def draw_error(family="sphere", r=1, m=5, noise=0.0, L_max=32):
     nb = lca.hamming_sphere(r) if family == "sphere" else lca.hamming_ball(r)
     Ls_e = sorted({max(1, round(L_max * q)) for q in (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)})
     specs = [lca.TaskSpec(m, L, nb, noise=noise) for L in Ls_e]
-    c = {"bound": [min(1.0, theory.wv_error_bound(s)) for s in specs],
-         "monte_carlo": [1 - memory.construction_accuracy(s, n=2000, seed=1) for s in specs]}
+    c = {"bound": [min(1.0, value_matrix.wv_error_bound(s)) for s in specs],
+         "monte_carlo": [1 - value_matrix.construction_accuracy(s, n=2000, seed=1) for s in specs]}
     if noise == 0 and int(nb.degrees(m)[0]) <= 16:
-        c["exact"] = [theory.wv_error_exact(s) for s in specs]
-    return plots.plot_wv_error(Ls_e, {f"{family} r={r}, m={m}, noise={noise:.2f}": c},
+        c["exact"] = [value_matrix.wv_error_exact(s) for s in specs]
+    return value_matrix.plot_wv_error(Ls_e, {f"{family} r={r}, m={m}, noise={noise:.2f}": c},
                                title="Constructed W_V*: error vs context length")
 
 

@@ -40,8 +40,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import glue, plots, probes, theory
-from lca.exercises import check_affine_embedding, check_gram_profile, check_hamming_spectrum, check_krawtchouk
+from lca import embeddings, glue
+from lca.embeddings import check_affine_embedding, check_gram_profile, check_hamming_spectrum, check_krawtchouk
 from lca.report import bound, exact, pm, sig
 from lca.train import build_model
 from lca.widgets import explorer
@@ -110,7 +110,7 @@ def accuracy_text(a):
 # $$
 #
 # $K_k(w)$ is the sum of $(-1)^{s\cdot u}$ over the $\binom mk$ vectors $u$ of weight $k$, for any
-# fixed $s$ of weight $w$. `lca.theory.krawtchouk(k, w, m)` computes it exactly.
+# fixed $s$ of weight $w$. `lca.embeddings.krawtchouk(k, w, m)` computes it exactly.
 # ```
 #
 # The weight-0 character is the all-ones vector $\mathbf{1}$; the $m$ characters of weight 1 are the
@@ -130,7 +130,7 @@ space = lca.LatentSpace(m)
 D = space.distances()
 E_code = (2 * space.latents.double() - 1) / math.sqrt(m)      # [V, m]: the centred +-1 code
 G_code = E_code @ E_code.T
-fig = plots.plot_distance_and_gram(D, G_code, title="Centred code, m = 4: distances and "
+fig = embeddings.plot_distance_and_gram(D, G_code, title="Centred code, m = 4: distances and "
                                    "inner products")
 plt.show()
 print("token 0 against tokens 0..7")
@@ -215,9 +215,9 @@ print(f"rank of the 16 x 16 Gram matrix: {int(torch.linalg.matrix_rank(G_code))}
 m = 6
 gen = torch.Generator().manual_seed(5)
 g_rand = torch.randn(m + 1, generator=gen, dtype=torch.float64)
-lam, mult = theory.hamming_kernel_spectrum(g_rand, m)
-predicted = theory.expand_spectrum(lam, mult)
-measured = torch.linalg.eigvalsh(theory.hamming_kernel(g_rand, m)).flip(0)
+lam, mult = embeddings.hamming_kernel_spectrum(g_rand, m)
+predicted = embeddings.expand_spectrum(lam, mult)
+measured = torch.linalg.eigvalsh(embeddings.hamming_kernel(g_rand, m)).flip(0)
 print(f"random profile, m = {m}: g = " + " ".join(f"{float(x):.3f}" for x in g_rand))
 print(f"{'w':>2s} {'C(m,w)':>6s} {'lambda_w (Krawtchouk)':>22s}")
 for w in range(m + 1):
@@ -228,17 +228,17 @@ print(f"max |eigvalsh - Krawtchouk| over all {2 ** m} eigenvalues: "
 print("\naffine law b0 - b1 D_H, m = 6:")
 print(f"{'b0':>5s} {'b1':>5s} {'rank (numerical)':>17s} {'rank (formula)':>15s}")
 for b0, b1 in [(2.0, 1.0), (3.0, 1.0), (0.0, 1.0), (1.0, 0.0), (-1.0, 0.5)]:
-    r_num = int(torch.linalg.matrix_rank(theory.affine_gram(m, b0, b1)))
-    print(f"{b0:5.1f} {b1:5.1f} {r_num:17d} {theory.affine_gram_rank(m, b0, b1):15d}")
+    r_num = int(torch.linalg.matrix_rank(embeddings.affine_gram(m, b0, b1)))
+    print(f"{b0:5.1f} {b1:5.1f} {r_num:17d} {embeddings.affine_gram_rank(m, b0, b1):15d}")
 
 # a Gram matrix that does not depend on Hamming distance only
 W_rand = torch.randn(2 ** m, 10, generator=gen, dtype=torch.float64)
 G_rand = W_rand @ W_rand.T
-prof_rand = probes.gram_profile(W_rand)
-lam_r, mult_r = theory.hamming_kernel_spectrum(prof_rand.mean, m)
-pred_r = theory.expand_spectrum(lam_r, mult_r)
+prof_rand = embeddings.gram_profile(W_rand)
+lam_r, mult_r = embeddings.hamming_kernel_spectrum(prof_rand.mean, m)
+pred_r = embeddings.expand_spectrum(lam_r, mult_r)
 meas_r = torch.linalg.eigvalsh(G_rand).flip(0)
-rayleigh_r = probes.weight_rayleigh(G_rand)
+rayleigh_r = embeddings.weight_rayleigh(G_rand)
 print("\nrandom Gram matrix (d = 10), not a Hamming kernel:")
 print(f"  max |eigvalsh - Krawtchouk of the mean profile| = {exact((meas_r - pred_r).abs().max())}")
 print(f"  trace: measured {exact(meas_r.sum())}, predicted {exact(pred_r.sum())}, "
@@ -282,8 +282,8 @@ run8 = lca.sweep(base8, seeds=SEEDS, variants=VARIANTS, progress=False)
 print(f"trained {len(run8.labels)} models in {time.process_time() - t0:.1f} s of CPU")
 
 # %%
-prof8 = probes.gram_profile(run8.model)            # mean, std: [6, m+1]
-fit8 = probes.affine_fit(run8.model)               # one fit per member
+prof8 = embeddings.gram_profile(run8.model)            # mean, std: [6, m+1]
+fit8 = embeddings.affine_fit(run8.model)               # one fit per member
 acc8 = run8.history["accuracy"][-1]
 members = {v: [i for i, (lab, _) in enumerate(run8.labels) if lab == v] for v in VARIANTS}
 panels = {}
@@ -292,7 +292,7 @@ for v, idx in members.items():
                  "b0": sum(fit8.b0[i] for i in idx) / len(idx),
                  "b1": sum(fit8.b1[i] for i in idx) / len(idx),
                  "r2": sum(fit8.r2[i] for i in idx) / len(idx)}
-fig = plots.plot_hamming_inner(panels, M_FIG, title=r"Inner product vs Hamming distance, m = 8, "
+fig = embeddings.plot_hamming_inner(panels, M_FIG, title=r"Inner product vs Hamming distance, m = 8, "
                                r"d = 32: trained $W_V$ vs $W_V = I$")
 plt.show()
 
@@ -342,11 +342,11 @@ for m_s in (5, 6, 7):
     run_s = lca.sweep(lca.TrainConfig(task=spec_s, d=min(32, 2 ** m_s // 2), steps=800,
                                       batch_size=256, lr=0.01, eval_every=0, device=device),
                       seeds=(0,), variants=VARIANTS, progress=False)
-    prof_s, fit_s = probes.gram_profile(run_s.model), probes.affine_fit(run_s.model)
+    prof_s, fit_s = embeddings.gram_profile(run_s.model), embeddings.affine_fit(run_s.model)
     panels_s = {v: {"mean": prof_s.mean[[i]], "std": prof_s.std[[i]], "b0": fit_s.b0[i],
                     "b1": fit_s.b1[i], "r2": fit_s.r2[i]} for i, (v, _) in enumerate(run_s.labels)}
     small_profiles[m_s] = (prof_s, fit_s, run_s.labels)
-    plots.plot_hamming_inner(panels_s, m_s, title=f"Inner product vs Hamming distance, m = {m_s}, "
+    embeddings.plot_hamming_inner(panels_s, m_s, title=f"Inner product vs Hamming distance, m = {m_s}, "
                              f"d = {min(32, 2 ** m_s // 2)}: trained $W_V$ vs $W_V = I$")
     plt.show()
 
@@ -397,11 +397,11 @@ meas_spec, pred_spec, weight_rows = {}, {}, {}
 for v in names:
     i = members[v][0]
     W = run8.model.W_E[i].detach()
-    meas_spec[v] = torch.linalg.eigvalsh(probes.gram_matrix(W)).flip(0)
-    lam_v, mult_v = theory.hamming_kernel_spectrum(prof8.mean[i], M_FIG)
-    pred_spec[v] = theory.expand_spectrum(lam_v, mult_v)
+    meas_spec[v] = torch.linalg.eigvalsh(embeddings.gram_matrix(W)).flip(0)
+    lam_v, mult_v = embeddings.hamming_kernel_spectrum(prof8.mean[i], M_FIG)
+    pred_spec[v] = embeddings.expand_spectrum(lam_v, mult_v)
     weight_rows[v] = (lam_v, mult_v)
-fig = plots.plot_krawtchouk_spectrum(meas_spec, pred_spec, n_show=48,
+fig = embeddings.plot_krawtchouk_spectrum(meas_spec, pred_spec, n_show=48,
                                      title=r"m = 8, d = 32: eigenvalues of $W_EW_E^\top$ vs the "
                                            "Krawtchouk eigenvalues of its mean profile")
 plt.show()
@@ -466,18 +466,18 @@ for m_s, d_s in [(7, 32), (7, 64), (8, 32), (8, 64)]:
         res = lca.sweep(cfg, seeds=(0,), variants=VARIANTS, progress=False)
         W_tr, W_id = res.model.W_E[0], res.model.W_E[1]
     W_init = build_model(cfg.with_(seed=0)).W_E            # the untrained model of seed 0
-    curves = {"initial (Gaussian)": probes.embedding_spectrum(W_init),
-              "trained W_V": probes.embedding_spectrum(W_tr),
-              "W_V = I": probes.embedding_spectrum(W_id)}
+    curves = {"initial (Gaussian)": embeddings.embedding_spectrum(W_init),
+              "trained W_V": embeddings.embedding_spectrum(W_tr),
+              "W_V = I": embeddings.embedding_spectrum(W_id)}
     name = f"m={m_s}, d={d_s}"
     spectra[name], marks[name] = curves, m_s
     for label, ev in curves.items():
-        gap_rows.append((name, label, float(probes.eigen_gap(ev, m_s)),
+        gap_rows.append((name, label, float(embeddings.eigen_gap(ev, m_s)),
                          float(ev[:m_s].sum() / ev.sum()), float(ev[:2 * m_s + 1].sum() / ev.sum())))
 print(f"extra training: {time.process_time() - t0:.1f} s of CPU")
 
 # %%
-fig = plots.plot_spectra(spectra, marks, title=r"Normalised spectra of $W_E^\top W_E$ (d < V): "
+fig = embeddings.plot_spectra(spectra, marks, title=r"Normalised spectra of $W_E^\top W_E$ (d < V): "
                          "initial vs trained")
 plt.show()
 print(f"{'setting':12s} {'embeddings':20s} {'gap l_m/l_m+1':>14s} {'top m share':>12s} "
@@ -539,18 +539,18 @@ print(f"trained on the radius-2 ball in {time.process_time() - t0:.1f} s of CPU"
 
 # %%
 first = [members[v][0] for v in names]                       # seed-0 members of run8
-nu_sphere = probes.weight_rayleigh(probes.association_matrix(run8.model))[first]
-nu_ball = probes.weight_rayleigh(probes.association_matrix(run_ball.model))
-rows = {"radius-1 sphere N_1": {"mu": theory.context_spectrum(spec8),
+nu_sphere = embeddings.weight_rayleigh(embeddings.association_matrix(run8.model))[first]
+nu_ball = embeddings.weight_rayleigh(embeddings.association_matrix(run_ball.model))
+rows = {"radius-1 sphere N_1": {"mu": embeddings.context_spectrum(spec8),
                                 "nu": dict(zip([f"nu_w, {v}" for v in names], nu_sphere))},
-        "radius-2 ball": {"mu": theory.context_spectrum(spec_ball),
+        "radius-2 ball": {"mu": embeddings.context_spectrum(spec_ball),
                           "nu": dict(zip([f"nu_w, {v}" for v in names], nu_ball))}}
-fig = plots.plot_weight_spectrum(rows, M_FIG, title=r"Neighbourhood spectrum $\mu_w$ vs learned "
+fig = embeddings.plot_weight_spectrum(rows, M_FIG, title=r"Neighbourhood spectrum $\mu_w$ vs learned "
                                  r"association $\nu_w$ (each normalised by its largest |value|)")
 plt.show()
 
 # %%
-prof_ball = probes.gram_profile(run_ball.model)
+prof_ball = embeddings.gram_profile(run_ball.model)
 for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N_1"], []),
                                  ("radius-2 ball", rows["radius-2 ball"], prof_ball.mean)]:
     print(f"{row_name} (mu_w exact; nu_w in units of its largest |value|)")
@@ -562,7 +562,7 @@ for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N
     mult = torch.tensor([math.comb(M_FIG, w) for w in range(M_FIG + 1)], dtype=torch.float64)
     neg = row["mu"] < -1e-9
     for v, nu in zip(names, nus):
-        terms = theory.margin_by_weight(row["mu"], nu)     # C(m,w) mu_w nu_w / V, w >= 1
+        terms = embeddings.margin_by_weight(row["mu"], nu)     # C(m,w) mu_w nu_w / V, w >= 1
         mass = (mult * nu.abs())[1:]
         helpful = float(mass[(row["mu"] * nu)[1:] > 0].sum() / mass.sum())
         on_neg = float(mass[neg[1:]].sum() / mass.sum())
@@ -638,9 +638,9 @@ pick = {"d=128 >= V=64, frozen random W_E": [0, 1],                   # trained 
 break_panels, break_rows = {}, []
 for name, res in breaks.items():
     idx = pick[name]
-    prof = probes.gram_profile(res.model)
-    fit = probes.affine_fit(res.model)
-    _, share = probes.weight_spectrum(res.model)
+    prof = embeddings.gram_profile(res.model)
+    fit = embeddings.affine_fit(res.model)
+    _, share = embeddings.weight_spectrum(res.model)
     break_panels[name] = {"mean": prof.mean[idx], "std": prof.std[idx],
                           "b0": sum(fit.b0[i] for i in idx) / len(idx),
                           "b1": sum(fit.b1[i] for i in idx) / len(idx),
@@ -651,7 +651,7 @@ for name, res in breaks.items():
     break_rows.append((name, prof.mean[idx].mean(0), sum(fit.r2[i] for i in idx) / len(idx),
                        sum(fit.b1[i] for i in idx) / len(idx), float(share[idx, 1].mean()),
                        binom_share, sum(acc) / len(acc)))
-fig = plots.plot_hamming_inner(break_panels, title="Where it breaks: no Hamming structure is "
+fig = embeddings.plot_hamming_inner(break_panels, title="Where it breaks: no Hamming structure is "
                                "needed or available")
 plt.show()
 
@@ -667,7 +667,7 @@ acc_over_id = run_over.history["accuracy"][-1][2:]
 print("W_V = I on the same frozen random embeddings: accuracy "
       + " ".join(accuracy_text(a) for a in acc_over_id))
 print("\nfor comparison, the figure's models (m = 8, N_1):")
-_, share8 = probes.weight_spectrum(run8.model)
+_, share8 = embeddings.weight_spectrum(run8.model)
 for v in names:
     idx = members[v]
     print(f"  {v:18s}: R^2 (pairs) = {fixed(sum(fit8.r2[i] for i in idx) / 3)}, share on the bit "
@@ -697,10 +697,10 @@ for v in names:
 # %%
 def draw_kernel(m=8, b0=6.0, b1=1.0, b2=0.0, c=0.0):
     prof = [b0 - b1 * k + b2 * k * k + c * (-1) ** k for k in range(m + 1)]
-    lam_e, mult_e = theory.hamming_kernel_spectrum(prof, m)
+    lam_e, mult_e = embeddings.hamming_kernel_spectrum(prof, m)
     psd = "a Gram matrix" if float(lam_e.min()) >= -1e-9 * float(lam_e.abs().max()) else \
         "NOT a Gram matrix"
-    return plots.plot_hamming_kernel(prof, lam_e, mult_e,
+    return embeddings.plot_hamming_kernel(prof, lam_e, mult_e,
                                      title=f"m = {m}: g(k) = {b0:g} - {b1:g} k + {b2:g} k^2 + "
                                            f"{c:g} (-1)^k  ({psd})")
 

@@ -42,10 +42,10 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import plots, probes, theory
+from lca import attention
 from lca.report import bound, exact, pm, sig
-from lca.exercises import check_attention_mass_by_cluster, check_kq_cluster_entries
-from lca.exercises import check_kq_gradient
+from lca.attention import check_attention_mass_by_cluster, check_kq_cluster_entries
+from lca.attention import check_kq_gradient
 from lca.train import TrainConfig, evaluate, sweep
 from lca.widgets import explorer
 
@@ -72,7 +72,7 @@ def expected_share(spec):
 # Fix a number of cluster bits $k$ with $1\le k<m$. Write $\kappa(i)\in\{0,\dots,2^k-1\}$ for
 # the integer formed by the first $k$ latent bits of token $i$: its *cluster*. With the course's
 # token numbering a cluster is a block of $s=2^{m-k}$ consecutive token ids
-# (`lca.theory.cluster_ids(m, k)`), and the set $C_k(z)$ of the notation page is the cluster of
+# (`lca.attention.cluster_ids(m, k)`), and the set $C_k(z)$ of the notation page is the cluster of
 # $z$ without $z$.
 #
 # ```{prf:definition} The cluster task
@@ -91,7 +91,7 @@ def expected_share(spec):
 #   cluster. Unlike the first choice it makes the target identifiable, so accuracy means something.
 #
 # The paper's exact noise model is not known to us; this definition is the course's choice
-# (`lca.theory.cluster_task(m, k, L, noise, informative)`).
+# (`lca.attention.cluster_task(m, k, L, noise, informative)`).
 # ```
 #
 # ```{prf:definition} Token frequencies, attention mass and share
@@ -114,10 +114,10 @@ def expected_share(spec):
 # cluster bits first.
 
 # %%
-spec_demo = theory.cluster_task(6, 2, L=12, noise=0.5, informative="sphere")
+spec_demo = attention.cluster_task(6, 2, L=12, noise=0.5, informative="sphere")
 ctx_demo, y_demo = lca.sample(spec_demo, 1, seed=3)
 bits = spec_demo.space.latents
-cl = theory.cluster_ids(6, 2)
+cl = attention.cluster_ids(6, 2)
 y0 = int(y_demo[0])
 print(f"target y = {y0:2d}  bits {''.join(map(str, bits[y0, :2].tolist()))}|"
       f"{''.join(map(str, bits[y0, 2:].tolist()))}  cluster {int(cl[y0])}")
@@ -224,20 +224,20 @@ print(f"share of the query's cluster in this context: {n_same_demo} of {spec_dem
 # ## Check it
 #
 # Four independent computations of the same objects. (1) The exact table $T$ from
-# `lca.theory.kq_gradient_table`, which enumerates every target, query and count vector of the
+# `lca.attention.kq_gradient_table`, which enumerates every target, query and count vector of the
 # other $L-1$ tokens, against automatic differentiation of the exact population loss (every one of
 # the $V^L$ contexts pushed through `lca.OneLayerTransformer` with its probability as weight), for
 # random $W_{E}$ and $W_{V}$. (2) The same exact gradient against autograd on a sample of 200,000
 # contexts. (3) The exact table at a tiny $\beta$, divided by $\beta$, against the closed form
-# $T^{(1)}$ of `lca.theory.kq_first_order_table` (moments of multinomial counts). (4) That closed
+# $T^{(1)}$ of `lca.attention.kq_first_order_table` (moments of multinomial counts). (4) That closed
 # form against the three numbers of the proposition, at $m=8$, $k=2$, $L=32$, $\varepsilon=0.5$.
 
 # %%
 g = torch.Generator().manual_seed(1)
-spec_s = theory.cluster_task(3, 1, L=4, noise=0.4, informative="cluster")
+spec_s = attention.cluster_task(3, 1, L=4, noise=0.4, informative="cluster")
 W_E_r = torch.randn(8, 5, generator=g, dtype=torch.float64) / 2
 W_V_r = torch.randn(5, 5, generator=g, dtype=torch.float64)
-G_exact = theory.grad_WKQ_at_zero(W_E_r, W_V_r, spec_s)
+G_exact = attention.grad_WKQ_at_zero(W_E_r, W_V_r, spec_s)
 # (1) autograd on the exact population loss
 seqs = torch.tensor(list(itertools.product(range(8), repeat=4)))
 P, Qlaw = spec_s.context_law(), spec_s.clean_law()
@@ -255,10 +255,10 @@ print(f"(1) exact formula vs autograd of the population loss:  max |difference| 
       f"{bound(float((G_exact - model_r.W_KQ.grad).abs().max()), 1e-12)}  "
       f"(entries up to {exact(float(G_exact.abs().max()))})")
 # (2) autograd on a large sample, orthonormal embeddings and W_V* at beta = 1
-spec4 = theory.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
-E4 = theory.kq_orthonormal_embedding(16)
-WV4 = theory.kq_value_matrix(E4, spec4, beta=1.0)
-T4 = theory.kq_gradient_table(E4, WV4, spec4)
+spec4 = attention.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
+E4 = attention.kq_orthonormal_embedding(16)
+WV4 = attention.kq_value_matrix(E4, spec4, beta=1.0)
+T4 = attention.kq_gradient_table(E4, WV4, spec4)
 ctx_big, y_big = lca.sample(spec4, 200_000, seed=11)
 model4 = lca.OneLayerTransformer.from_weights(E4, None, WV4, device="cpu")
 model4.W_KQ.requires_grad_(True)
@@ -277,18 +277,18 @@ print(f"(2) exact table vs autograd on 200,000 samples:        largest |differen
       f"{sig(float(se4.max()), 2)})")
 # (3) small-beta limit against the first-order closed form
 beta = 1e-5
-T4_small = theory.kq_gradient_table(E4, theory.kq_value_matrix(E4, spec4, beta), spec4) / beta
-T4_first = theory.kq_first_order_table(spec4)
+T4_small = attention.kq_gradient_table(E4, attention.kq_value_matrix(E4, spec4, beta), spec4) / beta
+T4_first = attention.kq_first_order_table(spec4)
 print(f"(3) exact table / beta at beta = 1e-5 vs closed form:  max |difference| "
       f"{bound(float((T4_small - T4_first).abs().max()), 1e-7)}  (entries up to "
       f"{exact(float(T4_first.abs().max()))})")
 # (4) the three numbers of the proposition
-spec8 = theory.cluster_task(8, 2, L=32, noise=0.5, informative="cluster")
-T8 = theory.kq_first_order_table(spec8)
-cl8 = theory.cluster_ids(8, 2)
+spec8 = attention.cluster_task(8, 2, L=32, noise=0.5, informative="cluster")
+T8 = attention.kq_first_order_table(spec8)
+cl8 = attention.cluster_ids(8, 2)
 same8 = cl8[:, None] == cl8[None, :]
 eye8 = torch.eye(256, dtype=torch.bool)
-cf = theory.kq_cluster_closed_form(8, 2, 32, 0.5)
+cf = attention.kq_cluster_closed_form(8, 2, 32, 0.5)
 print("(4) m = 8, k = 2, L = 32, eps = 0.5     moments formula (min..max)          proposition")
 for name, sel in [("self", eye8), ("same", same8 & ~eye8), ("cross", ~same8)]:
     vals = T8[sel]
@@ -306,14 +306,14 @@ for name, sel in [("self", eye8), ("same", same8 & ~eye8), ("cross", ~same8)]:
 # exact table at $\beta=1$ with $\beta T^{(1)}$, entry by entry.
 
 # %%
-same4 = (theory.cluster_ids(4, 1)[:, None] == theory.cluster_ids(4, 1)[None, :])
-fig = plots.plot_kq_gradient_check(
+same4 = (attention.cluster_ids(4, 1)[:, None] == attention.cluster_ids(4, 1)[None, :])
+fig = attention.plot_kq_gradient_check(
     T4, T4_first, same4, xlabel="exact T at beta = 1 (enumeration)",
     ylabel="first-order closed form T1 (beta = 1)",
     title="Gradient table of W_KQ at zero: m = 4, k = 1, L = 5, eps = 0.5")
 plt.show()
 for beta_ in (1.0, 5.0, 20.0):
-    Tb = theory.kq_gradient_table(E4, theory.kq_value_matrix(E4, spec4, beta_), spec4)
+    Tb = attention.kq_gradient_table(E4, attention.kq_value_matrix(E4, spec4, beta_), spec4)
     print(f"beta = {beta_:4.1f}: smallest same-cluster entry {exact(float(Tb[same4].min())):>16s}, "
           f"largest cross-cluster entry {exact(float(Tb[~same4].max())):>16s}")
 
@@ -335,22 +335,22 @@ for beta_ in (1.0, 5.0, 20.0):
 # this score matrix; what exactly the paper averages is not known to us.
 
 # %%
-spec_fig = theory.cluster_task(8, 2, L=32, noise=0.5, informative="cluster")
+spec_fig = attention.cluster_task(8, 2, L=32, noise=0.5, informative="cluster")
 base_fig = TrainConfig(task=spec_fig, d=32, steps=400, batch_size=256, lr=0.01, eval_every=0,
                        device=device)
 res_fig = sweep(base_fig, seeds=(0, 1), variants={"trained": {}, "frozen": {"train_KQ": False}},
                 progress=False)
-S_fig = probes.score_matrix(res_fig.model.member(0))
-fig = plots.plot_attention_heatmap(
+S_fig = attention.score_matrix(res_fig.model.member(0))
+fig = attention.plot_attention_heatmap(
     {"one small gradient step: first-order table T1 (x 1e5)": T8 * 1e5,
      "trained model (seed 0): scores, row mean removed": S_fig}, m=8, k=2,
     title="Attention scores by (query token, key token), m = 8, clusters = first 2 bits")
 plt.show()
 
 # %%
-mass_fig = probes.attention_mass_by_cluster(res_fig.model, spec_fig, k=2, n=2048, seed=0)
-blocks = theory.cluster_block_means(S_fig, cl8)
-blocks_T = theory.cluster_block_means(T8, cl8)
+mass_fig = attention.attention_mass_by_cluster(res_fig.model, spec_fig, k=2, n=2048, seed=0)
+blocks = attention.cluster_block_means(S_fig, cl8)
+blocks_T = attention.cluster_block_means(T8, cl8)
 print("mean score by (query cluster, key cluster), trained model seed 0 (rows: query cluster; "
       "one decimal: the digits move by about 1e-4 between CPUs)")
 for b in range(4):
@@ -382,13 +382,13 @@ for i, (label, seed) in enumerate(res_fig.labels):
 # %%
 heat_small = {}
 for m_h in (5, 6, 7):
-    spec_h = theory.cluster_task(m_h, 2, L=32, noise=0.5, informative="cluster")
-    res_h = lca.train(TrainConfig(task=spec_h, d=32, steps=400, batch_size=256, lr=0.01,
+    spec_h = attention.cluster_task(m_h, 2, L=32, noise=0.5, informative="cluster")
+    res_h = lca.fit(TrainConfig(task=spec_h, d=32, steps=400, batch_size=256, lr=0.01,
                                   eval_every=0, device=device), progress=False)
-    S_h = probes.score_matrix(res_h.model)
-    mass_h = probes.attention_mass_by_cluster(res_h.model, spec_h, k=2, n=2048, seed=0)
-    heat_small[m_h] = (theory.cluster_block_means(S_h, theory.cluster_ids(m_h, 2)), mass_h)
-    plots.plot_attention_heatmap({"trained model (seed 0): scores, row mean removed": S_h}, m=m_h,
+    S_h = attention.score_matrix(res_h.model)
+    mass_h = attention.attention_mass_by_cluster(res_h.model, spec_h, k=2, n=2048, seed=0)
+    heat_small[m_h] = (attention.cluster_block_means(S_h, attention.cluster_ids(m_h, 2)), mass_h)
+    attention.plot_attention_heatmap({"trained model (seed 0): scores, row mean removed": S_h}, m=m_h,
                                  k=2, title=f"Attention scores by (query token, key token), m = {m_h}, "
                                  "clusters = first 2 bits")
     plt.show()
@@ -411,13 +411,13 @@ for m_h, (blocks_h, mass_h) in heat_small.items():
 # $W_{KQ}$ trained from $0$ or frozen at $0$ (uniform attention).
 
 # %%
-spec_sel = theory.cluster_task(8, 2, L=16, noise=0.75, informative="sphere")
+spec_sel = attention.cluster_task(8, 2, L=16, noise=0.75, informative="sphere")
 base_sel = TrainConfig(task=spec_sel, d=32, steps=500, batch_size=256, lr=0.01, eval_every=0,
                        device=device)
 res_sel = sweep(base_sel, seeds=(0, 1), variants={"trained": {}, "frozen": {"train_KQ": False}},
                 progress=False)
 acc_sel = evaluate(res_sel.model, spec_sel, n=4096, seed=1)
-mass_sel = probes.attention_mass_by_cluster(res_sel.model, spec_sel, k=2, n=4096, seed=2)
+mass_sel = attention.attention_mass_by_cluster(res_sel.model, spec_sel, k=2, n=4096, seed=2)
 bayes_sel = lca.bayes_accuracy(spec_sel, n=4096, seed=1)
 rows = {}
 for variant in ("trained", "frozen"):
@@ -425,7 +425,7 @@ for variant in ("trained", "frozen"):
     rows[f"W_KQ {variant}"] = {"mass": sum(float(mass_sel.mass[i]) for i in idx) / len(idx),
                                "share": mass_sel.share,
                                "accuracy": sum(acc_sel[i] for i in idx) / len(idx)}
-fig = plots.plot_cluster_attention(
+fig = attention.plot_cluster_attention(
     rows, title="Sphere cluster task, m = 8, k = 2, L = 16, eps = 0.75 (mean of 2 seeds)")
 plt.show()
 
@@ -470,12 +470,12 @@ spec_inside = lca.TaskSpec(m=8, L=16, neighbourhood=nb_sphere, noise=0.75,
                            noise_law=lca.cluster(2), clean_last=True)
 broken = {}
 for name, spec_b in [("no noise", spec_clean), ("noise inside the cluster", spec_inside)]:
-    T_b = theory.kq_first_order_table(spec_b)
+    T_b = attention.kq_first_order_table(spec_b)
     res_b = sweep(base_sel.with_(task=spec_b, steps=300), seeds=(0,),
                   variants={"trained": {}, "frozen": {"train_KQ": False}}, progress=False)
     broken[name] = res_b
     acc_b = evaluate(res_b.model, spec_b, n=4096, seed=1)
-    mass_b = probes.attention_mass_by_cluster(res_b.model, spec_b, k=2, n=2048, seed=2)
+    mass_b = attention.attention_mass_by_cluster(res_b.model, spec_b, k=2, n=2048, seed=2)
     print(f"{name}:")
     lo_b = float(T_b[same8].min()) * 1e5
     hi_b = float(T_b[~same8].max()) * 1e5
@@ -491,7 +491,7 @@ for name, spec_b in [("no noise", spec_clean), ("noise inside the cluster", spec
           f"{bound(off_one, 1e-6)})")
     for i, (label, _) in enumerate(res_b.labels):
         print(f"   W_KQ {label:8s}: accuracy {sig(acc_b[i], 2)}")
-S_in = probes.score_matrix(broken["noise inside the cluster"].model.member(0))
+S_in = attention.score_matrix(broken["noise inside the cluster"].model.member(0))
 D8 = spec_inside.space.distances()
 print("noise inside the cluster, trained W_KQ: mean score (row mean removed) of same-cluster keys "
       "by Hamming distance to the query")
@@ -519,9 +519,9 @@ print("   " + "   ".join(f"d={dist}: {float(S_in[(D8 == dist) & same8].mean()):+
 
 # %%
 def draw_first_order(noise=0.5, L=16, k=2, informative="cluster"):
-    spec_x = theory.cluster_task(6, k, L=L, noise=noise, informative=informative)
-    T_x = theory.kq_first_order_table(spec_x)
-    return plots.plot_attention_heatmap(
+    spec_x = attention.cluster_task(6, k, L=L, noise=noise, informative=informative)
+    T_x = attention.kq_first_order_table(spec_x)
+    return attention.plot_attention_heatmap(
         {f"T1: {informative}, k = {k}, L = {L}, eps = {noise:.2f}": T_x}, m=6, k=k,
         cbar_label="first-order score change per unit step")
 

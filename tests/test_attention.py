@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lca
-from lca import exercises, plots, probes, theory
+from lca import attention
 from lca.model import OneLayerTransformer
 from lca.train import TrainConfig, sweep
 
@@ -44,8 +44,8 @@ def random_weights(V, d, seed):
 
 
 SMALL_SPECS = [
-    theory.cluster_task(3, 1, L=4, noise=0.4, informative="cluster"),
-    theory.cluster_task(3, 1, L=3, noise=0.7, informative="sphere"),
+    attention.cluster_task(3, 1, L=4, noise=0.4, informative="cluster"),
+    attention.cluster_task(3, 1, L=3, noise=0.7, informative="sphere"),
     lca.TaskSpec(m=3, L=4, noise=0.3),                                   # N_1, uniform noise
     lca.TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2), noise=0.2, clean_last=True),
 ]
@@ -54,30 +54,30 @@ SMALL_SPECS = [
 @pytest.mark.parametrize("spec", SMALL_SPECS, ids=["cluster", "sphere", "N1-uniform", "ball"])
 def test_exact_gradient_equals_autograd_of_population_loss(spec):
     W_E, W_V = random_weights(spec.V, 5, seed=spec.L)
-    G = theory.grad_WKQ_at_zero(W_E, W_V, spec)
+    G = attention.grad_WKQ_at_zero(W_E, W_V, spec)
     G_auto = brute_force_population_grad(W_E, W_V, spec)
     assert G.shape == (5, 5)
     assert torch.allclose(G, G_auto, atol=1e-12, rtol=1e-9)
 
 
 def test_sample_gradient_equals_autograd_of_batch_loss():
-    spec = theory.cluster_task(4, 2, L=6, noise=0.5, informative="cluster")
+    spec = attention.cluster_task(4, 2, L=6, noise=0.5, informative="cluster")
     W_E, W_V = random_weights(16, 7, seed=3)
     ctx, y = lca.sample(spec, 300, seed=4)
     model = OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
     model.W_KQ.requires_grad_(True)
     torch.nn.functional.cross_entropy(model(ctx), y).backward()
-    G = theory.grad_WKQ_at_zero_sample(W_E, W_V, ctx, y)
+    G = attention.grad_WKQ_at_zero_sample(W_E, W_V, ctx, y)
     assert torch.allclose(G, model.W_KQ.grad, atol=1e-12)
 
 
 def test_population_gradient_matches_a_large_sample():
-    spec = theory.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
-    E = theory.kq_orthonormal_embedding(16)
-    W_V = theory.kq_value_matrix(E, spec)
-    T = theory.kq_gradient_table(E, W_V, spec)
+    spec = attention.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
+    E = attention.kq_orthonormal_embedding(16)
+    W_V = attention.kq_value_matrix(E, spec)
+    T = attention.kq_gradient_table(E, W_V, spec)
     ctx, y = lca.sample(spec, 200_000, seed=11)
-    G_mc = theory.grad_WKQ_at_zero_sample(E, W_V, ctx, y)
+    G_mc = attention.grad_WKQ_at_zero_sample(E, W_V, ctx, y)
     T_mc = -E @ G_mc @ E.T                      # orthonormal rows: T = -W_E G W_E^T
     # per-entry Monte Carlo standard error is below 2e-4 here; T's scale is about 6e-3
     assert (T_mc - T).abs().max() < 1.5e-3
@@ -85,16 +85,16 @@ def test_population_gradient_matches_a_large_sample():
 
 
 @pytest.mark.parametrize("spec", [
-    theory.cluster_task(4, 1, L=5, noise=0.5, informative="cluster"),
-    theory.cluster_task(4, 2, L=6, noise=0.3, informative="sphere"),
+    attention.cluster_task(4, 1, L=5, noise=0.5, informative="cluster"),
+    attention.cluster_task(4, 2, L=6, noise=0.3, informative="sphere"),
     lca.TaskSpec(m=3, L=5, noise=0.25),
     lca.TaskSpec(m=3, L=4, neighbourhood=lca.hamming_ball(2)),
 ], ids=["cluster", "sphere", "N1-uniform", "ball-no-noise"])
 def test_first_order_closed_form_is_the_small_beta_limit(spec):
-    E = theory.kq_orthonormal_embedding(spec.V, seed=2)
+    E = attention.kq_orthonormal_embedding(spec.V, seed=2)
     beta = 1e-5
-    T = theory.kq_gradient_table(E, theory.kq_value_matrix(E, spec, beta), spec)
-    T1 = theory.kq_first_order_table(spec)
+    T = attention.kq_gradient_table(E, attention.kq_value_matrix(E, spec, beta), spec)
+    T1 = attention.kq_first_order_table(spec)
     scale = max(T1.abs().max().item(), 1e-3)
     assert (T / beta - T1).abs().max() < 1e-3 * scale
 
@@ -105,18 +105,18 @@ def test_first_order_closed_form_for_a_general_value_matrix():
     E = torch.randn(8, 6, generator=g, dtype=torch.float64)
     W0 = torch.randn(6, 6, generator=g, dtype=torch.float64)
     beta = 1e-6
-    T = theory.kq_gradient_table(E, beta * W0, spec)
-    T1 = theory.kq_first_order_table(spec, M0=E @ W0 @ E.T)
+    T = attention.kq_gradient_table(E, beta * W0, spec)
+    T1 = attention.kq_first_order_table(spec, M0=E @ W0 @ E.T)
     assert torch.allclose(T / beta, T1, atol=1e-4 * T1.abs().max())
 
 
 @pytest.mark.parametrize("m, k, L, noise", [(4, 1, 5, 0.5), (5, 2, 7, 0.3), (6, 2, 16, 0.75),
                                             (8, 2, 32, 0.5)])
 def test_cluster_closed_form_entries(m, k, L, noise):
-    spec = theory.cluster_task(m, k, L=L, noise=noise, informative="cluster")
-    T1 = theory.kq_first_order_table(spec)
-    cf = theory.kq_cluster_closed_form(m, k, L, noise)
-    cl = theory.cluster_ids(m, k)
+    spec = attention.cluster_task(m, k, L=L, noise=noise, informative="cluster")
+    T1 = attention.kq_first_order_table(spec)
+    cf = attention.kq_cluster_closed_form(m, k, L, noise)
+    cl = attention.cluster_ids(m, k)
     same = cl[:, None] == cl[None, :]
     eye = torch.eye(spec.V, dtype=torch.bool)
     assert torch.allclose(T1[eye], torch.full((spec.V,), cf["self"], dtype=torch.float64),
@@ -131,7 +131,7 @@ def test_cluster_closed_form_entries(m, k, L, noise):
 def test_cluster_closed_form_against_monte_carlo():
     """The closed form against a direct simulation of E[1{x_L=i} c_j (1{j in N(y)} - c(N(y)))]."""
     m, k, L, eps = 5, 2, 6, 0.4
-    spec = theory.cluster_task(m, k, L=L, noise=eps, informative="cluster")
+    spec = attention.cluster_task(m, k, L=L, noise=eps, informative="cluster")
     ctx, y = lca.sample(spec, 400_000, seed=21)
     V = spec.V
     A = spec.neighbourhood.mask(spec.space).double()
@@ -141,8 +141,8 @@ def test_cluster_closed_form_against_monte_carlo():
     share = (c * inN).sum(1, keepdim=True)
     q = torch.nn.functional.one_hot(ctx[:, -1], V).double()
     T_mc = q.T @ (c * (inN - share)) / ctx.shape[0]
-    cf = theory.kq_cluster_closed_form(m, k, L, eps)
-    cl = theory.cluster_ids(m, k)
+    cf = attention.kq_cluster_closed_form(m, k, L, eps)
+    cl = attention.cluster_ids(m, k)
     same = cl[:, None] == cl[None, :]
     eye = torch.eye(V, dtype=torch.bool)
     assert abs(T_mc[eye].mean() - cf["self"]) < 0.03 * cf["self"]
@@ -153,7 +153,7 @@ def test_cluster_closed_form_against_monte_carlo():
 def sign_pattern(T, m, k, Q):
     """(min over same-cluster pairs, max over cross-cluster pairs) among pairs whose query has
     positive probability (Q: law of the query token)."""
-    cl = theory.cluster_ids(m, k)
+    cl = attention.cluster_ids(m, k)
     same = cl[:, None] == cl[None, :]
     possible = (Q.sum(0) > 0)[:, None].expand_as(T)
     return T[same & possible].min().item(), T[~same & possible].max().item()
@@ -162,8 +162,8 @@ def sign_pattern(T, m, k, Q):
 @pytest.mark.parametrize("informative", ["cluster", "sphere"])
 def test_theorem_sign_pattern_holds_under_its_hypotheses(informative):
     for m, k, L, eps in [(4, 1, 5, 0.5), (6, 2, 8, 0.2), (6, 2, 16, 0.9)]:
-        spec = theory.cluster_task(m, k, L=L, noise=eps, informative=informative)
-        T1 = theory.kq_first_order_table(spec)
+        spec = attention.cluster_task(m, k, L=L, noise=eps, informative=informative)
+        T1 = attention.kq_first_order_table(spec)
         lo, hi = sign_pattern(T1, m, k, spec.clean_law())
         assert lo >= -1e-15 and hi < 0
 
@@ -171,21 +171,21 @@ def test_theorem_sign_pattern_holds_under_its_hypotheses(informative):
 def test_sign_pattern_also_holds_for_the_exact_gradient_at_unit_scale():
     """Not part of the theorem (which is first order in beta): the exact table at beta = 1 and 5."""
     for informative in ("cluster", "sphere"):
-        spec = theory.cluster_task(4, 1, L=5, noise=0.5, informative=informative)
-        E = theory.kq_orthonormal_embedding(16, seed=1)
+        spec = attention.cluster_task(4, 1, L=5, noise=0.5, informative=informative)
+        E = attention.kq_orthonormal_embedding(16, seed=1)
         for beta in (1.0, 5.0):
-            T = theory.kq_gradient_table(E, theory.kq_value_matrix(E, spec, beta), spec)
+            T = attention.kq_gradient_table(E, attention.kq_value_matrix(E, spec, beta), spec)
             lo, hi = sign_pattern(T, 4, 1, spec.clean_law())
             assert lo >= -1e-15 and hi < 0
 
 
 def test_without_noise_there_is_nothing_to_select():
-    spec = theory.cluster_task(4, 1, L=5, noise=0.0, informative="cluster")
-    T1 = theory.kq_first_order_table(spec)
+    spec = attention.cluster_task(4, 1, L=5, noise=0.0, informative="cluster")
+    T1 = attention.kq_first_order_table(spec)
     assert T1.abs().max() < 1e-15
-    E = theory.kq_orthonormal_embedding(16)
-    T = theory.kq_gradient_table(E, theory.kq_value_matrix(E, spec, 1.0), spec)
-    cl = theory.cluster_ids(4, 1)
+    E = attention.kq_orthonormal_embedding(16)
+    T = attention.kq_gradient_table(E, attention.kq_value_matrix(E, spec, 1.0), spec)
+    cl = attention.cluster_ids(4, 1)
     same = cl[:, None] == cl[None, :]
     assert T[~same].abs().max() == 0                     # cross pairs never occur
     # the exact table is not zero, but its same-cluster entries have both signs: no preference
@@ -194,36 +194,36 @@ def test_without_noise_there_is_nothing_to_select():
 
 
 def test_zero_or_identity_value_matrix_gives_no_signal():
-    spec = theory.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
-    E = theory.kq_orthonormal_embedding(16)
-    G = theory.grad_WKQ_at_zero(E, torch.zeros(16, 16, dtype=torch.float64), spec)
+    spec = attention.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
+    E = attention.kq_orthonormal_embedding(16)
+    G = attention.grad_WKQ_at_zero(E, torch.zeros(16, 16, dtype=torch.float64), spec)
     assert G.abs().max() == 0
     # W_V = I with orthonormal embeddings: M0 = I, the first-order table vanishes
-    T1 = theory.kq_first_order_table(spec, M0=torch.eye(16, dtype=torch.float64))
+    T1 = attention.kq_first_order_table(spec, M0=torch.eye(16, dtype=torch.float64))
     assert T1.abs().max() < 1e-15
 
 
 def test_cluster_free_neighbourhood_breaks_the_cluster_pattern():
     """N_1 with uniform noise: the first-order table has no same-vs-other-cluster sign pattern."""
     spec = lca.TaskSpec(m=4, L=8, noise=0.5)
-    T1 = theory.kq_first_order_table(spec)
+    T1 = attention.kq_first_order_table(spec)
     lo, hi = sign_pattern(T1, 4, 1, spec.context_law())
     assert lo < 0 and hi > 0
 
 
 def test_score_change_is_lr_times_table_for_orthonormal_embeddings():
-    spec = theory.cluster_task(3, 1, L=4, noise=0.5)
-    E = theory.kq_orthonormal_embedding(8, d=11)
-    W_V = theory.kq_value_matrix(E, spec)
-    S = theory.kq_score_change(E, W_V, spec, lr=0.3)
-    T = theory.kq_gradient_table(E, W_V, spec)
+    spec = attention.cluster_task(3, 1, L=4, noise=0.5)
+    E = attention.kq_orthonormal_embedding(8, d=11)
+    W_V = attention.kq_value_matrix(E, spec)
+    S = attention.kq_score_change(E, W_V, spec, lr=0.3)
+    T = attention.kq_gradient_table(E, W_V, spec)
     assert torch.allclose(S, 0.3 * T, atol=1e-14)
 
 
 def test_value_matrix_logits_are_neighbourhood_shares():
-    spec = theory.cluster_task(4, 2, L=6, noise=0.5, informative="sphere")
-    E = theory.kq_orthonormal_embedding(16, d=20)
-    model = OneLayerTransformer.from_weights(E, None, theory.kq_value_matrix(E, spec),
+    spec = attention.cluster_task(4, 2, L=6, noise=0.5, informative="sphere")
+    E = attention.kq_orthonormal_embedding(16, d=20)
+    model = OneLayerTransformer.from_weights(E, None, attention.kq_value_matrix(E, spec),
                                              device="cpu")
     ctx, _ = lca.sample(spec, 50, seed=1)
     A = spec.neighbourhood.mask(spec.space).double()
@@ -232,36 +232,36 @@ def test_value_matrix_logits_are_neighbourhood_shares():
 
 
 def test_cluster_task_law():
-    spec = theory.cluster_task(5, 2, L=8, noise=0.3, informative="sphere")
+    spec = attention.cluster_task(5, 2, L=8, noise=0.3, informative="sphere")
     P = spec.context_law()
-    cl = theory.cluster_ids(5, 2)
+    cl = attention.cluster_ids(5, 2)
     D = spec.space.distances()
     inside = (cl[:, None] == cl[None, :])
     # informative mass (0.7) on Hamming neighbours inside the cluster, noise (0.3) outside
     assert torch.allclose((P * inside).sum(1), torch.full((32,), 0.7, dtype=torch.float64))
     assert bool(((P > 0) & inside <= (D == 1)).all())
     assert spec.clean_last
-    spec2 = theory.cluster_task(5, 2, L=8, noise=0.3, informative="cluster")
+    spec2 = attention.cluster_task(5, 2, L=8, noise=0.3, informative="cluster")
     assert spec2.neighbourhood.degrees(spec2.space).tolist() == [7] * 32
 
 
 def test_block_means_by_hand():
     S = torch.arange(16, dtype=torch.float64).reshape(4, 4)
     groups = torch.tensor([0, 0, 1, 1])
-    B = theory.cluster_block_means(S, groups)
+    B = attention.cluster_block_means(S, groups)
     assert torch.allclose(B, torch.tensor([[2.5, 4.5], [10.5, 12.5]], dtype=torch.float64))
-    B2 = theory.cluster_block_means(S, groups, exclude_diagonal=True)
+    B2 = attention.cluster_block_means(S, groups, exclude_diagonal=True)
     assert torch.allclose(B2, torch.tensor([[2.5, 4.5], [10.5, 12.5]], dtype=torch.float64))
     assert B2[0, 0] == (1 + 4) / 2
 
 
 # ----------------------------------------------------------------------------- probes
 def test_attention_mass_probe_against_a_loop():
-    spec = theory.cluster_task(4, 1, L=6, noise=0.5)
+    spec = attention.cluster_task(4, 1, L=6, noise=0.5)
     g = torch.Generator().manual_seed(2)
     model = OneLayerTransformer.from_weights(torch.randn(16, 5, generator=g),
                                              torch.randn(5, 5, generator=g), device="cpu")
-    res = probes.attention_mass_by_cluster(model, spec, k=1, n=64, seed=3)
+    res = attention.attention_mass_by_cluster(model, spec, k=1, n=64, seed=3)
     ctx, _ = lca.sample(spec, 64, seed=3)
     att = model.attention(ctx)
     masses, shares = [], []
@@ -274,7 +274,7 @@ def test_attention_mass_probe_against_a_loop():
     assert torch.allclose(res.mass_matrix.sum(1), torch.ones(2, dtype=torch.float64))
     # with W_KQ = 0 the mass equals the share
     flat = OneLayerTransformer.from_weights(model.W_E.detach(), device="cpu")
-    res0 = probes.attention_mass_by_cluster(flat, spec, k=1, n=64, seed=3)
+    res0 = attention.attention_mass_by_cluster(flat, spec, k=1, n=64, seed=3)
     assert abs(res0.mass - res0.share) < 1e-6
     assert torch.allclose(res0.mass_matrix, res0.share_matrix, atol=1e-6)
 
@@ -284,8 +284,8 @@ def test_score_matrix_predicts_attention_weights():
     model = OneLayerTransformer.from_weights(torch.randn(8, 4, generator=g, dtype=torch.float64),
                                              torch.randn(4, 4, generator=g, dtype=torch.float64),
                                              device="cpu")
-    S = probes.score_matrix(model, center=False)
-    Sc = probes.score_matrix(model)
+    S = attention.score_matrix(model, center=False)
+    Sc = attention.score_matrix(model)
     assert torch.allclose(Sc.mean(1), torch.zeros(8, dtype=torch.float64), atol=1e-12)
     for i, j in [(0, 3), (5, 2), (7, 7)]:
         a = model.attention(torch.tensor([[j, i]]))[0]
@@ -295,62 +295,62 @@ def test_score_matrix_predicts_attention_weights():
 
 @pytest.mark.slow
 def test_trained_attention_concentrates_on_the_cluster():
-    spec = theory.cluster_task(6, 2, L=16, noise=0.5, informative="cluster")
+    spec = attention.cluster_task(6, 2, L=16, noise=0.5, informative="cluster")
     base = TrainConfig(task=spec, d=16, steps=150, batch_size=128, lr=0.02, eval_every=0,
                        device="cpu")
     res = sweep(base, seeds=(0,), variants={"trained": {}, "frozen": {"train_KQ": False}},
                 progress=False)
-    out = probes.attention_mass_by_cluster(res.model, spec, k=2, n=1024, seed=0)
+    out = attention.attention_mass_by_cluster(res.model, spec, k=2, n=1024, seed=0)
     mass = out.mass.tolist()
     assert mass[0] > out.share + 0.2            # trained W_KQ: selects the cluster
     assert abs(mass[1] - out.share) < 1e-5      # frozen at 0: uniform
-    S = probes.score_matrix(res.model.member(0))
-    B = theory.cluster_block_means(S, theory.cluster_ids(6, 2))
+    S = attention.score_matrix(res.model.member(0))
+    B = attention.cluster_block_means(S, attention.cluster_ids(6, 2))
     assert bool((B.diagonal() > B.max(1).values - 1e-12).all())   # diagonal blocks dominate rows
 
 
 # ----------------------------------------------------------------------------- validation
 def test_bad_inputs_name_the_parameter():
-    spec = theory.cluster_task(3, 1, L=3, noise=0.5)
-    E = theory.kq_orthonormal_embedding(8)
+    spec = attention.cluster_task(3, 1, L=3, noise=0.5)
+    E = attention.kq_orthonormal_embedding(8)
     with pytest.raises(ValueError, match="k"):
-        theory.cluster_task(4, 4)
+        attention.cluster_task(4, 4)
     with pytest.raises(ValueError, match="noise"):
-        theory.cluster_task(4, 1, noise=1.0)
+        attention.cluster_task(4, 1, noise=1.0)
     with pytest.raises(ValueError, match="informative"):
-        theory.cluster_task(4, 1, informative="ball")
+        attention.cluster_task(4, 1, informative="ball")
     with pytest.raises(ValueError, match="W_E"):
-        theory.grad_WKQ_at_zero(E[:5], torch.eye(8, dtype=torch.float64), spec)
+        attention.grad_WKQ_at_zero(E[:5], torch.eye(8, dtype=torch.float64), spec)
     with pytest.raises(ValueError, match="W_V"):
-        theory.grad_WKQ_at_zero(E, torch.eye(5), spec)
+        attention.grad_WKQ_at_zero(E, torch.eye(5), spec)
     with pytest.raises(ValueError, match="spec"):
-        theory.kq_gradient_table(E, torch.eye(8), "task")
+        attention.kq_gradient_table(E, torch.eye(8), "task")
     with pytest.raises(ValueError, match="L"):
-        big = theory.cluster_task(6, 1, L=40, noise=0.5)
-        theory.kq_gradient_table(theory.kq_orthonormal_embedding(64), torch.eye(64), big)
+        big = attention.cluster_task(6, 1, L=40, noise=0.5)
+        attention.kq_gradient_table(attention.kq_orthonormal_embedding(64), torch.eye(64), big)
     with pytest.raises(ValueError, match="lr"):
-        theory.kq_score_change(E, torch.eye(8), spec, lr=-1)
+        attention.kq_score_change(E, torch.eye(8), spec, lr=-1)
     with pytest.raises(ValueError, match="noise"):
-        theory.kq_cluster_closed_form(4, 1, 5, 1.5)
+        attention.kq_cluster_closed_form(4, 1, 5, 1.5)
     with pytest.raises(ValueError, match="M0"):
-        theory.kq_first_order_table(spec, M0=torch.eye(3))
+        attention.kq_first_order_table(spec, M0=torch.eye(3))
     with pytest.raises(ValueError, match="beta"):
-        theory.kq_value_matrix(E, spec, beta=-1.0)
+        attention.kq_value_matrix(E, spec, beta=-1.0)
     with pytest.raises(ValueError, match="targets"):
-        theory.grad_WKQ_at_zero_sample(E, torch.eye(8), torch.zeros(3, 2, dtype=torch.long),
+        attention.grad_WKQ_at_zero_sample(E, torch.eye(8), torch.zeros(3, 2, dtype=torch.long),
                                        torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="contexts"):
-        theory.grad_WKQ_at_zero_sample(E, torch.eye(8), torch.full((3, 2), 9),
+        attention.grad_WKQ_at_zero_sample(E, torch.eye(8), torch.full((3, 2), 9),
                                        torch.zeros(3, dtype=torch.long))
     model = OneLayerTransformer(8, 4, device="cpu")
     with pytest.raises(ValueError, match="k"):
-        probes.attention_mass_by_cluster(model, spec, k=0)
+        attention.attention_mass_by_cluster(model, spec, k=0)
     with pytest.raises(ValueError, match="V"):
-        probes.attention_mass_by_cluster(model, theory.cluster_task(4, 1), k=1)
+        attention.attention_mass_by_cluster(model, attention.cluster_task(4, 1), k=1)
     with pytest.raises(ValueError, match="model"):
-        probes.score_matrix("not a model")
+        attention.score_matrix("not a model")
     with pytest.raises(ValueError, match="groups"):
-        theory.cluster_block_means(torch.zeros(4, 4), torch.tensor([0, 1]))
+        attention.cluster_block_means(torch.zeros(4, 4), torch.tensor([0, 1]))
 
 
 # ----------------------------------------------------------------------------- checkers
@@ -359,8 +359,8 @@ def _stub(*args):
 
 
 def test_check_attention_mass_by_cluster():
-    ref = exercises._att_reference_mass
-    assert exercises.check_attention_mass_by_cluster(ref)
+    ref = attention._att_reference_mass
+    assert attention.check_attention_mass_by_cluster(ref)
 
     def first_token_cluster(att, ctx, m, k):      # compares with the first token, not the query
         cl = ctx >> (m - k)
@@ -375,14 +375,14 @@ def test_check_attention_mass_by_cluster():
         return float((cl == cl[:, -1:]).double().mean())
 
     for wrong in (first_token_cluster, low_bits, share_not_mass):
-        assert not exercises.check_attention_mass_by_cluster(wrong)
-    res = exercises.check_attention_mass_by_cluster(_stub)
+        assert not attention.check_attention_mass_by_cluster(wrong)
+    res = attention.check_attention_mass_by_cluster(_stub)
     assert not res and "not implemented yet" in repr(res)
 
 
 def test_check_kq_gradient():
-    ref = theory.grad_WKQ_at_zero_sample
-    assert exercises.check_kq_gradient(ref)
+    ref = attention.grad_WKQ_at_zero_sample
+    assert attention.check_kq_gradient(ref)
 
     def transposed(*a):
         return ref(*a).T
@@ -402,15 +402,15 @@ def test_check_kq_gradient():
         return -E.T @ (q.T @ (c * r) / n) @ E
 
     for wrong in (transposed, sign_flipped, uncentred):
-        assert not exercises.check_kq_gradient(wrong)
-    assert "not implemented yet" in repr(exercises.check_kq_gradient(_stub))
+        assert not attention.check_kq_gradient(wrong)
+    assert "not implemented yet" in repr(attention.check_kq_gradient(_stub))
 
 
 def test_check_kq_cluster_entries():
     def ref(m, k, L, eps):
-        out = theory.kq_cluster_closed_form(m, k, L, eps)
+        out = attention.kq_cluster_closed_form(m, k, L, eps)
         return out["self"], out["same"], out["cross"]
-    assert exercises.check_kq_cluster_entries(ref)
+    assert attention.check_kq_cluster_entries(ref)
 
     def no_s_minus_2(m, k, L, eps):               # forgets that y must differ from i and j
         a, b, c = ref(m, k, L, eps)
@@ -423,21 +423,21 @@ def test_check_kq_cluster_entries():
         return a, b, c * (V - s) / V
 
     for wrong in (no_s_minus_2, cross_over_V, lambda *a: ref(*a)[:2]):
-        assert not exercises.check_kq_cluster_entries(wrong)
-    assert "not implemented yet" in repr(exercises.check_kq_cluster_entries(_stub))
+        assert not attention.check_kq_cluster_entries(wrong)
+    assert "not implemented yet" in repr(attention.check_kq_cluster_entries(_stub))
 
 
 def test_plots_return_figures():
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
-    spec = theory.cluster_task(4, 1, L=5, noise=0.5)
-    T1 = theory.kq_first_order_table(spec)
-    fig = plots.plot_attention_heatmap({"a": T1, "b": -T1}, 4, 1, title="t")
+    spec = attention.cluster_task(4, 1, L=5, noise=0.5)
+    T1 = attention.kq_first_order_table(spec)
+    fig = attention.plot_attention_heatmap({"a": T1, "b": -T1}, 4, 1, title="t")
     assert len(fig.axes) >= 2
-    fig2 = plots.plot_cluster_attention({"x": {"mass": 0.9, "share": 0.5, "accuracy": 0.8},
+    fig2 = attention.plot_cluster_attention({"x": {"mass": 0.9, "share": 0.5, "accuracy": 0.8},
                                          "y": {"mass": 0.5, "share": 0.5}})
-    cl = theory.cluster_ids(4, 1)
-    fig3 = plots.plot_kq_gradient_check(T1, T1, cl[:, None] == cl[None, :], "x", "y")
+    cl = attention.cluster_ids(4, 1)
+    fig3 = attention.plot_kq_gradient_check(T1, T1, cl[:, None] == cl[None, :], "x", "y")
     for f in (fig, fig2, fig3):
         plt.close(f)

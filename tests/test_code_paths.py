@@ -28,7 +28,7 @@ import torch
 import lca
 torch.set_num_threads(1)
 spec = lca.TaskSpec(m=6, L=16)
-result = lca.train(lca.TrainConfig(task=spec, d=32, steps=200, seed=0), progress=False)
+result = lca.fit(lca.TrainConfig(task=spec, d=32, steps=200, seed=0), progress=False)
 model = result.model
 """
 FRAGILE = "print(f\"sum of W_V: {model.W_V.detach().double().sum().item():.6f}\")"

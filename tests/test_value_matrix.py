@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import lca
-from lca import exercises, memory, plots, probes, theory
+from lca import value_matrix
 from lca.model import OneLayerTransformer, init_embedding
 
 
@@ -71,18 +71,18 @@ def test_construction_is_the_sum_of_outer_products():
         W = torch.randn(V, d, generator=g, dtype=torch.float64)
         mask = torch.rand(V, V, generator=g) < 0.4
         mask.fill_diagonal_(False)
-        got = memory.value_matrix_construction(W, mask)
+        got = value_matrix.value_matrix_construction(W, mask)
         assert torch.allclose(got, brute_construction(W, mask), atol=1e-10)
         # orientation: the transposed mask gives a different matrix for an asymmetric mask
         if not torch.equal(mask, mask.T):
             assert not torch.allclose(got, brute_construction(W, mask.T), atol=1e-6)
     # a family, a bool mask and a float weight matrix agree; ensembles stack
     W = torch.randn(3, 16, 6, generator=g, dtype=torch.float64)
-    fam = memory.value_matrix_construction(W[0], lca.hamming_ball(2))
-    assert torch.allclose(fam, memory.value_matrix_construction(W[0], lca.hamming_ball(2).mask(4)))
-    assert torch.allclose(fam, memory.value_matrix_construction(
+    fam = value_matrix.value_matrix_construction(W[0], lca.hamming_ball(2))
+    assert torch.allclose(fam, value_matrix.value_matrix_construction(W[0], lca.hamming_ball(2).mask(4)))
+    assert torch.allclose(fam, value_matrix.value_matrix_construction(
         W[0], lca.hamming_ball(2).mask(4).double()))
-    ens = memory.value_matrix_construction(W, lca.hamming_sphere(1))
+    ens = value_matrix.value_matrix_construction(W, lca.hamming_sphere(1))
     assert ens.shape == (3, 6, 6)
     for e in range(3):
         assert torch.allclose(ens[e], brute_construction(W[e], lca.hamming_sphere(1).mask(4)))
@@ -94,7 +94,7 @@ def test_logits_are_neighbourhood_shares_with_orthonormal_embeddings():
     spec = lca.TaskSpec(4, 7, lca.hamming_ball(2), noise=0.3)
     M = mask_of(spec)
     E = orthonormal(spec.V, 1, d=20)                      # d > V, rows orthonormal
-    W_star = memory.value_matrix_construction(E, M)
+    W_star = value_matrix.value_matrix_construction(E, M)
     ctx, _ = lca.sample(spec, 64, seed=2)
     g = torch.Generator().manual_seed(3)
     for W_KQ in (None, torch.randn(20, 20, generator=g, dtype=torch.float64)):
@@ -112,7 +112,7 @@ def test_logits_with_general_embeddings_are_GAGc_not_Ac():
     spec = lca.TaskSpec(4, 6)
     M = mask_of(spec).double()
     E = gaussian(spec.V, 6, 4)                           # d < V: not orthonormal
-    model = OneLayerTransformer.from_weights(E, W_V=memory.value_matrix_construction(E, M))
+    model = OneLayerTransformer.from_weights(E, W_V=value_matrix.value_matrix_construction(E, M))
     ctx, _ = lca.sample(spec, 32, seed=4)
     c = torch.zeros(32, spec.V, dtype=torch.float64).scatter_add_(
         1, ctx, torch.full(ctx.shape, 1 / spec.L, dtype=torch.float64))
@@ -129,18 +129,18 @@ def test_logits_with_general_embeddings_are_GAGc_not_Ac():
 def test_sphere1_closed_form_matches_brute_force(m, L):
     spec = lca.TaskSpec(m, L)
     truth = brute_error(spec)
-    assert theory.wv_error_exact_sphere1(m, L) == pytest.approx(truth, abs=1e-12)
-    assert theory.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
+    assert value_matrix.wv_error_exact_sphere1(m, L) == pytest.approx(truth, abs=1e-12)
+    assert value_matrix.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
     # the union bound holds, and Chernoff reduces to it without noise
-    assert theory.wv_sphere1_union_bound(m, L) >= truth - 1e-15
-    assert theory.wv_error_bound(spec) == pytest.approx(
-        min(1.0, theory.wv_sphere1_union_bound(m, L)), abs=1e-12)
+    assert value_matrix.wv_sphere1_union_bound(m, L) >= truth - 1e-15
+    assert value_matrix.wv_error_bound(spec) == pytest.approx(
+        min(1.0, value_matrix.wv_sphere1_union_bound(m, L)), abs=1e-12)
 
 
 def test_sphere1_m1_has_no_error():
-    assert theory.wv_error_exact_sphere1(1, 5) == 0.0
-    assert theory.wv_error_exact(lca.TaskSpec(1, 5)) == 0.0
-    assert memory.construction_accuracy(lca.TaskSpec(1, 5), n=200) == 1.0
+    assert value_matrix.wv_error_exact_sphere1(1, 5) == 0.0
+    assert value_matrix.wv_error_exact(lca.TaskSpec(1, 5)) == 0.0
+    assert value_matrix.construction_accuracy(lca.TaskSpec(1, 5), n=200) == 1.0
 
 
 @pytest.mark.parametrize("nb,m,L", [(lca.hamming_ball(2), 3, 3), (lca.cluster(1), 3, 4),
@@ -149,8 +149,8 @@ def test_sphere1_m1_has_no_error():
 def test_exact_enumeration_matches_brute_force(nb, m, L):
     spec = lca.TaskSpec(m, L, nb)
     truth = brute_error(spec)
-    assert theory.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
-    assert theory.wv_error_bound(spec) >= truth - 1e-12
+    assert value_matrix.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
+    assert value_matrix.wv_error_bound(spec) >= truth - 1e-12
 
 
 def test_exact_enumeration_custom_mask_averages_over_targets():
@@ -162,16 +162,16 @@ def test_exact_enumeration_custom_mask_averages_over_targets():
     M[0, 1] = True
     spec = lca.TaskSpec(3, 3, lca.custom(M))
     truth = brute_error(spec)
-    assert theory.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
-    assert theory.wv_error_bound(spec) >= truth - 1e-12
+    assert value_matrix.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
+    assert value_matrix.wv_error_bound(spec) >= truth - 1e-12
 
 
 @pytest.mark.parametrize("spec", [lca.TaskSpec(5, 6), lca.TaskSpec(4, 8, lca.hamming_ball(2)),
                                   lca.TaskSpec(5, 16, lca.cluster(2))])
 def test_monte_carlo_agrees_with_exact(spec):
     n = 20_000
-    p = theory.wv_error_exact(spec)
-    mc = 1 - memory.construction_accuracy(spec, n=n, seed=9)
+    p = value_matrix.wv_error_exact(spec)
+    mc = 1 - value_matrix.construction_accuracy(spec, n=n, seed=9)
     assert abs(mc - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-3
 
 
@@ -180,8 +180,8 @@ def test_monte_carlo_agrees_with_exact(spec):
                                   lca.TaskSpec(5, 16, noise=0.3, clean_last=True)])
 def test_chernoff_bound_holds_with_noise(spec):
     n = 20_000
-    mc = 1 - memory.construction_accuracy(spec, n=n, seed=10)
-    bound = theory.wv_error_bound(spec)
+    mc = 1 - value_matrix.construction_accuracy(spec, n=n, seed=10)
+    bound = value_matrix.wv_error_bound(spec)
     assert bound < 1.0                                     # the bound says something here
     assert mc <= bound + 4 * math.sqrt(max(bound * (1 - bound), 1e-4) / n)
 
@@ -189,8 +189,8 @@ def test_chernoff_bound_holds_with_noise(spec):
 def test_sphere1_closed_form_fails_with_noise():
     """The exact N_1 formula needs the noise-free hypothesis."""
     spec = lca.TaskSpec(5, 12, noise=0.3)
-    mc = 1 - memory.construction_accuracy(spec, n=20_000, seed=12)
-    assert mc > 50 * theory.wv_error_exact_sphere1(5, 12)
+    mc = 1 - value_matrix.construction_accuracy(spec, n=20_000, seed=12)
+    assert mc > 50 * value_matrix.wv_error_exact_sphere1(5, 12)
 
 
 def test_bound_ineffective_when_a_neighbourhood_contains_another():
@@ -199,9 +199,9 @@ def test_bound_ineffective_when_a_neighbourhood_contains_another():
     M = mask_of(spec)
     comp = (spec.V - 1) ^ torch.arange(spec.V)
     assert torch.equal(M, M[comp])
-    assert theory.wv_error_exact(spec) == pytest.approx(1.0)
-    assert theory.wv_error_bound(spec) == 1.0
-    assert memory.construction_accuracy(spec, n=2000, seed=1) == 0.0
+    assert value_matrix.wv_error_exact(spec) == pytest.approx(1.0)
+    assert value_matrix.wv_error_bound(spec) == 1.0
+    assert value_matrix.construction_accuracy(spec, n=2000, seed=1) == 0.0
     # a custom mask where only target 0 has N(0) inside N(5): that target always fails
     V = 8
     M = torch.zeros(V, V, dtype=torch.bool)
@@ -210,12 +210,12 @@ def test_bound_ineffective_when_a_neighbourhood_contains_another():
     M[5] = False
     M[5, 1] = M[5, 2] = M[5, 4] = True                     # N(0) = {1, 2} is inside N(5)
     spec = lca.TaskSpec(3, 20, lca.custom(M))
-    per = theory.wv_error_bound(spec, per_target=True)
+    per = value_matrix.wv_error_bound(spec, per_target=True)
     assert float(per[0]) == 1.0
     ctx, y = lca.sample(spec, 3000, seed=2)
     c = torch.zeros(3000, V, dtype=torch.float64).scatter_add_(1, ctx, torch.ones_like(
         ctx, dtype=torch.float64))
-    hit = memory.strict_correct(c @ M.double().T, y)
+    hit = value_matrix.strict_correct(c @ M.double().T, y)
     assert not bool(hit[y == 0].any())                     # every context of target 0 fails
     assert float(hit[y != 0].double().mean()) > 0.99
 
@@ -225,24 +225,24 @@ def test_bound_ineffective_when_a_neighbourhood_contains_another():
 def test_memory_accuracy_matches_the_model_forward():
     spec = lca.TaskSpec(5, 16, noise=0.2)
     E = gaussian(spec.V, 12, 3)
-    W = memory.value_matrix_construction(E, spec.neighbourhood)
-    fast = memory.memory_accuracy(spec, E, W, n=3000, seed=4)
+    W = value_matrix.value_matrix_construction(E, spec.neighbourhood)
+    fast = value_matrix.memory_accuracy(spec, E, W, n=3000, seed=4)
     ctx, y = lca.sample(spec, 3000, seed=4)
     model = OneLayerTransformer.from_weights(E, W_V=W)
     with torch.no_grad():
-        slow = float(memory.strict_correct(model(ctx), y).double().mean())
+        slow = float(value_matrix.strict_correct(model(ctx), y).double().mean())
     assert fast == pytest.approx(slow, abs=1e-12)
-    assert memory.memory_accuracy(spec, E, W, n=3000, seed=4,
+    assert value_matrix.memory_accuracy(spec, E, W, n=3000, seed=4,
                                   W_KQ=torch.zeros(12, 12)) == pytest.approx(fast, abs=1e-12)
 
 
 def test_gaussian_embeddings_approach_orthonormal_accuracy():
     """prop-wv-gaussian-limit: accuracy rises towards the orthonormal value as d grows."""
     spec = lca.TaskSpec(4, 32)
-    ortho = memory.construction_accuracy(spec, n=2000, seed=3)
-    small = sum(memory.construction_accuracy(spec, gaussian(16, 4, s), n=2000, seed=3)
+    ortho = value_matrix.construction_accuracy(spec, n=2000, seed=3)
+    small = sum(value_matrix.construction_accuracy(spec, gaussian(16, 4, s), n=2000, seed=3)
                 for s in range(3)) / 3
-    large = sum(memory.construction_accuracy(spec, gaussian(16, 2048, s), n=2000, seed=3)
+    large = sum(value_matrix.construction_accuracy(spec, gaussian(16, 2048, s), n=2000, seed=3)
                 for s in range(3)) / 3
     assert ortho == 1.0
     assert small < 0.6 < 0.98 < large
@@ -254,7 +254,7 @@ def test_gaussian_embeddings_approach_orthonormal_accuracy():
                                   lca.TaskSpec(4, 16, lca.cluster(1))])
 def test_identity_with_orthonormal_embeddings_has_accuracy_zero(spec):
     """prop-identity-fails, for zero and for random W_KQ; the target is never even a maximiser."""
-    assert memory.identity_accuracy(spec, n=2000, seed=1) == 0.0
+    assert value_matrix.identity_accuracy(spec, n=2000, seed=1) == 0.0
     E = orthonormal(spec.V, 2)
     g = torch.Generator().manual_seed(1)
     W_KQ = torch.randn(spec.V, spec.V, generator=g, dtype=torch.float64)
@@ -267,7 +267,7 @@ def test_identity_with_orthonormal_embeddings_has_accuracy_zero(spec):
 
 def brute_pm1_accuracy(m, L):
     """Enumerate every sequence of flipped bits and score W_V = I with the +-1 embedding."""
-    E = memory.pm1_embedding(m)
+    E = value_matrix.pm1_embedding(m)
     y = 0
     hits = 0
     for flips in itertools.product(range(m), repeat=L):
@@ -280,22 +280,22 @@ def brute_pm1_accuracy(m, L):
 
 @pytest.mark.parametrize("m,L", [(1, 3), (2, 5), (3, 4), (3, 5), (4, 4), (5, 3)])
 def test_pm1_majority_vote_exact_formula(m, L):
-    assert theory.identity_pm1_accuracy(m, L) == pytest.approx(brute_pm1_accuracy(m, L), abs=1e-12)
+    assert value_matrix.identity_pm1_accuracy(m, L) == pytest.approx(brute_pm1_accuracy(m, L), abs=1e-12)
 
 
 def test_pm1_identity_beats_orthonormal_identity():
     spec = lca.TaskSpec(5, 16)
-    E = memory.pm1_embedding(5)
+    E = value_matrix.pm1_embedding(5)
     G = E @ E.T
     D = spec.space.distances().double()
     assert torch.allclose(G, 1 - 2 * D / 5, atol=1e-12)
-    acc = memory.identity_accuracy(spec, E, n=20_000, seed=3)
-    exact = theory.identity_pm1_accuracy(5, 16)
+    acc = value_matrix.identity_accuracy(spec, E, n=20_000, seed=3)
+    exact = value_matrix.identity_pm1_accuracy(5, 16)
     assert acc > 0.9
     assert abs(acc - exact) <= 4 * math.sqrt(exact * (1 - exact) / 20_000) + 1e-3
-    assert memory.identity_accuracy(spec, n=2000, seed=3) == 0.0
+    assert value_matrix.identity_accuracy(spec, n=2000, seed=3) == 0.0
     # m <= 2: the majority vote always fails
-    assert memory.identity_accuracy(lca.TaskSpec(2, 9), memory.pm1_embedding(2), n=500) == 0.0
+    assert value_matrix.identity_accuracy(lca.TaskSpec(2, 9), value_matrix.pm1_embedding(2), n=500) == 0.0
 
 
 # ---------------------------------------------------------------- one gradient step
@@ -311,29 +311,29 @@ def test_one_step_matches_autograd_on_the_exact_population_loss(spec, kind):
     E = orthonormal(spec.V, 1) if kind == "orthonormal" else gaussian(spec.V, 5, 1)
     d = E.shape[1]
     model = OneLayerTransformer.from_weights(E, W_V=torch.zeros(d, d, dtype=torch.float64))
-    ctx, y, p = theory.enumerate_task(spec)
+    ctx, y, p = value_matrix.enumerate_task(spec)
     assert float(p.sum()) == pytest.approx(1.0, abs=1e-12)
-    loss = theory.exact_population_loss(model, spec)
+    loss = value_matrix.exact_population_loss(model, spec)
     assert float(loss.detach()) == pytest.approx(math.log(spec.V), abs=1e-12)
     loss.backward()
     for lr in (1.0, 0.3):
-        assert torch.allclose(-lr * model.W_V.grad, theory.one_step_WV(E, spec, lr=lr),
+        assert torch.allclose(-lr * model.W_V.grad, value_matrix.one_step_WV(E, spec, lr=lr),
                               atol=1e-12)
-    mem, shift = theory.one_step_WV_parts(E, spec, lr=0.3)
-    assert torch.allclose(mem + shift, theory.one_step_WV(E, spec, lr=0.3), atol=1e-14)
+    mem, shift = value_matrix.one_step_WV_parts(E, spec, lr=0.3)
+    assert torch.allclose(mem + shift, value_matrix.one_step_WV(E, spec, lr=0.3), atol=1e-14)
 
 
 def test_one_step_matches_a_sampled_batch_within_the_chebyshev_tolerance():
     spec = lca.TaskSpec(5, 16, noise=0.2)
     E = orthonormal(spec.V, 3)
-    target = theory.one_step_WV(E, spec)
+    target = value_matrix.one_step_WV(E, spec)
     delta = 1e-3
     for n, seed in ((1000, 1), (20_000, 2)):
         ctx, y = lca.sample(spec, n, seed=seed)
         model = OneLayerTransformer.from_weights(E, W_V=torch.zeros(32, 32, dtype=torch.float64))
         torch.nn.functional.cross_entropy(model(ctx), y).backward()
         err = float((-model.W_V.grad - target).norm())
-        assert err <= theory.one_step_WV_sampling_rms(E, spec, n) / math.sqrt(delta)
+        assert err <= value_matrix.one_step_WV_sampling_rms(E, spec, n) / math.sqrt(delta)
     # the predicted root-mean-square error matches the spread of many small batches
     sq = []
     for s in range(60):
@@ -342,7 +342,7 @@ def test_one_step_matches_a_sampled_batch_within_the_chebyshev_tolerance():
         torch.nn.functional.cross_entropy(model(ctx), y).backward()
         sq.append(float(((-model.W_V.grad - target) ** 2).sum()))
     rms = math.sqrt(sum(sq) / len(sq))
-    assert rms == pytest.approx(theory.one_step_WV_sampling_rms(E, spec, 200), rel=0.15)
+    assert rms == pytest.approx(value_matrix.one_step_WV_sampling_rms(E, spec, 200), rel=0.15)
 
 
 def centred_logits(E, W, ctx):
@@ -360,11 +360,11 @@ def test_one_step_is_scaled_construction_plus_shift(spec, n_deg):
     E = orthonormal(spec.V, 5)
     ctx, _ = lca.sample(spec, 256, seed=5)
     lr = 0.7
-    f1 = centred_logits(E, theory.one_step_WV(E, spec, lr=lr), ctx)
-    fs = centred_logits(E, memory.value_matrix_construction(E, spec.neighbourhood), ctx)
+    f1 = centred_logits(E, value_matrix.one_step_WV(E, spec, lr=lr), ctx)
+    fs = centred_logits(E, value_matrix.value_matrix_construction(E, spec.neighbourhood), ctx)
     assert torch.allclose(f1, lr / (n_deg * spec.V) * fs, atol=1e-12)
     # and the shift term moves every logit by the same amount
-    _, shift = theory.one_step_WV_parts(E, spec, lr=lr)
+    _, shift = value_matrix.one_step_WV_parts(E, spec, lr=lr)
     model = OneLayerTransformer.from_weights(E, W_V=shift)
     with torch.no_grad():
         f = model(ctx)
@@ -375,11 +375,11 @@ def test_one_step_reading_fails_for_non_orthonormal_embeddings():
     spec = lca.TaskSpec(4, 8)
     E = gaussian(spec.V, 6, 6)
     ctx, _ = lca.sample(spec, 256, seed=6)
-    f1 = centred_logits(E, theory.one_step_WV(E, spec), ctx)
-    fs = centred_logits(E, memory.value_matrix_construction(E, spec.neighbourhood), ctx)
+    f1 = centred_logits(E, value_matrix.one_step_WV(E, spec), ctx)
+    fs = centred_logits(E, value_matrix.value_matrix_construction(E, spec.neighbourhood), ctx)
     scale = float((f1 * fs).sum() / (fs * fs).sum())
     assert float((f1 - scale * fs).abs().max()) > 0.05 * float(f1.abs().max())
-    _, shift = theory.one_step_WV_parts(E, spec)
+    _, shift = value_matrix.one_step_WV_parts(E, spec)
     model = OneLayerTransformer.from_weights(E, W_V=shift)
     with torch.no_grad():
         f = model(ctx)
@@ -398,7 +398,7 @@ def test_one_step_with_noise_adds_a_penalty_on_context_tokens():
     A = mask_of(spec).double()
     pred = (1 / V) * ((1 - eps) / m * c @ A.T - eps / (V - 1) * c)
     pred = pred - pred.mean(1, keepdim=True)
-    f1 = centred_logits(E, theory.one_step_WV(E, spec), ctx)
+    f1 = centred_logits(E, value_matrix.one_step_WV(E, spec), ctx)
     assert torch.allclose(f1, pred, atol=1e-12)
 
 
@@ -407,39 +407,39 @@ def test_one_step_with_noise_adds_a_penalty_on_context_tokens():
 def test_matrix_cosine_and_truncation():
     g = torch.Generator().manual_seed(0)
     A = torch.randn(6, 6, generator=g, dtype=torch.float64)
-    assert probes.matrix_cosine(A, 2.5 * A) == pytest.approx(1.0)
-    assert probes.matrix_cosine(A, -A) == pytest.approx(-1.0)
+    assert value_matrix.matrix_cosine(A, 2.5 * A) == pytest.approx(1.0)
+    assert value_matrix.matrix_cosine(A, -A) == pytest.approx(-1.0)
     E11, E22 = torch.zeros(3, 3), torch.zeros(3, 3)
     E11[0, 0] = E22[1, 1] = 1.0
-    assert probes.matrix_cosine(E11, E22) == 0.0
+    assert value_matrix.matrix_cosine(E11, E22) == 0.0
     U, S, Vh = torch.linalg.svd(A)
     for r in (1, 3, 6):
-        T = probes.truncate_rank(A, r)
+        T = value_matrix.truncate_rank(A, r)
         assert torch.linalg.matrix_rank(T) == r
         assert float((A - T).norm()) == pytest.approx(float(S[r:].norm()), abs=1e-10)
     B = torch.randn(6, 6, generator=g, dtype=torch.float64)
-    manual = probes.truncate_rank(A, 2).flatten() @ probes.truncate_rank(B, 2).flatten() / (
-        probes.truncate_rank(A, 2).norm() * probes.truncate_rank(B, 2).norm())
-    assert probes.matrix_cosine(A, B, rank=2) == pytest.approx(float(manual))
-    assert probes.cosine_to_degrees(0.0) == pytest.approx(90.0)
-    batched = probes.matrix_cosine(torch.stack([A, A]), torch.stack([A, -A]))
+    manual = value_matrix.truncate_rank(A, 2).flatten() @ value_matrix.truncate_rank(B, 2).flatten() / (
+        value_matrix.truncate_rank(A, 2).norm() * value_matrix.truncate_rank(B, 2).norm())
+    assert value_matrix.matrix_cosine(A, B, rank=2) == pytest.approx(float(manual))
+    assert value_matrix.cosine_to_degrees(0.0) == pytest.approx(90.0)
+    batched = value_matrix.matrix_cosine(torch.stack([A, A]), torch.stack([A, -A]))
     assert batched == pytest.approx([1.0, -1.0])
 
 
 def test_replacement_and_alignment_on_a_constructed_model():
     spec = lca.TaskSpec(4, 16, noise=0.2)
     E = orthonormal(spec.V, 1)
-    W = memory.value_matrix_construction(E, spec.neighbourhood)
+    W = value_matrix.value_matrix_construction(E, spec.neighbourhood)
     model = OneLayerTransformer.from_weights(E, W_V=W)
-    rep = probes.wv_replacement(model, spec, n=2000, seed=1)
+    rep = value_matrix.wv_replacement(model, spec, n=2000, seed=1)
     assert rep["trained"] == rep["constructed"] > 0.9
     scaled = OneLayerTransformer.from_weights(E.float(), W_V=3.0 * W.float())
-    assert probes.wv_alignment(scaled, spec, ranks=(None, 4))[None] == pytest.approx(1.0, abs=1e-6)
+    assert value_matrix.wv_alignment(scaled, spec, ranks=(None, 4))[None] == pytest.approx(1.0, abs=1e-6)
     # an unrelated value matrix: a different accuracy and a small cosine
     other = OneLayerTransformer.from_weights(E.float(), W_V=torch.eye(16))
-    rep = probes.wv_replacement(other, spec, n=2000, seed=1)
+    rep = value_matrix.wv_replacement(other, spec, n=2000, seed=1)
     assert rep["trained"] == 0.0 and rep["constructed"] > 0.9
-    assert abs(probes.wv_alignment(other, spec)[None]) < 0.5
+    assert abs(value_matrix.wv_alignment(other, spec)[None]) < 0.5
 
 
 @pytest.mark.slow
@@ -451,8 +451,8 @@ def test_trained_value_matrix_aligns_with_the_construction():
     cfg = lca.TrainConfig(task=spec, d=16, steps=300, batch_size=128, lr=0.01, eval_every=0,
                           n_eval=1024, device="cpu")
     res = lca.sweep(cfg, seeds=(0, 1), progress=False)
-    rep = probes.wv_replacement(res.model, spec, n=2048, seed=3)
-    cos = probes.wv_alignment(res.model, spec)[None]
+    rep = value_matrix.wv_replacement(res.model, spec, n=2048, seed=3)
+    cos = value_matrix.wv_alignment(res.model, spec)[None]
     for t, c, k in zip(rep["trained"], rep["constructed"], cos):
         assert t > 0.95
         assert c > t - 0.05
@@ -462,30 +462,30 @@ def test_trained_value_matrix_aligns_with_the_construction():
 # ---------------------------------------------------------------- validation
 
 @pytest.mark.parametrize("call,name", [
-    (lambda: memory.value_matrix_construction(torch.zeros(5, 3), torch.zeros(5, 5, dtype=torch.bool)),
+    (lambda: value_matrix.value_matrix_construction(torch.zeros(5, 3), torch.zeros(5, 5, dtype=torch.bool)),
      "W_E"),
-    (lambda: memory.value_matrix_construction(torch.zeros(4, 3), torch.zeros(3, 3, dtype=torch.bool)),
+    (lambda: value_matrix.value_matrix_construction(torch.zeros(4, 3), torch.zeros(3, 3, dtype=torch.bool)),
      "mask"),
-    (lambda: memory.value_matrix_construction(torch.zeros(4, 3), "sphere"), "mask"),
-    (lambda: memory.pm1_embedding(0), "m"),
-    (lambda: memory.strict_correct(torch.zeros(3, 4), torch.tensor([0, 1, 7])), "targets"),
-    (lambda: memory.memory_accuracy(lca.TaskSpec(3, 4), torch.zeros(8, 3), torch.zeros(2, 2)),
+    (lambda: value_matrix.value_matrix_construction(torch.zeros(4, 3), "sphere"), "mask"),
+    (lambda: value_matrix.pm1_embedding(0), "m"),
+    (lambda: value_matrix.strict_correct(torch.zeros(3, 4), torch.tensor([0, 1, 7])), "targets"),
+    (lambda: value_matrix.memory_accuracy(lca.TaskSpec(3, 4), torch.zeros(8, 3), torch.zeros(2, 2)),
      "W_V"),
-    (lambda: memory.construction_accuracy(lca.TaskSpec(3, 4), n=0), "n"),
-    (lambda: memory.construction_accuracy("task"), "spec"),
-    (lambda: theory.wv_error_exact_sphere1(3, 0), "L"),
-    (lambda: theory.wv_error_exact(lca.TaskSpec(3, 4, noise=0.1)), "noise"),
-    (lambda: theory.wv_error_exact(lca.TaskSpec(5, 4, lca.hamming_ball(3)), max_support=8),
+    (lambda: value_matrix.construction_accuracy(lca.TaskSpec(3, 4), n=0), "n"),
+    (lambda: value_matrix.construction_accuracy("task"), "spec"),
+    (lambda: value_matrix.wv_error_exact_sphere1(3, 0), "L"),
+    (lambda: value_matrix.wv_error_exact(lca.TaskSpec(3, 4, noise=0.1)), "noise"),
+    (lambda: value_matrix.wv_error_exact(lca.TaskSpec(5, 4, lca.hamming_ball(3)), max_support=8),
      "max_support"),
-    (lambda: theory.identity_pm1_accuracy(0, 4), "m"),
-    (lambda: theory.one_step_WV(torch.zeros(4, 3), lca.TaskSpec(3, 4)), "W_E"),
-    (lambda: theory.one_step_WV(torch.zeros(8, 3), lca.TaskSpec(3, 4), lr=0.0), "lr"),
-    (lambda: theory.one_step_WV_sampling_rms(torch.zeros(8, 3), lca.TaskSpec(3, 4), 0), "n"),
-    (lambda: theory.enumerate_task(lca.TaskSpec(4, 8), max_rows=100), "max_rows"),
-    (lambda: probes.truncate_rank(torch.zeros(3, 3), 0), "rank"),
-    (lambda: probes.matrix_cosine(torch.zeros(3, 3), torch.zeros(2, 2)), "A and B"),
-    (lambda: probes.wv_replacement(OneLayerTransformer(8, 4), lca.TaskSpec(4, 4)), "spec"),
-    (lambda: probes.wv_alignment(OneLayerTransformer(8, 4), lca.TaskSpec(3, 4), ranks=(0,)),
+    (lambda: value_matrix.identity_pm1_accuracy(0, 4), "m"),
+    (lambda: value_matrix.one_step_WV(torch.zeros(4, 3), lca.TaskSpec(3, 4)), "W_E"),
+    (lambda: value_matrix.one_step_WV(torch.zeros(8, 3), lca.TaskSpec(3, 4), lr=0.0), "lr"),
+    (lambda: value_matrix.one_step_WV_sampling_rms(torch.zeros(8, 3), lca.TaskSpec(3, 4), 0), "n"),
+    (lambda: value_matrix.enumerate_task(lca.TaskSpec(4, 8), max_rows=100), "max_rows"),
+    (lambda: value_matrix.truncate_rank(torch.zeros(3, 3), 0), "rank"),
+    (lambda: value_matrix.matrix_cosine(torch.zeros(3, 3), torch.zeros(2, 2)), "A and B"),
+    (lambda: value_matrix.wv_replacement(OneLayerTransformer(8, 4), lca.TaskSpec(4, 4)), "spec"),
+    (lambda: value_matrix.wv_alignment(OneLayerTransformer(8, 4), lca.TaskSpec(3, 4), ranks=(0,)),
      "ranks"),
 ])
 def test_bad_input_raises_naming_the_parameter(call, name):
@@ -500,13 +500,13 @@ def stub(*args):
 
 
 def test_check_value_matrix_construction():
-    assert exercises.check_value_matrix_construction(lambda W, M: W.T @ M.double() @ W)
-    assert not exercises.check_value_matrix_construction(lambda W, M: W.T @ M.double().T @ W)
-    assert not exercises.check_value_matrix_construction(
+    assert value_matrix.check_value_matrix_construction(lambda W, M: W.T @ M.double() @ W)
+    assert not value_matrix.check_value_matrix_construction(lambda W, M: W.T @ M.double().T @ W)
+    assert not value_matrix.check_value_matrix_construction(
         lambda W, M: W.T @ (M.double() + torch.eye(M.shape[0], dtype=torch.float64)) @ W)
-    assert not exercises.check_value_matrix_construction(
+    assert not value_matrix.check_value_matrix_construction(
         lambda W, M: W.T @ (M.double() / M.sum(1, keepdim=True).double()) @ W)
-    res = exercises.check_value_matrix_construction(stub)
+    res = value_matrix.check_value_matrix_construction(stub)
     assert not res and "not implemented yet" in repr(res)
 
 
@@ -514,21 +514,21 @@ def test_check_one_step_gradient():
     def ref(W, P):
         V = W.shape[0]
         return W.T @ (torch.eye(V, dtype=W.dtype) - 1.0 / V) @ P @ W / V
-    assert exercises.check_one_step_gradient(ref)
-    assert not exercises.check_one_step_gradient(lambda W, P: W.T @ P @ W / W.shape[0])
-    assert not exercises.check_one_step_gradient(lambda W, P: -ref(W, P))
-    assert not exercises.check_one_step_gradient(lambda W, P: ref(W, P.T))
-    res = exercises.check_one_step_gradient(stub)
+    assert value_matrix.check_one_step_gradient(ref)
+    assert not value_matrix.check_one_step_gradient(lambda W, P: W.T @ P @ W / W.shape[0])
+    assert not value_matrix.check_one_step_gradient(lambda W, P: -ref(W, P))
+    assert not value_matrix.check_one_step_gradient(lambda W, P: ref(W, P.T))
+    res = value_matrix.check_one_step_gradient(stub)
     assert not res and "not implemented yet" in repr(res)
 
 
 def test_check_sphere_error():
     def ref(m, L):
         return 0.0 if m == 1 else math.comb(m, 2) * (2 / m) ** L - m * (m - 2) / m ** L
-    assert exercises.check_sphere_error(ref)
-    assert not exercises.check_sphere_error(lambda m, L: math.comb(m, 2) * (2 / m) ** L)
-    assert not exercises.check_sphere_error(lambda m, L: min(1.0, math.comb(m, 2) * (2 / m) ** L))
-    res = exercises.check_sphere_error(stub)
+    assert value_matrix.check_sphere_error(ref)
+    assert not value_matrix.check_sphere_error(lambda m, L: math.comb(m, 2) * (2 / m) ** L)
+    assert not value_matrix.check_sphere_error(lambda m, L: min(1.0, math.comb(m, 2) * (2 / m) ** L))
+    res = value_matrix.check_sphere_error(stub)
     assert not res and "not implemented yet" in repr(res)
 
 
@@ -537,14 +537,14 @@ def test_check_sphere_error():
 def test_plots_return_labelled_figures():
     import matplotlib.pyplot as plt
     figs = [
-        plots.plot_wv_example(torch.eye(4), torch.arange(4.0), 1, torch.tensor([0, 2])),
-        plots.plot_wv_error([2, 4], {"a": {"exact": [0.5, 0.0], "bound": [1.0, 0.1],
+        value_matrix.plot_wv_example(torch.eye(4), torch.arange(4.0), 1, torch.tensor([0, 2])),
+        value_matrix.plot_wv_error([2, 4], {"a": {"exact": [0.5, 0.0], "bound": [1.0, 0.1],
                                            "monte_carlo": [0.4, 0.0]}}),
-        plots.plot_wv_bars((5, 6), {"L = 64": {"x": [[0.9, 0.8], [0.7, 0.75]],
+        value_matrix.plot_wv_bars((5, 6), {"L = 64": {"x": [[0.9, 0.8], [0.7, 0.75]],
                                                "y": [[0.5, 0.6], [0.4, 0.3]]}}),
-        plots.plot_wv_replacement([4, 8], {"t": [[0.5, 0.6], [0.9, 0.95]]},
+        value_matrix.plot_wv_replacement([4, 8], {"t": [[0.5, 0.6], [0.9, 0.95]]},
                                   {"c": [[0.9, 0.8], [0.7, 0.6]]}),
-        plots.plot_wv_random_embeddings([8, 16], {"m = 5": [[0.1, 0.2], [0.5, 0.6]]},
+        value_matrix.plot_wv_random_embeddings([8, 16], {"m = 5": [[0.1, 0.2], [0.5, 0.6]]},
                                         {"m = 5": 1.0}),
     ]
     for fig in figs:

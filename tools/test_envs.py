@@ -66,7 +66,7 @@ SKIP = {
                                    "without it, under nbval, glued values included",
     },
     "slow": "trains models with the same torch wheel as the native run (the chapters train here too)",
-    "slow_kept": ["test_hijack_llm.py"],  # the language model: transformers, tokenizers, gguf
+    "slow_kept": ["test_llm.py", "test_scoring.py", "test_hijacking.py"],  # the language model: transformers, tokenizers, gguf
 }
 
 NBVAL = ["--nbval", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-current-env"]

@@ -18,7 +18,7 @@ import torch
 
 import lca
 import lca.model as lca_model
-from lca import exercises, plots, probes
+from lca import transformer
 from lca.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,7 @@ def test_forward_trace_matches_loops_and_model():
     model = _random_model()
     ctx = torch.randint(0, 16, (5, 7), generator=torch.Generator().manual_seed(1))
     ctx[0, :3] = 4                                   # repeated tokens
-    tr = probes.forward_trace(model, ctx)
+    tr = transformer.forward_trace(model, ctx)
     logits_model = model(ctx).detach()
     for i in range(ctx.shape[0]):
         f, a, h = _loop_forward(model.W_E.detach(), model.W_KQ.detach(), model.W_V.detach(),
@@ -103,7 +103,7 @@ def test_uniform_attention_lemma():
     c = torch.zeros(6, 16, dtype=torch.float64)
     for i, j in itertools.product(range(6), range(9)):
         c[i, ctx[i, j]] += 1
-    assert torch.equal(probes.context_counts(ctx, 16), c)
+    assert torch.equal(transformer.context_counts(ctx, 16), c)
     M = model.W_E.detach() @ model.W_V.detach() @ model.W_E.detach().T
     assert torch.allclose(model(ctx).detach(), c @ M.T / 9, atol=1e-10)
     assert torch.allclose(model.attention(ctx).detach(), torch.full((6, 9), 1 / 9.0, dtype=torch.float64))
@@ -128,7 +128,7 @@ def _brute_force_map(spec, contexts):
 def _constructed(spec, d, seed=0, clip=None):
     g = torch.Generator().manual_seed(seed)
     W_E = torch.randn(spec.V, d, generator=g, dtype=torch.float64) / math.sqrt(d)
-    W_V = probes.bayes_value_matrix(spec, W_E, clip=clip)
+    W_V = transformer.bayes_value_matrix(spec, W_E, clip=clip)
     return lca.OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
 
 
@@ -158,7 +158,7 @@ def test_bayes_theorem_needs_a_large_clip():
     spec = lca.TaskSpec(3, 6, noise=0.5)
     ctx, _ = lca.sample(spec, 400, seed=12)
     sets = _brute_force_map(spec, ctx)
-    Lam = probes.clipped_log_law(spec)
+    Lam = transformer.clipped_log_law(spec)
     P = spec.context_law()
     B = float(torch.log(P[P > 0]).abs().max())
     assert float(-Lam.min()) > spec.L * B           # default clip satisfies the hypothesis
@@ -175,7 +175,7 @@ def test_identity_value_matrix_votes_for_the_context():
     ctx = torch.randint(0, 16, (400, 5), generator=torch.Generator().manual_seed(6))
     for seed in range(3):
         model = _random_model(seed=seed, W_V=torch.eye(6, dtype=torch.float64))
-        top, h_sq = probes.context_vote(model, ctx)
+        top, h_sq = transformer.context_vote(model, ctx)
         for i in range(0, 400, 40):                  # independent check of the two quantities
             f, _, h = _loop_forward(model.W_E.detach(), model.W_KQ.detach(), torch.eye(6,
                                     dtype=torch.float64), ctx[i].tolist())
@@ -184,7 +184,7 @@ def test_identity_value_matrix_votes_for_the_context():
             assert math.isclose(float(h_sq[i]), float(h @ h), abs_tol=1e-12)
         assert bool((top >= h_sq - 1e-12).all())
     model = _random_model(seed=7, W_V=-torch.eye(6, dtype=torch.float64))
-    top, h_sq = probes.context_vote(model, ctx)
+    top, h_sq = transformer.context_vote(model, ctx)
     assert bool((top < h_sq).any())
 
 
@@ -204,15 +204,15 @@ def test_one_repeated_token_never_loses_with_identity_value():
 
 # ------------------------------------------------------------------------------ sweeps
 def test_length_sweep_table_matches_separate_runs():
-    table = probes.length_sweep(m_values=(3,), L_values=(2, 5), d=8, steps=6, seeds=(0, 1),
+    table = transformer.length_sweep(m_values=(3,), L_values=(2, 5), d=8, steps=6, seeds=(0, 1),
                                 batch_size=16, n_eval=64, device="cpu")
     assert table.x_name == "L" and table.x == [2, 5] and table.labels == ["trained W_V", "W_V = I"]
     # member (W_V = I, seed 1) at L = 5 trained on its own
     spec = lca.TaskSpec(3, 5, noise=0.5)
     cfg = TrainConfig(spec, d=8, steps=6, batch_size=16, lr=0.06 / math.sqrt(8), seed=1,
                       train_V=False, WV_init="identity", eval_every=0, n_eval=64, device="cpu")
-    alone = lca.train(cfg, progress=False).history["accuracy"][-1]
-    seed0 = lca.train(cfg.with_(seed=0), progress=False).history["accuracy"][-1]
+    alone = lca.fit(cfg, progress=False).history["accuracy"][-1]
+    seed0 = lca.fit(cfg.with_(seed=0), progress=False).history["accuracy"][-1]
     assert math.isclose(table.mean["W_V = I"][3][1], (alone + seed0) / 2, abs_tol=1e-9)
     assert math.isclose(table.sd["W_V = I"][3][1], abs(alone - seed0) / 2, abs_tol=1e-9)
     # Bayes column: brute force on the same evaluation set
@@ -227,15 +227,15 @@ def test_length_sweep_table_matches_separate_runs():
 
 
 def test_dim_sweep_fixed_embeddings_stay_fixed():
-    table = probes.dim_sweep(m_values=(3,), d_values=(4,), L=4, steps=4, seeds=(0,),
+    table = transformer.dim_sweep(m_values=(3,), d_values=(4,), L=4, steps=4, seeds=(0,),
                              batch_size=16, n_eval=64, device="cpu")
     assert table.labels == ["trained W_E", "fixed W_E"] and table.x_name == "d"
     spec = lca.TaskSpec(3, 4)
     cfg = TrainConfig(spec, d=4, steps=4, batch_size=16, lr=0.2 / 2, seed=0, train_E=False,
                       eval_every=0, n_eval=64, device="cpu")
-    res = lca.train(cfg, progress=False)
+    res = lca.fit(cfg, progress=False)
     assert math.isclose(table.mean["fixed W_E"][3][0], res.history["accuracy"][-1], abs_tol=1e-9)
-    init = lca.train(cfg.with_(steps=0), progress=False).model
+    init = lca.fit(cfg.with_(steps=0), progress=False).model
     assert torch.equal(res.model.W_E, init.W_E)
 
 
@@ -243,18 +243,18 @@ def test_dim_sweep_fixed_embeddings_stay_fixed():
 def test_plots_return_labelled_figures():
     model = _random_model(V=8, d=4)
     ctx = torch.randint(0, 8, (3, 5), generator=torch.Generator().manual_seed(9))
-    figs = [plots.plot_forward_pass(probes.forward_trace(model, ctx), index=1, target=2)]
+    figs = [transformer.plot_forward_pass(transformer.forward_trace(model, ctx), index=1, target=2)]
     history = {"step": [1, 2], "loss": [[2.0, 2.5], [1.0, 2.2]], "accuracy": [[0.1, 0.0],
                                                                               [0.5, 0.2]]}
-    figs.append(plots.plot_training_curves(history, labels=["a", "b"], bayes=0.9))
-    figs.append(plots.plot_training_curves({"step": [1], "loss": [1.0], "accuracy": [0.3]}))
-    table = probes.SweepTable("L", [2, 4], [3], ["x", "y"],
+    figs.append(transformer.plot_training_curves(history, labels=["a", "b"], bayes=0.9))
+    figs.append(transformer.plot_training_curves({"step": [1], "loss": [1.0], "accuracy": [0.3]}))
+    table = transformer.SweepTable("L", [2, 4], [3], ["x", "y"],
                               mean={"x": {3: [0.1, 0.2]}, "y": {3: [0.3, 0.4]}},
                               sd={"x": {3: [0.0, 0.1]}, "y": {3: [0.0, 0.0]}},
                               bayes={3: [0.5, 0.6]})
-    figs.append(plots.plot_accuracy_vs_length(table))
+    figs.append(transformer.plot_accuracy_vs_length(table))
     table.x_name = "d"
-    figs.append(plots.plot_accuracy_vs_dim(table))
+    figs.append(transformer.plot_accuracy_vs_dim(table))
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)
         assert fig.get_suptitle() and fig.axes[0].get_ylabel()
@@ -262,11 +262,11 @@ def test_plots_return_labelled_figures():
             assert ax.get_xlabel()
         matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="table"):
-        plots.plot_accuracy_vs_length(table)
+        transformer.plot_accuracy_vs_length(table)
     with pytest.raises(ValueError, match="labels"):
-        plots.plot_training_curves(history, labels=["a"])
+        transformer.plot_training_curves(history, labels=["a"])
     with pytest.raises(ValueError, match="index"):
-        plots.plot_forward_pass(probes.forward_trace(model, ctx), index=3)
+        transformer.plot_forward_pass(transformer.forward_trace(model, ctx), index=3)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -276,22 +276,22 @@ def test_bad_inputs_name_the_parameter():
     ctx = torch.zeros(2, 3, dtype=torch.long)
     spec = lca.TaskSpec(3, 4, noise=0.2)
     cases = [
-        (lambda: probes.forward_trace(ens, ctx), "model"),
-        (lambda: probes.forward_trace(model, torch.full((2, 3), 9)), "contexts"),
-        (lambda: probes.context_counts(ctx, 1), "V"),
-        (lambda: probes.context_counts(ctx.float(), 8), "contexts"),
-        (lambda: probes.clipped_log_law(spec, clip=-1.0), "clip"),
-        (lambda: probes.clipped_log_law("spec"), "spec"),
-        (lambda: probes.clipped_log_law(spec.with_(clean_last=True)), "clean_last"),
-        (lambda: probes.bayes_value_matrix(spec, torch.zeros(4, 4)), "W_E"),
-        (lambda: probes.bayes_value_matrix(spec, torch.zeros(8)), "W_E"),
-        (lambda: probes.length_sweep(m_values=[]), "m_values"),
-        (lambda: probes.length_sweep(m_values=(3,), noise=1.5), "noise"),
-        (lambda: probes.length_sweep(m_values=(3,), L_values=(0,)), "L_values"),
-        (lambda: probes.dim_sweep(m_values=(3,), d_values=(0,)), "d_values"),
-        (lambda: probes.dim_sweep(m_values=(3,), lr0=0.0), "lr0"),
-        (lambda: probes.dim_sweep(m_values=(3,), seeds=()), "seeds"),
-        (lambda: probes.SweepTable("L", [1], [3], []).format(digits=-1), "digits"),
+        (lambda: transformer.forward_trace(ens, ctx), "model"),
+        (lambda: transformer.forward_trace(model, torch.full((2, 3), 9)), "contexts"),
+        (lambda: transformer.context_counts(ctx, 1), "V"),
+        (lambda: transformer.context_counts(ctx.float(), 8), "contexts"),
+        (lambda: transformer.clipped_log_law(spec, clip=-1.0), "clip"),
+        (lambda: transformer.clipped_log_law("spec"), "spec"),
+        (lambda: transformer.clipped_log_law(spec.with_(clean_last=True)), "clean_last"),
+        (lambda: transformer.bayes_value_matrix(spec, torch.zeros(4, 4)), "W_E"),
+        (lambda: transformer.bayes_value_matrix(spec, torch.zeros(8)), "W_E"),
+        (lambda: transformer.length_sweep(m_values=[]), "m_values"),
+        (lambda: transformer.length_sweep(m_values=(3,), noise=1.5), "noise"),
+        (lambda: transformer.length_sweep(m_values=(3,), L_values=(0,)), "L_values"),
+        (lambda: transformer.dim_sweep(m_values=(3,), d_values=(0,)), "d_values"),
+        (lambda: transformer.dim_sweep(m_values=(3,), lr0=0.0), "lr0"),
+        (lambda: transformer.dim_sweep(m_values=(3,), seeds=()), "seeds"),
+        (lambda: transformer.SweepTable("L", [1], [3], []).format(digits=-1), "digits"),
     ]
     for fn, name in cases:
         with pytest.raises(ValueError, match=name):
@@ -319,7 +319,7 @@ def _counts(M, contexts):
 
 
 CHECKERS = {
-    exercises.check_attention: (
+    transformer.check_attention: (
         _attention_ok,
         [lambda W_E, W_KQ, c: torch.softmax(torch.einsum("nd,ed,nle->nl", W_E[c][:, -1], W_KQ,
                                                          W_E[c]), dim=1),         # W_KQ^T
@@ -327,19 +327,19 @@ CHECKERS = {
                                                          W_E[c]), dim=1),         # first token
          lambda W_E, W_KQ, c: torch.exp(torch.einsum("nd,de,nle->nl", W_E[c][:, -1], W_KQ,
                                                      W_E[c]))]),                  # no softmax
-    exercises.check_forward: (
+    transformer.check_forward: (
         _forward_ok,
         [lambda W_E, W_KQ, W_V, c: torch.einsum("nl,nld->nd", _attention_ok(W_E, W_KQ, c),
                                                 W_E[c]) @ W_V @ W_E.T,            # W_V^T
          lambda W_E, W_KQ, W_V, c: W_E[c].mean(1) @ W_V.T @ W_E.T,                # no attention
          lambda W_E, W_KQ, W_V, c: torch.einsum("nl,nld->nd", _attention_ok(W_E, W_KQ, c),
                                                 W_E[c]) @ W_V.T]),                # no unembed
-    exercises.check_count_logits: (
+    transformer.check_count_logits: (
         lambda M, c: _counts(M, c) @ M.T / c.shape[1],
         [lambda M, c: _counts(M, c) @ M / c.shape[1],                             # M^T c
          lambda M, c: (_counts(M, c) > 0).to(M.dtype) @ M.T / c.shape[1],          # presence
          lambda M, c: _counts(M, c) @ M.T]),                                      # no 1/L
-    exercises.check_bayes_value_matrix: (
+    transformer.check_bayes_value_matrix: (
         lambda Lam, W_E: torch.linalg.pinv(W_E) @ Lam @ torch.linalg.pinv(W_E).T,
         [lambda Lam, W_E: W_E.T @ Lam @ W_E,                                      # W_E^T, no pinv
          lambda Lam, W_E: torch.linalg.pinv(W_E) @ Lam.T @ torch.linalg.pinv(W_E).T,  # Lam^T
@@ -363,8 +363,8 @@ def test_checker_references_match_loops():
     model = _random_model(V=8, d=4, seed=10)
     W_E, W_KQ, W_V = (model.W_E.detach(), model.W_KQ.detach(), model.W_V.detach())
     ctx = torch.randint(0, 8, (4, 6), generator=torch.Generator().manual_seed(10))
-    f = exercises._ref_forward(W_E, W_KQ, W_V, ctx)
-    a = exercises._ref_attention(W_E, W_KQ, ctx)
+    f = transformer._ref_forward(W_E, W_KQ, W_V, ctx)
+    a = transformer._ref_attention(W_E, W_KQ, ctx)
     for i in range(4):
         f_i, a_i, _ = _loop_forward(W_E, W_KQ, W_V, ctx[i].tolist())
         assert torch.allclose(f[i], f_i, atol=1e-10) and torch.allclose(a[i], a_i, atol=1e-12)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lca
-from lca import exercises, plots, probes, theory
+from lca import attention, hijacking_in_model
 from lca.train import TrainConfig, sweep
 
 torch.set_num_threads(1)
@@ -29,13 +29,13 @@ def custom_spec(m, L, neighbours: dict, default=None):
 def test_constructed_model_logits_are_shares():
     for spec in (lca.TaskSpec(m=5, L=7, noise=0.3), lca.TaskSpec(m=4, L=5,
                                                                  neighbourhood=lca.hamming_ball(2))):
-        model = theory.hijack_constructed_model(spec, d=spec.V + 3)
+        model = hijacking_in_model.hijack_constructed_model(spec, d=spec.V + 3)
         ctx, _ = lca.sample(spec, 40, seed=2)
         ctx = torch.cat([ctx, ctx[:, :3]], dim=1)        # any length works
         mask = spec.neighbourhood.mask(spec.space)
         want = torch.tensor([[sum(int(mask[k, t]) for t in row) / len(row) for k in range(spec.V)]
                              for row in ctx.tolist()], dtype=torch.float64)
-        assert torch.allclose(theory.hijack_share_logits(spec, ctx), want, atol=1e-14)
+        assert torch.allclose(hijacking_in_model.hijack_share_logits(spec, ctx), want, atol=1e-14)
         assert torch.allclose(model(ctx), want, atol=1e-12)
 
 
@@ -72,8 +72,8 @@ def test_threshold_formula_against_numerical_root(case):
         broad = torch.nonzero((D[3] >= 1) & (D[3] <= 2)).flatten().tolist()   # ball(2) of 3
         spec = custom_spec(m, 9, {3: broad})
         y, yh = (0, 3) if case == "broad-hijack" else (3, 0)
-    D, Dh, o = theory.hijack_overlap(spec, y, yh)
-    thr = theory.hijack_threshold(D, Dh, o)
+    D, Dh, o = hijacking_in_model.hijack_overlap(spec, y, yh)
+    thr = hijacking_in_model.hijack_threshold(D, Dh, o)
     assert abs(thr - numeric_threshold(spec, y, yh)) < 1e-12
     if D == Dh:
         assert thr == 0.5
@@ -103,7 +103,7 @@ def test_finite_L_flip_probability_against_enumeration():
              (lca.TaskSpec(m=3, L=4, neighbourhood=lca.hamming_ball(2)), 0, 7)]
     for spec, y, yh in cases:
         rho = [0.2, 0.5, 0.8]
-        got = theory.hijack_flip_probability(spec, y, yh, rho)
+        got = hijacking_in_model.hijack_flip_probability(spec, y, yh, rho)
         want = torch.tensor([enumerate_prefer(spec, y, yh, r, spec.L) for r in rho],
                             dtype=torch.float64)
         assert torch.allclose(got, want, atol=1e-12)
@@ -112,26 +112,26 @@ def test_finite_L_flip_probability_against_enumeration():
 def test_disjoint_noise_free_case_is_binomial():
     spec = lca.TaskSpec(m=6, L=17)
     rho = torch.linspace(0, 1, 21)
-    a = theory.hijack_flip_probability(spec, 0, 63, rho)
-    b = theory.hijack_binomial_flip(rho, 17)
+    a = hijacking_in_model.hijack_flip_probability(spec, 0, 63, rho)
+    b = hijacking_in_model.hijack_binomial_flip(rho, 17)
     direct = torch.tensor([sum(math.comb(17, h) * r ** h * (1 - r) ** (17 - h)
                                for h in range(9, 18)) for r in rho.tolist()], dtype=torch.float64)
     assert torch.allclose(a, direct, atol=1e-12) and torch.allclose(b, direct, atol=1e-12)
-    assert abs(float(theory.hijack_binomial_flip(0.5, 17)[0]) - 0.5) < 1e-12
+    assert abs(float(hijacking_in_model.hijack_binomial_flip(0.5, 17)[0]) - 0.5) < 1e-12
     # even L: the tie H = L/2 is not a flip, so P < 1/2 at rho = 1/2
-    assert float(theory.hijack_binomial_flip(0.5, 16)[0]) < 0.5
+    assert float(hijacking_in_model.hijack_binomial_flip(0.5, 16)[0]) < 0.5
 
 
 def test_flip_probability_sharpens_with_L_and_obeys_hoeffding():
     for L in (11, 51, 201, 1001):                  # odd L: no ties, and P(no flip at rho) is
         for r in (0.3, 0.45, 0.55, 0.7):           # the flip probability at 1 - rho
-            p = float(theory.hijack_binomial_flip(r, L)[0])
-            q = float(theory.hijack_binomial_flip(1 - r, L)[0])
+            p = float(hijacking_in_model.hijack_binomial_flip(r, L)[0])
+            q = float(hijacking_in_model.hijack_binomial_flip(1 - r, L)[0])
             assert abs(p + q - 1) < 1e-12
             bound = math.exp(-2 * L * (0.5 - r) ** 2)
             assert (p if r < 0.5 else q) <= bound
-    assert float(theory.hijack_binomial_flip(0.45, 2001)[0]) < 1e-4
-    assert float(theory.hijack_binomial_flip(0.55, 2001)[0]) > 1 - 1e-4
+    assert float(hijacking_in_model.hijack_binomial_flip(0.45, 2001)[0]) < 1e-4
+    assert float(hijacking_in_model.hijack_binomial_flip(0.55, 2001)[0]) > 1 - 1e-4
 
 
 def test_prepend_probability_against_enumeration_and_step():
@@ -140,7 +140,7 @@ def test_prepend_probability_against_enumeration_and_step():
     A = spec.neighbourhood.mask(spec.space).double()
     clean = spec.context_law()[y]
     hij = A[yh] / A[yh].sum()
-    got = theory.hijack_prepend_probability(spec, y, yh, [0, 1, 2, 3], block=1)
+    got = hijacking_in_model.hijack_prepend_probability(spec, y, yh, [0, 1, 2, 3], block=1)
     for k in range(4):
         laws = [hij] * k + [clean] * spec.L
         supps = [torch.nonzero(lw > 0).flatten().tolist() for lw in laws]
@@ -150,7 +150,7 @@ def test_prepend_probability_against_enumeration_and_step():
             total += p * (sum(float(A[yh, t]) for t in ctx) > sum(float(A[y, t]) for t in ctx))
         assert abs(float(got[k]) - total) < 1e-12
     # noise-free and disjoint: a step exactly when the hijack tokens outnumber the clean ones
-    step = theory.hijack_prepend_probability(lca.TaskSpec(m=6, L=15), 0, 63, list(range(9)),
+    step = hijacking_in_model.hijack_prepend_probability(lca.TaskSpec(m=6, L=15), 0, 63, list(range(9)),
                                              block=4)
     assert torch.allclose(step, torch.tensor([0.0] * 4 + [1.0] * 5, dtype=torch.float64),
                           atol=1e-12)
@@ -163,11 +163,11 @@ def test_third_token_can_delay_the_flip():
     Ny = [1, 2, 3, 4, 5, 6, 8, 9]
     Nh = [7, 11, 13, 14, 15, 19, 21, 22]
     spec = custom_spec(m, 9, {y: Ny, yh: Nh, k: Ny[:6] + Nh[:6]})   # N_1 for everyone else
-    assert theory.hijack_overlap(spec, y, yh) == (8, 8, 0)
-    assert theory.hijack_threshold(8, 8, 0) == 0.5
-    thr = theory.hijack_threshold_argmax(spec, y, yh)
+    assert hijacking_in_model.hijack_overlap(spec, y, yh) == (8, 8, 0)
+    assert hijacking_in_model.hijack_threshold(8, 8, 0) == 0.5
+    thr = hijacking_in_model.hijack_threshold_argmax(spec, y, yh)
     assert abs(thr - 0.75) < 1e-12
-    F = theory.hijack_limit_logits(spec, y, yh, [0.2, 0.6, 0.9])
+    F = hijacking_in_model.hijack_limit_logits(spec, y, yh, [0.2, 0.6, 0.9])
     assert F.argmax(1).tolist() == [y, k, yh]
     # long simulated contexts agree: the prediction is k at rho = 0.6 and y' at rho = 0.9
     g = torch.Generator().manual_seed(3)
@@ -177,46 +177,46 @@ def test_third_token_can_delay_the_flip():
         clean = Ny_t[torch.randint(0, 8, (n, L), generator=g)]
         hij = Nh_t[torch.randint(0, 8, (n, L), generator=g)]
         ctx = torch.where(torch.rand(n, L, generator=g) < r, hij, clean)
-        pred = theory.hijack_share_logits(spec, ctx).argmax(1)
+        pred = hijacking_in_model.hijack_share_logits(spec, ctx).argmax(1)
         assert (pred == want).double().mean() > 0.95
 
 
 def test_threshold_argmax_equals_pairwise_for_N1():
     spec = lca.TaskSpec(m=6, L=9)
     for yh in (1, 3, 7, 63):
-        assert theory.hijack_threshold_argmax(spec, 0, yh) == 0.5
+        assert hijacking_in_model.hijack_threshold_argmax(spec, 0, yh) == 0.5
     # sphere(3) at m = 6: N(z) = N(complement of z), so y' has a twin and never wins alone
     s3 = lca.TaskSpec(m=6, L=9, neighbourhood=lca.hamming_sphere(3))
-    assert math.isinf(theory.hijack_threshold_argmax(s3, 0, 7))
+    assert math.isinf(hijacking_in_model.hijack_threshold_argmax(s3, 0, 7))
 
 
 # ----------------------------------------------------------------------------- probes
 def test_hijack_contexts_structure():
     spec = lca.TaskSpec(m=5, L=10, noise=0.2)
     clean, y0 = lca.sample(spec, 300, seed=7)
-    ctx, y, yh = probes.hijack_contexts(spec, 300, rho=0.0, seed=7)
+    ctx, y, yh = hijacking_in_model.hijack_contexts(spec, 300, rho=0.0, seed=7)
     assert torch.equal(ctx, clean) and torch.equal(y, y0)
     assert bool((spec.space.hamming(y, yh) == 5).all())             # complement by default
     mask = spec.neighbourhood.mask(spec.space)
-    full, _, yh1 = probes.hijack_contexts(spec, 300, rho=1.0, seed=7)
+    full, _, yh1 = hijacking_in_model.hijack_contexts(spec, 300, rho=1.0, seed=7)
     assert torch.equal(yh1, yh)
     assert bool(mask[yh[:, None], full[:, :-1]].all())              # all but the query hijacked
     assert torch.equal(full[:, -1], clean[:, -1])
-    pre, _, _ = probes.hijack_contexts(spec, 300, prepend=3, block=2, seed=7)
+    pre, _, _ = hijacking_in_model.hijack_contexts(spec, 300, prepend=3, block=2, seed=7)
     assert pre.shape == (300, 16) and torch.equal(pre[:, 6:], clean)
     assert bool(mask[yh[:, None], pre[:, :6]].all())
-    pre4, _, _ = probes.hijack_contexts(spec, 300, prepend=4, block=2, seed=7)
+    pre4, _, _ = hijacking_in_model.hijack_contexts(spec, 300, prepend=4, block=2, seed=7)
     assert torch.equal(pre4[:, 2:], pre)                            # coupled across k
-    assert bool((spec.space.hamming(y, probes.hijack_targets(spec, y, distance=2)) == 2).all())
+    assert bool((spec.space.hamming(y, hijacking_in_model.hijack_targets(spec, y, distance=2)) == 2).all())
 
 
 def test_flip_curve_of_constructed_model_matches_exact_probability():
     spec = lca.TaskSpec(m=5, L=11, noise=0.2)
-    model = theory.hijack_constructed_model(spec)
+    model = hijacking_in_model.hijack_constructed_model(spec)
     rho = [0.0, 0.3, 0.5, 0.7, 1.0]
-    out = probes.flip_curve(model, spec, rho, n=4000, seed=1, last_clean=True)
+    out = hijacking_in_model.flip_curve(model, spec, rho, n=4000, seed=1, last_clean=True)
     # by symmetry of N_1 every (y, complement) pair has the same law as (0, 31)
-    exact = theory.hijack_flip_probability(spec, 0, 31, rho, last_clean=True)
+    exact = hijacking_in_model.hijack_flip_probability(spec, 0, 31, rho, last_clean=True)
     assert (out["prefer"] - exact).abs().max() < 0.03
     assert out["flip"].shape == (5,) and out["rho"].tolist() == rho
     assert out["correct"][0] > 0.9 and out["flip"][-1] > 0.95
@@ -224,10 +224,10 @@ def test_flip_curve_of_constructed_model_matches_exact_probability():
 
 def test_prepend_curve_of_constructed_model_matches_exact_probability():
     spec = lca.TaskSpec(m=5, L=9, noise=0.3)
-    model = theory.hijack_constructed_model(spec)
+    model = hijacking_in_model.hijack_constructed_model(spec)
     ks = [0, 1, 2, 3, 4]
-    out = probes.prepend_curve(model, spec, ks, block=2, n=4000, seed=2)
-    exact = theory.hijack_prepend_probability(spec, 0, 31, ks, block=2)
+    out = hijacking_in_model.prepend_curve(model, spec, ks, block=2, n=4000, seed=2)
+    exact = hijacking_in_model.hijack_prepend_probability(spec, 0, 31, ks, block=2)
     assert (out["prefer"] - exact).abs().max() < 0.03
     assert out["k"].tolist() == ks
 
@@ -237,10 +237,10 @@ def test_trained_models_are_hijacked():
     spec = lca.TaskSpec(m=5, L=15)
     res = sweep(TrainConfig(task=spec, d=16, steps=250, batch_size=128, lr=0.02, eval_every=0,
                             device="cpu"), seeds=(0, 1), progress=False)
-    out = probes.flip_curve(res.model, spec, [0.0, 0.5, 1.0], n=512, seed=0, last_clean=False)
+    out = hijacking_in_model.flip_curve(res.model, spec, [0.0, 0.5, 1.0], n=512, seed=0, last_clean=False)
     assert out["flip"].shape == (2, 3)
     assert bool((out["prefer"][:, 0] < 0.05).all()) and bool((out["prefer"][:, 2] > 0.95).all())
-    pre = probes.prepend_curve(res.model, spec, [0, 8], block=4, n=512, seed=0)
+    pre = hijacking_in_model.prepend_curve(res.model, spec, [0, 8], block=4, n=512, seed=0)
     # prepending makes hijacking more likely (how much depends on what attention learned)
     assert bool((pre["prefer"][:, 1] > pre["prefer"][:, 0]).all())
 
@@ -249,44 +249,44 @@ def test_trained_models_are_hijacked():
 def test_bad_inputs_name_the_parameter():
     spec = lca.TaskSpec(m=4, L=5)
     with pytest.raises(ValueError, match="y_hijack"):
-        theory.hijack_overlap(spec, 3, 3)
+        hijacking_in_model.hijack_overlap(spec, 3, 3)
     with pytest.raises(ValueError, match="y"):
-        theory.hijack_overlap(spec, 16, 3)
+        hijacking_in_model.hijack_overlap(spec, 16, 3)
     with pytest.raises(ValueError, match="overlap"):
-        theory.hijack_threshold(5, 5, 6)
+        hijacking_in_model.hijack_threshold(5, 5, 6)
     with pytest.raises(ValueError, match="overlap"):
-        theory.hijack_threshold(5, 5, 5)
+        hijacking_in_model.hijack_threshold(5, 5, 5)
     with pytest.raises(ValueError, match="D"):
-        theory.hijack_threshold(0)
+        hijacking_in_model.hijack_threshold(0)
     with pytest.raises(ValueError, match="rho"):
-        theory.hijack_flip_probability(spec, 0, 15, [0.5, 1.2])
+        hijacking_in_model.hijack_flip_probability(spec, 0, 15, [0.5, 1.2])
     with pytest.raises(ValueError, match="ties"):
-        theory.hijack_flip_probability(spec, 0, 15, 0.5, ties="random")
+        hijacking_in_model.hijack_flip_probability(spec, 0, 15, 0.5, ties="random")
     with pytest.raises(ValueError, match="L"):
-        theory.hijack_binomial_flip(0.5, 0)
+        hijacking_in_model.hijack_binomial_flip(0.5, 0)
     with pytest.raises(ValueError, match="block"):
-        theory.hijack_prepend_probability(spec, 0, 15, [1], block=0)
+        hijacking_in_model.hijack_prepend_probability(spec, 0, 15, [1], block=0)
     with pytest.raises(ValueError, match="k"):
-        theory.hijack_prepend_probability(spec, 0, 15, [-1])
+        hijacking_in_model.hijack_prepend_probability(spec, 0, 15, [-1])
     with pytest.raises(ValueError, match="contexts"):
-        theory.hijack_share_logits(spec, torch.full((2, 3), 16))
+        hijacking_in_model.hijack_share_logits(spec, torch.full((2, 3), 16))
     with pytest.raises(ValueError, match="spec"):
-        theory.hijack_share_logits("spec", torch.zeros(2, 3, dtype=torch.long))
+        hijacking_in_model.hijack_share_logits("spec", torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="rho"):
-        probes.hijack_contexts(spec, 10, rho=-0.1)
+        hijacking_in_model.hijack_contexts(spec, 10, rho=-0.1)
     with pytest.raises(ValueError, match="distance"):
-        probes.hijack_contexts(spec, 10, distance=5)
+        hijacking_in_model.hijack_contexts(spec, 10, distance=5)
     with pytest.raises(ValueError, match="hijack"):
-        probes.hijack_contexts(spec, 3, hijack=torch.tensor([0, 1]))
-    model = theory.hijack_constructed_model(spec)
+        hijacking_in_model.hijack_contexts(spec, 3, hijack=torch.tensor([0, 1]))
+    model = hijacking_in_model.hijack_constructed_model(spec)
     with pytest.raises(ValueError, match="rho_grid"):
-        probes.flip_curve(model, spec, [0.1, 2.0])
+        hijacking_in_model.flip_curve(model, spec, [0.1, 2.0])
     with pytest.raises(ValueError, match="ks"):
-        probes.prepend_curve(model, spec, [-2])
+        hijacking_in_model.prepend_curve(model, spec, [-2])
     with pytest.raises(ValueError, match="V"):
-        probes.flip_curve(model, lca.TaskSpec(m=3, L=4), [0.5])
+        hijacking_in_model.flip_curve(model, lca.TaskSpec(m=3, L=4), [0.5])
     with pytest.raises(ValueError, match="model"):
-        probes.prepend_curve(None, spec, [1])
+        hijacking_in_model.prepend_curve(None, spec, [1])
 
 
 # ----------------------------------------------------------------------------- checkers
@@ -295,8 +295,8 @@ def _stub(*args):
 
 
 def test_check_share_logits():
-    ref = exercises._hj_reference_share
-    assert exercises.check_share_logits(ref)
+    ref = hijacking_in_model._hj_reference_share
+    assert hijacking_in_model.check_share_logits(ref)
 
     def untransposed(ctx, mask):
         return ref(ctx, mask.T)
@@ -312,25 +312,25 @@ def test_check_share_logits():
         return out
 
     for wrong in (untransposed, counts, distinct_tokens):
-        assert not exercises.check_share_logits(wrong)
-    assert "not implemented yet" in repr(exercises.check_share_logits(_stub))
+        assert not hijacking_in_model.check_share_logits(wrong)
+    assert "not implemented yet" in repr(hijacking_in_model.check_share_logits(_stub))
 
 
 def test_check_hijack_threshold():
-    assert exercises.check_hijack_threshold(theory.hijack_threshold)
+    assert hijacking_in_model.check_hijack_threshold(hijacking_in_model.hijack_threshold)
     wrongs = [lambda D, Dh, o: 0.5,
-              lambda D, Dh, o: theory.hijack_threshold(Dh, D, o),           # sizes swapped
+              lambda D, Dh, o: hijacking_in_model.hijack_threshold(Dh, D, o),           # sizes swapped
               lambda D, Dh, o: (1 - o / D) / (2 - 2 * o / D)]              # one size only
     for wrong in wrongs:
-        assert not exercises.check_hijack_threshold(wrong)
-    assert "not implemented yet" in repr(exercises.check_hijack_threshold(_stub))
+        assert not hijacking_in_model.check_hijack_threshold(wrong)
+    assert "not implemented yet" in repr(hijacking_in_model.check_hijack_threshold(_stub))
 
 
 def test_check_flip_probability():
     def ref(rho, L):
         return sum(math.comb(L, h) * rho ** h * (1 - rho) ** (L - h) for h in range(L // 2 + 1,
                                                                                    L + 1))
-    assert exercises.check_flip_probability(ref)
+    assert hijacking_in_model.check_flip_probability(ref)
 
     def ties_count(rho, L):                        # >= instead of >
         return sum(math.comb(L, h) * rho ** h * (1 - rho) ** (L - h) for h in range((L + 1) // 2,
@@ -340,8 +340,8 @@ def test_check_flip_probability():
         return sum(math.comb(L, h) * rho ** h * (1 - rho) ** (L - h) for h in range(L // 2 + 2,
                                                                                    L + 1))
     for wrong in (ties_count, off_by_one, lambda rho, L: float(rho > 0.5)):
-        assert not exercises.check_flip_probability(wrong)
-    assert "not implemented yet" in repr(exercises.check_flip_probability(_stub))
+        assert not hijacking_in_model.check_flip_probability(wrong)
+    assert "not implemented yet" in repr(hijacking_in_model.check_flip_probability(_stub))
 
 
 def test_plot_hijack_curves_returns_a_figure():
@@ -349,7 +349,7 @@ def test_plot_hijack_curves_returns_a_figure():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     x = [0.0, 0.5, 1.0]
-    fig = plots.plot_hijack_curves([
+    fig = hijacking_in_model.plot_hijack_curves([
         {"x": x, "curves": {"a": [0, 0.5, 1], "ens": [[0, 0.4, 1], [0, 0.6, 1]]},
          "theory": {"t": [0, 0.5, 1]}, "threshold": 0.5, "xlabel": "rho", "title": "p"},
         {"x": [0, 1, 2], "curves": {"b": [0, 0.2, 0.9]}, "xlabel": "k"}], title="t")
@@ -364,22 +364,22 @@ def test_margin_probability_from_sizes_equals_the_spec_version():
     spec = lca.TaskSpec(m=6, L=15, neighbourhood=lca.custom(mask, "broad 3"))
     rho = [0.1, 0.35, 0.5, 0.8]
     for L in (1, 6, 15, 40):
-        a = theory.hijack_flip_probability(spec, 0, 3, rho, L=L)
-        b = theory.hijack_margin_probability(rho, L, 6, 21, 2)
+        a = hijacking_in_model.hijack_flip_probability(spec, 0, 3, rho, L=L)
+        b = hijacking_in_model.hijack_margin_probability(rho, L, 6, 21, 2)
         assert torch.allclose(a, b, atol=1e-12)
-    assert torch.allclose(theory.hijack_margin_probability(rho, 15, 6),
-                          theory.hijack_binomial_flip(rho, 15), atol=1e-12)
+    assert torch.allclose(hijacking_in_model.hijack_margin_probability(rho, 15, 6),
+                          hijacking_in_model.hijack_binomial_flip(rho, 15), atol=1e-12)
     with pytest.raises(ValueError, match="overlap"):
-        theory.hijack_margin_probability(0.5, 5, 4, 4, 5)
+        hijacking_in_model.hijack_margin_probability(0.5, 5, 4, 4, 5)
 
 
 def test_threshold_with_noise_against_simulation():
-    spec = theory.cluster_task(6, 2, L=9, noise=0.5, informative="sphere")
+    spec = attention.cluster_task(6, 2, L=9, noise=0.5, informative="sphere")
     y, yh = 0, 63
-    thr = theory.hijack_threshold_task(spec, y, yh)
+    thr = hijacking_in_model.hijack_threshold_task(spec, y, yh)
     # noise-free version of the same neighbourhood: the pairwise formula
-    assert abs(theory.hijack_threshold_task(spec.with_(noise=0.0), y, yh)
-               - theory.hijack_threshold(*theory.hijack_overlap(spec, y, yh))) < 1e-12
+    assert abs(hijacking_in_model.hijack_threshold_task(spec.with_(noise=0.0), y, yh)
+               - hijacking_in_model.hijack_threshold(*hijacking_in_model.hijack_overlap(spec, y, yh))) < 1e-12
     assert 0.25 < thr < 0.5
     # the mean margin of simulated positions changes sign at thr
     A = spec.neighbourhood.mask(spec.space)
@@ -394,16 +394,16 @@ def test_threshold_with_noise_against_simulation():
         margin = (A[yh, x].double() - A[y, x].double()).mean()
         assert sign * margin > 0.005
     with pytest.raises(ValueError, match="y_hijack"):
-        theory.hijack_threshold_task(spec, 5, 5)
+        hijacking_in_model.hijack_threshold_task(spec, 5, 5)
 
 
 def test_hijack_may_be_a_function_of_the_targets():
     spec = lca.TaskSpec(m=5, L=7)
-    ctx, y, yh = probes.hijack_contexts(spec, 50, rho=0.5, seed=1, hijack=lambda t: t ^ 3)
+    ctx, y, yh = hijacking_in_model.hijack_contexts(spec, 50, rho=0.5, seed=1, hijack=lambda t: t ^ 3)
     assert torch.equal(yh, y ^ 3)
-    model = theory.hijack_constructed_model(spec)
-    out = probes.flip_curve(model, spec, [0.0, 1.0], n=200, seed=1, hijack=lambda t: t ^ 3,
+    model = hijacking_in_model.hijack_constructed_model(spec)
+    out = hijacking_in_model.flip_curve(model, spec, [0.0, 1.0], n=200, seed=1, hijack=lambda t: t ^ 3,
                             last_clean=False)
     assert out["prefer"].tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match="hijack"):
-        probes.hijack_contexts(spec, 5, hijack=lambda t: t)      # y' = y is not a hijack
+        hijacking_in_model.hijack_contexts(spec, 5, hijack=lambda t: t)      # y' = y is not a hijack

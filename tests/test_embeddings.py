@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import lca
-from lca import exercises, plots, probes, theory
+from lca import embeddings
 
 matplotlib.use("Agg")
 
@@ -55,8 +55,8 @@ def brute_profile(G, m):
 def test_krawtchouk_matches_enumeration(m):
     for k in range(m + 1):
         for w in range(m + 1):
-            assert theory.krawtchouk(k, w, m) == brute_krawtchouk(k, w, m)
-    K = theory.krawtchouk_matrix(m)
+            assert embeddings.krawtchouk(k, w, m) == brute_krawtchouk(k, w, m)
+    K = embeddings.krawtchouk_matrix(m)
     assert K.shape == (m + 1, m + 1) and K.dtype == torch.long
     assert K[1].tolist() == [m - 2 * w for w in range(m + 1)]
     assert K[:, 0].tolist() == [math.comb(m, k) for k in range(m + 1)]
@@ -67,9 +67,9 @@ def test_krawtchouk_identities(m):
     for k in range(m + 1):
         for w in range(m + 1):
             # symmetry and reflection (lem-geo-krawtchouk-identities)
-            assert math.comb(m, k) * theory.krawtchouk(w, k, m) == \
-                math.comb(m, w) * theory.krawtchouk(k, w, m)
-            assert theory.krawtchouk(k, m - w, m) == (-1) ** k * theory.krawtchouk(k, w, m)
+            assert math.comb(m, k) * embeddings.krawtchouk(w, k, m) == \
+                math.comb(m, w) * embeddings.krawtchouk(k, w, m)
+            assert embeddings.krawtchouk(k, m - w, m) == (-1) ** k * embeddings.krawtchouk(k, w, m)
 
 
 # ----------------------------------------------------------- Krawtchouk spectrum of Hamming kernels
@@ -77,22 +77,22 @@ def test_krawtchouk_identities(m):
 def test_hamming_kernel_spectrum_matches_eigvalsh(m):
     g = torch.Generator().manual_seed(10 + m)
     prof = torch.randn(m + 1, generator=g, dtype=torch.float64)
-    G = theory.hamming_kernel(prof, m)
+    G = embeddings.hamming_kernel(prof, m)
     D = brute_distances(m)
     assert torch.equal(G, prof[D])
-    lam, mult = theory.hamming_kernel_spectrum(prof, m)
+    lam, mult = embeddings.hamming_kernel_spectrum(prof, m)
     assert mult.tolist() == [math.comb(m, w) for w in range(m + 1)]
     want = torch.linalg.eigvalsh(G).flip(0)
-    got = theory.expand_spectrum(lam, mult)
+    got = embeddings.expand_spectrum(lam, mult)
     assert torch.allclose(got, want, atol=1e-10 * max(1.0, float(want.abs().max())))
 
 
 def test_characters_are_eigenvectors():
     m = 5
     prof = torch.tensor([2.0, -1.0, 0.5, 3.0, -0.25, 1.5], dtype=torch.float64)
-    G = theory.hamming_kernel(prof, m)
-    lam, _ = theory.hamming_kernel_spectrum(prof, m)
-    H = theory.walsh_characters(m)
+    G = embeddings.hamming_kernel(prof, m)
+    lam, _ = embeddings.hamming_kernel_spectrum(prof, m)
+    H = embeddings.walsh_characters(m)
     for s in range(2 ** m):
         chi = brute_character(s, m)
         assert torch.equal(H[:, s], chi)
@@ -105,15 +105,15 @@ def test_spectrum_inverse_and_reflection():
     m = 6
     g = torch.Generator().manual_seed(3)
     prof = torch.randn(m + 1, generator=g, dtype=torch.float64)
-    lam, mult = theory.hamming_kernel_spectrum(prof, m)
-    back = torch.tensor([sum(mult[w] * lam[w] * theory.krawtchouk(k, w, m) for w in range(m + 1))
+    lam, mult = embeddings.hamming_kernel_spectrum(prof, m)
+    back = torch.tensor([sum(mult[w] * lam[w] * embeddings.krawtchouk(k, w, m) for w in range(m + 1))
                          / (2 ** m * math.comb(m, k)) for k in range(m + 1)], dtype=torch.float64)
     assert torch.allclose(back, prof, atol=1e-12)
     flipped = prof * torch.tensor([(-1.0) ** k for k in range(m + 1)], dtype=torch.float64)
-    lam_f, _ = theory.hamming_kernel_spectrum(flipped, m)
+    lam_f, _ = embeddings.hamming_kernel_spectrum(flipped, m)
     assert torch.allclose(lam_f, lam.flip(0), atol=1e-12)
     P = torch.diag(brute_character(2 ** m - 1, m))                 # the parity character
-    assert torch.allclose(theory.hamming_kernel(flipped, m), P @ theory.hamming_kernel(prof, m) @ P)
+    assert torch.allclose(embeddings.hamming_kernel(flipped, m), P @ embeddings.hamming_kernel(prof, m) @ P)
 
 
 def test_spectrum_prediction_fails_off_hamming_kernels():
@@ -122,12 +122,12 @@ def test_spectrum_prediction_fails_off_hamming_kernels():
     statements of lem-geo-profile-projection still hold."""
     m = 5
     gen = torch.Generator().manual_seed(8)
-    G0 = theory.affine_gram(m, 4.0, 1.0)
+    G0 = embeddings.affine_gram(m, 4.0, 1.0)
     Pert = torch.randn(2 ** m, 2 ** m, generator=gen, dtype=torch.float64)
     G = G0 + 0.5 * (Pert + Pert.T)
     prof = brute_profile(G, m)
-    lam, mult = theory.hamming_kernel_spectrum(prof, m)
-    pred = theory.expand_spectrum(lam, mult)
+    lam, mult = embeddings.hamming_kernel_spectrum(prof, m)
+    pred = embeddings.expand_spectrum(lam, mult)
     true = torch.linalg.eigvalsh(G).flip(0)
     assert float((pred - true).abs().max()) > 1.0                    # the prediction breaks
     assert math.isclose(float(pred.sum()), float(torch.trace(G)), rel_tol=1e-10)
@@ -136,24 +136,24 @@ def test_spectrum_prediction_fails_off_hamming_kernels():
         chi = brute_character(s, m)
         rayleigh[sum(bits(s, m))] += chi @ G @ chi / 2 ** m / math.comb(m, sum(bits(s, m)))
     assert torch.allclose(rayleigh, lam, atol=1e-10)
-    assert torch.allclose(probes.weight_rayleigh(G), lam, atol=1e-10)
+    assert torch.allclose(embeddings.weight_rayleigh(G), lam, atol=1e-10)
     # the mean profile is the closest Hamming kernel
-    best = float(torch.linalg.norm(G - theory.hamming_kernel(prof, m)))
+    best = float(torch.linalg.norm(G - embeddings.hamming_kernel(prof, m)))
     for k in range(m + 1):
         bumped = prof.clone()
         bumped[k] += 0.01
-        assert float(torch.linalg.norm(G - theory.hamming_kernel(bumped, m))) > best
+        assert float(torch.linalg.norm(G - embeddings.hamming_kernel(bumped, m))) > best
 
 
 def test_profile_of_a_gram_matrix_is_psd():
     g = torch.Generator().manual_seed(4)
     for m, d in [(3, 2), (5, 3), (6, 20)]:
         W = torch.randn(2 ** m, d, generator=g, dtype=torch.float64)
-        lam, _ = theory.hamming_kernel_spectrum(brute_profile(W @ W.T, m), m)
+        lam, _ = embeddings.hamming_kernel_spectrum(brute_profile(W @ W.T, m), m)
         assert float(lam.min()) >= -1e-10
     # but a profile need not be PSD: the eigenvalue criterion detects it
-    lam, _ = theory.hamming_kernel_spectrum([0.0, 1.0, 0.0], 2)
-    G = theory.hamming_kernel([0.0, 1.0, 0.0], 2)
+    lam, _ = embeddings.hamming_kernel_spectrum([0.0, 1.0, 0.0], 2)
+    G = embeddings.hamming_kernel([0.0, 1.0, 0.0], 2)
     assert float(lam.min()) < 0 and float(torch.linalg.eigvalsh(G).min()) < 0
 
 
@@ -171,17 +171,17 @@ def test_affine_rank_and_spectrum(m):
     cases = [(2.0, 1.0), (m / 2, 1.0), (1.0, 2.0 / m), (0.0, 1.0), (1.0, 0.0), (0.0, 0.0),
              (-1.0, 0.5), (5.0, -1.0)]
     for b0, b1 in cases:
-        G = theory.affine_gram(m, b0, b1)
+        G = embeddings.affine_gram(m, b0, b1)
         assert torch.equal(G, b0 - b1 * brute_distances(m).double())
         r = int(torch.linalg.matrix_rank(G))
-        assert r == theory.affine_gram_rank(m, b0, b1)
+        assert r == embeddings.affine_gram_rank(m, b0, b1)
         assert r <= m + 1
-        lam0, lam1 = theory.affine_gram_spectrum(m, b0, b1)
+        lam0, lam1 = embeddings.affine_gram_spectrum(m, b0, b1)
         want = sorted([lam0] + [lam1] * m + [0.0] * (2 ** m - m - 1), reverse=True)
         got = torch.linalg.eigvalsh(G).flip(0)
         assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), atol=1e-9)
-    assert theory.affine_gram_rank(m, 2.0 + m, 1.0) == m + 1               # generic: m + 1
-    assert theory.affine_gram_rank(m, m / 2, 1.0) == m                     # centred: m
+    assert embeddings.affine_gram_rank(m, 2.0 + m, 1.0) == m + 1               # generic: m + 1
+    assert embeddings.affine_gram_rank(m, m / 2, 1.0) == m                     # centred: m
 
 
 def test_affine_bound_fails_without_the_affine_law():
@@ -189,9 +189,9 @@ def test_affine_bound_fails_without_the_affine_law():
     matters), and the excess is exactly C(m, 2) from the weight-2 characters."""
     m = 6
     prof = [3.0 - k + 0.2 * k * k for k in range(m + 1)]
-    r = int(torch.linalg.matrix_rank(theory.hamming_kernel(prof, m)))
+    r = int(torch.linalg.matrix_rank(embeddings.hamming_kernel(prof, m)))
     assert r > m + 1
-    lam, mult = theory.hamming_kernel_spectrum(prof, m)
+    lam, mult = embeddings.hamming_kernel_spectrum(prof, m)
     assert r == int(sum(mult[w] for w in range(m + 1) if abs(float(lam[w])) > 1e-9))
 
 
@@ -199,18 +199,18 @@ def test_centred_code_and_affine_embedding():
     m = 5
     Z = torch.tensor([bits(i, m) for i in range(2 ** m)], dtype=torch.float64)
     E = (2 * Z - 1) / math.sqrt(m)
-    assert torch.allclose(E @ E.T, theory.affine_gram(m, 1.0, 2.0 / m))
+    assert torch.allclose(E @ E.T, embeddings.affine_gram(m, 1.0, 2.0 / m))
     assert int(torch.linalg.matrix_rank(E @ E.T)) == m
     for b0, b1 in [(3.0, 1.0), (2.5, 1.0), (1.0, 0.0), (10.0, 0.5)]:
-        E = theory.affine_embedding(m, b0, b1)
+        E = embeddings.affine_embedding(m, b0, b1)
         assert E.shape == (2 ** m, m + 1)
-        assert torch.allclose(E @ E.T, theory.affine_gram(m, b0, b1), atol=1e-12)
+        assert torch.allclose(E @ E.T, embeddings.affine_gram(m, b0, b1), atol=1e-12)
     # not a Gram matrix -> refused, and indeed not PSD
     with pytest.raises(ValueError, match="b0"):
-        theory.affine_embedding(m, 2.0, 1.0)
-    assert float(torch.linalg.eigvalsh(theory.affine_gram(m, 2.0, 1.0)).min()) < 0
+        embeddings.affine_embedding(m, 2.0, 1.0)
+    assert float(torch.linalg.eigvalsh(embeddings.affine_gram(m, 2.0, 1.0)).min()) < 0
     with pytest.raises(ValueError, match="b1"):
-        theory.affine_embedding(m, 2.0, -1.0)
+        embeddings.affine_embedding(m, 2.0, -1.0)
 
 
 # -------------------------------------------------------------------------------------- probes
@@ -218,7 +218,7 @@ def test_gram_profile_matches_loops():
     m, d = 4, 3
     g = torch.Generator().manual_seed(1)
     W = torch.randn(2 ** m, d, generator=g, dtype=torch.float64)
-    prof = probes.gram_profile(W)
+    prof = embeddings.gram_profile(W)
     D = brute_distances(m)
     G = W @ W.T
     for k in range(m + 1):
@@ -228,13 +228,13 @@ def test_gram_profile_matches_loops():
         assert math.isclose(float(prof.std[k]), float(vals.std()), rel_tol=1e-9, abs_tol=1e-12)
     # ensembles give the same numbers member by member; a model is accepted too
     W2 = torch.stack([W, 2 * W]).float()
-    pe = probes.gram_profile(W2)
+    pe = embeddings.gram_profile(W2)
     assert pe.mean.shape == (2, m + 1)
-    assert torch.allclose(pe.mean[1], 4 * probes.gram_profile(W.float()).mean, rtol=1e-6)
+    assert torch.allclose(pe.mean[1], 4 * embeddings.gram_profile(W.float()).mean, rtol=1e-6)
     model = lca.OneLayerTransformer.from_weights(W.float())
-    assert torch.allclose(probes.gram_profile(model).mean, prof.mean, rtol=1e-5)
+    assert torch.allclose(embeddings.gram_profile(model).mean, prof.mean, rtol=1e-5)
     # the affine code has zero spread
-    assert float(probes.gram_profile(theory.affine_embedding(m, 3.0, 1.0)).std.abs().max()) < 1e-12
+    assert float(embeddings.gram_profile(embeddings.affine_embedding(m, 3.0, 1.0)).std.abs().max()) < 1e-12
 
 
 def test_affine_fit_matches_least_squares_on_pairs():
@@ -248,13 +248,13 @@ def test_affine_fit_matches_least_squares_on_pairs():
         X = torch.stack(cols, 1)
         beta = torch.linalg.lstsq(X, y[:, None]).solution.flatten()
         r2 = 1 - float(((y - X @ beta) ** 2).sum() / ((y - y.mean()) ** 2).sum())
-        fit = probes.affine_fit(W, parity=parity)
+        fit = embeddings.affine_fit(W, parity=parity)
         assert math.isclose(fit.b0, float(beta[0]), abs_tol=1e-9)
         assert math.isclose(fit.b1, float(beta[1]), abs_tol=1e-9)
         assert math.isclose(fit.r2, r2, abs_tol=1e-9)
         if parity:
             assert math.isclose(fit.c, float(beta[2]), abs_tol=1e-9)
-    exact = probes.affine_fit(theory.affine_embedding(5, 4.0, 0.75))
+    exact = embeddings.affine_fit(embeddings.affine_embedding(5, 4.0, 0.75))
     assert math.isclose(exact.b0, 4.0, abs_tol=1e-9) and math.isclose(exact.b1, 0.75, abs_tol=1e-9)
     assert math.isclose(exact.r2, 1.0, abs_tol=1e-9) and math.isclose(exact.r2_profile, 1.0,
                                                                       abs_tol=1e-9)
@@ -263,18 +263,18 @@ def test_affine_fit_matches_least_squares_on_pairs():
 def test_spectrum_gap_and_weight_shares():
     g = torch.Generator().manual_seed(6)
     W = torch.randn(32, 7, generator=g, dtype=torch.float64)
-    ev = probes.embedding_spectrum(W)
+    ev = embeddings.embedding_spectrum(W)
     assert torch.allclose(ev, torch.linalg.svdvals(W) ** 2, rtol=1e-10)
-    assert math.isclose(float(probes.eigen_gap(ev, 2)), float(ev[1] / ev[2]))
+    assert math.isclose(float(embeddings.eigen_gap(ev, 2)), float(ev[1] / ev[2]))
     # the affine code: all energy on weights 0 and 1, and an infinite gap after m + 1
-    E = theory.affine_embedding(5, 4.0, 1.0)
-    ray, share = probes.weight_spectrum(E)
-    lam, _ = theory.hamming_kernel_spectrum([4.0 - k for k in range(6)], 5)
+    E = embeddings.affine_embedding(5, 4.0, 1.0)
+    ray, share = embeddings.weight_spectrum(E)
+    lam, _ = embeddings.hamming_kernel_spectrum([4.0 - k for k in range(6)], 5)
     assert torch.allclose(ray, lam, atol=1e-9)
     assert math.isclose(float(share[:2].sum()), 1.0, abs_tol=1e-12)
     assert math.isclose(float(share.sum()), 1.0, abs_tol=1e-12)
     # a random matrix: shares match the isotropic C(m, w) / V only on average, but sum to 1
-    _, share_r = probes.weight_spectrum(W)
+    _, share_r = embeddings.weight_spectrum(W)
     assert math.isclose(float(share_r.sum()), 1.0, abs_tol=1e-12)
 
 
@@ -284,12 +284,12 @@ def test_association_matrix_is_the_single_token_logit():
     W_E = torch.randn(V, d, generator=g)
     W_V = torch.randn(d, d, generator=g)
     model = lca.OneLayerTransformer.from_weights(W_E, W_V=W_V, device="cpu")
-    M = probes.association_matrix(model)
+    M = embeddings.association_matrix(model)
     ctx = torch.arange(V)[:, None]                         # contexts of length 1: x = 0..V-1
     logits = model(ctx).double()                           # [V(x), V(k)]
     assert torch.allclose(M, logits.T, atol=1e-4)
     ident = lca.OneLayerTransformer.from_weights(W_E, device="cpu")
-    assert torch.allclose(probes.association_matrix(ident), probes.gram_matrix(W_E), atol=1e-5)
+    assert torch.allclose(embeddings.association_matrix(ident), embeddings.gram_matrix(W_E), atol=1e-5)
 
 
 # ---------------------------------------------------------------- context spectrum and the margin
@@ -297,7 +297,7 @@ def test_association_matrix_is_the_single_token_logit():
                                       (lca.hamming_sphere(2), 0.3)])
 def test_context_spectrum_diagonalises_the_law(nb, noise):
     spec = lca.TaskSpec(m=5, L=4, neighbourhood=nb, noise=noise)
-    mu = theory.context_spectrum(spec)
+    mu = embeddings.context_spectrum(spec)
     P = spec.context_law()
     for s in range(2 ** 5):
         chi = brute_character(s, 5)
@@ -309,7 +309,7 @@ def test_context_spectrum_diagonalises_the_law(nb, noise):
 
 def test_context_spectrum_refuses_non_hamming_laws():
     with pytest.raises(ValueError, match="Hamming"):
-        theory.context_spectrum(lca.TaskSpec(m=4, L=3, neighbourhood=lca.cluster(2)))
+        embeddings.context_spectrum(lca.TaskSpec(m=4, L=3, neighbourhood=lca.cluster(2)))
 
 
 def test_margin_identity_brute_force_and_monte_carlo():
@@ -319,8 +319,8 @@ def test_margin_identity_brute_force_and_monte_carlo():
     M = torch.randn(2 ** m, 2 ** m, generator=g, dtype=torch.float64)
     F = spec.context_law() @ M.T                            # F[y, k] = sum_x P[y, x] M[k, x]
     lhs = float(F.diagonal().mean() - F.mean())
-    rhs = float(theory.margin_by_weight(theory.context_spectrum(spec),
-                                        probes.weight_rayleigh(M)).sum())
+    rhs = float(embeddings.margin_by_weight(embeddings.context_spectrum(spec),
+                                        embeddings.weight_rayleigh(M)).sum())
     assert math.isclose(lhs, rhs, rel_tol=1e-10, abs_tol=1e-12)
     # Monte Carlo through the model with uniform attention: mean logits given y are F[y, :]
     W_E = torch.randn(2 ** m, 5, generator=g)
@@ -329,7 +329,7 @@ def test_margin_identity_brute_force_and_monte_carlo():
     ctx, y = lca.sample(spec, 60000, seed=3)
     with torch.no_grad():
         logits = model(ctx).double()
-    F_model = spec.context_law() @ probes.association_matrix(model).T
+    F_model = spec.context_law() @ embeddings.association_matrix(model).T
     for target in (0, 5, 11):
         sel = y == target
         est = logits[sel].mean(0)
@@ -347,10 +347,10 @@ def test_training_geometry_follows_the_neighbourhood_spectrum():
                            device="cpu")
     res = lca.sweep(base, seeds=(0,), progress=False,
                     variants={"tr": {}, "id": {"train_V": False, "WV_init": "identity"}})
-    fit = probes.affine_fit(res.model)
+    fit = embeddings.affine_fit(res.model)
     assert fit.r2_profile[1] > fit.r2_profile[0]
-    mu = theory.context_spectrum(spec)
-    nu = probes.weight_rayleigh(probes.association_matrix(res.model))
+    mu = embeddings.context_spectrum(spec)
+    nu = embeddings.weight_rayleigh(embeddings.association_matrix(res.model))
     strong = mu.abs() >= 0.6
     strong[0] = False
     assert bool((torch.sign(nu[0][strong]) == torch.sign(mu[strong])).all())
@@ -359,35 +359,35 @@ def test_training_geometry_follows_the_neighbourhood_spectrum():
 
 def test_frozen_overparameterised_embeddings_have_a_flat_profile():
     spec = lca.TaskSpec(m=4, L=16)
-    res = lca.train(lca.TrainConfig(task=spec, d=64, steps=150, batch_size=128, train_E=False,
+    res = lca.fit(lca.TrainConfig(task=spec, d=64, steps=150, batch_size=128, train_E=False,
                                     eval_every=0, device="cpu"), progress=False)
-    prof = probes.gram_profile(res.model)
+    prof = embeddings.gram_profile(res.model)
     assert float(prof.mean[1:].abs().max()) < 0.1 * float(prof.mean[0])
-    assert probes.affine_fit(res.model).r2 < 0.2
+    assert embeddings.affine_fit(res.model).r2 < 0.2
 
 
 # ---------------------------------------------------------------------------------- validation
 @pytest.mark.parametrize("call,name", [
-    (lambda: theory.krawtchouk(5, 0, 3), "k"),
-    (lambda: theory.krawtchouk(0, -1, 3), "w"),
-    (lambda: theory.krawtchouk(0, 0, 0), "m"),
-    (lambda: theory.hamming_kernel_spectrum([1.0, 2.0], 3), "g"),
-    (lambda: theory.hamming_kernel([1.0, float("nan")], 1), "g"),
-    (lambda: theory.hamming_kernel("abc", 2), "g"),
-    (lambda: theory.affine_gram(0, 1.0, 1.0), "m"),
-    (lambda: theory.affine_gram(3, float("inf"), 1.0), "b0"),
-    (lambda: theory.affine_gram_rank(3, 1.0, "x"), "b1"),
-    (lambda: theory.walsh_characters(13), "m"),
-    (lambda: theory.expand_spectrum([1.0, 2.0], [1]), "multiplicities"),
-    (lambda: theory.context_spectrum("N_1"), "spec"),
-    (lambda: theory.margin_by_weight([1.0, 0.5], [1.0]), "nu"),
-    (lambda: probes.gram_profile(torch.zeros(3, 2)), "W_E"),
-    (lambda: probes.gram_profile([[1.0]]), "W_E"),
-    (lambda: probes.gram_profile(torch.zeros(4)), "W_E"),
-    (lambda: probes.affine_fit(torch.zeros(4, 2), parity="yes"), "parity"),
-    (lambda: probes.eigen_gap(torch.ones(4), 4), "k"),
-    (lambda: probes.weight_rayleigh(torch.zeros(4, 3)), "M"),
-    (lambda: probes.association_matrix(torch.zeros(4, 4)), "model"),
+    (lambda: embeddings.krawtchouk(5, 0, 3), "k"),
+    (lambda: embeddings.krawtchouk(0, -1, 3), "w"),
+    (lambda: embeddings.krawtchouk(0, 0, 0), "m"),
+    (lambda: embeddings.hamming_kernel_spectrum([1.0, 2.0], 3), "g"),
+    (lambda: embeddings.hamming_kernel([1.0, float("nan")], 1), "g"),
+    (lambda: embeddings.hamming_kernel("abc", 2), "g"),
+    (lambda: embeddings.affine_gram(0, 1.0, 1.0), "m"),
+    (lambda: embeddings.affine_gram(3, float("inf"), 1.0), "b0"),
+    (lambda: embeddings.affine_gram_rank(3, 1.0, "x"), "b1"),
+    (lambda: embeddings.walsh_characters(13), "m"),
+    (lambda: embeddings.expand_spectrum([1.0, 2.0], [1]), "multiplicities"),
+    (lambda: embeddings.context_spectrum("N_1"), "spec"),
+    (lambda: embeddings.margin_by_weight([1.0, 0.5], [1.0]), "nu"),
+    (lambda: embeddings.gram_profile(torch.zeros(3, 2)), "W_E"),
+    (lambda: embeddings.gram_profile([[1.0]]), "W_E"),
+    (lambda: embeddings.gram_profile(torch.zeros(4)), "W_E"),
+    (lambda: embeddings.affine_fit(torch.zeros(4, 2), parity="yes"), "parity"),
+    (lambda: embeddings.eigen_gap(torch.ones(4), 4), "k"),
+    (lambda: embeddings.weight_rayleigh(torch.zeros(4, 3)), "M"),
+    (lambda: embeddings.association_matrix(torch.zeros(4, 4)), "model"),
 ])
 def test_bad_inputs_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
@@ -404,39 +404,39 @@ def test_check_gram_profile():
         m = W.shape[0].bit_length() - 1
         return brute_profile((W @ W.T).double(), m)
 
-    assert exercises.check_gram_profile(ref)
-    assert not exercises.check_gram_profile(lambda W: ref(W)[:-1])              # off by one
-    assert not exercises.check_gram_profile(                                     # sums, no mean
+    assert embeddings.check_gram_profile(ref)
+    assert not embeddings.check_gram_profile(lambda W: ref(W)[:-1])              # off by one
+    assert not embeddings.check_gram_profile(                                     # sums, no mean
         lambda W: torch.stack([(W @ W.T)[brute_distances(W.shape[0].bit_length() - 1) == k].sum()
                                for k in range(W.shape[0].bit_length())]))
-    assert not exercises.check_gram_profile(lambda W: (W.T @ W).diagonal())     # transposed Gram
-    assert "not implemented yet" in repr(exercises.check_gram_profile(_stub))
+    assert not embeddings.check_gram_profile(lambda W: (W.T @ W).diagonal())     # transposed Gram
+    assert "not implemented yet" in repr(embeddings.check_gram_profile(_stub))
 
 
 def test_check_krawtchouk():
-    assert exercises.check_krawtchouk(brute_krawtchouk)
-    assert not exercises.check_krawtchouk(lambda k, w, m: brute_krawtchouk(w, k, m))  # swapped
-    assert not exercises.check_krawtchouk(                                           # no sign
+    assert embeddings.check_krawtchouk(brute_krawtchouk)
+    assert not embeddings.check_krawtchouk(lambda k, w, m: brute_krawtchouk(w, k, m))  # swapped
+    assert not embeddings.check_krawtchouk(                                           # no sign
         lambda k, w, m: sum(math.comb(w, j) * math.comb(m - w, k - j) for j in range(min(k, w) + 1)))
-    assert "not implemented yet" in repr(exercises.check_krawtchouk(_stub))
+    assert "not implemented yet" in repr(embeddings.check_krawtchouk(_stub))
 
 
 def test_check_hamming_spectrum():
     def ref(g, m):
-        return torch.linalg.eigvalsh(theory.hamming_kernel(g, m)).flip(0)  # not per weight
+        return torch.linalg.eigvalsh(embeddings.hamming_kernel(g, m)).flip(0)  # not per weight
 
     def right(g, m):
         return g @ torch.tensor([[brute_krawtchouk(k, w, m) for w in range(m + 1)]
                                  for k in range(m + 1)], dtype=torch.float64)
 
-    assert exercises.check_hamming_spectrum(right)
-    assert not exercises.check_hamming_spectrum(lambda g, m: right(g, m).flip(0) if m > 1 else
+    assert embeddings.check_hamming_spectrum(right)
+    assert not embeddings.check_hamming_spectrum(lambda g, m: right(g, m).flip(0) if m > 1 else
                                                 right(g, m) + 1)
-    assert not exercises.check_hamming_spectrum(                                   # transposed K
-        lambda g, m: g @ theory.krawtchouk_matrix(m).double().T)
-    assert not exercises.check_hamming_spectrum(lambda g, m: right(g, m) / 2 ** m)  # scaled
-    assert not exercises.check_hamming_spectrum(ref)                                # full list
-    assert "not implemented yet" in repr(exercises.check_hamming_spectrum(_stub))
+    assert not embeddings.check_hamming_spectrum(                                   # transposed K
+        lambda g, m: g @ embeddings.krawtchouk_matrix(m).double().T)
+    assert not embeddings.check_hamming_spectrum(lambda g, m: right(g, m) / 2 ** m)  # scaled
+    assert not embeddings.check_hamming_spectrum(ref)                                # full list
+    assert "not implemented yet" in repr(embeddings.check_hamming_spectrum(_stub))
 
 
 def test_check_affine_embedding():
@@ -445,13 +445,13 @@ def test_check_affine_embedding():
         c = torch.full((2 ** m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)
         return torch.cat([math.sqrt(b1 / 2) * (2 * Z - 1), c], 1)
 
-    assert exercises.check_affine_embedding(right)
-    assert exercises.check_affine_embedding(lambda m, b0, b1: -right(m, b0, b1))  # a rotation
-    assert not exercises.check_affine_embedding(lambda m, b0, b1: right(m, b0, b1)[:, :-1])
-    assert not exercises.check_affine_embedding(lambda m, b0, b1: math.sqrt(2) * right(m, b0, b1))
-    assert not exercises.check_affine_embedding(                                    # too wide
+    assert embeddings.check_affine_embedding(right)
+    assert embeddings.check_affine_embedding(lambda m, b0, b1: -right(m, b0, b1))  # a rotation
+    assert not embeddings.check_affine_embedding(lambda m, b0, b1: right(m, b0, b1)[:, :-1])
+    assert not embeddings.check_affine_embedding(lambda m, b0, b1: math.sqrt(2) * right(m, b0, b1))
+    assert not embeddings.check_affine_embedding(                                    # too wide
         lambda m, b0, b1: torch.cat([right(m, b0, b1), torch.zeros(2 ** m, 1)], 1))
-    assert "not implemented yet" in repr(exercises.check_affine_embedding(_stub))
+    assert "not implemented yet" in repr(embeddings.check_affine_embedding(_stub))
 
 
 # --------------------------------------------------------------------------------------- plots
@@ -460,15 +460,15 @@ def test_plots_return_figures():
     m = 3
     prof = torch.randn(2, m + 1)
     figs = [
-        plots.plot_distance_and_gram(brute_distances(m), theory.affine_gram(m, 2.0, 1.0)),
-        plots.plot_hamming_inner({"a": {"mean": prof, "std": prof.abs(), "b0": 1.0, "b1": 0.5,
+        embeddings.plot_distance_and_gram(brute_distances(m), embeddings.affine_gram(m, 2.0, 1.0)),
+        embeddings.plot_hamming_inner({"a": {"mean": prof, "std": prof.abs(), "b0": 1.0, "b1": 0.5,
                                         "r2": 0.3}}, m),
-        plots.plot_krawtchouk_spectrum({"a": torch.arange(8.0).flip(0)},
+        embeddings.plot_krawtchouk_spectrum({"a": torch.arange(8.0).flip(0)},
                                        {"a": torch.arange(8.0).flip(0)}),
-        plots.plot_spectra({"p": {"x": torch.tensor([3.0, 2.0, 1.0])}}, {"p": 1}),
-        plots.plot_weight_spectrum({"r": {"mu": torch.ones(m + 1), "nu": {"x": torch.ones(m + 1)}}},
+        embeddings.plot_spectra({"p": {"x": torch.tensor([3.0, 2.0, 1.0])}}, {"p": 1}),
+        embeddings.plot_weight_spectrum({"r": {"mu": torch.ones(m + 1), "nu": {"x": torch.ones(m + 1)}}},
                                    m),
-        plots.plot_hamming_kernel([1.0, 0.0, -1.0, 0.5], *theory.hamming_kernel_spectrum(
+        embeddings.plot_hamming_kernel([1.0, 0.0, -1.0, 0.5], *embeddings.hamming_kernel_spectrum(
             [1.0, 0.0, -1.0, 0.5], 3)),
     ]
     for fig in figs:

@@ -10,7 +10,7 @@ import matplotlib
 import pytest
 import torch
 
-from lca import exercises, memory, plots, theory
+from lca import associative_memory
 
 matplotlib.use("Agg")
 
@@ -24,23 +24,23 @@ def test_store_and_recall_match_loops(N, d, dv):
     W = torch.zeros(dv, d, dtype=torch.float64)
     for i in range(N):
         W += torch.outer(values[i], keys[i])
-    assert torch.allclose(memory.store(keys, values), W)
+    assert torch.allclose(associative_memory.store(keys, values), W)
     q = torch.randn(4, d, generator=g, dtype=torch.float64)
     want = torch.stack([W @ q[k] for k in range(4)])
-    assert torch.allclose(memory.recall(W, q), want)
+    assert torch.allclose(associative_memory.recall(W, q), want)
     best = [int(torch.argmax(torch.stack([values[i] @ (W @ q[k]) for i in range(N)])))
             for k in range(4)]
-    assert memory.recall_argmax(W, q, values).tolist() == best
+    assert associative_memory.recall_argmax(W, q, values).tolist() == best
 
 
 def test_key_generators():
-    U = memory.random_keys(20000, 8, seed=0)
+    U = associative_memory.random_keys(20000, 8, seed=0)
     assert U.shape == (20000, 8)
     assert abs(float(U.var()) - 1 / 8) < 0.005          # entries N(0, 1/d)
-    Q = memory.orthonormal_keys(5, 9, seed=1)
+    Q = associative_memory.orthonormal_keys(5, 9, seed=1)
     assert torch.allclose(Q @ Q.T, torch.eye(5, dtype=Q.dtype), atol=1e-12)
-    assert torch.equal(memory.random_keys(3, 4, seed=5), memory.random_keys(3, 4, seed=5))
-    C = memory.correlated_keys(4000, 32, 0.3, seed=2)
+    assert torch.equal(associative_memory.random_keys(3, 4, seed=5), associative_memory.random_keys(3, 4, seed=5))
+    C = associative_memory.correlated_keys(4000, 32, 0.3, seed=2)
     G = C @ C.T
     off = G[~torch.eye(4000, dtype=torch.bool)]
     # one shared component: overlaps average rho * ||c||^2 ~ 0.3
@@ -50,38 +50,38 @@ def test_key_generators():
 # --------------------------------------------------------------------------- thm-orthonormal-recall
 @pytest.mark.parametrize("N,d", [(1, 1), (6, 10), (10, 10)])
 def test_orthonormal_keys_recall_exactly(N, d):
-    keys = memory.orthonormal_keys(N, d, seed=N + d)
+    keys = associative_memory.orthonormal_keys(N, d, seed=N + d)
     values = torch.randn(N, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    W = memory.store(keys, values)
-    assert torch.allclose(memory.recall(W, keys), values, atol=1e-12)
-    assert memory.recall_accuracy(keys) == 1.0
+    W = associative_memory.store(keys, values)
+    assert torch.allclose(associative_memory.recall(W, keys), values, atol=1e-12)
+    assert associative_memory.recall_accuracy(keys) == 1.0
 
 
 def test_orthonormal_recall_hypotheses_matter():
     values = torch.randn(6, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     # orthogonal but not normalised keys: recall is scaled, not exact
-    keys = 2.0 * memory.orthonormal_keys(6, 8, seed=3)
-    assert not torch.allclose(memory.recall(memory.store(keys, values), keys), values, atol=1e-3)
+    keys = 2.0 * associative_memory.orthonormal_keys(6, 8, seed=3)
+    assert not torch.allclose(associative_memory.recall(associative_memory.store(keys, values), keys), values, atol=1e-3)
     # Gaussian (non-orthogonal) keys: recall error is positive
-    keys = memory.random_keys(6, 8, seed=3)
-    assert float((memory.recall(memory.store(keys, values), keys) - values).abs().max()) > 1e-2
+    keys = associative_memory.random_keys(6, 8, seed=3)
+    assert float((associative_memory.recall(associative_memory.store(keys, values), keys) - values).abs().max()) > 1e-2
     # N > d: no matrix at all recalls one-hot values exactly (least squares leaves a residual)
     N, d = 12, 8
-    keys = memory.random_keys(N, d, seed=4)
+    keys = associative_memory.random_keys(N, d, seed=4)
     Y = torch.eye(N, dtype=torch.float64)
     W_T = torch.linalg.lstsq(keys, Y).solution          # best W^T for keys @ W^T = Y
     assert float(((keys @ W_T - Y) ** 2).sum()) > 1.0   # >= N - d = 4 by rank
     with pytest.raises(ValueError, match="N"):
-        memory.orthonormal_keys(12, 8)
+        associative_memory.orthonormal_keys(12, 8)
 
 
 # --------------------------------------------------------------------------- thm-crosstalk
 def test_crosstalk_decomposition_is_exact():
-    keys = memory.random_keys(9, 5, seed=0)
+    keys = associative_memory.random_keys(9, 5, seed=0)
     values = torch.randn(9, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    recalled = memory.recall(memory.store(keys, values), keys)
+    recalled = associative_memory.recall(associative_memory.store(keys, values), keys)
     norms = (keys ** 2).sum(1, keepdim=True)
-    c = memory.crosstalk(keys, values)
+    c = associative_memory.crosstalk(keys, values)
     brute = torch.stack([sum((keys[i] @ keys[j]) * values[i] for i in range(9) if i != j)
                          for j in range(9)])
     assert torch.allclose(c, brute)
@@ -107,7 +107,7 @@ def test_crosstalk_moments_match_monte_carlo(N, d):
     X = G[:, 0, 1:]                                           # its N - 1 overlaps
     c_sq = (X ** 2).sum(1)
     mse = (s - 1) ** 2 + c_sq
-    ex = theory.crosstalk_moments(N, d)
+    ex = associative_memory.crosstalk_moments(N, d)
 
     def agree(sample, value, name):
         se = float(sample.std()) / math.sqrt(sample.numel())
@@ -123,7 +123,7 @@ def test_crosstalk_moments_match_monte_carlo(N, d):
     agree(c_sq, ex["crosstalk_sq_mean"], "crosstalk norm")
     agree((c_sq - ex["crosstalk_sq_mean"]) ** 2, ex["crosstalk_sq_var"], "crosstalk variance")
     agree(mse, ex["mse"], "recall MSE")
-    assert ex["mse"] == theory.recall_mse(N, d) == (N + 1) / d
+    assert ex["mse"] == associative_memory.recall_mse(N, d) == (N + 1) / d
 
 
 def test_recall_mse_general_values_by_monte_carlo():
@@ -145,60 +145,60 @@ def test_crosstalk_formulas_fail_for_correlated_keys():
     G = _gram_samples(N, d, 3000, seed=9, rho=0.4)
     X = G[:, 0, 1:]
     assert float(X.mean()) > 0.3
-    sim = memory.simulate_onehot_recall(N, d, n_recalls=20000, seed=3, keys="correlated", rho=0.4)
-    assert sim.mse > 2 * theory.recall_mse(N, d)
-    assert sim.accuracy < theory.recall_success_exact(N, d) - 10 * sim.stderr
+    sim = associative_memory.simulate_onehot_recall(N, d, n_recalls=20000, seed=3, keys="correlated", rho=0.4)
+    assert sim.mse > 2 * associative_memory.recall_mse(N, d)
+    assert sim.accuracy < associative_memory.recall_success_exact(N, d) - 10 * sim.stderr
 
 
 # --------------------------------------------------------------------------- thm-onehot-recall
 @pytest.mark.parametrize("N,d", [(2, 1), (2, 2), (16, 4), (64, 8), (256, 8), (512, 16)])
 def test_exact_success_probability_matches_simulation(N, d):
-    sim = memory.simulate_onehot_recall(N, d, n_recalls=40000, seed=N + 7 * d)
-    exact = theory.recall_success_exact(N, d)
+    sim = associative_memory.simulate_onehot_recall(N, d, n_recalls=40000, seed=N + 7 * d)
+    exact = associative_memory.recall_success_exact(N, d)
     assert abs(sim.accuracy - exact) < 5 * sim.stderr + 1e-4
 
 
 def test_exact_success_probability_analytic_cases():
     # d = 1: P(chi2_1 > chi2_1) = 1/2, so a pair fails with probability 1/4
-    assert abs(theory.recall_pair_error(1) - 0.25) < 1e-9
-    assert abs(theory.recall_failure_exact(2, 1) - 0.25) < 1e-9
+    assert abs(associative_memory.recall_pair_error(1) - 0.25) < 1e-9
+    assert abs(associative_memory.recall_failure_exact(2, 1) - 0.25) < 1e-9
     # d = 2: (1 - 1/sqrt 2) / 2
-    assert abs(theory.recall_pair_error(2) - 0.5 * (1 - 2 ** -0.5)) < 1e-9
+    assert abs(associative_memory.recall_pair_error(2) - 0.5 * (1 - 2 ** -0.5)) < 1e-9
     # N = 1 never fails; more keys never help
-    assert theory.recall_failure_exact(1, 5) == 0.0
-    fails = [theory.recall_failure_exact(N, 6) for N in (2, 4, 8, 64, 1024)]
+    assert associative_memory.recall_failure_exact(1, 5) == 0.0
+    fails = [associative_memory.recall_failure_exact(N, 6) for N in (2, 4, 8, 64, 1024)]
     assert all(a < b for a, b in zip(fails, fails[1:]))
 
 
 @pytest.mark.parametrize("d", [1, 3, 8, 16, 32, 48])
 def test_bounds_hold_and_order(d):
     for N in (2, 10, 100, 10 ** 4):
-        exact = theory.recall_failure_exact(N, d)
-        union = theory.recall_failure_union(N, d)
-        chern = theory.recall_failure_chernoff(N, d)
+        exact = associative_memory.recall_failure_exact(N, d)
+        union = associative_memory.recall_failure_union(N, d)
+        chern = associative_memory.recall_failure_chernoff(N, d)
         assert exact <= union + 1e-12 <= chern + 2e-12
     # the union bound is tight for N = 2 (one competitor)
-    assert abs(theory.recall_failure_union(2, d) - theory.recall_failure_exact(2, d)) < 1e-9
+    assert abs(associative_memory.recall_failure_union(2, d) - associative_memory.recall_failure_exact(2, d)) < 1e-9
 
 
 def test_gaussian_approximation_is_not_exact():
     """Phi(sqrt d)^(N-1) ignores the norm fluctuation: off by far more than simulation noise."""
     N, d = 256, 4
-    sim = memory.simulate_onehot_recall(N, d, n_recalls=40000, seed=1)
-    assert abs(sim.accuracy - theory.recall_success_gaussian(N, d)) > 20 * sim.stderr
-    assert abs(sim.accuracy - theory.recall_success_exact(N, d)) < 5 * sim.stderr
+    sim = associative_memory.simulate_onehot_recall(N, d, n_recalls=40000, seed=1)
+    assert abs(sim.accuracy - associative_memory.recall_success_gaussian(N, d)) > 20 * sim.stderr
+    assert abs(sim.accuracy - associative_memory.recall_success_exact(N, d)) < 5 * sim.stderr
 
 
 def test_capacity_is_consistent_with_the_exact_formula():
     for d in (12, 20):
-        n = theory.recall_capacity(d, 0.01)
-        assert theory.recall_failure_exact(n, d) <= 0.01 < theory.recall_failure_exact(n + 1, d)
+        n = associative_memory.recall_capacity(d, 0.01)
+        assert associative_memory.recall_failure_exact(n, d) <= 0.01 < associative_memory.recall_failure_exact(n + 1, d)
         # the Chernoff capacity is smaller (it is a bound)
         assert 1 + 0.01 * 2 ** (d / 2 + 1) <= n + 1
 
 
 def test_orthonormal_simulation_is_perfect():
-    assert memory.simulate_onehot_recall(8, 8, n_recalls=200, seed=0, keys="orthonormal"
+    assert associative_memory.simulate_onehot_recall(8, 8, n_recalls=200, seed=0, keys="orthonormal"
                                          ).accuracy == 1.0
 
 
@@ -208,51 +208,51 @@ def test_softmax_recall_limits_and_loop():
     keys = torch.randn(7, 4, generator=g, dtype=torch.float64)
     values = torch.randn(7, 3, generator=g, dtype=torch.float64)
     q = torch.randn(5, 4, generator=g, dtype=torch.float64)
-    out = memory.softmax_recall(keys, values, q, beta=2.0)
+    out = associative_memory.softmax_recall(keys, values, q, beta=2.0)
     for k in range(5):
         w = torch.exp(2.0 * keys @ q[k])
         assert torch.allclose(out[k], (w / w.sum()) @ values)
-    assert torch.allclose(memory.softmax_recall(keys, values, q, 0.0),
+    assert torch.allclose(associative_memory.softmax_recall(keys, values, q, 0.0),
                           values.mean(0).expand(5, -1))
-    hard = memory.softmax_recall(keys, values, q, 1e4)
+    hard = associative_memory.softmax_recall(keys, values, q, 1e4)
     assert torch.allclose(hard, values[(q @ keys.T).argmax(1)], atol=1e-8)
 
 
 def test_hopfield_step():
     H = torch.tensor([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1]], dtype=torch.float64)
     # orthogonal patterns with N < d: one update from a stored pattern keeps it (d - N > 0)
-    assert torch.equal(memory.hopfield_step(H, H), H)
+    assert torch.equal(associative_memory.hopfield_step(H, H), H)
     g = torch.Generator().manual_seed(2)
     P = torch.where(torch.rand(5, 12, generator=g) < 0.5, -1.0, 1.0).double()
     x = torch.where(torch.rand(3, 12, generator=g) < 0.5, -1.0, 1.0).double()
     W = P.T @ P - 5 * torch.eye(12, dtype=torch.float64)
     want = torch.where(x @ W.T >= 0, 1.0, -1.0)
-    assert torch.equal(memory.hopfield_step(P, x), want)
+    assert torch.equal(associative_memory.hopfield_step(P, x), want)
 
 
 # --------------------------------------------------------------------------- validation
 def test_bad_inputs_raise_value_errors_naming_the_parameter():
     k = torch.zeros(3, 4, dtype=torch.float64)
     cases = [
-        (lambda: memory.random_keys(0, 4), "N"),
-        (lambda: memory.random_keys(3, 0), "d"),
-        (lambda: memory.random_keys(3, 2.5), "d"),
-        (lambda: memory.correlated_keys(3, 4, 1.0), "rho"),
-        (lambda: memory.store(k, torch.zeros(2, 4, dtype=torch.float64)), "keys and values"),
-        (lambda: memory.store(torch.zeros(3, 4, dtype=torch.long), k), "keys"),
-        (lambda: memory.store([[1.0]], k), "keys"),
-        (lambda: memory.recall(torch.zeros(2, 4, dtype=torch.float64),
+        (lambda: associative_memory.random_keys(0, 4), "N"),
+        (lambda: associative_memory.random_keys(3, 0), "d"),
+        (lambda: associative_memory.random_keys(3, 2.5), "d"),
+        (lambda: associative_memory.correlated_keys(3, 4, 1.0), "rho"),
+        (lambda: associative_memory.store(k, torch.zeros(2, 4, dtype=torch.float64)), "keys and values"),
+        (lambda: associative_memory.store(torch.zeros(3, 4, dtype=torch.long), k), "keys"),
+        (lambda: associative_memory.store([[1.0]], k), "keys"),
+        (lambda: associative_memory.recall(torch.zeros(2, 4, dtype=torch.float64),
                                torch.zeros(1, 3, dtype=torch.float64)), "queries"),
-        (lambda: memory.recall_argmax(torch.zeros(2, 4, dtype=torch.float64), k,
+        (lambda: associative_memory.recall_argmax(torch.zeros(2, 4, dtype=torch.float64), k,
                                       torch.zeros(3, 5, dtype=torch.float64)), "values"),
-        (lambda: memory.softmax_recall(k, k, k, beta=-1.0), "beta"),
-        (lambda: memory.hopfield_step(k + 0.5, k), "patterns"),
-        (lambda: memory.simulate_onehot_recall(9, 4, keys="orthonormal"), "N"),
-        (lambda: memory.simulate_onehot_recall(4, 4, keys="nope"), "keys"),
-        (lambda: theory.recall_success_exact(0, 4), "N"),
-        (lambda: theory.recall_failure_chernoff(3, 0), "d"),
-        (lambda: theory.recall_capacity(8, 1.5), "delta"),
-        (lambda: theory.crosstalk_moments(4, -1), "d"),
+        (lambda: associative_memory.softmax_recall(k, k, k, beta=-1.0), "beta"),
+        (lambda: associative_memory.hopfield_step(k + 0.5, k), "patterns"),
+        (lambda: associative_memory.simulate_onehot_recall(9, 4, keys="orthonormal"), "N"),
+        (lambda: associative_memory.simulate_onehot_recall(4, 4, keys="nope"), "keys"),
+        (lambda: associative_memory.recall_success_exact(0, 4), "N"),
+        (lambda: associative_memory.recall_failure_chernoff(3, 0), "d"),
+        (lambda: associative_memory.recall_capacity(8, 1.5), "delta"),
+        (lambda: associative_memory.crosstalk_moments(4, -1), "d"),
     ]
     for fn, name in cases:
         with pytest.raises(ValueError, match=name):
@@ -265,44 +265,44 @@ def _stub(*args):
 
 
 def test_check_store():
-    assert exercises.check_store(memory.store)
-    assert not exercises.check_store(lambda k, v: k.T @ v)                 # transposed
-    assert not exercises.check_store(lambda k, v: v.T @ k / k.shape[0])    # averaged
-    assert "not implemented yet" in repr(exercises.check_store(_stub))
+    assert associative_memory.check_store(associative_memory.store)
+    assert not associative_memory.check_store(lambda k, v: k.T @ v)                 # transposed
+    assert not associative_memory.check_store(lambda k, v: v.T @ k / k.shape[0])    # averaged
+    assert "not implemented yet" in repr(associative_memory.check_store(_stub))
 
 
 def test_check_crosstalk():
-    assert exercises.check_crosstalk(memory.crosstalk)
-    assert not exercises.check_crosstalk(lambda k, v: (k @ k.T) @ v)       # diagonal kept
-    assert not exercises.check_crosstalk(lambda k, v: (k @ k.T - torch.eye(k.shape[0])) @ v)
-    assert "not implemented yet" in repr(exercises.check_crosstalk(_stub))
+    assert associative_memory.check_crosstalk(associative_memory.crosstalk)
+    assert not associative_memory.check_crosstalk(lambda k, v: (k @ k.T) @ v)       # diagonal kept
+    assert not associative_memory.check_crosstalk(lambda k, v: (k @ k.T - torch.eye(k.shape[0])) @ v)
+    assert "not implemented yet" in repr(associative_memory.check_crosstalk(_stub))
 
 
 def test_check_recall_bound():
-    assert exercises.check_recall_bound(lambda N, d: (N - 1) * 2.0 ** (-d / 2 - 1))
-    assert not exercises.check_recall_bound(lambda N, d: N * 2.0 ** (-d / 2 - 1))
-    assert not exercises.check_recall_bound(lambda N, d: (N - 1) * 2.0 ** (-d / 2))
-    assert "not implemented yet" in repr(exercises.check_recall_bound(_stub))
+    assert associative_memory.check_recall_bound(lambda N, d: (N - 1) * 2.0 ** (-d / 2 - 1))
+    assert not associative_memory.check_recall_bound(lambda N, d: N * 2.0 ** (-d / 2 - 1))
+    assert not associative_memory.check_recall_bound(lambda N, d: (N - 1) * 2.0 ** (-d / 2))
+    assert "not implemented yet" in repr(associative_memory.check_recall_bound(_stub))
 
 
 def test_check_softmax_recall():
-    assert exercises.check_softmax_recall(memory.softmax_recall)
-    assert not exercises.check_softmax_recall(
+    assert associative_memory.check_softmax_recall(associative_memory.softmax_recall)
+    assert not associative_memory.check_softmax_recall(
         lambda K, V, Q, b: torch.softmax(b * Q @ K.T, dim=0) @ V)          # wrong axis
-    assert not exercises.check_softmax_recall(lambda K, V, Q, b: (b * Q @ K.T) @ V)  # no softmax
-    assert "not implemented yet" in repr(exercises.check_softmax_recall(_stub))
+    assert not associative_memory.check_softmax_recall(lambda K, V, Q, b: (b * Q @ K.T) @ V)  # no softmax
+    assert "not implemented yet" in repr(associative_memory.check_softmax_recall(_stub))
 
 
 # --------------------------------------------------------------------------- figures (smoke)
 def test_plots_return_figures():
     import matplotlib.pyplot as plt
     figs = [
-        plots.plot_recall_scores({"a": torch.eye(4), "b": torch.randn(4, 4)}),
-        plots.plot_recall_capacity(
+        associative_memory.plot_recall_scores({"a": torch.eye(4), "b": torch.randn(4, 4)}),
+        associative_memory.plot_recall_capacity(
             {2: {"ratio": [1, 2], "accuracy": [0.8, 0.6], "mse": [1.5, 2.5]}},
             {2: {"ratio": [1, 2], "accuracy": [0.85, 0.65], "gaussian": [0.9, 0.7],
                  "mse": [1.5, 2.5]}}),
-        plots.plot_crosstalk_hist(torch.rand(50) + 0.5, torch.randn(200) * 0.2, 8,
+        associative_memory.plot_crosstalk_hist(torch.rand(50) + 0.5, torch.randn(200) * 0.2, 8,
                                   torch.linspace(-1, 2, 20), torch.rand(20), torch.rand(20)),
     ]
     for fig in figs:

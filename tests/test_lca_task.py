@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import lca
-from lca import exercises, plots, theory
+from lca import lca_task
 from lca.task import TaskSpec, bayes_posterior, log_likelihood, sample
 
 matplotlib.use("Agg")
@@ -47,65 +47,65 @@ def brute_bayes_accuracy(spec: TaskSpec) -> float:
 @pytest.mark.parametrize("m,L", [(1, 2), (2, 3), (3, 1), (3, 2), (3, 3), (3, 4), (4, 3)])
 def test_closed_form_equals_brute_force_over_all_contexts(m, L):
     spec = TaskSpec(m=m, L=L)
-    assert abs(theory.bayes_accuracy_sphere1(m, L) - brute_bayes_accuracy(spec)) < 1e-12
+    assert abs(lca_task.bayes_accuracy_sphere1(m, L) - brute_bayes_accuracy(spec)) < 1e-12
 
 
 @pytest.mark.parametrize("m", range(1, 9))
 def test_closed_form_equals_enumeration_of_supports(m):
     for L in range(1, 13):
-        exact = theory.bayes_accuracy_sphere1(m, L, exact=True)
-        enum = theory.bayes_accuracy_enumerate(TaskSpec(m=m, L=L))
+        exact = lca_task.bayes_accuracy_sphere1(m, L, exact=True)
+        enum = lca_task.bayes_accuracy_enumerate(TaskSpec(m=m, L=L))
         assert abs(float(exact) - enum) < 1e-12, (m, L)
-        assert abs(theory.bayes_accuracy_sphere1(m, L) - float(exact)) < 1e-14
+        assert abs(lca_task.bayes_accuracy_sphere1(m, L) - float(exact)) < 1e-14
 
 
 @pytest.mark.parametrize("m,L", [(5, 2), (6, 3), (7, 4), (8, 3), (8, 6)])
 def test_closed_form_matches_monte_carlo(m, L):
     n = 20000
     mc = lca.bayes_accuracy(TaskSpec(m=m, L=L), n=n, seed=m * L)
-    cf = theory.bayes_accuracy_sphere1(m, L)
+    cf = lca_task.bayes_accuracy_sphere1(m, L)
     assert abs(mc - cf) < 5 * math.sqrt(cf * (1 - cf) / n) + 1e-3
 
 
 def test_closed_form_special_cases_and_bound():
     for m in range(1, 10):
-        assert theory.bayes_accuracy_sphere1(m, 1, exact=True) == Fraction(1, m)
+        assert lca_task.bayes_accuracy_sphere1(m, 1, exact=True) == Fraction(1, m)
     for L in range(1, 20):
-        assert theory.bayes_accuracy_sphere1(2, L, exact=True) == Fraction(1, 2)
+        assert lca_task.bayes_accuracy_sphere1(2, L, exact=True) == Fraction(1, 2)
     for m in (3, 5, 8):
         for L in (4, 10, 30):
-            err = 1 - theory.bayes_accuracy_sphere1(m, L)
-            assert err <= theory.bayes_error_bound_sphere1(m, L)
+            err = 1 - lca_task.bayes_accuracy_sphere1(m, L)
+            assert err <= lca_task.bayes_error_bound_sphere1(m, L)
         # the crude bound is about twice the exact error for long contexts
-        err40 = float(1 - theory.bayes_accuracy_sphere1(m, 40, exact=True))
-        assert abs(theory.bayes_error_bound_sphere1(m, 40) / err40 - 2) < 0.01
+        err40 = float(1 - lca_task.bayes_accuracy_sphere1(m, 40, exact=True))
+        assert abs(lca_task.bayes_error_bound_sphere1(m, 40) / err40 - 2) < 0.01
     # float path agrees with the Fraction path for large L and does not overflow
-    assert theory.bayes_accuracy_sphere1(3, 2000) == 1.0
-    assert abs(theory.bayes_accuracy_sphere1(3, 60) - float(
-        theory.bayes_accuracy_sphere1(3, 60, exact=True))) < 1e-15
+    assert lca_task.bayes_accuracy_sphere1(3, 2000) == 1.0
+    assert abs(lca_task.bayes_accuracy_sphere1(3, 60) - float(
+        lca_task.bayes_accuracy_sphere1(3, 60, exact=True))) < 1e-15
 
 
 def test_closed_form_fails_outside_its_hypotheses():
     """With noise or with a ball neighbourhood the closed form is no longer the Bayes accuracy."""
     m, L = 3, 3
-    cf = theory.bayes_accuracy_sphere1(m, L)
+    cf = lca_task.bayes_accuracy_sphere1(m, L)
     assert abs(brute_bayes_accuracy(TaskSpec(m=m, L=L, noise=0.2)) - cf) > 0.05
     ball = TaskSpec(m=m, L=L, neighbourhood=lca.hamming_ball(2))
     assert abs(brute_bayes_accuracy(ball) - cf) > 0.05
     n = 20000
     mc = lca.bayes_accuracy(TaskSpec(m=6, L=6, noise=0.3), n=n, seed=2)
-    assert theory.bayes_accuracy_sphere1(6, 6) - mc > 10 * math.sqrt(mc * (1 - mc) / n)
+    assert lca_task.bayes_accuracy_sphere1(6, 6) - mc > 10 * math.sqrt(mc * (1 - mc) / n)
 
 
 def test_support_size_law_by_counting():
     for D, L in [(3, 4), (4, 3), (5, 2), (2, 6)]:
-        law = theory.support_size_law(D, L)
+        law = lca_task.support_size_law(D, L)
         assert sum(law) == 1
         counts = [0] * (min(D, L) + 1)
         for seq in itertools.product(range(D), repeat=L):
             counts[len(set(seq))] += 1
         assert [Fraction(c, D ** L) for c in counts] == law
-    assert theory.surjections(4, 2) == 14 and theory.surjections(3, 3) == 6
+    assert lca_task.surjections(4, 2) == 14 and lca_task.surjections(3, 3) == 6
 
 
 # --------------------------------------------------------------------------- enumeration
@@ -115,7 +115,7 @@ def test_support_size_law_by_counting():
     TaskSpec(m=2, L=4, neighbourhood=lca.hamming_sphere(2)),
 ])
 def test_enumeration_equals_brute_force(spec):
-    assert abs(theory.bayes_accuracy_enumerate(spec) - brute_bayes_accuracy(spec)) < 1e-12
+    assert abs(lca_task.bayes_accuracy_enumerate(spec) - brute_bayes_accuracy(spec)) < 1e-12
 
 
 def test_enumeration_of_non_symmetric_custom_neighbourhood():
@@ -124,14 +124,14 @@ def test_enumeration_of_non_symmetric_custom_neighbourhood():
     D = space.distances()
     mask = (D == 1) | ((D == 2) & (torch.arange(8)[:, None] < 4))
     spec = TaskSpec(m=3, L=3, neighbourhood=lca.custom(mask))
-    assert abs(theory.bayes_accuracy_enumerate(spec) - brute_bayes_accuracy(spec)) < 1e-12
+    assert abs(lca_task.bayes_accuracy_enumerate(spec) - brute_bayes_accuracy(spec)) < 1e-12
 
 
 def test_enumeration_matches_monte_carlo_for_larger_tasks():
     n = 20000
     for spec in [TaskSpec(m=5, L=6, neighbourhood=lca.hamming_ball(2)),
                  TaskSpec(m=6, L=8, neighbourhood=lca.cluster(2))]:
-        ex = theory.bayes_accuracy_enumerate(spec)
+        ex = lca_task.bayes_accuracy_enumerate(spec)
         mc = lca.bayes_accuracy(spec, n=n, seed=5)
         assert abs(ex - mc) < 5 * math.sqrt(ex * (1 - ex) / n) + 1e-3
 
@@ -144,7 +144,7 @@ def test_enumeration_matches_monte_carlo_for_larger_tasks():
              clean_last=True),
 ])
 def test_context_law_table_matches_log_likelihood(spec):
-    contexts, joint = theory.context_law_table(spec)
+    contexts, joint = lca_task.context_law_table(spec)
     assert abs(float(joint.sum()) - 1) < 1e-12
     want = torch.exp(log_likelihood(spec, contexts)).T / spec.V
     assert torch.allclose(joint, want, atol=1e-15)
@@ -165,7 +165,7 @@ def test_context_law_table_matches_log_likelihood(spec):
 ])
 def test_sampler_passes_chi_square_on_whole_contexts(spec):
     ctx, y = sample(spec, 100_000, seed=77)
-    assert theory.sampler_chi_square(spec, ctx, y).p_value > 1e-3
+    assert lca_task.sampler_chi_square(spec, ctx, y).p_value > 1e-3
 
 
 def test_chi_square_has_power_against_dependent_positions():
@@ -174,54 +174,54 @@ def test_chi_square_has_power_against_dependent_positions():
     spec = TaskSpec(m=2, L=2, noise=0.3)
     ctx, y = sample(spec, 100_000, seed=78)
     ctx[:, 1] = ctx[:, 0]                                   # copy position 1 into position 2
-    assert theory.sampler_chi_square(spec, ctx, y).p_value < 1e-6
+    assert lca_task.sampler_chi_square(spec, ctx, y).p_value < 1e-6
     # and a wrong noise rate is rejected too
     ctx, y = sample(spec, 100_000, seed=79)
-    assert theory.sampler_chi_square(spec.with_(noise=0.25), ctx, y).p_value < 1e-6
+    assert lca_task.sampler_chi_square(spec.with_(noise=0.25), ctx, y).p_value < 1e-6
 
 
 def test_chi_square_statistic_by_hand_and_pooling():
     counts = torch.tensor([18.0, 22.0, 30.0, 30.0])
     probs = torch.tensor([0.2, 0.2, 0.3, 0.3], dtype=torch.float64)
-    res = theory.chi_square(counts, probs)
+    res = lca_task.chi_square(counts, probs)
     assert abs(res.statistic - (4 / 20 + 4 / 20 + 0 + 0)) < 1e-12 and res.dof == 3
     # p-value of chi2 with 3 dof at 0.4: 1 - P(chi2_3 <= 0.4), via the closed form for odd dof
     x = 0.4
     p = math.erfc(math.sqrt(x / 2)) + math.sqrt(2 * x / math.pi) * math.exp(-x / 2)
     assert abs(res.p_value - p) < 1e-9
     # cells with small expectation are pooled; an impossible observed cell gives p = 0
-    pooled = theory.chi_square(torch.tensor([50.0, 48.0, 1.0, 1.0]),
+    pooled = lca_task.chi_square(torch.tensor([50.0, 48.0, 1.0, 1.0]),
                                torch.tensor([0.5, 0.48, 0.01, 0.01], dtype=torch.float64))
     assert pooled.cells == 3
-    assert theory.chi_square(torch.tensor([5.0, 1.0]),
+    assert lca_task.chi_square(torch.tensor([5.0, 1.0]),
                              torch.tensor([1.0, 0.0], dtype=torch.float64)).p_value == 0.0
 
 
 def test_context_codes_roundtrip():
     c = torch.tensor([[0, 3, 1], [2, 2, 0]])
-    codes = theory.context_codes(c, 4)
+    codes = lca_task.context_codes(c, 4)
     assert codes.tolist() == [0 * 16 + 3 * 4 + 1, 2 * 16 + 2 * 4 + 0]
-    assert torch.equal(theory.context_codes_inverse(codes, 4, 3), c)
+    assert torch.equal(lca_task.context_codes_inverse(codes, 4, 3), c)
 
 
 # --------------------------------------------------------------------------- validation
 def test_bad_inputs_raise_value_errors_naming_the_parameter():
     spec = TaskSpec(m=3, L=2)
     cases = [
-        (lambda: theory.bayes_accuracy_sphere1(0, 3), "m"),
-        (lambda: theory.bayes_accuracy_sphere1(3, 0), "L"),
-        (lambda: theory.bayes_accuracy_sphere1(3, 5000, exact=True), "L"),
-        (lambda: theory.bayes_accuracy_enumerate(spec.with_(noise=0.1)), "noise"),
-        (lambda: theory.bayes_accuracy_enumerate("spec"), "spec"),
-        (lambda: theory.bayes_accuracy_enumerate(TaskSpec(m=8, L=2,
+        (lambda: lca_task.bayes_accuracy_sphere1(0, 3), "m"),
+        (lambda: lca_task.bayes_accuracy_sphere1(3, 0), "L"),
+        (lambda: lca_task.bayes_accuracy_sphere1(3, 5000, exact=True), "L"),
+        (lambda: lca_task.bayes_accuracy_enumerate(spec.with_(noise=0.1)), "noise"),
+        (lambda: lca_task.bayes_accuracy_enumerate("spec"), "spec"),
+        (lambda: lca_task.bayes_accuracy_enumerate(TaskSpec(m=8, L=2,
                                                           neighbourhood=lca.hamming_ball(3))),
          "max_cells"),
-        (lambda: theory.context_law_table(TaskSpec(m=8, L=4)), "max_contexts"),
-        (lambda: theory.support_size_law(0, 3), "D"),
-        (lambda: theory.chi_square(torch.ones(3), torch.ones(2) / 2), "same shape"),
-        (lambda: theory.chi_square(torch.ones(2), torch.tensor([0.7, 0.7])), "probs"),
-        (lambda: theory.context_codes(torch.tensor([[0, 9]]), 4), "contexts"),
-        (lambda: theory.sampler_chi_square(spec, torch.zeros(3, 5, dtype=torch.long),
+        (lambda: lca_task.context_law_table(TaskSpec(m=8, L=4)), "max_contexts"),
+        (lambda: lca_task.support_size_law(0, 3), "D"),
+        (lambda: lca_task.chi_square(torch.ones(3), torch.ones(2) / 2), "same shape"),
+        (lambda: lca_task.chi_square(torch.ones(2), torch.tensor([0.7, 0.7])), "probs"),
+        (lambda: lca_task.context_codes(torch.tensor([[0, 9]]), 4), "contexts"),
+        (lambda: lca_task.sampler_chi_square(spec, torch.zeros(3, 5, dtype=torch.long),
                                            torch.zeros(3, dtype=torch.long)), "contexts"),
     ]
     for fn, name in cases:
@@ -235,13 +235,13 @@ def _stub(*args):
 
 
 def test_check_neighbourhood_mask():
-    assert exercises.check_neighbourhood_mask(lambda m, r: lca.hamming_sphere(r).mask(m))
-    assert not exercises.check_neighbourhood_mask(lambda m, r: lca.hamming_ball(r).mask(m))
-    assert not exercises.check_neighbourhood_mask(                          # off by one radius
+    assert lca_task.check_neighbourhood_mask(lambda m, r: lca.hamming_sphere(r).mask(m))
+    assert not lca_task.check_neighbourhood_mask(lambda m, r: lca.hamming_ball(r).mask(m))
+    assert not lca_task.check_neighbourhood_mask(                          # off by one radius
         lambda m, r: lca.LatentSpace(m).distances() == r - 1)
-    assert not exercises.check_neighbourhood_mask(                          # target included
+    assert not lca_task.check_neighbourhood_mask(                          # target included
         lambda m, r: (lca.LatentSpace(m).distances() == r) | torch.eye(2 ** m, dtype=torch.bool))
-    assert "not implemented yet" in repr(exercises.check_neighbourhood_mask(_stub))
+    assert "not implemented yet" in repr(lca_task.check_neighbourhood_mask(_stub))
 
 
 def _posterior_ref(m, contexts):
@@ -249,7 +249,7 @@ def _posterior_ref(m, contexts):
 
 
 def test_check_bayes_posterior():
-    assert exercises.check_bayes_posterior(_posterior_ref)
+    assert lca_task.check_bayes_posterior(_posterior_ref)
 
     def soft_vote(m, contexts):                 # counts explained tokens instead of requiring all
         ok = (lca.LatentSpace(m).distances()[contexts] == 1).double().sum(1)
@@ -258,9 +258,9 @@ def test_check_bayes_posterior():
     def unnormalised(m, contexts):
         return (lca.LatentSpace(m).distances()[contexts] == 1).all(1).double()
 
-    assert not exercises.check_bayes_posterior(soft_vote)
-    assert not exercises.check_bayes_posterior(unnormalised)
-    assert "not implemented yet" in repr(exercises.check_bayes_posterior(_stub))
+    assert not lca_task.check_bayes_posterior(soft_vote)
+    assert not lca_task.check_bayes_posterior(unnormalised)
+    assert "not implemented yet" in repr(lca_task.check_bayes_posterior(_stub))
 
 
 def test_check_sample_context():
@@ -278,21 +278,21 @@ def test_check_sample_context():
         k = torch.randint(0, m + 1, (L,), generator=g) % m
         return y ^ (1 << k)
 
-    assert exercises.check_sample_context(good)
-    assert not exercises.check_sample_context(repeated)
-    assert not exercises.check_sample_context(flips_maybe_nothing)
-    assert not exercises.check_sample_context(biased)
-    assert "not implemented yet" in repr(exercises.check_sample_context(_stub))
+    assert lca_task.check_sample_context(good)
+    assert not lca_task.check_sample_context(repeated)
+    assert not lca_task.check_sample_context(flips_maybe_nothing)
+    assert not lca_task.check_sample_context(biased)
+    assert "not implemented yet" in repr(lca_task.check_sample_context(_stub))
 
 
 def test_check_bayes_accuracy_formula():
-    assert exercises.check_bayes_accuracy_formula(
+    assert lca_task.check_bayes_accuracy_formula(
         lambda m, L: 1 - (m - 1) / m ** L - m * (m - 1) * (2 ** L - 2) / (4 * m ** L))
-    assert not exercises.check_bayes_accuracy_formula(                    # ties as errors
+    assert not lca_task.check_bayes_accuracy_formula(                    # ties as errors
         lambda m, L: 1 - m ** (1 - L) - math.comb(m, 2) * (2 ** L - 2) / m ** L)
-    assert not exercises.check_bayes_accuracy_formula(                    # crude bound
-        lambda m, L: 1 - theory.bayes_error_bound_sphere1(m, L))
-    assert "not implemented yet" in repr(exercises.check_bayes_accuracy_formula(_stub))
+    assert not lca_task.check_bayes_accuracy_formula(                    # crude bound
+        lambda m, L: 1 - lca_task.bayes_error_bound_sphere1(m, L))
+    assert "not implemented yet" in repr(lca_task.check_bayes_accuracy_formula(_stub))
 
 
 # --------------------------------------------------------------------------- figures (smoke)
@@ -302,12 +302,12 @@ def test_plots_return_figures():
     ctx, y = sample(TaskSpec(m=4, L=5), 1, seed=0)
     Z = space.latents
     figs = [
-        plots.plot_context(Z[ctx[0]], Z[y[0]], tokens=ctx[0], target=y[0]),
-        plots.plot_neighbourhood_masks(space.distances(),
+        lca_task.plot_context(Z[ctx[0]], Z[y[0]], tokens=ctx[0], target=y[0]),
+        lca_task.plot_neighbourhood_masks(space.distances(),
                                        {"s": lca.hamming_sphere(1).mask(space)}),
-        plots.plot_bayes_accuracy([{"title": "t", "L": [1, 2], "mc": {"a": [0.1, 0.2]},
+        lca_task.plot_bayes_accuracy([{"title": "t", "L": [1, 2], "mc": {"a": [0.1, 0.2]},
                                     "exact": {"a": [0.1, 0.25]}, "reference": {"r": [0, 1]}}]),
-        plots.plot_context_posterior(Z[ctx[0]], Z[y[0]], torch.rand(16), int(y[0])),
+        lca_task.plot_context_posterior(Z[ctx[0]], Z[y[0]], torch.rand(16), int(y[0])),
     ]
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)

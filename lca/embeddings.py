@@ -1,0 +1,633 @@
+"""Chapter 5, embedding geometry: Hamming-distance spectra (Krawtchouk eigenvalues), the Gram
+profile of trained embeddings against the Hamming distance, affine fits and eigen-gaps, the
+chapter's figures and its exercise checkers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._validate import check_float, check_int
+from .checks import CheckResult, run_cases
+from .latent import LatentSpace, _popcount_table
+from .model import OneLayerTransformer
+from .style import COLORS, CYCLE, DIVERGING_CMAP, SEQUENTIAL_CMAP, new_figure
+from .task import TaskSpec
+
+#
+# Matrices G[i, j] = g(D_H(i, j)) on {0,1}^m (token ids as in lca.latent) are diagonalised by the
+# Walsh characters chi_s(z) = (-1)^(s.z): chi_s is an eigenvector with eigenvalue
+#     lambda_w = sum_k g(k) K_k(w),   w = |s|,   K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)
+# (Krawtchouk polynomials), so lambda_w has multiplicity C(m, w). For the affine law
+# g(k) = b0 - b1 k: lambda_0 = 2^m (b0 - m b1 / 2), lambda_1 = 2^(m-1) b1, lambda_w = 0 for w >= 2.
+# Proofs: book/proofs/geometry.md.
+
+
+
+
+GEO_M_MAX = 12  # V x V matrices: 4096 x 4096 float64 is the largest we build
+
+
+def krawtchouk(k: int, w: int, m: int) -> int:
+    """The Krawtchouk number ``K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)`` (an exact int).
+
+    ``K_k(w)`` is the sum of ``(-1)^(s.u)`` over the ``C(m, k)`` vectors u of weight k, for any fixed
+    s of weight w: the eigenvalue of the distance-k adjacency matrix of the hypercube on the
+    characters of weight w. Args: ``m`` in 1..64, ``k`` and ``w`` in 0..m.
+    """
+    m = check_int("m", m, 1, 64)
+    k = check_int("k", k, 0, m)
+    w = check_int("w", w, 0, m)
+    return sum((-1) ** j * math.comb(w, j) * math.comb(m - w, k - j)
+               for j in range(0, min(w, k) + 1))
+
+
+def krawtchouk_matrix(m: int) -> torch.Tensor:
+    """``LongTensor[m+1, m+1]`` with entry ``[k, w] = K_k(w)`` (rows: distance k, columns: weight w)."""
+    m = check_int("m", m, 1, 64)
+    return torch.tensor([[krawtchouk(k, w, m) for w in range(m + 1)] for k in range(m + 1)],
+                             dtype=torch.long)
+
+
+def _geo_profile(g, m: int) -> torch.Tensor:
+    """A profile given as a sequence of m+1 numbers or a callable k -> number, as float64[m+1]."""
+    if callable(g) and not isinstance(g, torch.Tensor):
+        vals = [g(k) for k in range(m + 1)]
+    else:
+        vals = g
+    try:
+        prof = torch.as_tensor(vals, dtype=torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"g must be a sequence of m+1={m + 1} numbers g(0..m) or a callable "
+                         f"k -> g(k), got {type(g).__name__}") from None
+    if prof.numel() != m + 1:
+        raise ValueError(f"g must hold m+1={m + 1} values g(0), ..., g(m), got {prof.numel()}")
+    if not bool(torch.isfinite(prof).all()):
+        raise ValueError("g must hold finite values")
+    return prof
+
+
+def hamming_kernel(g, m: int) -> torch.Tensor:
+    """``Tensor[V, V]`` (float64): ``G[i, j] = g(D_H(i, j))`` for the profile ``g`` (m+1 values or
+    a callable k -> value), V = 2^m, m in 1..12."""
+    m = check_int("m", m, 1, GEO_M_MAX)
+    prof = _geo_profile(g, m)
+    return prof[LatentSpace(m).distances()]
+
+
+def hamming_kernel_spectrum(g, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues of ``G[i, j] = g(D_H(i, j))`` by character weight, from Krawtchouk numbers.
+
+    Returns ``(eigenvalues float64[m+1], multiplicities LongTensor[m+1])``: entry w is
+    ``lambda_w = sum_k g(k) K_k(w)``, the eigenvalue of every Walsh character of weight w, repeated
+    ``C(m, w)`` times. Nothing V x V is built, so m may go up to 64.
+    """
+    m = check_int("m", m, 1, 64)
+    prof = _geo_profile(g, m)
+    K = krawtchouk_matrix(m).double()
+    lam = prof @ K
+    mult = torch.tensor([math.comb(m, w) for w in range(m + 1)], dtype=torch.long)
+    return lam, mult
+
+
+def expand_spectrum(eigenvalues, multiplicities) -> torch.Tensor:
+    """The full list of V eigenvalues (float64, largest first) from per-weight eigenvalues and
+    their multiplicities (the output of ``hamming_kernel_spectrum``)."""
+    lam = torch.as_tensor(eigenvalues, dtype=torch.float64).flatten()
+    mult = torch.as_tensor(multiplicities).flatten()
+    if lam.numel() != mult.numel():
+        raise ValueError(f"multiplicities must have as many entries as eigenvalues "
+                         f"({lam.numel()}), got {mult.numel()}")
+    if mult.numel() and int(mult.min()) < 0:
+        raise ValueError("multiplicities must be >= 0")
+    return torch.repeat_interleave(lam, mult.long()).sort(descending=True).values
+
+
+def walsh_characters(m: int) -> torch.Tensor:
+    """``Tensor[V, V]`` (float64) of +-1: column s is the character ``chi_s(z) = (-1)^(s.z)``
+    evaluated at every token z (token ids and s both in lca.latent's bit order)."""
+    m = check_int("m", m, 1, GEO_M_MAX)
+    t = torch.arange(2 ** m)
+    parity = _popcount_table(m)[t[:, None] & t[None, :]] % 2
+    return 1.0 - 2.0 * parity.double()
+
+
+def affine_gram(m: int, b0: float, b1: float) -> torch.Tensor:
+    """``Tensor[V, V]`` (float64): the affine law ``G[i, j] = b0 - b1 * D_H(i, j)``, m in 1..12."""
+    m = check_int("m", m, 1, GEO_M_MAX)
+    b0 = check_float("b0", b0)
+    b1 = check_float("b1", b1)
+    return hamming_kernel([b0 - b1 * k for k in range(m + 1)], m)
+
+
+def affine_gram_spectrum(m: int, b0: float, b1: float) -> tuple[float, float]:
+    """Closed form of the non-zero part of the affine law's spectrum: ``(lambda_0, lambda_1)`` =
+    ``(2^m (b0 - m b1 / 2), 2^(m-1) b1)``; lambda_0 has eigenvector the all-ones vector,
+    lambda_1 multiplicity m (the bit characters), every other eigenvalue is 0."""
+    m = check_int("m", m, 1, 64)
+    b0 = check_float("b0", b0)
+    b1 = check_float("b1", b1)
+    return 2.0 ** m * (b0 - m * b1 / 2), 2.0 ** (m - 1) * b1
+
+
+def affine_gram_rank(m: int, b0: float, b1: float, tol: float = 1e-12) -> int:
+    """Exact rank of ``b0 - b1 D_H``: ``m * [b1 != 0] + [b0 != m b1 / 2]`` (so at most m+1; m in
+    the centred case b0 = m b1 / 2). ``tol`` is a relative tolerance for "== 0"."""
+    lam0, lam1 = affine_gram_spectrum(m, b0, b1)
+    tol = check_float("tol", tol, 0.0)
+    scale = max(abs(b0), abs(b1) * m, 1e-300) * 2.0 ** m
+    return m * int(abs(lam1) > tol * scale) + int(abs(lam0) > tol * scale)
+
+
+def affine_embedding(m: int, b0: float, b1: float) -> torch.Tensor:
+    """Embeddings realising the affine law: ``Tensor[V, m+1]`` (float64) with
+    ``E @ E.T == b0 - b1 D_H``. Row z is ``(sqrt(b1/2) (2z - 1), sqrt(b0 - m b1 / 2))``; this needs the
+    law to be a Gram matrix, i.e. ``b1 >= 0`` and ``b0 >= m b1 / 2`` (else ValueError)."""
+    m = check_int("m", m, 1, GEO_M_MAX)
+    b1 = check_float("b1", b1, 0.0)
+    b0 = check_float("b0", b0, m * b1 / 2)
+    Z = LatentSpace(m).latents.double()
+    const = torch.full((2 ** m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)
+    return torch.cat([math.sqrt(b1 / 2) * (2 * Z - 1), const], dim=1)
+
+
+def context_spectrum(spec, tol: float = 1e-12) -> torch.Tensor:
+    """Eigenvalues ``mu_w`` (float64 ``[m+1]``, w = 0..m) of a task's context law ``P[y, x]``.
+
+    Needs a law that depends on (y, x) only through D_H(y, x) (Hamming spheres and balls, with or
+    without uniform noise): then ``mu_w = sum_k p(k) K_k(w)`` with p(k) the probability of one
+    particular token at distance k, and ``P chi_s = mu_|s| chi_s``. Raises ValueError for a law that
+    is not a function of Hamming distance (clusters, custom masks). m in 1..12.
+    """
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    check_int("m", spec.m, 1, GEO_M_MAX)
+    tol = check_float("tol", tol, 0.0)
+    P = spec.context_law()
+    D = spec.space.distances()
+    p = torch.zeros(spec.m + 1, dtype=torch.float64)
+    for k in range(spec.m + 1):
+        vals = P[D == k]
+        if float(vals.max() - vals.min()) > tol:
+            raise ValueError(f"spec's context law is not a function of Hamming distance (at "
+                             f"distance {k} it ranges over {float(vals.min()):.3g}.."
+                             f"{float(vals.max()):.3g}); context_spectrum needs a Hamming "
+                             "sphere or ball neighbourhood")
+        p[k] = vals[0]
+    return hamming_kernel_spectrum(p, spec.m)[0]
+
+
+def margin_by_weight(mu, nu) -> torch.Tensor:
+    """Contribution of each character weight to the target's mean logit advantage.
+
+    For a context law with eigenvalues ``mu[w]`` and an association matrix M (``M[k, x]``: logit
+    added to candidate k by context token x) whose mean Rayleigh quotients per weight are
+    ``nu[w]``, uniform attention and the population-mean context give
+        mean_y F[y, y] - mean_{y, k} F[y, k] = sum_{w >= 1} C(m, w) mu_w nu_w / 2^m,
+    with F[y, k] = sum_x P[y, x] M[k, x]. Returns the terms (float64 ``[m+1]``, entry 0 is 0).
+    """
+    mu = torch.as_tensor(mu, dtype=torch.float64).flatten()
+    nu = torch.as_tensor(nu, dtype=torch.float64).flatten()
+    if mu.numel() < 2:
+        raise ValueError(f"mu must hold m+1 >= 2 values, got {mu.numel()}")
+    if nu.numel() != mu.numel():
+        raise ValueError(f"nu must hold as many values as mu ({mu.numel()}), got {nu.numel()}")
+    m = mu.numel() - 1
+    mult = torch.tensor([math.comb(m, w) for w in range(m + 1)], dtype=torch.float64)
+    out = mult * mu * nu / 2.0 ** m
+    out[0] = 0.0
+    return out
+
+
+#
+# Embedding geometry of a trained model. Everything takes either a model (OneLayerTransformer,
+# single or ensemble) or an embedding tensor W_E [V, d] / [E, V, d] (row = token), works in float64,
+# and returns one entry per ensemble member along a leading dimension when given an ensemble.
+
+
+
+
+def _geo_embeddings(W_E) -> torch.Tensor:
+    """W_E as float64 ``[E, V, d]`` (E = 1 for a single model or a 2-D tensor) and whether it was
+    batched."""
+    if isinstance(W_E, OneLayerTransformer):
+        W = W_E.W_E.detach()
+    elif isinstance(W_E, torch.Tensor):
+        W = W_E.detach()
+    else:
+        raise ValueError("W_E must be a OneLayerTransformer or a tensor [V, d] / [E, V, d], got "
+                         f"{type(W_E).__name__}")
+    if W.ndim not in (2, 3):
+        raise ValueError(f"W_E must have shape [V, d] or [E, V, d], got {tuple(W.shape)}")
+    V = W.shape[-2]
+    if V < 2 or V & (V - 1) or V > 2 ** 12:
+        raise ValueError(f"W_E must have V = 2^m rows with m in 1..12, got V={V}")
+    if not bool(torch.isfinite(W).all()):
+        raise ValueError("W_E must hold finite values")
+    batched = W.ndim == 3
+    return W.double().cpu().reshape((-1,) + tuple(W.shape[-2:])), batched
+
+
+def _geo_unbatch(x, batched):
+    return x if batched else x[0]
+
+
+def gram_matrix(W_E) -> torch.Tensor:
+    """``G = W_E W_E^T``: ``Tensor[V, V]`` (or ``[E, V, V]``) of inner products between token
+    embeddings, float64."""
+    W, batched = _geo_embeddings(W_E)
+    return _geo_unbatch(W @ W.transpose(1, 2), batched)
+
+
+@dataclass
+class GramProfile:
+    """Inner products of token embeddings grouped by Hamming distance k = 0..m.
+
+    ``mean[k]`` and ``std[k]`` are the mean and standard deviation of ``<W_E(i), W_E(j)>`` over the
+    ``count[k] = V C(m, k)`` ordered pairs (i, j) at distance k (k = 0: the squared norms).
+    Shapes ``[m+1]``, or ``[E, m+1]`` for an ensemble (count is always ``[m+1]``).
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    count: torch.Tensor
+
+    @property
+    def m(self) -> int:
+        return self.count.numel() - 1
+
+
+def gram_profile(W_E) -> GramProfile:
+    """Mean and spread of ``<W_E(i), W_E(j)>`` per Hamming distance D_H(i, j) (see ``GramProfile``)."""
+    W, batched = _geo_embeddings(W_E)
+    V = W.shape[1]
+    m = V.bit_length() - 1
+    D = LatentSpace(m).distances().flatten()
+    G = (W @ W.transpose(1, 2)).reshape(W.shape[0], -1)
+    count = torch.bincount(D, minlength=m + 1)
+    onehot = torch.nn.functional.one_hot(D, m + 1).double()       # [V*V, m+1]
+    mean = (G @ onehot) / count
+    second = (G ** 2 @ onehot) / count
+    var = (second - mean ** 2).clamp(min=0) * count / (count - 1).clamp(min=1)
+    return GramProfile(_geo_unbatch(mean, batched), _geo_unbatch(var.sqrt(), batched), count)
+
+
+@dataclass
+class AffineFit:
+    """Least-squares fit of the affine law ``<W_E(i), W_E(j)> ~ b0 - b1 D_H(i, j)`` over all V^2
+    ordered pairs. ``r2`` is the coefficient of determination on the pairs (spread included);
+    ``r2_profile`` the one on the mean profile, weighted by pair counts (shape only). With
+    ``parity=True`` the model is ``b0 - b1 k + c (-1)^k`` and ``c`` holds the parity coefficient.
+    Each field is a float, or a list of floats for an ensemble."""
+
+    b0: object
+    b1: object
+    r2: object
+    r2_profile: object
+    c: object = None
+
+
+def affine_fit(W_E, parity: bool = False) -> AffineFit:
+    """Fit the affine law to the Gram matrix of ``W_E`` (model or tensor); see ``AffineFit``.
+
+    The least-squares fit over all pairs only sees the mean profile (the design depends on the pair
+    only through k), so it is computed from ``gram_profile`` exactly.
+    """
+    if not isinstance(parity, bool):
+        raise ValueError(f"parity must be True or False, got {parity!r}")
+    prof = gram_profile(W_E)
+    batched = prof.mean.ndim == 2
+    mean = prof.mean if batched else prof.mean[None]
+    std = prof.std if batched else prof.std[None]
+    m = prof.m
+    n = prof.count.double()
+    k = torch.arange(m + 1, dtype=torch.float64)
+    cols = [torch.ones_like(k), -k] + ([(-1.0) ** k] if parity else [])
+    X = torch.stack(cols, 1)                                          # [m+1, p]
+    sw = n.sqrt()[:, None]
+    out = {"b0": [], "b1": [], "r2": [], "r2_profile": [], "c": []}
+    for e in range(mean.shape[0]):
+        beta = torch.linalg.lstsq(X * sw, (mean[e] * n.sqrt())[:, None]).solution.flatten()
+        fit = X @ beta
+        grand = (n * mean[e]).sum() / n.sum()
+        ss_between = (n * (mean[e] - grand) ** 2).sum()
+        ss_within = ((n - 1) * std[e] ** 2).sum()
+        ss_res_mean = (n * (mean[e] - fit) ** 2).sum()
+        r2 = 1 - (ss_res_mean + ss_within) / (ss_between + ss_within)
+        r2p = 1 - ss_res_mean / ss_between if ss_between > 0 else torch.tensor(float("nan"))
+        out["b0"].append(float(beta[0]))
+        out["b1"].append(float(beta[1]))
+        out["r2"].append(float(r2))
+        out["r2_profile"].append(float(r2p))
+        out["c"].append(float(beta[2]) if parity else None)
+    if not batched:
+        out = {key: v[0] for key, v in out.items()}
+    return AffineFit(**out)
+
+
+def embedding_spectrum(W_E) -> torch.Tensor:
+    """Eigenvalues of ``W_E^T W_E`` (``[d, d]``), largest first, float64 ``[d]`` (or ``[E, d]``).
+    They are the non-zero eigenvalues of the Gram matrix ``W_E W_E^T`` and the squared singular
+    values of W_E."""
+    W, batched = _geo_embeddings(W_E)
+    ev = torch.linalg.eigvalsh(W.transpose(1, 2) @ W).flip(-1).clamp(min=0)
+    return _geo_unbatch(ev, batched)
+
+
+def eigen_gap(eigenvalues, k: int) -> torch.Tensor:
+    """Ratio ``lambda_k / lambda_{k+1}`` of the k-th to the (k+1)-th largest eigenvalue (k >= 1),
+    for a spectrum ``[n]`` or a batch ``[E, n]`` sorted largest first (as ``embedding_spectrum``
+    returns). A large ratio after k = m (or m+1) is the signature of a rank-m (m+1) structure."""
+    ev = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    if ev.ndim not in (1, 2):
+        raise ValueError(f"eigenvalues must have shape [n] or [E, n], got {tuple(ev.shape)}")
+    k = check_int("k", k, 1, ev.shape[-1] - 1)
+    return ev[..., k - 1] / ev[..., k].clamp(min=1e-300)
+
+
+def weight_rayleigh(M) -> torch.Tensor:
+    """Mean Rayleigh quotient of a token-by-token matrix per Walsh-character weight.
+
+    ``M`` is ``[V, V]`` or ``[E, V, V]`` (any square matrix indexed by tokens, e.g. a Gram matrix or
+    ``association_matrix``). Returns float64 ``[m+1]`` (or ``[E, m+1]``): entry w is the mean of
+    ``chi_s^T M chi_s / V`` over the C(m, w) characters s of weight w. For a Hamming kernel
+    ``M = g(D_H)`` this is exactly its Krawtchouk eigenvalue lambda_w; for any M it equals the
+    Krawtchouk eigenvalue of M's mean profile (book/proofs/geometry.md, lem-profile-projection).
+    """
+    if not isinstance(M, torch.Tensor):
+        raise ValueError(f"M must be a tensor [V, V] or [E, V, V], got {type(M).__name__}")
+    if M.ndim not in (2, 3) or M.shape[-1] != M.shape[-2]:
+        raise ValueError(f"M must have shape [V, V] or [E, V, V], got {tuple(M.shape)}")
+    V = M.shape[-1]
+    if V < 2 or V & (V - 1) or V > 2 ** 12:
+        raise ValueError(f"M must be V x V with V = 2^m, m in 1..12, got V={V}")
+    batched = M.ndim == 3
+    A = M.detach().double().cpu().reshape(-1, V, V)
+    m = V.bit_length() - 1
+    H = walsh_characters(m)                                   # [V, V], column s
+    q = ((A @ H) * H).sum(1) / V                              # [E, V(s)]: chi_s^T M chi_s / V
+    onehot = torch.nn.functional.one_hot(LatentSpace(m).popcount(), m + 1).double()
+    return _geo_unbatch((q @ onehot) / onehot.sum(0), batched)
+
+
+def weight_spectrum(W_E) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energy of the Gram matrix ``W_E W_E^T`` per Walsh-character weight w = 0..m.
+
+    Returns ``(rayleigh, share)``, each float64 ``[m+1]`` (or ``[E, m+1]``): ``rayleigh[w]`` is the
+    mean of ``chi_s^T G chi_s / V`` over the C(m, w) characters of weight w, which equals the
+    Krawtchouk eigenvalue ``sum_k gbar(k) K_k(w)`` of the mean profile gbar; ``share[w]`` is the
+    fraction of trace(G) carried by weight w, ``C(m, w) rayleigh[w] / trace(G)`` (the shares sum
+    to 1).
+    """
+    W, batched = _geo_embeddings(W_E)
+    V = W.shape[1]
+    m = V.bit_length() - 1
+    ray = weight_rayleigh(W @ W.transpose(1, 2))
+    mult = torch.tensor([math.comb(m, w) for w in range(m + 1)],
+                             dtype=torch.float64)
+    trace = (W ** 2).sum((1, 2))[:, None]
+    return _geo_unbatch(ray, batched), _geo_unbatch(ray * mult / trace, batched)
+
+
+def association_matrix(model) -> torch.Tensor:
+    """``M[k, x] = W_U(k)^T W_V W_E(x)`` (float64 ``[V, V]`` or ``[E, V, V]``): the logit that one
+    context token x adds to candidate k. With uniform attention (W_KQ = 0) the logits of a context
+    are the average of the columns ``M[:, x_l]``; with the tied unembedding W_U = W_E and W_V = I,
+    M is the Gram matrix."""
+    if not isinstance(model, OneLayerTransformer):
+        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
+    W_E = model.W_E.detach().double().cpu()
+    W_U = model.unembedding.detach().double().cpu()
+    W_V = model.W_V.detach().double().cpu()
+    return W_U @ W_V @ W_E.transpose(-1, -2)
+
+
+def _geo_np(x):
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def plot_distance_and_gram(D, G, title: str = ""):
+    """Two heat maps side by side: Hamming distances ``D [V, V]`` and a Gram matrix ``G [V, V]``
+    (tokens in id order)."""
+    fig, axes = new_figure(2, 1, width=4.2, height=3.6)
+    for ax, M, name, cmap in ((axes[0], D, "Hamming distance $D_H(i,j)$", SEQUENTIAL_CMAP),
+                              (axes[1], G, r"inner product $\langle e_i, e_j\rangle$",
+                               DIVERGING_CMAP)):
+        M = _geo_np(M)
+        lim = abs(M).max() or 1.0
+        kw = dict(vmin=-lim, vmax=lim) if cmap == DIVERGING_CMAP else {}
+        im = ax.imshow(M, cmap=cmap, **kw)
+        ax.set_xlabel("token j")
+        ax.set_ylabel("token i")
+        ax.set_title(name)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_hamming_inner(panels: dict, m: int | None = None, title: str = ""):
+    """Fig. 3(b)-style panels: mean inner product of two token embeddings against their Hamming
+    distance, one panel per variant (each panel's m is read from the length of its profile; ``m``
+    only enters the default title).
+
+    ``panels`` maps a panel title to a dict with ``mean`` and ``std`` (``[S, m+1]``: per seed, the
+    mean and the spread over pairs at each distance), ``b0``, ``b1`` (the affine fit to the
+    seed-averaged profile) and ``r2`` (its R^2 on the pairs, one number per panel).
+    """
+    fig, axes = new_figure(len(panels), 1, width=4.6, height=3.6)
+    axes = np.atleast_1d(axes)
+    for ax, (name, p) in zip(axes, panels.items()):
+        mean, std = np.atleast_2d(_geo_np(p["mean"])), np.atleast_2d(_geo_np(p["std"]))
+        k = np.arange(mean.shape[1])
+        for s in range(mean.shape[0]):
+            ax.plot(k, mean[s], color=COLORS["sky"], lw=0.8, alpha=0.7,
+                    label="one seed" if s == 0 else None)
+        ax.errorbar(k, mean.mean(0), yerr=std.mean(0), fmt="o", color=COLORS["blue"], capsize=3,
+                    label="mean over seeds (bars: spread over pairs)")
+        ax.plot(k, p["b0"] - p["b1"] * k, "--", color=COLORS["vermillion"],
+                label=f"affine fit $b_0-b_1k$ ($R^2$={p['r2']:.2f})")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xlabel("Hamming distance $k = D_H(i, j)$")
+        ax.set_ylabel(r"$\langle W_E(i), W_E(j)\rangle$")
+        ax.set_title(name)
+        ax.set_xticks(k)
+        ax.legend(fontsize=7)
+    fig.suptitle(title or "Inner product of embeddings vs Hamming distance"
+                 + (f" (m={m})" if m is not None else ""))
+    return fig
+
+
+def plot_krawtchouk_spectrum(measured: dict, predicted: dict, n_show: int = 48, title: str = ""):
+    """Sorted eigenvalues of measured Gram matrices (dots) against the Krawtchouk eigenvalues of
+    their mean Hamming profiles (steps), one colour per label; log scale."""
+    fig, ax = new_figure(1, 1, width=6.4, height=3.8)
+    for color, label in zip(CYCLE, measured):
+        meas = _geo_np(measured[label])[:n_show]
+        pred = _geo_np(predicted[label])[:n_show]
+        idx = np.arange(1, len(meas) + 1)
+        ax.step(np.arange(1, len(pred) + 1), np.clip(pred, 1e-3, None), where="mid", color=color,
+                label=f"{label}: Krawtchouk, from the mean profile")
+        ax.plot(idx, np.clip(meas, 1e-3, None), "o", ms=3, color=color,
+                label=f"{label}: eigenvalues of $W_EW_E^T$")
+    ax.set_yscale("log")
+    ax.set_xlabel("eigenvalue index (largest first)")
+    ax.set_ylabel("eigenvalue")
+    ax.set_title(title or "Gram spectrum: measured vs predicted from the Hamming profile")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_spectra(spectra: dict, marks: dict | None = None, title: str = ""):
+    """Normalised spectra ``lambda_i / lambda_1`` of ``W_E^T W_E``, one panel per setting.
+
+    ``spectra`` maps a panel title (e.g. ``"m=8, d=32"``) to a dict label -> eigenvalues ``[d]``
+    (largest first); ``marks`` maps a panel title to an index drawn as a dotted line (e.g. m).
+    """
+    fig, axes = new_figure(len(spectra), 1, width=3.6, height=3.4)
+    axes = np.atleast_1d(axes)
+    for ax, (name, curves) in zip(axes, spectra.items()):
+        for color, (label, ev) in zip(CYCLE, curves.items()):
+            ev = _geo_np(ev)
+            ax.plot(np.arange(1, len(ev) + 1), np.clip(ev / ev[0], 1e-4, None), "o-", ms=2.5,
+                    lw=1, color=color, label=label)
+        if marks and name in marks:
+            ax.axvline(marks[name] + 0.5, ls=":", color="black", label=f"after index {marks[name]}")
+        ax.set_yscale("log")
+        ax.set_xlabel("index i (largest first)")
+        ax.set_ylabel(r"$\lambda_i / \lambda_1$ of $W_E^TW_E$")
+        ax.set_title(name)
+        ax.legend(fontsize=6)
+    fig.suptitle(title or "Spectra of trained embeddings (underparameterised, d < V)")
+    return fig
+
+
+def plot_weight_spectrum(rows: dict, m: int, title: str = ""):
+    """Per-weight bars: the context law's eigenvalues mu_w next to the learned association's mean
+    Rayleigh quotients nu_w (each normalised by its largest absolute value).
+
+    ``rows`` maps a row title to a dict with ``mu`` ([m+1]) and ``nu`` (label -> [m+1]).
+    """
+    fig, axes = new_figure(1, len(rows), width=7.0, height=2.6)
+    axes = np.atleast_1d(axes)
+    w = np.arange(m + 1)
+    for ax, (name, row) in zip(axes, rows.items()):
+        series = {r"neighbourhood $\mu_w$": row["mu"], **row["nu"]}
+        width = 0.8 / len(series)
+        for j, (color, (label, vals)) in enumerate(zip(CYCLE, series.items())):
+            v = _geo_np(vals)
+            v = v / (abs(v).max() or 1.0)
+            ax.bar(w + (j - (len(series) - 1) / 2) * width, v, width, color=color, label=label)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(w)
+        ax.set_xlabel("character weight w")
+        ax.set_ylabel("normalised value")
+        ax.set_title(name)
+        ax.legend(fontsize=7, ncol=len(series))
+    fig.suptitle(title or "Where the learned association puts its weight")
+    return fig
+
+
+def plot_hamming_kernel(profile, eigenvalues, multiplicities, title: str = ""):
+    """A profile g(k) (left) and the Krawtchouk eigenvalues of g(D_H) per weight w (right, bars
+    annotated with their multiplicities C(m, w))."""
+    g, lam, mult = _geo_np(profile), _geo_np(eigenvalues), _geo_np(multiplicities).astype(int)
+    m = len(g) - 1
+    fig, axes = new_figure(2, 1, width=4.4, height=3.4)
+    axes[0].plot(np.arange(m + 1), g, "o-", color=COLORS["blue"], label="$g(k)$")
+    axes[0].axhline(0, color="black", lw=0.6)
+    axes[0].set_xlabel("Hamming distance k")
+    axes[0].set_ylabel("inner product g(k)")
+    axes[0].set_title("the profile")
+    axes[0].legend(fontsize=8)
+    colors = [COLORS["vermillion"] if v < -1e-9 * max(abs(lam).max(), 1) else COLORS["green"]
+              for v in lam]
+    axes[1].bar(np.arange(m + 1), lam, color=colors, label=r"$\lambda_w$ (red: negative)")
+    for w in range(m + 1):
+        axes[1].annotate(f"x{mult[w]}", (w, lam[w]), ha="center", va="bottom", fontsize=7)
+    axes[1].axhline(0, color="black", lw=0.6)
+    axes[1].set_xlabel("character weight w")
+    axes[1].set_ylabel(r"eigenvalue $\lambda_w$")
+    rank = int(sum(mult[w] for w in range(m + 1) if abs(lam[w]) > 1e-9 * max(abs(lam).max(), 1)))
+    axes[1].set_title(f"Krawtchouk spectrum (rank {rank} of {2 ** m})")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title or "A Hamming profile and the spectrum of its Gram matrix")
+    return fig
+
+
+def _geo_embedding_cases():
+    g = torch.Generator().manual_seed(505)
+    cases = []
+    for m, d in ((1, 3), (2, 2), (3, 5), (4, 3), (5, 8)):
+        cases.append((torch.randn(2 ** m, d, generator=g, dtype=torch.float64),))
+    cases.append((affine_embedding(4, 3.0, 0.5),))
+    # a non-centred embedding with a large common component (a missing mean shows up)
+    cases.append((torch.randn(8, 4, generator=g, dtype=torch.float64) + 2.0,))
+    return cases
+
+
+def check_gram_profile(fn) -> CheckResult:
+    """Check ``fn(W_E) -> Tensor[m+1]``: the mean of ``<W_E(i), W_E(j)>`` over all ordered pairs
+    (i, j) of tokens at Hamming distance k, for k = 0..m (W_E is ``[V, d]``, V = 2^m, row = token,
+    token ids as in ``lca.LatentSpace``; k = 0 gives the mean squared norm)."""
+    return run_cases("check_gram_profile", fn, lambda W: gram_profile(W).mean,
+                     _geo_embedding_cases(),
+                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}")
+
+
+def check_krawtchouk(fn) -> CheckResult:
+    """Check ``fn(k, w, m) -> int``: the Krawtchouk number
+    ``K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)``."""
+    cases = [(0, 0, 1), (1, 0, 3), (0, 2, 3), (1, 1, 1), (2, 1, 4), (1, 3, 4), (3, 2, 6),
+             (4, 5, 7), (7, 7, 7), (2, 6, 8), (5, 3, 9)]
+    return run_cases("check_krawtchouk", fn, krawtchouk, cases,
+                     compare=_geo_same_number,
+                     describe=lambda c: f"k={c[0]}, w={c[1]}, m={c[2]}")
+
+
+def _geo_same_number(expected, got) -> bool:
+    try:
+        return abs(float(got) - float(expected)) < 1e-9
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+def check_hamming_spectrum(fn) -> CheckResult:
+    """Check ``fn(g, m) -> Tensor[m+1]``: the eigenvalue ``lambda_w`` (w = 0..m) of the V x V
+    matrix ``G[i, j] = g[D_H(i, j)]`` on the Walsh characters of weight w, for a profile ``g``
+    given as a float64 tensor of m+1 values."""
+    g = torch.Generator().manual_seed(506)
+    cases = [(torch.tensor([1.0, 0.5], dtype=torch.float64), 1),
+             (torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64), 2),
+             (torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64), 3)]
+    for m in (3, 4, 6):
+        cases.append((torch.randn(m + 1, generator=g, dtype=torch.float64), m))
+    cases.append((torch.tensor([(-1.0) ** k for k in range(6)], dtype=torch.float64), 5))
+    return run_cases("check_hamming_spectrum", fn,
+                     lambda prof, m: hamming_kernel_spectrum(prof, m)[0], cases,
+                     describe=lambda c: f"g={[round(float(x), 4) for x in c[0]]}, m={c[1]}")
+
+
+def check_affine_embedding(fn) -> CheckResult:
+    """Check ``fn(m, b0, b1) -> Tensor[V, r]`` with r <= m + 1: embeddings (row z = token z)
+    whose Gram matrix is ``b0 - b1 D_H`` (for b1 >= 0 and b0 >= m b1 / 2). Any rotation of a right
+    answer is right too: only the Gram matrix and the width are checked."""
+
+    def gram_of(m, b0, b1):
+        E = torch.as_tensor(fn(m, b0, b1), dtype=torch.float64)
+        if E.ndim != 2 or E.shape[0] != 2 ** m:
+            return f"an array of shape {tuple(E.shape)}, not [V={2 ** m}, r]"
+        if E.shape[1] > m + 1:
+            return f"{E.shape[1]} columns, more than m + 1 = {m + 1}"
+        return E @ E.T
+
+    cases = [(1, 1.0, 1.0), (2, 1.0, 1.0), (3, 2.0, 0.5), (4, 1.0, 0.5), (4, 5.0, 0.0),
+             (5, 4.0, 1.0), (6, 3.0, 1.0)]
+    return run_cases("check_affine_embedding", gram_of, affine_gram, cases,
+                     describe=lambda c: f"m={c[0]}, b0={c[1]}, b1={c[2]} (Gram matrix compared)")

@@ -1,0 +1,910 @@
+"""Chapter 4, the value matrix as an associative memory: the construction W_V* and its error
+probability (exact and bounded), W_V = I with the +-1 code, one gradient step from W_V = 0 on the
+exact population loss, replacing a trained W_V, the chapter's figures and exercise checkers."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from ._validate import check_float, check_int
+from .checks import CheckResult, close, run_cases
+from .latent import (
+    Cluster,
+    HammingBall,
+    HammingSphere,
+    LatentSpace,
+    Neighbourhood,
+    cluster,
+    hamming_ball,
+    hamming_sphere,
+)
+from .model import OneLayerTransformer, init_embedding
+from .style import COLORS, CYCLE, new_figure
+from .task import TaskSpec, sample
+from .train import check_model_and_spec, evaluate
+
+#
+# The value-matrix construction (book/proofs/value_matrix.md, thm-wv-construction). With W_E [V, d]
+# (row i = token i) and a neighbourhood matrix A [V, V] (A[i, j] = 1 when j may appear in the
+# context of target i),
+#     W_V* = sum_i W_E(i) (sum_j A[i, j] W_E(j))^T = W_E^T A W_E            ([d, d]),
+# so that the model's logits f = W_E W_V* h = G A G c with G = W_E W_E^T and c the attention-weighted
+# token counts of the context. With orthonormal rows (G = I), f_k = (A c)_k: the share of the
+# context that lies in k's neighbourhood.
+
+
+
+
+
+def _vm_embedding(name: str, W_E, allow_ensemble: bool = True) -> torch.Tensor:
+    if not isinstance(W_E, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [V, d], got {type(W_E).__name__}")
+    ok = (2, 3) if allow_ensemble else (2,)
+    if W_E.ndim not in ok:
+        want = "[V, d] or [E, V, d]" if allow_ensemble else "[V, d]"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(W_E.shape)}")
+    if not W_E.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype, got {W_E.dtype}")
+    V = W_E.shape[-2]
+    if V < 2 or V & (V - 1):
+        raise ValueError(f"{name} must have V = 2**m rows (m >= 1), got V={V}")
+    return W_E
+
+
+def _vm_mask(mask, V: int) -> torch.Tensor:
+    """A neighbourhood given as a family, a BoolTensor[V, V] or a float weight matrix [V, V]."""
+    if isinstance(mask, Neighbourhood):
+        m = V.bit_length() - 1
+        space = LatentSpace(m)
+        mask.validate(space)
+        return mask.mask(space).double()
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError("mask must be a neighbourhood family, a BoolTensor[V, V] or a float "
+                         f"Tensor[V, V], got {type(mask).__name__}")
+    if tuple(mask.shape) != (V, V):
+        raise ValueError(f"mask must have shape ({V}, {V}) to match W_E, got {tuple(mask.shape)}")
+    if mask.dtype == torch.bool:
+        return mask.double()
+    if not mask.is_floating_point():
+        return mask.double()
+    if not bool(torch.isfinite(mask).all()):
+        raise ValueError("mask must hold finite weights")
+    return mask.double()
+
+
+def value_matrix_construction(W_E: torch.Tensor, mask) -> torch.Tensor:
+    """The constructed value matrix ``W_V* = W_E^T A W_E`` (``[d, d]``; ``[E, d, d]`` for W_E
+    ``[E, V, d]``).
+
+    Equivalently ``sum_i W_E(i) (sum_{j in N(i)} W_E(j))^T``: for every target i it stores the pair
+    (sum of i's neighbours' embeddings -> i's embedding) as an outer product, so that the model's
+    logits ``W_E W_V* h`` reward tokens whose neighbourhood the context falls into.
+
+    Args:
+        W_E: embeddings ``[V, d]`` (row = token) or ``[E, V, d]``.
+        mask: the neighbourhood: a family from ``lca.latent`` (e.g. ``hamming_sphere(1)``), a
+            ``BoolTensor[V, V]`` with ``mask[i, j]`` True when j is in N(i), or a float weight
+            matrix ``A[V, V]`` (e.g. a task's ``context_law()``).
+    Returns:
+        ``W_E^T A W_E`` in W_E's dtype.
+    """
+    W_E = _vm_embedding("W_E", W_E)
+    A = _vm_mask(mask, W_E.shape[-2]).to(device=W_E.device)
+    E64 = W_E.double()
+    out = E64.transpose(-1, -2) @ A @ E64
+    return out.to(W_E.dtype)
+
+
+def pm1_embedding(m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The centred +-1 embedding ``e_z = (2 z - 1) / sqrt(m)`` in d = m: ``Tensor[2**m, m]``.
+
+    Every row has norm 1 and ``<e_z, e_z'> = 1 - 2 D_H(z, z') / m``.
+    """
+    m = check_int("m", m, 1, 16)
+    Z = LatentSpace(m).latents.to(dtype)
+    return (2 * Z - 1) / math.sqrt(m)
+
+
+def strict_correct(logits: torch.Tensor, targets: torch.Tensor, rtol: float = 1e-9
+                   ) -> torch.Tensor:
+    """``BoolTensor[..., n]``: the target's logit beats every other logit by more than
+    ``rtol * max|logit|`` (ties, up to rounding, count as errors).
+
+    Args:
+        logits: ``[..., n, V]``; targets: ``LongTensor[n]`` (or ``[..., n]``).
+    """
+    if not isinstance(logits, torch.Tensor) or logits.ndim < 2:
+        raise ValueError("logits must be a Tensor [n, V] (or [..., n, V]), got "
+                         f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}")
+    if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"targets must be a LongTensor [n], got {type(targets).__name__}")
+    if targets.shape[-1] != logits.shape[-2]:
+        raise ValueError(f"targets must have n={logits.shape[-2]} entries, got "
+                         f"{tuple(targets.shape)}")
+    rtol = check_float("rtol", rtol, 0.0, 1.0)
+    V = logits.shape[-1]
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= V):
+        raise ValueError(f"targets must hold token ids in 0..{V - 1}")
+    t = targets.expand(logits.shape[:-1]).long()
+    own = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1)
+    others = logits.scatter(-1, t.unsqueeze(-1), float("-inf")).max(-1).values
+    scale = logits.abs().amax(-1).clamp(min=1e-300)
+    return own > others + rtol * scale
+
+
+def _vm_spec(spec):
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    return spec
+
+
+def memory_accuracy(spec, W_E: torch.Tensor, W_V: torch.Tensor, n: int = 4096, seed: int = 0,
+                    W_KQ: torch.Tensor | None = None) -> float:
+    """Accuracy (ties count as errors) of the model with the given matrices on ``n`` fresh
+    examples of ``spec`` drawn with ``seed``; W_KQ defaults to 0 (uniform attention).
+
+    Float64 throughout, in the model's orientation: logits = W_E W_V h. With W_KQ None the logits
+    are computed from token frequencies (h = W_E^T c); otherwise ``OneLayerTransformer`` runs.
+    """
+    spec = _vm_spec(spec)
+    W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
+    if W_E.shape[0] != spec.V:
+        raise ValueError(f"W_E must have V={spec.V} rows for this task, got {W_E.shape[0]}")
+    d = W_E.shape[1]
+    if not isinstance(W_V, torch.Tensor) or tuple(W_V.shape) != (d, d):
+        raise ValueError(f"W_V must be a Tensor of shape ({d}, {d}), got "
+                         f"{tuple(getattr(W_V, 'shape', ()))}")
+    if W_KQ is not None and (not isinstance(W_KQ, torch.Tensor) or tuple(W_KQ.shape) != (d, d)):
+        raise ValueError(f"W_KQ must be None or a Tensor of shape ({d}, {d}), got "
+                         f"{tuple(getattr(W_KQ, 'shape', ()))}")
+    n = check_int("n", n, 1, 10_000_000)
+    seed = check_int("seed", seed, 0, 2 ** 62)
+    E64, V64 = W_E.detach().double().cpu(), W_V.detach().double().cpu()
+    ctx, y = sample(spec, n, seed=seed)
+    hits = 0
+    if W_KQ is None:
+        # uniform attention: h = W_E^T c with c the token frequencies, logits = W_E W_V h
+        # (the same numbers as OneLayerTransformer.forward, without the [n, L, d] gather)
+        read = E64 @ V64 @ E64.T                     # [V, V]: logits = c @ read.T
+        for i in range(0, n, 4096):
+            c = ctx[i:i + 4096]
+            freq = torch.zeros((c.shape[0], spec.V), dtype=torch.float64)
+            freq.scatter_add_(1, c, torch.full(c.shape, 1.0 / spec.L, dtype=torch.float64))
+            hits += int(strict_correct(freq @ read.T, y[i:i + 4096]).sum())
+        return hits / n
+    model = OneLayerTransformer.from_weights(E64, W_KQ.detach().double().cpu(), V64, device="cpu")
+    with torch.no_grad():
+        for i in range(0, n, 2048):
+            hits += int(strict_correct(model(ctx[i:i + 2048]), y[i:i + 2048]).sum())
+    return hits / n
+
+
+def construction_accuracy(spec, W_E: torch.Tensor | None = None, n: int = 4096, seed: int = 0,
+                          mask=None) -> float:
+    """Accuracy (ties count as errors) of the constructed model ``W_V* = W_E^T A W_E`` with uniform
+    attention on ``n`` fresh examples of ``spec``.
+
+    Args:
+        spec: the task.
+        W_E: embeddings ``[V, d]``; None means orthonormal ones, for which the logits are exactly
+            ``A c`` (thm-wv-construction) and are computed from integer token counts, so ties are
+            exact.
+        mask: the neighbourhood used by the construction (default: the task's own).
+    """
+    spec = _vm_spec(spec)
+    n = check_int("n", n, 1, 10_000_000)
+    seed = check_int("seed", seed, 0, 2 ** 62)
+    A = _vm_mask(spec.neighbourhood if mask is None else mask, spec.V)
+    if W_E is not None:
+        W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
+        return memory_accuracy(spec, W_E, value_matrix_construction(W_E.double(), A), n, seed)
+    ctx, y = sample(spec, n, seed=seed)
+    hits = 0
+    for i in range(0, n, 4096):
+        c = ctx[i:i + 4096]
+        counts = torch.zeros((c.shape[0], spec.V), dtype=torch.float64)
+        counts.scatter_add_(1, c, torch.ones_like(c, dtype=torch.float64))
+        f = counts @ A.T                       # f[b, k] = sum_j A[k, j] counts[b, j]
+        hits += int(strict_correct(f, y[i:i + 4096], rtol=0.0).sum())
+    return hits / n
+
+
+def identity_accuracy(spec, W_E: torch.Tensor | None = None, n: int = 4096, seed: int = 0) -> float:
+    """Accuracy (ties count as errors) of ``W_V = I`` with uniform attention; W_E None means
+    orthonormal embeddings (prop-identity-fails: the answer is exactly 0)."""
+    spec = _vm_spec(spec)
+    if W_E is None:
+        g = torch.Generator().manual_seed(0)
+        W_E = init_embedding(spec.V, spec.V, "orthonormal", g, dtype=torch.float64)
+    W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
+    return memory_accuracy(spec, W_E, torch.eye(W_E.shape[1], dtype=torch.float64), n, seed)
+
+
+#
+# Closed forms for the value-matrix chapter (book/proofs/value_matrix.md). Throughout, attention is
+# uniform (W_KQ = 0), so h = W_E^T c with c the vector of token frequencies in the context, and the
+# constructed model's logits with orthonormal embeddings are f = A c (thm-wv-construction).
+#   - wv_error_exact_sphere1 / wv_error_exact / wv_error_bound: error probability of W_V* (ties
+#     counted as errors), thm-wv-error-bound;
+#   - identity_pm1_accuracy: W_V = I with the centred +-1 embedding, prop-pm1-majority;
+#   - one_step_WV (+ parts, sampling error), enumerate_task, exact_population_loss: thm-one-step-wv.
+
+
+
+
+
+def _vm_task(spec):
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    return spec
+
+
+def _vm_position_laws(spec) -> tuple[torch.Tensor, torch.Tensor]:
+    """(law of a body position, law of the last position), each ``[V, V]`` float64 ``P[y, x]``."""
+    P = spec.context_law()
+    last = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    return P, last
+
+
+def wv_error_exact_sphere1(m: int, L: int) -> float:
+    """Exact error probability (ties count as errors) of the constructed model ``W_V*`` with
+    orthonormal embeddings and uniform attention on the noise-free task with N = Hamming sphere of
+    radius 1: ``C(m,2) (2/m)^L - m (m-2) m^(-L)`` for m >= 2, and 0 for m = 1.
+
+    The error event is "the context uses at most two distinct tokens" (thm-wv-error-bound).
+    """
+    m = check_int("m", m, 1, 16)
+    L = check_int("L", L, 1, 1_000_000)
+    if m == 1:
+        return 0.0
+    exact = (Fraction(math.comb(m, 2) * 2 ** L, m ** L)
+             - Fraction(m * (m - 2), m ** L))
+    return float(exact)
+
+
+def wv_sphere1_union_bound(m: int, L: int) -> float:
+    """The union bound ``C(m,2) (2/m)^L`` on the same error probability (may exceed 1)."""
+    m = check_int("m", m, 1, 16)
+    L = check_int("L", L, 1, 1_000_000)
+    return math.comb(m, 2) * (2 / m) ** L
+
+
+def _vm_surjection_probability(L: int, t: int, n: int) -> float:
+    """P(L uniform draws from n items hit exactly a given set of t items, each at least once)."""
+    surj = sum((-1) ** i * math.comb(t, i) * (t - i) ** L for i in range(t + 1))
+    return float(Fraction(surj, n ** L))
+
+
+def _vm_translation_invariant(nb) -> bool:
+    return isinstance(nb, (HammingSphere, HammingBall, Cluster))
+
+
+def wv_error_exact(spec, max_support: int = 20) -> float:
+    """Exact error probability (ties count as errors) of ``W_V*`` (built from the task's own
+    neighbourhood) with orthonormal embeddings and uniform attention, by enumeration.
+
+    Hypotheses: ``spec.noise == 0``. Then the target's logit is 1 and the model errs exactly when
+    the set T of distinct context tokens lies in ``N(k)`` for some ``k != y``. The probability that
+    T equals a given set of size t is ``surj(L, t) / |N(y)|^L``; the function enumerates the
+    ``2^|N(y)|`` subsets of N(y), so it needs ``|N(y)| <= max_support`` (at most 24).
+    Hamming spheres, balls and clusters are invariant under the translations z -> z xor u, so only
+    y = 0 is enumerated for them; other families average over every y.
+    """
+    spec = _vm_task(spec)
+    max_support = check_int("max_support", max_support, 1, 24)
+    if spec.noise != 0:
+        raise ValueError(f"noise must be 0 for the exact enumeration, got {spec.noise:g} "
+                         "(use wv_error_bound or a Monte Carlo estimate)")
+    space = spec.space
+    M = spec.neighbourhood.mask(space)
+    deg = M.sum(1)
+    if int(deg.max()) > max_support:
+        raise ValueError(f"max_support must be at least the neighbourhood size {int(deg.max())} "
+                         f"for this task, got {max_support} (2^size subsets are enumerated)")
+    L = spec.L
+    targets = [0] if _vm_translation_invariant(spec.neighbourhood) else range(spec.V)
+    total = 0.0
+    for y in targets:
+        nbrs = torch.nonzero(M[y]).flatten()
+        n = nbrs.numel()
+        # for every other target k: the set S_k = N(y) & N(k), as a bitmask over positions in nbrs
+        inside = M[:, nbrs].clone()                      # [V(k), n]: nbrs[j] in N(k)
+        inside[y] = False
+        weights = 2 ** torch.arange(n, dtype=torch.int64)
+        codes = (inside.long() * weights).sum(1)         # [V]
+        flag = torch.zeros(2 ** n, dtype=torch.bool)
+        flag[codes] = True
+        flag[0] = False if bool(codes.eq(0).all()) else flag[0]
+        # mark every subset of some S_k: push "is a subset of a marked set" down bit by bit
+        f = flag.view((2,) * n) if n else flag
+        for axis in range(n):
+            lo = f.select(n - 1 - axis, 0)
+            hi = f.select(n - 1 - axis, 1)
+            lo |= hi
+        flag = f.reshape(-1)
+        sizes = torch.tensor([bin(t).count("1") for t in range(2 ** n)]) if n <= 12 else \
+            _vm_popcounts(n)
+        counts = torch.bincount(sizes[flag], minlength=n + 1)
+        err = 0.0
+        for t in range(1, n + 1):
+            if int(counts[t]):
+                err += int(counts[t]) * _vm_surjection_probability(L, t, n)
+        total += err
+    return min(1.0, total / len(targets))
+
+
+def _vm_popcounts(n: int) -> torch.Tensor:
+    x = torch.arange(2 ** n, dtype=torch.int64)
+    out = torch.zeros_like(x)
+    for b in range(n):
+        out += (x >> b) & 1
+    return out
+
+
+def wv_error_bound(spec, per_target: bool = False):
+    """Chernoff-union bound on the error probability (ties count as errors) of ``W_V*`` with
+    orthonormal embeddings and uniform attention; noise allowed.
+
+    For a target y and a rival k, the logit gap ``f_k - f_y`` is an average of i.i.d. steps
+    ``+1`` (token in N(k) but not N(y), probability p+), ``-1`` (in N(y) but not N(k), p-) and 0.
+    ``P(f_k >= f_y) <= rho^L`` with ``rho = p0 + 2 sqrt(p+ p-)`` when ``p+ < p-`` (else 1). The bound is
+    ``(1/V) sum_y min(1, sum_{k != y} rho_yk^L)``. With noise 0, ``rho_yk = |N(y) & N(k)| / |N(y)|``;
+    for the sphere of radius 1 this gives ``C(m,2) (2/m)^L``. When some ``N(y)`` lies inside an
+    ``N(k)``, ``rho = 1`` and the bound is 1 (no guarantee, and indeed the model then always errs on y).
+
+    Returns a float, or ``Tensor[V]`` of per-target bounds when ``per_target``.
+    """
+    spec = _vm_task(spec)
+    space = spec.space
+    M = spec.neighbourhood.mask(space).double()
+    P, last = _vm_position_laws(spec)
+
+    def parts(Q):
+        # p_plus[y, k] = Q(y, N(k) \ N(y)); p_minus[y, k] = Q(y, N(y) \ N(k))
+        p_plus = (Q * (1 - M)) @ M.T
+        p_minus = (Q * M).sum(1, keepdim=True) - (Q * M) @ M.T
+        return p_plus.clamp(min=0.0), p_minus.clamp(min=0.0)
+
+    pp, pm = parts(P)
+    good = pp < pm
+    # optimal t for the body law: e^t = sqrt(p- / p+) (t = inf when p+ = 0)
+    with torch.no_grad():
+        ratio = torch.where(good & (pp > 0), torch.sqrt(pm / pp.clamp(min=1e-300)),
+                            torch.full_like(pp, float("inf")))
+
+    def mgf(p_plus, p_minus):
+        p0 = 1 - p_plus - p_minus
+        up = torch.where(torch.isinf(ratio), torch.where(p_plus > 0, torch.full_like(p_plus,
+                         float("inf")), torch.zeros_like(p_plus)), p_plus * ratio)
+        down = torch.where(torch.isinf(ratio), torch.zeros_like(p_minus), p_minus / ratio)
+        return p0 + up + down
+
+    rho_body = mgf(pp, pm)
+    if spec.clean_last and spec.noise > 0 and spec.L >= 1:
+        lp, lm = parts(last)
+        rho_last = mgf(lp, lm)
+        logb = (spec.L - 1) * torch.log(rho_body.clamp(min=1e-300)) + torch.log(
+            rho_last.clamp(min=1e-300))
+    else:
+        logb = spec.L * torch.log(rho_body.clamp(min=1e-300))
+    b = torch.where(good, torch.exp(logb), torch.ones_like(logb))
+    b = torch.where((rho_body <= 0) & good, torch.zeros_like(b), b)
+    b.fill_diagonal_(0.0)
+    per = b.sum(1).clamp(max=1.0)
+    return per if per_target else float(per.mean())
+
+
+def identity_pm1_accuracy(m: int, L: int) -> float:
+    """Exact accuracy (ties count as errors) of ``W_V = I`` with the centred +-1 embedding
+    ``e_z = (2z - 1)/sqrt(m)`` (d = m), uniform attention, noise-free task with N = Hamming sphere
+    of radius 1 (prop-pm1-majority).
+
+    The model takes a per-bit majority vote; with n_i the number of context tokens that flip bit i
+    it is right iff every ``n_i < L/2``: ``P(max_i n_i < L/2)`` for ``(n_1..n_m) ~ Multinomial(L,
+    uniform)``, computed exactly with exponential generating functions.
+    """
+    m = check_int("m", m, 1, 16)
+    L = check_int("L", L, 1, 4096)
+    cap = (L - 1) // 2                                # largest n_i with n_i < L/2
+    # number of words of length L over m letters with every letter used at most `cap` times
+    # = L! [x^L] (sum_{j<=cap} x^j / j!)^m
+    term = [Fraction(1, math.factorial(j)) for j in range(cap + 1)]
+    poly = [Fraction(1)]
+    for _ in range(m):
+        new = [Fraction(0)] * min(len(poly) + cap, L + 1)
+        for i, a in enumerate(poly):
+            if a == 0:
+                continue
+            for j, b in enumerate(term):
+                if i + j > L:
+                    break
+                new[i + j] += a * b
+        poly = new
+    coef = poly[L] if len(poly) > L else Fraction(0)
+    return float(coef * math.factorial(L) / Fraction(m ** L))
+
+
+def _vm_embedding64(W_E, V: int) -> torch.Tensor:
+    if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2 or not W_E.is_floating_point():
+        raise ValueError("W_E must be a float Tensor [V, d], got "
+                         f"{type(W_E).__name__} {tuple(getattr(W_E, 'shape', ()))}")
+    if W_E.shape[0] != V:
+        raise ValueError(f"W_E must have V={V} rows for this task, got {W_E.shape[0]}")
+    return W_E.detach().double().cpu()
+
+
+def _vm_mean_law(spec) -> torch.Tensor:
+    """``Pbar[y, x]``: expected share of token x in a context of target y (the average of the
+    position laws; equals the context law unless ``clean_last`` with noise)."""
+    P, last = _vm_position_laws(spec)
+    return ((spec.L - 1) * P + last) / spec.L
+
+
+def one_step_WV_parts(W_E: torch.Tensor, spec, lr: float = 1.0
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of one gradient step on W_V from 0 (population loss, uniform attention).
+
+    Returns ``(memory, shift)``, both ``[d, d]`` float64, with
+    ``memory = (lr / V) W_E^T Pbar W_E`` (the construction with the task's mean law Pbar as the
+    neighbourhood weights) and ``shift = -lr * e_bar mu^T`` (``e_bar`` the mean embedding, ``mu = E[h]``),
+    so that ``W_V(1) = memory + shift`` (thm-one-step-wv). With orthonormal embeddings the shift adds
+    the same number to every logit.
+    """
+    spec = _vm_task(spec)
+    lr = check_float("lr", lr, 0.0, None, lo_open=True)
+    E = _vm_embedding64(W_E, spec.V)
+    V = spec.V
+    Pbar = _vm_mean_law(spec)
+    memory = (lr / V) * E.T @ Pbar @ E
+    e_bar = E.mean(0)                                  # [d]
+    mu = (Pbar.sum(0) / V) @ E                         # E[h] = (1/V) 1^T Pbar W_E
+    shift = -lr * torch.outer(e_bar, mu)
+    return memory, shift
+
+
+def one_step_WV(W_E: torch.Tensor, spec, lr: float = 1.0) -> torch.Tensor:
+    """W_V after one gradient step of size ``lr`` from ``W_V = 0`` on the population cross-entropy,
+    with ``W_KQ = 0`` (uniform attention) and fixed embeddings, computed exactly from the task law:
+
+        W_V(1) = -lr * grad = (lr / V) W_E^T (I - 11^T / V) Pbar W_E          ([d, d], float64)
+
+    where ``Pbar[y, x]`` is the expected share of token x in a context of target y. Holds for any
+    W_E; the reading "construction up to a positive scale plus an equal shift of all logits" needs
+    orthonormal embeddings (thm-one-step-wv).
+    """
+    memory, shift = one_step_WV_parts(W_E, spec, lr)
+    return memory + shift
+
+
+def one_step_WV_sampling_rms(W_E: torch.Tensor, spec, n: int) -> float:
+    """Root-mean-square Frobenius error ``sqrt(E ||g_n - g||_F^2)`` of the gradient of W_V at 0
+    estimated on a batch of ``n`` i.i.d. examples (mean loss), where g is the population gradient.
+
+    Per example the gradient is ``(e_bar - W_E(y)) h^T``, so the error variance is
+    ``(E ||e_bar - W_E(y)||^2 ||h||^2 - ||g||_F^2) / n``, computed exactly from the law (uniform
+    attention). By Chebyshev, ``||g_n - g||_F > rms / sqrt(delta)`` has probability at most delta.
+    """
+    spec = _vm_task(spec)
+    n = check_int("n", n, 1, 1_000_000_000)
+    E = _vm_embedding64(W_E, spec.V)
+    L = spec.L
+    P, last = _vm_position_laws(spec)
+    G = E @ E.T
+    # E[||h||^2 | y] with h = (1/L) sum_l W_E(x_l), positions independent
+    sq_body = (P * torch.diagonal(G)).sum(1)           # E||W_E(x)||^2 per y
+    sq_last = (last * torch.diagonal(G)).sum(1)
+    mean_body = P @ E                                  # [V, d]
+    mean_last = last @ E
+    mean_sum = (L - 1) * mean_body + mean_last
+    # E||sum_l w_l||^2 = sum_l E||w_l||^2 + ||sum_l E w_l||^2 - sum_l ||E w_l||^2
+    e_h2 = ((L - 1) * sq_body + sq_last + (mean_sum ** 2).sum(1)
+            - (L - 1) * (mean_body ** 2).sum(1) - (mean_last ** 2).sum(1)) / L ** 2
+    e_bar = E.mean(0)
+    a2 = ((e_bar[None, :] - E) ** 2).sum(1)            # ||e_bar - W_E(y)||^2
+    second = float((a2 * e_h2).mean())
+    g = -one_step_WV(E, spec)
+    var = max(second - float((g ** 2).sum()), 0.0)
+    return math.sqrt(var / n)
+
+
+def enumerate_task(spec, max_rows: int = 2_000_000
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (context, target) pair of the task with positive probability.
+
+    Returns ``(contexts LongTensor[R, L], targets LongTensor[R], probs Tensor[R] float64)`` with
+    ``probs`` summing to 1, so population expectations become exact weighted sums. The number of
+    rows is ``sum_y prod_l |support of position l|``; it must not exceed ``max_rows``.
+    """
+    spec = _vm_task(spec)
+    max_rows = check_int("max_rows", max_rows, 1, 50_000_000)
+    P, last = _vm_position_laws(spec)
+    V, L = spec.V, spec.L
+    body_support = (P > 0).sum(1)
+    last_support = (last > 0).sum(1)
+    rows = int((body_support.double() ** (L - 1) * last_support.double()).sum())
+    if rows > max_rows:
+        raise ValueError(f"max_rows must be at least {rows} to enumerate this task (m={spec.m}, "
+                         f"L={spec.L}), got {max_rows}; use a smaller m or L")
+    ctxs, tgts, probs = [], [], []
+    for y in range(V):
+        laws = [P[y]] * (L - 1) + [last[y]]
+        grids = [torch.nonzero(q > 0).flatten() for q in laws]
+        mesh = torch.cartesian_prod(*grids) if L > 1 else grids[0][:, None]
+        mesh = mesh.reshape(-1, L)
+        p = torch.ones(mesh.shape[0], dtype=torch.float64)
+        for pos in range(L):
+            p = p * laws[pos][mesh[:, pos]]
+        ctxs.append(mesh)
+        tgts.append(torch.full((mesh.shape[0],), y, dtype=torch.long))
+        probs.append(p / V)
+    return torch.cat(ctxs), torch.cat(tgts), torch.cat(probs)
+
+
+def exact_population_loss(model, spec, max_rows: int = 2_000_000) -> torch.Tensor:
+    """The population cross-entropy of ``model`` on ``spec`` as an exact weighted sum over
+    ``enumerate_task(spec)`` (a differentiable scalar tensor: call ``.backward()`` for the exact
+    population gradient)."""
+    if not isinstance(model, OneLayerTransformer) or model.ensemble is not None:
+        raise ValueError(f"model must be a single OneLayerTransformer, got {type(model).__name__}")
+    spec = _vm_task(spec)
+    if model.V != spec.V:
+        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+    ctx, y, p = enumerate_task(spec, max_rows)
+    dev = model.W_E.device
+    logits = model(ctx.to(dev))
+    nll = torch.nn.functional.cross_entropy(logits, y.to(dev), reduction="none")
+    return (nll * p.to(dev, nll.dtype)).sum()
+
+
+#
+# Probes of a trained W_V against the construction W_V* = W_E^T A W_E built from the same model's
+# trained embeddings (lca.value_matrix_construction): swap one for the other and compare
+# accuracies (the paper's wv_replace_dim_* plots), and measure how aligned the two matrices are
+# (Frobenius cosine, also between their best rank-r approximations; wv_angle_dim_*).
+
+# (this section imports torch, math and the validators inside its functions, so that the shared
+# header's import block stays untouched)
+
+
+def _vm_check_int(name, value, lo=None, hi=None):
+    return check_int(name, value, lo, hi)
+
+
+def _vm_model_and_spec(model, spec):
+    check_model_and_spec(model, spec)
+    if not model.tied:
+        raise ValueError("model must have a tied unembedding (tied=True) for the construction")
+    return model, spec
+
+
+def constructed_value_matrix(model, spec, mask=None):
+    """``W_V* = W_E^T A W_E`` from the model's own (trained) embeddings: ``[d, d]``, or
+    ``[E, d, d]`` for an ensemble. ``mask`` defaults to the task's neighbourhood."""
+    model, spec = _vm_model_and_spec(model, spec)
+    return value_matrix_construction(model.W_E.detach(),
+                                     spec.neighbourhood if mask is None else mask)
+
+
+def wv_replacement(model, spec, n: int = 4096, seed: int = 0, mask=None) -> dict:
+    """Accuracy of the trained model and of the same model with W_V replaced by the construction
+    built from its own embeddings (W_E and W_KQ kept).
+
+    Returns ``{"trained": acc, "constructed": acc}`` (floats, or lists over ensemble members), both
+    measured by ``lca.train.evaluate`` on the same ``n`` examples drawn with ``seed``.
+    """
+    model, spec = _vm_model_and_spec(model, spec)
+    n = _vm_check_int("n", n, 1, 10_000_000)
+    seed = _vm_check_int("seed", seed, 0, 2 ** 62)
+    W_star = constructed_value_matrix(model, spec, mask)
+    swapped = OneLayerTransformer.from_weights(
+        model.W_E.detach(), model.W_KQ.detach(), W_star.to(model.W_E.dtype),
+        residual=model.residual, layernorm=model.layernorm, device=model.W_E.device)
+    return {"trained": evaluate(model, spec, n, seed), "constructed": evaluate(swapped, spec, n, seed)}
+
+
+def truncate_rank(W, rank: int):
+    """Best rank-``rank`` approximation of ``W`` (``[..., d, d]``) in Frobenius norm (truncated
+    SVD); a rank at least d returns W itself."""
+    if not isinstance(W, torch.Tensor) or W.ndim < 2 or not W.is_floating_point():
+        raise ValueError("W must be a float Tensor [d, d] (or [..., d, d]), got "
+                         f"{type(W).__name__} {tuple(getattr(W, 'shape', ()))}")
+    rank = _vm_check_int("rank", rank, 1, 1 << 16)
+    if rank >= min(W.shape[-2:]):
+        return W
+    U, S, Vh = torch.linalg.svd(W.double(), full_matrices=False)
+    return ((U[..., :, :rank] * S[..., None, :rank]) @ Vh[..., :rank, :]).to(W.dtype)
+
+
+def matrix_cosine(A, B, rank: int | None = None):
+    """Frobenius cosine ``<A, B>_F / (||A||_F ||B||_F)`` between two matrices, after replacing each
+    by its best rank-``rank`` approximation when ``rank`` is given. ``[..., d, d]`` inputs give a
+    float (or a list over the leading dimension). The angle is ``acos`` of the cosine."""
+    for name, X in (("A", A), ("B", B)):
+        if not isinstance(X, torch.Tensor) or X.ndim not in (2, 3) or not X.is_floating_point():
+            raise ValueError(f"{name} must be a float Tensor [d, d] or [E, d, d], got "
+                             f"{type(X).__name__} {tuple(getattr(X, 'shape', ()))}")
+    if A.shape != B.shape:
+        raise ValueError(f"A and B must have the same shape, got {tuple(A.shape)} and "
+                         f"{tuple(B.shape)}")
+    A, B = A.detach().double(), B.detach().double()
+    if rank is not None:
+        A, B = truncate_rank(A, rank), truncate_rank(B, rank)
+    num = (A * B).sum((-1, -2))
+    den = A.norm(dim=(-2, -1)) * B.norm(dim=(-2, -1))
+    cos = torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
+    return float(cos) if cos.ndim == 0 else cos.tolist()
+
+
+def wv_alignment(model, spec, ranks=(None,), mask=None) -> dict:
+    """Frobenius cosine between the model's W_V and the construction from its own embeddings, for
+    each entry of ``ranks`` (None: the full matrices; r: their best rank-r approximations).
+
+    Returns ``{rank: cosine}`` (floats, or lists over ensemble members). Angles in degrees are
+    ``math.degrees(math.acos(cos))``.
+    """
+    model, spec = _vm_model_and_spec(model, spec)
+    ranks = tuple(ranks)
+    if not ranks:
+        raise ValueError("ranks must hold at least one entry (None or a positive integer)")
+    for r in ranks:
+        if r is not None:
+            _vm_check_int("ranks", r, 1, 1 << 16)
+    W_star = constructed_value_matrix(model, spec, mask)
+    return {r: matrix_cosine(model.W_V.detach(), W_star, r) for r in ranks}
+
+
+def cosine_to_degrees(cos) -> float:
+    """Angle in degrees from a cosine (clipped to [-1, 1])."""
+    c = max(-1.0, min(1.0, float(cos)))
+    return math.degrees(math.acos(c))
+
+
+def _vm_np(x):
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def plot_wv_example(A, logits, target: int, context, title: str = "The constructed W_V* "
+                    "on one context"):
+    """Left: the neighbourhood matrix ``A [V, V]`` (row y marks N(y)) with the target's row and the
+    context tokens' columns outlined. Right: the model's logit for every token, target highlighted.
+
+    Args:
+        A: ``[V, V]`` 0/1 matrix. logits: ``[V]``. target: the target token. context: token ids.
+    """
+    A = _vm_np(A)
+    f = _vm_np(logits).reshape(-1)
+    V = A.shape[0]
+    ctx = sorted({int(t) for t in _vm_np(context).reshape(-1)})
+    fig, axes = new_figure(ncols=2, width=4.4, height=3.7)
+    ax = axes[0]
+    ax.imshow(A, cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
+    ax.add_patch(plt.Rectangle((-0.5, target - 0.5), V, 1, fill=False, ec=COLORS["vermillion"],
+                               lw=2, label=f"row of target y = {target}"))
+    for j, t in enumerate(ctx):
+        ax.add_patch(plt.Rectangle((t - 0.5, -0.5), 1, V, fill=False, ec=COLORS["blue"], lw=1.5,
+                                   label="columns of context tokens" if j == 0 else None))
+    ax.set_xticks(range(V))
+    ax.set_yticks(range(V))
+    ax.set_xlabel("context token j")
+    ax.set_ylabel("target i")
+    ax.set_title("neighbourhood matrix A (black: j in N(i))", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1)
+    ax.grid(False)
+    ax = axes[1]
+    colors = [COLORS["vermillion"] if k == target else COLORS["sky"] for k in range(V)]
+    ax.bar(np.arange(V), f, color=colors)
+    ax.set_xticks(range(V))
+    ax.set_xlabel("token k")
+    ax.set_ylabel("logit f_k")
+    ax.set_title("logits of the constructed model (red: target)", fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_wv_error(Ls, curves: dict, title: str = "Constructed W_V*: error probability vs "
+                  "context length (orthonormal embeddings)"):
+    """Error probability of the constructed model against the context length L (log scale).
+
+    Args:
+        Ls: the context lengths (x axis).
+        curves: label -> dict with any of ``"exact"`` (line), ``"bound"`` (dashed line) and
+            ``"monte_carlo"`` (points) sequences aligned with ``Ls``; one colour per label.
+    Zeros are drawn at the bottom edge (a log axis cannot show them).
+    """
+    fig, ax = new_figure(width=6.2, height=4.0)
+    Ls = _vm_np(Ls)
+    floor = None
+    for c in curves.values():
+        for key in ("exact", "bound", "monte_carlo"):
+            if key in c:
+                v = _vm_np(c[key])
+                pos = v[v > 0]
+                if pos.size:
+                    floor = pos.min() if floor is None else min(floor, pos.min())
+    floor = 1e-6 if floor is None else floor / 3
+    for i, (label, c) in enumerate(curves.items()):
+        color = CYCLE[i % len(CYCLE)]
+        if "exact" in c:
+            ax.plot(Ls, np.maximum(_vm_np(c["exact"]), floor), "-", color=color, lw=2,
+                    label=f"{label}: exact")
+        if "bound" in c:
+            ax.plot(Ls, np.clip(_vm_np(c["bound"]), floor, 1.0), "--", color=color, lw=1.5,
+                    label=f"{label}: bound")
+        if "monte_carlo" in c:
+            ax.plot(Ls, np.maximum(_vm_np(c["monte_carlo"]), floor), "o", color=color, ms=5,
+                    mfc="white", label=f"{label}: Monte Carlo")
+    ax.set_yscale("log")
+    ax.set_ylim(floor, 1.5)
+    ax.set_xlabel("context length L (tokens)")
+    ax.set_ylabel("P(error), ties counted as errors")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=1 if len(curves) < 3 else 2)
+    return fig
+
+
+def plot_wv_bars(ms, results: dict, title: str = "Trained W_V vs W_V fixed to the identity "
+                 "(mean over seeds, bars show min-max)"):
+    """Grouped bars of accuracy per latent dimension m, one panel per context length (paper Fig. 3a).
+
+    Args:
+        ms: the latent dimensions (x axis).
+        results: panel label (e.g. ``"L = 64"``) -> variant label -> array ``[len(ms), seeds]`` of
+            accuracies. Bars show the seed mean, error bars the min-max spread, dots each seed.
+    """
+    panels = list(results.items())
+    fig, axes = new_figure(ncols=len(panels), width=4.6, height=3.6, sharey=True)
+    axes = np.atleast_1d(axes)
+    ms = list(ms)
+    x = np.arange(len(ms))
+    lo_all = 1.0
+    for ax, (panel, variants) in zip(axes, panels):
+        k = len(variants)
+        width = 0.8 / k
+        for i, (label, acc) in enumerate(variants.items()):
+            a = _vm_np(acc).reshape(len(ms), -1)
+            mean, lo, hi = a.mean(1), a.min(1), a.max(1)
+            lo_all = min(lo_all, float(lo.min()))
+            pos = x - 0.4 + width * (i + 0.5)
+            color = CYCLE[i % len(CYCLE)]
+            ax.bar(pos, mean, width * 0.9, color=color, alpha=0.85, label=label)
+            ax.errorbar(pos, mean, yerr=[mean - lo, hi - mean], fmt="none", ecolor="black",
+                        capsize=3, lw=1)
+            for j in range(a.shape[0]):
+                ax.plot(np.full(a.shape[1], pos[j]), a[j], ".", color="black", ms=3)
+        ax.set_xticks(x)
+        ax.set_xticklabels([str(m) for m in ms])
+        ax.set_xlabel("latent dimension m (V = 2^m tokens)")
+        ax.set_title(panel, fontsize=10)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].set_ylim(max(0.0, lo_all - 0.08), 1.01)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_wv_replacement(ds, accuracy: dict, cosine: dict, title: str = "Trained W_V vs the "
+                        "construction from the trained embeddings"):
+    """Two panels against the embedding dimension d (log2 axis): left, accuracy (label -> array
+    ``[len(ds), seeds]``, e.g. trained and replaced); right, Frobenius cosine between trained W_V
+    and W_V* (label -> array ``[len(ds), seeds]``, e.g. full matrices and rank-r parts). Lines
+    show seed means, shaded bands min-max."""
+    fig, axes = new_figure(ncols=2, width=4.6, height=3.6)
+    ds = _vm_np(ds)
+    for ax, data, ylabel in ((axes[0], accuracy, "test accuracy"),
+                             (axes[1], cosine, "cosine similarity (Frobenius)")):
+        for i, (label, vals) in enumerate(data.items()):
+            a = _vm_np(vals).reshape(len(ds), -1)
+            color = CYCLE[i % len(CYCLE)]
+            ax.plot(ds, a.mean(1), "o-", color=color, label=label)
+            ax.fill_between(ds, a.min(1), a.max(1), color=color, alpha=0.2)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ds)
+        ax.set_xticklabels([str(int(d)) for d in ds])
+        ax.set_xlabel("embedding dimension d")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    axes[0].set_title("accuracy: trained W_V vs W_V replaced by W_V*", fontsize=10)
+    axes[1].set_title("alignment of trained W_V with W_V*", fontsize=10)
+    axes[1].set_ylim(min(0.0, float(np.nanmin([_vm_np(v).min() for v in cosine.values()]))), 1.02)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_wv_random_embeddings(ds, accuracy: dict, reference: dict | None = None,
+                              title: str = "Constructed W_V* with random Gaussian embeddings"):
+    """Accuracy of the construction against the embedding dimension d (log2 axis).
+
+    Args:
+        ds: embedding dimensions.
+        accuracy: label (e.g. ``"m = 5"``) -> array ``[len(ds), seeds]``; line = mean, band = min-max.
+        reference: label -> accuracy with orthonormal embeddings, drawn as a dotted line.
+    """
+    fig, ax = new_figure(width=6.0, height=3.8)
+    ds = _vm_np(ds)
+    for i, (label, vals) in enumerate(accuracy.items()):
+        a = _vm_np(vals).reshape(len(ds), -1)
+        color = CYCLE[i % len(CYCLE)]
+        ax.plot(ds, a.mean(1), "o-", color=color, label=f"{label}, Gaussian W_E")
+        ax.fill_between(ds, a.min(1), a.max(1), color=color, alpha=0.2)
+        if reference and label in reference:
+            ax.axhline(float(reference[label]), color=color, ls=":", lw=1.5,
+                       label=f"{label}, orthonormal W_E (d = V)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ds)
+    ax.set_xticklabels([str(int(d)) for d in ds])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("embedding dimension d")
+    ax.set_ylabel("accuracy (ties counted as errors)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    _ = np
+    return fig
+
+
+def _vm_construction_cases():
+    """(W_E [V, d], mask BoolTensor[V, V]) pairs: d below, equal to and above V, sphere and
+    cluster masks, and asymmetric random masks (so a transposed A is caught)."""
+    g = torch.Generator().manual_seed(41)
+    cases = []
+    for m, d, nb in [(2, 3, hamming_sphere(1)), (3, 8, hamming_sphere(1)), (3, 5, hamming_ball(2)),
+                     (4, 6, cluster(1)), (4, 20, hamming_sphere(2))]:
+        cases.append((torch.randn(2 ** m, d, generator=g, dtype=torch.float64), nb.mask(m)))
+    for V, d in [(4, 4), (8, 3), (16, 7)]:
+        mask = torch.rand(V, V, generator=g) < 0.4
+        mask.fill_diagonal_(False)
+        mask[:, 0] |= torch.arange(V) != 0          # make the mask clearly asymmetric
+        cases.append((torch.randn(V, d, generator=g, dtype=torch.float64), mask))
+    return cases
+
+
+def check_value_matrix_construction(fn) -> CheckResult:
+    """Check ``fn(W_E [V, d], mask BoolTensor[V, V]) -> Tensor[d, d]``: the construction
+    ``W_V* = sum_i W_E(i) (sum_{j: mask[i, j]} W_E(j))^T`` (no normalisation)."""
+
+    def reference(W_E, mask):
+        return value_matrix_construction(W_E, mask)
+    return run_cases("check_value_matrix_construction", fn, reference, _vm_construction_cases(),
+                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-9),
+                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}, mask with "
+                                        f"{int(c[1].sum())} True entries, "
+                                        f"symmetric={bool(torch.equal(c[1], c[1].T))}")
+
+
+def _vm_one_step_reference(W_E, P):
+    V = W_E.shape[0]
+    C = torch.eye(V, dtype=torch.float64) - 1.0 / V
+    return W_E.T.double() @ C @ P.double() @ W_E.double() / V
+
+
+def check_one_step_gradient(fn) -> CheckResult:
+    """Check ``fn(W_E [V, d], P [V, V]) -> Tensor[d, d]``: W_V after one gradient step of size 1
+    from W_V = 0 on the population cross-entropy with uniform attention, where ``P[y, x]`` is the
+    probability that a context token equals x given target y (same law at every position):
+    ``(1/V) W_E^T (I - 11^T/V) P W_E``."""
+    g = torch.Generator().manual_seed(43)
+    cases = []
+    for V, d in [(2, 2), (4, 3), (8, 8), (8, 12), (16, 5)]:
+        P = torch.rand(V, V, generator=g, dtype=torch.float64) ** 3
+        P.fill_diagonal_(0.0)
+        P = P / P.sum(1, keepdim=True)
+        cases.append((torch.randn(V, d, generator=g, dtype=torch.float64), P))
+    return run_cases("check_one_step_gradient", fn, _vm_one_step_reference, cases,
+                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-10),
+                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}, P of shape "
+                                        f"{tuple(c[1].shape)} (rows sum to 1, zero diagonal)")
+
+
+def check_sphere_error(fn) -> CheckResult:
+    """Check ``fn(m, L) -> float``: the exact probability that the constructed model (orthonormal
+    embeddings, uniform attention, noise-free N_1 task) errs, ties counted as errors."""
+    cases = [(2, 1), (2, 7), (3, 1), (3, 2), (3, 4), (4, 3), (5, 6), (6, 10), (8, 8), (8, 20),
+             (12, 5)]
+    return run_cases("check_sphere_error", fn, wv_error_exact_sphere1, cases,
+                     compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-15))

