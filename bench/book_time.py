@@ -60,11 +60,19 @@ def time_notebook(path: Path) -> tuple[float, list[tuple[int, float, str]]]:
     os.environ.setdefault("IPYTHONDIR", str(ROOT / ".ipython"))
     os.environ.pop("MPLBACKEND", None)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        record_timing=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     total = time.perf_counter() - t0
-    cells = [(i, _seconds(c), (c.source.splitlines() or [""])[0][:70])
-             for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    cells = [
+        (i, _seconds(c), (c.source.splitlines() or [""])[0][:70])
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+    ]
     return total, cells
 
 
@@ -82,11 +90,16 @@ def main(argv=None) -> int:
         cells += [(p.stem, i, s, src) for i, s, src in per_cell]
         print(f"{p.stem}: {total:.1f} s", file=sys.stderr)
     cells.sort(key=lambda c: -c[2])
-    result["slowest_cells"] = [{"notebook": n, "cell": i, "seconds": round(s, 2), "source": src}
-                               for n, i, s, src in cells[: args.top]]
+    result["slowest_cells"] = [
+        {"notebook": n, "cell": i, "seconds": round(s, 2), "source": src}
+        for n, i, s, src in cells[: args.top]
+    ]
     result["total_s"] = round(sum(result["notebooks"].values()), 2)
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                         "platform": platform.platform()}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     import torch
 
     result["threads"] = torch.get_num_threads()

@@ -37,13 +37,17 @@ def curve_timed(lm, cases, ks, pack, batch_size):
     tf = [c.target_false for k in ks for c in cases]
     groups = [i % len(cases) for i in range(len(prompts))]
     t0 = time.perf_counter()
-    scores = scoring.score_targets(lm, prompts, tt, tf, batch_size=batch_size, groups=groups,
-                                  pack=pack)
+    scores = scoring.score_targets(lm, prompts, tt, tf, batch_size=batch_size, groups=groups, pack=pack)
     seconds = time.perf_counter() - t0
     n = len(cases)
-    eff = [float((scores["logp_false"][i * n:(i + 1) * n]
-                  > scores["logp_true"][i * n:(i + 1) * n]).double().mean())
-           for i in range(len(ks))]
+    eff = [
+        float(
+            (scores["logp_false"][i * n : (i + 1) * n] > scores["logp_true"][i * n : (i + 1) * n])
+            .double()
+            .mean()
+        )
+        for i in range(len(ks))
+    ]
     return seconds, scores, eff
 
 
@@ -76,9 +80,14 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    out = {"model": "smollm2", "device": args.device, "threads": args.threads,
-           "torch": torch.__version__, "machine": platform.machine(),
-           "processor": platform.processor() or platform.machine()}
+    out = {
+        "model": "smollm2",
+        "device": args.device,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+    }
     if args.cold:
         _, out["load_cold_s"] = llm.timed_load("smollm2", device=args.device, cache=False)
     lm, out["load_s"] = llm.timed_load("smollm2", device=args.device)
@@ -86,20 +95,26 @@ def main(argv=None):
     cases = counterfact.load_counterfact(n=n, seed=None)
     out.update({"cases": n, "ks": ks, "prompts": n * len(ks), "scheme": "generic"})
     secs, s_pack, eff = curve_timed(lm, cases, ks, True, args.batch_size)
-    out["packed"] = {"seconds": round(secs, 2), "cases_per_s": round(n / secs, 2),
-                     "prompts_per_s": round(n * len(ks) / secs, 2),
-                     "model_tokens": model_tokens(lm, cases, ks, True)}
+    out["packed"] = {
+        "seconds": round(secs, 2),
+        "cases_per_s": round(n / secs, 2),
+        "prompts_per_s": round(n * len(ks) / secs, 2),
+        "model_tokens": model_tokens(lm, cases, ks, True),
+    }
     out["efficacy"] = [round(e, 3) for e in eff]
     if args.compare:
         secs, s_pad, eff_pad = curve_timed(lm, cases, ks, False, args.batch_size)
-        out["padded"] = {"seconds": round(secs, 2), "cases_per_s": round(n / secs, 2),
-                         "prompts_per_s": round(n * len(ks) / secs, 2),
-                         "model_tokens_without_padding": model_tokens(lm, cases, ks, False)}
+        out["padded"] = {
+            "seconds": round(secs, 2),
+            "cases_per_s": round(n / secs, 2),
+            "prompts_per_s": round(n * len(ks) / secs, 2),
+            "model_tokens_without_padding": model_tokens(lm, cases, ks, False),
+        }
         out["padded_efficacy"] = [round(e, 3) for e in eff_pad]
-        out["max_abs_logp_difference"] = float(max(
-            (s_pack[k] - s_pad[k]).abs().max() for k in ("logp_true", "logp_false")))
-        out["speedup_packed_over_padded"] = round(out["padded"]["seconds"]
-                                                  / out["packed"]["seconds"], 2)
+        out["max_abs_logp_difference"] = float(
+            max((s_pack[k] - s_pad[k]).abs().max() for k in ("logp_true", "logp_false"))
+        )
+        out["speedup_packed_over_padded"] = round(out["padded"]["seconds"] / out["packed"]["seconds"], 2)
     print(json.dumps(out, indent=1))
 
 

@@ -68,27 +68,26 @@ class ReferenceTransformer(nn.Module):
         self.attn.in_proj_weight.register_hook(lambda g: g * self.grad_mask)
 
     @classmethod
-    def from_lca(cls, model: lca.OneLayerTransformer, mask: str = "causal"
-                 ) -> "ReferenceTransformer":
+    def from_lca(cls, model: lca.OneLayerTransformer, mask: str = "causal") -> "ReferenceTransformer":
         """A reference model with the weights of a single, tied ``lca`` model."""
         if model.ensemble is not None or not model.tied or model.residual or model.layernorm:
             raise ValueError("model must be a single, tied lca model without residual/layernorm")
         ref = cls(model.V, model.d, mask=mask).to(model.W_E.device)
         with torch.no_grad():
             ref.embed.weight.copy_(model.W_E)
-            ref.attn.in_proj_weight[model.d:2 * model.d].copy_(model.W_KQ)
+            ref.attn.in_proj_weight[model.d : 2 * model.d].copy_(model.W_KQ)
             ref.attn.out_proj.weight.copy_(model.W_V)
         return ref
 
     def forward(self, contexts: torch.Tensor) -> torch.Tensor:
         """Logits ``[n, V]`` for contexts ``LongTensor[n, L]``."""
-        X = self.embed(contexts)                                         # [n, L, d]
+        X = self.embed(contexts)  # [n, L, d]
         L = X.shape[1]
         attn_mask = None
         if self.mask == "causal":
             attn_mask = torch.ones(L, L, dtype=torch.bool, device=X.device).triu(1)
-        out, _ = self.attn(X, X, X, attn_mask=attn_mask, need_weights=False)   # [n, L, d]
-        return out[:, -1] @ self.embed.weight.T                          # [n, V]
+        out, _ = self.attn(X, X, X, attn_mask=attn_mask, need_weights=False)  # [n, L, d]
+        return out[:, -1] @ self.embed.weight.T  # [n, V]
 
 
 def reference_losses(config: TrainConfig, steps: int, mask: str = "causal") -> list[float]:
@@ -147,7 +146,7 @@ def time_lca(config: TrainConfig, steps: int) -> float:
     """Steps per second of ``lca.train`` (setup and the final evaluation included, and made
     negligible by ``steps``)."""
     cfg = config.with_(steps=steps, eval_every=0, n_eval=256)
-    fit(cfg.with_(steps=2), progress=False)                  # warm-up
+    fit(cfg.with_(steps=2), progress=False)  # warm-up
     return steps / _timed(lambda: fit(cfg, progress=False), config.device)
 
 
@@ -159,6 +158,7 @@ def time_reference(config: TrainConfig, steps: int, mask: str = "causal") -> flo
     def run():
         for _ in range(steps):
             _reference_step(ref, opt, gen, loss_fn, config)
+
     return steps / _timed(run, config.device)
 
 
@@ -178,6 +178,7 @@ def time_sequential(config: TrainConfig, members: int, steps: int) -> float:
     def run():
         for c in cfgs:
             fit(c, progress=False)
+
     return steps / _timed(run, config.device)
 
 
@@ -191,7 +192,8 @@ def matmul_gflops(device, size: int = 1024, repeats: int = 10) -> float:
     def run():
         for _ in range(repeats):
             a @ b
-    return 2 * size ** 3 * repeats / _timed(run, device) / 1e9
+
+    return 2 * size**3 * repeats / _timed(run, device) / 1e9
 
 
 def model_flops_per_step(n: int, L: int, V: int, d: int) -> float:
@@ -233,7 +235,11 @@ def main(argv=None) -> dict:
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "quick": args.quick,
-        "m": args.m, "V": spec.V, "d": args.d, "L": args.L, "batch_size": args.batch,
+        "m": args.m,
+        "V": spec.V,
+        "d": args.d,
+        "L": args.L,
+        "batch_size": args.batch,
         "single_steps_per_s": single,
         "reference_steps_per_s": ref,
         "single_vs_reference": single / ref,

@@ -13,7 +13,8 @@ The package behind the course "Elephants" (after Jiang, Rajendran, Ravikumar and
 
 Then one module per chapter, in book order (each imports only the engine and earlier chapters):
 ``hijacking`` (0), ``associative_memory`` (1), ``lca_task`` (2), ``transformer`` (3),
-``value_matrix`` (4), ``embeddings`` (5), ``attention`` (6), ``hijacking_in_model`` (7).
+``value_matrix`` (4), ``embeddings`` (5), ``attention`` (6), ``hijacking_in_model`` (7),
+``real_models`` (8, with ``gemma``, the optional second offline model).
 - ``lca.glue``: myst-nb's ``glue`` for numbers quoted in the book's prose, with a stand-in that
   writes the same output where myst-nb (a book-building tool) is not installed
 
@@ -37,7 +38,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "glue",
-    "LatentSpace", "cluster", "custom", "hamming_ball", "hamming_sphere", "other_clusters",
-    "OneLayerTransformer", "default_device", "TaskSpec", "bayes_accuracy", "bayes_posterior",
-    "sample", "TrainConfig", "TrainResult", "evaluate", "fit", "sweep", "train_ensemble",
+    "LatentSpace",
+    "cluster",
+    "custom",
+    "hamming_ball",
+    "hamming_sphere",
+    "other_clusters",
+    "OneLayerTransformer",
+    "default_device",
+    "TaskSpec",
+    "bayes_accuracy",
+    "bayes_posterior",
+    "sample",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "fit",
+    "sweep",
+    "train_ensemble",
 ]

@@ -8,7 +8,7 @@ import math
 import torch
 
 
-def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+def check_int(name: str, value: object, lo: int | None = None, hi: int | None = None) -> int:
     """Return ``value`` as an int, or raise ValueError if it is not an integer in [lo, hi]."""
     if isinstance(value, bool) or isinstance(value, float) or not hasattr(value, "__index__"):
         raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -18,8 +18,14 @@ def check_int(name: str, value, lo: int | None = None, hi: int | None = None) ->
     return value
 
 
-def check_float(name: str, value, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False, hi_open: bool = False) -> float:
+def check_float(
+    name: str,
+    value: object,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     """Return ``value`` as a float, or raise ValueError if it is not a finite number in range."""
     try:
         value = float(value)
@@ -28,7 +34,8 @@ def check_float(name: str, value, lo: float | None = None, hi: float | None = No
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"{name} must be finite, got {value}")
     bad = (lo is not None and (value < lo or (lo_open and value == lo))) or (
-        hi is not None and (value > hi or (hi_open and value == hi)))
+        hi is not None and (value > hi or (hi_open and value == hi))
+    )
     if bad:
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
@@ -38,14 +45,15 @@ def check_float(name: str, value, lo: float | None = None, hi: float | None = No
     return value
 
 
-def check_choice(name: str, value, choices) -> str:
+def check_choice(name: str, value: object, choices: tuple | set) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
 
 
-def check_tokens(name: str, tokens, V: int, ndim: int | tuple[int, ...] | None = None
-                 ) -> torch.Tensor:
+def check_tokens(
+    name: str, tokens: object, V: int, ndim: int | tuple[int, ...] | None = None
+) -> torch.Tensor:
     """Check that ``tokens`` is an integer tensor of token ids in 0..V-1 with the given ndim."""
     if not isinstance(tokens, torch.Tensor):
         raise ValueError(f"{name} must be a torch.LongTensor, got {type(tokens).__name__}")
@@ -56,10 +64,13 @@ def check_tokens(name: str, tokens, V: int, ndim: int | tuple[int, ...] | None =
         if tokens.ndim not in allowed:
             raise ValueError(
                 f"{name} must have {' or '.join(str(a) for a in allowed)} dimensions, "
-                f"got shape {tuple(tokens.shape)}")
+                f"got shape {tuple(tokens.shape)}"
+            )
     if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= V):
-        raise ValueError(f"{name} must hold token ids in 0..{V - 1}, got values in "
-                         f"{int(tokens.min())}..{int(tokens.max())}")
+        raise ValueError(
+            f"{name} must hold token ids in 0..{V - 1}, got values in "
+            f"{int(tokens.min())}..{int(tokens.max())}"
+        )
     return tokens.long()
 
 
@@ -71,7 +82,7 @@ def _range(lo, hi) -> str:
     return f"<= {hi}"
 
 
-def make_generator(seed=None, generator=None) -> torch.Generator:
+def make_generator(seed: int | None = None, generator: torch.Generator | None = None) -> torch.Generator:
     """A ``torch.Generator``: ``generator`` itself if given, else a fresh one seeded with ``seed``
     (an int >= 0; None draws a random seed)."""
     if generator is not None:
@@ -82,5 +93,5 @@ def make_generator(seed=None, generator=None) -> torch.Generator:
     if seed is None:
         g.seed()
     else:
-        g.manual_seed(check_int("seed", seed, 0, 2 ** 63 - 1))
+        g.manual_seed(check_int("seed", seed, 0, 2**63 - 1))
     return g

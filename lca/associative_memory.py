@@ -5,24 +5,24 @@ the chapter's figures and its exercise checkers."""
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from ._validate import check_float, check_int, make_generator
 from .checks import CheckResult, close, run_cases
+from .model import orthonormal_rows
 from .style import COLORS, CYCLE, DIVERGING_CMAP, new_figure
 
-#
 # A linear associative memory stores N pairs (key u_i -> value v_i) as one matrix
 #     W = sum_i v_i u_i^T = values^T keys          ([d', d])
 # and recalls W q for a query q. Keys are rows of ``keys [N, d]``, values rows of ``values [N, d']``.
 
 
-
-
-def _mem_matrix(name: str, x, ndim: int = 2) -> torch.Tensor:
+def _float_matrix(name: str, x, ndim: int = 2) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != ndim:
@@ -32,8 +32,13 @@ def _mem_matrix(name: str, x, ndim: int = 2) -> torch.Tensor:
     return x
 
 
-def random_keys(N: int, d: int, seed: int | None = None, generator: torch.Generator | None = None,
-                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def random_keys(
+    N: int,
+    d: int,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """``Tensor[N, d]`` of independent Gaussian keys: every entry N(0, 1/d), so E||u_i||^2 = 1.
 
     Args:
@@ -43,26 +48,31 @@ def random_keys(N: int, d: int, seed: int | None = None, generator: torch.Genera
     N = check_int("N", N, 1, 10_000_000)
     d = check_int("d", d, 1, 1_000_000)
     g = make_generator(seed, generator)
-    return torch.randn((N, d), generator=g, dtype=dtype) / d ** 0.5
+    return torch.randn((N, d), generator=g, dtype=dtype) / d**0.5
 
 
-def orthonormal_keys(N: int, d: int, seed: int | None = None,
-                     generator: torch.Generator | None = None,
-                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def orthonormal_keys(
+    N: int,
+    d: int,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """``Tensor[N, d]`` with orthonormal rows (u_i^T u_j = 1[i = j]), a random rotation of the first
     N standard basis vectors. Needs N <= d: at most d vectors of R^d are orthonormal."""
     d = check_int("d", d, 1, 1_000_000)
     N = check_int("N", N, 1, d)
-    g = make_generator(seed, generator)
-    A = torch.randn((d, N), generator=g, dtype=torch.float64)
-    Q, R = torch.linalg.qr(A)
-    Q = Q * torch.sign(torch.diagonal(R))[None, :]  # Haar-distributed, deterministic given A
-    return Q.T.contiguous().to(dtype)
+    return orthonormal_rows(N, d, seed, generator=generator, dtype=dtype, haar=True)
 
 
-def correlated_keys(N: int, d: int, rho: float, seed: int | None = None,
-                    generator: torch.Generator | None = None,
-                    dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def correlated_keys(
+    N: int,
+    d: int,
+    rho: float,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """``Tensor[N, d]``: keys u_i = sqrt(rho) c + sqrt(1 - rho) g_i with one shared c and
     independent g_i, all N(0, I/d). Each key alone has the law of ``random_keys`` but any two have
     E[u_i^T u_j] = rho: the keys are exchangeable, not independent (0 <= rho < 1)."""
@@ -72,7 +82,7 @@ def correlated_keys(N: int, d: int, rho: float, seed: int | None = None,
     g = make_generator(seed, generator)
     c = torch.randn((1, d), generator=g, dtype=torch.float64)
     G = torch.randn((N, d), generator=g, dtype=torch.float64)
-    return ((rho ** 0.5 * c + (1 - rho) ** 0.5 * G) / d ** 0.5).to(dtype)
+    return ((rho**0.5 * c + (1 - rho) ** 0.5 * G) / d**0.5).to(dtype)
 
 
 def store(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -82,21 +92,25 @@ def store(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         keys: ``[N, d]``, row i is the key u_i.
         values: ``[N, d']``, row i is the value v_i.
     """
-    keys = _mem_matrix("keys", keys)
-    values = _mem_matrix("values", values)
+    keys = _float_matrix("keys", keys)
+    values = _float_matrix("values", values)
     if keys.shape[0] != values.shape[0]:
-        raise ValueError(f"keys and values must hold the same number of pairs N, got keys "
-                         f"{tuple(keys.shape)} and values {tuple(values.shape)}")
+        raise ValueError(
+            f"keys and values must hold the same number of pairs N, got keys "
+            f"{tuple(keys.shape)} and values {tuple(values.shape)}"
+        )
     return values.T @ keys.to(values.dtype)
 
 
 def recall(W: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
     """Linear recall ``queries @ W^T``: row k is W q_k (``[n, d']`` for queries ``[n, d]``)."""
-    W = _mem_matrix("W", W)
-    queries = _mem_matrix("queries", queries)
+    W = _float_matrix("W", W)
+    queries = _float_matrix("queries", queries)
     if queries.shape[1] != W.shape[1]:
-        raise ValueError(f"queries must have d={W.shape[1]} columns to match W {tuple(W.shape)}, "
-                         f"got {tuple(queries.shape)}")
+        raise ValueError(
+            f"queries must have d={W.shape[1]} columns to match W {tuple(W.shape)}, "
+            f"got {tuple(queries.shape)}"
+        )
     return queries.to(W.dtype) @ W.T
 
 
@@ -105,36 +119,27 @@ def recall_argmax(W: torch.Tensor, queries: torch.Tensor, values: torch.Tensor) 
     (the first index among ties). With one-hot values (``values = I_N``) this is argmax_i of the
     i-th coordinate of W q_k."""
     out = recall(W, queries)
-    values = _mem_matrix("values", values)
+    values = _float_matrix("values", values)
     if values.shape[1] != W.shape[0]:
-        raise ValueError(f"values must have d'={W.shape[0]} columns to match W {tuple(W.shape)}, "
-                         f"got {tuple(values.shape)}")
+        raise ValueError(
+            f"values must have d'={W.shape[0]} columns to match W {tuple(W.shape)}, got {tuple(values.shape)}"
+        )
     return torch.argmax(out @ values.to(out.dtype).T, dim=1)
 
 
 def crosstalk(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``Tensor[N, d']``: row j is the cross-talk c_j = sum_{i != j} (u_i^T u_j) v_i, so that
     ``recall(store(keys, values), keys)[j] = ||u_j||^2 v_j + c_j``."""
-    keys = _mem_matrix("keys", keys)
-    values = _mem_matrix("values", values)
+    keys = _float_matrix("keys", keys)
+    values = _float_matrix("values", values)
     if keys.shape[0] != values.shape[0]:
-        raise ValueError(f"keys and values must hold the same number of pairs N, got keys "
-                         f"{tuple(keys.shape)} and values {tuple(values.shape)}")
+        raise ValueError(
+            f"keys and values must hold the same number of pairs N, got keys "
+            f"{tuple(keys.shape)} and values {tuple(values.shape)}"
+        )
     G = keys @ keys.T
     G = G - torch.diag(torch.diagonal(G))
     return G.to(values.dtype) @ values
-
-
-def recall_accuracy(keys: torch.Tensor, values: torch.Tensor | None = None) -> float:
-    """Fraction of stored pairs j whose key u_j recalls v_j by ``recall_argmax`` (values default to
-    one-hot, ``I_N``)."""
-    keys = _mem_matrix("keys", keys)
-    N = keys.shape[0]
-    if values is None:
-        values = torch.eye(N, dtype=keys.dtype)
-    W = store(keys, values)
-    hit = recall_argmax(W, keys, values) == torch.arange(N)
-    return float(hit.double().mean())
 
 
 class RecallSimulation(NamedTuple):
@@ -143,6 +148,7 @@ class RecallSimulation(NamedTuple):
     (binomial, as if the n recalls were independent). The recalls of one memory share its keys, so
     ``memory_stderr`` and ``mse_stderr`` give the standard errors of ``accuracy`` and ``mse`` from
     the spread over the independent memories (nan when there is only one memory)."""
+
     accuracy: float
     mse: float
     n: int
@@ -151,8 +157,9 @@ class RecallSimulation(NamedTuple):
     mse_stderr: float = float("nan")
 
 
-def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 0,
-                           keys: str = "gaussian", rho: float = 0.0) -> RecallSimulation:
+def simulate_onehot_recall(
+    N: int, d: int, n_recalls: int = 20_000, seed: int = 0, keys: str = "gaussian", rho: float = 0.0
+) -> RecallSimulation:
     """Monte Carlo recall of N pairs with one-hot values (``values = I_N``) and keys in R^d.
 
     Draws ``ceil(n_recalls / N)`` independent memories and recalls every pair of each. One-hot
@@ -169,8 +176,7 @@ def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 
     d = check_int("d", d, 1, 1_000_000)
     n_recalls = check_int("n_recalls", n_recalls, 1, 100_000_000)
     if keys not in ("gaussian", "orthonormal", "correlated"):
-        raise ValueError(f"keys must be one of ['correlated', 'gaussian', 'orthonormal'], "
-                         f"got {keys!r}")
+        raise ValueError(f"keys must be one of ['correlated', 'gaussian', 'orthonormal'], got {keys!r}")
     rho = check_float("rho", rho, 0.0, 1.0, hi_open=True)
     if keys == "orthonormal" and N > d:
         raise ValueError(f"N must be in 1..d={d} for orthonormal keys, got {N}")
@@ -183,11 +189,11 @@ def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 
     while done < trials:
         b = min(per_batch, trials - done)
         if keys == "gaussian":
-            U = torch.randn((b, N, d), generator=g, dtype=torch.float64) / d ** 0.5
+            U = torch.randn((b, N, d), generator=g, dtype=torch.float64) / d**0.5
         elif keys == "correlated":
             c = torch.randn((b, 1, d), generator=g, dtype=torch.float64)
             G = torch.randn((b, N, d), generator=g, dtype=torch.float64)
-            U = (rho ** 0.5 * c + (1 - rho) ** 0.5 * G) / d ** 0.5
+            U = (rho**0.5 * c + (1 - rho) ** 0.5 * G) / d**0.5
         else:
             U = torch.stack([orthonormal_keys(N, d, generator=g) for _ in range(b)])
         scores = U @ U.transpose(1, 2)  # [b, j, i] = u_i^T u_j: coordinate i of W u_j
@@ -201,29 +207,33 @@ def simulate_onehot_recall(N: int, d: int, n_recalls: int = 20_000, seed: int = 
     n = trials * N
     acc = hits / n
     if trials > 1:
-        se_acc = float(torch.cat(mem_hits).std() / trials ** 0.5)
-        se_mse = float(torch.cat(mem_sq).std() / trials ** 0.5)
+        se_acc = float(torch.cat(mem_hits).std() / trials**0.5)
+        se_mse = float(torch.cat(mem_sq).std() / trials**0.5)
     else:
         se_acc = se_mse = float("nan")
     return RecallSimulation(acc, sq / n, n, (acc * (1 - acc) / n) ** 0.5, se_acc, se_mse)
 
 
-def softmax_recall(keys: torch.Tensor, values: torch.Tensor, queries: torch.Tensor,
-                   beta: float = 1.0) -> torch.Tensor:
+def softmax_recall(
+    keys: torch.Tensor, values: torch.Tensor, queries: torch.Tensor, beta: float = 1.0
+) -> torch.Tensor:
     """Softmax retrieval (one attention head, or one modern-Hopfield update): row k is
     ``sum_i softmax(beta * keys @ q_k)_i v_i``, ``[n, d']``. As beta grows it returns the value of
     the key with the largest inner product; the linear memory ``recall(store(keys, values), q)``
     is the same sum with the softmax weights replaced by the raw scores u_i^T q."""
-    keys = _mem_matrix("keys", keys)
-    values = _mem_matrix("values", values)
-    queries = _mem_matrix("queries", queries)
+    keys = _float_matrix("keys", keys)
+    values = _float_matrix("values", values)
+    queries = _float_matrix("queries", queries)
     beta = check_float("beta", beta, 0.0, 1e6)
     if keys.shape[0] != values.shape[0]:
-        raise ValueError(f"keys and values must hold the same number of pairs N, got keys "
-                         f"{tuple(keys.shape)} and values {tuple(values.shape)}")
+        raise ValueError(
+            f"keys and values must hold the same number of pairs N, got keys "
+            f"{tuple(keys.shape)} and values {tuple(values.shape)}"
+        )
     if queries.shape[1] != keys.shape[1]:
-        raise ValueError(f"queries must have d={keys.shape[1]} columns to match keys, got "
-                         f"{tuple(queries.shape)}")
+        raise ValueError(
+            f"queries must have d={keys.shape[1]} columns to match keys, got {tuple(queries.shape)}"
+        )
     weights = torch.softmax(beta * (queries.to(keys.dtype) @ keys.T), dim=1)
     return weights.to(values.dtype) @ values
 
@@ -232,11 +242,10 @@ def hopfield_step(patterns: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
     """One synchronous update of a classical Hopfield network storing +-1 ``patterns [N, d]``:
     ``sign(W x)`` with ``W = sum_i xi_i xi_i^T - N I`` (outer-product storage, keys = values, no
     self-connections); sign(0) is taken as +1. ``probes [n, d]`` -> ``[n, d]`` of +-1."""
-    patterns = _mem_matrix("patterns", patterns)
-    probes = _mem_matrix("probes", probes)
+    patterns = _float_matrix("patterns", patterns)
+    probes = _float_matrix("probes", probes)
     if probes.shape[1] != patterns.shape[1]:
-        raise ValueError(f"probes must have d={patterns.shape[1]} columns, got "
-                         f"{tuple(probes.shape)}")
+        raise ValueError(f"probes must have d={patterns.shape[1]} columns, got {tuple(probes.shape)}")
     for name, x in (("patterns", patterns), ("probes", probes)):
         if x.numel() and not bool(((x == 1) | (x == -1)).all()):
             raise ValueError(f"{name} must hold only +1/-1 entries")
@@ -246,7 +255,6 @@ def hopfield_step(patterns: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
     return torch.where(h >= 0, 1.0, -1.0).to(probes.dtype)
 
 
-#
 # Keys u_1..u_N are independent with N(0, I/d) entries; for one-hot values (v_i = e_i) and the
 # outer-product memory W = sum_i v_i u_i^T, recall of pair j succeeds iff ||u_j||^2 > u_i^T u_j for
 # every i != j. Given u_j the N - 1 scores u_i^T u_j are i.i.d. N(0, ||u_j||^2 / d), so
@@ -254,17 +262,16 @@ def hopfield_step(patterns: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
 # an exact one-dimensional integral (book/proofs/memory.md, thm-onehot-recall).
 
 
-
-
 def _chi_quadrature(d: int, points: int = 6001) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes r and weights w (float64) with sum_k w_k f(r_k) ~ E[f(R)], R ~ chi_d (composite
     Simpson on [max(0, sqrt(d) - 14), sqrt(d) + 14]; the mass outside is below 1e-40)."""
-    centre = d ** 0.5
+    centre = d**0.5
     lo, hi = max(0.0, centre - 14.0), centre + 14.0
     r = torch.linspace(lo, hi, points, dtype=torch.float64)
     h = (hi - lo) / (points - 1)
-    logf = ((d - 1) * torch.log(r.clamp(min=1e-300)) - r ** 2 / 2 - (d / 2 - 1) * math.log(2.0)
-            - math.lgamma(d / 2))
+    logf = (
+        (d - 1) * torch.log(r.clamp(min=1e-300)) - r**2 / 2 - (d / 2 - 1) * math.log(2.0) - math.lgamma(d / 2)
+    )
     f = torch.exp(logf)
     if d == 1:
         f[r == 0] = math.sqrt(2 / math.pi)
@@ -283,7 +290,7 @@ def recall_success_exact(N: int, d: int) -> float:
 def recall_failure_exact(N: int, d: int) -> float:
     """``1 - recall_success_exact(N, d)``, computed as E[1 - Phi(R)^(N-1)] so that tiny failure
     probabilities keep their relative precision."""
-    N = check_int("N", N, 1, 10 ** 12)
+    N = check_int("N", N, 1, 10**12)
     d = check_int("d", d, 1, 100_000)
     if N == 1:
         return 0.0
@@ -292,25 +299,10 @@ def recall_failure_exact(N: int, d: int) -> float:
     return float((w * fail).sum().clamp(0.0, 1.0))
 
 
-def recall_pair_error(d: int) -> float:
-    """Exact probability that one given wrong key outscores the right one, P(u_i^T u_j > ||u_j||^2)
-    = P(Z > R) = E[Phi(-R)] with Z ~ N(0, 1) independent of R ~ chi_d; equals
-    (1/2) P(chi2_1 > chi2_d)."""
-    d = check_int("d", d, 1, 100_000)
-    r, w = _chi_quadrature(d)
-    return float((w * torch.special.ndtr(-r)).sum())
-
-
-def recall_failure_union(N: int, d: int) -> float:
-    """Union bound on the failure probability: ``min(1, (N - 1) * recall_pair_error(d))``."""
-    N = check_int("N", N, 1, 10 ** 12)
-    return min(1.0, (N - 1) * recall_pair_error(d))
-
-
 def recall_failure_chernoff(N: int, d: int) -> float:
     """Closed-form bound ``min(1, (N - 1) 2^(-d/2 - 1))`` on the failure probability, from
     Phi(-x) <= exp(-x^2/2)/2 and E[exp(-R^2/2)] = 2^(-d/2)."""
-    N = check_int("N", N, 1, 10 ** 12)
+    N = check_int("N", N, 1, 10**12)
     d = check_int("d", d, 1, 100_000)
     return min(1.0, (N - 1) * 2.0 ** (-d / 2 - 1))
 
@@ -318,17 +310,16 @@ def recall_failure_chernoff(N: int, d: int) -> float:
 def recall_success_gaussian(N: int, d: int) -> float:
     """Gaussian (fixed-norm) approximation ``Phi(sqrt(d))^(N-1)``: the exact formula with the key
     norm R replaced by its typical value sqrt(d). An approximation, not a bound."""
-    N = check_int("N", N, 1, 10 ** 12)
+    N = check_int("N", N, 1, 10**12)
     d = check_int("d", d, 1, 100_000)
-    return float(torch.exp((N - 1) * torch.special.log_ndtr(torch.tensor(d ** 0.5,
-                                                                           dtype=torch.float64))))
+    return float(torch.exp((N - 1) * torch.special.log_ndtr(torch.tensor(d**0.5, dtype=torch.float64))))
 
 
 def recall_mse(N: int, d: int) -> float:
     """Exact mean squared recall error E||W u_j - v_j||^2 = (N + 1) / d for N unit-norm values and
     keys with i.i.d. N(0, 1/d) entries (general values: (||v_j||^2 + sum_i ||v_i||^2) / d)."""
-    N = check_int("N", N, 1, 10 ** 12)
-    d = check_int("d", d, 1, 10 ** 9)
+    N = check_int("N", N, 1, 10**12)
+    d = check_int("d", d, 1, 10**9)
     return (N + 1) / d
 
 
@@ -341,17 +332,17 @@ def crosstalk_moments(N: int, d: int) -> dict:
     ``crosstalk_sq_mean`` E||c_j||^2 = (N - 1)/d, ``crosstalk_sq_var`` Var||c_j||^2 =
     (N - 1)(2 + 6/d)/d^2 + 2(N - 1)(N - 2)/d^3, and ``mse`` E||W u_j - v_j||^2 = (N + 1)/d.
     """
-    N = check_int("N", N, 1, 10 ** 12)
-    d = check_int("d", d, 1, 10 ** 9)
+    N = check_int("N", N, 1, 10**12)
+    d = check_int("d", d, 1, 10**9)
     return {
         "signal_mean": 1.0,
         "signal_var": 2.0 / d,
         "coef_mean": 0.0,
         "coef_var": 1.0 / d,
-        "coef_fourth": 3.0 * (1 + 2.0 / d) / d ** 2,
-        "coef_sq_cov": 2.0 / d ** 3,
+        "coef_fourth": 3.0 * (1 + 2.0 / d) / d**2,
+        "coef_sq_cov": 2.0 / d**3,
         "crosstalk_sq_mean": (N - 1) / d,
-        "crosstalk_sq_var": (N - 1) * (2 + 6.0 / d) / d ** 2 + 2.0 * (N - 1) * (N - 2) / d ** 3,
+        "crosstalk_sq_var": (N - 1) * (2 + 6.0 / d) / d**2 + 2.0 * (N - 1) * (N - 2) / d**3,
         "mse": (N + 1) / d,
     }
 
@@ -374,7 +365,7 @@ def recall_capacity(d: int, delta: float = 0.01) -> int:
     return lo
 
 
-def plot_recall_scores(panels: dict, title: str = "Recall W u_j with one-hot values"):
+def plot_recall_scores(panels: dict, title: str = "Recall W u_j with one-hot values") -> Figure:
     """Heat maps of recall matrices, one panel per entry of ``panels`` (label -> ``Tensor[N, N]``
     whose row j is W u_j, so entry (j, i) is u_i^T u_j). A perfect memory shows the identity."""
     fig, axes = new_figure(ncols=len(panels), width=3.6, height=3.4)
@@ -382,8 +373,9 @@ def plot_recall_scores(panels: dict, title: str = "Recall W u_j with one-hot val
     vmax = max(float(abs(p).max()) for p in panels.values())
     im = None
     for ax, (label, M) in zip(axes, panels.items()):
-        im = ax.imshow(M.detach().cpu().numpy(), cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax,
-                       interpolation="nearest")
+        im = ax.imshow(
+            M.detach().cpu().numpy(), cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest"
+        )
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("stored value i")
         ax.set_ylabel("query key j")
@@ -393,8 +385,11 @@ def plot_recall_scores(panels: dict, title: str = "Recall W u_j with one-hot val
     return fig
 
 
-def plot_recall_capacity(sim: dict, theory: dict, title: str = "Outer-product memory with "
-                         "Gaussian keys: simulation (points) vs exact theory (lines)"):
+def plot_recall_capacity(
+    sim: dict,
+    theory: dict,
+    title: str = "Outer-product memory with Gaussian keys: simulation (points) vs exact theory (lines)",
+) -> Figure:
     """Two panels against N/d (log scale), one colour per key dimension d.
 
     Args:
@@ -430,8 +425,15 @@ def plot_recall_capacity(sim: dict, theory: dict, title: str = "Outer-product me
     return fig
 
 
-def plot_crosstalk_hist(signal, coefs, d: int, grid=None, signal_density=None,
-                        coef_density=None, title: str | None = None):
+def plot_crosstalk_hist(
+    signal: ArrayLike,
+    coefs: ArrayLike,
+    d: int,
+    grid: ArrayLike | None = None,
+    signal_density: ArrayLike | None = None,
+    coef_density: ArrayLike | None = None,
+    title: str | None = None,
+) -> Figure:
     """Histograms of the signal ||u_j||^2 and the cross-talk coefficients u_i^T u_j (i != j), with
     optional density curves evaluated on ``grid`` (all 1-d arrays or tensors)."""
     fig, ax = new_figure(width=6.0, height=3.6)
@@ -440,18 +442,33 @@ def plot_crosstalk_hist(signal, coefs, d: int, grid=None, signal_density=None,
     lo = min(signal.min(), coefs.min())
     hi = max(signal.max(), coefs.max())
     bins = np.linspace(lo, hi, 80)
-    ax.hist(coefs, bins=bins, density=True, alpha=0.5, color=COLORS["vermillion"],
-            label="cross-talk $u_i^T u_j$, $i \\ne j$")
-    ax.hist(signal, bins=bins, density=True, alpha=0.5, color=COLORS["blue"],
-            label="signal $\\|u_j\\|^2$")
+    ax.hist(
+        coefs,
+        bins=bins,
+        density=True,
+        alpha=0.5,
+        color=COLORS["vermillion"],
+        label="cross-talk $u_i^T u_j$, $i \\ne j$",
+    )
+    ax.hist(signal, bins=bins, density=True, alpha=0.5, color=COLORS["blue"], label="signal $\\|u_j\\|^2$")
     if grid is not None:
         grid = np.asarray(grid, dtype=float)
         if coef_density is not None:
-            ax.plot(grid, np.asarray(coef_density, dtype=float), color=COLORS["vermillion"],
-                    lw=1.5, label="N(0, 1/d)")
+            ax.plot(
+                grid,
+                np.asarray(coef_density, dtype=float),
+                color=COLORS["vermillion"],
+                lw=1.5,
+                label="N(0, 1/d)",
+            )
         if signal_density is not None:
-            ax.plot(grid, np.asarray(signal_density, dtype=float), color=COLORS["blue"], lw=1.5,
-                    label="$\\chi^2_d / d$")
+            ax.plot(
+                grid,
+                np.asarray(signal_density, dtype=float),
+                color=COLORS["blue"],
+                lw=1.5,
+                label="$\\chi^2_d / d$",
+            )
     ax.set_xlabel("value of the score")
     ax.set_ylabel("density")
     ax.set_title(title or f"Signal vs cross-talk scores, d = {d}")
@@ -459,43 +476,55 @@ def plot_crosstalk_hist(signal, coefs, d: int, grid=None, signal_density=None,
     return fig
 
 
-def _mem_cases(seed: int = 0):
+def _memory_cases(seed: int = 0):
     """(keys [N, d], values [N, d']) pairs of several shapes, including square and N > d."""
     g = torch.Generator().manual_seed(seed)
     shapes = [(1, 3, 2), (4, 4, 4), (5, 3, 7), (8, 6, 6), (3, 10, 2)]
-    return [(torch.randn(N, d, generator=g, dtype=torch.float64),
-             torch.randn(N, dv, generator=g, dtype=torch.float64)) for N, d, dv in shapes]
+    return [
+        (
+            torch.randn(N, d, generator=g, dtype=torch.float64),
+            torch.randn(N, dv, generator=g, dtype=torch.float64),
+        )
+        for N, d, dv in shapes
+    ]
 
 
-def check_store(fn) -> CheckResult:
+def check_store(fn: Callable) -> CheckResult:
     """Check ``fn(keys [N, d], values [N, d']) -> W [d', d]`` = sum_i v_i u_i^T."""
-    return run_cases("check_store", fn, store, _mem_cases(1))
+    return run_cases("check_store", fn, store, _memory_cases(1))
 
 
-def check_crosstalk(fn) -> CheckResult:
+def check_crosstalk(fn: Callable) -> CheckResult:
     """Check ``fn(keys [N, d], values [N, d']) -> [N, d']`` whose row j is the cross-talk
     c_j = sum_{i != j} (u_i^T u_j) v_i."""
-    return run_cases("check_crosstalk", fn, crosstalk, _mem_cases(2))
+    return run_cases("check_crosstalk", fn, crosstalk, _memory_cases(2))
 
 
-def check_recall_bound(fn) -> CheckResult:
+def check_recall_bound(fn: Callable) -> CheckResult:
     """Check ``fn(N, d) -> float``: the bound (N - 1) 2^(-d/2 - 1) on the probability that argmax
     recall of a stored pair fails (one-hot values, N(0, I/d) keys), on cases where it is below 1."""
-    def reference(N, d):
-        return (N - 1) * 2.0 ** (-d / 2 - 1)
     cases = [(2, 4), (10, 16), (100, 20), (1000, 32), (7, 9), (1, 5)]
-    return run_cases("check_recall_bound", fn, reference, cases,
-                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-12))
+    return run_cases(
+        "check_recall_bound",
+        fn,
+        recall_failure_chernoff,
+        cases,
+        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-12),
+    )
 
 
-def check_softmax_recall(fn) -> CheckResult:
+def check_softmax_recall(fn: Callable) -> CheckResult:
     """Check ``fn(keys [N, d], values [N, d'], queries [n, d], beta) -> [n, d']``: softmax
     retrieval sum_i softmax(beta keys q)_i v_i (one attention head / modern Hopfield update)."""
     g = torch.Generator().manual_seed(3)
     cases = []
-    for (N, d, dv, n, beta) in [(4, 3, 2, 5, 1.0), (6, 6, 6, 2, 8.0), (3, 5, 4, 1, 0.0),
-                                (10, 4, 3, 7, 30.0)]:
-        cases.append((torch.randn(N, d, generator=g, dtype=torch.float64),
-                      torch.randn(N, dv, generator=g, dtype=torch.float64),
-                      torch.randn(n, d, generator=g, dtype=torch.float64), beta))
+    for N, d, dv, n, beta in [(4, 3, 2, 5, 1.0), (6, 6, 6, 2, 8.0), (3, 5, 4, 1, 0.0), (10, 4, 3, 7, 30.0)]:
+        cases.append(
+            (
+                torch.randn(N, d, generator=g, dtype=torch.float64),
+                torch.randn(N, dv, generator=g, dtype=torch.float64),
+                torch.randn(n, d, generator=g, dtype=torch.float64),
+                beta,
+            )
+        )
     return run_cases("check_softmax_recall", fn, softmax_recall, cases)

@@ -6,34 +6,35 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from . import latent
 from ._validate import check_choice, check_float, check_int, check_tokens
 from .checks import CheckResult, close, run_cases, safe_compare
-from .model import OneLayerTransformer
+from .model import OneLayerTransformer, check_model
 from .style import COLORS, DIVERGING_CMAP, SEQUENTIAL_CMAP, new_figure
-from .task import TaskSpec, sample
+from .task import TaskSpec, check_spec, count_vector, sample
+from .train import check_model_and_spec
+from .value_matrix import value_matrix_construction
 
 
-def _att_check_spec(spec):
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
-    return spec
-
-
-def _att_check_weights(W_E, W_V, V):
+def _check_weights(W_E, W_V, V):
     if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2:
-        raise ValueError("W_E must be a 2-d tensor [V, d], got "
-                         f"{type(W_E).__name__} {tuple(getattr(W_E, 'shape', ()))}")
+        raise ValueError(
+            f"W_E must be a 2-d tensor [V, d], got {type(W_E).__name__} {tuple(getattr(W_E, 'shape', ()))}"
+        )
     if W_E.shape[0] != V:
         raise ValueError(f"W_E must have V={V} rows (one per token), got shape {tuple(W_E.shape)}")
     d = W_E.shape[1]
     if not isinstance(W_V, torch.Tensor) or tuple(W_V.shape) != (d, d):
-        raise ValueError(f"W_V must be a tensor of shape ({d}, {d}), got "
-                         f"{type(W_V).__name__} {tuple(getattr(W_V, 'shape', ()))}")
+        raise ValueError(
+            f"W_V must be a tensor of shape ({d}, {d}), got "
+            f"{type(W_V).__name__} {tuple(getattr(W_V, 'shape', ()))}"
+        )
     return W_E.detach().double(), W_V.detach().double()
 
 
@@ -42,11 +43,12 @@ def cluster_ids(m: int, k: int) -> torch.Tensor:
     latent bits (clusters are blocks of ``2**(m-k)`` consecutive token ids)."""
     m = check_int("m", m, 1, 16)
     k = check_int("k", k, 0, m)
-    return torch.arange(2 ** m) >> (m - k)
+    return torch.arange(2**m) >> (m - k)
 
 
-def cluster_task(m: int, k: int = 2, L: int = 16, noise: float = 0.5,
-                 informative: str = "cluster", clean_last: bool = True):
+def cluster_task(
+    m: int, k: int = 2, L: int = 16, noise: float = 0.5, informative: str = "cluster", clean_last: bool = True
+) -> TaskSpec:
     """The course's task for chapter 6: a cluster structure with noise tokens.
 
     Clusters are the ``2**k`` blocks of tokens sharing their first ``k`` latent bits. A context
@@ -72,57 +74,46 @@ def cluster_task(m: int, k: int = 2, L: int = 16, noise: float = 0.5,
         cl = cluster_ids(m, k)
         mask = (latent.LatentSpace(m).distances() == 1) & (cl[:, None] == cl[None, :])
         nb = latent.custom(mask, f"sphere(1) within cluster(k={k})")
-    return TaskSpec(m=m, L=L, neighbourhood=nb, noise=noise, noise_law=latent.other_clusters(k),
-                    clean_last=bool(clean_last))
+    return TaskSpec(
+        m=m,
+        L=L,
+        neighbourhood=nb,
+        noise=noise,
+        noise_law=latent.other_clusters(k),
+        clean_last=bool(clean_last),
+    )
 
 
-def kq_value_matrix(W_E: torch.Tensor, spec_or_mask, beta: float = 1.0) -> torch.Tensor:
+def kq_value_matrix(
+    W_E: torch.Tensor, spec_or_mask: TaskSpec | torch.Tensor, beta: float = 1.0
+) -> torch.Tensor:
     """The associative-memory value matrix ``beta * W_E^T A W_E`` (``[d, d]``, float64), with
     ``A[k, j] = 1`` iff token j lies in N(k) (the spec's neighbourhood mask, or a given
-    ``BoolTensor[V, V]``). With orthonormal embedding rows its logits are ``beta * A c``: the share
-    of the context inside each N(k)."""
+    ``BoolTensor[V, V]``): chapter 4's ``value_matrix_construction`` at scale beta. With
+    orthonormal embedding rows its logits are ``beta * A c``: the share of the context inside each
+    N(k)."""
     beta = check_float("beta", beta, 0.0, None)
     if isinstance(spec_or_mask, torch.Tensor):
-        A = spec_or_mask
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"spec_or_mask must be a TaskSpec or a square mask, got shape "
-                             f"{tuple(A.shape)}")
+        mask = spec_or_mask
     else:
-        spec = _att_check_spec(spec_or_mask)
-        A = spec.neighbourhood.mask(spec.space)
-    V = A.shape[0]
-    if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2 or W_E.shape[0] != V:
-        raise ValueError(f"W_E must be a tensor [V={V}, d], got {tuple(getattr(W_E, 'shape', ()))}")
-    E = W_E.detach().double()
-    return beta * E.T @ A.double() @ E
+        mask = check_spec(spec_or_mask, "spec_or_mask").neighbourhood
+    E = W_E.detach().double() if isinstance(W_E, torch.Tensor) else W_E
+    return value_matrix_construction(E, mask, scale=beta)
 
 
-def kq_orthonormal_embedding(V: int, d: int | None = None, seed: int = 0) -> torch.Tensor:
-    """``Tensor[V, d]`` (float64) with orthonormal rows (``d >= V``; default ``d = V``)."""
-    V = check_int("V", V, 1, 1 << 14)
-    d = V if d is None else check_int("d", d, V, 1 << 15)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2 ** 63 - 1))
-    Q, _ = torch.linalg.qr(torch.randn(d, V, generator=g, dtype=torch.float64))
-    return Q.T.contiguous()
-
-
-_KQ_MAX_ROWS = 4_000_000
+_MAX_ENUMERATION_ROWS = 4_000_000
 
 
 def _compositions(size: int, n: int) -> torch.Tensor:
     """All count vectors ``LongTensor[N, size]`` of n draws over ``size`` cells."""
     if n == 0:
         return torch.zeros((1, size), dtype=torch.long)
-    combos = torch.tensor(list(itertools.combinations_with_replacement(range(size), n)),
-                           dtype=torch.long)
-    out = torch.zeros((combos.shape[0], size), dtype=torch.long)
-    out.scatter_add_(1, combos, torch.ones_like(combos))
-    return out
+    combos = torch.tensor(list(itertools.combinations_with_replacement(range(size), n)), dtype=torch.long)
+    return count_vector(combos, size, dtype=torch.long)
 
 
-def _kq_enumeration_rows(spec) -> int:
-    P = spec.context_law()
-    Q = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+def _enumeration_rows(spec: TaskSpec) -> int:
+    P, Q = spec.context_law(), spec.last_law()
     rows = 0
     for y in range(spec.V):
         s = int((P[y] > 0).sum())
@@ -130,7 +121,7 @@ def _kq_enumeration_rows(spec) -> int:
     return rows
 
 
-def kq_gradient_table(W_E: torch.Tensor, W_V: torch.Tensor, spec) -> torch.Tensor:
+def kq_gradient_table(W_E: torch.Tensor, W_V: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
     """The exact population table ``T [V, V]`` (float64) behind the gradient of W_KQ at zero.
 
     At ``W_KQ = 0`` attention is uniform, ``c`` is the vector of token frequencies in the context
@@ -144,17 +135,18 @@ def kq_gradient_table(W_E: torch.Tensor, W_V: torch.Tensor, spec) -> torch.Tenso
     (at most about four million (query, count vector) rows; a ValueError says when L or m is too
     large).
     """
-    spec = _att_check_spec(spec)
-    E, Wv = _att_check_weights(W_E, W_V, spec.V)
-    rows = _kq_enumeration_rows(spec)
-    if rows > _KQ_MAX_ROWS:
-        raise ValueError(f"L={spec.L} with m={spec.m} needs {rows} enumeration rows (limit "
-                         f"{_KQ_MAX_ROWS}); use a smaller L or m, or grad_WKQ_at_zero_sample on a "
-                         "large sample")
+    check_spec(spec)
+    E, Wv = _check_weights(W_E, W_V, spec.V)
+    rows = _enumeration_rows(spec)
+    if rows > _MAX_ENUMERATION_ROWS:
+        raise ValueError(
+            f"L={spec.L} with m={spec.m} needs {rows} enumeration rows (limit "
+            f"{_MAX_ENUMERATION_ROWS}); use a smaller L or m, or grad_WKQ_at_zero_sample on a "
+            "large sample"
+        )
     V, L = spec.V, spec.L
     M = E @ Wv @ E.T
-    P = spec.context_law()
-    Q = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    P, Q = spec.context_law(), spec.last_law()
     T = torch.zeros((V, V), dtype=torch.float64)
     cache = {}
     for y in range(V):
@@ -162,26 +154,29 @@ def kq_gradient_table(W_E: torch.Tensor, W_V: torch.Tensor, spec) -> torch.Tenso
         key = (supp.numel(), L - 1)
         if key not in cache:
             cache[key] = _compositions(*key)
-        comp = cache[key]                                          # [N, s]
+        comp = cache[key]  # [N, s]
         counts = torch.zeros((comp.shape[0], V), dtype=torch.float64)
         counts[:, supp] = comp.double()
-        logw = (math.lgamma(L) - torch.lgamma(comp.double() + 1).sum(1)
-                + (comp.double() * torch.log(P[y, supp])).sum(1))
-        w = torch.exp(logw)                                       # [N] multinomial probabilities
+        logw = (
+            math.lgamma(L)
+            - torch.lgamma(comp.double() + 1).sum(1)
+            + (comp.double() * torch.log(P[y, supp])).sum(1)
+        )
+        w = torch.exp(logw)  # [N] multinomial probabilities
         ey = torch.zeros(V, dtype=torch.float64)
         ey[y] = 1.0
         for i in torch.nonzero(Q[y] > 0).flatten().tolist():
             c = counts.clone()
             c[:, i] += 1.0
             c /= L
-            p = torch.softmax(c @ M.T, dim=1)                     # [N, V]
-            r = (ey[None, :] - p) @ M                              # [N, V]
+            p = torch.softmax(c @ M.T, dim=1)  # [N, V]
+            r = (ey[None, :] - p) @ M  # [N, V]
             rbar = (c * r).sum(1, keepdim=True)
             T[i] += (Q[y, i] / V) * (w[:, None] * c * (r - rbar)).sum(0)
     return T
 
 
-def grad_WKQ_at_zero(W_E: torch.Tensor, W_V: torch.Tensor, spec) -> torch.Tensor:
+def grad_WKQ_at_zero(W_E: torch.Tensor, W_V: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
     """Exact gradient ``[d, d]`` (float64) of the population cross-entropy with respect to W_KQ at
     ``W_KQ = 0``, for embeddings ``W_E [V, d]`` and value matrix ``W_V [d, d]``:
     ``-W_E^T T W_E`` with T from ``kq_gradient_table`` (exact enumeration; small m and L)."""
@@ -190,23 +185,24 @@ def grad_WKQ_at_zero(W_E: torch.Tensor, W_V: torch.Tensor, spec) -> torch.Tensor
     return -E.T @ T @ E
 
 
-def grad_WKQ_at_zero_sample(W_E: torch.Tensor, W_V: torch.Tensor, contexts: torch.Tensor,
-                            targets: torch.Tensor) -> torch.Tensor:
+def grad_WKQ_at_zero_sample(
+    W_E: torch.Tensor, W_V: torch.Tensor, contexts: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
     """The same closed form on a finite sample: the gradient ``[d, d]`` (float64) of the mean
     cross-entropy over ``contexts [n, L]`` and ``targets [n]`` with respect to W_KQ at 0."""
     if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2:
         raise ValueError(f"W_E must be a 2-d tensor [V, d], got {tuple(getattr(W_E, 'shape', ()))}")
     V = W_E.shape[0]
-    E, Wv = _att_check_weights(W_E, W_V, V)
+    E, Wv = _check_weights(W_E, W_V, V)
     contexts = check_tokens("contexts", contexts, V, ndim=2)
     targets = check_tokens("targets", targets, V, ndim=1)
     if targets.shape[0] != contexts.shape[0]:
-        raise ValueError(f"targets must have one entry per context ({contexts.shape[0]}), got "
-                         f"{targets.shape[0]}")
+        raise ValueError(
+            f"targets must have one entry per context ({contexts.shape[0]}), got {targets.shape[0]}"
+        )
     n, L = contexts.shape
     M = E @ Wv @ E.T
-    c = torch.zeros((n, V), dtype=torch.float64)
-    c.scatter_add_(1, contexts, torch.full(contexts.shape, 1.0 / L, dtype=torch.float64))
+    c = count_vector(contexts, V, 1.0 / L)
     p = torch.softmax(c @ M.T, dim=1)
     ey = torch.nn.functional.one_hot(targets, V).double()
     r = (ey - p) @ M
@@ -216,17 +212,7 @@ def grad_WKQ_at_zero_sample(W_E: torch.Tensor, W_V: torch.Tensor, contexts: torc
     return -E.T @ T @ E
 
 
-def kq_score_change(W_E: torch.Tensor, W_V: torch.Tensor, spec, lr: float = 1.0
-                    ) -> torch.Tensor:
-    """``Tensor[V, V]``: the change of the attention score ``W_E(i)^T W_KQ W_E(j)`` (query i, key j)
-    after one gradient step of size ``lr`` from ``W_KQ = 0`` (exact, by enumeration)."""
-    lr = check_float("lr", lr, 0.0, None)
-    G = grad_WKQ_at_zero(W_E, W_V, spec)
-    E = W_E.detach().double()
-    return -lr * E @ G @ E.T
-
-
-def kq_first_order_table(spec, M0: torch.Tensor | None = None) -> torch.Tensor:
+def kq_first_order_table(spec: TaskSpec, M0: torch.Tensor | None = None) -> torch.Tensor:
     """Closed form of ``lim_{beta -> 0} T / beta`` (``[V, V]``, float64) for ``M = beta * M0``.
 
     ``M0`` is the value-logit matrix ``W_E W_V W_E^T`` at unit scale; by default the neighbourhood
@@ -238,29 +224,28 @@ def kq_first_order_table(spec, M0: torch.Tensor | None = None) -> torch.Tensor:
     a polynomial of degree two in the token counts, evaluated here from the task law alone
     (first and second moments of the multinomial counts), without sampling or enumeration.
     """
-    spec = _att_check_spec(spec)
+    check_spec(spec)
     V, L = spec.V, spec.L
     if M0 is None:
         M0 = spec.neighbourhood.mask(spec.space).double()
     elif not isinstance(M0, torch.Tensor) or tuple(M0.shape) != (V, V):
-        raise ValueError(f"M0 must be a tensor of shape ({V}, {V}), got "
-                         f"{tuple(getattr(M0, 'shape', ()))}")
+        raise ValueError(f"M0 must be a tensor of shape ({V}, {V}), got {tuple(getattr(M0, 'shape', ()))}")
     M0 = M0.double()
-    P = spec.context_law()
-    Q = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    P, Q = spec.context_law(), spec.last_law()
     n = L - 1
-    rho = M0 - M0.mean(0, keepdim=True)                 # [y, j]
-    a = (P * rho).sum(1)                                # [y]   P_y . rho_y
+    rho = M0 - M0.mean(0, keepdim=True)  # [y, j]
+    a = (P * rho).sum(1)  # [y]   P_y . rho_y
     eye = torch.eye(V, dtype=torch.float64)
     # first term: Q_yi (delta_ij + n P_yj) rho_j / L
-    first = (torch.einsum("yi,ij,yj->ij", Q, eye, rho)
-             + n * torch.einsum("yi,yj->ij", Q, P * rho)) / L
+    first = (torch.einsum("yi,ij,yj->ij", Q, eye, rho) + n * torch.einsum("yi,yj->ij", Q, P * rho)) / L
     # second term, divided by L^2
-    second = (torch.einsum("yi,ij,yi->ij", Q, eye, rho)
-              + n * torch.einsum("yi,ij,y->ij", Q, eye, a)
-              + n * torch.einsum("yi,yj,yi->ij", Q, P, rho)
-              + n * (n - 1) * torch.einsum("yi,yj,y->ij", Q, P, a)
-              + n * torch.einsum("yi,yj->ij", Q, P * rho)) / L ** 2
+    second = (
+        torch.einsum("yi,ij,yi->ij", Q, eye, rho)
+        + n * torch.einsum("yi,ij,y->ij", Q, eye, a)
+        + n * torch.einsum("yi,yj,yi->ij", Q, P, rho)
+        + n * (n - 1) * torch.einsum("yi,yj,y->ij", Q, P, a)
+        + n * torch.einsum("yi,yj->ij", Q, P * rho)
+    ) / L**2
     return (first - second) / V
 
 
@@ -278,25 +263,27 @@ def kq_cluster_closed_form(m: int, k: int, L: int, noise: float) -> dict:
     k = check_int("k", k, 1, m - 1)
     L = check_int("L", L, 1, 1_000_000)
     eps = check_float("noise", noise, 0.0, 1.0, hi_open=True)
-    V, s = 2 ** m, 2 ** (m - k)
+    V, s = 2**m, 2 ** (m - k)
     return {
-        "self": (L - 1) * eps / (V * L ** 2) * (1 + (L - 2) * (1 - eps) / (s - 1)),
-        "same": (s - 2) * (L - 1) * (L - 2) * eps * (1 - eps) / (V * L ** 2 * (s - 1) ** 2),
-        "cross": -(L - 1) * eps * (1 + (L - 2) * (1 - eps)) / (V * L ** 2 * (V - s)),
+        "self": (L - 1) * eps / (V * L**2) * (1 + (L - 2) * (1 - eps) / (s - 1)),
+        "same": (s - 2) * (L - 1) * (L - 2) * eps * (1 - eps) / (V * L**2 * (s - 1) ** 2),
+        "cross": -(L - 1) * eps * (1 + (L - 2) * (1 - eps)) / (V * L**2 * (V - s)),
     }
 
 
-def cluster_block_means(S: torch.Tensor, groups: torch.Tensor, exclude_diagonal: bool = False
-                ) -> torch.Tensor:
+def cluster_block_means(
+    S: torch.Tensor, groups: torch.Tensor, exclude_diagonal: bool = False
+) -> torch.Tensor:
     """``Tensor[C, C]``: mean of the entries of ``S [V, V]`` over each (row group, column group)
     block, with ``groups`` a ``LongTensor[V]`` of group ids 0..C-1 (e.g. ``cluster_ids(m, k)``)."""
     if not isinstance(S, torch.Tensor) or S.ndim != 2 or S.shape[0] != S.shape[1]:
         raise ValueError(f"S must be a square matrix, got {tuple(getattr(S, 'shape', ()))}")
     if not isinstance(groups, torch.Tensor) or groups.shape != (S.shape[0],):
-        raise ValueError(f"groups must be a LongTensor of length {S.shape[0]}, got "
-                         f"{tuple(getattr(groups, 'shape', ()))}")
+        raise ValueError(
+            f"groups must be a LongTensor of length {S.shape[0]}, got {tuple(getattr(groups, 'shape', ()))}"
+        )
     C = int(groups.max()) + 1
-    G = torch.nn.functional.one_hot(groups.long(), C).double()       # [V, C]
+    G = torch.nn.functional.one_hot(groups.long(), C).double()  # [V, C]
     W = torch.ones_like(S, dtype=torch.float64)
     if exclude_diagonal:
         W.fill_diagonal_(0.0)
@@ -305,18 +292,12 @@ def cluster_block_means(S: torch.Tensor, groups: torch.Tensor, exclude_diagonal:
     return num / den
 
 
-def _att_model(model):
-    if not isinstance(model, OneLayerTransformer):
-        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
-    return model
-
-
-def score_matrix(model, center: bool = True) -> torch.Tensor:
+def score_matrix(model: OneLayerTransformer, center: bool = True) -> torch.Tensor:
     """Attention scores of every (query token i, key token j) pair: ``W_E W_KQ W_E^T``
     (``[V, V]``, or ``[E, V, V]`` for an ensemble; float64 on the CPU). The scores do not depend on
     the context. With ``center`` each row has its mean removed: adding a constant to a query's
     row changes no attention weight, so only the centred scores carry information."""
-    model = _att_model(model)
+    check_model(model)
     with torch.no_grad():
         W_E, W_KQ = model.W_E.detach().double().cpu(), model.W_KQ.detach().double().cpu()
         S = W_E @ W_KQ @ W_E.transpose(-1, -2)
@@ -344,28 +325,25 @@ class ClusterAttention:
     share_matrix: torch.Tensor
 
 
-def attention_mass_by_cluster(model, spec, k: int, n: int = 4096, seed: int = 0
-                              ) -> ClusterAttention:
+def attention_mass_by_cluster(
+    model: OneLayerTransformer, spec: TaskSpec, k: int, n: int = 4096, seed: int = 0
+) -> ClusterAttention:
     """Attention mass on same-cluster tokens against their share of the context (clusters: same
     first ``k`` latent bits), averaged over ``n`` contexts of ``spec`` drawn with ``seed``."""
-    model = _att_model(model)
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
-    if spec.V != model.V:
-        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
+    check_model_and_spec(model, spec)
     k = check_int("k", k, 1, spec.m)
     n = check_int("n", n, 1, 1_000_000)
     ctx, _ = sample(spec, n, seed=seed)
     with torch.no_grad():
-        att = model.attention(ctx).double().cpu()                  # [n, L] or [E, n, L]
-    cl = ctx >> (spec.m - k)                                       # [n, L]
-    C = 2 ** k
+        att = model.attention(ctx).double().cpu()  # [n, L] or [E, n, L]
+    cl = ctx >> (spec.m - k)  # [n, L]
+    C = 2**k
     same = (cl == cl[:, -1:]).double()
-    onehot = torch.nn.functional.one_hot(cl, C).double()     # [n, L, C]
+    onehot = torch.nn.functional.one_hot(cl, C).double()  # [n, L, C]
     qone = torch.nn.functional.one_hot(cl[:, -1], C).double()  # [n, C]
-    count = qone.sum(0).clamp(min=1.0)[:, None]                   # queries per cluster
+    count = qone.sum(0).clamp(min=1.0)[:, None]  # queries per cluster
 
-    def by_cluster(weights):                                       # weights [..., n, L]
+    def by_cluster(weights):  # weights [..., n, L]
         per_ctx = torch.einsum("...nl,nlc->...nc", weights, onehot)
         return torch.einsum("nb,...nc->...bc", qone, per_ctx) / count
 
@@ -379,15 +357,21 @@ def attention_mass_by_cluster(model, spec, k: int, n: int = 4096, seed: int = 0
     )
 
 
-def _att_cluster_lines(ax, V: int, k: int, m: int):
+def _cluster_lines(ax, V: int, k: int, m: int):
     size = 2 ** (m - k)
-    for b in range(1, 2 ** k):
+    for b in range(1, 2**k):
         ax.axhline(b * size - 0.5, color="black", lw=0.6)
         ax.axvline(b * size - 0.5, color="black", lw=0.6)
 
 
-def plot_attention_heatmap(mats: dict, m: int, k: int, title: str = "",
-                           cbar_label: str = "score (row mean removed)", symmetric: bool = True):
+def plot_attention_heatmap(
+    mats: dict,
+    m: int,
+    k: int,
+    title: str = "",
+    cbar_label: str = "score (row mean removed)",
+    symmetric: bool = True,
+) -> Figure:
     """Token-by-token heat maps (row: query token, column: key token), one panel per entry of
     ``mats`` (label -> ``Tensor[V, V]``), with the cluster boundaries (same first ``k`` bits)
     drawn as lines. Each panel has its own colour scale, symmetric about 0 when ``symmetric``.
@@ -395,17 +379,16 @@ def plot_attention_heatmap(mats: dict, m: int, k: int, title: str = "",
     n = len(mats)
     fig, axes = new_figure(ncols=n, width=4.3, height=3.9)
     axes = [axes] if n == 1 else list(axes.flat)
-    V = 2 ** m
+    V = 2**m
     for ax, (label, M) in zip(axes, mats.items()):
         M = M.detach().double().cpu()
         ax.grid(False)
         if symmetric:
             lim = float(M.abs().max()) or 1.0
-            im = ax.imshow(M.numpy(), cmap=DIVERGING_CMAP, vmin=-lim, vmax=lim,
-                           interpolation="nearest")
+            im = ax.imshow(M.numpy(), cmap=DIVERGING_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
         else:
             im = ax.imshow(M.numpy(), cmap=SEQUENTIAL_CMAP, interpolation="nearest")
-        _att_cluster_lines(ax, V, k, m)
+        _cluster_lines(ax, V, k, m)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("key token j (token id)")
         ax.set_ylabel("query token i (token id)")
@@ -415,7 +398,7 @@ def plot_attention_heatmap(mats: dict, m: int, k: int, title: str = "",
     return fig
 
 
-def plot_cluster_attention(rows: dict, title: str = ""):
+def plot_cluster_attention(rows: dict, title: str = "") -> Figure:
     """Grouped bars: for each variant (label -> dict with ``"mass"``, ``"share"`` and optionally
     ``"accuracy"``), the attention mass on same-cluster tokens next to their share of the context
     (the mass that uniform attention would give). Returns the Figure."""
@@ -425,8 +408,7 @@ def plot_cluster_attention(rows: dict, title: str = ""):
     mass = [rows[lab]["mass"] for lab in labels]
     share = [rows[lab]["share"] for lab in labels]
     ax.bar(x - 0.2, share, width=0.4, color=COLORS["sky"], label="share of same-cluster tokens")
-    ax.bar(x + 0.2, mass, width=0.4, color=COLORS["blue"],
-           label="attention mass on same-cluster tokens")
+    ax.bar(x + 0.2, mass, width=0.4, color=COLORS["blue"], label="attention mass on same-cluster tokens")
     for xi, lab in zip(x, labels):
         acc = rows[lab].get("accuracy")
         if acc is not None:
@@ -440,16 +422,30 @@ def plot_cluster_attention(rows: dict, title: str = ""):
     return fig
 
 
-def plot_kq_gradient_check(exact, approx, same, xlabel: str, ylabel: str, title: str = ""):
+def plot_kq_gradient_check(
+    exact: torch.Tensor, approx: torch.Tensor, same: torch.Tensor, xlabel: str, ylabel: str, title: str = ""
+) -> Figure:
     """Scatter of two V x V tables entry by entry (``exact`` on x, ``approx`` on y), coloured by
     whether the (query, key) pair is in one cluster (``same``, a BoolTensor[V, V]), with the
     diagonal y = x. Returns the Figure."""
     fig, ax = new_figure(width=5.0, height=4.0)
     ex, ap, sm = exact.detach().double().flatten(), approx.detach().double().flatten(), same.flatten()
-    ax.scatter(ex[~sm].numpy(), ap[~sm].numpy(), s=10, color=COLORS["vermillion"],
-               label="query and key in different clusters", alpha=0.7)
-    ax.scatter(ex[sm].numpy(), ap[sm].numpy(), s=10, color=COLORS["blue"],
-               label="query and key in the same cluster", alpha=0.7)
+    ax.scatter(
+        ex[~sm].numpy(),
+        ap[~sm].numpy(),
+        s=10,
+        color=COLORS["vermillion"],
+        label="query and key in different clusters",
+        alpha=0.7,
+    )
+    ax.scatter(
+        ex[sm].numpy(),
+        ap[sm].numpy(),
+        s=10,
+        color=COLORS["blue"],
+        label="query and key in the same cluster",
+        alpha=0.7,
+    )
     lo, hi = float(min(ex.min(), ap.min())), float(max(ex.max(), ap.max()))
     ax.plot([lo, hi], [lo, hi], color=COLORS["black"], lw=0.8, label="y = x")
     ax.axhline(0, color="grey", lw=0.5)
@@ -461,38 +457,37 @@ def plot_kq_gradient_check(exact, approx, same, xlabel: str, ylabel: str, title:
     return fig
 
 
-def _att_reference_mass(attention, contexts, m, k):
+def _reference_mass(attention, contexts, m, k):
     cl = contexts >> (m - k)
     same = (cl == cl[:, -1:]).to(attention.dtype)
     return float((attention * same).sum(1).mean())
 
 
-def _att_cases_mass():
+def _mass_cases():
     cases = []
-    for i, (m, k, n, L) in enumerate([(4, 1, 5, 6), (6, 2, 7, 9), (5, 3, 4, 3), (8, 2, 6, 12),
-                                      (3, 2, 3, 1)]):
+    for i, (m, k, n, L) in enumerate([(4, 1, 5, 6), (6, 2, 7, 9), (5, 3, 4, 3), (8, 2, 6, 12), (3, 2, 3, 1)]):
         g = torch.Generator().manual_seed(100 + i)
-        ctx = torch.randint(0, 2 ** m, (n, L), generator=g)
+        ctx = torch.randint(0, 2**m, (n, L), generator=g)
         att = torch.softmax(torch.randn(n, L, generator=g, dtype=torch.float64) * 2, dim=1)
         cases.append((att, ctx, m, k))
     return cases
 
 
-def check_attention_mass_by_cluster(fn) -> CheckResult:
+def check_attention_mass_by_cluster(fn: Callable) -> CheckResult:
     """Check ``fn(attention [n, L], contexts [n, L], m, k) -> float``: the mean (over contexts)
     attention mass on positions whose token shares its first k latent bits with the query (the
     last token), the query's own position included."""
-    return run_cases("attention_mass_by_cluster", fn, _att_reference_mass, _att_cases_mass(),
-                     compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-6, atol=1e-9)),
-                     describe=lambda c: f"attention of shape {tuple(c[0].shape)}, m={c[2]}, "
-                                        f"k={c[3]}")
+    return run_cases(
+        "attention_mass_by_cluster",
+        fn,
+        _reference_mass,
+        _mass_cases(),
+        compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-6, atol=1e-9)),
+        describe=lambda c: f"attention of shape {tuple(c[0].shape)}, m={c[2]}, k={c[3]}",
+    )
 
 
-def _att_reference_grad(W_E, W_V, contexts, targets):
-    return grad_WKQ_at_zero_sample(W_E, W_V, contexts, targets)
-
-
-def _att_cases_grad():
+def _grad_cases():
     cases = []
     for i, (V, d, n, L) in enumerate([(4, 3, 5, 3), (8, 5, 9, 4), (8, 8, 16, 6), (16, 6, 12, 2)]):
         g = torch.Generator().manual_seed(200 + i)
@@ -504,27 +499,35 @@ def _att_cases_grad():
     return cases
 
 
-def check_kq_gradient(fn) -> CheckResult:
+def check_kq_gradient(fn: Callable) -> CheckResult:
     """Check ``fn(W_E [V, d], W_V [d, d], contexts [n, L], targets [n]) -> Tensor[d, d]``: the
     gradient of the mean cross-entropy with respect to W_KQ at W_KQ = 0, from the closed form
     ``-W_E^T T W_E`` with ``T[i, j] = mean over examples of 1{x_L = i} c_j (r_j - rbar)``."""
-    return run_cases("kq_gradient", fn, _att_reference_grad, _att_cases_grad(),
-                     compare=safe_compare(lambda e, g: close(e, g, rtol=1e-5, atol=1e-9)),
-                     describe=lambda c: f"V={c[0].shape[0]}, d={c[0].shape[1]}, "
-                                        f"contexts of shape {tuple(c[2].shape)}")
+    return run_cases(
+        "kq_gradient",
+        fn,
+        grad_WKQ_at_zero_sample,
+        _grad_cases(),
+        compare=safe_compare(lambda e, g: close(e, g, rtol=1e-5, atol=1e-9)),
+        describe=lambda c: f"V={c[0].shape[0]}, d={c[0].shape[1]}, contexts of shape {tuple(c[2].shape)}",
+    )
 
 
-def _att_reference_cluster(m, k, L, noise):
+def _reference_cluster_entries(m, k, L, noise):
     out = kq_cluster_closed_form(m, k, L, noise)
     return (out["self"], out["same"], out["cross"])
 
 
-def check_kq_cluster_entries(fn) -> CheckResult:
+def check_kq_cluster_entries(fn: Callable) -> CheckResult:
     """Check ``fn(m, k, L, noise) -> (self, same, cross)``: the first-order gradient-table entries
     of the cluster task for a query paired with itself, with another token of its cluster, and
     with a token of another cluster."""
     cases = [(4, 1, 5, 0.5), (6, 2, 8, 0.25), (8, 2, 32, 0.5), (5, 3, 3, 0.9), (6, 1, 2, 0.3)]
-    return run_cases("kq_cluster_entries", fn, _att_reference_cluster, cases,
-                     compare=safe_compare(lambda e, g: close(e, tuple(float(v) for v in g),
-                                                          rtol=1e-6, atol=1e-12)),
-                     describe=lambda c: f"m={c[0]}, k={c[1]}, L={c[2]}, noise={c[3]}")
+    return run_cases(
+        "kq_cluster_entries",
+        fn,
+        _reference_cluster_entries,
+        cases,
+        compare=safe_compare(lambda e, g: close(e, tuple(float(v) for v in g), rtol=1e-6, atol=1e-12)),
+        describe=lambda c: f"m={c[0]}, k={c[1]}, L={c[2]}, noise={c[3]}",
+    )

@@ -6,6 +6,7 @@ raises ``NotImplementedError`` gets a friendly "not implemented yet"."""
 from __future__ import annotations
 
 import traceback
+from typing import Callable
 
 import torch
 
@@ -22,10 +23,18 @@ class CheckResult:
     def __repr__(self) -> str:
         return self.message
 
-    _repr_pretty_ = lambda self, p, cycle: p.text(self.message)  # noqa: E731
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        p.text(self.message)
 
 
-def run_cases(name: str, fn, reference, cases, compare=None, describe=None) -> CheckResult:
+def run_cases(
+    name: str,
+    fn: Callable,
+    reference: Callable,
+    cases: list,
+    compare: Callable | None = None,
+    describe: Callable | None = None,
+) -> CheckResult:
     """Call ``fn`` and ``reference`` on each case (a tuple of positional arguments) and compare.
 
     ``compare(expected, got) -> bool`` defaults to an exact/close tensor comparison;
@@ -38,21 +47,26 @@ def run_cases(name: str, fn, reference, cases, compare=None, describe=None) -> C
         try:
             got = fn(*case)
         except NotImplementedError:
-            res = CheckResult(False, f"{name}: not implemented yet - replace the "
-                                     "`raise NotImplementedError` with your code and run the cell again.")
+            res = CheckResult(
+                False,
+                f"{name}: not implemented yet - replace the "
+                "`raise NotImplementedError` with your code and run the cell again.",
+            )
             print(res.message)
             return res
         except Exception as exc:  # the learner's bug: show the last frame only
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            res = CheckResult(False, f"{name}: your function raised {last}\n  on input: "
-                                     f"{describe(case)}")
+            res = CheckResult(False, f"{name}: your function raised {last}\n  on input: {describe(case)}")
             print(res.message)
             return res
         expected = reference(*case)
         if not compare(expected, got):
-            res = CheckResult(False, f"{name}: wrong answer on test {i + 1} of {len(cases)}\n"
-                                     f"  input:    {describe(case)}\n"
-                                     f"  expected: {_short(expected)}\n  got:      {_short(got)}")
+            res = CheckResult(
+                False,
+                f"{name}: wrong answer on test {i + 1} of {len(cases)}\n"
+                f"  input:    {describe(case)}\n"
+                f"  expected: {_short(expected)}\n  got:      {_short(got)}",
+            )
             print(res.message)
             return res
     res = CheckResult(True, f"{name}: all {len(cases)} tests passed.")
@@ -60,22 +74,27 @@ def run_cases(name: str, fn, reference, cases, compare=None, describe=None) -> C
     return res
 
 
-def safe_compare(compare):
+def safe_compare(compare: Callable) -> Callable:
     """Wrap a comparison so that a malformed answer (wrong type or shape) counts as wrong instead
     of raising inside the checker."""
+
     def inner(expected, got):
         try:
             return bool(compare(expected, got))
         except Exception:
             return False
+
     return inner
 
 
-def close(expected, got, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
+def close(expected: object, got: object, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
     """Tensors (or numbers, or tuples of them) equal in shape and value up to tolerance."""
     if isinstance(expected, (tuple, list)):
-        return (isinstance(got, (tuple, list)) and len(got) == len(expected)
-                and all(close(e, g, rtol, atol) for e, g in zip(expected, got)))
+        return (
+            isinstance(got, (tuple, list))
+            and len(got) == len(expected)
+            and all(close(e, g, rtol, atol) for e, g in zip(expected, got))
+        )
     try:
         e = torch.as_tensor(expected, dtype=torch.float64)
         g = torch.as_tensor(got, dtype=torch.float64)

@@ -6,26 +6,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from ._validate import check_float, check_int
 from .checks import CheckResult, run_cases
-from .latent import LatentSpace, _popcount_table
-from .model import OneLayerTransformer
-from .style import COLORS, CYCLE, DIVERGING_CMAP, SEQUENTIAL_CMAP, new_figure
-from .task import TaskSpec
+from .latent import LatentSpace, popcounts
+from .model import OneLayerTransformer, check_model
+from .style import COLORS, CYCLE, DIVERGING_CMAP, SEQUENTIAL_CMAP, as_array, new_figure
+from .task import TaskSpec, check_spec
 
-#
 # Matrices G[i, j] = g(D_H(i, j)) on {0,1}^m (token ids as in lca.latent) are diagonalised by the
 # Walsh characters chi_s(z) = (-1)^(s.z): chi_s is an eigenvector with eigenvalue
 #     lambda_w = sum_k g(k) K_k(w),   w = |s|,   K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)
 # (Krawtchouk polynomials), so lambda_w has multiplicity C(m, w). For the affine law
 # g(k) = b0 - b1 k: lambda_0 = 2^m (b0 - m b1 / 2), lambda_1 = 2^(m-1) b1, lambda_w = 0 for w >= 2.
 # Proofs: book/proofs/geometry.md.
-
-
 
 
 GEO_M_MAX = 12  # V x V matrices: 4096 x 4096 float64 is the largest we build
@@ -41,18 +41,21 @@ def krawtchouk(k: int, w: int, m: int) -> int:
     m = check_int("m", m, 1, 64)
     k = check_int("k", k, 0, m)
     w = check_int("w", w, 0, m)
-    return sum((-1) ** j * math.comb(w, j) * math.comb(m - w, k - j)
-               for j in range(0, min(w, k) + 1))
+    return sum((-1) ** j * math.comb(w, j) * math.comb(m - w, k - j) for j in range(0, min(w, k) + 1))
+
+
+def _binomials(m: int, dtype: torch.dtype) -> torch.Tensor:
+    """``[m+1]``: the multiplicities C(m, w) of the character weights w = 0..m."""
+    return torch.tensor([math.comb(m, w) for w in range(m + 1)], dtype=dtype)
 
 
 def krawtchouk_matrix(m: int) -> torch.Tensor:
     """``LongTensor[m+1, m+1]`` with entry ``[k, w] = K_k(w)`` (rows: distance k, columns: weight w)."""
     m = check_int("m", m, 1, 64)
-    return torch.tensor([[krawtchouk(k, w, m) for w in range(m + 1)] for k in range(m + 1)],
-                             dtype=torch.long)
+    return torch.tensor([[krawtchouk(k, w, m) for w in range(m + 1)] for k in range(m + 1)], dtype=torch.long)
 
 
-def _geo_profile(g, m: int) -> torch.Tensor:
+def _profile(g, m: int) -> torch.Tensor:
     """A profile given as a sequence of m+1 numbers or a callable k -> number, as float64[m+1]."""
     if callable(g) and not isinstance(g, torch.Tensor):
         vals = [g(k) for k in range(m + 1)]
@@ -61,8 +64,10 @@ def _geo_profile(g, m: int) -> torch.Tensor:
     try:
         prof = torch.as_tensor(vals, dtype=torch.float64).flatten()
     except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"g must be a sequence of m+1={m + 1} numbers g(0..m) or a callable "
-                         f"k -> g(k), got {type(g).__name__}") from None
+        raise ValueError(
+            f"g must be a sequence of m+1={m + 1} numbers g(0..m) or a callable "
+            f"k -> g(k), got {type(g).__name__}"
+        ) from None
     if prof.numel() != m + 1:
         raise ValueError(f"g must hold m+1={m + 1} values g(0), ..., g(m), got {prof.numel()}")
     if not bool(torch.isfinite(prof).all()):
@@ -70,15 +75,15 @@ def _geo_profile(g, m: int) -> torch.Tensor:
     return prof
 
 
-def hamming_kernel(g, m: int) -> torch.Tensor:
+def hamming_kernel(g: ArrayLike | Callable, m: int) -> torch.Tensor:
     """``Tensor[V, V]`` (float64): ``G[i, j] = g(D_H(i, j))`` for the profile ``g`` (m+1 values or
     a callable k -> value), V = 2^m, m in 1..12."""
     m = check_int("m", m, 1, GEO_M_MAX)
-    prof = _geo_profile(g, m)
+    prof = _profile(g, m)
     return prof[LatentSpace(m).distances()]
 
 
-def hamming_kernel_spectrum(g, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+def hamming_kernel_spectrum(g: ArrayLike | Callable, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvalues of ``G[i, j] = g(D_H(i, j))`` by character weight, from Krawtchouk numbers.
 
     Returns ``(eigenvalues float64[m+1], multiplicities LongTensor[m+1])``: entry w is
@@ -86,21 +91,22 @@ def hamming_kernel_spectrum(g, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     ``C(m, w)`` times. Nothing V x V is built, so m may go up to 64.
     """
     m = check_int("m", m, 1, 64)
-    prof = _geo_profile(g, m)
+    prof = _profile(g, m)
     K = krawtchouk_matrix(m).double()
     lam = prof @ K
-    mult = torch.tensor([math.comb(m, w) for w in range(m + 1)], dtype=torch.long)
+    mult = _binomials(m, torch.long)
     return lam, mult
 
 
-def expand_spectrum(eigenvalues, multiplicities) -> torch.Tensor:
+def expand_spectrum(eigenvalues: ArrayLike, multiplicities: ArrayLike) -> torch.Tensor:
     """The full list of V eigenvalues (float64, largest first) from per-weight eigenvalues and
     their multiplicities (the output of ``hamming_kernel_spectrum``)."""
     lam = torch.as_tensor(eigenvalues, dtype=torch.float64).flatten()
     mult = torch.as_tensor(multiplicities).flatten()
     if lam.numel() != mult.numel():
-        raise ValueError(f"multiplicities must have as many entries as eigenvalues "
-                         f"({lam.numel()}), got {mult.numel()}")
+        raise ValueError(
+            f"multiplicities must have as many entries as eigenvalues ({lam.numel()}), got {mult.numel()}"
+        )
     if mult.numel() and int(mult.min()) < 0:
         raise ValueError("multiplicities must be >= 0")
     return torch.repeat_interleave(lam, mult.long()).sort(descending=True).values
@@ -110,8 +116,8 @@ def walsh_characters(m: int) -> torch.Tensor:
     """``Tensor[V, V]`` (float64) of +-1: column s is the character ``chi_s(z) = (-1)^(s.z)``
     evaluated at every token z (token ids and s both in lca.latent's bit order)."""
     m = check_int("m", m, 1, GEO_M_MAX)
-    t = torch.arange(2 ** m)
-    parity = _popcount_table(m)[t[:, None] & t[None, :]] % 2
+    t = torch.arange(2**m)
+    parity = popcounts(m)[t[:, None] & t[None, :]] % 2
     return 1.0 - 2.0 * parity.double()
 
 
@@ -130,7 +136,7 @@ def affine_gram_spectrum(m: int, b0: float, b1: float) -> tuple[float, float]:
     m = check_int("m", m, 1, 64)
     b0 = check_float("b0", b0)
     b1 = check_float("b1", b1)
-    return 2.0 ** m * (b0 - m * b1 / 2), 2.0 ** (m - 1) * b1
+    return 2.0**m * (b0 - m * b1 / 2), 2.0 ** (m - 1) * b1
 
 
 def affine_gram_rank(m: int, b0: float, b1: float, tol: float = 1e-12) -> int:
@@ -138,7 +144,7 @@ def affine_gram_rank(m: int, b0: float, b1: float, tol: float = 1e-12) -> int:
     the centred case b0 = m b1 / 2). ``tol`` is a relative tolerance for "== 0"."""
     lam0, lam1 = affine_gram_spectrum(m, b0, b1)
     tol = check_float("tol", tol, 0.0)
-    scale = max(abs(b0), abs(b1) * m, 1e-300) * 2.0 ** m
+    scale = max(abs(b0), abs(b1) * m, 1e-300) * 2.0**m
     return m * int(abs(lam1) > tol * scale) + int(abs(lam0) > tol * scale)
 
 
@@ -150,11 +156,11 @@ def affine_embedding(m: int, b0: float, b1: float) -> torch.Tensor:
     b1 = check_float("b1", b1, 0.0)
     b0 = check_float("b0", b0, m * b1 / 2)
     Z = LatentSpace(m).latents.double()
-    const = torch.full((2 ** m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)
+    const = torch.full((2**m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)
     return torch.cat([math.sqrt(b1 / 2) * (2 * Z - 1), const], dim=1)
 
 
-def context_spectrum(spec, tol: float = 1e-12) -> torch.Tensor:
+def context_spectrum(spec: TaskSpec, tol: float = 1e-12) -> torch.Tensor:
     """Eigenvalues ``mu_w`` (float64 ``[m+1]``, w = 0..m) of a task's context law ``P[y, x]``.
 
     Needs a law that depends on (y, x) only through D_H(y, x) (Hamming spheres and balls, with or
@@ -162,8 +168,7 @@ def context_spectrum(spec, tol: float = 1e-12) -> torch.Tensor:
     particular token at distance k, and ``P chi_s = mu_|s| chi_s``. Raises ValueError for a law that
     is not a function of Hamming distance (clusters, custom masks). m in 1..12.
     """
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    check_spec(spec)
     check_int("m", spec.m, 1, GEO_M_MAX)
     tol = check_float("tol", tol, 0.0)
     P = spec.context_law()
@@ -172,15 +177,17 @@ def context_spectrum(spec, tol: float = 1e-12) -> torch.Tensor:
     for k in range(spec.m + 1):
         vals = P[D == k]
         if float(vals.max() - vals.min()) > tol:
-            raise ValueError(f"spec's context law is not a function of Hamming distance (at "
-                             f"distance {k} it ranges over {float(vals.min()):.3g}.."
-                             f"{float(vals.max()):.3g}); context_spectrum needs a Hamming "
-                             "sphere or ball neighbourhood")
+            raise ValueError(
+                f"spec's context law is not a function of Hamming distance (at "
+                f"distance {k} it ranges over {float(vals.min()):.3g}.."
+                f"{float(vals.max()):.3g}); context_spectrum needs a Hamming "
+                "sphere or ball neighbourhood"
+            )
         p[k] = vals[0]
     return hamming_kernel_spectrum(p, spec.m)[0]
 
 
-def margin_by_weight(mu, nu) -> torch.Tensor:
+def margin_by_weight(mu: ArrayLike, nu: ArrayLike) -> torch.Tensor:
     """Contribution of each character weight to the target's mean logit advantage.
 
     For a context law with eigenvalues ``mu[w]`` and an association matrix M (``M[k, x]``: logit
@@ -196,21 +203,18 @@ def margin_by_weight(mu, nu) -> torch.Tensor:
     if nu.numel() != mu.numel():
         raise ValueError(f"nu must hold as many values as mu ({mu.numel()}), got {nu.numel()}")
     m = mu.numel() - 1
-    mult = torch.tensor([math.comb(m, w) for w in range(m + 1)], dtype=torch.float64)
-    out = mult * mu * nu / 2.0 ** m
+    mult = _binomials(m, torch.float64)
+    out = mult * mu * nu / 2.0**m
     out[0] = 0.0
     return out
 
 
-#
 # Embedding geometry of a trained model. Everything takes either a model (OneLayerTransformer,
 # single or ensemble) or an embedding tensor W_E [V, d] / [E, V, d] (row = token), works in float64,
 # and returns one entry per ensemble member along a leading dimension when given an ensemble.
 
 
-
-
-def _geo_embeddings(W_E) -> torch.Tensor:
+def _embeddings64(W_E) -> torch.Tensor:
     """W_E as float64 ``[E, V, d]`` (E = 1 for a single model or a 2-D tensor) and whether it was
     batched."""
     if isinstance(W_E, OneLayerTransformer):
@@ -218,12 +222,13 @@ def _geo_embeddings(W_E) -> torch.Tensor:
     elif isinstance(W_E, torch.Tensor):
         W = W_E.detach()
     else:
-        raise ValueError("W_E must be a OneLayerTransformer or a tensor [V, d] / [E, V, d], got "
-                         f"{type(W_E).__name__}")
+        raise ValueError(
+            f"W_E must be a OneLayerTransformer or a tensor [V, d] / [E, V, d], got {type(W_E).__name__}"
+        )
     if W.ndim not in (2, 3):
         raise ValueError(f"W_E must have shape [V, d] or [E, V, d], got {tuple(W.shape)}")
     V = W.shape[-2]
-    if V < 2 or V & (V - 1) or V > 2 ** 12:
+    if V < 2 or V & (V - 1) or V > 2**12:
         raise ValueError(f"W_E must have V = 2^m rows with m in 1..12, got V={V}")
     if not bool(torch.isfinite(W).all()):
         raise ValueError("W_E must hold finite values")
@@ -231,15 +236,15 @@ def _geo_embeddings(W_E) -> torch.Tensor:
     return W.double().cpu().reshape((-1,) + tuple(W.shape[-2:])), batched
 
 
-def _geo_unbatch(x, batched):
+def _unbatch(x, batched):
     return x if batched else x[0]
 
 
-def gram_matrix(W_E) -> torch.Tensor:
+def gram_matrix(W_E: OneLayerTransformer | torch.Tensor) -> torch.Tensor:
     """``G = W_E W_E^T``: ``Tensor[V, V]`` (or ``[E, V, V]``) of inner products between token
     embeddings, float64."""
-    W, batched = _geo_embeddings(W_E)
-    return _geo_unbatch(W @ W.transpose(1, 2), batched)
+    W, batched = _embeddings64(W_E)
+    return _unbatch(W @ W.transpose(1, 2), batched)
 
 
 @dataclass
@@ -260,19 +265,19 @@ class GramProfile:
         return self.count.numel() - 1
 
 
-def gram_profile(W_E) -> GramProfile:
+def gram_profile(W_E: OneLayerTransformer | torch.Tensor) -> GramProfile:
     """Mean and spread of ``<W_E(i), W_E(j)>`` per Hamming distance D_H(i, j) (see ``GramProfile``)."""
-    W, batched = _geo_embeddings(W_E)
+    W, batched = _embeddings64(W_E)
     V = W.shape[1]
     m = V.bit_length() - 1
     D = LatentSpace(m).distances().flatten()
     G = (W @ W.transpose(1, 2)).reshape(W.shape[0], -1)
     count = torch.bincount(D, minlength=m + 1)
-    onehot = torch.nn.functional.one_hot(D, m + 1).double()       # [V*V, m+1]
+    onehot = torch.nn.functional.one_hot(D, m + 1).double()  # [V*V, m+1]
     mean = (G @ onehot) / count
-    second = (G ** 2 @ onehot) / count
-    var = (second - mean ** 2).clamp(min=0) * count / (count - 1).clamp(min=1)
-    return GramProfile(_geo_unbatch(mean, batched), _geo_unbatch(var.sqrt(), batched), count)
+    second = (G**2 @ onehot) / count
+    var = (second - mean**2).clamp(min=0) * count / (count - 1).clamp(min=1)
+    return GramProfile(_unbatch(mean, batched), _unbatch(var.sqrt(), batched), count)
 
 
 @dataclass
@@ -290,7 +295,7 @@ class AffineFit:
     c: object = None
 
 
-def affine_fit(W_E, parity: bool = False) -> AffineFit:
+def affine_fit(W_E: OneLayerTransformer | torch.Tensor, parity: bool = False) -> AffineFit:
     """Fit the affine law to the Gram matrix of ``W_E`` (model or tensor); see ``AffineFit``.
 
     The least-squares fit over all pairs only sees the mean profile (the design depends on the pair
@@ -306,7 +311,7 @@ def affine_fit(W_E, parity: bool = False) -> AffineFit:
     n = prof.count.double()
     k = torch.arange(m + 1, dtype=torch.float64)
     cols = [torch.ones_like(k), -k] + ([(-1.0) ** k] if parity else [])
-    X = torch.stack(cols, 1)                                          # [m+1, p]
+    X = torch.stack(cols, 1)  # [m+1, p]
     sw = n.sqrt()[:, None]
     out = {"b0": [], "b1": [], "r2": [], "r2_profile": [], "c": []}
     for e in range(mean.shape[0]):
@@ -328,16 +333,16 @@ def affine_fit(W_E, parity: bool = False) -> AffineFit:
     return AffineFit(**out)
 
 
-def embedding_spectrum(W_E) -> torch.Tensor:
+def embedding_spectrum(W_E: OneLayerTransformer | torch.Tensor) -> torch.Tensor:
     """Eigenvalues of ``W_E^T W_E`` (``[d, d]``), largest first, float64 ``[d]`` (or ``[E, d]``).
     They are the non-zero eigenvalues of the Gram matrix ``W_E W_E^T`` and the squared singular
     values of W_E."""
-    W, batched = _geo_embeddings(W_E)
+    W, batched = _embeddings64(W_E)
     ev = torch.linalg.eigvalsh(W.transpose(1, 2) @ W).flip(-1).clamp(min=0)
-    return _geo_unbatch(ev, batched)
+    return _unbatch(ev, batched)
 
 
-def eigen_gap(eigenvalues, k: int) -> torch.Tensor:
+def eigen_gap(eigenvalues: ArrayLike, k: int) -> torch.Tensor:
     """Ratio ``lambda_k / lambda_{k+1}`` of the k-th to the (k+1)-th largest eigenvalue (k >= 1),
     for a spectrum ``[n]`` or a batch ``[E, n]`` sorted largest first (as ``embedding_spectrum``
     returns). A large ratio after k = m (or m+1) is the signature of a rank-m (m+1) structure."""
@@ -348,7 +353,7 @@ def eigen_gap(eigenvalues, k: int) -> torch.Tensor:
     return ev[..., k - 1] / ev[..., k].clamp(min=1e-300)
 
 
-def weight_rayleigh(M) -> torch.Tensor:
+def weight_rayleigh(M: torch.Tensor) -> torch.Tensor:
     """Mean Rayleigh quotient of a token-by-token matrix per Walsh-character weight.
 
     ``M`` is ``[V, V]`` or ``[E, V, V]`` (any square matrix indexed by tokens, e.g. a Gram matrix or
@@ -362,18 +367,18 @@ def weight_rayleigh(M) -> torch.Tensor:
     if M.ndim not in (2, 3) or M.shape[-1] != M.shape[-2]:
         raise ValueError(f"M must have shape [V, V] or [E, V, V], got {tuple(M.shape)}")
     V = M.shape[-1]
-    if V < 2 or V & (V - 1) or V > 2 ** 12:
+    if V < 2 or V & (V - 1) or V > 2**12:
         raise ValueError(f"M must be V x V with V = 2^m, m in 1..12, got V={V}")
     batched = M.ndim == 3
     A = M.detach().double().cpu().reshape(-1, V, V)
     m = V.bit_length() - 1
-    H = walsh_characters(m)                                   # [V, V], column s
-    q = ((A @ H) * H).sum(1) / V                              # [E, V(s)]: chi_s^T M chi_s / V
+    H = walsh_characters(m)  # [V, V], column s
+    q = ((A @ H) * H).sum(1) / V  # [E, V(s)]: chi_s^T M chi_s / V
     onehot = torch.nn.functional.one_hot(LatentSpace(m).popcount(), m + 1).double()
-    return _geo_unbatch((q @ onehot) / onehot.sum(0), batched)
+    return _unbatch((q @ onehot) / onehot.sum(0), batched)
 
 
-def weight_spectrum(W_E) -> tuple[torch.Tensor, torch.Tensor]:
+def weight_spectrum(W_E: OneLayerTransformer | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Energy of the Gram matrix ``W_E W_E^T`` per Walsh-character weight w = 0..m.
 
     Returns ``(rayleigh, share)``, each float64 ``[m+1]`` (or ``[E, m+1]``): ``rayleigh[w]`` is the
@@ -382,43 +387,36 @@ def weight_spectrum(W_E) -> tuple[torch.Tensor, torch.Tensor]:
     fraction of trace(G) carried by weight w, ``C(m, w) rayleigh[w] / trace(G)`` (the shares sum
     to 1).
     """
-    W, batched = _geo_embeddings(W_E)
+    W, batched = _embeddings64(W_E)
     V = W.shape[1]
     m = V.bit_length() - 1
     ray = weight_rayleigh(W @ W.transpose(1, 2))
-    mult = torch.tensor([math.comb(m, w) for w in range(m + 1)],
-                             dtype=torch.float64)
-    trace = (W ** 2).sum((1, 2))[:, None]
-    return _geo_unbatch(ray, batched), _geo_unbatch(ray * mult / trace, batched)
+    mult = _binomials(m, torch.float64)
+    trace = (W**2).sum((1, 2))[:, None]
+    return _unbatch(ray, batched), _unbatch(ray * mult / trace, batched)
 
 
-def association_matrix(model) -> torch.Tensor:
+def association_matrix(model: OneLayerTransformer) -> torch.Tensor:
     """``M[k, x] = W_U(k)^T W_V W_E(x)`` (float64 ``[V, V]`` or ``[E, V, V]``): the logit that one
     context token x adds to candidate k. With uniform attention (W_KQ = 0) the logits of a context
     are the average of the columns ``M[:, x_l]``; with the tied unembedding W_U = W_E and W_V = I,
     M is the Gram matrix."""
-    if not isinstance(model, OneLayerTransformer):
-        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
+    check_model(model)
     W_E = model.W_E.detach().double().cpu()
     W_U = model.unembedding.detach().double().cpu()
     W_V = model.W_V.detach().double().cpu()
     return W_U @ W_V @ W_E.transpose(-1, -2)
 
 
-def _geo_np(x):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=float)
-
-
-def plot_distance_and_gram(D, G, title: str = ""):
+def plot_distance_and_gram(D: ArrayLike, G: ArrayLike, title: str = "") -> Figure:
     """Two heat maps side by side: Hamming distances ``D [V, V]`` and a Gram matrix ``G [V, V]``
     (tokens in id order)."""
     fig, axes = new_figure(2, 1, width=4.2, height=3.6)
-    for ax, M, name, cmap in ((axes[0], D, "Hamming distance $D_H(i,j)$", SEQUENTIAL_CMAP),
-                              (axes[1], G, r"inner product $\langle e_i, e_j\rangle$",
-                               DIVERGING_CMAP)):
-        M = _geo_np(M)
+    for ax, M, name, cmap in (
+        (axes[0], D, "Hamming distance $D_H(i,j)$", SEQUENTIAL_CMAP),
+        (axes[1], G, r"inner product $\langle e_i, e_j\rangle$", DIVERGING_CMAP),
+    ):
+        M = as_array(M)
         lim = abs(M).max() or 1.0
         kw = dict(vmin=-lim, vmax=lim) if cmap == DIVERGING_CMAP else {}
         im = ax.imshow(M, cmap=cmap, **kw)
@@ -432,7 +430,7 @@ def plot_distance_and_gram(D, G, title: str = ""):
     return fig
 
 
-def plot_hamming_inner(panels: dict, m: int | None = None, title: str = ""):
+def plot_hamming_inner(panels: dict, m: int | None = None, title: str = "") -> Figure:
     """Fig. 3(b)-style panels: mean inner product of two token embeddings against their Hamming
     distance, one panel per variant (each panel's m is read from the length of its profile; ``m``
     only enters the default title).
@@ -444,38 +442,61 @@ def plot_hamming_inner(panels: dict, m: int | None = None, title: str = ""):
     fig, axes = new_figure(len(panels), 1, width=4.6, height=3.6)
     axes = np.atleast_1d(axes)
     for ax, (name, p) in zip(axes, panels.items()):
-        mean, std = np.atleast_2d(_geo_np(p["mean"])), np.atleast_2d(_geo_np(p["std"]))
+        mean, std = np.atleast_2d(as_array(p["mean"])), np.atleast_2d(as_array(p["std"]))
         k = np.arange(mean.shape[1])
         for s in range(mean.shape[0]):
-            ax.plot(k, mean[s], color=COLORS["sky"], lw=0.8, alpha=0.7,
-                    label="one seed" if s == 0 else None)
-        ax.errorbar(k, mean.mean(0), yerr=std.mean(0), fmt="o", color=COLORS["blue"], capsize=3,
-                    label="mean over seeds (bars: spread over pairs)")
-        ax.plot(k, p["b0"] - p["b1"] * k, "--", color=COLORS["vermillion"],
-                label=f"affine fit $b_0-b_1k$ ($R^2$={p['r2']:.2f})")
+            ax.plot(k, mean[s], color=COLORS["sky"], lw=0.8, alpha=0.7, label="one seed" if s == 0 else None)
+        ax.errorbar(
+            k,
+            mean.mean(0),
+            yerr=std.mean(0),
+            fmt="o",
+            color=COLORS["blue"],
+            capsize=3,
+            label="mean over seeds (bars: spread over pairs)",
+        )
+        ax.plot(
+            k,
+            p["b0"] - p["b1"] * k,
+            "--",
+            color=COLORS["vermillion"],
+            label=f"affine fit $b_0-b_1k$ ($R^2$={p['r2']:.2f})",
+        )
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlabel("Hamming distance $k = D_H(i, j)$")
         ax.set_ylabel(r"$\langle W_E(i), W_E(j)\rangle$")
         ax.set_title(name)
         ax.set_xticks(k)
         ax.legend(fontsize=7)
-    fig.suptitle(title or "Inner product of embeddings vs Hamming distance"
-                 + (f" (m={m})" if m is not None else ""))
+    fig.suptitle(
+        title or "Inner product of embeddings vs Hamming distance" + (f" (m={m})" if m is not None else "")
+    )
     return fig
 
 
-def plot_krawtchouk_spectrum(measured: dict, predicted: dict, n_show: int = 48, title: str = ""):
+def plot_krawtchouk_spectrum(measured: dict, predicted: dict, n_show: int = 48, title: str = "") -> Figure:
     """Sorted eigenvalues of measured Gram matrices (dots) against the Krawtchouk eigenvalues of
     their mean Hamming profiles (steps), one colour per label; log scale."""
     fig, ax = new_figure(1, 1, width=6.4, height=3.8)
     for color, label in zip(CYCLE, measured):
-        meas = _geo_np(measured[label])[:n_show]
-        pred = _geo_np(predicted[label])[:n_show]
+        meas = as_array(measured[label])[:n_show]
+        pred = as_array(predicted[label])[:n_show]
         idx = np.arange(1, len(meas) + 1)
-        ax.step(np.arange(1, len(pred) + 1), np.clip(pred, 1e-3, None), where="mid", color=color,
-                label=f"{label}: Krawtchouk, from the mean profile")
-        ax.plot(idx, np.clip(meas, 1e-3, None), "o", ms=3, color=color,
-                label=f"{label}: eigenvalues of $W_EW_E^T$")
+        ax.step(
+            np.arange(1, len(pred) + 1),
+            np.clip(pred, 1e-3, None),
+            where="mid",
+            color=color,
+            label=f"{label}: Krawtchouk, from the mean profile",
+        )
+        ax.plot(
+            idx,
+            np.clip(meas, 1e-3, None),
+            "o",
+            ms=3,
+            color=color,
+            label=f"{label}: eigenvalues of $W_EW_E^T$",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue index (largest first)")
     ax.set_ylabel("eigenvalue")
@@ -484,7 +505,7 @@ def plot_krawtchouk_spectrum(measured: dict, predicted: dict, n_show: int = 48, 
     return fig
 
 
-def plot_spectra(spectra: dict, marks: dict | None = None, title: str = ""):
+def plot_spectra(spectra: dict, marks: dict | None = None, title: str = "") -> Figure:
     """Normalised spectra ``lambda_i / lambda_1`` of ``W_E^T W_E``, one panel per setting.
 
     ``spectra`` maps a panel title (e.g. ``"m=8, d=32"``) to a dict label -> eigenvalues ``[d]``
@@ -494,9 +515,16 @@ def plot_spectra(spectra: dict, marks: dict | None = None, title: str = ""):
     axes = np.atleast_1d(axes)
     for ax, (name, curves) in zip(axes, spectra.items()):
         for color, (label, ev) in zip(CYCLE, curves.items()):
-            ev = _geo_np(ev)
-            ax.plot(np.arange(1, len(ev) + 1), np.clip(ev / ev[0], 1e-4, None), "o-", ms=2.5,
-                    lw=1, color=color, label=label)
+            ev = as_array(ev)
+            ax.plot(
+                np.arange(1, len(ev) + 1),
+                np.clip(ev / ev[0], 1e-4, None),
+                "o-",
+                ms=2.5,
+                lw=1,
+                color=color,
+                label=label,
+            )
         if marks and name in marks:
             ax.axvline(marks[name] + 0.5, ls=":", color="black", label=f"after index {marks[name]}")
         ax.set_yscale("log")
@@ -508,7 +536,7 @@ def plot_spectra(spectra: dict, marks: dict | None = None, title: str = ""):
     return fig
 
 
-def plot_weight_spectrum(rows: dict, m: int, title: str = ""):
+def plot_weight_spectrum(rows: dict, m: int, title: str = "") -> Figure:
     """Per-weight bars: the context law's eigenvalues mu_w next to the learned association's mean
     Rayleigh quotients nu_w (each normalised by its largest absolute value).
 
@@ -521,7 +549,7 @@ def plot_weight_spectrum(rows: dict, m: int, title: str = ""):
         series = {r"neighbourhood $\mu_w$": row["mu"], **row["nu"]}
         width = 0.8 / len(series)
         for j, (color, (label, vals)) in enumerate(zip(CYCLE, series.items())):
-            v = _geo_np(vals)
+            v = as_array(vals)
             v = v / (abs(v).max() or 1.0)
             ax.bar(w + (j - (len(series) - 1) / 2) * width, v, width, color=color, label=label)
         ax.axhline(0, color="black", lw=0.6)
@@ -534,10 +562,12 @@ def plot_weight_spectrum(rows: dict, m: int, title: str = ""):
     return fig
 
 
-def plot_hamming_kernel(profile, eigenvalues, multiplicities, title: str = ""):
+def plot_hamming_kernel(
+    profile: ArrayLike, eigenvalues: ArrayLike, multiplicities: ArrayLike, title: str = ""
+) -> Figure:
     """A profile g(k) (left) and the Krawtchouk eigenvalues of g(D_H) per weight w (right, bars
     annotated with their multiplicities C(m, w))."""
-    g, lam, mult = _geo_np(profile), _geo_np(eigenvalues), _geo_np(multiplicities).astype(int)
+    g, lam, mult = as_array(profile), as_array(eigenvalues), as_array(multiplicities).astype(int)
     m = len(g) - 1
     fig, axes = new_figure(2, 1, width=4.4, height=3.4)
     axes[0].plot(np.arange(m + 1), g, "o-", color=COLORS["blue"], label="$g(k)$")
@@ -546,8 +576,7 @@ def plot_hamming_kernel(profile, eigenvalues, multiplicities, title: str = ""):
     axes[0].set_ylabel("inner product g(k)")
     axes[0].set_title("the profile")
     axes[0].legend(fontsize=8)
-    colors = [COLORS["vermillion"] if v < -1e-9 * max(abs(lam).max(), 1) else COLORS["green"]
-              for v in lam]
+    colors = [COLORS["vermillion"] if v < -1e-9 * max(abs(lam).max(), 1) else COLORS["green"] for v in lam]
     axes[1].bar(np.arange(m + 1), lam, color=colors, label=r"$\lambda_w$ (red: negative)")
     for w in range(m + 1):
         axes[1].annotate(f"x{mult[w]}", (w, lam[w]), ha="center", va="bottom", fontsize=7)
@@ -555,79 +584,117 @@ def plot_hamming_kernel(profile, eigenvalues, multiplicities, title: str = ""):
     axes[1].set_xlabel("character weight w")
     axes[1].set_ylabel(r"eigenvalue $\lambda_w$")
     rank = int(sum(mult[w] for w in range(m + 1) if abs(lam[w]) > 1e-9 * max(abs(lam).max(), 1)))
-    axes[1].set_title(f"Krawtchouk spectrum (rank {rank} of {2 ** m})")
+    axes[1].set_title(f"Krawtchouk spectrum (rank {rank} of {2**m})")
     axes[1].legend(fontsize=8)
     fig.suptitle(title or "A Hamming profile and the spectrum of its Gram matrix")
     return fig
 
 
-def _geo_embedding_cases():
+def _embedding_cases():
     g = torch.Generator().manual_seed(505)
     cases = []
     for m, d in ((1, 3), (2, 2), (3, 5), (4, 3), (5, 8)):
-        cases.append((torch.randn(2 ** m, d, generator=g, dtype=torch.float64),))
+        cases.append((torch.randn(2**m, d, generator=g, dtype=torch.float64),))
     cases.append((affine_embedding(4, 3.0, 0.5),))
     # a non-centred embedding with a large common component (a missing mean shows up)
     cases.append((torch.randn(8, 4, generator=g, dtype=torch.float64) + 2.0,))
     return cases
 
 
-def check_gram_profile(fn) -> CheckResult:
+def check_gram_profile(fn: Callable) -> CheckResult:
     """Check ``fn(W_E) -> Tensor[m+1]``: the mean of ``<W_E(i), W_E(j)>`` over all ordered pairs
     (i, j) of tokens at Hamming distance k, for k = 0..m (W_E is ``[V, d]``, V = 2^m, row = token,
     token ids as in ``lca.LatentSpace``; k = 0 gives the mean squared norm)."""
-    return run_cases("check_gram_profile", fn, lambda W: gram_profile(W).mean,
-                     _geo_embedding_cases(),
-                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}")
+    return run_cases(
+        "check_gram_profile",
+        fn,
+        lambda W: gram_profile(W).mean,
+        _embedding_cases(),
+        describe=lambda c: f"W_E of shape {tuple(c[0].shape)}",
+    )
 
 
-def check_krawtchouk(fn) -> CheckResult:
+def check_krawtchouk(fn: Callable) -> CheckResult:
     """Check ``fn(k, w, m) -> int``: the Krawtchouk number
     ``K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)``."""
-    cases = [(0, 0, 1), (1, 0, 3), (0, 2, 3), (1, 1, 1), (2, 1, 4), (1, 3, 4), (3, 2, 6),
-             (4, 5, 7), (7, 7, 7), (2, 6, 8), (5, 3, 9)]
-    return run_cases("check_krawtchouk", fn, krawtchouk, cases,
-                     compare=_geo_same_number,
-                     describe=lambda c: f"k={c[0]}, w={c[1]}, m={c[2]}")
+    cases = [
+        (0, 0, 1),
+        (1, 0, 3),
+        (0, 2, 3),
+        (1, 1, 1),
+        (2, 1, 4),
+        (1, 3, 4),
+        (3, 2, 6),
+        (4, 5, 7),
+        (7, 7, 7),
+        (2, 6, 8),
+        (5, 3, 9),
+    ]
+    return run_cases(
+        "check_krawtchouk",
+        fn,
+        krawtchouk,
+        cases,
+        compare=_same_number,
+        describe=lambda c: f"k={c[0]}, w={c[1]}, m={c[2]}",
+    )
 
 
-def _geo_same_number(expected, got) -> bool:
+def _same_number(expected, got) -> bool:
     try:
         return abs(float(got) - float(expected)) < 1e-9
     except (TypeError, ValueError, RuntimeError):
         return False
 
 
-def check_hamming_spectrum(fn) -> CheckResult:
+def check_hamming_spectrum(fn: Callable) -> CheckResult:
     """Check ``fn(g, m) -> Tensor[m+1]``: the eigenvalue ``lambda_w`` (w = 0..m) of the V x V
     matrix ``G[i, j] = g[D_H(i, j)]`` on the Walsh characters of weight w, for a profile ``g``
     given as a float64 tensor of m+1 values."""
     g = torch.Generator().manual_seed(506)
-    cases = [(torch.tensor([1.0, 0.5], dtype=torch.float64), 1),
-             (torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64), 2),
-             (torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64), 3)]
+    cases = [
+        (torch.tensor([1.0, 0.5], dtype=torch.float64), 1),
+        (torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64), 2),
+        (torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64), 3),
+    ]
     for m in (3, 4, 6):
         cases.append((torch.randn(m + 1, generator=g, dtype=torch.float64), m))
     cases.append((torch.tensor([(-1.0) ** k for k in range(6)], dtype=torch.float64), 5))
-    return run_cases("check_hamming_spectrum", fn,
-                     lambda prof, m: hamming_kernel_spectrum(prof, m)[0], cases,
-                     describe=lambda c: f"g={[round(float(x), 4) for x in c[0]]}, m={c[1]}")
+    return run_cases(
+        "check_hamming_spectrum",
+        fn,
+        lambda prof, m: hamming_kernel_spectrum(prof, m)[0],
+        cases,
+        describe=lambda c: f"g={[round(float(x), 4) for x in c[0]]}, m={c[1]}",
+    )
 
 
-def check_affine_embedding(fn) -> CheckResult:
+def check_affine_embedding(fn: Callable) -> CheckResult:
     """Check ``fn(m, b0, b1) -> Tensor[V, r]`` with r <= m + 1: embeddings (row z = token z)
     whose Gram matrix is ``b0 - b1 D_H`` (for b1 >= 0 and b0 >= m b1 / 2). Any rotation of a right
     answer is right too: only the Gram matrix and the width are checked."""
 
     def gram_of(m, b0, b1):
         E = torch.as_tensor(fn(m, b0, b1), dtype=torch.float64)
-        if E.ndim != 2 or E.shape[0] != 2 ** m:
-            return f"an array of shape {tuple(E.shape)}, not [V={2 ** m}, r]"
+        if E.ndim != 2 or E.shape[0] != 2**m:
+            return f"an array of shape {tuple(E.shape)}, not [V={2**m}, r]"
         if E.shape[1] > m + 1:
             return f"{E.shape[1]} columns, more than m + 1 = {m + 1}"
         return E @ E.T
 
-    cases = [(1, 1.0, 1.0), (2, 1.0, 1.0), (3, 2.0, 0.5), (4, 1.0, 0.5), (4, 5.0, 0.0),
-             (5, 4.0, 1.0), (6, 3.0, 1.0)]
-    return run_cases("check_affine_embedding", gram_of, affine_gram, cases,
-                     describe=lambda c: f"m={c[0]}, b0={c[1]}, b1={c[2]} (Gram matrix compared)")
+    cases = [
+        (1, 1.0, 1.0),
+        (2, 1.0, 1.0),
+        (3, 2.0, 0.5),
+        (4, 1.0, 0.5),
+        (4, 5.0, 0.0),
+        (5, 4.0, 1.0),
+        (6, 3.0, 1.0),
+    ]
+    return run_cases(
+        "check_affine_embedding",
+        gram_of,
+        affine_gram,
+        cases,
+        describe=lambda c: f"m={c[0]}, b0={c[1]}, b1={c[2]} (Gram matrix compared)",
+    )

@@ -10,15 +10,10 @@ from matplotlib.patches import Patch
 from ._validate import check_choice, check_int
 from .checks import CheckResult, close, run_cases
 from .counterfact import Fact
-from .scoring import _check_lm, _encode_prompt, score_targets
+from .scoring import _check_lm, _encode_prompt, _encode_target, _max_positions, score_targets
 from .style import COLORS, CYCLE, new_figure
 
-# --------------------------------------------------------------------------------------------
-# Hijacking schemes
-# --------------------------------------------------------------------------------------------
-
-SCHEMES = ("generic", "generic_reverse", "relation", "relation_reverse", "associated",
-           "associated_reverse")
+SCHEMES = ("generic", "generic_reverse", "relation", "relation_reverse", "associated", "associated_reverse")
 
 
 GENERIC_TEMPLATE = "Do not think of {target}."
@@ -30,8 +25,10 @@ GENERIC_TEMPLATE = "Do not think of {target}."
 # mentions the true target.
 RELATION_TEMPLATES = {
     "P190": ("{subject} is not a twin city of {target}.", "{subject} is a twin city of {target}."),
-    "P103": ("The mother tongue of {subject} is not {target}.",
-             "The mother tongue of {subject} is {target}."),
+    "P103": (
+        "The mother tongue of {subject} is not {target}.",
+        "The mother tongue of {subject} is {target}.",
+    ),
     "P131": ("{subject} is not located in {target}.", "{subject} is located in {target}."),
     "P641": ("{subject} does not play {target}.", "{subject} plays {target}."),
     "P1412": ("{subject} does not speak {target}.", "{subject} speaks {target}."),
@@ -42,16 +39,46 @@ RELATION_TEMPLATES = {
 # language itself (the course's version of the paper's P1412 experiment). One city per language
 # that occurs as a target of P103 or P1412 in CounterFact or in the course's facts.
 ASSOCIATED_PLACE = {
-    "Armenian": "Yerevan", "Bengali": "Kolkata", "Bulgarian": "Sofia", "Catalan": "Barcelona",
-    "Chinese": "Beijing", "Croatian": "Zagreb", "Czech": "Prague", "Danish": "Copenhagen",
-    "Dutch": "Amsterdam", "Egyptian": "Cairo", "English": "London", "Finnish": "Helsinki",
-    "French": "Paris", "Georgian": "Tbilisi", "German": "Berlin", "Greek": "Athens",
-    "Hebrew": "Jerusalem", "Hindi": "Delhi", "Hungarian": "Budapest", "Indonesian": "Jakarta",
-    "Irish": "Dublin", "Italian": "Rome", "Japanese": "Tokyo", "Korean": "Seoul",
-    "Latin": "ancient Rome", "Norwegian": "Oslo", "Persian": "Tehran", "Polish": "Warsaw",
-    "Portuguese": "Lisbon", "Romanian": "Bucharest", "Russian": "Moscow", "Sanskrit": "Varanasi",
-    "Serbian": "Belgrade", "Spanish": "Madrid", "Swedish": "Stockholm", "Tamil": "Chennai",
-    "Thai": "Bangkok", "Turkish": "Istanbul", "Ukrainian": "Kiev", "Welsh": "Cardiff",
+    "Armenian": "Yerevan",
+    "Bengali": "Kolkata",
+    "Bulgarian": "Sofia",
+    "Catalan": "Barcelona",
+    "Chinese": "Beijing",
+    "Croatian": "Zagreb",
+    "Czech": "Prague",
+    "Danish": "Copenhagen",
+    "Dutch": "Amsterdam",
+    "Egyptian": "Cairo",
+    "English": "London",
+    "Finnish": "Helsinki",
+    "French": "Paris",
+    "Georgian": "Tbilisi",
+    "German": "Berlin",
+    "Greek": "Athens",
+    "Hebrew": "Jerusalem",
+    "Hindi": "Delhi",
+    "Hungarian": "Budapest",
+    "Indonesian": "Jakarta",
+    "Irish": "Dublin",
+    "Italian": "Rome",
+    "Japanese": "Tokyo",
+    "Korean": "Seoul",
+    "Latin": "ancient Rome",
+    "Norwegian": "Oslo",
+    "Persian": "Tehran",
+    "Polish": "Warsaw",
+    "Portuguese": "Lisbon",
+    "Romanian": "Bucharest",
+    "Russian": "Moscow",
+    "Sanskrit": "Varanasi",
+    "Serbian": "Belgrade",
+    "Spanish": "Madrid",
+    "Swedish": "Stockholm",
+    "Tamil": "Chennai",
+    "Thai": "Bangkok",
+    "Turkish": "Istanbul",
+    "Ukrainian": "Kiev",
+    "Welsh": "Cardiff",
 }
 
 
@@ -81,15 +108,18 @@ def hijack_sentence(fact: Fact, scheme: str) -> str:
         return GENERIC_TEMPLATE.format(target=target)
     if scheme.startswith("relation"):
         if fact.relation not in RELATION_TEMPLATES:
-            raise ValueError(f"scheme {scheme!r} needs a fact whose relation is one of "
-                             f"{sorted(RELATION_TEMPLATES)}; case_id {fact.case_id} has relation "
-                             f"{fact.relation!r}")
-        return RELATION_TEMPLATES[fact.relation][int(reverse)].format(
-            subject=fact.subject, target=target)
+            raise ValueError(
+                f"scheme {scheme!r} needs a fact whose relation is one of "
+                f"{sorted(RELATION_TEMPLATES)}; case_id {fact.case_id} has relation "
+                f"{fact.relation!r}"
+            )
+        return RELATION_TEMPLATES[fact.relation][int(reverse)].format(subject=fact.subject, target=target)
     place = ASSOCIATED_PLACE.get(target)
     if place is None:
-        raise ValueError(f"scheme {scheme!r} needs a target language listed in ASSOCIATED_PLACE; "
-                         f"case_id {fact.case_id} has target {target!r}")
+        raise ValueError(
+            f"scheme {scheme!r} needs a target language listed in ASSOCIATED_PLACE; "
+            f"case_id {fact.case_id} has target {target!r}"
+        )
     return ASSOCIATED_TEMPLATES[int(reverse)].format(subject=fact.subject, place=place)
 
 
@@ -99,11 +129,14 @@ def applicable(facts, scheme: str) -> list[Fact]:
     associated schemes)."""
     check_choice("scheme", scheme, SCHEMES)
     out = []
-    for f in facts:
+    for f in _collection("facts", facts, "lca.Fact records"):
+        if not isinstance(f, Fact):
+            raise TypeError(f"facts must hold lca.Fact records, got {type(f).__name__} {f!r:.60}")
         if scheme.startswith("relation") and f.relation not in RELATION_TEMPLATES:
             continue
         if scheme.startswith("associated") and not (
-                f.target_true in ASSOCIATED_PLACE and f.target_false in ASSOCIATED_PLACE):
+            f.target_true in ASSOCIATED_PLACE and f.target_false in ASSOCIATED_PLACE
+        ):
             continue
         out.append(f)
     return out
@@ -121,8 +154,16 @@ def hijack_prompt(fact: Fact, scheme: str, k: int) -> str:
     return (hijack_sentence(fact, scheme) + " ") * k + fact.prompt
 
 
+def _collection(name: str, value, what: str) -> list:
+    """``list(value)``, or a TypeError naming the parameter when ``value`` is None, a single
+    string or record, or not iterable."""
+    if isinstance(value, (str, bytes, Fact)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a list of {what}, got {type(value).__name__}")
+    return list(value)
+
+
 def _check_cases(cases, scheme):
-    cases = list(cases)
+    cases = _collection("cases", cases, "lca.Fact records")
     if not cases:
         raise ValueError("cases must hold at least one Fact, got none")
     for c in cases:
@@ -132,8 +173,16 @@ def _check_cases(cases, scheme):
     return cases
 
 
-def efficacy_score(lm, cases, scheme: str, k: int, batch_size: int = 32,
-                   progress: bool = False, metric: str = "mean", pack: bool = True) -> float:
+def efficacy_score(
+    lm,
+    cases,
+    scheme: str,
+    k: int,
+    batch_size: int = 32,
+    progress: bool = False,
+    metric: str = "mean",
+    pack: bool = True,
+) -> float:
     """The efficacy score: the share of cases whose false target is more likely than the true
     one after prepending k copies of the scheme's sentence.
 
@@ -142,14 +191,14 @@ def efficacy_score(lm, cases, scheme: str, k: int, batch_size: int = 32,
     first token is the arg-max next token (the top-1 hijack rate).
     """
     check_choice("metric", metric, ("mean", "first_token", "top1"))
-    curve = efficacy_curve(lm, cases, scheme, [k], batch_size=batch_size, progress=progress,
-                           pack=pack)
+    curve = efficacy_curve(lm, cases, scheme, [k], batch_size=batch_size, progress=progress, pack=pack)
     key = {"mean": "efficacy", "first_token": "efficacy_first_token", "top1": "top1_false"}[metric]
     return curve[key][0]
 
 
-def efficacy_curve(lm, cases, scheme: str, ks=range(6), batch_size: int = 32,
-                   progress: bool = False, pack: bool = True) -> dict:
+def efficacy_curve(
+    lm, cases, scheme: str, ks=range(6), batch_size: int = 32, progress: bool = False, pack: bool = True
+) -> dict:
     """Efficacy against the number of prepends k, for one scheme.
 
     Returns a dict with lists indexed like ``ks``: ``k``; ``efficacy`` (mean log-probability
@@ -159,37 +208,82 @@ def efficacy_curve(lm, cases, scheme: str, ks=range(6), batch_size: int = 32,
     ``margin_first_token`` (per k, the per-case margins ``logp_false - logp_true`` behind the two
     efficacy scores, in nats: how far each decision is from a tie); and ``n`` (cases).
     ``batch_size`` is the number of prompts per forward pass; ``pack`` as in ``score_targets``
-    (the prompts of one case for all k share one prefix tree).
+    (the prompts of one case for all k share one prefix tree). A k whose prompts would not fit
+    the model's positions (``config.max_position_embeddings``, 8,192 for SmolLM2) raises a
+    ValueError naming ``ks`` and the largest k that fits, before any prompt is built.
     """
     _check_lm(lm)
     cases = _check_cases(cases, scheme)
-    ks = [check_int("k", k, lo=0) for k in ks]
+    ks = [check_int("k", k, lo=0) for k in _collection("ks", ks, "ints (numbers of prepends)")]
     if not ks:
         raise ValueError("ks must hold at least one k, got none")
+    _check_ks_fit(lm, cases, scheme, ks)
     prompts, tt, tf = [], [], []
     for k in ks:
         for c in cases:
             prompts.append(hijack_prompt(c, scheme, k))
             tt.append(c.target_true)
             tf.append(c.target_false)
-    groups = [i % len(cases) for i in range(len(prompts))]   # one prefix tree per case
-    s = score_targets(lm, prompts, tt, tf, batch_size=batch_size, progress=progress,
-                      groups=groups, pack=pack)
+    groups = [i % len(cases) for i in range(len(prompts))]  # one prefix tree per case
+    s = score_targets(lm, prompts, tt, tf, batch_size=batch_size, progress=progress, groups=groups, pack=pack)
     not_ids = _word_ids(lm.tokenizer, "not")
     n = len(cases)
-    out = {"k": ks, "n": n, "efficacy": [], "efficacy_first_token": [], "top1_false": [],
-           "top1_true": [], "top1_not": [], "margin": [], "margin_first_token": []}
+    out = {
+        "k": ks,
+        "n": n,
+        "efficacy": [],
+        "efficacy_first_token": [],
+        "top1_false": [],
+        "top1_true": [],
+        "top1_not": [],
+        "margin": [],
+        "margin_first_token": [],
+    }
     for i in range(len(ks)):
         sl = slice(i * n, (i + 1) * n)
         out["efficacy"].append(float((s["logp_false"][sl] > s["logp_true"][sl]).double().mean()))
         out["efficacy_first_token"].append(
-            float((s["first_false"][sl] > s["first_true"][sl]).double().mean()))
+            float((s["first_false"][sl] > s["first_true"][sl]).double().mean())
+        )
         out["top1_false"].append(float((s["top1"][sl] == s["false_id"][sl]).double().mean()))
         out["top1_true"].append(float((s["top1"][sl] == s["true_id"][sl]).double().mean()))
         out["top1_not"].append(float(torch.isin(s["top1"][sl], not_ids).double().mean()))
         out["margin"].append((s["logp_false"][sl] - s["logp_true"][sl]).tolist())
         out["margin_first_token"].append((s["first_false"][sl] - s["first_true"][sl]).tolist())
     return out
+
+
+def _check_ks_fit(lm, cases, scheme: str, ks: list[int]) -> None:
+    """A ValueError naming ``ks`` when the longest hijacked prompt would not fit the model's
+    positions (``config.max_position_embeddings``), before any prompt is built: k = 100,000 would
+    otherwise build megabyte prompts and try to allocate hundreds of GB."""
+    most, k = _max_positions(lm.model), max(ks)
+    if most is None:
+        return
+    # cheap bound first: a token holds at least one byte (plus a few special tokens)
+    longest = max(
+        k * (len(hijack_sentence(c, scheme).encode()) + 1)
+        + len(c.prompt.encode())
+        + 1
+        + max(len(c.target_true.encode()), len(c.target_false.encode()))
+        for c in cases
+    )
+    if longest + 4 <= most:
+        return
+    tok, fit = lm.tokenizer, None
+    for c in cases:  # tokens of the plain prompt, of one prepend, of the longer target
+        p0, p1 = _encode_prompt(tok, c.prompt), _encode_prompt(tok, hijack_prompt(c, scheme, 1))
+        per = max(1, len(p1) - len(p0))
+        target = max(len(_encode_target(tok, p0, c.prompt, t)) for t in (c.target_true, c.target_false))
+        k_max = (most - len(p0) - target + 1) // per
+        if k_max < k and (fit is None or k_max < fit[0]):
+            fit = (k_max, len(p0) + k * per + target - 1)
+    if fit is not None:
+        raise ValueError(
+            f"ks must hold numbers of prepends up to {max(fit[0], 0)} for this model, got "
+            f"k = {k}: its longest prompt would be about {fit[1]:,} tokens, more than the "
+            f"{most:,} positions the model takes (config.max_position_embeddings)"
+        )
 
 
 def _word_ids(tok, word: str) -> torch.Tensor:
@@ -208,8 +302,7 @@ EXAMPLES = (
     ("The Eiffel Tower is in the city of", "The Eiffel Tower is not in Chicago."),
     ("The Space Needle is in the city of", "The Space Needle is not in Denver."),
     ("The official language of Brazil is", "Do not think of Spanish."),
-    ("The mother tongue of Ingmar Bergman is",
-     "The mother tongue of Ingmar Bergman is not Danish."),
+    ("The mother tongue of Ingmar Bergman is", "The mother tongue of Ingmar Bergman is not Danish."),
     ("The twin city of Kyoto is", "Kyoto is not a twin city of Chicago."),
     ("Big Ben is located in", "Do not think of Berlin."),
 )
@@ -241,11 +334,11 @@ def hijack_examples(lm, examples=EXAMPLES, ks=(1,), max_new_tokens: int = 4) -> 
     Returns a list of dicts with ``prompt``, ``sentence``, ``before`` (the completion of the plain
     prompt) and ``after`` (a list of completions, one per k in ``ks``).
     """
-    ks = [check_int("k", k, lo=1, hi=20) for k in ks]
+    ks = [check_int("k", k, lo=1, hi=20) for k in _collection("ks", ks, "ints from 1 to 20")]
     if not ks:
         raise ValueError("ks must hold at least one k, got none")
     rows = []
-    for ex in examples:
+    for ex in _collection("examples", examples, "(prompt, sentence) pairs or lca.Fact records"):
         if isinstance(ex, Fact):
             scheme = "relation" if ex.relation in RELATION_TEMPLATES else "generic"
             prompt, sentence = ex.prompt, hijack_sentence(ex, scheme)
@@ -253,14 +346,17 @@ def hijack_examples(lm, examples=EXAMPLES, ks=(1,), max_new_tokens: int = 4) -> 
             try:
                 prompt, sentence = ex
             except (TypeError, ValueError):
-                raise ValueError(f"examples must be (prompt, sentence) pairs or Facts, got "
-                                 f"{ex!r}") from None
+                raise ValueError(f"examples must be (prompt, sentence) pairs or Facts, got {ex!r}") from None
             if not isinstance(prompt, str) or not isinstance(sentence, str):
                 raise ValueError(f"examples must be pairs of strings, got {ex!r}")
-        rows.append({"prompt": prompt, "sentence": sentence,
-                     "before": greedy_completion(lm, prompt, max_new_tokens),
-                     "after": [greedy_completion(lm, (sentence + " ") * k + prompt,
-                                                 max_new_tokens) for k in ks]})
+        rows.append(
+            {
+                "prompt": prompt,
+                "sentence": sentence,
+                "before": greedy_completion(lm, prompt, max_new_tokens),
+                "after": [greedy_completion(lm, (sentence + " ") * k + prompt, max_new_tokens) for k in ks],
+            }
+        )
     return rows
 
 
@@ -274,8 +370,7 @@ _SCHEME_STYLE = {
 }
 
 
-def plot_efficacy_curves(curves: dict, metric: str = "efficacy", model_name: str = "",
-                         ylim=(0.0, 1.0)):
+def plot_efficacy_curves(curves: dict, metric: str = "efficacy", model_name: str = "", ylim=(0.0, 1.0)):
     """Efficacy score against the number of prepended sentences, hijacking schemes on the left
     and reverse schemes on the right (the paper's Fig. 2 and Figs C.1, C.3, C.4 in one figure).
 
@@ -285,34 +380,60 @@ def plot_efficacy_curves(curves: dict, metric: str = "efficacy", model_name: str
             ``"top1_false"``...).
         model_name: shown in the title.
     """
+    if not isinstance(curves, dict) or not all(
+        isinstance(c, dict) and "k" in c and metric in c for c in curves.values()
+    ):
+        raise TypeError(
+            f"curves must map scheme names to dicts from lca.efficacy_curve (with "
+            f"'k' and {metric!r}), got {type(curves).__name__}"
+        )
     fig, axes = new_figure(2, 1, width=4.8, height=3.6, sharey=True)
     for ax, reverse in zip(axes, (False, True)):
         for scheme, curve in curves.items():
             if scheme.endswith("_reverse") != reverse:
                 continue
             color, marker, label = _SCHEME_STYLE.get(scheme, ("black", "x", scheme))
-            ax.plot(curve["k"], curve[metric], color=COLORS[color], marker=marker,
-                    label=f"{label} (n = {curve['n']})")
+            ax.plot(
+                curve["k"],
+                curve[metric],
+                color=COLORS[color],
+                marker=marker,
+                label=f"{label} (n = {curve['n']})",
+            )
         ax.set_xlabel("number of prepended sentences k")
         ks = sorted({k for c in curves.values() for k in c["k"]})
         ax.set_xticks(ks)
         ax.set_ylim(*ylim)
-        ax.set_title("reverse hijacking (true target in the context)" if reverse
-                     else "hijacking (false target in the context)", fontsize=10)
+        ax.set_title(
+            "reverse hijacking (true target in the context)"
+            if reverse
+            else "hijacking (false target in the context)",
+            fontsize=10,
+        )
         ax.legend(fontsize=7, loc="best")
-    axes[0].set_ylabel({"efficacy": "efficacy score", "efficacy_first_token":
-                        "efficacy score (first token)", "top1_false": "top-1 hijack rate"}
-                       .get(metric, metric) + " (share of cases)")
-    fig.suptitle(f"Efficacy score vs number of prepends{' - ' + model_name if model_name else ''}"
-                 , fontsize=11)
+    axes[0].set_ylabel(
+        {
+            "efficacy": "efficacy score",
+            "efficacy_first_token": "efficacy score (first token)",
+            "top1_false": "top-1 hijack rate",
+        }.get(metric, metric)
+        + " (share of cases)"
+    )
+    fig.suptitle(
+        f"Efficacy score vs number of prepends{' - ' + model_name if model_name else ''}", fontsize=11
+    )
     return fig
 
 
 def plot_hijack_margins(labels, margins, title: str = ""):
     """Horizontal bars of the log-probability margin log P(false) - log P(true) per fact (mean
     over the targets' tokens, in nats): bars right of zero are hijacked facts."""
-    margins = [float(v) for v in margins]
-    labels = list(labels)
+    margins = [float(v) for v in _collection("margins", margins, "numbers")]
+    labels = _collection("labels", labels, "strings")
+    if len(labels) != len(margins):
+        raise ValueError(
+            f"labels and margins must have the same length, got {len(labels)} and {len(margins)}"
+        )
     fig, ax = new_figure(1, 1, width=6.4, height=0.22 * len(labels) + 1.2)
     colors = [COLORS["vermillion"] if v > 0 else COLORS["blue"] for v in margins]
     ax.barh(range(len(margins)), margins, color=colors)
@@ -322,13 +443,21 @@ def plot_hijack_margins(labels, margins, title: str = ""):
     ax.invert_yaxis()
     ax.set_xlabel("margin: mean log P(false) - mean log P(true) (nats)")
     hijacked = sum(v > 0 for v in margins)
-    ax.set_title(f"{title} - {hijacked} of {len(margins)} facts hijacked (margin > 0)"
-                 if title else f"{hijacked} of {len(margins)} facts hijacked (margin > 0)",
-                 fontsize=10)
+    ax.set_title(
+        f"{title} - {hijacked} of {len(margins)} facts hijacked (margin > 0)"
+        if title
+        else f"{hijacked} of {len(margins)} facts hijacked (margin > 0)",
+        fontsize=10,
+    )
 
-    ax.legend(handles=[Patch(color=COLORS["vermillion"], label="false target more likely"),
-                       Patch(color=COLORS["blue"], label="true target more likely")],
-              fontsize=7, loc="lower right")
+    ax.legend(
+        handles=[
+            Patch(color=COLORS["vermillion"], label="false target more likely"),
+            Patch(color=COLORS["blue"], label="true target more likely"),
+        ],
+        fontsize=7,
+        loc="lower right",
+    )
     return fig
 
 
@@ -336,7 +465,11 @@ def plot_example_margins(labels, margins_by_k: dict, title: str = ""):
     """Grouped horizontal bars: for each example prompt, the margin log P(false) - log P(true)
     (mean over the targets' tokens, nats) with k = 0, 1, 2, ... hijacking sentences prepended.
     ``margins_by_k`` maps k to a list of margins, one per label. Bars right of zero are flips."""
-    labels = list(labels)
+    labels = _collection("labels", labels, "strings")
+    if not isinstance(margins_by_k, dict):
+        raise TypeError(
+            f"margins_by_k must be a dict mapping k to a list of margins, got {type(margins_by_k).__name__}"
+        )
     ks = list(margins_by_k)
     if not ks or any(len(margins_by_k[k]) != len(labels) for k in ks):
         raise ValueError("margins_by_k must map each k to one margin per label")
@@ -344,15 +477,19 @@ def plot_example_margins(labels, margins_by_k: dict, title: str = ""):
     height = 0.8 / len(ks)
     for j, k in enumerate(ks):
         ys = [i + (j - (len(ks) - 1) / 2) * height for i in range(len(labels))]
-        ax.barh(ys, [float(v) for v in margins_by_k[k]], height=height, color=CYCLE[j % len(CYCLE)],
-                label=f"k = {k} sentence{'s' if k != 1 else ''} prepended")
+        ax.barh(
+            ys,
+            [float(v) for v in margins_by_k[k]],
+            height=height,
+            color=CYCLE[j % len(CYCLE)],
+            label=f"k = {k} sentence{'s' if k != 1 else ''} prepended",
+        )
     ax.axvline(0.0, color=COLORS["black"], lw=0.8)
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("margin: mean log P(false target) - mean log P(true target) (nats)")
-    ax.set_title(title or "Does the added sentence flip the answer? (right of 0: flipped)",
-                 fontsize=10)
+    ax.set_title(title or "Does the added sentence flip the answer? (right of 0: flipped)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     return fig
 
@@ -371,10 +508,15 @@ def check_efficacy_indicator(fn) -> CheckResult:
         b = -torch.rand(n, generator=g, dtype=torch.float64) * 8
         cases.append((a, b))
     ties = -torch.arange(6, dtype=torch.float64)
-    cases.append((ties, ties.clone()))                                   # all ties: score 0
-    cases.append((ties, torch.cat([ties[:3], ties[3:] + 0.5])))          # half ties
-    return run_cases("check_efficacy_indicator", fn, _efficacy_reference, cases,
-                     compare=lambda e, g: close(e, g, rtol=0, atol=1e-12))
+    cases.append((ties, ties.clone()))  # all ties: score 0
+    cases.append((ties, torch.cat([ties[:3], ties[3:] + 0.5])))  # half ties
+    return run_cases(
+        "check_efficacy_indicator",
+        fn,
+        _efficacy_reference,
+        cases,
+        compare=lambda e, g: close(e, g, rtol=0, atol=1e-12),
+    )
 
 
 def _hijacked_reference(prompt, sentence, k):
@@ -384,12 +526,19 @@ def _hijacked_reference(prompt, sentence, k):
 def check_hijacked_prompt(fn) -> CheckResult:
     """Check ``fn(prompt, sentence, k) -> str``: k copies of ``sentence``, each followed by one
     space, then the prompt (k = 0 gives the prompt itself)."""
-    cases = [("The Eiffel Tower is in the city of", "The Eiffel Tower is not in Chicago.", 1),
-             ("The mother tongue of Victor Hugo is", "Do not think of English.", 3),
-             ("Big Ben is located in", "Do not think of Berlin.", 0),
-             ("The twin city of Kyoto is", "Kyoto is not a twin city of Chicago.", 2)]
-    return run_cases("check_hijacked_prompt", fn, _hijacked_reference, cases,
-                     compare=lambda e, g: isinstance(g, str) and e == g)
+    cases = [
+        ("The Eiffel Tower is in the city of", "The Eiffel Tower is not in Chicago.", 1),
+        ("The mother tongue of Victor Hugo is", "Do not think of English.", 3),
+        ("Big Ben is located in", "Do not think of Berlin.", 0),
+        ("The twin city of Kyoto is", "Kyoto is not a twin city of Chicago.", 2),
+    ]
+    return run_cases(
+        "check_hijacked_prompt",
+        fn,
+        _hijacked_reference,
+        cases,
+        compare=lambda e, g: isinstance(g, str) and e == g,
+    )
 
 
 def _mean_logprob_reference(logits, n_prompt, target_ids):
@@ -405,8 +554,13 @@ def check_mean_logprob(fn) -> CheckResult:
     ``target_ids[j]``."""
     g = torch.Generator().manual_seed(11)
     cases = []
-    for (n_prompt, T, V) in [(3, 1, 7), (5, 2, 11), (4, 3, 6), (1, 4, 9), (8, 2, 50)]:
+    for n_prompt, T, V in [(3, 1, 7), (5, 2, 11), (4, 3, 6), (1, 4, 9), (8, 2, 50)]:
         logits = torch.randn(n_prompt + T, V, generator=g, dtype=torch.float64) * 2 + 1
         cases.append((logits, n_prompt, torch.randint(V, (T,), generator=g)))
-    return run_cases("check_mean_logprob", fn, _mean_logprob_reference, cases,
-                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-8))
+    return run_cases(
+        "check_mean_logprob",
+        fn,
+        _mean_logprob_reference,
+        cases,
+        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-8),
+    )

@@ -5,27 +5,27 @@ models, the chapter's figures and its exercise checkers."""
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import torch
+from matplotlib.figure import Figure
 
 from ._validate import check_choice, check_float, check_int, check_tokens
-from .attention import kq_orthonormal_embedding, kq_value_matrix
 from .checks import CheckResult, close, run_cases, safe_compare
 from .model import OneLayerTransformer
 from .style import COLORS, CYCLE, new_figure
-from .task import TaskSpec, sample
+from .task import TaskSpec, check_spec, count_vector, sample
 from .train import check_model_and_spec
 
 
-def _hj_spec(spec):
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+def _check_small_spec(spec: TaskSpec) -> TaskSpec:
+    check_spec(spec)
     if spec.m > 12:
         raise ValueError(f"m must be at most 12 here (V x V tables), got m={spec.m}")
     return spec
 
 
-def _hj_pair(spec, y, y_hijack):
+def _check_pair(spec, y, y_hijack):
     y = check_int("y", y, 0, spec.V - 1)
     y_hijack = check_int("y_hijack", y_hijack, 0, spec.V - 1)
     if y == y_hijack:
@@ -33,7 +33,7 @@ def _hj_pair(spec, y, y_hijack):
     return y, y_hijack
 
 
-def _hj_rho(rho) -> torch.Tensor:
+def _check_rho(rho) -> torch.Tensor:
     r = torch.as_tensor(rho, dtype=torch.float64).reshape(-1)
     if r.numel() == 0:
         raise ValueError("rho must hold at least one value in [0, 1]")
@@ -42,25 +42,25 @@ def _hj_rho(rho) -> torch.Tensor:
     return r
 
 
-def hijack_share_logits(spec, contexts: torch.Tensor) -> torch.Tensor:
+def hijack_share_logits(spec: TaskSpec, contexts: torch.Tensor) -> torch.Tensor:
     """``Tensor[n, V]`` (float64): for each context (any length) and every token k, the share of
     the context's tokens that lie in N(k). These are exactly the logits of the constructed model
-    (orthonormal embeddings, ``W_KQ = 0``, ``W_V = W_E^T A W_E``)."""
-    spec = _hj_spec(spec)
+    (``lca.value_matrix.constructed_model``: orthonormal embeddings, ``W_KQ = 0``,
+    ``W_V = W_E^T A W_E``)."""
+    spec = _check_small_spec(spec)
     contexts = check_tokens("contexts", contexts, spec.V, ndim=2)
-    n, L = contexts.shape
+    L = contexts.shape[1]
     if L < 1:
         raise ValueError("contexts must have at least one position")
-    c = torch.zeros((n, spec.V), dtype=torch.float64)
-    c.scatter_add_(1, contexts, torch.full(contexts.shape, 1.0 / L, dtype=torch.float64))
+    c = count_vector(contexts, spec.V, 1.0 / L)
     A = spec.neighbourhood.mask(spec.space).double()
     return c @ A.T
 
 
-def hijack_overlap(spec, y: int, y_hijack: int) -> tuple[int, int, int]:
+def hijack_overlap(spec: TaskSpec, y: int, y_hijack: int) -> tuple[int, int, int]:
     """``(|N(y)|, |N(y_hijack)|, |N(y) & N(y_hijack)|)`` for the spec's neighbourhood family."""
-    spec = _hj_spec(spec)
-    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    spec = _check_small_spec(spec)
+    y, y_hijack = _check_pair(spec, y, y_hijack)
     A = spec.neighbourhood.mask(spec.space)
     return int(A[y].sum()), int(A[y_hijack].sum()), int((A[y] & A[y_hijack]).sum())
 
@@ -82,49 +82,55 @@ def hijack_threshold(D: int, D_hijack: int | None = None, overlap: int = 0) -> f
     overlap = check_int("overlap", overlap, 0, min(D, D_hijack))
     a, b = 1.0 - overlap / D, 1.0 - overlap / D_hijack
     if a + b == 0:
-        raise ValueError("overlap must be smaller than D or D_hijack: with N(y) = N(y') the two "
-                         "targets are indistinguishable and there is no threshold")
+        raise ValueError(
+            "overlap must be smaller than D or D_hijack: with N(y) = N(y') the two "
+            "targets are indistinguishable and there is no threshold"
+        )
     return a / (a + b)
 
 
-def hijack_threshold_task(spec, y: int, y_hijack: int) -> float:
+def hijack_threshold_task(spec: TaskSpec, y: int, y_hijack: int) -> float:
     """The hijack threshold when the clean tokens follow the task's own law for y (noise
     included, ``spec.context_law()[y]``) rather than the uniform law on N(y). With
     ``X = 1{x in N(y')} - 1{x in N(y)}`` the expected margin of a position is
     ``(1 - rho) E_clean[X] + rho E_hijack[X]``, zero at ``rho* = -E_clean X / (E_hijack X -
     E_clean X)``. Equals ``hijack_threshold(*hijack_overlap(...))`` when the task has no noise."""
-    spec = _hj_spec(spec)
-    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    spec = _check_small_spec(spec)
+    y, y_hijack = _check_pair(spec, y, y_hijack)
     A = spec.neighbourhood.mask(spec.space)
     X = A[y_hijack].double() - A[y].double()
     e_clean = float(spec.context_law()[y] @ X)
     e_hij = float((A[y_hijack].double() / A[y_hijack].sum()) @ X)
     if e_hij - e_clean <= 0:
-        raise ValueError("y_hijack never gains on y under this task's law (its neighbourhood "
-                         "is covered by y's); there is no threshold")
+        raise ValueError(
+            "y_hijack never gains on y under this task's law (its neighbourhood "
+            "is covered by y's); there is no threshold"
+        )
     return min(max(-e_clean / (e_hij - e_clean), 0.0), 1.0)
 
 
-def hijack_limit_logits(spec, y: int, y_hijack: int, rho) -> torch.Tensor:
+def hijack_limit_logits(
+    spec: TaskSpec, y: int, y_hijack: int, rho: float | Sequence[float] | torch.Tensor
+) -> torch.Tensor:
     """``Tensor[R, V]``: the expected share logits ``F_k(rho) = (1-rho) |N(k) & N(y)|/|N(y)| +
     rho |N(k) & N(y')|/|N(y')|`` of every token k (the large-L limit of the constructed model's
     logits for a context mixing N(y) and N(y'), noise-free)."""
-    spec = _hj_spec(spec)
-    y, y_hijack = _hj_pair(spec, y, y_hijack)
-    r = _hj_rho(rho)
+    spec = _check_small_spec(spec)
+    y, y_hijack = _check_pair(spec, y, y_hijack)
+    r = _check_rho(rho)
     A = spec.neighbourhood.mask(spec.space).double()
     alpha = A @ A[y] / A[y].sum()
     beta = A @ A[y_hijack] / A[y_hijack].sum()
     return (1 - r)[:, None] * alpha[None, :] + r[:, None] * beta[None, :]
 
 
-def hijack_threshold_argmax(spec, y: int, y_hijack: int) -> float:
+def hijack_threshold_argmax(spec: TaskSpec, y: int, y_hijack: int) -> float:
     """The large-L threshold for the constructed model's *prediction* to become y': the smallest
     share rho from which ``F_{y'}(rho)`` beats every other line ``F_k(rho)`` (third tokens
     included; see ``hijack_limit_logits``). Equals ``hijack_threshold`` when no third token's
     neighbourhood covers both N(y) and N(y') well. Returns ``inf`` if y' never wins."""
-    spec = _hj_spec(spec)
-    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    spec = _check_small_spec(spec)
+    y, y_hijack = _check_pair(spec, y, y_hijack)
     A = spec.neighbourhood.mask(spec.space).double()
     alpha = A @ A[y] / A[y].sum()
     beta = A @ A[y_hijack] / A[y_hijack].sum()
@@ -137,16 +143,16 @@ def hijack_threshold_argmax(spec, y: int, y_hijack: int) -> float:
             continue
         c0, s = float(a0[k]), float(slope[k])
         if abs(s) <= 1e-12:
-            if c0 <= 1e-12:           # never strictly ahead of k
+            if c0 <= 1e-12:  # never strictly ahead of k
                 return float("inf")
         elif s > 0:
-            lo = max(lo, -c0 / s)      # ahead of k for rho > -c0/s
+            lo = max(lo, -c0 / s)  # ahead of k for rho > -c0/s
         else:
-            hi = min(hi, -c0 / s)      # ahead of k for rho < -c0/s
+            hi = min(hi, -c0 / s)  # ahead of k for rho < -c0/s
     return lo if lo < hi else float("inf")
 
 
-def _hj_sum_positive(laws: list, ties: str) -> torch.Tensor:
+def _prob_sum_positive(laws: list, ties: str) -> torch.Tensor:
     """P(sum of independent X_i > 0) (plus half of P(sum = 0) if ties == "half"), where each
     entry of ``laws`` is ``(count, Tensor[R, 3])`` = that many positions with law
     ``(P(X=-1), P(X=0), P(X=+1))`` per row. Returns ``Tensor[R]``."""
@@ -161,14 +167,13 @@ def _hj_sum_positive(laws: list, ties: str) -> torch.Tensor:
             new[:, 1:] += pp * dist[:, :-1]
             new[:, :-1] += pm * dist[:, 1:]
             dist = new
-    out = dist[:, N + 1:].sum(1)
+    out = dist[:, N + 1 :].sum(1)
     if ties == "half":
         out = out + 0.5 * dist[:, N]
     return out.clamp(0.0, 1.0)
 
 
-def _hj_position_law(token_law: torch.Tensor, in_y: torch.Tensor,
-                     in_h: torch.Tensor) -> torch.Tensor:
+def _position_law(token_law: torch.Tensor, in_y: torch.Tensor, in_h: torch.Tensor) -> torch.Tensor:
     """``[..., 3]``: law of X = 1{x in N(y')} - 1{x in N(y)} for x drawn from ``token_law [..., V]``."""
     plus = (token_law * (in_h & ~in_y).double()).sum(-1)
     minus = (token_law * (in_y & ~in_h).double()).sum(-1)
@@ -176,8 +181,15 @@ def _hj_position_law(token_law: torch.Tensor, in_y: torch.Tensor,
     return torch.stack([minus, zero, plus], dim=-1)
 
 
-def hijack_flip_probability(spec, y: int, y_hijack: int, rho, L: int | None = None,
-                            last_clean: bool = False, ties: str = "strict") -> torch.Tensor:
+def hijack_flip_probability(
+    spec: TaskSpec,
+    y: int,
+    y_hijack: int,
+    rho: float | Sequence[float] | torch.Tensor,
+    L: int | None = None,
+    last_clean: bool = False,
+    ties: str = "strict",
+) -> torch.Tensor:
     """Exact probability ``Tensor[R]`` that the constructed model prefers y' to y
     (``f_{y'} > f_y``) on a random hijacked context of length L (default ``spec.L``).
 
@@ -188,9 +200,9 @@ def hijack_flip_probability(spec, y: int, y_hijack: int, rho, L: int | None = No
     independent {-1, 0, +1} steps, whose law is computed exactly by convolution. For disjoint
     neighbourhoods and no noise this is ``P(Binomial(L, rho) > L/2)``.
     """
-    spec = _hj_spec(spec)
-    y, y_hijack = _hj_pair(spec, y, y_hijack)
-    r = _hj_rho(rho)
+    spec = _check_small_spec(spec)
+    y, y_hijack = _check_pair(spec, y, y_hijack)
+    r = _check_rho(rho)
     L = spec.L if L is None else check_int("L", L, 1, 5000)
     check_choice("ties", ties, ("strict", "half"))
     A = spec.neighbourhood.mask(spec.space)
@@ -200,23 +212,29 @@ def hijack_flip_probability(spec, y: int, y_hijack: int, rho, L: int | None = No
     mix = (1 - r)[:, None] * clean[None, :] + r[:, None] * hij[None, :]
     laws = []
     if last_clean:
-        last = spec.clean_law()[y] if spec.clean_last else clean
+        last = spec.last_law()[y]
         if L > 1:
-            laws.append((L - 1, _hj_position_law(mix, in_y, in_h)))
-        laws.append((1, _hj_position_law(last, in_y, in_h).expand(r.numel(), 3)))
+            laws.append((L - 1, _position_law(mix, in_y, in_h)))
+        laws.append((1, _position_law(last, in_y, in_h).expand(r.numel(), 3)))
     else:
-        laws.append((L, _hj_position_law(mix, in_y, in_h)))
-    return _hj_sum_positive(laws, ties)
+        laws.append((L, _position_law(mix, in_y, in_h)))
+    return _prob_sum_positive(laws, ties)
 
 
-def hijack_margin_probability(rho, L: int, D: int, D_hijack: int | None = None,
-                              overlap: int = 0, ties: str = "strict") -> torch.Tensor:
+def hijack_margin_probability(
+    rho: float | Sequence[float] | torch.Tensor,
+    L: int,
+    D: int,
+    D_hijack: int | None = None,
+    overlap: int = 0,
+    ties: str = "strict",
+) -> torch.Tensor:
     """``Tensor[R]``: exact probability that the constructed model prefers y' to y on a noise-free
     rho-hijacked context of length L, from the sizes alone: N(y) has ``D`` tokens, N(y') has
     ``D_hijack`` (default D), and they share ``overlap``. Each position adds +1 to
     ``L (f_{y'} - f_y)`` with probability ``rho (1 - o/D')`` and -1 with probability
     ``(1 - rho)(1 - o/D)``."""
-    r = _hj_rho(rho)
+    r = _check_rho(rho)
     L = check_int("L", L, 1, 5000)
     D = check_int("D", D, 1, None)
     D_hijack = D if D_hijack is None else check_int("D_hijack", D_hijack, 1, None)
@@ -225,44 +243,49 @@ def hijack_margin_probability(rho, L: int, D: int, D_hijack: int | None = None,
     plus = r * (1 - overlap / D_hijack)
     minus = (1 - r) * (1 - overlap / D)
     law = torch.stack([minus, 1 - plus - minus, plus], dim=-1)
-    return _hj_sum_positive([(L, law)], ties)
+    return _prob_sum_positive([(L, law)], ties)
 
 
-def hijack_prepend_probability(spec, y: int, y_hijack: int, k, block: int = 1,
-                               ties: str = "strict") -> torch.Tensor:
+def hijack_prepend_probability(
+    spec: TaskSpec, y: int, y_hijack: int, k: int | Sequence[int], block: int = 1, ties: str = "strict"
+) -> torch.Tensor:
     """Exact probability ``Tensor[K]`` that the constructed model prefers y' to y after ``k``
     blocks of ``block`` hijack tokens (uniform on N(y')) are put in front of a clean task context
     of length ``spec.L`` (drawn from the task's law for y, the last token from the clean law when
     ``spec.clean_last``). ``k`` is an int or a list of ints."""
-    spec = _hj_spec(spec)
-    y, y_hijack = _hj_pair(spec, y, y_hijack)
+    spec = _check_small_spec(spec)
+    y, y_hijack = _check_pair(spec, y, y_hijack)
     block = check_int("block", block, 1, 1000)
     check_choice("ties", ties, ("strict", "half"))
-    ks = [check_int("k", v, 0, 1000) for v in (k if isinstance(k, (list, tuple)) else
-                                              torch.as_tensor(k).reshape(-1).tolist())]
+    ks = [
+        check_int("k", v, 0, 1000)
+        for v in (k if isinstance(k, (list, tuple)) else torch.as_tensor(k).reshape(-1).tolist())
+    ]
     A = spec.neighbourhood.mask(spec.space)
     in_y, in_h = A[y], A[y_hijack]
-    hij = _hj_position_law(A[y_hijack].double() / A[y_hijack].sum(), in_y, in_h)[None, :]
-    clean = _hj_position_law(spec.context_law()[y], in_y, in_h)[None, :]
-    last = _hj_position_law((spec.clean_law() if spec.clean_last else spec.context_law())[y],
-                            in_y, in_h)[None, :]
+    hij = _position_law(A[y_hijack].double() / A[y_hijack].sum(), in_y, in_h)[None, :]
+    clean = _position_law(spec.context_law()[y], in_y, in_h)[None, :]
+    last = _position_law(spec.last_law()[y], in_y, in_h)[None, :]
     out = []
     for kk in ks:
         laws = [(spec.L - 1, clean), (1, last)]
         if kk * block:
             laws.append((kk * block, hij))
-        out.append(_hj_sum_positive(laws, ties)[0])
+        out.append(_prob_sum_positive(laws, ties)[0])
     return torch.stack(out)
 
 
-def hijack_binomial_flip(rho, L: int) -> torch.Tensor:
+def hijack_binomial_flip(rho: float | Sequence[float] | torch.Tensor, L: int) -> torch.Tensor:
     """``P(Binomial(L, rho) > L/2)`` as ``Tensor[R]``: the flip probability of the constructed
     model for disjoint neighbourhoods and noise-free clean tokens (strict: a tie is no flip)."""
-    r = _hj_rho(rho)
+    r = _check_rho(rho)
     L = check_int("L", L, 1, 100_000)
     ks = torch.arange(L // 2 + 1, L + 1, dtype=torch.float64)
-    logc = (torch.lgamma(torch.tensor(L + 1.0, dtype=torch.float64))
-            - torch.lgamma(ks + 1) - torch.lgamma(L - ks + 1))
+    logc = (
+        torch.lgamma(torch.tensor(L + 1.0, dtype=torch.float64))
+        - torch.lgamma(ks + 1)
+        - torch.lgamma(L - ks + 1)
+    )
     out = []
     for v in r.tolist():
         if v == 0.0:
@@ -275,36 +298,31 @@ def hijack_binomial_flip(rho, L: int) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float64)
 
 
-def hijack_constructed_model(spec, d: int | None = None, seed: int = 0):
-    """The constructed model of chapters 4 and 7 as a ``OneLayerTransformer`` (float64):
-    orthonormal embeddings (``d >= V``, default ``d = V``), ``W_KQ = 0`` and the associative
-    memory ``W_V = W_E^T A W_E``. Its logits are ``hijack_share_logits``."""
-    spec = _hj_spec(spec)
-    W_E = kq_orthonormal_embedding(spec.V, d, seed)
-    W_V = kq_value_matrix(W_E, spec)
-    return OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
-
-
-def _hjp_spec_model(model, spec):
-    check_model_and_spec(model, spec)
-
-
-def hijack_targets(spec, targets: torch.Tensor, distance: int | None = None,
-                   seed: int = 0) -> torch.Tensor:
+def hijack_targets(
+    spec: TaskSpec, targets: torch.Tensor, distance: int | None = None, seed: int = 0
+) -> torch.Tensor:
     """A hijack target y' for every target y: y with ``distance`` of its latent bits flipped, the
     bits chosen at random (seeded); ``distance=None`` flips all m bits (the complement of y)."""
     targets = check_tokens("targets", targets, spec.V, ndim=1)
     distance = spec.m if distance is None else check_int("distance", distance, 1, spec.m)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2 ** 63 - 1))
+    g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**63 - 1))
     n = targets.shape[0]
     bits = torch.argsort(torch.rand((n, spec.m), generator=g), dim=1)[:, :distance]
     pattern = (1 << bits).sum(1)
     return targets ^ pattern
 
 
-def hijack_contexts(spec, n: int, rho: float = 0.0, prepend: int = 0, block: int = 1,
-                    distance: int | None = None, seed: int = 0, last_clean: bool = True,
-                    hijack=None):
+def hijack_contexts(
+    spec: TaskSpec,
+    n: int,
+    rho: float = 0.0,
+    prepend: int = 0,
+    block: int = 1,
+    distance: int | None = None,
+    seed: int = 0,
+    last_clean: bool = True,
+    hijack: torch.Tensor | Callable | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Hijacked contexts for the LCA task.
 
     Draws ``n`` clean examples ``(contexts, y)`` of ``spec`` and a hijack target y' per example:
@@ -321,13 +339,12 @@ def hijack_contexts(spec, n: int, rho: float = 0.0, prepend: int = 0, block: int
 
     Returns ``(contexts LongTensor[n, L'], targets LongTensor[n], hijack_targets LongTensor[n])``.
     """
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    check_spec(spec)
     n = check_int("n", n, 1, 10_000_000)
     rho = check_float("rho", rho, 0.0, 1.0)
     prepend = check_int("prepend", prepend, 0, 10_000)
     block = check_int("block", block, 1, 10_000)
-    seed = check_int("seed", seed, 0, 2 ** 62)
+    seed = check_int("seed", seed, 0, 2**62)
     ctx, y = sample(spec, n, seed=seed)
     if hijack is None:
         yh = hijack_targets(spec, y, distance, seed=seed + 1)
@@ -348,21 +365,20 @@ def hijack_contexts(spec, n: int, rho: float = 0.0, prepend: int = 0, block: int
         swap[:, -1] = False
     ctx = torch.where(swap, hij, ctx)
     blocks = []
-    for j in range(prepend):       # block j is the same for every prepend >= j + 1
+    for j in range(prepend):  # block j is the same for every prepend >= j + 1
         gj = torch.Generator().manual_seed(seed + 3 + j)
         u_pre = torch.rand((n, block), generator=gj, dtype=torch.float64)
-        blocks.insert(0, torch.gather(table[yh], 1,
-                                           torch.minimum((u_pre * d).long(), d - 1)))
+        blocks.insert(0, torch.gather(table[yh], 1, torch.minimum((u_pre * d).long(), d - 1)))
     if blocks:
         ctx = torch.cat(blocks + [ctx], dim=1)
     return ctx, y, yh
 
 
-def _hjp_measure(model, ctx, y, yh) -> dict:
+def _measure(model, ctx, y, yh) -> dict:
     """Strict comparisons: logits closer than 1e-9 (relative) count as tied, and a tie is neither
     a flip nor a preference (so the float64 constructed model agrees with the exact theory)."""
     with torch.no_grad():
-        logits = model(ctx.to(model.W_E.device)).double().cpu()    # [n, V] or [E, n, V]
+        logits = model(ctx.to(model.W_E.device)).double().cpu()  # [n, V] or [E, n, V]
     tol = 1e-9 * (1.0 + logits.abs().amax(-1))
     ly = logits.gather(-1, y.expand(logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
     lh = logits.gather(-1, yh.expand(logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
@@ -371,13 +387,23 @@ def _hjp_measure(model, ctx, y, yh) -> dict:
         masked = logits.scatter(-1, idx.expand(logits.shape[:-1]).unsqueeze(-1), float("-inf"))
         return masked.amax(-1)
 
-    return {"flip": (lh > best_other(yh) + tol).double().mean(-1),
-            "prefer": (lh > ly + tol).double().mean(-1),
-            "correct": (ly > best_other(y) + tol).double().mean(-1)}
+    return {
+        "flip": (lh > best_other(yh) + tol).double().mean(-1),
+        "prefer": (lh > ly + tol).double().mean(-1),
+        "correct": (ly > best_other(y) + tol).double().mean(-1),
+    }
 
 
-def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: int | None = None,
-               last_clean: bool = True, hijack=None) -> dict:
+def flip_curve(
+    model: OneLayerTransformer,
+    spec: TaskSpec,
+    rho_grid: Sequence[float] | torch.Tensor,
+    n: int = 2048,
+    seed: int = 0,
+    distance: int | None = None,
+    last_clean: bool = True,
+    hijack: torch.Tensor | Callable | None = None,
+) -> dict:
     """How often hijacking works as the hijack share ``rho`` grows.
 
     For each rho in ``rho_grid``, ``hijack_contexts(spec, n, rho, ...)`` (same seed for every rho;
@@ -388,43 +414,65 @@ def flip_curve(model, spec, rho_grid, n: int = 2048, seed: int = 0, distance: in
     comparisons are strict: logits within 1e-9 (relative) of each other count as a tie, and a tie
     is neither a flip, a preference nor a correct answer.
     """
-    _hjp_spec_model(model, spec)
+    check_model_and_spec(model, spec)
     n = check_int("n", n, 1, 1_000_000)
-    grid = [check_float("rho_grid", r, 0.0, 1.0) for r in torch.as_tensor(
-        rho_grid, dtype=torch.float64).reshape(-1).tolist()]
+    grid = [
+        check_float("rho_grid", r, 0.0, 1.0)
+        for r in torch.as_tensor(rho_grid, dtype=torch.float64).reshape(-1).tolist()
+    ]
     if not grid:
         raise ValueError("rho_grid must hold at least one value in [0, 1]")
-    out = _hjp_curve(model, [hijack_contexts(spec, n, rho=r, distance=distance, seed=seed,
-                                             last_clean=last_clean, hijack=hijack) for r in grid])
+    out = _curve(
+        model,
+        [
+            hijack_contexts(
+                spec, n, rho=r, distance=distance, seed=seed, last_clean=last_clean, hijack=hijack
+            )
+            for r in grid
+        ],
+    )
     out["rho"] = torch.tensor(grid, dtype=torch.float64)
     return out
 
 
-def _hjp_curve(model, batches) -> dict:
+def _curve(model, batches) -> dict:
     """Measure the model on each (contexts, targets, hijack targets) batch; stack along the last
     dimension."""
-    rows = [_hjp_measure(model, ctx, y, yh) for ctx, y, yh in batches]
+    rows = [_measure(model, ctx, y, yh) for ctx, y, yh in batches]
     return {key: torch.stack([row[key] for row in rows], dim=-1) for key in rows[0]}
 
 
-def prepend_curve(model, spec, ks, block: int = 1, n: int = 2048, seed: int = 0,
-                  distance: int | None = None, hijack=None) -> dict:
+def prepend_curve(
+    model: OneLayerTransformer,
+    spec: TaskSpec,
+    ks: Sequence[int] | torch.Tensor,
+    block: int = 1,
+    n: int = 2048,
+    seed: int = 0,
+    distance: int | None = None,
+    hijack: torch.Tensor | Callable | None = None,
+) -> dict:
     """The 'number of prepends' experiment in the one-layer model: ``k`` blocks of ``block``
     hijack tokens are put in front of a clean context, for each k in ``ks``. Returns a dict of
     ``Tensor[K]`` (``[E, K]`` for an ensemble): ``"k"``, ``"flip"``, ``"prefer"``, ``"correct"``
     (as in ``flip_curve``)."""
-    _hjp_spec_model(model, spec)
+    check_model_and_spec(model, spec)
     n = check_int("n", n, 1, 1_000_000)
     ks = [check_int("ks", k, 0, 10_000) for k in torch.as_tensor(ks).reshape(-1).tolist()]
     if not ks:
         raise ValueError("ks must hold at least one number of prepended blocks")
-    out = _hjp_curve(model, [hijack_contexts(spec, n, prepend=k, block=block, distance=distance,
-                                             seed=seed, hijack=hijack) for k in ks])
+    out = _curve(
+        model,
+        [
+            hijack_contexts(spec, n, prepend=k, block=block, distance=distance, seed=seed, hijack=hijack)
+            for k in ks
+        ],
+    )
     out["k"] = torch.tensor(ks, dtype=torch.long)
     return out
 
 
-def plot_hijack_curves(panels: list, title: str = ""):
+def plot_hijack_curves(panels: list, title: str = "") -> Figure:
     """One panel per dict in ``panels``; each dict holds ``"x"`` (a sequence), ``"curves"``
     (label -> values, ``[R]`` or ``[E, R]``: an ensemble is drawn as its mean with a min-max
     band), optional ``"theory"`` (label -> values, drawn as dashed lines), ``"xlabel"``,
@@ -439,8 +487,7 @@ def plot_hijack_curves(panels: list, title: str = ""):
             v = torch.as_tensor(vals, dtype=torch.float64)
             color = CYCLE[i % len(CYCLE)]
             if v.ndim == 2:
-                ax.fill_between(x, v.min(0).values.numpy(), v.max(0).values.numpy(),
-                                color=color, alpha=0.2)
+                ax.fill_between(x, v.min(0).values.numpy(), v.max(0).values.numpy(), color=color, alpha=0.2)
                 v = v.mean(0)
             ax.plot(x, v.numpy(), marker="o", ms=3.5, color=color, label=label)
         for j, (label, vals) in enumerate(panel.get("theory", {}).items()):
@@ -459,50 +506,58 @@ def plot_hijack_curves(panels: list, title: str = ""):
     return fig
 
 
-def _hj_reference_share(contexts, mask):
-    n, L = contexts.shape
-    V = mask.shape[0]
-    c = torch.zeros((n, V), dtype=torch.float64)
-    c.scatter_add_(1, contexts, torch.full(contexts.shape, 1.0 / L, dtype=torch.float64))
+def _reference_share(contexts, mask):
+    c = count_vector(contexts, mask.shape[0], 1.0 / contexts.shape[1])
     return c @ mask.double().T
 
 
-def check_share_logits(fn) -> CheckResult:
+def check_share_logits(fn: Callable) -> CheckResult:
     """Check ``fn(contexts [n, L], mask [V, V]) -> Tensor[n, V]``: entry (i, k) is the share of
     context i's tokens that lie in N(k), where ``mask[k, x]`` says whether x is in N(k)."""
     cases = []
     for i, (V, n, L) in enumerate([(4, 3, 5), (8, 6, 7), (16, 5, 3), (8, 2, 1)]):
         g = torch.Generator().manual_seed(300 + i)
-        mask = torch.rand(V, V, generator=g) < 0.35      # not symmetric: a transpose shows
+        mask = torch.rand(V, V, generator=g) < 0.35  # not symmetric: a transpose shows
         mask.fill_diagonal_(False)
         cases.append((torch.randint(0, V, (n, L), generator=g), mask))
-    return run_cases("share_logits", fn, _hj_reference_share, cases,
-                     compare=safe_compare(lambda e, g: close(e, g, rtol=1e-6, atol=1e-9)),
-                     describe=lambda c: f"contexts of shape {tuple(c[0].shape)}, V={c[1].shape[0]}")
+    return run_cases(
+        "share_logits",
+        fn,
+        _reference_share,
+        cases,
+        compare=safe_compare(lambda e, g: close(e, g, rtol=1e-6, atol=1e-9)),
+        describe=lambda c: f"contexts of shape {tuple(c[0].shape)}, V={c[1].shape[0]}",
+    )
 
 
-def _hj_reference_threshold(D, D_hijack, overlap):
-    return hijack_threshold(D, D_hijack, overlap)
-
-
-def check_hijack_threshold(fn) -> CheckResult:
+def check_hijack_threshold(fn: Callable) -> CheckResult:
     """Check ``fn(D, D_hijack, overlap) -> float``: the hijack share at which the expected logit
     of the hijack target overtakes the true target's (N(y) of size D, N(y') of size D_hijack,
     sharing ``overlap`` tokens)."""
     cases = [(6, 6, 0), (6, 6, 2), (6, 21, 2), (21, 6, 2), (10, 4, 3), (5, 9, 0), (8, 8, 7)]
-    return run_cases("hijack_threshold", fn, _hj_reference_threshold, cases,
-                     compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-9, atol=1e-12)),
-                     describe=lambda c: f"D={c[0]}, D_hijack={c[1]}, overlap={c[2]}")
+    return run_cases(
+        "hijack_threshold",
+        fn,
+        hijack_threshold,
+        cases,
+        compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-9, atol=1e-12)),
+        describe=lambda c: f"D={c[0]}, D_hijack={c[1]}, overlap={c[2]}",
+    )
 
 
-def _hj_reference_flip(rho, L):
+def _reference_flip(rho, L):
     return float(hijack_binomial_flip(rho, L)[0])
 
 
-def check_flip_probability(fn) -> CheckResult:
+def check_flip_probability(fn: Callable) -> CheckResult:
     """Check ``fn(rho, L) -> float``: the probability that more than half of L independent
     positions hold hijack tokens, each with probability rho (a tie is not a flip)."""
     cases = [(0.5, 1), (0.3, 4), (0.5, 4), (0.6, 15), (0.45, 16), (0.9, 7), (0.5, 2)]
-    return run_cases("flip_probability", fn, _hj_reference_flip, cases,
-                     compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-7, atol=1e-10)),
-                     describe=lambda c: f"rho={c[0]}, L={c[1]}")
+    return run_cases(
+        "flip_probability",
+        fn,
+        _reference_flip,
+        cases,
+        compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-7, atol=1e-10)),
+        describe=lambda c: f"rho={c[0]}, L={c[1]}",
+    )

@@ -32,7 +32,7 @@ class LatentSpace:
 
     def __init__(self, m: int):
         self.m = check_int("m", m, 1, M_MAX)
-        self.V = 2 ** self.m
+        self.V = 2**self.m
 
     def __repr__(self) -> str:
         return f"LatentSpace(m={self.m}, V={self.V})"
@@ -48,7 +48,7 @@ class LatentSpace:
         """``LongTensor[V, m]`` of 0/1: row i is the latent vector of token i (MSB first)."""
         return _latents(self.m).clone()
 
-    def token(self, z) -> torch.Tensor:
+    def token(self, z: torch.Tensor | list) -> torch.Tensor:
         """Token id(s) of latent vector(s) ``z`` (``[..., m]`` of 0/1)."""
         z = torch.as_tensor(z)
         if z.shape[-1:] != (self.m,):
@@ -60,9 +60,9 @@ class LatentSpace:
 
     def popcount(self) -> torch.Tensor:
         """``LongTensor[V]``: number of ones in each token's latent vector."""
-        return _latents(self.m).sum(1)
+        return _popcount_table(self.m).clone()
 
-    def hamming(self, x, y) -> torch.Tensor:
+    def hamming(self, x: torch.Tensor | int, y: torch.Tensor | int) -> torch.Tensor:
         """Hamming distance between token ids ``x`` and ``y`` (broadcasting)."""
         x = check_tokens("x", torch.as_tensor(x), self.V)
         y = check_tokens("y", torch.as_tensor(y), self.V)
@@ -74,19 +74,41 @@ class LatentSpace:
         return _popcount_table(self.m)[t[:, None] ^ t[None, :]]
 
 
+def popcounts(bits: int) -> torch.Tensor:
+    """``LongTensor[2**bits]``: entry t is the number of ones in the binary digits of t (bits in
+    0..30, so that the table fits in memory)."""
+    bits = check_int("bits", bits, 0, 30)
+    t = torch.arange(2**bits)
+    out = torch.zeros_like(t)
+    for b in range(bits):
+        out += (t >> b) & 1
+    return out
+
+
+# Memoised tables of the latent space, one per m (m <= M_MAX, so at most 16 entries each). They are
+# shared and never written to: the public accessors (``LatentSpace.latents``, ``popcount``) return
+# copies, and the package only indexes into them.
 @lru_cache(maxsize=None)
 def _latents(m: int) -> torch.Tensor:
-    t = torch.arange(2 ** m)
+    t = torch.arange(2**m)
     shifts = torch.arange(m - 1, -1, -1)
     return (t[:, None] >> shifts[None, :]) & 1
 
 
 @lru_cache(maxsize=None)
 def _popcount_table(m: int) -> torch.Tensor:
-    return _latents(m).sum(1)
+    return popcounts(m)
 
 
-def _as_space(space) -> LatentSpace:
+def xor_invariant(mask: torch.Tensor) -> bool:
+    """Whether a neighbourhood mask ``[V, V]`` is invariant under the translations z -> z xor u
+    (``mask[y, x] = mask[0, y xor x]``), as Hamming spheres, balls and clusters are: then one
+    target stands for all in an enumeration."""
+    t = torch.arange(mask.shape[0])
+    return bool(torch.equal(mask, mask[0][t[:, None] ^ t[None, :]]))
+
+
+def _as_space(space: LatentSpace | int) -> LatentSpace:
     if isinstance(space, LatentSpace):
         return space
     return LatentSpace(space)
@@ -105,20 +127,22 @@ class Neighbourhood:
         deg = self.degrees(space)
         if int(deg.min()) == 0:
             y = int(torch.argmin(deg))
-            raise ValueError(f"neighbourhood {self!r} is empty for target token {y} at m={space.m}; "
-                             "every target needs at least one neighbour")
+            raise ValueError(
+                f"neighbourhood {self!r} is empty for target token {y} at m={space.m}; "
+                "every target needs at least one neighbour"
+            )
 
-    def mask(self, space) -> torch.Tensor:
+    def mask(self, space: LatentSpace | int) -> torch.Tensor:
         """``BoolTensor[V, V]``: ``mask[y, x]`` is True iff x may appear in y's context."""
         space = _as_space(space)
         t = torch.arange(space.V)
         return self.contains(space, t[:, None], t[None, :])
 
-    def degrees(self, space) -> torch.Tensor:
+    def degrees(self, space: LatentSpace | int) -> torch.Tensor:
         """``LongTensor[V]``: the neighbourhood size of every target."""
         return self.mask(space).sum(1)
 
-    def table(self, space) -> tuple[torch.Tensor, torch.Tensor]:
+    def table(self, space: LatentSpace | int) -> tuple[torch.Tensor, torch.Tensor]:
         """Neighbour lists padded to equal length: ``(table LongTensor[V, K], degree LongTensor[V])``.
 
         ``table[y, :degree[y]]`` are y's neighbours in increasing order; the padding repeats the
@@ -144,19 +168,19 @@ class HammingSphere(Neighbourhood):
     def __post_init__(self):
         check_int("r", self.r, 1, M_MAX)
 
-    def contains(self, space, y, x):
+    def contains(self, space: LatentSpace, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         d = _popcount_table(space.m)[torch.as_tensor(y) ^ torch.as_tensor(x)]
         return d == self.r
 
-    def validate(self, space):
+    def validate(self, space: LatentSpace) -> None:
         if self.r > space.m:
             raise ValueError(f"r must be in 1..m={space.m} for a Hamming sphere, got {self.r}")
 
-    def degrees(self, space):
+    def degrees(self, space: LatentSpace | int) -> torch.Tensor:
         space = _as_space(space)
         return torch.full((space.V,), math.comb(space.m, self.r), dtype=torch.long)
 
-    def table(self, space):
+    def table(self, space: LatentSpace | int) -> tuple[torch.Tensor, torch.Tensor]:
         space = _as_space(space)
         patterns = _weight_patterns(space.m, (self.r,))
         t = torch.arange(space.V)
@@ -173,20 +197,20 @@ class HammingBall(Neighbourhood):
     def __post_init__(self):
         check_int("r", self.r, 1, M_MAX)
 
-    def contains(self, space, y, x):
+    def contains(self, space: LatentSpace, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         d = _popcount_table(space.m)[torch.as_tensor(y) ^ torch.as_tensor(x)]
         return (d >= 1) & (d <= self.r)
 
-    def validate(self, space):
+    def validate(self, space: LatentSpace) -> None:
         if self.r > space.m:
             raise ValueError(f"r must be in 1..m={space.m} for a Hamming ball, got {self.r}")
 
-    def degrees(self, space):
+    def degrees(self, space: LatentSpace | int) -> torch.Tensor:
         space = _as_space(space)
         k = sum(math.comb(space.m, j) for j in range(1, min(self.r, space.m) + 1))
         return torch.full((space.V,), k, dtype=torch.long)
 
-    def table(self, space):
+    def table(self, space: LatentSpace | int) -> tuple[torch.Tensor, torch.Tensor]:
         space = _as_space(space)
         patterns = _weight_patterns(space.m, tuple(range(1, min(self.r, space.m) + 1)))
         t = torch.arange(space.V)
@@ -203,21 +227,23 @@ class Cluster(Neighbourhood):
     def __post_init__(self):
         check_int("k", self.k, 0, M_MAX)
 
-    def contains(self, space, y, x):
+    def contains(self, space: LatentSpace, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         y, x = torch.as_tensor(y), torch.as_tensor(x)
         s = space.m - self.k
         return ((y >> s) == (x >> s)) & (y != x)
 
-    def validate(self, space):
+    def validate(self, space: LatentSpace) -> None:
         if self.k >= space.m:
-            raise ValueError(f"k must be in 0..m-1={space.m - 1} for a cluster neighbourhood "
-                             f"(k = m leaves every cluster with only its target), got {self.k}")
+            raise ValueError(
+                f"k must be in 0..m-1={space.m - 1} for a cluster neighbourhood "
+                f"(k = m leaves every cluster with only its target), got {self.k}"
+            )
 
-    def degrees(self, space):
+    def degrees(self, space: LatentSpace | int) -> torch.Tensor:
         space = _as_space(space)
         return torch.full((space.V,), 2 ** (space.m - self.k) - 1, dtype=torch.long)
 
-    def table(self, space):
+    def table(self, space: LatentSpace | int) -> tuple[torch.Tensor, torch.Tensor]:
         space = _as_space(space)
         size = 2 ** (space.m - self.k)
         t = torch.arange(space.V)
@@ -237,12 +263,12 @@ class OtherClusters(Neighbourhood):
     def __post_init__(self):
         check_int("k", self.k, 1, M_MAX)
 
-    def contains(self, space, y, x):
+    def contains(self, space: LatentSpace, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         y, x = torch.as_tensor(y), torch.as_tensor(x)
         s = space.m - self.k
         return (y >> s) != (x >> s)
 
-    def validate(self, space):
+    def validate(self, space: LatentSpace) -> None:
         if self.k > space.m:
             raise ValueError(f"k must be in 1..m={space.m} for other_clusters, got {self.k}")
 
@@ -258,27 +284,32 @@ class CustomNeighbourhood(Neighbourhood):
     def __post_init__(self):
         m = self.user_mask
         if not isinstance(m, torch.Tensor) or m.ndim != 2 or m.shape[0] != m.shape[1]:
-            raise ValueError("mask must be a square BoolTensor[V, V], got "
-                             f"{type(m).__name__} {tuple(getattr(m, 'shape', ()))}")
+            raise ValueError(
+                "mask must be a square BoolTensor[V, V], got "
+                f"{type(m).__name__} {tuple(getattr(m, 'shape', ()))}"
+            )
         V = m.shape[0]
         if V < 2 or V & (V - 1):
             raise ValueError(f"mask must be V x V with V = 2**m (m >= 1), got V={V}")
         object.__setattr__(self, "user_mask", m.bool().clone())
         if bool(torch.diagonal(self.user_mask).any()):
             y = int(torch.nonzero(torch.diagonal(self.user_mask))[0])
-            raise ValueError(f"mask must not make a target its own neighbour (mask[{y}, {y}] is "
-                             "True); the target never appears in its own context")
+            raise ValueError(
+                f"mask must not make a target its own neighbour (mask[{y}, {y}] is "
+                "True); the target never appears in its own context"
+            )
 
     def __repr__(self):
         return f"CustomNeighbourhood({self.label!r}, V={self.user_mask.shape[0]})"
 
-    def contains(self, space, y, x):
+    def contains(self, space: LatentSpace, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.user_mask[torch.as_tensor(y), torch.as_tensor(x)]
 
-    def validate(self, space):
+    def validate(self, space: LatentSpace) -> None:
         if self.user_mask.shape[0] != space.V:
-            raise ValueError(f"mask must be {space.V} x {space.V} for m={space.m}, got "
-                             f"{tuple(self.user_mask.shape)}")
+            raise ValueError(
+                f"mask must be {space.V} x {space.V} for m={space.m}, got {tuple(self.user_mask.shape)}"
+            )
         super().validate(space)
 
 
@@ -310,7 +341,7 @@ def custom(mask: torch.Tensor, label: str = "custom") -> CustomNeighbourhood:
 @lru_cache(maxsize=None)
 def _weight_patterns(m: int, weights: tuple[int, ...]) -> torch.Tensor:
     pop = _popcount_table(m)
-    keep = torch.zeros(2 ** m, dtype=torch.bool)
+    keep = torch.zeros(2**m, dtype=torch.bool)
     for w in weights:
         keep |= pop == w
     return torch.nonzero(keep).flatten()

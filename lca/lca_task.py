@@ -6,31 +6,30 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from ._validate import check_float, check_int, check_tokens
 from .checks import CheckResult, close, run_cases
-from .latent import hamming_sphere
+from .latent import hamming_sphere, xor_invariant
 from .style import COLORS, CYCLE, SEQUENTIAL_CMAP, new_figure
-from .task import TaskSpec, bayes_posterior, sample
+from .task import TaskSpec, bayes_posterior, check_spec, sample
 
-#
 # Exact quantities of the LCA task: the Bayes-optimal accuracy of the pure radius-1 sphere task in
 # closed form (thm-bayes-sphere), the same accuracy by exact enumeration for any noise-free task
 # with small neighbourhoods, the exact law of a whole context, and a chi-square test of a sampler.
 
 
-
-
 def surjections(L: int, k: int) -> int:
     """Number of maps from L positions onto a set of k tokens that use every token,
     k! S(L, k) = sum_j (-1)^j C(k, j) (k - j)^L (exact integer)."""
-    L = check_int("L", L, 0, 100_000)
+    L = check_int("L", L, 0, 1_000_000)
     k = check_int("k", k, 0, 100_000)
     return sum((-1) ** j * math.comb(k, j) * (k - j) ** L for j in range(k + 1))
 
@@ -40,12 +39,11 @@ def support_size_law(D: int, L: int) -> list:
     list of ``Fraction`` with entry k = P(K = k) = C(D, k) k! S(L, k) / D^L for k = 0..min(D, L)."""
     D = check_int("D", D, 1, 10_000)
     L = check_int("L", L, 1, 2_000)
-    total = D ** L
-    return [Fraction(math.comb(D, k) * surjections(L, k), total)
-            for k in range(min(D, L) + 1)]
+    total = D**L
+    return [Fraction(math.comb(D, k) * surjections(L, k), total) for k in range(min(D, L) + 1)]
 
 
-def bayes_accuracy_sphere1(m: int, L: int, exact: bool = False):
+def bayes_accuracy_sphere1(m: int, L: int, exact: bool = False) -> float | Fraction:
     """Bayes-optimal accuracy of the noise-free task with neighbourhood N_1 (radius-1 sphere), ties
     broken uniformly at random (thm-bayes-sphere):
 
@@ -57,12 +55,13 @@ def bayes_accuracy_sphere1(m: int, L: int, exact: bool = False):
     L = check_int("L", L, 1, 1_000_000)
     if exact:
         L = check_int("L", L, 1, 4096)
-        return 1 - Fraction(m - 1, m ** L) - Fraction(m * (m - 1) * (2 ** L - 2), 4 * m ** L)
+        return 1 - Fraction(m - 1, m**L) - Fraction(m * (m - 1) * (2**L - 2), 4 * m**L)
     if m == 1:
         return 1.0
     # (2/m)^L (1 - 2^(1-L)) = (2^L - 2)/m^L without overflow
-    return float(1.0 - (m - 1) * m ** (-float(L))
-                 - m * (m - 1) / 4.0 * (2.0 / m) ** L * (1.0 - 2.0 ** (1 - L)))
+    return float(
+        1.0 - (m - 1) * m ** (-float(L)) - m * (m - 1) / 4.0 * (2.0 / m) ** L * (1.0 - 2.0 ** (1 - L))
+    )
 
 
 def bayes_error_bound_sphere1(m: int, L: int) -> float:
@@ -73,13 +72,7 @@ def bayes_error_bound_sphere1(m: int, L: int) -> float:
     return min(1.0, math.comb(m, 2) * (2.0 / m) ** L)
 
 
-def _xor_invariant(mask: torch.Tensor) -> bool:
-    V = mask.shape[0]
-    t = torch.arange(V)
-    return bool(torch.equal(mask, mask[0][t[:, None] ^ t[None, :]]))
-
-
-def bayes_accuracy_enumerate(spec, max_cells: int = 2 ** 25) -> float:
+def bayes_accuracy_enumerate(spec: TaskSpec, max_cells: int = 2**25) -> float:
     """Exact Bayes-optimal accuracy of a noise-free task by enumerating every possible context
     support S (the set of distinct context tokens) inside each target's neighbourhood.
 
@@ -91,81 +84,79 @@ def bayes_accuracy_enumerate(spec, max_cells: int = 2 ** 25) -> float:
 
     Needs ``spec.noise == 0`` and ``2^|N(y)| * V <= max_cells``.
     """
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    check_spec(spec)
     if spec.noise != 0:
-        raise ValueError(f"noise must be 0 for exact enumeration (with noise every token can "
-                         f"appear), got {spec.noise}")
-    max_cells = check_int("max_cells", max_cells, 1, 2 ** 31)
+        raise ValueError(
+            f"noise must be 0 for exact enumeration (with noise every token can appear), got {spec.noise}"
+        )
+    max_cells = check_int("max_cells", max_cells, 1, 2**31)
     mask = spec.neighbourhood.mask(spec.space)
     V, L = spec.V, spec.L
     deg = mask.sum(1)
     Dmax = int(deg.max())
-    if (2 ** Dmax) * V > max_cells:
-        raise ValueError(f"max_cells must be at least 2^|N(y)| * V = {2 ** Dmax * V} for this "
-                         f"task (neighbourhoods of {Dmax} tokens), got {max_cells}")
-    targets = [0] if _xor_invariant(mask) else range(V)
+    if (2**Dmax) * V > max_cells:
+        raise ValueError(
+            f"max_cells must be at least 2^|N(y)| * V = {2**Dmax * V} for this "
+            f"task (neighbourhoods of {Dmax} tokens), got {max_cells}"
+        )
+    targets = [0] if xor_invariant(mask) else range(V)
     total = 0.0
     for y in targets:
         nb = torch.nonzero(mask[y]).flatten()
         D = nb.numel()
-        S = torch.arange(2 ** D)
+        S = torch.arange(2**D)
         bits = (S[:, None] >> torch.arange(D)[None, :]) & 1  # [2^D, D]
         size = bits.sum(1)
         # consistent[S, y'] = every token of S lies in N(y')
         cols = mask[:, nb].T  # [D, V]
-        consistent = torch.ones((2 ** D, V), dtype=torch.bool)
+        consistent = torch.ones((2**D, V), dtype=torch.bool)
         for a in range(D):
             consistent[bits[:, a] == 1] &= cols[a]
         big = torch.iinfo(torch.long).max
-        degs = torch.where(consistent, deg[None, :], torch.full_like(consistent, big,
-                                                                     dtype=torch.long))
+        degs = torch.where(consistent, deg[None, :], torch.full_like(consistent, big, dtype=torch.long))
         best = degs.min(1).values
         n_best = (degs == best[:, None]).sum(1)
         correct = (degs[:, y] == best).double() / n_best.double()
         law = support_size_law(D, L)
-        p_set = torch.tensor([float(law[k] / math.comb(D, k)) if k < len(law) else 0.0
-                              for k in range(D + 1)], dtype=torch.float64)
+        p_set = torch.tensor(
+            [float(law[k] / math.comb(D, k)) if k < len(law) else 0.0 for k in range(D + 1)],
+            dtype=torch.float64,
+        )
         prob = p_set[size]
         prob[size == 0] = 0.0
         total += float((prob * correct).sum())
     return total / len(targets)
 
 
-def context_law_table(spec, max_contexts: int = 2 ** 20) -> tuple[torch.Tensor, torch.Tensor]:
-    """The exact joint law of (target, whole context), computed from the task's definition.
+def context_law_table(spec: TaskSpec, max_contexts: int = 2**20) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact joint law of (target, whole context), from the task's position laws
+    (``spec.context_law()``, and ``spec.last_law()`` for the last position), not from its sampler.
 
     Returns ``(contexts LongTensor[V^L, L], joint Tensor[V, V^L])`` with contexts in lexicographic
     order (context c has code sum_l x_l V^(L-1-l)) and ``joint[y, c] = (1/V) prod_l P_l(x_l | y)``,
     where P_l = (1 - noise) Unif(N(y)) + noise q(. | y) (q uniform over the tokens other than y, or
     uniform over the noise law's set), and the last position is Unif(N(y)) when ``clean_last``.
     """
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
-    max_contexts = check_int("max_contexts", max_contexts, 1, 2 ** 26)
+    check_spec(spec)
+    max_contexts = check_int("max_contexts", max_contexts, 1, 2**26)
     V, L = spec.V, spec.L
-    if V ** L > max_contexts:
-        raise ValueError(f"max_contexts must be at least V^L = {V ** L} to enumerate every context "
-                         f"(V={V}, L={L}), got {max_contexts}; use a smaller m or L")
-    mask = spec.neighbourhood.mask(spec.space).double()
-    clean = mask / mask.sum(1, keepdim=True)
-    if spec.noise_law == "uniform":
-        q = 1.0 - torch.eye(V, dtype=torch.float64)
-    else:
-        q = spec.noise_law.mask(spec.space).double()
-    q = q / q.sum(1, keepdim=True)
-    mixed = (1 - spec.noise) * clean + spec.noise * q
-    contexts = context_codes_inverse(torch.arange(V ** L), V, L)
-    joint = torch.full((V, V ** L), 1.0 / V, dtype=torch.float64)
+    if V**L > max_contexts:
+        raise ValueError(
+            f"max_contexts must be at least V^L = {V**L} to enumerate every context "
+            f"(V={V}, L={L}), got {max_contexts}; use a smaller m or L"
+        )
+    mixed, last = spec.context_law(), spec.last_law()
+    contexts = context_codes_inverse(torch.arange(V**L), V, L)
+    joint = torch.full((V, V**L), 1.0 / V, dtype=torch.float64)
     for pos in range(L):
-        law = clean if (spec.clean_last and pos == L - 1) else mixed
+        law = last if pos == L - 1 else mixed
         joint = joint * law[:, contexts[:, pos]]
     return contexts, joint
 
 
 def context_codes(contexts: torch.Tensor, V: int) -> torch.Tensor:
     """``LongTensor[n]``: code sum_l x_l V^(L-1-l) of each context ``[n, L]`` (lexicographic)."""
-    V = check_int("V", V, 2, 2 ** 16)
+    V = check_int("V", V, 2, 2**16)
     contexts = check_tokens("contexts", contexts, V, ndim=2)
     L = contexts.shape[1]
     weights = V ** torch.arange(L - 1, -1, -1)
@@ -174,7 +165,7 @@ def context_codes(contexts: torch.Tensor, V: int) -> torch.Tensor:
 
 def context_codes_inverse(codes: torch.Tensor, V: int, L: int) -> torch.Tensor:
     """``LongTensor[n, L]``: the contexts with the given codes (inverse of ``context_codes``)."""
-    V = check_int("V", V, 2, 2 ** 16)
+    V = check_int("V", V, 2, 2**16)
     L = check_int("L", L, 1, 64)
     codes = torch.as_tensor(codes).long()
     shifts = V ** torch.arange(L - 1, -1, -1)
@@ -183,6 +174,7 @@ def context_codes_inverse(codes: torch.Tensor, V: int, L: int) -> torch.Tensor:
 
 class ChiSquare(NamedTuple):
     """Pearson goodness-of-fit result: statistic, degrees of freedom, p-value, pooled cells."""
+
     statistic: float
     dof: int
     p_value: float
@@ -196,8 +188,9 @@ def chi_square(counts: torch.Tensor, probs: torch.Tensor, min_expected: float = 
     if not isinstance(counts, torch.Tensor) or not isinstance(probs, torch.Tensor):
         raise ValueError("counts and probs must be torch tensors")
     if counts.shape != probs.shape:
-        raise ValueError(f"counts and probs must have the same shape, got {tuple(counts.shape)} "
-                         f"and {tuple(probs.shape)}")
+        raise ValueError(
+            f"counts and probs must have the same shape, got {tuple(counts.shape)} and {tuple(probs.shape)}"
+        )
     min_expected = check_float("min_expected", min_expected, 0.0, 1e6)
     counts, probs = counts.double().flatten(), probs.double().flatten()
     if bool((probs < 0).any()) or abs(float(probs.sum()) - 1.0) > 1e-9:
@@ -218,15 +211,21 @@ def chi_square(counts: torch.Tensor, probs: torch.Tensor, min_expected: float = 
     stat = float(((obs - exp) ** 2 / exp).sum())
     dof = obs.numel() - 1
     if dof < 1:
-        raise ValueError("chi_square needs at least two cells with enough expected counts; "
-                         "draw more samples or lower min_expected")
-    p = float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64),
-                                      torch.tensor(stat / 2.0, dtype=torch.float64)))
+        raise ValueError(
+            "chi_square needs at least two cells with enough expected counts; "
+            "draw more samples or lower min_expected"
+        )
+    p = float(
+        torch.special.gammaincc(
+            torch.tensor(dof / 2.0, dtype=torch.float64), torch.tensor(stat / 2.0, dtype=torch.float64)
+        )
+    )
     return ChiSquare(stat, int(dof), p, int(obs.numel()))
 
 
-def sampler_chi_square(spec, contexts: torch.Tensor, targets: torch.Tensor,
-                       min_expected: float = 5.0) -> ChiSquare:
+def sampler_chi_square(
+    spec: TaskSpec, contexts: torch.Tensor, targets: torch.Tensor, min_expected: float = 5.0
+) -> ChiSquare:
     """Chi-square test of sampled ``(contexts [n, L], targets [n])`` against the exact joint law
     ``context_law_table(spec)`` over all V * V^L cells (target, whole context)."""
     _, joint = context_law_table(spec)
@@ -234,14 +233,16 @@ def sampler_chi_square(spec, contexts: torch.Tensor, targets: torch.Tensor,
     contexts = check_tokens("contexts", contexts, V, ndim=2)
     targets = check_tokens("targets", targets, V, ndim=1)
     if contexts.shape[1] != spec.L or contexts.shape[0] != targets.shape[0]:
-        raise ValueError(f"contexts must have shape [n, L={spec.L}] and targets [n], got "
-                         f"{tuple(contexts.shape)} and {tuple(targets.shape)}")
-    cell = targets * V ** spec.L + context_codes(contexts, V)
+        raise ValueError(
+            f"contexts must have shape [n, L={spec.L}] and targets [n], got "
+            f"{tuple(contexts.shape)} and {tuple(targets.shape)}"
+        )
+    cell = targets * V**spec.L + context_codes(contexts, V)
     counts = torch.bincount(cell, minlength=joint.numel()).double().reshape(joint.shape)
     return chi_square(counts, joint, min_expected)
 
 
-def _lca_context_image(ax, context_latents, target_latent, tokens=None, target=None):
+def _context_image(ax, context_latents, target_latent, tokens=None, target=None):
     Z = np.asarray(context_latents, dtype=int)
     z = np.asarray(target_latent, dtype=int)
     img = np.vstack([z[None, :], Z])
@@ -251,33 +252,39 @@ def _lca_context_image(ax, context_latents, target_latent, tokens=None, target=N
     for i in range(L):
         for k in range(m):
             if Z[i, k] != z[k]:
-                ax.add_patch(plt.Rectangle((k - 0.5, i + 0.5), 1, 1, fill=False,
-                                           edgecolor=COLORS["vermillion"], lw=2))
+                ax.add_patch(
+                    plt.Rectangle((k - 0.5, i + 0.5), 1, 1, fill=False, edgecolor=COLORS["vermillion"], lw=2)
+                )
     ax.axhline(0.5, color="black", lw=2)
     ax.set_xticks(range(m))
     ax.set_xticklabels([f"$z_{{{k + 1}}}$" for k in range(m)])
     labels = ["target" + ("" if target is None else f" {int(target)}")]
-    labels += [f"$x_{{{i + 1}}}$" + ("" if tokens is None else f" = {int(tokens[i])}")
-               for i in range(L)]
+    labels += [f"$x_{{{i + 1}}}$" + ("" if tokens is None else f" = {int(tokens[i])}") for i in range(L)]
     ax.set_yticks(range(L + 1))
     ax.set_yticklabels(labels, fontsize=8 if L > 12 else 9)
     ax.set_xlabel("latent bit (blue = 1, red frame = differs from the target)")
     ax.grid(False)
 
 
-def plot_context(context_latents, target_latent, tokens=None, target=None,
-                 title: str = "A sampled context as latent bit patterns"):
+def plot_context(
+    context_latents: ArrayLike,
+    target_latent: ArrayLike,
+    tokens: ArrayLike | None = None,
+    target: int | None = None,
+    title: str = "A sampled context as latent bit patterns",
+) -> Figure:
     """One example drawn as an image: the target's latent vector on top, then one row per context
     token (``context_latents [L, m]`` of 0/1); bits that differ from the target are framed."""
     L = len(context_latents)
     fig, ax = new_figure(width=0.45 * len(target_latent) + 2.8, height=0.28 * (L + 1) + 1.4)
-    _lca_context_image(ax, context_latents, target_latent, tokens, target)
+    _context_image(ax, context_latents, target_latent, tokens, target)
     ax.set_title(title, fontsize=10)
     return fig
 
 
-def plot_neighbourhood_masks(distances, masks: dict,
-                             title: str = "Hamming distances and neighbourhood masks"):
+def plot_neighbourhood_masks(
+    distances: ArrayLike, masks: dict, title: str = "Hamming distances and neighbourhood masks"
+) -> Figure:
     """First panel: the Hamming distance matrix ``[V, V]``; then one panel per mask (label ->
     ``BoolTensor[V, V]``, row y = target, column x = context token allowed in y's context)."""
     n = 1 + len(masks)
@@ -300,7 +307,7 @@ def plot_neighbourhood_masks(distances, masks: dict,
     return fig
 
 
-def plot_bayes_accuracy(panels: list, title: str = "Bayes-optimal accuracy vs context length"):
+def plot_bayes_accuracy(panels: list, title: str = "Bayes-optimal accuracy vs context length") -> Figure:
     """One panel per entry of ``panels``: dicts with ``title``, ``L`` (context lengths),
     ``mc`` (label -> Monte Carlo accuracies, drawn as points) and optionally ``exact``
     (label -> exact accuracies on the same L, drawn as lines; labels matching ``mc`` share a
@@ -313,11 +320,23 @@ def plot_bayes_accuracy(panels: list, title: str = "Bayes-optimal accuracy vs co
         for k, label in enumerate(labels):
             c = CYCLE[k % len(CYCLE)]
             if label in p.get("exact", {}):
-                ax.plot(L, p["exact"][label], "-", color=c, lw=1.5,
-                        label=f"{label} exact" if label in p.get("mc", {}) else label)
+                ax.plot(
+                    L,
+                    p["exact"][label],
+                    "-",
+                    color=c,
+                    lw=1.5,
+                    label=f"{label} exact" if label in p.get("mc", {}) else label,
+                )
             if label in p.get("mc", {}):
-                ax.plot(L, p["mc"][label], "o", color=c, ms=4,
-                        label=f"{label} Monte Carlo" if label in p.get("exact", {}) else label)
+                ax.plot(
+                    L,
+                    p["mc"][label],
+                    "o",
+                    color=c,
+                    ms=4,
+                    label=f"{label} Monte Carlo" if label in p.get("exact", {}) else label,
+                )
         for label, vals in p.get("reference", {}).items():
             ax.plot(L, vals, ":", color="0.45", lw=1.2, label=label)
         ax.set_xlabel("context length L (tokens)")
@@ -329,13 +348,19 @@ def plot_bayes_accuracy(panels: list, title: str = "Bayes-optimal accuracy vs co
     return fig
 
 
-def plot_context_posterior(context_latents, target_latent, posterior, target: int,
-                           tokens=None, title: str = "A context and the Bayes posterior"):
+def plot_context_posterior(
+    context_latents: ArrayLike,
+    target_latent: ArrayLike,
+    posterior: ArrayLike,
+    target: int,
+    tokens: ArrayLike | None = None,
+    title: str = "A context and the Bayes posterior",
+) -> Figure:
     """Left: the context as bit patterns (as ``plot_context``). Right: the posterior ``[V]`` over
     targets as bars, the true target highlighted."""
     L = len(context_latents)
     fig, (ax1, ax2) = new_figure(ncols=2, width=5.0, height=max(3.4, 0.22 * (L + 1) + 1.4))
-    _lca_context_image(ax1, context_latents, target_latent, tokens, target)
+    _context_image(ax1, context_latents, target_latent, tokens, target)
     ax1.set_title("context (target row on top)", fontsize=10)
     post = np.asarray(posterior, dtype=float)
     colors = [COLORS["sky"]] * len(post)
@@ -349,33 +374,55 @@ def plot_context_posterior(context_latents, target_latent, posterior, target: in
     return fig
 
 
-def check_neighbourhood_mask(fn) -> CheckResult:
+def check_neighbourhood_mask(fn: Callable) -> CheckResult:
     """Check ``fn(m, r) -> BoolTensor[V, V]``: ``mask[y, x]`` is True iff the latent vectors of
     tokens y and x (binary digits, most significant bit first) are at Hamming distance exactly r."""
 
     def reference(m, r):
         return hamming_sphere(r).mask(m)
+
     cases = [(1, 1), (2, 1), (3, 1), (3, 2), (4, 2), (5, 3), (4, 4)]
-    return run_cases("check_neighbourhood_mask", fn, reference, cases,
-                     compare=lambda e, g: isinstance(g, torch.Tensor) and g.shape == e.shape
-                     and bool(torch.equal(g.bool(), e)))
+    return run_cases(
+        "check_neighbourhood_mask",
+        fn,
+        reference,
+        cases,
+        compare=lambda e, g: (
+            isinstance(g, torch.Tensor) and g.shape == e.shape and bool(torch.equal(g.bool(), e))
+        ),
+    )
 
 
-def _lca_contexts(m: int, L: int, n: int, seed: int, noise: float = 0.0):
+def _sample_contexts(m: int, L: int, n: int, seed: int, noise: float = 0.0):
     ctx, _ = sample(TaskSpec(m=m, L=L, noise=noise), n, seed=seed)
     return ctx
 
 
-def check_bayes_posterior(fn) -> CheckResult:
+def check_bayes_posterior(fn: Callable) -> CheckResult:
     """Check ``fn(m, contexts LongTensor[n, L]) -> Tensor[n, V]``: the exact posterior over targets
     of the noise-free task with neighbourhood N_1 (uniform prior over targets)."""
 
     def reference(m, contexts):
         return bayes_posterior(TaskSpec(m=m, L=contexts.shape[1]), contexts)
-    cases = [(m, _lca_contexts(m, L, n, seed)) for m, L, n, seed in
-             [(2, 1, 3, 0), (3, 1, 4, 1), (3, 2, 6, 2), (4, 3, 8, 3), (5, 2, 8, 4), (6, 5, 6, 5)]]
-    return run_cases("check_bayes_posterior", fn, reference, cases,
-                     describe=lambda c: f"m={c[0]}, contexts={c[1].tolist()}")
+
+    cases = [
+        (m, _sample_contexts(m, L, n, seed))
+        for m, L, n, seed in [
+            (2, 1, 3, 0),
+            (3, 1, 4, 1),
+            (3, 2, 6, 2),
+            (4, 3, 8, 3),
+            (5, 2, 8, 4),
+            (6, 5, 6, 5),
+        ]
+    ]
+    return run_cases(
+        "check_bayes_posterior",
+        fn,
+        reference,
+        cases,
+        describe=lambda c: f"m={c[0]}, contexts={c[1].tolist()}",
+    )
 
 
 class _SamplerExpectation:
@@ -385,8 +432,10 @@ class _SamplerExpectation:
         self.m, self.L, self.y = m, L, y
 
     def __repr__(self) -> str:
-        return (f"LongTensor of shape ({self.L},) holding the {self.m} tokens y ^ 2^k (k < m) of "
-                f"y = {self.y}, each with probability 1/{self.m}, independently")
+        return (
+            f"LongTensor of shape ({self.L},) holding the {self.m} tokens y ^ 2^k (k < m) of "
+            f"y = {self.y}, each with probability 1/{self.m}, independently"
+        )
 
 
 def _sampler_matches(expected: _SamplerExpectation, got) -> bool:
@@ -406,11 +455,12 @@ def _sampler_matches(expected: _SamplerExpectation, got) -> bool:
     return chi_square(pairs, probs).p_value >= 1e-4
 
 
-def check_sample_context(fn) -> CheckResult:
+def check_sample_context(fn: Callable) -> CheckResult:
     """Check ``fn(m, L, y, generator) -> LongTensor[L]``: a context of the noise-free N_1 task for
     target y, i.e. L independent tokens, each uniform over the m tokens at Hamming distance 1 from
     y. The checker draws one long context per case and tests its shape, its support and (chi-square
     tests at level 1e-4 of the token frequencies and of consecutive pairs) its law."""
+
     def wrapped(m, L, y, seed):
         return fn(m, L, y, torch.Generator().manual_seed(seed))
 
@@ -418,14 +468,24 @@ def check_sample_context(fn) -> CheckResult:
         return _SamplerExpectation(m, L, y)
 
     cases = [(2, 400, 1, 11), (3, 600, 5, 12), (5, 3000, 17, 13), (8, 8000, 200, 14)]
-    return run_cases("check_sample_context", wrapped, reference, cases, compare=_sampler_matches,
-                     describe=lambda c: f"m={c[0]}, L={c[1]}, y={c[2]}, "
-                                        f"generator=torch.Generator().manual_seed({c[3]})")
+    return run_cases(
+        "check_sample_context",
+        wrapped,
+        reference,
+        cases,
+        compare=_sampler_matches,
+        describe=lambda c: f"m={c[0]}, L={c[1]}, y={c[2]}, generator=torch.Generator().manual_seed({c[3]})",
+    )
 
 
-def check_bayes_accuracy_formula(fn) -> CheckResult:
+def check_bayes_accuracy_formula(fn: Callable) -> CheckResult:
     """Check ``fn(m, L) -> float``: the Bayes-optimal accuracy of the noise-free N_1 task with ties
     broken uniformly at random (the closed form of thm-bayes-sphere)."""
     cases = [(1, 3), (2, 5), (3, 1), (3, 2), (4, 3), (5, 4), (8, 2), (8, 6), (6, 16), (16, 3)]
-    return run_cases("check_bayes_accuracy_formula", fn, bayes_accuracy_sphere1, cases,
-                     compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-12))
+    return run_cases(
+        "check_bayes_accuracy_formula",
+        fn,
+        bayes_accuracy_sphere1,
+        cases,
+        compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-12),
+    )

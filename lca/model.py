@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_tokens
+from ._validate import check_choice, check_int, check_tokens, make_generator
 
 
 def default_device() -> str:
@@ -34,7 +34,7 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_device(device) -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> ``default_device()``; anything else is checked and returned as a torch.device."""
     if device is None:
         device = default_device()
@@ -43,8 +43,10 @@ def resolve_device(device) -> torch.device:
     except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA GPU; use "
-                         "device='cpu' or lca.default_device()")
+        raise ValueError(
+            f"device {device!r} was asked for but torch sees no CUDA GPU; use "
+            "device='cpu' or lca.default_device()"
+        )
     return dev
 
 
@@ -74,13 +76,26 @@ class OneLayerTransformer(nn.Module):
         device, dtype: where the parameters live (device None -> ``default_device()``).
     """
 
-    def __init__(self, V: int, d: int, *, ensemble: int | None = None, tied: bool = True,
-                 residual: bool = False, layernorm: bool = False, E_init: str = "gaussian",
-                 WV_init: str = "zero", freeze=(), identity_WV: bool = False,
-                 generator: torch.Generator | None = None, seed: int | None = None,
-                 device=None, dtype=torch.float32):
+    def __init__(
+        self,
+        V: int,
+        d: int,
+        *,
+        ensemble: int | None = None,
+        tied: bool = True,
+        residual: bool = False,
+        layernorm: bool = False,
+        E_init: str = "gaussian",
+        WV_init: str = "zero",
+        freeze: tuple = (),
+        identity_WV: bool = False,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
-        self.V = check_int("V", V, 2, 2 ** 16)
+        self.V = check_int("V", V, 2, 2**16)
         self.d = check_int("d", d, 1, 1 << 16)
         self.ensemble = None if ensemble is None else check_int("ensemble", ensemble, 1, 1 << 16)
         check_choice("E_init", E_init, E_INITS)
@@ -97,7 +112,7 @@ class OneLayerTransformer(nn.Module):
         dev = resolve_device(device)
         if generator is None:
             generator = torch.Generator()
-            generator.manual_seed(0 if seed is None else check_int("seed", seed, 0, 2 ** 63 - 1))
+            generator.manual_seed(0 if seed is None else check_int("seed", seed, 0, 2**63 - 1))
         lead = () if self.ensemble is None else (self.ensemble,)
         W_E = init_embedding(V, d, E_init, generator, lead, dtype)
         W_KQ = torch.zeros(lead + (d, d), dtype=dtype)
@@ -114,11 +129,15 @@ class OneLayerTransformer(nn.Module):
             if p is not None:
                 p.requires_grad_(False)
 
-    # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def from_weights(cls, W_E: torch.Tensor, W_KQ: torch.Tensor | None = None,
-                     W_V: torch.Tensor | None = None, W_U: torch.Tensor | None = None,
-                     **options) -> "OneLayerTransformer":
+    def from_weights(
+        cls,
+        W_E: torch.Tensor,
+        W_KQ: torch.Tensor | None = None,
+        W_V: torch.Tensor | None = None,
+        W_U: torch.Tensor | None = None,
+        **options,
+    ) -> "OneLayerTransformer":
         """A model with the given matrices (copied). ``W_E [V, d]`` (or ``[E, V, d]``); W_KQ defaults
         to 0 (uniform attention), W_V to the identity; W_U given means an untied unembedding."""
         W_E = torch.as_tensor(W_E)
@@ -133,11 +152,13 @@ class OneLayerTransformer(nn.Module):
             W_V = torch.eye(d, dtype=W_E.dtype).expand(lead + (d, d))
         for name, W, shape in (("W_KQ", W_KQ, lead + (d, d)), ("W_V", W_V, lead + (d, d))):
             if tuple(torch.as_tensor(W).shape) != tuple(shape):
-                raise ValueError(f"{name} must have shape {tuple(shape)}, got "
-                                 f"{tuple(torch.as_tensor(W).shape)}")
+                raise ValueError(
+                    f"{name} must have shape {tuple(shape)}, got {tuple(torch.as_tensor(W).shape)}"
+                )
         if W_U is not None and tuple(torch.as_tensor(W_U).shape) != tuple(W_E.shape):
-            raise ValueError(f"W_U must have shape {tuple(W_E.shape)}, got "
-                             f"{tuple(torch.as_tensor(W_U).shape)}")
+            raise ValueError(
+                f"W_U must have shape {tuple(W_E.shape)}, got {tuple(torch.as_tensor(W_U).shape)}"
+            )
         options.setdefault("device", W_E.device)
         model = cls(V, d, ensemble=E, tied=W_U is None, dtype=W_E.dtype, **options)
         with torch.no_grad():
@@ -155,17 +176,20 @@ class OneLayerTransformer(nn.Module):
         i = check_int("i", i, 0, self.ensemble - 1)
         W_U = None if self.tied else self.W_U[i].detach()
         return OneLayerTransformer.from_weights(
-            self.W_E[i].detach(), self.W_KQ[i].detach(), self.W_V[i].detach(), W_U,
-            residual=self.residual, layernorm=self.layernorm)
+            self.W_E[i].detach(),
+            self.W_KQ[i].detach(),
+            self.W_V[i].detach(),
+            W_U,
+            residual=self.residual,
+            layernorm=self.layernorm,
+        )
 
     @property
     def unembedding(self) -> torch.Tensor:
         return self.W_E if self.tied else self.W_U
 
-    # ------------------------------------------------------------------ forward
     def _prepare(self, contexts: torch.Tensor) -> torch.Tensor:
-        contexts = check_tokens("contexts", contexts, self.V,
-                                ndim=(2,) if self.ensemble is None else (2, 3))
+        contexts = check_tokens("contexts", contexts, self.V, ndim=(2,) if self.ensemble is None else (2, 3))
         if contexts.shape[-1] < 1:
             raise ValueError("contexts must have at least one position (L >= 1)")
         if self.ensemble is None:
@@ -173,8 +197,9 @@ class OneLayerTransformer(nn.Module):
         if contexts.ndim == 2:
             contexts = contexts.unsqueeze(0).expand(self.ensemble, -1, -1)
         if contexts.shape[0] != self.ensemble:
-            raise ValueError(f"contexts must have shape [E={self.ensemble}, n, L] or [n, L], got "
-                             f"{tuple(contexts.shape)}")
+            raise ValueError(
+                f"contexts must have shape [E={self.ensemble}, n, L] or [n, L], got {tuple(contexts.shape)}"
+            )
         return contexts.to(self.W_E.device)
 
     def _params(self):
@@ -194,29 +219,28 @@ class OneLayerTransformer(nn.Module):
             # token once, T = (q^T W_KQ) W_E^T, read the scores off at the context ids, then gather
             # h = A W_E with A[k] = sum of the attention weights of the positions holding token k.
             # Dense matmuls only; about 5x faster on a CPU when V is at most a few times L.
-            q = nn.functional.embedding(ctx[:, :, -1] + offsets[:, :, 0],
-                                        W_E.reshape(E * V, d))                 # [E, n, d]
-            qk = torch.bmm(q, W_KQ)                                             # [E, n, d]
-            T = torch.bmm(qk, W_E.transpose(1, 2))                              # [E, n, V]
-            scores = torch.gather(T, 2, ctx)                                    # [E, n, L]
+            q = nn.functional.embedding(ctx[:, :, -1] + offsets[:, :, 0], W_E.reshape(E * V, d))  # [E, n, d]
+            qk = torch.bmm(q, W_KQ)  # [E, n, d]
+            T = torch.bmm(qk, W_E.transpose(1, 2))  # [E, n, V]
+            scores = torch.gather(T, 2, ctx)  # [E, n, L]
             att = torch.softmax(scores, dim=-1)
             A = torch.zeros((E, n, V), dtype=att.dtype, device=att.device)
-            A = A.scatter_add(2, ctx, att)                                      # [E, n, V]
-            h = torch.bmm(A, W_E)                                               # [E, n, d]
+            A = A.scatter_add(2, ctx, att)  # [E, n, V]
+            h = torch.bmm(A, W_E)  # [E, n, d]
         else:
             X = nn.functional.embedding(ctx + offsets, W_E.reshape(E * V, d))  # [E, n, L, d]
-            q = X[:, :, -1, :]                                                  # [E, n, d]
-            qk = torch.bmm(q, W_KQ)                                             # [E, n, d]
-            scores = torch.matmul(X, qk.unsqueeze(-1)).squeeze(-1)              # [E, n, L]
+            q = X[:, :, -1, :]  # [E, n, d]
+            qk = torch.bmm(q, W_KQ)  # [E, n, d]
+            scores = torch.matmul(X, qk.unsqueeze(-1)).squeeze(-1)  # [E, n, L]
             att = torch.softmax(scores, dim=-1)
-            h = torch.matmul(att.unsqueeze(-2), X).squeeze(-2)                  # [E, n, d]
-        v = torch.bmm(h, W_V.transpose(1, 2))                               # [E, n, d]
+            h = torch.matmul(att.unsqueeze(-2), X).squeeze(-2)  # [E, n, d]
+        v = torch.bmm(h, W_V.transpose(1, 2))  # [E, n, d]
         if self.residual:
             v = v + q
         if self.layernorm:
             v = nn.functional.layer_norm(v, (d,))
         U = W_E if W_U is None else W_U
-        logits = torch.bmm(v, U.transpose(1, 2))                            # [E, n, V]
+        logits = torch.bmm(v, U.transpose(1, 2))  # [E, n, V]
         return logits, att
 
     def forward(self, contexts: torch.Tensor) -> torch.Tensor:
@@ -235,26 +259,73 @@ class OneLayerTransformer(nn.Module):
             return self.forward(contexts).argmax(-1)
 
     def extra_repr(self) -> str:
-        return (f"V={self.V}, d={self.d}, ensemble={self.ensemble}, tied={self.tied}, "
-                f"residual={self.residual}, layernorm={self.layernorm}")
+        return (
+            f"V={self.V}, d={self.d}, ensemble={self.ensemble}, tied={self.tied}, "
+            f"residual={self.residual}, layernorm={self.layernorm}"
+        )
 
 
-def init_embedding(V: int, d: int, kind: str, generator: torch.Generator, lead=(),
-                   dtype=torch.float32) -> torch.Tensor:
-    """Initial embeddings ``[*lead, V, d]``: Gaussian N(0, 1/d) or orthonormal rows (d >= V)."""
-    check_choice("E_init", kind, E_INITS)
-    if kind == "gaussian":
-        return torch.randn(tuple(lead) + (V, d), generator=generator, dtype=torch.float32
-                           ).to(dtype) / math.sqrt(d)
-    if d < V:
-        raise ValueError(f"d must be >= V={V} for orthonormal embeddings, got d={d}")
-    A = torch.randn(tuple(lead) + (d, V), generator=generator, dtype=torch.float64)
-    Q, _ = torch.linalg.qr(A)                       # [*lead, d, V], orthonormal columns
+def check_model(model: object, name: str = "model", single: bool = False) -> OneLayerTransformer:
+    """Return ``model`` if it is a ``OneLayerTransformer`` (a single one, not an ensemble, when
+    ``single``), else raise ValueError naming the parameter."""
+    if not isinstance(model, OneLayerTransformer) or (single and model.ensemble is not None):
+        kind = (
+            "a single OneLayerTransformer (use model.member(i) for an ensemble)"
+            if single
+            else "a OneLayerTransformer"
+        )
+        raise ValueError(f"{name} must be {kind}, got {type(model).__name__}")
+    return model
+
+
+def orthonormal_rows(
+    n: int,
+    d: int | None = None,
+    seed: int | None = 0,
+    *,
+    generator: torch.Generator | None = None,
+    lead: tuple = (),
+    dtype: torch.dtype = torch.float64,
+    haar: bool = False,
+) -> torch.Tensor:
+    """``Tensor[*lead, n, d]`` with orthonormal rows (needs ``d >= n``; default ``d = n``): the Q
+    factor of a float64 Gaussian ``[d, n]`` matrix, transposed. With ``haar`` the columns of Q are
+    multiplied by the signs of R's diagonal, which makes the rows Haar-distributed.
+
+    The one maker of orthonormal embeddings and keys in the package. Seeding: ``generator`` to
+    continue a stream, else a fresh generator seeded with ``seed`` (None: a random seed)."""
+    n = check_int("n", n, 1, 1_000_000)
+    d = n if d is None else check_int("d", d, n, 1_000_000)
+    g = make_generator(seed, generator)
+    A = torch.randn(tuple(lead) + (d, n), generator=g, dtype=torch.float64)
+    Q, R = torch.linalg.qr(A)  # [*lead, d, n], orthonormal columns
+    if haar:
+        Q = Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))[..., None, :]
     return Q.transpose(-1, -2).to(dtype).contiguous()
 
 
-def init_value(d: int, kind: str, generator: torch.Generator, lead=(),
-               dtype=torch.float32) -> torch.Tensor:
+def init_embedding(
+    V: int,
+    d: int,
+    kind: str,
+    generator: torch.Generator,
+    lead: tuple = (),
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Initial embeddings ``[*lead, V, d]``: Gaussian N(0, 1/d) or orthonormal rows (d >= V)."""
+    check_choice("E_init", kind, E_INITS)
+    if kind == "gaussian":
+        return torch.randn(tuple(lead) + (V, d), generator=generator, dtype=torch.float32).to(
+            dtype
+        ) / math.sqrt(d)
+    if d < V:
+        raise ValueError(f"d must be >= V={V} for orthonormal embeddings, got d={d}")
+    return orthonormal_rows(V, d, generator=generator, lead=lead, dtype=dtype)
+
+
+def init_value(
+    d: int, kind: str, generator: torch.Generator, lead: tuple = (), dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Initial value matrix ``[*lead, d, d]``."""
     check_choice("WV_init", kind, WV_INITS)
     shape = tuple(lead) + (d, d)
@@ -263,5 +334,4 @@ def init_value(d: int, kind: str, generator: torch.Generator, lead=(),
     if kind == "identity":
         return torch.eye(d, dtype=dtype).expand(shape).clone()
     scale = 0.1 if kind == "small" else 1.0
-    return (scale * torch.randn(shape, generator=generator, dtype=torch.float32)
-            / math.sqrt(d)).to(dtype)
+    return (scale * torch.randn(shape, generator=generator, dtype=torch.float32) / math.sqrt(d)).to(dtype)

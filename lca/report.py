@@ -23,7 +23,7 @@ def _real(x, name: str) -> float:
     return float(x)
 
 
-def bound(residual, tol: float = 1e-10) -> str:
+def bound(residual: float, tol: float = 1e-10) -> str:
     """``"< tol"`` if ``|residual| < tol``; otherwise ``"NOT < tol (residual = ...)"``.
 
     The text does not depend on the residual's digits, so a residual that is floating-point noise
@@ -37,7 +37,7 @@ def bound(residual, tol: float = 1e-10) -> str:
     return f"NOT < {t:.0e} (residual = {r:.3e})"
 
 
-def exact(x, digits: int = 10) -> str:
+def exact(x: float, digits: int = 10) -> str:
     """An exact quantity at ``digits`` significant digits (default 10)."""
     v = _real(x, "x")
     if not 1 <= int(digits) <= 17:
@@ -45,7 +45,7 @@ def exact(x, digits: int = 10) -> str:
     return f"{v:.{int(digits)}g}"
 
 
-def sig(x, digits: int = 2) -> str:
+def sig(x: float, digits: int = 2) -> str:
     """A single-run estimate at ``digits`` significant digits (default 2), fixed-point when possible."""
     v = _real(x, "x")
     if not 1 <= int(digits) <= 6:
@@ -56,7 +56,7 @@ def sig(x, digits: int = 2) -> str:
     return f"{round(v, places):.{max(places, 0)}f}" if places >= 0 else f"{round(v, places):.0f}"
 
 
-def pm(mean, se) -> str:
+def pm(mean: float, se: float) -> str:
     """``"mean ± se"`` with the mean rounded to the leading digit of its standard error."""
     m, s = _real(mean, "mean"), _real(se, "se")
     if not (math.isfinite(s) and s >= 0):

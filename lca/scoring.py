@@ -1,17 +1,20 @@
 """Batched scores of target words under a language model: ``log P(o | prompt)`` summed over the
 target's tokens, with left padding and correct position ids, or with prefix-tree packing of
-prompts that share a prefix (the k-prepended prompts of one case)."""
+prompts that share a prefix (the k-prepended prompts of one case; see ``lca.packing`` for why the
+two give the same numbers)."""
 
 from __future__ import annotations
 
+import inspect
 import warnings
-import weakref
+from collections.abc import Hashable, Iterable
 
 import torch
 from tqdm.auto import tqdm
 
+from . import packing
 from ._validate import check_int
-from .llm import _pad_id
+from .llm import LanguageModel, _check_bool, _pad_id
 
 
 def _encode_prompt(tok, text: str) -> list[int]:
@@ -33,24 +36,34 @@ def _encode_target(tok, prompt_ids: list[int], prompt: str, target: str) -> list
     ids are a prefix of it (true for byte-level BPE and SentencePiece), else " " + target encoded
     on its own."""
     full = _encode_prompt(tok, prompt + " " + target)
-    if len(full) > len(prompt_ids) and full[:len(prompt_ids)] == prompt_ids:
-        return full[len(prompt_ids):]
+    if len(full) > len(prompt_ids) and full[: len(prompt_ids)] == prompt_ids:
+        return full[len(prompt_ids) :]
     ids = list(tok(" " + target, add_special_tokens=False)["input_ids"])
     if not ids:
         raise ValueError(f"target {target!r} encodes to no tokens")
     return ids
 
 
-def _check_lm(lm):
+def _check_lm(lm) -> None:
     if not all(hasattr(lm, a) for a in ("model", "tokenizer", "device")):
-        raise ValueError("lm must be a LanguageModel from lca.load_model (with .model, "
-                         f".tokenizer and .device), got {type(lm).__name__}")
+        raise ValueError(
+            "lm must be a LanguageModel from lca.load_model (with .model, "
+            f".tokenizer and .device), got {type(lm).__name__}"
+        )
 
 
 @torch.no_grad()
-def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32,
-                  progress: bool = False, groups=None, pack: bool = True,
-                  correct_positions: bool = True) -> dict:
+def score_targets(
+    lm: LanguageModel,
+    prompts: Iterable[str],
+    targets_true: Iterable[str],
+    targets_false: Iterable[str],
+    batch_size: int = 32,
+    progress: bool = False,
+    groups: Iterable[Hashable] | None = None,
+    pack: bool = True,
+    correct_positions: bool = True,
+) -> dict[str, torch.Tensor]:
     """Score two candidate continuations of each prompt, as ROME does.
 
     For each prompt p_i and target t (with a leading space, tokens t_1..t_T) the score is the mean
@@ -58,13 +71,17 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
 
     Batching. ``pack=False``: one row per distinct input ``prompt + target[:-1]`` (both targets
     share a row when they are single tokens), left-padded, with an attention mask and position ids
-    counted from each row's first real token. ``pack=True`` (default, about twice as fast for
+    counted from each row's first real token. ``pack=True`` (default, about 1.6x as fast for
     hijack curves): the items of a group (``groups[i]`` is item i's group label; by default every
     item is its own group) are merged into a prefix tree of tokens, so that a prefix shared by
     several prompts (the hijack sentences of k = 1..5 prepends) is computed once; each token
     attends to its ancestors in the tree (a 4-D attention mask) and sits at its depth (position
-    ids). Either way a batched score equals the score of the prompt run alone, up to float
-    rounding. ``correct_positions=False`` shows why the position ids matter: it numbers the
+    ids); see ``lca.packing``. With the default groups nothing can be shared and the rows are
+    left-padded. Each packed call first checks on a small probe that the model honours such
+    masks (two short forward passes) and otherwise warns and pads. Either way a batched score
+    equals the score of the prompt run alone, up to float rounding. A prompt longer than the
+    model's positions (``config.max_position_embeddings``) raises a ValueError before anything
+    is allocated. ``correct_positions=False`` shows why the position ids matter: it numbers the
     tokens by their column in the batch (what a model does when given no position ids), which
     shifts every padded or packed token to a wrong position and changes the scores.
 
@@ -74,10 +91,17 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
     ids).
     """
     _check_lm(lm)
-    prompts, targets_true, targets_false = list(prompts), list(targets_true), list(targets_false)
+    prompts = _as_list("prompts", prompts)
+    targets_true = _as_list("targets_true", targets_true)
+    targets_false = _as_list("targets_false", targets_false)
+    progress = _check_bool("progress", progress)
+    pack = _check_bool("pack", pack)
+    correct_positions = _check_bool("correct_positions", correct_positions)
     if not (len(prompts) == len(targets_true) == len(targets_false)):
-        raise ValueError(f"prompts, targets_true and targets_false must have the same length, "
-                         f"got {len(prompts)}, {len(targets_true)}, {len(targets_false)}")
+        raise ValueError(
+            f"prompts, targets_true and targets_false must have the same length, "
+            f"got {len(prompts)}, {len(targets_true)}, {len(targets_false)}"
+        )
     if not prompts:
         raise ValueError("prompts must hold at least one prompt, got none")
     batch_size = check_int("batch_size", batch_size, lo=1)
@@ -86,12 +110,12 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
             raise ValueError("prompts, targets_true and targets_false must hold strings")
         if not p.strip() or not tt.strip() or not tf.strip():
             raise ValueError(f"prompts and targets must be non-empty, got {(p, tt, tf)!r}")
-    if groups is None:
-        groups = list(range(len(prompts)))
-    groups = list(groups)
+    groups = list(range(len(prompts))) if groups is None else _as_list("groups", groups)
     if len(groups) != len(prompts):
-        raise ValueError(f"groups must have one label per prompt ({len(prompts)}), got "
-                         f"{len(groups)}")
+        raise ValueError(f"groups must have one label per prompt ({len(prompts)}), got {len(groups)}")
+    for g in groups:
+        if not isinstance(g, Hashable):
+            raise TypeError(f"groups must hold hashable labels (ints, strings), got {g!r}")
     tok = lm.tokenizer
     # needs[2*i + w]: (tokens of the row's path whose next-token distributions score target w
     # (w = 0 true, 1 false) of item i, target ids)
@@ -100,7 +124,10 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
     for p, tt, tf in zip(prompts, targets_true, targets_false):
         pid = _encode_prompt(tok, p)
         enc.append((pid, _encode_target(tok, pid, p, tt), _encode_target(tok, pid, p, tf)))
-    other = [enc[j // 2][2 - j % 2][0] for j in range(2 * n)]   # the other target's first token
+    _check_lengths(lm, enc)
+    other = [enc[j // 2][2 - j % 2][0] for j in range(2 * n)]  # the other target's first token
+    if pack and len(set(groups)) == len(groups):
+        pack = False  # no group holds two items: nothing to share, padding is the same
     if pack and not _packing_works(lm):
         pack = False
     if pack:
@@ -111,7 +138,7 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
     res.update({k: torch.empty(n, dtype=torch.long) for k in ("top1", "true_id", "false_id")})
     for i, (_, tt_ids, tf_ids) in enumerate(enc):
         for w, tid in enumerate((tt_ids, tf_ids)):
-            lse, logits_at, top, other = runs[2 * i + w]   # per target position
+            lse, logits_at, top, other_first = runs[2 * i + w]  # per target position
             vals = torch.stack([logits_at[j] - lse[j] for j in range(len(tid))])
             name = ("true", "false")[w]
             res[f"logp_{name}"][i] = vals.mean()
@@ -121,60 +148,86 @@ def score_targets(lm, prompts, targets_true, targets_false, batch_size: int = 32
                 # the same first token tie exactly
                 res["top1"][i] = top
                 res["first_true"][i] = vals[0]
-                res["first_false"][i] = other
+                res["first_false"][i] = other_first
     return res
 
 
-_PACKING_WORKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+def _as_list(name: str, value) -> list:
+    """``list(value)`` for a collection; a TypeError naming the parameter for None, a single
+    string (which would be split into characters) or anything not iterable."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{name} must be a list (or other collection), got {type(value).__name__} {value!r:.60}"
+        )
+    return list(value)
 
 
-@torch.no_grad()
+def _check_lengths(lm, enc) -> None:
+    """Refuse, before anything is allocated, an input longer than the model's positions."""
+    most = _max_positions(lm.model)
+    if most is None:
+        return
+    for i, (pid, tt, tf) in enumerate(enc):
+        n = len(pid) + max(len(tt), len(tf)) - 1  # the longest row: prompt + target[:-1]
+        if n > most:
+            raise ValueError(
+                f"prompt {i} is {n} tokens long with its target, more than the {most} positions "
+                f"the model takes (config.max_position_embeddings): shorten it (for hijacking, "
+                f"prepend fewer sentences)"
+            )
+
+
+# The probe of _packing_works: two groups of different sizes (so that one row is padded), one
+# of them with two roots ("Rome..." and "Not Milan...") and a shared prefix ("Not Milan."). Short
+# on purpose: the check costs two forward passes on every packed call.
+_PROBE = (("Rome is in", "Not Milan. Rome is", "Not Milan. Not Milan."), ("Rome",))
+
+
 def _packing_works(lm) -> bool:
-    """Whether this model honours a custom 4-D attention mask and position ids (needed for
-    packing): checked once per model on a small probe against left padding. Models or
-    transformers versions that ignore 4-D masks (older GPT-2 code, flash attention) fall back to
-    left padding with a warning instead of returning wrong scores."""
-    model = lm.model
-    try:
-        return _PACKING_WORKS[model]
-    except (KeyError, TypeError):
-        pass
-    tok = lm.tokenizer
-    prompts = ["The capital of Italy is", "Do not think of Milan. The capital of Italy is",
-               "Do not think of Milan. Do not think of Milan. The capital of Italy is"]
-    enc = []
-    for p in prompts:
-        pid = _encode_prompt(tok, p)
-        enc.append((pid, _encode_target(tok, pid, p, "Rome"), _encode_target(tok, pid, p, "Milan")))
-    other = [enc[j // 2][2 - j % 2][0] for j in range(2 * len(enc))]
-    tol = 1e-3 if lm.dtype == torch.float32 or lm.dtype == torch.float64 else 0.1
-    try:
-        a = _score_packed(lm, enc, other, [0, 0, 0], 8, False)
-        b = _score_padded(lm, enc, other, 8, False)
-        ok = all(float((x[1] - x[0] - (y[1] - y[0])).abs().max()) <= tol for x, y in zip(a, b))
-    except Exception:  # noqa: BLE001 - any failure means: do not pack
-        ok = False
+    """Whether ``lm`` honours packing (``lca.packing.packing_works`` on a small probe, packed
+    against left-padded). Checked on every packed call (0.3 s for SmolLM2 on one CPU thread),
+    never cached: a model's attention implementation or dtype can change between calls. Models
+    or transformers versions that ignore custom 4-D masks (older GPT-2 code, flash attention)
+    get a RuntimeWarning, and the caller falls back to left padding instead of returning wrong
+    scores."""
+    groups = [[_encode_prompt(lm.tokenizer, p) for p in group] for group in _PROBE]
+    ok = packing.packing_works(lm.model, groups, pad_id=_pad_id(lm.tokenizer), dtype=lm.dtype)
     if not ok:
-        warnings.warn(f"{type(model).__name__} does not honour custom 4-D attention masks here; "
-                      "scoring with left padding instead of packing (slower, same numbers)",
-                      RuntimeWarning, stacklevel=3)
-    try:
-        _PACKING_WORKS[model] = ok
-    except TypeError:
-        pass
+        warnings.warn(
+            f"{type(lm.model).__name__} does not honour custom 4-D attention masks "
+            "here; scoring with left padding instead of packing (slower, same "
+            "numbers)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return ok
 
 
+def _max_positions(model) -> int | None:
+    """The most positions ``model`` takes (``config.max_position_embeddings``, or GPT-2's
+    ``n_positions``), or None when its config does not say."""
+    cfg = getattr(model, "config", None)
+    for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
+        v = getattr(cfg, attr, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
 def _forward(model, ids, mask, pos, keep):
-    """The model's logits at the last ``keep`` positions ([b, keep, V]). Uses ``logits_to_keep``
-    (transformers >= 4.49) so that the output layer runs on those positions only, and falls back to
-    full logits for models or versions without it."""
-    try:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep,
-                    use_cache=False)
-    except TypeError:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+    """The model's logits at the last ``keep`` positions ([b, keep, V]). Passes ``logits_to_keep``
+    (transformers >= 4.49) where the model's ``forward`` names it, so that the output layer runs
+    on those positions only; other models give full logits, cut here."""
+    kw = {"logits_to_keep": keep} if _takes(model, "logits_to_keep") else {}
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, **kw)
     return out.logits[:, -keep:]
+
+
+def _takes(model, name: str) -> bool:
+    try:
+        return name in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # no signature to read
+        return False
 
 
 def _batches(order, sizes, budget):
@@ -202,7 +255,7 @@ def _progress(batches, progress):
 def _read_out(logits, cols, tid, other_first):
     """At ``cols`` of one row's logits: (logsumexp [T], target logits [T], arg-max at the first
     column, log-probability of the token ``other_first`` at the first column)."""
-    sel = logits[cols].float()                              # [T, V]
+    sel = logits[cols].float()  # [T, V]
     lse = torch.logsumexp(sel, dim=-1)
     tgt = sel[torch.arange(len(tid), device=sel.device), torch.tensor(tid, device=sel.device)]
     other = sel[0, other_first] - lse[0]
@@ -212,8 +265,8 @@ def _read_out(logits, cols, tid, other_first):
 def _score_padded(lm, enc, other, batch_size, progress, correct_positions=True):
     """Left-padded rows with a 2-D attention mask (works with every transformers model)."""
     tok, model, dev = lm.tokenizer, lm.model, lm.device
-    rows: dict[tuple, int] = {}               # distinct inputs prompt + target[:-1]
-    row_needs: list[list] = []                # per row: (index into runs, target ids)
+    rows: dict[tuple, int] = {}  # distinct inputs prompt + target[:-1]
+    row_needs: list[list] = []  # per row: (index into runs, target ids)
     runs = [None] * (2 * len(enc))
     for i, (pid, tt_ids, tf_ids) in enumerate(enc):
         for w, tid in enumerate((tt_ids, tf_ids)):
@@ -226,118 +279,55 @@ def _score_padded(lm, enc, other, batch_size, progress, correct_positions=True):
     order = sorted(range(len(row_ids)), key=lambda r: len(row_ids[r]))
     pad = _pad_id(tok)
     for b in _progress(_batches(order, [1] * len(row_ids), batch_size), progress):
-        width = max(len(row_ids[r]) for r in b)
-        keep = max(tail[r] for r in b)
-        ids = torch.full((len(b), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(b), width), dtype=torch.long)
-        for i, r in enumerate(b):
-            seq = row_ids[r]
-            ids[i, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-            mask[i, width - len(seq):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, pos = packing.left_padded([row_ids[r] for r in b], pad)
+        width, keep = ids.shape[1], max(tail[r] for r in b)
         if not correct_positions:
             pos = torch.arange(width).expand(len(b), width)
         logits = _forward(model, ids.to(dev), mask.to(dev), pos.to(dev), keep)
         for i, r in enumerate(b):
-            for j, tid in row_needs[r]:         # the row ends with target[:-1]
+            for j, tid in row_needs[r]:  # the row ends with target[:-1]
                 start = keep - len(tid)
                 runs[j] = _read_out(logits[i], list(range(start, keep)), tid, other[j])
     return runs
 
 
-class _Tree:
-    """A prefix tree of token sequences: node i has token ``tok[i]``, parent ``par[i]`` (-1 for a
-    root) and depth ``dep[i]``; nodes are numbered in creation order, so parents come first."""
-
-    def __init__(self):
-        self.tok, self.par, self.dep, self.kids = [], [], [], {}
-
-    def add(self, seq) -> list[int]:
-        cur, path = -1, []
-        for t in seq:
-            nd = self.kids.get((cur, t))
-            if nd is None:
-                nd = len(self.tok)
-                self.kids[(cur, t)] = nd
-                self.tok.append(t)
-                self.par.append(cur)
-                self.dep.append(0 if cur < 0 else self.dep[cur] + 1)
-            path.append(nd)
-            cur = nd
-        return path
-
-
 def _score_packed(lm, enc, other, groups, batch_size, progress, correct_positions=True):
-    """One row per group: the group's prompts merged into a prefix tree (see score_targets)."""
-    tok, model, dev = lm.tokenizer, lm.model, lm.device
+    """One row per group: the group's prompts merged into a prefix tree (``lca.packing``)."""
+    model, dev = lm.model, lm.device
     label_row: dict = {}
-    trees, members = [], []
+    trees: list[packing.PrefixTree] = []
+    members: list[list[int]] = []
     for i, g in enumerate(groups):
         if g not in label_row:
             label_row[g] = len(trees)
-            trees.append(_Tree())
+            trees.append(packing.PrefixTree())
             members.append([])
         members[label_row[g]].append(i)
-    row_needs = []                  # per row: (index into runs, tree nodes scoring it, ids)
-    layouts = []
+    row_needs, wanted = [], []  # per row: (index into runs, tree nodes scoring it, ids)
     for r, tree in enumerate(trees):
-        scoring, here = set(), []
+        here, scoring = [], set()
         for i in members[r]:
             pid = enc[i][0]
             for w in (0, 1):
                 tid = enc[i][1 + w]
-                path = tree.add(pid + tid[:-1])
-                nodes = path[len(pid) - 1:]
+                nodes = tree.add(pid + tid[:-1])[len(pid) - 1 :]
                 here.append((2 * i + w, nodes, tid))
                 scoring.update(nodes)
         row_needs.append(here)
-        # the scoring block (scoring nodes and their descendants) goes to the end of the row, so
-        # that a few last columns hold every distribution we need; both parts stay in creation
-        # (topological) order.
-        m = len(tree.tok)
-        block = [False] * m
-        for v in range(m):
-            block[v] = v in scoring or (tree.par[v] >= 0 and block[tree.par[v]])
-        front = [v for v in range(m) if not block[v]]
-        back = [v for v in range(m) if block[v]]
-        layouts.append((front, back))
-    pad = _pad_id(tok)
+        wanted.append(scoring)
+    pad = _pad_id(lm.tokenizer)
     sizes = [len(members[r]) for r in range(len(trees))]
-    order = sorted(range(len(trees)), key=lambda r: len(trees[r].tok))
+    order = sorted(range(len(trees)), key=lambda r: len(trees[r]))
     runs = [None] * (2 * len(enc))
-    neg = torch.finfo(lm.dtype).min if lm.dtype.is_floating_point else -1e9
     for b in _progress(_batches(order, sizes, batch_size), progress):
-        width = max(len(trees[r].tok) for r in b)
-        keep = max(len(layouts[r][1]) for r in b)
-        ids = torch.full((len(b), width), pad, dtype=torch.long)
-        pos = torch.zeros((len(b), width), dtype=torch.long)
-        allow = torch.zeros((len(b), width, width), dtype=torch.bool)
-        allow[:, torch.arange(width), torch.arange(width)] = True   # padding sees itself
-        for i, r in enumerate(b):
-            tree = trees[r]
-            front, back = layouts[r]
-            cols = [0] * len(tree.tok)
-            for j, v in enumerate(front):
-                cols[v] = j
-            for j, v in enumerate(back):
-                cols[v] = width - len(back) + j
-            colt = torch.tensor(cols, dtype=torch.long)
-            ids[i, colt] = torch.tensor(tree.tok, dtype=torch.long)
-            pos[i, colt] = torch.tensor(tree.dep, dtype=torch.long)
-            anc = torch.zeros((len(tree.tok), len(tree.tok)), dtype=torch.bool)
-            for v in range(len(tree.tok)):       # ancestors of v: those of its parent, and v
-                if tree.par[v] >= 0:
-                    anc[v] = anc[tree.par[v]]
-                anc[v, v] = True
-            allow[i, colt.unsqueeze(1), colt.unsqueeze(0)] = anc
+        batch = packing.pack([trees[r] for r in b], [wanted[r] for r in b], pad_id=pad, dtype=lm.dtype)
+        width, keep = batch.input_ids.shape[1], batch.keep
+        pos = batch.position_ids
         if not correct_positions:
             pos = torch.arange(width).expand(len(b), width)
-        mask = torch.zeros((len(b), 1, width, width), dtype=lm.dtype)
-        mask.masked_fill_(~allow.unsqueeze(1), neg)
-        logits = _forward(model, ids.to(dev), mask.to(dev), pos.to(dev), keep)
+        logits = _forward(model, batch.input_ids.to(dev), batch.attention_mask.to(dev), pos.to(dev), keep)
         for i, r in enumerate(b):
-            back = layouts[r][1]
-            kcol = {v: keep - len(back) + j for j, v in enumerate(back)}   # column in logits
-            for j, nodes, tid in row_needs[r]:
-                runs[j] = _read_out(logits[i], [kcol[v] for v in nodes], tid, other[j])
+            cols = batch.columns[i]
+            for j, nodes, tid in row_needs[r]:  # column in logits: keep - (width - column)
+                runs[j] = _read_out(logits[i], [cols[v] - width + keep for v in nodes], tid, other[j])
     return runs

@@ -1,15 +1,20 @@
-"""The latent concept association (LCA) task: specification, sampler and the Bayes-optimal ceiling.
+"""The latent concept association (LCA) task: specification, sampler, the Bayes-optimal ceiling,
+count vectors of contexts and the task's support enumerated (for exact population sums).
 
 One example: a target token y, uniform over the V = 2**m tokens; then L context tokens, drawn
 independently. Each is, with probability ``1 - noise``, uniform over y's neighbourhood N(y), and with
 probability ``noise``, uniform over the noise law's support (by default all tokens other than y).
 The target never appears in its own context. If ``clean_last`` is set, the last context token (the
 attention query) is always drawn from N(y).
+
+The laws and the sampler's neighbour tables are memoised per ``TaskSpec`` (at most 64 specs, a
+frozen dataclass, so equal specs share an entry); they are never written to, and the public
+``context_law``, ``clean_law`` and ``last_law`` return copies.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -46,13 +51,16 @@ class TaskSpec:
         check_int("L", self.L, 1, L_MAX)
         check_float("noise", self.noise, 0.0, 1.0, hi_open=True)
         if not isinstance(self.neighbourhood, Neighbourhood):
-            raise ValueError("neighbourhood must be a family from lca.latent (e.g. "
-                             f"hamming_sphere(1)), got {self.neighbourhood!r}")
+            raise ValueError(
+                "neighbourhood must be a family from lca.latent (e.g. "
+                f"hamming_sphere(1)), got {self.neighbourhood!r}"
+            )
         self.neighbourhood.validate(self.space)
         if self.noise_law != "uniform":
             if not isinstance(self.noise_law, Neighbourhood):
-                raise ValueError("noise_law must be 'uniform' or a neighbourhood family, got "
-                                 f"{self.noise_law!r}")
+                raise ValueError(
+                    f"noise_law must be 'uniform' or a neighbourhood family, got {self.noise_law!r}"
+                )
             self.noise_law.validate(self.space)
 
     @property
@@ -61,11 +69,10 @@ class TaskSpec:
 
     @property
     def V(self) -> int:
-        return 2 ** self.m
+        return 2**self.m
 
     def with_(self, **changes) -> "TaskSpec":
         """A copy with some fields changed (validated again)."""
-        from dataclasses import replace
         return replace(self, **changes)
 
     def context_law(self) -> torch.Tensor:
@@ -76,6 +83,31 @@ class TaskSpec:
     def clean_law(self) -> torch.Tensor:
         """``Tensor[V, V]``: the law of an informative token, uniform over N(y)."""
         return _law(self, clean=True).clone()
+
+    def last_law(self) -> torch.Tensor:
+        """``Tensor[V, V]``: the law of the last context position (the attention query):
+        ``clean_law()`` when ``clean_last`` is set and there is noise, else ``context_law()``."""
+        return self.clean_law() if (self.clean_last and self.noise > 0) else self.context_law()
+
+
+def check_spec(spec: object, name: str = "spec") -> TaskSpec:
+    """Return ``spec`` if it is a ``TaskSpec``, else raise ValueError naming the parameter."""
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"{name} must be a TaskSpec, got {type(spec).__name__}")
+    return spec
+
+
+def count_vector(
+    contexts: torch.Tensor, V: int, weight: float = 1.0, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Count vectors ``Tensor[n, V]`` of contexts ``LongTensor[n, L]``: entry ``[i, k]`` adds
+    ``weight`` for every position of context i that holds token k. ``weight=1`` counts the tokens;
+    ``weight=1/L`` gives their frequencies, the vector that uniform attention averages."""
+    V = check_int("V", V, 1, 2**16)
+    contexts = check_tokens("contexts", contexts, V, ndim=2)
+    c = torch.zeros((contexts.shape[0], V), dtype=dtype, device=contexts.device)
+    ones = torch.full(contexts.shape, weight, dtype=dtype, device=contexts.device)
+    return c.scatter_add_(1, contexts, ones)
 
 
 @lru_cache(maxsize=64)
@@ -93,8 +125,9 @@ def _law(spec: TaskSpec, clean: bool) -> torch.Tensor:
     return (1 - spec.noise) * P + spec.noise * Q
 
 
-def _draw_from_table(table: torch.Tensor, deg: torch.Tensor, y: torch.Tensor, L: int,
-                     g: torch.Generator) -> torch.Tensor:
+def _draw_from_table(
+    table: torch.Tensor, deg: torch.Tensor, y: torch.Tensor, L: int, g: torch.Generator
+) -> torch.Tensor:
     """Draw ``[n, L]`` tokens, row i uniform over the padded neighbour list of target ``y[i]``."""
     u = torch.rand((y.shape[0], L), generator=g, dtype=torch.float64)
     d = deg[y][:, None]
@@ -113,8 +146,9 @@ def _tables(spec: TaskSpec):
     return table, deg, noise
 
 
-def sample(spec: TaskSpec, n: int, seed: int | None = None,
-           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample(
+    spec: TaskSpec, n: int, seed: int | None = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``n`` examples of the task.
 
     Returns:
@@ -122,8 +156,7 @@ def sample(spec: TaskSpec, n: int, seed: int | None = None,
 
     Seeding: pass ``seed`` (an int) for a fresh generator, or ``generator`` to continue a stream.
     """
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    check_spec(spec)
     n = check_int("n", n, 0, 100_000_000)
     g = make_generator(seed, generator)
     V, L = spec.V, spec.L
@@ -147,14 +180,14 @@ def sample(spec: TaskSpec, n: int, seed: int | None = None,
 def log_likelihood(spec: TaskSpec, contexts: torch.Tensor) -> torch.Tensor:
     """``Tensor[n, V]`` (float64): log p(contexts | y) for every candidate target y (-inf where
     some context token is impossible under y)."""
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    check_spec(spec)
     contexts = check_tokens("contexts", contexts, spec.V, ndim=2)
     if contexts.shape[1] != spec.L:
         raise ValueError(f"contexts must have shape [n, L={spec.L}], got {tuple(contexts.shape)}")
     if spec.m > 12:
-        raise ValueError(f"m must be at most 12 for the exact Bayes posterior (it uses V x V "
-                         f"tables), got m={spec.m}")
+        raise ValueError(
+            f"m must be at most 12 for the exact Bayes posterior (it uses V x V tables), got m={spec.m}"
+        )
     V = spec.V
     logP = torch.log(spec.context_law())  # [V(y), V(x)]
     if spec.clean_last and spec.noise > 0:
@@ -166,9 +199,7 @@ def log_likelihood(spec: TaskSpec, contexts: torch.Tensor) -> torch.Tensor:
 
 
 def _count_loglik(contexts: torch.Tensor, logP: torch.Tensor, V: int) -> torch.Tensor:
-    n = contexts.shape[0]
-    counts = torch.zeros((n, V), dtype=torch.float64)
-    counts.scatter_add_(1, contexts, torch.ones_like(contexts, dtype=torch.float64))
+    counts = count_vector(contexts, V)
     finite = torch.where(torch.isfinite(logP), logP, torch.zeros_like(logP))
     impossible = (counts @ (~torch.isfinite(logP)).double().T) > 0
     out = counts @ finite.T
@@ -199,3 +230,39 @@ def bayes_accuracy(spec: TaskSpec, n: int = 4096, seed: int = 0) -> float:
     n = check_int("n", n, 1, 10_000_000)
     ctx, y = sample(spec, n, seed=seed)
     return float(bayes_correct(spec, ctx, y).mean())
+
+
+def enumerate_task(
+    spec: TaskSpec, max_rows: int = 2_000_000
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (context, target) pair of the task with positive probability.
+
+    Returns ``(contexts LongTensor[R, L], targets LongTensor[R], probs Tensor[R] float64)`` with
+    ``probs`` summing to 1, so population expectations become exact weighted sums. The number of
+    rows is ``sum_y prod_l |support of position l|``; it must not exceed ``max_rows``.
+    """
+    check_spec(spec)
+    max_rows = check_int("max_rows", max_rows, 1, 50_000_000)
+    P, last = spec.context_law(), spec.last_law()
+    V, L = spec.V, spec.L
+    body_support = (P > 0).sum(1)
+    last_support = (last > 0).sum(1)
+    rows = int((body_support.double() ** (L - 1) * last_support.double()).sum())
+    if rows > max_rows:
+        raise ValueError(
+            f"max_rows must be at least {rows} to enumerate this task (m={spec.m}, "
+            f"L={spec.L}), got {max_rows}; use a smaller m or L"
+        )
+    ctxs, tgts, probs = [], [], []
+    for y in range(V):
+        laws = [P[y]] * (L - 1) + [last[y]]
+        grids = [torch.nonzero(q > 0).flatten() for q in laws]
+        mesh = torch.cartesian_prod(*grids) if L > 1 else grids[0][:, None]
+        mesh = mesh.reshape(-1, L)
+        p = torch.ones(mesh.shape[0], dtype=torch.float64)
+        for pos in range(L):
+            p = p * laws[pos][mesh[:, pos]]
+        ctxs.append(mesh)
+        tgts.append(torch.full((mesh.shape[0],), y, dtype=torch.long))
+        probs.append(p / V)
+    return torch.cat(ctxs), torch.cat(tgts), torch.cat(probs)

@@ -1,5 +1,5 @@
-"""Training the one-layer transformer on the LCA task: configs, the training loop, evaluation and
-ensembles.
+"""Training the one-layer transformer on the LCA task: configs, the training loop, evaluation
+(sampled accuracy, exact population loss) and ensembles.
 
 Training is online: every step draws a fresh batch from the task, so the loss being minimised is
 the population cross-entropy. ``fit`` and ``train_ensemble`` share one code path: a single run is
@@ -17,14 +17,15 @@ from a generator seeded with ``seed + 1_000_003``, and the evaluation set from `
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ._validate import check_choice, check_float, check_int
-from .model import E_INITS, WV_INITS, OneLayerTransformer, resolve_device
-from .task import TaskSpec, sample
+from .model import E_INITS, WV_INITS, OneLayerTransformer, check_model, resolve_device
+from .task import TaskSpec, check_spec, enumerate_task, sample
 
 DATA_SEED_OFFSET = 1_000_003
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -74,20 +75,19 @@ class TrainConfig:
     device: str | None = None
 
     def __post_init__(self):
-        if not isinstance(self.task, TaskSpec):
-            raise ValueError(f"task must be a TaskSpec, got {type(self.task).__name__}")
+        check_spec(self.task, "task")
         check_int("d", self.d, 1, 1 << 16)
         check_int("steps", self.steps, 0, 10_000_000)
         check_int("batch_size", self.batch_size, 1, 10_000_000)
         check_float("lr", self.lr, 0.0, None, lo_open=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_float("weight_decay", self.weight_decay, 0.0, None)
-        check_int("seed", self.seed, 0, 2 ** 62)
+        check_int("seed", self.seed, 0, 2**62)
         check_choice("E_init", self.E_init, E_INITS)
         check_choice("WV_init", self.WV_init, WV_INITS)
         check_int("eval_every", self.eval_every, 0, 10_000_000)
         check_int("n_eval", self.n_eval, 1, 10_000_000)
-        check_int("eval_seed", self.eval_seed, 0, 2 ** 62)
+        check_int("eval_seed", self.eval_seed, 0, 2**62)
         if self.E_init == "orthonormal" and self.d < self.task.V:
             raise ValueError(f"d must be >= V={self.task.V} for E_init='orthonormal', got d={self.d}")
 
@@ -111,21 +111,32 @@ class TrainResult:
     configs: list | None = None
 
     @property
-    def final_accuracy(self):
+    def final_accuracy(self) -> float | list[float]:
         return self.history["accuracy"][-1]
 
 
 def build_model(config: TrainConfig) -> OneLayerTransformer:
     """The untrained model of a config (weights from ``config.seed``)."""
     g = torch.Generator().manual_seed(config.seed)
-    freeze = [name for name, on in (("W_E", config.train_E), ("W_KQ", config.train_KQ),
-                                    ("W_V", config.train_V)) if not on]
+    freeze = [
+        name
+        for name, on in (("W_E", config.train_E), ("W_KQ", config.train_KQ), ("W_V", config.train_V))
+        if not on
+    ]
     if not config.tied and not config.train_E:
         freeze.append("W_U")
-    return OneLayerTransformer(config.task.V, config.d, tied=config.tied, residual=config.residual,
-                               layernorm=config.layernorm, E_init=config.E_init,
-                               WV_init=config.WV_init, freeze=freeze, generator=g,
-                               device=resolve_device(config.device))
+    return OneLayerTransformer(
+        config.task.V,
+        config.d,
+        tied=config.tied,
+        residual=config.residual,
+        layernorm=config.layernorm,
+        E_init=config.E_init,
+        WV_init=config.WV_init,
+        freeze=freeze,
+        generator=g,
+        device=resolve_device(config.device),
+    )
 
 
 def stack_models(models: list[OneLayerTransformer]) -> OneLayerTransformer:
@@ -135,20 +146,27 @@ def stack_models(models: list[OneLayerTransformer]) -> OneLayerTransformer:
     first = models[0]
     for mdl in models:
         if mdl.ensemble is not None or (mdl.V, mdl.d, mdl.tied, mdl.residual, mdl.layernorm) != (
-                first.V, first.d, first.tied, first.residual, first.layernorm):
+            first.V,
+            first.d,
+            first.tied,
+            first.residual,
+            first.layernorm,
+        ):
             raise ValueError("models must be single models with the same V, d and options")
     W_U = None if first.tied else torch.stack([mdl.W_U.detach() for mdl in models])
     return OneLayerTransformer.from_weights(
         torch.stack([mdl.W_E.detach() for mdl in models]),
         torch.stack([mdl.W_KQ.detach() for mdl in models]),
-        torch.stack([mdl.W_V.detach() for mdl in models]), W_U,
-        residual=first.residual, layernorm=first.layernorm)
+        torch.stack([mdl.W_V.detach() for mdl in models]),
+        W_U,
+        residual=first.residual,
+        layernorm=first.layernorm,
+    )
 
 
 def _progress(iterable, total, desc, enabled):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
     return tqdm(iterable, total=total, desc=desc, leave=False)
 
 
@@ -179,9 +197,11 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
             raise ValueError(f"configs must hold TrainConfig objects, got {type(c).__name__}")
         for name in SHAPE_FIELDS:
             if getattr(c, name) != getattr(base, name):
-                raise ValueError(f"configs must agree on {name!r} to train as one ensemble "
-                                 f"(got {getattr(c, name)!r} and {getattr(base, name)!r}); only "
-                                 f"{', '.join(VARIANT_FIELDS)} may differ")
+                raise ValueError(
+                    f"configs must agree on {name!r} to train as one ensemble "
+                    f"(got {getattr(c, name)!r} and {getattr(base, name)!r}); only "
+                    f"{', '.join(VARIANT_FIELDS)} may differ"
+                )
     E = len(configs)
     device = resolve_device(base.device)
     spec = base.task
@@ -243,7 +263,7 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
                 before = [p.detach().clone() for p in params]
                 opt.step()
                 with torch.no_grad():
-                    scale = (lrs / base.lr)
+                    scale = lrs / base.lr
                     for p, b in zip(params, before):
                         s = scale.view((E,) + (1,) * (p.ndim - 1))
                         p.copy_(b + (p - b) * s)
@@ -268,13 +288,13 @@ def fit(config: TrainConfig, progress: bool = True) -> TrainResult:
     single = res.model.member(0)
     if not config.train_E:
         single.W_E.requires_grad_(False)
-    history = {k: [v[0] if isinstance(v, list) else v for v in vals]
-               for k, vals in res.history.items()}
+    history = {k: [v[0] if isinstance(v, list) else v for v in vals] for k, vals in res.history.items()}
     return TrainResult(model=single, history=history, config=config, configs=[config])
 
 
-def sweep(base: TrainConfig, seeds=(0,), variants: dict | None = None, progress: bool = True
-          ) -> TrainResult:
+def sweep(
+    base: TrainConfig, seeds: tuple = (0,), variants: dict | None = None, progress: bool = True
+) -> TrainResult:
     """Train ``variants x seeds`` members as one ensemble.
 
     ``variants`` maps a label to a dict of field overrides (only ``VARIANT_FIELDS``), e.g.
@@ -296,30 +316,29 @@ def sweep(base: TrainConfig, seeds=(0,), variants: dict | None = None, progress:
 
 
 @torch.no_grad()
-def _accuracy(model: OneLayerTransformer, ctx: torch.Tensor, y: torch.Tensor,
-              chunk: int = 4096) -> torch.Tensor:
+def _accuracy(
+    model: OneLayerTransformer, ctx: torch.Tensor, y: torch.Tensor, chunk: int = 4096
+) -> torch.Tensor:
     hits = []
     for i in range(0, ctx.shape[-2], chunk):
-        c = ctx[..., i:i + chunk, :]
+        c = ctx[..., i : i + chunk, :]
         logits = model(c)
         if model.ensemble is None:
             logits = logits.unsqueeze(0)
-        hits.append((logits.argmax(-1) == y[i:i + chunk]).float())
+        hits.append((logits.argmax(-1) == y[i : i + chunk]).float())
     return torch.cat(hits, dim=-1).mean(-1)
 
 
-def check_model_and_spec(model, spec) -> None:
+def check_model_and_spec(model: OneLayerTransformer, spec: TaskSpec) -> None:
     """Raise ValueError unless ``model`` is a OneLayerTransformer and ``spec`` a TaskSpec with the
     model's vocabulary size."""
-    if not isinstance(model, OneLayerTransformer):
-        raise ValueError(f"model must be a OneLayerTransformer, got {type(model).__name__}")
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
+    check_model(model)
+    check_spec(spec)
     if spec.V != model.V:
         raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
 
 
-def evaluate(model: OneLayerTransformer, spec: TaskSpec, n: int = 4096, seed: int = 0):
+def evaluate(model: OneLayerTransformer, spec: TaskSpec, n: int = 4096, seed: int = 0) -> float | list[float]:
     """Accuracy of ``model`` on ``n`` fresh examples drawn with ``seed``: a float for a single
     model, a list of floats (one per member) for an ensemble."""
     check_model_and_spec(model, spec)
@@ -330,8 +349,16 @@ def evaluate(model: OneLayerTransformer, spec: TaskSpec, n: int = 4096, seed: in
     return float(acc[0]) if model.ensemble is None else acc.tolist()
 
 
-def config_dict(config: TrainConfig) -> dict:
-    """A JSON-friendly summary of a config (the task spelled out)."""
-    out = asdict(config)
-    out["task"] = repr(config.task)
-    return out
+def exact_population_loss(
+    model: OneLayerTransformer, spec: TaskSpec, max_rows: int = 2_000_000
+) -> torch.Tensor:
+    """The population cross-entropy of ``model`` on ``spec`` as an exact weighted sum over
+    ``lca.task.enumerate_task(spec)`` (a differentiable scalar tensor: call ``.backward()`` for
+    the exact population gradient)."""
+    check_model(model, single=True)
+    check_model_and_spec(model, spec)
+    ctx, y, p = enumerate_task(spec, max_rows)
+    dev = model.W_E.device
+    logits = model(ctx.to(dev))
+    nll = torch.nn.functional.cross_entropy(logits, y.to(dev), reduction="none")
+    return (nll * p.to(dev, nll.dtype)).sum()

@@ -6,29 +6,31 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from ._validate import check_float, check_int
 from .checks import CheckResult, close, run_cases
 from .latent import (
-    Cluster,
-    HammingBall,
-    HammingSphere,
     LatentSpace,
     Neighbourhood,
     cluster,
     hamming_ball,
     hamming_sphere,
+    popcounts,
+    xor_invariant,
 )
-from .model import OneLayerTransformer, init_embedding
-from .style import COLORS, CYCLE, new_figure
-from .task import TaskSpec, sample
+from .lca_task import surjections
+from .model import OneLayerTransformer, orthonormal_rows
+from .style import COLORS, CYCLE, as_array, new_figure
+from .task import TaskSpec, check_spec, count_vector, sample
 from .train import check_model_and_spec, evaluate
 
-#
 # The value-matrix construction (book/proofs/value_matrix.md, thm-wv-construction). With W_E [V, d]
 # (row i = token i) and a neighbourhood matrix A [V, V] (A[i, j] = 1 when j may appear in the
 # context of target i),
@@ -38,10 +40,8 @@ from .train import check_model_and_spec, evaluate
 # context that lies in k's neighbourhood.
 
 
-
-
-
-def _vm_embedding(name: str, W_E, allow_ensemble: bool = True) -> torch.Tensor:
+def _check_embedding(name: str, W_E, allow_ensemble: bool = True, V: int | None = None) -> torch.Tensor:
+    """``W_E``, checked: a float ``[V, d]`` (or ``[E, V, d]``) with V = 2**m rows (V given: V rows)."""
     if not isinstance(W_E, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor [V, d], got {type(W_E).__name__}")
     ok = (2, 3) if allow_ensemble else (2,)
@@ -50,13 +50,15 @@ def _vm_embedding(name: str, W_E, allow_ensemble: bool = True) -> torch.Tensor:
         raise ValueError(f"{name} must have shape {want}, got {tuple(W_E.shape)}")
     if not W_E.is_floating_point():
         raise ValueError(f"{name} must have a floating dtype, got {W_E.dtype}")
-    V = W_E.shape[-2]
-    if V < 2 or V & (V - 1):
-        raise ValueError(f"{name} must have V = 2**m rows (m >= 1), got V={V}")
+    rows = W_E.shape[-2]
+    if rows < 2 or rows & (rows - 1):
+        raise ValueError(f"{name} must have V = 2**m rows (m >= 1), got V={rows}")
+    if V is not None and rows != V:
+        raise ValueError(f"{name} must have V={V} rows for this task, got {rows}")
     return W_E
 
 
-def _vm_mask(mask, V: int) -> torch.Tensor:
+def _neighbourhood_matrix(mask, V: int) -> torch.Tensor:
     """A neighbourhood given as a family, a BoolTensor[V, V] or a float weight matrix [V, V]."""
     if isinstance(mask, Neighbourhood):
         m = V.bit_length() - 1
@@ -64,20 +66,20 @@ def _vm_mask(mask, V: int) -> torch.Tensor:
         mask.validate(space)
         return mask.mask(space).double()
     if not isinstance(mask, torch.Tensor):
-        raise ValueError("mask must be a neighbourhood family, a BoolTensor[V, V] or a float "
-                         f"Tensor[V, V], got {type(mask).__name__}")
+        raise ValueError(
+            "mask must be a neighbourhood family, a BoolTensor[V, V] or a float "
+            f"Tensor[V, V], got {type(mask).__name__}"
+        )
     if tuple(mask.shape) != (V, V):
         raise ValueError(f"mask must have shape ({V}, {V}) to match W_E, got {tuple(mask.shape)}")
-    if mask.dtype == torch.bool:
-        return mask.double()
-    if not mask.is_floating_point():
-        return mask.double()
-    if not bool(torch.isfinite(mask).all()):
+    if mask.is_floating_point() and not bool(torch.isfinite(mask).all()):
         raise ValueError("mask must hold finite weights")
     return mask.double()
 
 
-def value_matrix_construction(W_E: torch.Tensor, mask) -> torch.Tensor:
+def value_matrix_construction(
+    W_E: torch.Tensor, mask: Neighbourhood | torch.Tensor, scale: float = 1.0
+) -> torch.Tensor:
     """The constructed value matrix ``W_V* = W_E^T A W_E`` (``[d, d]``; ``[E, d, d]`` for W_E
     ``[E, V, d]``).
 
@@ -90,14 +92,28 @@ def value_matrix_construction(W_E: torch.Tensor, mask) -> torch.Tensor:
         mask: the neighbourhood: a family from ``lca.latent`` (e.g. ``hamming_sphere(1)``), a
             ``BoolTensor[V, V]`` with ``mask[i, j]`` True when j is in N(i), or a float weight
             matrix ``A[V, V]`` (e.g. a task's ``context_law()``).
+        scale: a factor beta for ``beta W_E^T A W_E`` (applied to W_E^T before the products).
     Returns:
-        ``W_E^T A W_E`` in W_E's dtype.
+        ``scale * W_E^T A W_E`` in W_E's dtype.
     """
-    W_E = _vm_embedding("W_E", W_E)
-    A = _vm_mask(mask, W_E.shape[-2]).to(device=W_E.device)
+    W_E = _check_embedding("W_E", W_E)
+    scale = check_float("scale", scale, 0.0, None)
+    A = _neighbourhood_matrix(mask, W_E.shape[-2]).to(device=W_E.device)
     E64 = W_E.double()
-    out = E64.transpose(-1, -2) @ A @ E64
+    Et = E64.transpose(-1, -2) if scale == 1.0 else scale * E64.transpose(-1, -2)
+    out = Et @ A @ E64
     return out.to(W_E.dtype)
+
+
+def constructed_model(spec: TaskSpec, d: int | None = None, seed: int = 0) -> OneLayerTransformer:
+    """The constructed model of chapters 4 and 7 as a ``OneLayerTransformer`` (float64):
+    orthonormal embeddings ``orthonormal_rows(V, d, seed)`` (``d >= V``, default ``d = V``),
+    ``W_KQ = 0`` and the associative memory ``W_V* = W_E^T A W_E`` of the task's neighbourhood.
+    Its logits are the shares of the context inside each N(k)."""
+    check_spec(spec)
+    W_E = orthonormal_rows(spec.V, d, seed)
+    W_V = value_matrix_construction(W_E, spec.neighbourhood)
+    return OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
 
 
 def pm1_embedding(m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -110,8 +126,7 @@ def pm1_embedding(m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return (2 * Z - 1) / math.sqrt(m)
 
 
-def strict_correct(logits: torch.Tensor, targets: torch.Tensor, rtol: float = 1e-9
-                   ) -> torch.Tensor:
+def strict_correct(logits: torch.Tensor, targets: torch.Tensor, rtol: float = 1e-9) -> torch.Tensor:
     """``BoolTensor[..., n]``: the target's logit beats every other logit by more than
     ``rtol * max|logit|`` (ties, up to rounding, count as errors).
 
@@ -119,13 +134,14 @@ def strict_correct(logits: torch.Tensor, targets: torch.Tensor, rtol: float = 1e
         logits: ``[..., n, V]``; targets: ``LongTensor[n]`` (or ``[..., n]``).
     """
     if not isinstance(logits, torch.Tensor) or logits.ndim < 2:
-        raise ValueError("logits must be a Tensor [n, V] (or [..., n, V]), got "
-                         f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}")
+        raise ValueError(
+            "logits must be a Tensor [n, V] (or [..., n, V]), got "
+            f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}"
+        )
     if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"targets must be a LongTensor [n], got {type(targets).__name__}")
     if targets.shape[-1] != logits.shape[-2]:
-        raise ValueError(f"targets must have n={logits.shape[-2]} entries, got "
-                         f"{tuple(targets.shape)}")
+        raise ValueError(f"targets must have n={logits.shape[-2]} entries, got {tuple(targets.shape)}")
     rtol = check_float("rtol", rtol, 0.0, 1.0)
     V = logits.shape[-1]
     if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= V):
@@ -137,55 +153,56 @@ def strict_correct(logits: torch.Tensor, targets: torch.Tensor, rtol: float = 1e
     return own > others + rtol * scale
 
 
-def _vm_spec(spec):
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
-    return spec
-
-
-def memory_accuracy(spec, W_E: torch.Tensor, W_V: torch.Tensor, n: int = 4096, seed: int = 0,
-                    W_KQ: torch.Tensor | None = None) -> float:
+def memory_accuracy(
+    spec: TaskSpec,
+    W_E: torch.Tensor,
+    W_V: torch.Tensor,
+    n: int = 4096,
+    seed: int = 0,
+    W_KQ: torch.Tensor | None = None,
+) -> float:
     """Accuracy (ties count as errors) of the model with the given matrices on ``n`` fresh
     examples of ``spec`` drawn with ``seed``; W_KQ defaults to 0 (uniform attention).
 
     Float64 throughout, in the model's orientation: logits = W_E W_V h. With W_KQ None the logits
     are computed from token frequencies (h = W_E^T c); otherwise ``OneLayerTransformer`` runs.
     """
-    spec = _vm_spec(spec)
-    W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
-    if W_E.shape[0] != spec.V:
-        raise ValueError(f"W_E must have V={spec.V} rows for this task, got {W_E.shape[0]}")
+    check_spec(spec)
+    W_E = _check_embedding("W_E", W_E, allow_ensemble=False, V=spec.V)
     d = W_E.shape[1]
     if not isinstance(W_V, torch.Tensor) or tuple(W_V.shape) != (d, d):
-        raise ValueError(f"W_V must be a Tensor of shape ({d}, {d}), got "
-                         f"{tuple(getattr(W_V, 'shape', ()))}")
+        raise ValueError(f"W_V must be a Tensor of shape ({d}, {d}), got {tuple(getattr(W_V, 'shape', ()))}")
     if W_KQ is not None and (not isinstance(W_KQ, torch.Tensor) or tuple(W_KQ.shape) != (d, d)):
-        raise ValueError(f"W_KQ must be None or a Tensor of shape ({d}, {d}), got "
-                         f"{tuple(getattr(W_KQ, 'shape', ()))}")
+        raise ValueError(
+            f"W_KQ must be None or a Tensor of shape ({d}, {d}), got {tuple(getattr(W_KQ, 'shape', ()))}"
+        )
     n = check_int("n", n, 1, 10_000_000)
-    seed = check_int("seed", seed, 0, 2 ** 62)
+    seed = check_int("seed", seed, 0, 2**62)
     E64, V64 = W_E.detach().double().cpu(), W_V.detach().double().cpu()
     ctx, y = sample(spec, n, seed=seed)
     hits = 0
     if W_KQ is None:
         # uniform attention: h = W_E^T c with c the token frequencies, logits = W_E W_V h
         # (the same numbers as OneLayerTransformer.forward, without the [n, L, d] gather)
-        read = E64 @ V64 @ E64.T                     # [V, V]: logits = c @ read.T
+        read = E64 @ V64 @ E64.T  # [V, V]: logits = c @ read.T
         for i in range(0, n, 4096):
-            c = ctx[i:i + 4096]
-            freq = torch.zeros((c.shape[0], spec.V), dtype=torch.float64)
-            freq.scatter_add_(1, c, torch.full(c.shape, 1.0 / spec.L, dtype=torch.float64))
-            hits += int(strict_correct(freq @ read.T, y[i:i + 4096]).sum())
+            freq = count_vector(ctx[i : i + 4096], spec.V, 1.0 / spec.L)
+            hits += int(strict_correct(freq @ read.T, y[i : i + 4096]).sum())
         return hits / n
     model = OneLayerTransformer.from_weights(E64, W_KQ.detach().double().cpu(), V64, device="cpu")
     with torch.no_grad():
         for i in range(0, n, 2048):
-            hits += int(strict_correct(model(ctx[i:i + 2048]), y[i:i + 2048]).sum())
+            hits += int(strict_correct(model(ctx[i : i + 2048]), y[i : i + 2048]).sum())
     return hits / n
 
 
-def construction_accuracy(spec, W_E: torch.Tensor | None = None, n: int = 4096, seed: int = 0,
-                          mask=None) -> float:
+def construction_accuracy(
+    spec: TaskSpec,
+    W_E: torch.Tensor | None = None,
+    n: int = 4096,
+    seed: int = 0,
+    mask: Neighbourhood | torch.Tensor | None = None,
+) -> float:
     """Accuracy (ties count as errors) of the constructed model ``W_V* = W_E^T A W_E`` with uniform
     attention on ``n`` fresh examples of ``spec``.
 
@@ -196,59 +213,35 @@ def construction_accuracy(spec, W_E: torch.Tensor | None = None, n: int = 4096, 
             exact.
         mask: the neighbourhood used by the construction (default: the task's own).
     """
-    spec = _vm_spec(spec)
+    check_spec(spec)
     n = check_int("n", n, 1, 10_000_000)
-    seed = check_int("seed", seed, 0, 2 ** 62)
-    A = _vm_mask(spec.neighbourhood if mask is None else mask, spec.V)
+    seed = check_int("seed", seed, 0, 2**62)
+    A = _neighbourhood_matrix(spec.neighbourhood if mask is None else mask, spec.V)
     if W_E is not None:
-        W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
+        W_E = _check_embedding("W_E", W_E, allow_ensemble=False)
         return memory_accuracy(spec, W_E, value_matrix_construction(W_E.double(), A), n, seed)
     ctx, y = sample(spec, n, seed=seed)
     hits = 0
     for i in range(0, n, 4096):
-        c = ctx[i:i + 4096]
-        counts = torch.zeros((c.shape[0], spec.V), dtype=torch.float64)
-        counts.scatter_add_(1, c, torch.ones_like(c, dtype=torch.float64))
-        f = counts @ A.T                       # f[b, k] = sum_j A[k, j] counts[b, j]
-        hits += int(strict_correct(f, y[i:i + 4096], rtol=0.0).sum())
+        counts = count_vector(ctx[i : i + 4096], spec.V)
+        f = counts @ A.T  # f[b, k] = sum_j A[k, j] counts[b, j]
+        hits += int(strict_correct(f, y[i : i + 4096], rtol=0.0).sum())
     return hits / n
 
 
-def identity_accuracy(spec, W_E: torch.Tensor | None = None, n: int = 4096, seed: int = 0) -> float:
+def identity_accuracy(spec: TaskSpec, W_E: torch.Tensor | None = None, n: int = 4096, seed: int = 0) -> float:
     """Accuracy (ties count as errors) of ``W_V = I`` with uniform attention; W_E None means
     orthonormal embeddings (prop-identity-fails: the answer is exactly 0)."""
-    spec = _vm_spec(spec)
+    check_spec(spec)
     if W_E is None:
-        g = torch.Generator().manual_seed(0)
-        W_E = init_embedding(spec.V, spec.V, "orthonormal", g, dtype=torch.float64)
-    W_E = _vm_embedding("W_E", W_E, allow_ensemble=False)
+        W_E = orthonormal_rows(spec.V)
+    W_E = _check_embedding("W_E", W_E, allow_ensemble=False)
     return memory_accuracy(spec, W_E, torch.eye(W_E.shape[1], dtype=torch.float64), n, seed)
 
 
-#
-# Closed forms for the value-matrix chapter (book/proofs/value_matrix.md). Throughout, attention is
-# uniform (W_KQ = 0), so h = W_E^T c with c the vector of token frequencies in the context, and the
-# constructed model's logits with orthonormal embeddings are f = A c (thm-wv-construction).
-#   - wv_error_exact_sphere1 / wv_error_exact / wv_error_bound: error probability of W_V* (ties
-#     counted as errors), thm-wv-error-bound;
-#   - identity_pm1_accuracy: W_V = I with the centred +-1 embedding, prop-pm1-majority;
-#   - one_step_WV (+ parts, sampling error), enumerate_task, exact_population_loss: thm-one-step-wv.
-
-
-
-
-
-def _vm_task(spec):
-    if not isinstance(spec, TaskSpec):
-        raise ValueError(f"spec must be a TaskSpec, got {type(spec).__name__}")
-    return spec
-
-
-def _vm_position_laws(spec) -> tuple[torch.Tensor, torch.Tensor]:
-    """(law of a body position, law of the last position), each ``[V, V]`` float64 ``P[y, x]``."""
-    P = spec.context_law()
-    last = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
-    return P, last
+# Closed forms (book/proofs/value_matrix.md), all with uniform attention (W_KQ = 0): the error of W_V*
+# (thm-wv-error-bound), W_V = I with the +-1 code (prop-pm1-majority), and W_V after one gradient
+# step from 0 (thm-one-step-wv; its population loss is lca.train.exact_population_loss).
 
 
 def wv_error_exact_sphere1(m: int, L: int) -> float:
@@ -262,29 +255,11 @@ def wv_error_exact_sphere1(m: int, L: int) -> float:
     L = check_int("L", L, 1, 1_000_000)
     if m == 1:
         return 0.0
-    exact = (Fraction(math.comb(m, 2) * 2 ** L, m ** L)
-             - Fraction(m * (m - 2), m ** L))
+    exact = Fraction(math.comb(m, 2) * 2**L, m**L) - Fraction(m * (m - 2), m**L)
     return float(exact)
 
 
-def wv_sphere1_union_bound(m: int, L: int) -> float:
-    """The union bound ``C(m,2) (2/m)^L`` on the same error probability (may exceed 1)."""
-    m = check_int("m", m, 1, 16)
-    L = check_int("L", L, 1, 1_000_000)
-    return math.comb(m, 2) * (2 / m) ** L
-
-
-def _vm_surjection_probability(L: int, t: int, n: int) -> float:
-    """P(L uniform draws from n items hit exactly a given set of t items, each at least once)."""
-    surj = sum((-1) ** i * math.comb(t, i) * (t - i) ** L for i in range(t + 1))
-    return float(Fraction(surj, n ** L))
-
-
-def _vm_translation_invariant(nb) -> bool:
-    return isinstance(nb, (HammingSphere, HammingBall, Cluster))
-
-
-def wv_error_exact(spec, max_support: int = 20) -> float:
+def wv_error_exact(spec: TaskSpec, max_support: int = 20) -> float:
     """Exact error probability (ties count as errors) of ``W_V*`` (built from the task's own
     neighbourhood) with orthonormal embeddings and uniform attention, by enumeration.
 
@@ -292,32 +267,36 @@ def wv_error_exact(spec, max_support: int = 20) -> float:
     the set T of distinct context tokens lies in ``N(k)`` for some ``k != y``. The probability that
     T equals a given set of size t is ``surj(L, t) / |N(y)|^L``; the function enumerates the
     ``2^|N(y)|`` subsets of N(y), so it needs ``|N(y)| <= max_support`` (at most 24).
-    Hamming spheres, balls and clusters are invariant under the translations z -> z xor u, so only
-    y = 0 is enumerated for them; other families average over every y.
+    When the mask is invariant under the translations z -> z xor u (``lca.latent.xor_invariant``:
+    Hamming spheres, balls, clusters) only y = 0 is enumerated; otherwise every y is averaged.
     """
-    spec = _vm_task(spec)
+    check_spec(spec)
     max_support = check_int("max_support", max_support, 1, 24)
     if spec.noise != 0:
-        raise ValueError(f"noise must be 0 for the exact enumeration, got {spec.noise:g} "
-                         "(use wv_error_bound or a Monte Carlo estimate)")
+        raise ValueError(
+            f"noise must be 0 for the exact enumeration, got {spec.noise:g} "
+            "(use wv_error_bound or a Monte Carlo estimate)"
+        )
     space = spec.space
     M = spec.neighbourhood.mask(space)
     deg = M.sum(1)
     if int(deg.max()) > max_support:
-        raise ValueError(f"max_support must be at least the neighbourhood size {int(deg.max())} "
-                         f"for this task, got {max_support} (2^size subsets are enumerated)")
+        raise ValueError(
+            f"max_support must be at least the neighbourhood size {int(deg.max())} "
+            f"for this task, got {max_support} (2^size subsets are enumerated)"
+        )
     L = spec.L
-    targets = [0] if _vm_translation_invariant(spec.neighbourhood) else range(spec.V)
+    targets = [0] if xor_invariant(M) else range(spec.V)
     total = 0.0
     for y in targets:
         nbrs = torch.nonzero(M[y]).flatten()
         n = nbrs.numel()
         # for every other target k: the set S_k = N(y) & N(k), as a bitmask over positions in nbrs
-        inside = M[:, nbrs].clone()                      # [V(k), n]: nbrs[j] in N(k)
+        inside = M[:, nbrs].clone()  # [V(k), n]: nbrs[j] in N(k)
         inside[y] = False
         weights = 2 ** torch.arange(n, dtype=torch.int64)
-        codes = (inside.long() * weights).sum(1)         # [V]
-        flag = torch.zeros(2 ** n, dtype=torch.bool)
+        codes = (inside.long() * weights).sum(1)  # [V]
+        flag = torch.zeros(2**n, dtype=torch.bool)
         flag[codes] = True
         flag[0] = False if bool(codes.eq(0).all()) else flag[0]
         # mark every subset of some S_k: push "is a subset of a marked set" down bit by bit
@@ -327,26 +306,17 @@ def wv_error_exact(spec, max_support: int = 20) -> float:
             hi = f.select(n - 1 - axis, 1)
             lo |= hi
         flag = f.reshape(-1)
-        sizes = torch.tensor([bin(t).count("1") for t in range(2 ** n)]) if n <= 12 else \
-            _vm_popcounts(n)
-        counts = torch.bincount(sizes[flag], minlength=n + 1)
+        counts = torch.bincount(popcounts(n)[flag], minlength=n + 1)
         err = 0.0
         for t in range(1, n + 1):
             if int(counts[t]):
-                err += int(counts[t]) * _vm_surjection_probability(L, t, n)
+                # P(L uniform draws from the n neighbours hit exactly a given set of t of them)
+                err += int(counts[t]) * float(Fraction(surjections(L, t), n**L))
         total += err
     return min(1.0, total / len(targets))
 
 
-def _vm_popcounts(n: int) -> torch.Tensor:
-    x = torch.arange(2 ** n, dtype=torch.int64)
-    out = torch.zeros_like(x)
-    for b in range(n):
-        out += (x >> b) & 1
-    return out
-
-
-def wv_error_bound(spec, per_target: bool = False):
+def wv_error_bound(spec: TaskSpec, per_target: bool = False) -> float | torch.Tensor:
     """Chernoff-union bound on the error probability (ties count as errors) of ``W_V*`` with
     orthonormal embeddings and uniform attention; noise allowed.
 
@@ -359,10 +329,10 @@ def wv_error_bound(spec, per_target: bool = False):
 
     Returns a float, or ``Tensor[V]`` of per-target bounds when ``per_target``.
     """
-    spec = _vm_task(spec)
+    check_spec(spec)
     space = spec.space
     M = spec.neighbourhood.mask(space).double()
-    P, last = _vm_position_laws(spec)
+    P, last = spec.context_law(), spec.last_law()
 
     def parts(Q):
         # p_plus[y, k] = Q(y, N(k) \ N(y)); p_minus[y, k] = Q(y, N(y) \ N(k))
@@ -374,13 +344,17 @@ def wv_error_bound(spec, per_target: bool = False):
     good = pp < pm
     # optimal t for the body law: e^t = sqrt(p- / p+) (t = inf when p+ = 0)
     with torch.no_grad():
-        ratio = torch.where(good & (pp > 0), torch.sqrt(pm / pp.clamp(min=1e-300)),
-                            torch.full_like(pp, float("inf")))
+        ratio = torch.where(
+            good & (pp > 0), torch.sqrt(pm / pp.clamp(min=1e-300)), torch.full_like(pp, float("inf"))
+        )
 
     def mgf(p_plus, p_minus):
         p0 = 1 - p_plus - p_minus
-        up = torch.where(torch.isinf(ratio), torch.where(p_plus > 0, torch.full_like(p_plus,
-                         float("inf")), torch.zeros_like(p_plus)), p_plus * ratio)
+        up = torch.where(
+            torch.isinf(ratio),
+            torch.where(p_plus > 0, torch.full_like(p_plus, float("inf")), torch.zeros_like(p_plus)),
+            p_plus * ratio,
+        )
         down = torch.where(torch.isinf(ratio), torch.zeros_like(p_minus), p_minus / ratio)
         return p0 + up + down
 
@@ -388,8 +362,7 @@ def wv_error_bound(spec, per_target: bool = False):
     if spec.clean_last and spec.noise > 0 and spec.L >= 1:
         lp, lm = parts(last)
         rho_last = mgf(lp, lm)
-        logb = (spec.L - 1) * torch.log(rho_body.clamp(min=1e-300)) + torch.log(
-            rho_last.clamp(min=1e-300))
+        logb = (spec.L - 1) * torch.log(rho_body.clamp(min=1e-300)) + torch.log(rho_last.clamp(min=1e-300))
     else:
         logb = spec.L * torch.log(rho_body.clamp(min=1e-300))
     b = torch.where(good, torch.exp(logb), torch.ones_like(logb))
@@ -410,7 +383,7 @@ def identity_pm1_accuracy(m: int, L: int) -> float:
     """
     m = check_int("m", m, 1, 16)
     L = check_int("L", L, 1, 4096)
-    cap = (L - 1) // 2                                # largest n_i with n_i < L/2
+    cap = (L - 1) // 2  # largest n_i with n_i < L/2
     # number of words of length L over m letters with every letter used at most `cap` times
     # = L! [x^L] (sum_{j<=cap} x^j / j!)^m
     term = [Fraction(1, math.factorial(j)) for j in range(cap + 1)]
@@ -426,27 +399,19 @@ def identity_pm1_accuracy(m: int, L: int) -> float:
                 new[i + j] += a * b
         poly = new
     coef = poly[L] if len(poly) > L else Fraction(0)
-    return float(coef * math.factorial(L) / Fraction(m ** L))
+    return float(coef * math.factorial(L) / Fraction(m**L))
 
 
-def _vm_embedding64(W_E, V: int) -> torch.Tensor:
-    if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2 or not W_E.is_floating_point():
-        raise ValueError("W_E must be a float Tensor [V, d], got "
-                         f"{type(W_E).__name__} {tuple(getattr(W_E, 'shape', ()))}")
-    if W_E.shape[0] != V:
-        raise ValueError(f"W_E must have V={V} rows for this task, got {W_E.shape[0]}")
-    return W_E.detach().double().cpu()
-
-
-def _vm_mean_law(spec) -> torch.Tensor:
+def _mean_law(spec) -> torch.Tensor:
     """``Pbar[y, x]``: expected share of token x in a context of target y (the average of the
     position laws; equals the context law unless ``clean_last`` with noise)."""
-    P, last = _vm_position_laws(spec)
+    P, last = spec.context_law(), spec.last_law()
     return ((spec.L - 1) * P + last) / spec.L
 
 
-def one_step_WV_parts(W_E: torch.Tensor, spec, lr: float = 1.0
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def one_step_WV_parts(
+    W_E: torch.Tensor, spec: TaskSpec, lr: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The two terms of one gradient step on W_V from 0 (population loss, uniform attention).
 
     Returns ``(memory, shift)``, both ``[d, d]`` float64, with
@@ -455,19 +420,19 @@ def one_step_WV_parts(W_E: torch.Tensor, spec, lr: float = 1.0
     so that ``W_V(1) = memory + shift`` (thm-one-step-wv). With orthonormal embeddings the shift adds
     the same number to every logit.
     """
-    spec = _vm_task(spec)
+    check_spec(spec)
     lr = check_float("lr", lr, 0.0, None, lo_open=True)
-    E = _vm_embedding64(W_E, spec.V)
+    E = _check_embedding("W_E", W_E, False, spec.V).detach().double().cpu()
     V = spec.V
-    Pbar = _vm_mean_law(spec)
+    Pbar = _mean_law(spec)
     memory = (lr / V) * E.T @ Pbar @ E
-    e_bar = E.mean(0)                                  # [d]
-    mu = (Pbar.sum(0) / V) @ E                         # E[h] = (1/V) 1^T Pbar W_E
+    e_bar = E.mean(0)  # [d]
+    mu = (Pbar.sum(0) / V) @ E  # E[h] = (1/V) 1^T Pbar W_E
     shift = -lr * torch.outer(e_bar, mu)
     return memory, shift
 
 
-def one_step_WV(W_E: torch.Tensor, spec, lr: float = 1.0) -> torch.Tensor:
+def one_step_WV(W_E: torch.Tensor, spec: TaskSpec, lr: float = 1.0) -> torch.Tensor:
     """W_V after one gradient step of size ``lr`` from ``W_V = 0`` on the population cross-entropy,
     with ``W_KQ = 0`` (uniform attention) and fixed embeddings, computed exactly from the task law:
 
@@ -481,7 +446,7 @@ def one_step_WV(W_E: torch.Tensor, spec, lr: float = 1.0) -> torch.Tensor:
     return memory + shift
 
 
-def one_step_WV_sampling_rms(W_E: torch.Tensor, spec, n: int) -> float:
+def one_step_WV_sampling_rms(W_E: torch.Tensor, spec: TaskSpec, n: int) -> float:
     """Root-mean-square Frobenius error ``sqrt(E ||g_n - g||_F^2)`` of the gradient of W_V at 0
     estimated on a batch of ``n`` i.i.d. examples (mean loss), where g is the population gradient.
 
@@ -489,148 +454,110 @@ def one_step_WV_sampling_rms(W_E: torch.Tensor, spec, n: int) -> float:
     ``(E ||e_bar - W_E(y)||^2 ||h||^2 - ||g||_F^2) / n``, computed exactly from the law (uniform
     attention). By Chebyshev, ``||g_n - g||_F > rms / sqrt(delta)`` has probability at most delta.
     """
-    spec = _vm_task(spec)
+    check_spec(spec)
     n = check_int("n", n, 1, 1_000_000_000)
-    E = _vm_embedding64(W_E, spec.V)
+    E = _check_embedding("W_E", W_E, False, spec.V).detach().double().cpu()
     L = spec.L
-    P, last = _vm_position_laws(spec)
+    P, last = spec.context_law(), spec.last_law()
     G = E @ E.T
     # E[||h||^2 | y] with h = (1/L) sum_l W_E(x_l), positions independent
-    sq_body = (P * torch.diagonal(G)).sum(1)           # E||W_E(x)||^2 per y
+    sq_body = (P * torch.diagonal(G)).sum(1)  # E||W_E(x)||^2 per y
     sq_last = (last * torch.diagonal(G)).sum(1)
-    mean_body = P @ E                                  # [V, d]
+    mean_body = P @ E  # [V, d]
     mean_last = last @ E
     mean_sum = (L - 1) * mean_body + mean_last
     # E||sum_l w_l||^2 = sum_l E||w_l||^2 + ||sum_l E w_l||^2 - sum_l ||E w_l||^2
-    e_h2 = ((L - 1) * sq_body + sq_last + (mean_sum ** 2).sum(1)
-            - (L - 1) * (mean_body ** 2).sum(1) - (mean_last ** 2).sum(1)) / L ** 2
+    e_h2 = (
+        (L - 1) * sq_body
+        + sq_last
+        + (mean_sum**2).sum(1)
+        - (L - 1) * (mean_body**2).sum(1)
+        - (mean_last**2).sum(1)
+    ) / L**2
     e_bar = E.mean(0)
-    a2 = ((e_bar[None, :] - E) ** 2).sum(1)            # ||e_bar - W_E(y)||^2
+    a2 = ((e_bar[None, :] - E) ** 2).sum(1)  # ||e_bar - W_E(y)||^2
     second = float((a2 * e_h2).mean())
     g = -one_step_WV(E, spec)
-    var = max(second - float((g ** 2).sum()), 0.0)
+    var = max(second - float((g**2).sum()), 0.0)
     return math.sqrt(var / n)
 
 
-def enumerate_task(spec, max_rows: int = 2_000_000
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every (context, target) pair of the task with positive probability.
-
-    Returns ``(contexts LongTensor[R, L], targets LongTensor[R], probs Tensor[R] float64)`` with
-    ``probs`` summing to 1, so population expectations become exact weighted sums. The number of
-    rows is ``sum_y prod_l |support of position l|``; it must not exceed ``max_rows``.
-    """
-    spec = _vm_task(spec)
-    max_rows = check_int("max_rows", max_rows, 1, 50_000_000)
-    P, last = _vm_position_laws(spec)
-    V, L = spec.V, spec.L
-    body_support = (P > 0).sum(1)
-    last_support = (last > 0).sum(1)
-    rows = int((body_support.double() ** (L - 1) * last_support.double()).sum())
-    if rows > max_rows:
-        raise ValueError(f"max_rows must be at least {rows} to enumerate this task (m={spec.m}, "
-                         f"L={spec.L}), got {max_rows}; use a smaller m or L")
-    ctxs, tgts, probs = [], [], []
-    for y in range(V):
-        laws = [P[y]] * (L - 1) + [last[y]]
-        grids = [torch.nonzero(q > 0).flatten() for q in laws]
-        mesh = torch.cartesian_prod(*grids) if L > 1 else grids[0][:, None]
-        mesh = mesh.reshape(-1, L)
-        p = torch.ones(mesh.shape[0], dtype=torch.float64)
-        for pos in range(L):
-            p = p * laws[pos][mesh[:, pos]]
-        ctxs.append(mesh)
-        tgts.append(torch.full((mesh.shape[0],), y, dtype=torch.long))
-        probs.append(p / V)
-    return torch.cat(ctxs), torch.cat(tgts), torch.cat(probs)
+# Probes of a trained W_V against W_V* = W_E^T A W_E built from the same model's trained embeddings:
+# swap one for the other and compare accuracies (the paper's wv_replace_dim_* plots), and measure
+# how aligned the two are (Frobenius cosine, also of their best rank-r parts; wv_angle_dim_*).
 
 
-def exact_population_loss(model, spec, max_rows: int = 2_000_000) -> torch.Tensor:
-    """The population cross-entropy of ``model`` on ``spec`` as an exact weighted sum over
-    ``enumerate_task(spec)`` (a differentiable scalar tensor: call ``.backward()`` for the exact
-    population gradient)."""
-    if not isinstance(model, OneLayerTransformer) or model.ensemble is not None:
-        raise ValueError(f"model must be a single OneLayerTransformer, got {type(model).__name__}")
-    spec = _vm_task(spec)
-    if model.V != spec.V:
-        raise ValueError(f"spec has V={spec.V} tokens but the model has V={model.V}")
-    ctx, y, p = enumerate_task(spec, max_rows)
-    dev = model.W_E.device
-    logits = model(ctx.to(dev))
-    nll = torch.nn.functional.cross_entropy(logits, y.to(dev), reduction="none")
-    return (nll * p.to(dev, nll.dtype)).sum()
-
-
-#
-# Probes of a trained W_V against the construction W_V* = W_E^T A W_E built from the same model's
-# trained embeddings (lca.value_matrix_construction): swap one for the other and compare
-# accuracies (the paper's wv_replace_dim_* plots), and measure how aligned the two matrices are
-# (Frobenius cosine, also between their best rank-r approximations; wv_angle_dim_*).
-
-# (this section imports torch, math and the validators inside its functions, so that the shared
-# header's import block stays untouched)
-
-
-def _vm_check_int(name, value, lo=None, hi=None):
-    return check_int(name, value, lo, hi)
-
-
-def _vm_model_and_spec(model, spec):
+def _tied_model_and_spec(model, spec):
     check_model_and_spec(model, spec)
     if not model.tied:
         raise ValueError("model must have a tied unembedding (tied=True) for the construction")
     return model, spec
 
 
-def constructed_value_matrix(model, spec, mask=None):
+def constructed_value_matrix(
+    model: OneLayerTransformer, spec: TaskSpec, mask: Neighbourhood | torch.Tensor | None = None
+) -> torch.Tensor:
     """``W_V* = W_E^T A W_E`` from the model's own (trained) embeddings: ``[d, d]``, or
     ``[E, d, d]`` for an ensemble. ``mask`` defaults to the task's neighbourhood."""
-    model, spec = _vm_model_and_spec(model, spec)
-    return value_matrix_construction(model.W_E.detach(),
-                                     spec.neighbourhood if mask is None else mask)
+    model, spec = _tied_model_and_spec(model, spec)
+    return value_matrix_construction(model.W_E.detach(), spec.neighbourhood if mask is None else mask)
 
 
-def wv_replacement(model, spec, n: int = 4096, seed: int = 0, mask=None) -> dict:
+def wv_replacement(
+    model: OneLayerTransformer,
+    spec: TaskSpec,
+    n: int = 4096,
+    seed: int = 0,
+    mask: Neighbourhood | torch.Tensor | None = None,
+) -> dict:
     """Accuracy of the trained model and of the same model with W_V replaced by the construction
     built from its own embeddings (W_E and W_KQ kept).
 
     Returns ``{"trained": acc, "constructed": acc}`` (floats, or lists over ensemble members), both
     measured by ``lca.train.evaluate`` on the same ``n`` examples drawn with ``seed``.
     """
-    model, spec = _vm_model_and_spec(model, spec)
-    n = _vm_check_int("n", n, 1, 10_000_000)
-    seed = _vm_check_int("seed", seed, 0, 2 ** 62)
+    model, spec = _tied_model_and_spec(model, spec)
+    n = check_int("n", n, 1, 10_000_000)
+    seed = check_int("seed", seed, 0, 2**62)
     W_star = constructed_value_matrix(model, spec, mask)
     swapped = OneLayerTransformer.from_weights(
-        model.W_E.detach(), model.W_KQ.detach(), W_star.to(model.W_E.dtype),
-        residual=model.residual, layernorm=model.layernorm, device=model.W_E.device)
+        model.W_E.detach(),
+        model.W_KQ.detach(),
+        W_star.to(model.W_E.dtype),
+        residual=model.residual,
+        layernorm=model.layernorm,
+        device=model.W_E.device,
+    )
     return {"trained": evaluate(model, spec, n, seed), "constructed": evaluate(swapped, spec, n, seed)}
 
 
-def truncate_rank(W, rank: int):
+def truncate_rank(W: torch.Tensor, rank: int) -> torch.Tensor:
     """Best rank-``rank`` approximation of ``W`` (``[..., d, d]``) in Frobenius norm (truncated
     SVD); a rank at least d returns W itself."""
     if not isinstance(W, torch.Tensor) or W.ndim < 2 or not W.is_floating_point():
-        raise ValueError("W must be a float Tensor [d, d] (or [..., d, d]), got "
-                         f"{type(W).__name__} {tuple(getattr(W, 'shape', ()))}")
-    rank = _vm_check_int("rank", rank, 1, 1 << 16)
+        raise ValueError(
+            "W must be a float Tensor [d, d] (or [..., d, d]), got "
+            f"{type(W).__name__} {tuple(getattr(W, 'shape', ()))}"
+        )
+    rank = check_int("rank", rank, 1, 1 << 16)
     if rank >= min(W.shape[-2:]):
         return W
     U, S, Vh = torch.linalg.svd(W.double(), full_matrices=False)
     return ((U[..., :, :rank] * S[..., None, :rank]) @ Vh[..., :rank, :]).to(W.dtype)
 
 
-def matrix_cosine(A, B, rank: int | None = None):
+def matrix_cosine(A: torch.Tensor, B: torch.Tensor, rank: int | None = None) -> float | list[float]:
     """Frobenius cosine ``<A, B>_F / (||A||_F ||B||_F)`` between two matrices, after replacing each
     by its best rank-``rank`` approximation when ``rank`` is given. ``[..., d, d]`` inputs give a
     float (or a list over the leading dimension). The angle is ``acos`` of the cosine."""
     for name, X in (("A", A), ("B", B)):
         if not isinstance(X, torch.Tensor) or X.ndim not in (2, 3) or not X.is_floating_point():
-            raise ValueError(f"{name} must be a float Tensor [d, d] or [E, d, d], got "
-                             f"{type(X).__name__} {tuple(getattr(X, 'shape', ()))}")
+            raise ValueError(
+                f"{name} must be a float Tensor [d, d] or [E, d, d], got "
+                f"{type(X).__name__} {tuple(getattr(X, 'shape', ()))}"
+            )
     if A.shape != B.shape:
-        raise ValueError(f"A and B must have the same shape, got {tuple(A.shape)} and "
-                         f"{tuple(B.shape)}")
+        raise ValueError(f"A and B must have the same shape, got {tuple(A.shape)} and {tuple(B.shape)}")
     A, B = A.detach().double(), B.detach().double()
     if rank is not None:
         A, B = truncate_rank(A, rank), truncate_rank(B, rank)
@@ -640,56 +567,78 @@ def matrix_cosine(A, B, rank: int | None = None):
     return float(cos) if cos.ndim == 0 else cos.tolist()
 
 
-def wv_alignment(model, spec, ranks=(None,), mask=None) -> dict:
+def wv_alignment(
+    model: OneLayerTransformer,
+    spec: TaskSpec,
+    ranks: Sequence[int | None] = (None,),
+    mask: Neighbourhood | torch.Tensor | None = None,
+) -> dict:
     """Frobenius cosine between the model's W_V and the construction from its own embeddings, for
     each entry of ``ranks`` (None: the full matrices; r: their best rank-r approximations).
 
     Returns ``{rank: cosine}`` (floats, or lists over ensemble members). Angles in degrees are
     ``math.degrees(math.acos(cos))``.
     """
-    model, spec = _vm_model_and_spec(model, spec)
+    model, spec = _tied_model_and_spec(model, spec)
     ranks = tuple(ranks)
     if not ranks:
         raise ValueError("ranks must hold at least one entry (None or a positive integer)")
     for r in ranks:
         if r is not None:
-            _vm_check_int("ranks", r, 1, 1 << 16)
+            check_int("ranks", r, 1, 1 << 16)
     W_star = constructed_value_matrix(model, spec, mask)
     return {r: matrix_cosine(model.W_V.detach(), W_star, r) for r in ranks}
 
 
-def cosine_to_degrees(cos) -> float:
+def cosine_to_degrees(cos: float) -> float:
     """Angle in degrees from a cosine (clipped to [-1, 1])."""
     c = max(-1.0, min(1.0, float(cos)))
     return math.degrees(math.acos(c))
 
 
-def _vm_np(x):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=float)
-
-
-def plot_wv_example(A, logits, target: int, context, title: str = "The constructed W_V* "
-                    "on one context"):
+def plot_wv_example(
+    A: ArrayLike,
+    logits: ArrayLike,
+    target: int,
+    context: ArrayLike,
+    title: str = "The constructed W_V* on one context",
+) -> Figure:
     """Left: the neighbourhood matrix ``A [V, V]`` (row y marks N(y)) with the target's row and the
     context tokens' columns outlined. Right: the model's logit for every token, target highlighted.
 
     Args:
         A: ``[V, V]`` 0/1 matrix. logits: ``[V]``. target: the target token. context: token ids.
     """
-    A = _vm_np(A)
-    f = _vm_np(logits).reshape(-1)
+    A = as_array(A)
+    f = as_array(logits).reshape(-1)
     V = A.shape[0]
-    ctx = sorted({int(t) for t in _vm_np(context).reshape(-1)})
+    ctx = sorted({int(t) for t in as_array(context).reshape(-1)})
     fig, axes = new_figure(ncols=2, width=4.4, height=3.7)
     ax = axes[0]
     ax.imshow(A, cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
-    ax.add_patch(plt.Rectangle((-0.5, target - 0.5), V, 1, fill=False, ec=COLORS["vermillion"],
-                               lw=2, label=f"row of target y = {target}"))
+    ax.add_patch(
+        plt.Rectangle(
+            (-0.5, target - 0.5),
+            V,
+            1,
+            fill=False,
+            ec=COLORS["vermillion"],
+            lw=2,
+            label=f"row of target y = {target}",
+        )
+    )
     for j, t in enumerate(ctx):
-        ax.add_patch(plt.Rectangle((t - 0.5, -0.5), 1, V, fill=False, ec=COLORS["blue"], lw=1.5,
-                                   label="columns of context tokens" if j == 0 else None))
+        ax.add_patch(
+            plt.Rectangle(
+                (t - 0.5, -0.5),
+                1,
+                V,
+                fill=False,
+                ec=COLORS["blue"],
+                lw=1.5,
+                label="columns of context tokens" if j == 0 else None,
+            )
+        )
     ax.set_xticks(range(V))
     ax.set_yticks(range(V))
     ax.set_xlabel("context token j")
@@ -708,8 +657,11 @@ def plot_wv_example(A, logits, target: int, context, title: str = "The construct
     return fig
 
 
-def plot_wv_error(Ls, curves: dict, title: str = "Constructed W_V*: error probability vs "
-                  "context length (orthonormal embeddings)"):
+def plot_wv_error(
+    Ls: ArrayLike,
+    curves: dict,
+    title: str = "Constructed W_V*: error probability vs context length (orthonormal embeddings)",
+) -> Figure:
     """Error probability of the constructed model against the context length L (log scale).
 
     Args:
@@ -719,12 +671,12 @@ def plot_wv_error(Ls, curves: dict, title: str = "Constructed W_V*: error probab
     Zeros are drawn at the bottom edge (a log axis cannot show them).
     """
     fig, ax = new_figure(width=6.2, height=4.0)
-    Ls = _vm_np(Ls)
+    Ls = as_array(Ls)
     floor = None
     for c in curves.values():
         for key in ("exact", "bound", "monte_carlo"):
             if key in c:
-                v = _vm_np(c[key])
+                v = as_array(c[key])
                 pos = v[v > 0]
                 if pos.size:
                     floor = pos.min() if floor is None else min(floor, pos.min())
@@ -732,14 +684,28 @@ def plot_wv_error(Ls, curves: dict, title: str = "Constructed W_V*: error probab
     for i, (label, c) in enumerate(curves.items()):
         color = CYCLE[i % len(CYCLE)]
         if "exact" in c:
-            ax.plot(Ls, np.maximum(_vm_np(c["exact"]), floor), "-", color=color, lw=2,
-                    label=f"{label}: exact")
+            ax.plot(
+                Ls, np.maximum(as_array(c["exact"]), floor), "-", color=color, lw=2, label=f"{label}: exact"
+            )
         if "bound" in c:
-            ax.plot(Ls, np.clip(_vm_np(c["bound"]), floor, 1.0), "--", color=color, lw=1.5,
-                    label=f"{label}: bound")
+            ax.plot(
+                Ls,
+                np.clip(as_array(c["bound"]), floor, 1.0),
+                "--",
+                color=color,
+                lw=1.5,
+                label=f"{label}: bound",
+            )
         if "monte_carlo" in c:
-            ax.plot(Ls, np.maximum(_vm_np(c["monte_carlo"]), floor), "o", color=color, ms=5,
-                    mfc="white", label=f"{label}: Monte Carlo")
+            ax.plot(
+                Ls,
+                np.maximum(as_array(c["monte_carlo"]), floor),
+                "o",
+                color=color,
+                ms=5,
+                mfc="white",
+                label=f"{label}: Monte Carlo",
+            )
     ax.set_yscale("log")
     ax.set_ylim(floor, 1.5)
     ax.set_xlabel("context length L (tokens)")
@@ -749,8 +715,11 @@ def plot_wv_error(Ls, curves: dict, title: str = "Constructed W_V*: error probab
     return fig
 
 
-def plot_wv_bars(ms, results: dict, title: str = "Trained W_V vs W_V fixed to the identity "
-                 "(mean over seeds, bars show min-max)"):
+def plot_wv_bars(
+    ms: ArrayLike,
+    results: dict,
+    title: str = "Trained W_V vs W_V fixed to the identity (mean over seeds, bars show min-max)",
+) -> Figure:
     """Grouped bars of accuracy per latent dimension m, one panel per context length (paper Fig. 3a).
 
     Args:
@@ -768,14 +737,13 @@ def plot_wv_bars(ms, results: dict, title: str = "Trained W_V vs W_V fixed to th
         k = len(variants)
         width = 0.8 / k
         for i, (label, acc) in enumerate(variants.items()):
-            a = _vm_np(acc).reshape(len(ms), -1)
+            a = as_array(acc).reshape(len(ms), -1)
             mean, lo, hi = a.mean(1), a.min(1), a.max(1)
             lo_all = min(lo_all, float(lo.min()))
             pos = x - 0.4 + width * (i + 0.5)
             color = CYCLE[i % len(CYCLE)]
             ax.bar(pos, mean, width * 0.9, color=color, alpha=0.85, label=label)
-            ax.errorbar(pos, mean, yerr=[mean - lo, hi - mean], fmt="none", ecolor="black",
-                        capsize=3, lw=1)
+            ax.errorbar(pos, mean, yerr=[mean - lo, hi - mean], fmt="none", ecolor="black", capsize=3, lw=1)
             for j in range(a.shape[0]):
                 ax.plot(np.full(a.shape[1], pos[j]), a[j], ".", color="black", ms=3)
         ax.set_xticks(x)
@@ -789,18 +757,24 @@ def plot_wv_bars(ms, results: dict, title: str = "Trained W_V vs W_V fixed to th
     return fig
 
 
-def plot_wv_replacement(ds, accuracy: dict, cosine: dict, title: str = "Trained W_V vs the "
-                        "construction from the trained embeddings"):
+def plot_wv_replacement(
+    ds: ArrayLike,
+    accuracy: dict,
+    cosine: dict,
+    title: str = "Trained W_V vs the construction from the trained embeddings",
+) -> Figure:
     """Two panels against the embedding dimension d (log2 axis): left, accuracy (label -> array
     ``[len(ds), seeds]``, e.g. trained and replaced); right, Frobenius cosine between trained W_V
     and W_V* (label -> array ``[len(ds), seeds]``, e.g. full matrices and rank-r parts). Lines
     show seed means, shaded bands min-max."""
     fig, axes = new_figure(ncols=2, width=4.6, height=3.6)
-    ds = _vm_np(ds)
-    for ax, data, ylabel in ((axes[0], accuracy, "test accuracy"),
-                             (axes[1], cosine, "cosine similarity (Frobenius)")):
+    ds = as_array(ds)
+    for ax, data, ylabel in (
+        (axes[0], accuracy, "test accuracy"),
+        (axes[1], cosine, "cosine similarity (Frobenius)"),
+    ):
         for i, (label, vals) in enumerate(data.items()):
-            a = _vm_np(vals).reshape(len(ds), -1)
+            a = as_array(vals).reshape(len(ds), -1)
             color = CYCLE[i % len(CYCLE)]
             ax.plot(ds, a.mean(1), "o-", color=color, label=label)
             ax.fill_between(ds, a.min(1), a.max(1), color=color, alpha=0.2)
@@ -812,13 +786,17 @@ def plot_wv_replacement(ds, accuracy: dict, cosine: dict, title: str = "Trained 
         ax.legend(fontsize=8)
     axes[0].set_title("accuracy: trained W_V vs W_V replaced by W_V*", fontsize=10)
     axes[1].set_title("alignment of trained W_V with W_V*", fontsize=10)
-    axes[1].set_ylim(min(0.0, float(np.nanmin([_vm_np(v).min() for v in cosine.values()]))), 1.02)
+    axes[1].set_ylim(min(0.0, float(np.nanmin([as_array(v).min() for v in cosine.values()]))), 1.02)
     fig.suptitle(title, fontsize=11)
     return fig
 
 
-def plot_wv_random_embeddings(ds, accuracy: dict, reference: dict | None = None,
-                              title: str = "Constructed W_V* with random Gaussian embeddings"):
+def plot_wv_random_embeddings(
+    ds: ArrayLike,
+    accuracy: dict,
+    reference: dict | None = None,
+    title: str = "Constructed W_V* with random Gaussian embeddings",
+) -> Figure:
     """Accuracy of the construction against the embedding dimension d (log2 axis).
 
     Args:
@@ -827,15 +805,20 @@ def plot_wv_random_embeddings(ds, accuracy: dict, reference: dict | None = None,
         reference: label -> accuracy with orthonormal embeddings, drawn as a dotted line.
     """
     fig, ax = new_figure(width=6.0, height=3.8)
-    ds = _vm_np(ds)
+    ds = as_array(ds)
     for i, (label, vals) in enumerate(accuracy.items()):
-        a = _vm_np(vals).reshape(len(ds), -1)
+        a = as_array(vals).reshape(len(ds), -1)
         color = CYCLE[i % len(CYCLE)]
         ax.plot(ds, a.mean(1), "o-", color=color, label=f"{label}, Gaussian W_E")
         ax.fill_between(ds, a.min(1), a.max(1), color=color, alpha=0.2)
         if reference and label in reference:
-            ax.axhline(float(reference[label]), color=color, ls=":", lw=1.5,
-                       label=f"{label}, orthonormal W_E (d = V)")
+            ax.axhline(
+                float(reference[label]),
+                color=color,
+                ls=":",
+                lw=1.5,
+                label=f"{label}, orthonormal W_E (d = V)",
+            )
     ax.set_xscale("log", base=2)
     ax.set_xticks(ds)
     ax.set_xticklabels([str(int(d)) for d in ds])
@@ -844,46 +827,58 @@ def plot_wv_random_embeddings(ds, accuracy: dict, reference: dict | None = None,
     ax.set_ylabel("accuracy (ties counted as errors)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    _ = np
     return fig
 
 
-def _vm_construction_cases():
+def _construction_cases():
     """(W_E [V, d], mask BoolTensor[V, V]) pairs: d below, equal to and above V, sphere and
     cluster masks, and asymmetric random masks (so a transposed A is caught)."""
     g = torch.Generator().manual_seed(41)
     cases = []
-    for m, d, nb in [(2, 3, hamming_sphere(1)), (3, 8, hamming_sphere(1)), (3, 5, hamming_ball(2)),
-                     (4, 6, cluster(1)), (4, 20, hamming_sphere(2))]:
-        cases.append((torch.randn(2 ** m, d, generator=g, dtype=torch.float64), nb.mask(m)))
+    for m, d, nb in [
+        (2, 3, hamming_sphere(1)),
+        (3, 8, hamming_sphere(1)),
+        (3, 5, hamming_ball(2)),
+        (4, 6, cluster(1)),
+        (4, 20, hamming_sphere(2)),
+    ]:
+        cases.append((torch.randn(2**m, d, generator=g, dtype=torch.float64), nb.mask(m)))
     for V, d in [(4, 4), (8, 3), (16, 7)]:
         mask = torch.rand(V, V, generator=g) < 0.4
         mask.fill_diagonal_(False)
-        mask[:, 0] |= torch.arange(V) != 0          # make the mask clearly asymmetric
+        mask[:, 0] |= torch.arange(V) != 0  # make the mask clearly asymmetric
         cases.append((torch.randn(V, d, generator=g, dtype=torch.float64), mask))
     return cases
 
 
-def check_value_matrix_construction(fn) -> CheckResult:
+def check_value_matrix_construction(fn: Callable) -> CheckResult:
     """Check ``fn(W_E [V, d], mask BoolTensor[V, V]) -> Tensor[d, d]``: the construction
     ``W_V* = sum_i W_E(i) (sum_{j: mask[i, j]} W_E(j))^T`` (no normalisation)."""
 
     def reference(W_E, mask):
         return value_matrix_construction(W_E, mask)
-    return run_cases("check_value_matrix_construction", fn, reference, _vm_construction_cases(),
-                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-9),
-                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}, mask with "
-                                        f"{int(c[1].sum())} True entries, "
-                                        f"symmetric={bool(torch.equal(c[1], c[1].T))}")
+
+    return run_cases(
+        "check_value_matrix_construction",
+        fn,
+        reference,
+        _construction_cases(),
+        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-9),
+        describe=lambda c: (
+            f"W_E of shape {tuple(c[0].shape)}, mask with "
+            f"{int(c[1].sum())} True entries, "
+            f"symmetric={bool(torch.equal(c[1], c[1].T))}"
+        ),
+    )
 
 
-def _vm_one_step_reference(W_E, P):
+def _one_step_reference(W_E, P):
     V = W_E.shape[0]
     C = torch.eye(V, dtype=torch.float64) - 1.0 / V
     return W_E.T.double() @ C @ P.double() @ W_E.double() / V
 
 
-def check_one_step_gradient(fn) -> CheckResult:
+def check_one_step_gradient(fn: Callable) -> CheckResult:
     """Check ``fn(W_E [V, d], P [V, V]) -> Tensor[d, d]``: W_V after one gradient step of size 1
     from W_V = 0 on the population cross-entropy with uniform attention, where ``P[y, x]`` is the
     probability that a context token equals x given target y (same law at every position):
@@ -895,16 +890,26 @@ def check_one_step_gradient(fn) -> CheckResult:
         P.fill_diagonal_(0.0)
         P = P / P.sum(1, keepdim=True)
         cases.append((torch.randn(V, d, generator=g, dtype=torch.float64), P))
-    return run_cases("check_one_step_gradient", fn, _vm_one_step_reference, cases,
-                     compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-10),
-                     describe=lambda c: f"W_E of shape {tuple(c[0].shape)}, P of shape "
-                                        f"{tuple(c[1].shape)} (rows sum to 1, zero diagonal)")
+    return run_cases(
+        "check_one_step_gradient",
+        fn,
+        _one_step_reference,
+        cases,
+        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-10),
+        describe=lambda c: (
+            f"W_E of shape {tuple(c[0].shape)}, P of shape {tuple(c[1].shape)} (rows sum to 1, zero diagonal)"
+        ),
+    )
 
 
-def check_sphere_error(fn) -> CheckResult:
+def check_sphere_error(fn: Callable) -> CheckResult:
     """Check ``fn(m, L) -> float``: the exact probability that the constructed model (orthonormal
     embeddings, uniform attention, noise-free N_1 task) errs, ties counted as errors."""
-    cases = [(2, 1), (2, 7), (3, 1), (3, 2), (3, 4), (4, 3), (5, 6), (6, 10), (8, 8), (8, 20),
-             (12, 5)]
-    return run_cases("check_sphere_error", fn, wv_error_exact_sphere1, cases,
-                     compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-15))
+    cases = [(2, 1), (2, 7), (3, 1), (3, 2), (3, 4), (4, 3), (5, 6), (6, 10), (8, 8), (8, 20), (12, 5)]
+    return run_cases(
+        "check_sphere_error",
+        fn,
+        wv_error_exact_sphere1,
+        cases,
+        compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-15),
+    )

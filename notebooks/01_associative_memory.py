@@ -357,9 +357,12 @@ for rho in [0.0, 0.1, 0.3, 0.5, 0.7]:
 # $\sum_i\operatorname{softmax}(\beta\,u^\top q)_i\,v_i$: the raw scores $u_i^\top q$ that the
 # linear memory uses as weights are replaced by softmax weights. Ramsauer et al.
 # {cite}`ramsauer2021hopfield` showed that this is one update of a *modern* Hopfield network, whose
-# capacity grows exponentially with $d$. As $\beta\to\infty$ the softmax concentrates on the best
-# key and returns exactly the value that nearest-value recall picks
-# ({prf:ref}`prop-softmax-recall`). A small computation shows both effects: first $d=100$
+# capacity grows exponentially with $d$. As $\beta\to\infty$, if one key $u_{i^*}$ has a strictly
+# larger score $u_{i^*}^\top q$ than every other key, the softmax weights concentrate on it and the
+# read-out tends to its value $v_{i^*}$ ({prf:ref}`prop-softmax-recall`); with a tie for the largest
+# score it tends to the mean of the tied values instead. The limit is the value that nearest-value
+# recall picks when the values are one-hot or orthonormal (then $v_i^\top Wq=u_i^\top q$); for other
+# values the two rules can pick different pairs. A small computation shows both effects: first $d=100$
 # patterns, each probed with $10$ flipped bits, one update; then $N=128$ pairs with Gaussian keys
 # and values in $d=32$.
 
@@ -397,7 +400,8 @@ for name, e in err.items():
 print(f"{'theory for the linear memory, (N+1)/d':38s} {exact(associative_memory.recall_mse(N, d)):>18s}")
 
 # %% [markdown]
-# The classical network restores every probe at $N/d=0.05$ and fails from about $N/d=0.14$ on;
+# The classical network restores every probe at $N=5$, loses some at $N=10$ and most from $N=14$
+# on (at $d=100$, around its classical capacity of about $0.14\,d$ patterns);
 # the softmax update restores all of them over the whole range. For Gaussian pairs the linear
 # read-out error is close to $(N+1)/d$ (the values are random here, so the formula holds on
 # average over their norms), while the softmax read-out becomes nearly exact once $\beta$ is large

@@ -84,7 +84,9 @@ torch.set_num_threads(1)
 # - the key and query matrices are **merged** into one $W_{KQ}$, since only the product
 #   $W_Q^\top W_K$ enters the scores;
 # - the unembedding is **tied**, $W_{U}=W_{E}$, so a logit is an inner product with a token's own
-#   embedding;
+#   embedding. Whether the paper's model ties its unembedding is not known to us: the digest
+#   infers tying from the paper's analysis of the Gram matrix $W_{E}W_{E}^\top$, but lists it among
+#   the open questions. Tying is the course's choice;
 # - there is **no positional encoding** (context tokens are drawn independently, so their order
 #   carries no information), **no residual connection, no layer norm, no MLP and no $1/\sqrt d$
 #   scaling** of the scores.
@@ -156,7 +158,7 @@ print(f"model(...) equals the hand computation (max |difference| < 1e-12): "
 # target's $m$ neighbours and otherwise a uniform token other than the target. We train two
 # models side by side as one batched program (`lca.sweep`): one with a trained $W_{V}$, and one
 # with $W_{V}$ fixed to the identity; $W_{E}$ and $W_{KQ}$ are trained in both. Here $m=6$ ($V=64$),
-# $L=16$, $d=32$, batch $128$, $300$ Adam steps with learning rate $0.06/\sqrt d\approx0.011$.
+# $L=16$, $d=32$, batch $128$, $300$ Adam steps with learning rate $0.06/\sqrt d$.
 
 # %%
 spec = lca.TaskSpec(m=6, L=16, noise=0.5)
@@ -305,12 +307,6 @@ unique = (ll >= ll.max(1, keepdim=True).values - 1e-9).sum(1) == 1
 map_pred = ll.argmax(1)
 
 
-def constructed_model(spec, d, seed):
-    g = torch.Generator().manual_seed(seed)
-    W_E = torch.randn(spec.V, d, generator=g, dtype=torch.float64) / d ** 0.5
-    return lca.OneLayerTransformer.from_weights(W_E, None, transformer.bayes_value_matrix(spec, W_E))
-
-
 def tied_accuracy(logits, y, tol=1e-9):
     """Accuracy with ties broken uniformly at random: logits within tol (relative) of the
     maximum count as tied, and a tie that contains the target scores 1/(number tied)."""
@@ -319,7 +315,7 @@ def tied_accuracy(logits, y, tol=1e-9):
     return float((ties.gather(1, y[:, None]).squeeze(1).double() / ties.sum(1)).mean())
 
 
-model4 = constructed_model(spec4, 24, seed=0)
+model4 = transformer.bayes_model(spec4, 24, seed=0)              # Gaussian W_E, W_KQ = 0, W_V above
 with torch.no_grad():
     logits4 = model4(ctx4)                                       # [n, V], float64
 pred4 = logits4.argmax(1)
@@ -373,15 +369,17 @@ for i, lab in enumerate(labels):
 #
 # ### Accuracy against context length
 #
-# The paper's figures `length_n5` to `length_n8` plot accuracy against the context length for
-# $m=5,\dots,8$, with a trained value matrix and with $W_{V}$ fixed to the identity; the summaries
-# of the paper say that short contexts hurt, and hurt most when $W_{V}$ is frozen. The noise-free
+# The paper's sources hold figures named `length_n5` to `length_n8`. What they plot is our
+# reconstruction from their names and from summaries of the paper: probably accuracy against the
+# context length for $m=5,\dots,8$, with a trained value matrix and with $W_{V}$ fixed to the
+# identity; the summaries say that short contexts hurt, and hurt most when $W_{V}$ is frozen. The
+# noise-free
 # task with $\mathcal{N}_1$ is too easy for this comparison at large $L$ (both variants reach accuracy
 # $1$; see "Where it breaks" below), so **in this course we use** the noisy task of this chapter
 # ($\mathcal{N}_1$, noise $0.5$), $d=32$, $300$ steps, batch $128$, learning rate $0.06/\sqrt d$, and $2$
 # seeds per point. (We picked the learning rate from the coarse grid $\{0.06,0.2\}/\sqrt d$:
 # at the larger one the $W_{V}=I$ runs oscillate.) Each $(m,L)$
-# point is one ensemble of $2$ variants $\times$ $2$ seeds. `probes.length_sweep` takes the full
+# point is one ensemble of $2$ variants $\times$ $2$ seeds. `transformer.length_sweep` takes the full
 # grid as arguments (the default is $5$ seeds); raise `seeds` or `steps` to tighten the curves.
 
 # %%
@@ -425,15 +423,16 @@ glue("tf_gap_m8_L64", math.floor(10 * gap[8][4]) / 10, display=False)
 #
 # ### Accuracy against embedding dimension
 #
-# The paper's figures `dim_n5` to `dim_n8` plot accuracy against $d$ with embeddings fixed at
-# their Gaussian initialisation and with trained embeddings; the summaries say that
+# The paper's sources also hold figures named `dim_n5` to `dim_n8`; again by our reconstruction,
+# they probably plot accuracy against $d$ with embeddings fixed at their Gaussian initialisation
+# and with trained embeddings. The summaries of the paper say that
 # over-parameterised embeddings ($d\gtrsim V$) can stay at their random initialisation while
 # embedding training is needed when $d<V$. **In this course we use** the noise-free $\mathcal{N}_1$ task
 # with $L=32$ (where the Bayes ceiling is $1$, so any shortfall is the model's), $W_{KQ}$ and $W_{V}$
 # trained in both variants, and learning rate $0.2/\sqrt d$ so that one Adam step moves an
 # embedding entry by the same fraction of its initial size at every $d$ (from the same coarse
 # grid; at $0.06/\sqrt d$ the fixed-embedding runs are still learning $W_{V}$ after $300$ steps). To keep the chapter
-# under a minute we run $m=5,6$ here; `probes.dim_sweep(m_values=(5, 6, 7, 8), d_values=(4, ...,
+# under a minute we run $m=5,6$ here; `transformer.dim_sweep(m_values=(5, 6, 7, 8), d_values=(4, ...,
 # 256))` runs the full grid.
 
 # %%
@@ -455,9 +454,9 @@ for m in dim_table.m_values:
 
 # %% [markdown]
 # Why one decimal for the trained embeddings? At these learning rates a run that has solved the
-# task still oscillates a little, and its accuracy at the last step can drop from $1.00$ to $0.97$
+# task still oscillates a little, and its accuracy at the last step can drop by a few hundredths
 # in one run and not in another: we measured such drops between two CPU code paths with the same
-# seed. The mean of four seeds can then move by about $0.01$, so its second decimal would not be
+# seed. The mean of four seeds can then move in its second decimal, which would therefore not be
 # reproducible, while one decimal has a wide margin. The fixed-embedding
 # runs do not oscillate like this, and their standard errors over seeds say how far to trust them.
 #
@@ -479,7 +478,7 @@ for m in dim_table.m_values:
 print("   d   agreement with Bayes (unique contexts)   accuracy (ties split)")
 for d_ in (64, 32, 16, 12, 8, 4):
     with torch.no_grad():
-        logits_d = constructed_model(spec4, d_, seed=d_)(ctx4)
+        logits_d = transformer.bayes_model(spec4, d_, seed=d_)(ctx4)
     print(f"{d_:4d}   {float((logits_d.argmax(1) == map_pred)[unique].double().mean()):38.4f}   "
           f"{tied_accuracy(logits_d, y4):21.4f}")
 

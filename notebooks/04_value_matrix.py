@@ -281,9 +281,12 @@ for label, c in curves.items():
 #
 # Orthonormal embeddings need $d\ge V$. With random Gaussian embeddings (entries
 # $\mathcal N(0,1/d)$, as at initialisation) the Gram matrix $G$ is only close to the identity,
-# and the logits $GAGc$ carry cross-talk. As $d\to\infty$, $G\to I$ and the accuracy approaches
-# that of orthonormal embeddings ({prf:ref}`prop-wv-gaussian-limit`), but how large $d$ must be is
-# a question for measurement. Here: noise-free $\mathcal{N}_1$ task, $L=64$, three embedding draws per $d$.
+# and the logits $GAGc$ carry cross-talk. As $d\to\infty$, $G\to I$, and in the limit the accuracy
+# is at least that of orthonormal embeddings (ties counted as errors) and at most the probability
+# that the target is *a* maximiser of $Ac$ ({prf:ref}`prop-wv-gaussian-limit`; for the noise-free
+# $\mathcal{N}_1$ task both bounds are close to $1$ at $L=64$). The proposition says nothing about how
+# large $d$ must be: that is a question for measurement. Here: noise-free $\mathcal{N}_1$ task,
+# $L=64$, three embedding draws per $d$.
 
 # %%
 D_GRID = [8, 16, 32, 64, 128, 256]
@@ -397,7 +400,7 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
 # sampling. We check it three ways.
 #
 # 1. Against autograd on the **exact population loss**: for $m=3$ and $L=4$ the task has few enough
-#    contexts to enumerate (`value_matrix.enumerate_task`), so the loss is an exact weighted sum.
+#    contexts to enumerate (`lca.task.enumerate_task`), so the loss is an exact weighted sum.
 # 2. Against autograd on a **sampled batch**. The batch gradient is an average of $n$ independent
 #    per-example gradients, so its squared Frobenius distance to the population gradient has mean
 #    $r_n^2=(\mathbb E\|\bar e-W_{E}(y)\|^2\|h\|^2-\|g\|_F^2)/n$, which we compute exactly from the law
@@ -413,10 +416,10 @@ for spec in (lca.TaskSpec(3, 4), lca.TaskSpec(3, 3, noise=0.2), lca.TaskSpec(3, 
     for name, E in (("orthonormal", orthonormal(spec.V, 2)), ("Gaussian d=5", gaussian(spec.V, 5, 2))):
         mdl = OneLayerTransformer.from_weights(E, W_V=torch.zeros(E.shape[1], E.shape[1],
                                                                   dtype=torch.float64))
-        value_matrix.exact_population_loss(mdl, spec).backward()
+        lca.train.exact_population_loss(mdl, spec).backward()
         diff = float((-mdl.W_V.grad - value_matrix.one_step_WV(E, spec)).abs().max())
         print(f"  m={spec.m} L={spec.L} {str(spec.neighbourhood):18s} noise={spec.noise:.1f} {name:13s}"
-              f" rows={value_matrix.enumerate_task(spec)[0].shape[0]:5d}  max |autograd - formula| "
+              f" rows={lca.task.enumerate_task(spec)[0].shape[0]:5d}  max |autograd - formula| "
               f"{report.bound(diff, 1e-12)}")
 
 print("2. sampled batch vs population gradient (Chebyshev tolerance, delta = 1e-3)")
@@ -641,9 +644,9 @@ for eps in (0.0, 0.3, 0.6):
 # task at $m=5,\dots,8$, $L=64$, for several $d$, then
 #
 # - replace $W_{V}$ by $W_{V}^\star$ (keeping the trained $W_{E}$ and $W_{KQ}$) and measure both accuracies
-#   (`probes.wv_replacement`);
+#   (`value_matrix.wv_replacement`);
 # - compute the cosine similarity $\langle W_{V},W_{V}^\star\rangle_F/(\|W_{V}\|_F\|W_{V}^\star\|_F)$ between
-#   the matrices, and between their best rank-$m$ approximations (`probes.wv_alignment`).
+#   the matrices, and between their best rank-$m$ approximations (`value_matrix.wv_alignment`).
 #
 # Rank $m$ is the natural cut: with embeddings that encode the $m$ latent bits, $W_{V}^\star$ has $m$
 # dominant singular values of equal size, so a smaller rank would pick an arbitrary part of a
@@ -728,7 +731,7 @@ explorer(draw_error, title="Error of the constructed value matrix",
 
 # %% [markdown]
 # Things to try: the sphere of radius 2 at $m=4$ (the error never falls: {prf:ref}`ch4-wv-error`,
-# part 3); a ball against a sphere of the same radius; a noise rate above $0.5$ at $m=8$, where the
+# part 3); a ball against a sphere of the same radius; a noise rate $\varepsilon>0.5$ at $m=8$, where the
 # bound needs long contexts before it says anything.
 #
 # ## Exercises

@@ -9,9 +9,12 @@ if "google.colab" in sys.modules:
 # %% [markdown]
 # # Context hijacking inside the model
 #
-# In {doc}`00_hijacking` a language model that knew where the Eiffel Tower is changed its answer
-# once a few sentences mentioning another city were put in front of the question, even sentences
-# that *deny* the false fact. The paper {cite}`jiang2024elephants` explains this with the
+# In {doc}`00_hijacking` a few sentences that mention a wrong answer, even sentences that *deny*
+# it, made a language model prefer that wrong answer on many more CounterFact cases: the efficacy
+# score rose with the number of copies put in front of the question. Not every fact gave way there
+# (SmolLM2's top completion for the Eiffel Tower stayed Paris; the paper's GPT-2 moved it to
+# Chicago), but the count over many cases moved. The paper {cite}`jiang2024elephants` explains this
+# with the
 # mechanism we have taken apart since: the value matrix is an associative memory that maps the
 # tokens of a context to the concepts they point to ({doc}`04_value_matrix`), and it does not care
 # what the sentence around a cue says. This chapter makes the explanation quantitative inside the
@@ -19,8 +22,9 @@ if "google.colab" in sys.modules:
 # and ask: at what share of such tokens does the model switch to $y'$? For the constructed model the
 # answer is exact: the logits are shares of the context, the switch happens at a threshold we
 # compute from the sizes of the two neighbourhoods and their overlap, and for a finite context the
-# probability of switching is a binomial tail. Trained models follow the same curve, and adding
-# blocks of hijacking tokens reproduces the shape of the paper's Fig. 2.
+# probability of switching is a binomial tail. Trained models switch near the same threshold, with
+# a wider transition, and adding blocks of hijacking tokens to their contexts raises their
+# preference for $y'$ gradually, the rising shape of the paper's Fig. 2.
 #
 # **In this chapter you will**
 #
@@ -43,7 +47,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import attention, hijacking_in_model
+from lca import attention, glue, hijacking_in_model, value_matrix
 from lca.report import exact, pm, sig
 from lca.hijacking_in_model import check_flip_probability, check_hijack_threshold, check_share_logits
 from lca.train import TrainConfig, evaluate, sweep
@@ -87,7 +91,7 @@ def mc_fraction(p, n):
 #
 # The **constructed model** is the model of {doc}`04_value_matrix`: orthonormal embeddings
 # ($d\ge V$), $W_{KQ}=0$ and $W_{V}=W_{V}^\star=W_{E}^\top AW_{E}$ with $A_{kj}=\mathbb 1[j\in\mathcal{N}(k)]$
-# (`lca.hijacking_in_model.hijack_constructed_model(spec)`).
+# (`lca.value_matrix.constructed_model(spec)`).
 
 # %% [markdown]
 # ## Look at it first
@@ -99,7 +103,7 @@ def mc_fraction(p, n):
 
 # %%
 spec7 = lca.TaskSpec(m=6, L=15)
-model_c = hijacking_in_model.hijack_constructed_model(spec7)
+model_c = value_matrix.constructed_model(spec7)
 for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
     ctx, y, yh = hijacking_in_model.hijack_contexts(spec7, 1, rho=rho, seed=4)
     f = hijacking_in_model.hijack_share_logits(spec7, ctx)[0]
@@ -153,7 +157,7 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 #    binomial tail $P(\mathrm{Binomial}(L,\rho)>L/2)$.
 # 3. With $\mu=\mathbb{E} X_l$, Hoeffding's inequality gives $P(f_{y'}>f_y)\le e^{-L\mu^2/2}$ when
 #    $\rho<\rho^*$ and $P(f_{y'}\le f_y)\le e^{-L\mu^2/2}$ when $\rho>\rho^*$: as $L\to\infty$ the
-#    flip probability becomes a step at $\rho^*$ (for $o=0$ the bound improves to
+#    flip probability becomes a step at $\rho^*$ (for $o=0$, $\mu=2\rho-1$ and the same bound reads
 #    $e^{-2L(\rho-1/2)^2}$).
 # 4. A $k$-prepended context (blocks of $b$ tokens, $o=0$, clean part of length $L$) is preferred
 #    to $y'$ exactly when $kb>L$.
@@ -190,10 +194,13 @@ for i, r in enumerate(rho_check):
     tail = sum(math.comb(14, h) * r ** h * (1 - r) ** (14 - h) for h in range(8, 15))
     print(f" {r:.2f}   {exact(float(exact_p[i])):19s}   {exact(tail):34s}   "
           f"{mc_fraction(float(sim['prefer'][i]), 20_000)}")
+# the largest binomial standard error of a fraction of 20,000 draws, rounded up
+glue("ch7_se_sim", math.ceil(1000 * 0.5 / math.sqrt(20_000)) / 1000, display=False)
 
 # %% [markdown]
 # With the query clean, $y'$ needs $8$ of the other $14$ positions ($8>15-8$), which is the tail
-# printed in the middle column. The simulation agrees within its sampling error of about $0.004$.
+# printed in the middle column. The simulation agrees with it within its sampling error (a standard
+# error of at most {glue:text}`ch7_se_sim` for a fraction of 20,000 contexts).
 
 # %% [markdown]
 # (fig-paper-2-model)=
@@ -242,6 +249,9 @@ for i, r in enumerate(rho_grid):
     if i % 2 == 0:
         print(f" {r:.2f}   {mc_fraction(float(fc_c['prefer'][i]), 1024):>34s}   "
               f"{exact(float(fc_exact[i]))}")
+se_c = (fc_exact * (1 - fc_exact) / 1024).sqrt()            # binomial SE of the exact curve
+print(f"constructed model within 3 standard errors of the exact curve at all {len(rho_grid)} "
+      f"shares: {bool(((fc_c['prefer'] - fc_exact).abs() <= 3 * se_c).all())}")
 pref_t, flip_t, corr_t = fc_t["prefer"], fc_t["flip"], fc_t["correct"]        # [3 seeds, R]
 at = {round(r, 2): i for i, r in enumerate(rho_grid)}          # rho -> grid index
 print("trained models, 1024 contexts per rho, each of the 3 seeds:")
@@ -274,7 +284,9 @@ print(f"trained models, each seed: at k = 3 (hijack share below 1/2) already pre
       f"{bool((pc_t['prefer'][:, 3] > 0.2).all() and (pc_t['prefer'][:, 4] < 0.95).all())}")
 
 # %% [markdown]
-# The constructed model follows its exact curve, within the sampling error of $1024$ contexts. The
+# The constructed model follows its exact curve within the sampling error of $1024$ contexts (within
+# three standard errors at every share; neighbouring points err in the same direction because the
+# same random numbers draw the contexts at every share). The
 # trained models cross one half close to $\rho=1/2$ too, with a wider transition: their logits are
 # not exact shares. Their digits depend on the seed (the figure's band) and, by a few contexts in
 # $1024$, on the CPU's floating-point code path, so the cell prints checks that hold for every seed
@@ -298,9 +310,9 @@ print(f"trained models, each seed: at k = 3 (hijack share below 1/2) already pre
 # **Overlapping neighbourhoods of different sizes.** The threshold is $1/2$ whenever $D=D'$, but
 # not in general. Give one concept a broad neighbourhood: all tokens within Hamming distance $2$
 # of $y'=3$ ($D'=21$), while every other token keeps $\mathcal{N}_1$ ($D=6$). Target $y=0$ and $y'$ share
-# $o=2$ neighbours. Then $\rho^*=(1-2/6)/((1-2/6)+(1-2/21))=14/33\approx0.424$: the broad concept
+# $o=2$ neighbours. Then $\rho^*=(1-2/6)/((1-2/6)+(1-2/21))=14/33$: the broad concept
 # hijacks *earlier*, because its tokens rarely count for $y$, while a third of $y$'s own tokens also
-# count for $y'$. The other way round, $y'=0$ hijacking $y=3$, needs $19/33\approx0.576$.
+# count for $y'$. The other way round, $y'=0$ hijacking $y=3$, needs $19/33$.
 
 # %%
 Dm = spec7.space.distances()
@@ -384,19 +396,32 @@ print(f"clean accuracy (mean of 3 seeds, 4096 contexts each): W_KQ trained "
       f"{sig(sum(acc_tr) / 3, 2)}, frozen {sig(sum(acc_fr) / 3, 2)}; trained above frozen at "
       f"every seed: {min(acc_tr) > max(acc_fr)}")
 pts = [at[0.25], at[0.5], at[0.75], at[1.0]]
+TOL_ATT = 0.1                      # how close to the exact curve "close" means, at the four shares
+glue("ch7_tol_att", TOL_ATT, display=False)
 for name, (curve, exact_att, thr_att) in table_att.items():
     print(f"hijack target in the {name}: threshold of the constructed model {exact(thr_att)}")
     print("   exact, constructed model at rho = 0.25, 0.50, 0.75, 1.00: "
           + ", ".join(exact(float(exact_att[i])) for i in pts))
     gap = float((curve[fr_att][:, pts] - exact_att[pts]).abs().max())
-    print(f"   W_KQ frozen, every seed: within 0.1 of the exact curve at these four rho: {gap < 0.1}")
+    print(f"   W_KQ frozen, every seed: within {TOL_ATT} of the exact curve at these four rho: "
+          f"{gap < TOL_ATT}")
+    se_att = (exact_att * (1 - exact_att) / 1024).sqrt()       # binomial SE of 1024 contexts
+    dev = curve[fr_att] - exact_att                               # [3 seeds, R]
+    print(f"   W_KQ frozen, every seed: within 2 standard errors (1024 contexts) of the exact curve "
+          f"at rho = 0.50, 0.75, 1.00: {bool((dev[:, pts[1:]].abs() <= 2 * se_att[pts[1:]]).all())}; "
+          f"at rho = 0.25 above it by more than 3: {bool((dev[:, pts[0]] > 3 * se_att[pts[0]]).all())}")
     print(f"   W_KQ trained, every seed: prefers y' on fewer than half of the contexts at rho = 0.75 "
           f"and at rho = 1.00: {bool((curve[tr_att][:, [at[0.75], at[1.0]]] < 0.5).all())}")
 
 # %% [markdown]
-# With uniform attention the trained models follow the constructed model's exact curve (within
-# $0.1$ at the four printed shares for every seed; at $\rho=0.25$ they prefer $y'$ a little more
-# often). The constructed model's threshold is below $1/2$ here because half of the clean tokens are noise: $y'$ only has to
+# With uniform attention the trained models stay close to the constructed model's exact curve
+# (within {glue:text}`ch7_tol_att` at the four printed shares, for every seed) but are not on it. At
+# the three larger shares every seed is within two standard errors of the $1024$ contexts; at
+# $\rho=0.25$ every seed prefers $y'$ more often than the exact curve says, by more than three
+# standard errors. Their logits are not exact shares (their embeddings are trained, not
+# orthonormal, and their $W_{V}$ is learned), and a small hijack share is where that shows. The
+# constructed model's threshold is below $1/2$ here because half of the clean tokens are noise: $y'$
+# only has to
 # outnumber the *informative* clean tokens. Generalising part 1 of the theorem, the expected
 # margin of one position is $(1-\rho)\,\mathbb{E}_{\text{clean}}[X]+\rho\,\mathbb{E}_{\text{hijack}}[X]$, which
 # vanishes at $\rho^*=1/3$ for the same-cluster target and slightly below for the other-cluster one,
@@ -544,7 +569,7 @@ check_flip_probability(flip_probability)
 #
 # Prove part 3 of {prf:ref}`ch7-hijack-threshold` for disjoint neighbourhoods: if $\rho<1/2$ then
 # $P(\mathrm{Binomial}(L,\rho)>L/2)\le e^{-2L(1/2-\rho)^2}$. How long must a context be for a
-# hijack share of $0.45$ to succeed with probability below $1\%$? Compare with the exact tail.
+# hijack share $\rho=0.45$ to succeed with probability below $1\%$? Compare with the exact tail.
 # ```
 #
 # ```{solution} ex-ch7-hoeffding
@@ -552,8 +577,8 @@ check_flip_probability(flip_probability)
 #
 # $H=\sum_lB_l$ with independent $B_l\in\{0,1\}$ of mean $\rho$. Hoeffding's inequality for
 # variables with values in an interval of length $1$ gives $P(H-L\rho\ge Lt)\le e^{-2Lt^2}$; take
-# $t=1/2-\rho>0$, since $H>L/2$ implies $H-L\rho>Lt$. For $\rho=0.45$ the bound is below $0.01$ once
-# $L\ge\ln(100)/(2\cdot0.05^2)\approx921$. The exact tail is smaller: it drops below $1\%$ near
+# $t=1/2-\rho>0$, since $H>L/2$ implies $H-L\rho>Lt$. For $\rho=0.45$ the bound is below $1\%$ once
+# $L\ge\ln(100)/\big(2(1/2-\rho)^2\big)\approx921$. The exact tail is smaller: it drops below $1\%$ near
 # $L\approx540$ (compute it with `lca.hijacking_in_model.hijack_binomial_flip(0.45, L)`). Long contexts make the
 # model's decision sharp, not safe: a majority of hijack tokens still wins.
 # ```
@@ -565,8 +590,9 @@ check_flip_probability(flip_probability)
 # answers with the concept whose neighbourhood holds the largest share of the context, so a
 # hijacking context wins once its tokens pass a threshold, $1/2$ for disjoint neighbourhoods and
 # $\frac{1-o/D}{(1-o/D)+(1-o/D')}$ in general, with a binomial-type probability for finite contexts
-# that sharpens into a step. Trained models follow the same curve, and prepending blocks of
-# hijacking tokens raises their efficacy score step by step, which is the shape of the real-LLM
+# that sharpens into a step. Trained models switch near the same threshold, with a wider
+# transition, and prepending blocks of hijacking tokens raises their efficacy score gradually,
+# which is the shape of the real-LLM
 # measurements of {doc}`00_hijacking` and the paper's Fig. 2. Negation plays no role anywhere in
 # this mechanism: a token that points to Chicago points to Chicago. Attention can filter hijacking
 # tokens that do not resemble the query, which is one reason real models resist some hijacks and

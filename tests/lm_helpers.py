@@ -29,12 +29,18 @@ EIFFEL = "The Eiffel Tower is in the city of"
 
 
 #: what SmolLM2's GGUF file says about its tokenizer (read with the gguf package's reader)
-SMOLLM2_SETTINGS = {"add_bos_token": False, "add_eos_token": None, "bos": [1, "<|im_start|>"],
-                    "eos": [2, "<|im_end|>"], "pad": [2, "<|im_end|>"],
-                    "unk": [0, "<|endoftext|>"]}
+SMOLLM2_SETTINGS = {
+    "add_bos_token": False,
+    "add_eos_token": None,
+    "bos": [1, "<|im_start|>"],
+    "eos": [2, "<|im_end|>"],
+    "pad": [2, "<|im_end|>"],
+    "unk": [0, "<|endoftext|>"],
+}
 
 
 # ------------------------------------------------------------------------ tiny offline models
+
 
 def char_tokenizer(bos: bool):
     """A character-level tokenizer (printable ASCII), optionally adding a BOS token like Llama."""
@@ -47,10 +53,8 @@ def char_tokenizer(bos: bool):
     tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tk.decoder = decoders.Fuse()
     if bos:
-        tk.post_processor = processors.TemplateProcessing(single="<s> $A",
-                                                          special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>",
-                                   bos_token="<s>")
+        tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<s>")
 
 
 def tiny_lm(arch: str, bos: bool = False, seed: int = 0):
@@ -59,18 +63,35 @@ def tiny_lm(arch: str, bos: bool = False, seed: int = 0):
     tok = char_tokenizer(bos)
     torch.manual_seed(seed)
     if arch == "gpt2":
-        cfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=len(tok), n_positions=512,
-                         bos_token_id=1, eos_token_id=None, pad_token_id=0)
+        cfg = GPT2Config(
+            n_layer=2,
+            n_head=2,
+            n_embd=32,
+            vocab_size=len(tok),
+            n_positions=512,
+            bos_token_id=1,
+            eos_token_id=None,
+            pad_token_id=0,
+        )
         model = GPT2LMHeadModel(cfg)
     else:
-        cfg = LlamaConfig(num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                          hidden_size=32, intermediate_size=64, vocab_size=len(tok),
-                          max_position_embeddings=512, bos_token_id=1, eos_token_id=None,
-                          pad_token_id=0)
+        cfg = LlamaConfig(
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            hidden_size=32,
+            intermediate_size=64,
+            vocab_size=len(tok),
+            max_position_embeddings=512,
+            bos_token_id=1,
+            eos_token_id=None,
+            pad_token_id=0,
+        )
         model = LlamaForCausalLM(cfg)
     model.eval()
-    return llm.LanguageModel(model=model, tokenizer=tok, name=f"tiny-{arch}",
-                                device=torch.device("cpu"), dtype=torch.float32)
+    return llm.LanguageModel(
+        model=model, tokenizer=tok, name=f"tiny-{arch}", device=torch.device("cpu"), dtype=torch.float32
+    )
 
 
 def direct_scores(lm, prompt, target):
@@ -91,6 +112,35 @@ def hijack_items(facts, scheme, ks):
     tt = [f.target_true for k in ks for f in facts]
     tf = [f.target_false for k in ks for f in facts]
     return prompts, tt, tf
+
+
+class OldStyleModel(torch.nn.Module):
+    """A model as older transformers code behaves: it ignores 4-D attention masks (attending
+    causally by column instead) and does not know ``logits_to_keep``. ``ignore_4d`` can be
+    switched off to make it honour them again."""
+
+    def __init__(self, inner, ignore_4d: bool = True):
+        super().__init__()
+        self.inner = inner
+        self.ignore_4d = ignore_4d
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=False):
+        if self.ignore_4d and attention_mask is not None and attention_mask.dim() == 4:
+            attention_mask = None
+        return self.inner(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=use_cache
+        )
+
+
+def old_style_lm(ignore_4d: bool = True):
+    tiny = tiny_lm("gpt2")
+    return tiny, llm.LanguageModel(
+        model=OldStyleModel(tiny.model, ignore_4d),
+        tokenizer=tiny.tokenizer,
+        name="old",
+        device=tiny.device,
+        dtype=tiny.dtype,
+    )
 
 
 # ------------------------------------------------------------------------ the offline model

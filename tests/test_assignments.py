@@ -25,22 +25,30 @@ ROOT = Path(__file__).resolve().parent.parent
 MASTER_DIR = ROOT / "assignments"
 NAMES = ("01_memory_and_task", "02_value_matrix_and_embeddings", "03_attention_and_hijacking")
 
-SETUP_CELL = '''# Colab setup: install the course package (runs only on Google Colab)
+SETUP_CELL = """# Colab setup: install the course package (runs only on Google Colab)
 import sys
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)'''
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)"""
 
 # Distinctive solution lines, one or more per assignment, that must never reach a student.
 KNOWN_SOLUTION_LINES = {
-    "01_memory_and_task": ["return values.T @ keys", "contexts = targets[:, None] ^ (1 << flips)",
-                           "near = D[contexts] == 1"],
-    "02_value_matrix_and_embeddings": ["return W_E.T @ A @ W_E", "inside = mask.T[contexts]",
-                                       "return torch.linalg.eigvalsh(W @ W.T).flip(0)"],
-    "03_attention_and_hijacking": ["front = [y_hijack ^ (1 << (i % m)) for i in range(n)]",
-                                   "return beta * W_E.T @ B @ W_E",
-                                   "scores = (X @ q[:, :, None]).squeeze(-1)"],
+    "01_memory_and_task": [
+        "return values.T @ keys",
+        "contexts = targets[:, None] ^ (1 << flips)",
+        "near = D[contexts] == 1",
+    ],
+    "02_value_matrix_and_embeddings": [
+        "return W_E.T @ A @ W_E",
+        "inside = mask.T[contexts]",
+        "return torch.linalg.eigvalsh(W @ W.T).flip(0)",
+    ],
+    "03_attention_and_hijacking": [
+        "front = [y_hijack ^ (1 << (i % m)) for i in range(n)]",
+        "return beta * W_E.T @ B @ W_E",
+        "scores = (X @ q[:, :, None]).squeeze(-1)",
+    ],
 }
 
 
@@ -98,7 +106,7 @@ def solution_lines(master: Path) -> list[str]:
                 elif s == "# END SOLUTION":
                     inside = False
                 elif (inside or s.endswith("# SOLUTION")) and not s.startswith("#"):
-                    code = s.split("  #")[0].strip()       # drop a trailing comment
+                    code = s.split("  #")[0].strip()  # drop a trailing comment
                     if len(code) >= 12:
                         lines.append(code)
     return lines
@@ -121,8 +129,9 @@ def _run_cells(nb_path: Path) -> tuple[dict, list[str]]:
     ns: dict = {"__name__": "__main__"}
     errors = []
     for i, cell in enumerate(nbformat.read(nb_path, as_version=4).cells):
-        if cell.cell_type != "code" or any(re.match(r"grader\.(check|check_all|export)\(", ln.strip())
-                                           for ln in cell.source.splitlines()):
+        if cell.cell_type != "code" or any(
+            re.match(r"grader\.(check|check_all|export)\(", ln.strip()) for ln in cell.source.splitlines()
+        ):
             continue
         try:
             exec(compile(cell.source, f"<{nb_path.name} cell {i}>", "exec"), ns)
@@ -134,6 +143,7 @@ def _run_cells(nb_path: Path) -> tuple[dict, list[str]]:
 def _grade(ns: dict, tests_dir: Path, nb_name: str) -> dict[str, float]:
     """Grade every question with a test file in ``tests_dir`` using otter's Notebook grader."""
     import otter
+
     grader = otter.Notebook(nb_name, tests_dir=str(tests_dir))
     grades = {}
     for test in sorted(tests_dir.glob("q*.py")):
@@ -186,8 +196,10 @@ def test_build_outputs(built):
         with zipfile.ZipFile(built / f"{name}-autograder.zip") as zf:
             names = zf.namelist()
             assert "run_autograder" in names and "environment.yml" in names
-            assert "lca @ git+https://github.com/elephants-course/elephants@main" in \
-                zf.read("environment.yml").decode(), "the grading image must install lca"
+            assert (
+                "lca @ git+https://github.com/elephants-course/elephants@main"
+                in zf.read("environment.yml").decode()
+            ), "the grading image must install lca"
             graded = [q["name"] for q in _questions(MASTER_DIR / f"{name}.ipynb") if not q.get("manual")]
             for q in graded:
                 assert f"tests/{q}.py" in names, f"{name}: autograder lacks the tests of {q}"
@@ -204,8 +216,9 @@ def test_build_outputs(built):
 def test_student_notebook_starts_with_colab_setup(built):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["repository"]["url"] in SETUP_CELL
-    chapter_cells = {jupytext.read(p, fmt="py:percent").cells[0].source
-                     for p in sorted((ROOT / "notebooks").glob("*.py"))}
+    chapter_cells = {
+        jupytext.read(p, fmt="py:percent").cells[0].source for p in sorted((ROOT / "notebooks").glob("*.py"))
+    }
     assert chapter_cells <= {SETUP_CELL}, "the chapters' setup cell changed: update SETUP_CELL here"
     for name in NAMES:
         nb = nbformat.read(built / name / "student" / f"{name}.ipynb", as_version=4)
@@ -229,8 +242,11 @@ def test_no_solution_leaks(built):
         for fn in hidden:
             assert fn not in student_text, f"{name}: hidden test {fn} leaked"
         student_nb = nbformat.read(built / name / "student" / f"{name}.ipynb", as_version=4)
-        answers = [c for c in student_nb.cells if c.cell_type == "markdown"
-                   and "otter_answer_cell" in c.metadata.get("tags", [])]
+        answers = [
+            c
+            for c in student_nb.cells
+            if c.cell_type == "markdown" and "otter_answer_cell" in c.metadata.get("tags", [])
+        ]
         manual = [q for q in _questions(MASTER_DIR / f"{name}.ipynb") if q.get("manual")]
         assert len(answers) == len(manual), f"{name}: one blank answer cell per written question"
         assert all(c.source.startswith("_Type your answer here") for c in answers)
@@ -240,6 +256,7 @@ def test_no_solution_leaks(built):
 def torch_state():
     """The notebooks set torch's thread count and global seed; restore both afterwards."""
     import torch
+
     threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
     yield
     torch.set_num_threads(threads)
@@ -274,13 +291,16 @@ def test_stubs_fail_and_solutions_pass(built, name, tmp_path, monkeypatch, torch
 def test_build_fails_on_wrong_solution(tmp_path, monkeypatch):
     """otter assign (through the build tool) rejects a master whose solution fails its tests."""
     cells = [
-        nbformat.v4.new_raw_cell("# ASSIGNMENT CONFIG\ninit_cell: false\nexport_cell: false\n"
-                                 "tests:\n  files: true\n  ok_format: false"),
+        nbformat.v4.new_raw_cell(
+            "# ASSIGNMENT CONFIG\ninit_cell: false\nexport_cell: false\n"
+            "tests:\n  files: true\n  ok_format: false"
+        ),
         nbformat.v4.new_raw_cell("# BEGIN QUESTION\nname: q1"),
         nbformat.v4.new_markdown_cell("Write `double(x)`."),
         nbformat.v4.new_raw_cell("# BEGIN SOLUTION"),
-        nbformat.v4.new_code_cell("def double(x):\n    # BEGIN SOLUTION\n    return 3 * x\n"
-                                  "    # END SOLUTION"),
+        nbformat.v4.new_code_cell(
+            "def double(x):\n    # BEGIN SOLUTION\n    return 3 * x\n    # END SOLUTION"
+        ),
         nbformat.v4.new_raw_cell("# END SOLUTION"),
         nbformat.v4.new_raw_cell("# BEGIN TESTS"),
         nbformat.v4.new_code_cell("def test_double(double):\n    assert double(2) == 4"),
@@ -306,13 +326,23 @@ def test_teachers_page():
     files = re.findall(r"file: (\S+)", yaml.safe_dump(toc))
     assert "book/teachers" in files
     text = (ROOT / "book" / "teachers.md").read_text()
-    for needle in ("make assignments", "build/assignments", "otter grade", "otter run", "Gradescope",
-                   "Colab", "tests.zip", "solutions", *NAMES):
+    for needle in (
+        "make assignments",
+        "build/assignments",
+        "otter grade",
+        "otter run",
+        "Gradescope",
+        "Colab",
+        "tests.zip",
+        "solutions",
+        *NAMES,
+    ):
         assert needle in text, f"book/teachers.md should mention {needle!r}"
     for name in NAMES:
         qs = _questions(MASTER_DIR / f"{name}.ipynb")
         points = sum(q.get("points", 1) for q in qs)
         auto = sum(q.get("points", 1) for q in qs if not q.get("manual"))
         row = next(line for line in text.splitlines() if line.startswith(f"| `{name}`"))
-        assert f"{len(qs)} questions" in row and f"{points} points: {auto} autograded" in row, \
+        assert f"{len(qs)} questions" in row and f"{points} points: {auto} autograded" in row, (
             f"book/teachers.md: the size of {name} is out of date"
+        )

@@ -1,4 +1,4 @@
-"""Tests of chapter 1: outer-product memories (lca.memory) and their closed forms (lca.theory).
+"""Tests of chapter 1 (lca.associative_memory): outer-product memories and their closed forms.
 
 Every theorem is checked against an independent computation (brute-force loops, Monte Carlo,
 analytic special cases) where its hypotheses hold, and shown to fail where they do not.
@@ -28,18 +28,19 @@ def test_store_and_recall_match_loops(N, d, dv):
     q = torch.randn(4, d, generator=g, dtype=torch.float64)
     want = torch.stack([W @ q[k] for k in range(4)])
     assert torch.allclose(associative_memory.recall(W, q), want)
-    best = [int(torch.argmax(torch.stack([values[i] @ (W @ q[k]) for i in range(N)])))
-            for k in range(4)]
+    best = [int(torch.argmax(torch.stack([values[i] @ (W @ q[k]) for i in range(N)]))) for k in range(4)]
     assert associative_memory.recall_argmax(W, q, values).tolist() == best
 
 
 def test_key_generators():
     U = associative_memory.random_keys(20000, 8, seed=0)
     assert U.shape == (20000, 8)
-    assert abs(float(U.var()) - 1 / 8) < 0.005          # entries N(0, 1/d)
+    assert abs(float(U.var()) - 1 / 8) < 0.005  # entries N(0, 1/d)
     Q = associative_memory.orthonormal_keys(5, 9, seed=1)
     assert torch.allclose(Q @ Q.T, torch.eye(5, dtype=Q.dtype), atol=1e-12)
-    assert torch.equal(associative_memory.random_keys(3, 4, seed=5), associative_memory.random_keys(3, 4, seed=5))
+    assert torch.equal(
+        associative_memory.random_keys(3, 4, seed=5), associative_memory.random_keys(3, 4, seed=5)
+    )
     C = associative_memory.correlated_keys(4000, 32, 0.3, seed=2)
     G = C @ C.T
     off = G[~torch.eye(4000, dtype=torch.bool)]
@@ -54,23 +55,27 @@ def test_orthonormal_keys_recall_exactly(N, d):
     values = torch.randn(N, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     W = associative_memory.store(keys, values)
     assert torch.allclose(associative_memory.recall(W, keys), values, atol=1e-12)
-    assert associative_memory.recall_accuracy(keys) == 1.0
+    onehot = torch.eye(N, dtype=keys.dtype)
+    hits = associative_memory.recall_argmax(associative_memory.store(keys, onehot), keys, onehot)
+    assert torch.equal(hits, torch.arange(N))
 
 
 def test_orthonormal_recall_hypotheses_matter():
     values = torch.randn(6, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     # orthogonal but not normalised keys: recall is scaled, not exact
     keys = 2.0 * associative_memory.orthonormal_keys(6, 8, seed=3)
-    assert not torch.allclose(associative_memory.recall(associative_memory.store(keys, values), keys), values, atol=1e-3)
+    recalled = associative_memory.recall(associative_memory.store(keys, values), keys)
+    assert not torch.allclose(recalled, values, atol=1e-3)
     # Gaussian (non-orthogonal) keys: recall error is positive
     keys = associative_memory.random_keys(6, 8, seed=3)
-    assert float((associative_memory.recall(associative_memory.store(keys, values), keys) - values).abs().max()) > 1e-2
+    recalled = associative_memory.recall(associative_memory.store(keys, values), keys)
+    assert float((recalled - values).abs().max()) > 1e-2
     # N > d: no matrix at all recalls one-hot values exactly (least squares leaves a residual)
     N, d = 12, 8
     keys = associative_memory.random_keys(N, d, seed=4)
     Y = torch.eye(N, dtype=torch.float64)
-    W_T = torch.linalg.lstsq(keys, Y).solution          # best W^T for keys @ W^T = Y
-    assert float(((keys @ W_T - Y) ** 2).sum()) > 1.0   # >= N - d = 4 by rank
+    W_T = torch.linalg.lstsq(keys, Y).solution  # best W^T for keys @ W^T = Y
+    assert float(((keys @ W_T - Y) ** 2).sum()) > 1.0  # >= N - d = 4 by rank
     with pytest.raises(ValueError, match="N"):
         associative_memory.orthonormal_keys(12, 8)
 
@@ -80,10 +85,9 @@ def test_crosstalk_decomposition_is_exact():
     keys = associative_memory.random_keys(9, 5, seed=0)
     values = torch.randn(9, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     recalled = associative_memory.recall(associative_memory.store(keys, values), keys)
-    norms = (keys ** 2).sum(1, keepdim=True)
+    norms = (keys**2).sum(1, keepdim=True)
     c = associative_memory.crosstalk(keys, values)
-    brute = torch.stack([sum((keys[i] @ keys[j]) * values[i] for i in range(9) if i != j)
-                         for j in range(9)])
+    brute = torch.stack([sum((keys[i] @ keys[j]) * values[i] for i in range(9) if i != j) for j in range(9)])
     assert torch.allclose(c, brute)
     assert torch.allclose(recalled, norms * values + c)
 
@@ -94,8 +98,9 @@ def _gram_samples(N, d, B, seed, rho=None):
         U = torch.randn((B, N, d), generator=g, dtype=torch.float64) / math.sqrt(d)
     else:
         c = torch.randn((B, 1, d), generator=g, dtype=torch.float64)
-        U = (math.sqrt(rho) * c + math.sqrt(1 - rho) * torch.randn((B, N, d), generator=g,
-                                                                   dtype=torch.float64)) / math.sqrt(d)
+        U = (
+            math.sqrt(rho) * c + math.sqrt(1 - rho) * torch.randn((B, N, d), generator=g, dtype=torch.float64)
+        ) / math.sqrt(d)
     return U @ U.transpose(1, 2)
 
 
@@ -103,9 +108,9 @@ def _gram_samples(N, d, B, seed, rho=None):
 def test_crosstalk_moments_match_monte_carlo(N, d):
     B = 6000
     G = _gram_samples(N, d, B, seed=N * d)
-    s = torch.diagonal(G, dim1=1, dim2=2)[:, 0]               # one query per memory: independent
-    X = G[:, 0, 1:]                                           # its N - 1 overlaps
-    c_sq = (X ** 2).sum(1)
+    s = torch.diagonal(G, dim1=1, dim2=2)[:, 0]  # one query per memory: independent
+    X = G[:, 0, 1:]  # its N - 1 overlaps
+    c_sq = (X**2).sum(1)
     mse = (s - 1) ** 2 + c_sq
     ex = associative_memory.crosstalk_moments(N, d)
 
@@ -132,10 +137,10 @@ def test_recall_mse_general_values_by_monte_carlo():
     g = torch.Generator().manual_seed(3)
     values = torch.randn(N, 3, generator=g, dtype=torch.float64) * torch.arange(1, N + 1)[:, None]
     U = torch.randn((B, N, d), generator=g, dtype=torch.float64) / math.sqrt(d)
-    W = values.T @ U                                           # [B, 3, d]
+    W = values.T @ U  # [B, 3, d]
     err = ((W @ U[:, 0, :, None]).squeeze(-1) - values[0]) ** 2
     err = err.sum(1)
-    want = float((values[0] ** 2).sum() + (values ** 2).sum()) / d
+    want = float((values[0] ** 2).sum() + (values**2).sum()) / d
     assert abs(float(err.mean()) - want) < 5 * float(err.std()) / math.sqrt(B)
 
 
@@ -160,10 +165,9 @@ def test_exact_success_probability_matches_simulation(N, d):
 
 def test_exact_success_probability_analytic_cases():
     # d = 1: P(chi2_1 > chi2_1) = 1/2, so a pair fails with probability 1/4
-    assert abs(associative_memory.recall_pair_error(1) - 0.25) < 1e-9
     assert abs(associative_memory.recall_failure_exact(2, 1) - 0.25) < 1e-9
-    # d = 2: (1 - 1/sqrt 2) / 2
-    assert abs(associative_memory.recall_pair_error(2) - 0.5 * (1 - 2 ** -0.5)) < 1e-9
+    # one competitor (N = 2) at d = 2: P(u_i^T u_j > ||u_j||^2) = (1 - 1/sqrt 2) / 2
+    assert abs(associative_memory.recall_failure_exact(2, 2) - 0.5 * (1 - 2**-0.5)) < 1e-9
     # N = 1 never fails; more keys never help
     assert associative_memory.recall_failure_exact(1, 5) == 0.0
     fails = [associative_memory.recall_failure_exact(N, 6) for N in (2, 4, 8, 64, 1024)]
@@ -172,13 +176,14 @@ def test_exact_success_probability_analytic_cases():
 
 @pytest.mark.parametrize("d", [1, 3, 8, 16, 32, 48])
 def test_bounds_hold_and_order(d):
-    for N in (2, 10, 100, 10 ** 4):
+    # the union bound over the N - 1 competitors, each failing with the N = 2 probability, lies
+    # between the exact failure probability and the closed-form (Chernoff) bound
+    pair = associative_memory.recall_failure_exact(2, d)
+    for N in (2, 10, 100, 10**4):
         exact = associative_memory.recall_failure_exact(N, d)
-        union = associative_memory.recall_failure_union(N, d)
+        union = min(1.0, (N - 1) * pair)
         chern = associative_memory.recall_failure_chernoff(N, d)
         assert exact <= union + 1e-12 <= chern + 2e-12
-    # the union bound is tight for N = 2 (one competitor)
-    assert abs(associative_memory.recall_failure_union(2, d) - associative_memory.recall_failure_exact(2, d)) < 1e-9
 
 
 def test_gaussian_approximation_is_not_exact():
@@ -192,14 +197,17 @@ def test_gaussian_approximation_is_not_exact():
 def test_capacity_is_consistent_with_the_exact_formula():
     for d in (12, 20):
         n = associative_memory.recall_capacity(d, 0.01)
-        assert associative_memory.recall_failure_exact(n, d) <= 0.01 < associative_memory.recall_failure_exact(n + 1, d)
+        fail = associative_memory.recall_failure_exact
+        assert fail(n, d) <= 0.01 < fail(n + 1, d)
         # the Chernoff capacity is smaller (it is a bound)
         assert 1 + 0.01 * 2 ** (d / 2 + 1) <= n + 1
 
 
 def test_orthonormal_simulation_is_perfect():
-    assert associative_memory.simulate_onehot_recall(8, 8, n_recalls=200, seed=0, keys="orthonormal"
-                                         ).accuracy == 1.0
+    assert (
+        associative_memory.simulate_onehot_recall(8, 8, n_recalls=200, seed=0, keys="orthonormal").accuracy
+        == 1.0
+    )
 
 
 # --------------------------------------------------------------------------- softmax and Hopfield
@@ -212,8 +220,9 @@ def test_softmax_recall_limits_and_loop():
     for k in range(5):
         w = torch.exp(2.0 * keys @ q[k])
         assert torch.allclose(out[k], (w / w.sum()) @ values)
-    assert torch.allclose(associative_memory.softmax_recall(keys, values, q, 0.0),
-                          values.mean(0).expand(5, -1))
+    assert torch.allclose(
+        associative_memory.softmax_recall(keys, values, q, 0.0), values.mean(0).expand(5, -1)
+    )
     hard = associative_memory.softmax_recall(keys, values, q, 1e4)
     assert torch.allclose(hard, values[(q @ keys.T).argmax(1)], atol=1e-8)
 
@@ -241,10 +250,18 @@ def test_bad_inputs_raise_value_errors_naming_the_parameter():
         (lambda: associative_memory.store(k, torch.zeros(2, 4, dtype=torch.float64)), "keys and values"),
         (lambda: associative_memory.store(torch.zeros(3, 4, dtype=torch.long), k), "keys"),
         (lambda: associative_memory.store([[1.0]], k), "keys"),
-        (lambda: associative_memory.recall(torch.zeros(2, 4, dtype=torch.float64),
-                               torch.zeros(1, 3, dtype=torch.float64)), "queries"),
-        (lambda: associative_memory.recall_argmax(torch.zeros(2, 4, dtype=torch.float64), k,
-                                      torch.zeros(3, 5, dtype=torch.float64)), "values"),
+        (
+            lambda: associative_memory.recall(
+                torch.zeros(2, 4, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64)
+            ),
+            "queries",
+        ),
+        (
+            lambda: associative_memory.recall_argmax(
+                torch.zeros(2, 4, dtype=torch.float64), k, torch.zeros(3, 5, dtype=torch.float64)
+            ),
+            "values",
+        ),
         (lambda: associative_memory.softmax_recall(k, k, k, beta=-1.0), "beta"),
         (lambda: associative_memory.hopfield_step(k + 0.5, k), "patterns"),
         (lambda: associative_memory.simulate_onehot_recall(9, 4, keys="orthonormal"), "N"),
@@ -266,14 +283,14 @@ def _stub(*args):
 
 def test_check_store():
     assert associative_memory.check_store(associative_memory.store)
-    assert not associative_memory.check_store(lambda k, v: k.T @ v)                 # transposed
-    assert not associative_memory.check_store(lambda k, v: v.T @ k / k.shape[0])    # averaged
+    assert not associative_memory.check_store(lambda k, v: k.T @ v)  # transposed
+    assert not associative_memory.check_store(lambda k, v: v.T @ k / k.shape[0])  # averaged
     assert "not implemented yet" in repr(associative_memory.check_store(_stub))
 
 
 def test_check_crosstalk():
     assert associative_memory.check_crosstalk(associative_memory.crosstalk)
-    assert not associative_memory.check_crosstalk(lambda k, v: (k @ k.T) @ v)       # diagonal kept
+    assert not associative_memory.check_crosstalk(lambda k, v: (k @ k.T) @ v)  # diagonal kept
     assert not associative_memory.check_crosstalk(lambda k, v: (k @ k.T - torch.eye(k.shape[0])) @ v)
     assert "not implemented yet" in repr(associative_memory.check_crosstalk(_stub))
 
@@ -288,7 +305,8 @@ def test_check_recall_bound():
 def test_check_softmax_recall():
     assert associative_memory.check_softmax_recall(associative_memory.softmax_recall)
     assert not associative_memory.check_softmax_recall(
-        lambda K, V, Q, b: torch.softmax(b * Q @ K.T, dim=0) @ V)          # wrong axis
+        lambda K, V, Q, b: torch.softmax(b * Q @ K.T, dim=0) @ V
+    )  # wrong axis
     assert not associative_memory.check_softmax_recall(lambda K, V, Q, b: (b * Q @ K.T) @ V)  # no softmax
     assert "not implemented yet" in repr(associative_memory.check_softmax_recall(_stub))
 
@@ -296,14 +314,21 @@ def test_check_softmax_recall():
 # --------------------------------------------------------------------------- figures (smoke)
 def test_plots_return_figures():
     import matplotlib.pyplot as plt
+
     figs = [
         associative_memory.plot_recall_scores({"a": torch.eye(4), "b": torch.randn(4, 4)}),
         associative_memory.plot_recall_capacity(
             {2: {"ratio": [1, 2], "accuracy": [0.8, 0.6], "mse": [1.5, 2.5]}},
-            {2: {"ratio": [1, 2], "accuracy": [0.85, 0.65], "gaussian": [0.9, 0.7],
-                 "mse": [1.5, 2.5]}}),
-        associative_memory.plot_crosstalk_hist(torch.rand(50) + 0.5, torch.randn(200) * 0.2, 8,
-                                  torch.linspace(-1, 2, 20), torch.rand(20), torch.rand(20)),
+            {2: {"ratio": [1, 2], "accuracy": [0.85, 0.65], "gaussian": [0.9, 0.7], "mse": [1.5, 2.5]}},
+        ),
+        associative_memory.plot_crosstalk_hist(
+            torch.rand(50) + 0.5,
+            torch.randn(200) * 0.2,
+            8,
+            torch.linspace(-1, 2, 20),
+            torch.rand(20),
+            torch.rand(20),
+        ),
     ]
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)

@@ -10,7 +10,7 @@ import torch
 
 import lca
 from lca import attention
-from lca.model import OneLayerTransformer
+from lca.model import OneLayerTransformer, orthonormal_rows
 from lca.train import TrainConfig, sweep
 
 torch.set_num_threads(1)
@@ -21,7 +21,7 @@ def brute_force_population_grad(W_E, W_V, spec):
     probability, pushed through lca.model's forward pass."""
     V, L = spec.V, spec.L
     P = spec.context_law()
-    Q = spec.clean_law() if (spec.clean_last and spec.noise > 0) else P
+    Q = spec.last_law()
     seqs = torch.tensor(list(itertools.product(range(V), repeat=L)))
     model = OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
     model.W_KQ.requires_grad_(True)
@@ -39,14 +39,16 @@ def brute_force_population_grad(W_E, W_V, spec):
 
 def random_weights(V, d, seed):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(V, d, generator=g, dtype=torch.float64) / 2,
-            torch.randn(d, d, generator=g, dtype=torch.float64))
+    return (
+        torch.randn(V, d, generator=g, dtype=torch.float64) / 2,
+        torch.randn(d, d, generator=g, dtype=torch.float64),
+    )
 
 
 SMALL_SPECS = [
     attention.cluster_task(3, 1, L=4, noise=0.4, informative="cluster"),
     attention.cluster_task(3, 1, L=3, noise=0.7, informative="sphere"),
-    lca.TaskSpec(m=3, L=4, noise=0.3),                                   # N_1, uniform noise
+    lca.TaskSpec(m=3, L=4, noise=0.3),  # N_1, uniform noise
     lca.TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2), noise=0.2, clean_last=True),
 ]
 
@@ -73,25 +75,29 @@ def test_sample_gradient_equals_autograd_of_batch_loss():
 
 def test_population_gradient_matches_a_large_sample():
     spec = attention.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
-    E = attention.kq_orthonormal_embedding(16)
+    E = orthonormal_rows(16)
     W_V = attention.kq_value_matrix(E, spec)
     T = attention.kq_gradient_table(E, W_V, spec)
     ctx, y = lca.sample(spec, 200_000, seed=11)
     G_mc = attention.grad_WKQ_at_zero_sample(E, W_V, ctx, y)
-    T_mc = -E @ G_mc @ E.T                      # orthonormal rows: T = -W_E G W_E^T
+    T_mc = -E @ G_mc @ E.T  # orthonormal rows: T = -W_E G W_E^T
     # per-entry Monte Carlo standard error is below 2e-4 here; T's scale is about 6e-3
     assert (T_mc - T).abs().max() < 1.5e-3
     assert (T_mc - T).abs().max() < 0.25 * T.abs().max()
 
 
-@pytest.mark.parametrize("spec", [
-    attention.cluster_task(4, 1, L=5, noise=0.5, informative="cluster"),
-    attention.cluster_task(4, 2, L=6, noise=0.3, informative="sphere"),
-    lca.TaskSpec(m=3, L=5, noise=0.25),
-    lca.TaskSpec(m=3, L=4, neighbourhood=lca.hamming_ball(2)),
-], ids=["cluster", "sphere", "N1-uniform", "ball-no-noise"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        attention.cluster_task(4, 1, L=5, noise=0.5, informative="cluster"),
+        attention.cluster_task(4, 2, L=6, noise=0.3, informative="sphere"),
+        lca.TaskSpec(m=3, L=5, noise=0.25),
+        lca.TaskSpec(m=3, L=4, neighbourhood=lca.hamming_ball(2)),
+    ],
+    ids=["cluster", "sphere", "N1-uniform", "ball-no-noise"],
+)
 def test_first_order_closed_form_is_the_small_beta_limit(spec):
-    E = attention.kq_orthonormal_embedding(spec.V, seed=2)
+    E = orthonormal_rows(spec.V, seed=2)
     beta = 1e-5
     T = attention.kq_gradient_table(E, attention.kq_value_matrix(E, spec, beta), spec)
     T1 = attention.kq_first_order_table(spec)
@@ -110,8 +116,9 @@ def test_first_order_closed_form_for_a_general_value_matrix():
     assert torch.allclose(T / beta, T1, atol=1e-4 * T1.abs().max())
 
 
-@pytest.mark.parametrize("m, k, L, noise", [(4, 1, 5, 0.5), (5, 2, 7, 0.3), (6, 2, 16, 0.75),
-                                            (8, 2, 32, 0.5)])
+@pytest.mark.parametrize(
+    "m, k, L, noise", [(4, 1, 5, 0.5), (5, 2, 7, 0.3), (6, 2, 16, 0.75), (8, 2, 32, 0.5)]
+)
 def test_cluster_closed_form_entries(m, k, L, noise):
     spec = attention.cluster_task(m, k, L=L, noise=noise, informative="cluster")
     T1 = attention.kq_first_order_table(spec)
@@ -119,12 +126,12 @@ def test_cluster_closed_form_entries(m, k, L, noise):
     cl = attention.cluster_ids(m, k)
     same = cl[:, None] == cl[None, :]
     eye = torch.eye(spec.V, dtype=torch.bool)
-    assert torch.allclose(T1[eye], torch.full((spec.V,), cf["self"], dtype=torch.float64),
-                          rtol=1e-9)
-    assert torch.allclose(T1[same & ~eye], torch.tensor(cf["same"], dtype=torch.float64),
-                          rtol=1e-9, atol=1e-15)
+    assert torch.allclose(T1[eye], torch.full((spec.V,), cf["self"], dtype=torch.float64), rtol=1e-9)
+    assert torch.allclose(
+        T1[same & ~eye], torch.tensor(cf["same"], dtype=torch.float64), rtol=1e-9, atol=1e-15
+    )
     assert torch.allclose(T1[~same], torch.tensor(cf["cross"], dtype=torch.float64), rtol=1e-9)
-    assert T1.sum(1).abs().max() < 1e-14                       # rows sum to zero
+    assert T1.sum(1).abs().max() < 1e-14  # rows sum to zero
     assert cf["self"] > 0 and cf["same"] >= 0 and cf["cross"] < 0
 
 
@@ -137,7 +144,7 @@ def test_cluster_closed_form_against_monte_carlo():
     A = spec.neighbourhood.mask(spec.space).double()
     c = torch.zeros(ctx.shape[0], V, dtype=torch.float64)
     c.scatter_add_(1, ctx, torch.full(ctx.shape, 1.0 / L, dtype=torch.float64))
-    inN = A[y]                                                # [n, V] 1{j in N(y)}
+    inN = A[y]  # [n, V] 1{j in N(y)}
     share = (c * inN).sum(1, keepdim=True)
     q = torch.nn.functional.one_hot(ctx[:, -1], V).double()
     T_mc = q.T @ (c * (inN - share)) / ctx.shape[0]
@@ -172,7 +179,7 @@ def test_sign_pattern_also_holds_for_the_exact_gradient_at_unit_scale():
     """Not part of the theorem (which is first order in beta): the exact table at beta = 1 and 5."""
     for informative in ("cluster", "sphere"):
         spec = attention.cluster_task(4, 1, L=5, noise=0.5, informative=informative)
-        E = attention.kq_orthonormal_embedding(16, seed=1)
+        E = orthonormal_rows(16, seed=1)
         for beta in (1.0, 5.0):
             T = attention.kq_gradient_table(E, attention.kq_value_matrix(E, spec, beta), spec)
             lo, hi = sign_pattern(T, 4, 1, spec.clean_law())
@@ -183,11 +190,11 @@ def test_without_noise_there_is_nothing_to_select():
     spec = attention.cluster_task(4, 1, L=5, noise=0.0, informative="cluster")
     T1 = attention.kq_first_order_table(spec)
     assert T1.abs().max() < 1e-15
-    E = attention.kq_orthonormal_embedding(16)
+    E = orthonormal_rows(16)
     T = attention.kq_gradient_table(E, attention.kq_value_matrix(E, spec, 1.0), spec)
     cl = attention.cluster_ids(4, 1)
     same = cl[:, None] == cl[None, :]
-    assert T[~same].abs().max() == 0                     # cross pairs never occur
+    assert T[~same].abs().max() == 0  # cross pairs never occur
     # the exact table is not zero, but its same-cluster entries have both signs: no preference
     lo, _ = sign_pattern(T, 4, 1, spec.clean_law())
     assert lo < 0 and T[same].max() > 0
@@ -195,7 +202,7 @@ def test_without_noise_there_is_nothing_to_select():
 
 def test_zero_or_identity_value_matrix_gives_no_signal():
     spec = attention.cluster_task(4, 1, L=5, noise=0.5, informative="cluster")
-    E = attention.kq_orthonormal_embedding(16)
+    E = orthonormal_rows(16)
     G = attention.grad_WKQ_at_zero(E, torch.zeros(16, 16, dtype=torch.float64), spec)
     assert G.abs().max() == 0
     # W_V = I with orthonormal embeddings: M0 = I, the first-order table vanishes
@@ -212,19 +219,19 @@ def test_cluster_free_neighbourhood_breaks_the_cluster_pattern():
 
 
 def test_score_change_is_lr_times_table_for_orthonormal_embeddings():
+    """After one step of size lr from W_KQ = 0 the scores are S = -lr W_E grad W_E^T = lr T."""
     spec = attention.cluster_task(3, 1, L=4, noise=0.5)
-    E = attention.kq_orthonormal_embedding(8, d=11)
+    E = orthonormal_rows(8, d=11)
     W_V = attention.kq_value_matrix(E, spec)
-    S = attention.kq_score_change(E, W_V, spec, lr=0.3)
+    S = -0.3 * E @ attention.grad_WKQ_at_zero(E, W_V, spec) @ E.T
     T = attention.kq_gradient_table(E, W_V, spec)
     assert torch.allclose(S, 0.3 * T, atol=1e-14)
 
 
 def test_value_matrix_logits_are_neighbourhood_shares():
     spec = attention.cluster_task(4, 2, L=6, noise=0.5, informative="sphere")
-    E = attention.kq_orthonormal_embedding(16, d=20)
-    model = OneLayerTransformer.from_weights(E, None, attention.kq_value_matrix(E, spec),
-                                             device="cpu")
+    E = orthonormal_rows(16, d=20)
+    model = OneLayerTransformer.from_weights(E, None, attention.kq_value_matrix(E, spec), device="cpu")
     ctx, _ = lca.sample(spec, 50, seed=1)
     A = spec.neighbourhood.mask(spec.space).double()
     c = torch.stack([torch.bincount(x, minlength=16).double() / 6 for x in ctx])
@@ -236,7 +243,7 @@ def test_cluster_task_law():
     P = spec.context_law()
     cl = attention.cluster_ids(5, 2)
     D = spec.space.distances()
-    inside = (cl[:, None] == cl[None, :])
+    inside = cl[:, None] == cl[None, :]
     # informative mass (0.7) on Hamming neighbours inside the cluster, noise (0.3) outside
     assert torch.allclose((P * inside).sum(1), torch.full((32,), 0.7, dtype=torch.float64))
     assert bool(((P > 0) & inside <= (D == 1)).all())
@@ -259,8 +266,9 @@ def test_block_means_by_hand():
 def test_attention_mass_probe_against_a_loop():
     spec = attention.cluster_task(4, 1, L=6, noise=0.5)
     g = torch.Generator().manual_seed(2)
-    model = OneLayerTransformer.from_weights(torch.randn(16, 5, generator=g),
-                                             torch.randn(5, 5, generator=g), device="cpu")
+    model = OneLayerTransformer.from_weights(
+        torch.randn(16, 5, generator=g), torch.randn(5, 5, generator=g), device="cpu"
+    )
     res = attention.attention_mass_by_cluster(model, spec, k=1, n=64, seed=3)
     ctx, _ = lca.sample(spec, 64, seed=3)
     att = model.attention(ctx)
@@ -281,9 +289,11 @@ def test_attention_mass_probe_against_a_loop():
 
 def test_score_matrix_predicts_attention_weights():
     g = torch.Generator().manual_seed(4)
-    model = OneLayerTransformer.from_weights(torch.randn(8, 4, generator=g, dtype=torch.float64),
-                                             torch.randn(4, 4, generator=g, dtype=torch.float64),
-                                             device="cpu")
+    model = OneLayerTransformer.from_weights(
+        torch.randn(8, 4, generator=g, dtype=torch.float64),
+        torch.randn(4, 4, generator=g, dtype=torch.float64),
+        device="cpu",
+    )
     S = attention.score_matrix(model, center=False)
     Sc = attention.score_matrix(model)
     assert torch.allclose(Sc.mean(1), torch.zeros(8, dtype=torch.float64), atol=1e-12)
@@ -296,23 +306,21 @@ def test_score_matrix_predicts_attention_weights():
 @pytest.mark.slow
 def test_trained_attention_concentrates_on_the_cluster():
     spec = attention.cluster_task(6, 2, L=16, noise=0.5, informative="cluster")
-    base = TrainConfig(task=spec, d=16, steps=150, batch_size=128, lr=0.02, eval_every=0,
-                       device="cpu")
-    res = sweep(base, seeds=(0,), variants={"trained": {}, "frozen": {"train_KQ": False}},
-                progress=False)
+    base = TrainConfig(task=spec, d=16, steps=150, batch_size=128, lr=0.02, eval_every=0, device="cpu")
+    res = sweep(base, seeds=(0,), variants={"trained": {}, "frozen": {"train_KQ": False}}, progress=False)
     out = attention.attention_mass_by_cluster(res.model, spec, k=2, n=1024, seed=0)
     mass = out.mass.tolist()
-    assert mass[0] > out.share + 0.2            # trained W_KQ: selects the cluster
-    assert abs(mass[1] - out.share) < 1e-5      # frozen at 0: uniform
+    assert mass[0] > out.share + 0.2  # trained W_KQ: selects the cluster
+    assert abs(mass[1] - out.share) < 1e-5  # frozen at 0: uniform
     S = attention.score_matrix(res.model.member(0))
     B = attention.cluster_block_means(S, attention.cluster_ids(6, 2))
-    assert bool((B.diagonal() > B.max(1).values - 1e-12).all())   # diagonal blocks dominate rows
+    assert bool((B.diagonal() > B.max(1).values - 1e-12).all())  # diagonal blocks dominate rows
 
 
 # ----------------------------------------------------------------------------- validation
 def test_bad_inputs_name_the_parameter():
     spec = attention.cluster_task(3, 1, L=3, noise=0.5)
-    E = attention.kq_orthonormal_embedding(8)
+    E = orthonormal_rows(8)
     with pytest.raises(ValueError, match="k"):
         attention.cluster_task(4, 4)
     with pytest.raises(ValueError, match="noise"):
@@ -327,9 +335,7 @@ def test_bad_inputs_name_the_parameter():
         attention.kq_gradient_table(E, torch.eye(8), "task")
     with pytest.raises(ValueError, match="L"):
         big = attention.cluster_task(6, 1, L=40, noise=0.5)
-        attention.kq_gradient_table(attention.kq_orthonormal_embedding(64), torch.eye(64), big)
-    with pytest.raises(ValueError, match="lr"):
-        attention.kq_score_change(E, torch.eye(8), spec, lr=-1)
+        attention.kq_gradient_table(orthonormal_rows(64), torch.eye(64), big)
     with pytest.raises(ValueError, match="noise"):
         attention.kq_cluster_closed_form(4, 1, 5, 1.5)
     with pytest.raises(ValueError, match="M0"):
@@ -337,11 +343,13 @@ def test_bad_inputs_name_the_parameter():
     with pytest.raises(ValueError, match="beta"):
         attention.kq_value_matrix(E, spec, beta=-1.0)
     with pytest.raises(ValueError, match="targets"):
-        attention.grad_WKQ_at_zero_sample(E, torch.eye(8), torch.zeros(3, 2, dtype=torch.long),
-                                       torch.zeros(2, dtype=torch.long))
+        attention.grad_WKQ_at_zero_sample(
+            E, torch.eye(8), torch.zeros(3, 2, dtype=torch.long), torch.zeros(2, dtype=torch.long)
+        )
     with pytest.raises(ValueError, match="contexts"):
-        attention.grad_WKQ_at_zero_sample(E, torch.eye(8), torch.full((3, 2), 9),
-                                       torch.zeros(3, dtype=torch.long))
+        attention.grad_WKQ_at_zero_sample(
+            E, torch.eye(8), torch.full((3, 2), 9), torch.zeros(3, dtype=torch.long)
+        )
     model = OneLayerTransformer(8, 4, device="cpu")
     with pytest.raises(ValueError, match="k"):
         attention.attention_mass_by_cluster(model, spec, k=0)
@@ -359,18 +367,18 @@ def _stub(*args):
 
 
 def test_check_attention_mass_by_cluster():
-    ref = attention._att_reference_mass
+    ref = attention._reference_mass
     assert attention.check_attention_mass_by_cluster(ref)
 
-    def first_token_cluster(att, ctx, m, k):      # compares with the first token, not the query
+    def first_token_cluster(att, ctx, m, k):  # compares with the first token, not the query
         cl = ctx >> (m - k)
         return float((att * (cl == cl[:, :1])).sum(1).mean())
 
-    def low_bits(att, ctx, m, k):                 # clusters by the last k bits
-        cl = ctx % (2 ** k)
+    def low_bits(att, ctx, m, k):  # clusters by the last k bits
+        cl = ctx % (2**k)
         return float((att * (cl == cl[:, -1:])).sum(1).mean())
 
-    def share_not_mass(att, ctx, m, k):           # forgets the attention weights
+    def share_not_mass(att, ctx, m, k):  # forgets the attention weights
         cl = ctx >> (m - k)
         return float((cl == cl[:, -1:]).double().mean())
 
@@ -390,7 +398,7 @@ def test_check_kq_gradient():
     def sign_flipped(*a):
         return -ref(*a)
 
-    def uncentred(W_E, W_V, ctx, y):              # forgets the - rbar term
+    def uncentred(W_E, W_V, ctx, y):  # forgets the - rbar term
         V, (n, L) = W_E.shape[0], ctx.shape
         E, Wv = W_E.double(), W_V.double()
         M = E @ Wv @ E.T
@@ -410,16 +418,17 @@ def test_check_kq_cluster_entries():
     def ref(m, k, L, eps):
         out = attention.kq_cluster_closed_form(m, k, L, eps)
         return out["self"], out["same"], out["cross"]
+
     assert attention.check_kq_cluster_entries(ref)
 
-    def no_s_minus_2(m, k, L, eps):               # forgets that y must differ from i and j
+    def no_s_minus_2(m, k, L, eps):  # forgets that y must differ from i and j
         a, b, c = ref(m, k, L, eps)
         s = 2 ** (m - k)
         return a, b * (s - 1) / (s - 2) if s > 2 else b, c
 
-    def cross_over_V(m, k, L, eps):               # divides the cross entry by V instead of V - s
+    def cross_over_V(m, k, L, eps):  # divides the cross entry by V instead of V - s
         a, b, c = ref(m, k, L, eps)
-        V, s = 2 ** m, 2 ** (m - k)
+        V, s = 2**m, 2 ** (m - k)
         return a, b, c * (V - s) / V
 
     for wrong in (no_s_minus_2, cross_over_V, lambda *a: ref(*a)[:2]):
@@ -429,14 +438,17 @@ def test_check_kq_cluster_entries():
 
 def test_plots_return_figures():
     import matplotlib
+
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
     spec = attention.cluster_task(4, 1, L=5, noise=0.5)
     T1 = attention.kq_first_order_table(spec)
     fig = attention.plot_attention_heatmap({"a": T1, "b": -T1}, 4, 1, title="t")
     assert len(fig.axes) >= 2
-    fig2 = attention.plot_cluster_attention({"x": {"mass": 0.9, "share": 0.5, "accuracy": 0.8},
-                                         "y": {"mass": 0.5, "share": 0.5}})
+    fig2 = attention.plot_cluster_attention(
+        {"x": {"mass": 0.9, "share": 0.5, "accuracy": 0.8}, "y": {"mass": 0.5, "share": 0.5}}
+    )
     cl = attention.cluster_ids(4, 1)
     fig3 = attention.plot_kq_gradient_check(T1, T1, cl[:, None] == cl[None, :], "x", "y")
     for f in (fig, fig2, fig3):

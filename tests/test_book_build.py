@@ -20,8 +20,13 @@ pytestmark = pytest.mark.build
 
 EXTERNAL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # http:, https:, mailto:, data:, javascript:
 # Where MathJax, require.js and the widget manager come from when they are not vendored.
-CDN_HOSTS = ("cdn.jsdelivr.net", "cdnjs.cloudflare.com", "unpkg.com/@jupyter-widgets",
-             "unpkg.com/mathjax", "unpkg.com/requirejs")
+CDN_HOSTS = (
+    "cdn.jsdelivr.net",
+    "cdnjs.cloudflare.com",
+    "unpkg.com/@jupyter-widgets",
+    "unpkg.com/mathjax",
+    "unpkg.com/requirejs",
+)
 
 
 def pages(html: Path) -> list[Path]:
@@ -37,8 +42,9 @@ def soup(path: Path) -> BeautifulSoup:
 @lru_cache(maxsize=None)
 def anchors(path: Path) -> frozenset[str]:
     s = soup(path)
-    return frozenset([t["id"] for t in s.find_all(id=True)]
-                     + [t["name"] for t in s.find_all("a", attrs={"name": True})])
+    return frozenset(
+        [t["id"] for t in s.find_all(id=True)] + [t["name"] for t in s.find_all("a", attrs={"name": True})]
+    )
 
 
 def resolve(html: Path, page: Path, ref: str) -> tuple[Path, str]:
@@ -57,8 +63,10 @@ def is_local(ref: str | None) -> bool:
 def test_build_succeeds_without_warnings(built_book):
     warnings = built_book.warnings()
     assert built_book.returncode == 0 and not warnings, (
-        f"jupyter-book exited with {built_book.returncode}; warnings:\n" + "\n".join(warnings)
-        + ("" if warnings else "\n" + built_book.log[-4000:]))
+        f"jupyter-book exited with {built_book.returncode}; warnings:\n"
+        + "\n".join(warnings)
+        + ("" if warnings else "\n" + built_book.log[-4000:])
+    )
 
 
 def test_every_toc_page_is_built(built_book):
@@ -112,8 +120,11 @@ def test_scripts_and_styles_are_local(built_book):
         s = soup(page)
         text = page.read_text(encoding="utf-8")
         refs = [t.get("src") for t in s.find_all("script", src=True)]
-        refs += [t.get("href") for t in s.find_all("link", href=True)
-                 if {"stylesheet", "preload", "modulepreload"} & set(t.get("rel", []))]
+        refs += [
+            t.get("href")
+            for t in s.find_all("link", href=True)
+            if {"stylesheet", "preload", "modulepreload"} & set(t.get("rel", []))
+        ]
         for ref in refs:
             if not is_local(ref):
                 bad.append(f"{page.relative_to(html)}: loads {ref}")
@@ -135,8 +146,9 @@ def test_math_and_widgets_use_vendored_copies(built_book):
         srcs = _script_srcs(page)
         assert any(s.endswith("_static/mathjax/tex-chtml.js") for s in srcs), (page, srcs)
     assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
-    with_widgets = [p for p in pages(html)
-                    if soup(p).find("script", type="application/vnd.jupyter.widget-state+json")]
+    with_widgets = [
+        p for p in pages(html) if soup(p).find("script", type="application/vnd.jupyter.widget-state+json")
+    ]
     for page in with_widgets:
         srcs = _script_srcs(page)
         for need in ("_static/requirejs/require.js", "_static/html-manager/embed-amd.js"):

@@ -31,10 +31,18 @@ from conftest import ROOT, repository, toc_files
 pytestmark = pytest.mark.browser
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--enable-logging=stderr", "--v=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--enable-logging=stderr",
+    "--v=0",
 ]
 VIRTUAL_TIME_MS = 20000
 # sphinx-thebe declares `const THEBE_JS_URL` twice on every page (an upstream bug that does not
@@ -44,11 +52,12 @@ CONSOLE = re.compile(r'INFO:CONSOLE[^\]]*\] "(?P<msg>.*)", source: (?P<src>\S*)'
 
 
 def chromium() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
-                                        else None)
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
     if path is None:
-        reason = ("chromium is not installed (Debian: apt-get install chromium; `make test` does "
-                  "this when run as root)")
+        reason = (
+            "chromium is not installed (Debian: apt-get install chromium; `make test` does "
+            "this when run as root)"
+        )
         if os.environ.get("CI"):
             pytest.fail(reason + ": the browser tests must run in CI")
         pytest.skip(reason)
@@ -69,8 +78,7 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0),
-                                         functools.partial(Handler, directory=str(root)))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -110,10 +118,18 @@ def render(browser, server):
             start = len(server.log)
             with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
                 proc = subprocess.run(
-                    [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                     f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom",
-                     server.base + page + ".html"],
-                    capture_output=True, text=True, timeout=180)
+                    [
+                        browser,
+                        *CHROMIUM_FLAGS,
+                        f"--user-data-dir={profile}",
+                        f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+                        "--dump-dom",
+                        server.base + page + ".html",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                )
             assert proc.returncode == 0 and "<html" in proc.stdout, proc.stderr[-3000:]
             console = [(m["msg"], m["src"]) for m in CONSOLE.finditer(proc.stderr)]
             cache[page] = Render(proc.stdout, console, list(server.log[start:]))
@@ -158,8 +174,11 @@ def test_page_in_browser(page, render, built_book, server):
     assert not missing, f"404 for {missing}"
 
     # no uncaught JavaScript error
-    errors = [f"{msg} ({src})" for msg, src in r.console
-              if msg.startswith("Uncaught") and not any(k in msg for k in KNOWN_ERRORS)]
+    errors = [
+        f"{msg} ({src})"
+        for msg, src in r.console
+        if msg.startswith("Uncaught") and not any(k in msg for k in KNOWN_ERRORS)
+    ]
     assert not errors, "\n".join(errors)
 
     # widgets saved in the notebook render (the vendored require.js and widget manager work)
@@ -174,4 +193,3 @@ def test_page_in_browser(page, render, built_book, server):
         expected = f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{page}.ipynb"
         links = [a["href"] for a in r.soup.find_all("a", href=True) if "colab" in a["href"]]
         assert expected in links, f"Colab link {expected} not found; Colab links: {links}"
-

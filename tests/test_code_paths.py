@@ -31,7 +31,7 @@ spec = lca.TaskSpec(m=6, L=16)
 result = lca.fit(lca.TrainConfig(task=spec, d=32, steps=200, seed=0), progress=False)
 model = result.model
 """
-FRAGILE = "print(f\"sum of W_V: {model.W_V.detach().double().sum().item():.6f}\")"
+FRAGILE = 'print(f"sum of W_V: {model.W_V.detach().double().sum().item():.6f}")'
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,9 @@ def fragile_notebook():
     for key in VARIABLES:  # store the native outputs
         os.environ.pop(key, None)
     try:
-        NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(folder)}}).execute()
+        NotebookClient(
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+        ).execute()
     finally:
         for key, value in env_backup.items():
             if value is not None:
@@ -62,9 +63,24 @@ def run_nbval(path: Path, code_path: str) -> subprocess.CompletedProcess:
     env = environment("native")
     env.pop("LCA_CODE_PATH", None)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", str(path.relative_to(ROOT)), "--nbval", "--nbval-current-env",
-         "-p", "no:cacheprovider", "--code-path", code_path],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(path.relative_to(ROOT)),
+            "--nbval",
+            "--nbval-current-env",
+            "-p",
+            "no:cacheprovider",
+            "--code-path",
+            code_path,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_code_paths_are_well_formed():
@@ -89,14 +105,29 @@ def test_native_rerun_passes(fragile_notebook):
 def test_six_decimals_of_a_trained_weight_fail_under_baseline(fragile_notebook):
     proc = run_nbval(fragile_notebook, "baseline")
     assert "CPU code path of the notebook kernels: baseline" in proc.stdout
-    assert proc.returncode != 0, ("a trained weight printed at 6 decimals reproduced under the "
-                                  "baseline code path: the mode would not catch fragile digits")
+    assert proc.returncode != 0, (
+        "a trained weight printed at 6 decimals reproduced under the "
+        "baseline code path: the mode would not catch fragile digits"
+    )
     assert "sum of W_V" in proc.stdout  # the failing cell is the fragile print
 
 
 def test_unknown_code_path_is_a_usage_error():
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "--code-path",
-                           "sse9", "tests/test_code_paths.py"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "--code-path",
+            "sse9",
+            "tests/test_code_paths.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "--code-path must be one of" in proc.stdout + proc.stderr

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -17,20 +18,28 @@ from lca import counterfact, hijacking
 
 # ------------------------------------------------------------------------ data
 
+
 def record(cid=7, **rr):
-    base = {"prompt": "The mother tongue of {} is", "subject": "Ada",
-            "target_true": {"str": "French"}, "target_new": {"str": "English"}}
+    base = {
+        "prompt": "The mother tongue of {} is",
+        "subject": "Ada",
+        "target_true": {"str": "French"},
+        "target_new": {"str": "English"},
+    }
     base.update(rr)
     return {"case_id": cid, "requested_rewrite": base}
 
 
-@pytest.mark.parametrize("bad,field", [
-    (record(prompt="no placeholder"), "requested_rewrite.prompt"),
-    (record(subject=""), "requested_rewrite.subject"),
-    (record(target_true="French"), "requested_rewrite.target_true.str"),
-    (record(target_new={"id": "Q1"}), "requested_rewrite.target_new.str"),
-    ({"case_id": 7}, "requested_rewrite"),
-])
+@pytest.mark.parametrize(
+    "bad,field",
+    [
+        (record(prompt="no placeholder"), "requested_rewrite.prompt"),
+        (record(subject=""), "requested_rewrite.subject"),
+        (record(target_true="French"), "requested_rewrite.target_true"),
+        (record(target_new={"id": "Q1"}), "requested_rewrite.target_new.str"),
+        ({"case_id": 7}, "requested_rewrite"),
+    ],
+)
 def test_schema_errors_name_the_record_and_field(bad, field):
     with pytest.raises(ValueError) as err:
         counterfact.parse_counterfact([record(cid=1), bad])
@@ -42,8 +51,15 @@ def test_schema_errors_name_the_record_and_field(bad, field):
 
 def test_load_counterfact_from_a_file(tmp_path):
     recs = [record(cid=i, subject=f"Person {i}") for i in range(10)]
-    recs.append(record(cid=99, prompt="The twin city of {} is", subject="Lyon",
-                       target_true={"str": "Beirut"}, target_new={"str": "Manila"}))
+    recs.append(
+        record(
+            cid=99,
+            prompt="The twin city of {} is",
+            subject="Lyon",
+            target_true={"str": "Beirut"},
+            target_new={"str": "Manila"},
+        )
+    )
     path = tmp_path / "cf.json"
     path.write_text(json.dumps(recs))
     facts = counterfact.load_counterfact(path)
@@ -77,11 +93,15 @@ def test_missing_counterfact_fails_clearly_offline(monkeypatch):
 
 
 def test_only_the_counterfact_sample_is_in_the_repository():
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     found = [f for f in files if "counterfact" in f.lower() and f.endswith(".json")]
     assert found == ["lca/data/counterfact_lite_500.json"], found
-    assert (ROOT / found[0]).stat().st_size < 300_000          # the 500-case sample, never the full
+    assert (ROOT / found[0]).stat().st_size < 300_000  # the 500-case sample, never the full
 
 
 def test_counterfact_sample_is_packaged_and_the_default(monkeypatch):
@@ -93,13 +113,13 @@ def test_counterfact_sample_is_packaged_and_the_default(monkeypatch):
     cases = counterfact.load_counterfact()
     assert len(cases) == 500 and [c.case_id for c in cases[:3]] == [11, 31, 228]
     shared = ROOT.parent / "shared" / "data" / "counterfact" / "counterfact_lite_500.json"
-    if shared.is_file():                   # the packaged copy is the shared sample, byte for byte
+    if shared.is_file():  # the packaged copy is the shared sample, byte for byte
         assert shared.read_bytes() == counterfact.COUNTERFACT_SAMPLE.read_bytes()
     notice = (counterfact.COUNTERFACT_SAMPLE.parent / "COUNTERFACT_NOTICE.md").read_text()
     for word in ("MIT", "Meng", "ROME", "21,919", "seed 0", "Wikidata", "Permission is hereby"):
         assert word in notice, word
     text = (ROOT / "pyproject.toml").read_text()
-    assert '"data/*.json"' in text and '"data/*.md"' in text      # both ship in the wheel
+    assert '"data/*.json"' in text and '"data/*.md"' in text  # both ship in the wheel
     # the full file is never the default, even where ../shared has it
     assert counterfact.counterfact_path(full=False) != counterfact.counterfact_path(full=True)
 
@@ -118,17 +138,18 @@ def test_relation_map():
 
 def test_relations_and_associations_cover_counterfact():
     # the full file where it is present (../shared in CI), else the packaged sample
-    full = counterfact.load_counterfact(full=True) if counterfact.counterfact_path(full=True) else \
-        counterfact.load_counterfact()
+    full = (
+        counterfact.load_counterfact(full=True)
+        if counterfact.counterfact_path(full=True)
+        else counterfact.load_counterfact()
+    )
     counts = {rel: sum(f.relation == rel for f in full) for rel in counterfact.RELATIONS}
     assert all(v > 0 for v in counts.values()), counts
-    langs = {t for f in full if f.relation in ("P103", "P1412")
-             for t in (f.target_true, f.target_false)}
+    langs = {t for f in full if f.relation in ("P103", "P1412") for t in (f.target_true, f.target_false)}
     assert langs <= set(hijacking.ASSOCIATED_PLACE)
     # every relation case's template is one of the course's templates for that relation
     p190 = {f.template for f in full if f.relation == "P190"}
-    assert p190 == {"The twin city of {} is", "{} is a twin city of",
-                    "What is the twin city of {}? It is"}
+    assert p190 == {"The twin city of {} is", "{} is a twin city of", "What is the twin city of {}? It is"}
 
 
 def test_fact_list():
@@ -148,3 +169,129 @@ def test_fact_list():
         s = hijacking.hijack_sentence(f, "associated")
         assert f.target_false not in s and hijacking.ASSOCIATED_PLACE[f.target_false] in s
     assert counterfact.load_facts("P190") == [f for f in facts if f.relation == "P190"]
+
+
+# ------------------------------------------------------------------------ bad files
+
+GOOD = json.dumps([record(cid=1), record(cid=2, subject="Bob")])
+
+
+@pytest.mark.parametrize(
+    "data,what",
+    [
+        (b"", "is empty"),
+        (b"  \n", "is empty"),
+        (GOOD.encode()[:-25], "truncated"),
+        (b"<!DOCTYPE html><html><body>404 Not Found</body></html>", "HTML"),
+        ('[{"case_id": 1, "x": "Fran\u00e7ais"}]'.encode("latin-1"), "not UTF-8"),
+        (GOOD.encode("utf-16"), "UTF-16"),
+        (GOOD.encode("utf-16-le"), "UTF-16"),
+        (b'{"case_id": 1}', "JSON list"),
+    ],
+)
+def test_bad_files_name_the_file_and_the_fix(tmp_path, data, what):
+    path = tmp_path / "cf.json"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as err:
+        counterfact.load_counterfact(path)
+    msg = str(err.value)
+    assert what in msg and str(path) in msg, msg
+    assert "Pass a CounterFact JSON file" in msg and counterfact.COUNTERFACT_URL in msg, msg
+
+
+def test_a_utf8_file_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "cf.json"
+    path.write_bytes(GOOD.encode("utf-8-sig"))
+    assert [f.case_id for f in counterfact.load_counterfact(path)] == [1, 2]
+
+
+def test_schema_errors_in_a_file_name_the_file(tmp_path):
+    path = tmp_path / "cf.json"
+    path.write_text(json.dumps([record(cid=3, target_new="Paris")]))
+    with pytest.raises(ValueError) as err:
+        counterfact.load_counterfact(path)
+    msg = str(err.value)
+    assert str(path) in msg and "record 0 (case_id 3)" in msg
+    assert "'requested_rewrite.target_new' must be an object" in msg
+    assert 'like {"str": "Paris"}' in msg and "got the string 'Paris'" in msg
+    assert "must be a non-empty string" not in msg
+
+
+@pytest.mark.parametrize("new", ["French", " French ", "french"])
+def test_equal_targets_are_refused(new):
+    with pytest.raises(ValueError, match="must differ"):
+        counterfact.parse_counterfact([record(target_new={"str": new})])
+
+
+def test_flags_must_be_bools(tmp_path):
+    for kw in ({"full": "False"}, {"download": "no"}, {"full": None}):
+        with pytest.raises(TypeError, match=next(iter(kw))):
+            counterfact.load_counterfact(**kw)
+    with pytest.raises(TypeError, match="full"):
+        counterfact.counterfact_path(full="True")
+    with pytest.raises(TypeError, match="path"):
+        counterfact.load_counterfact(path=3)
+    with pytest.raises(TypeError, match="relations"):
+        counterfact.load_facts(relations=190)
+
+
+# ------------------------------------------------------------------------ download
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path):
+    """A stand-in for the ROME site: ``server.reply`` is what the next download returns (bytes,
+    or an exception to raise); the cache is a temporary folder."""
+    state = type("Server", (), {})()
+    state.reply = GOOD.encode()
+    state.cache = tmp_path / "cache"
+    monkeypatch.setenv("LCA_CACHE", str(state.cache))
+    monkeypatch.setattr(counterfact, "can_reach", lambda host: True)
+    monkeypatch.setattr(counterfact, "counterfact_path", lambda full=False: None)
+
+    def fetch(url, timeout):
+        assert url == counterfact.COUNTERFACT_URL
+        if isinstance(state.reply, Exception):
+            raise state.reply
+        return state.reply
+
+    monkeypatch.setattr(counterfact, "_fetch", fetch)
+    return state
+
+
+def test_a_good_download_is_saved_and_loaded(server):
+    facts = counterfact.load_counterfact(full=True, download=True)
+    assert [f.case_id for f in facts] == [1, 2]
+    assert sorted(p.name for p in server.cache.iterdir()) == ["counterfact.json"]
+
+
+@pytest.mark.parametrize(
+    "reply,what",
+    [
+        (b"<html><body>Service Unavailable</body></html>", "HTML"),
+        (GOOD.encode()[:100], "truncated"),
+        (b"", "empty"),
+        (json.dumps([{"case_id": 1}]).encode(), "requested_rewrite"),
+    ],
+)
+def test_a_bad_download_is_not_saved(server, reply, what):
+    server.reply = reply
+    with pytest.raises(ValueError) as err:
+        counterfact.load_counterfact(full=True, download=True)
+    msg = str(err.value)
+    assert what in msg and counterfact.COUNTERFACT_URL in msg and "Nothing was saved" in msg
+    assert not server.cache.exists() or list(server.cache.iterdir()) == []
+
+
+def test_a_failed_download_is_a_connection_error(server):
+    server.reply = urllib.error.URLError("timed out")
+    with pytest.raises(ConnectionError, match="timed out"):
+        counterfact.load_counterfact(full=True, download=True)
+    assert not server.cache.exists() or list(server.cache.iterdir()) == []
+
+
+def test_a_broken_downloaded_file_says_download_again(server):
+    server.cache.mkdir()
+    (server.cache / "counterfact.json").write_text("[{")
+    with pytest.raises(ValueError, match="Delete .* and download it again"):
+        counterfact.load_counterfact(server.cache / "counterfact.json")

@@ -23,7 +23,7 @@ def test_model_follows_the_requested_device():
     ctx, _ = sample(spec, 3, seed=0)
     model = OneLayerTransformer(spec.V, 6, device="meta", WV_init="small")
     assert {p.device.type for p in model.parameters()} == {"meta"}
-    out = model(ctx)                      # contexts are moved to the model's device
+    out = model(ctx)  # contexts are moved to the model's device
     assert out.device.type == "meta" and out.shape == (3, spec.V)
     assert model.attention(ctx).device.type == "meta"
     ens = OneLayerTransformer(spec.V, 6, ensemble=2, device="meta")

@@ -20,19 +20,22 @@ matplotlib.use("Agg")
 
 # ------------------------------------------------------------------------- independent helpers
 def bits(i, m):
-    return [(i >> (m - 1 - a)) & 1 for a in range(m)]          # MSB first, as lca.latent
+    return [(i >> (m - 1 - a)) & 1 for a in range(m)]  # MSB first, as lca.latent
 
 
 def brute_distances(m):
-    V = 2 ** m
-    return torch.tensor([[sum(x != y for x, y in zip(bits(i, m), bits(j, m))) for j in range(V)]
-                         for i in range(V)], dtype=torch.long)
+    V = 2**m
+    return torch.tensor(
+        [[sum(x != y for x, y in zip(bits(i, m), bits(j, m))) for j in range(V)] for i in range(V)],
+        dtype=torch.long,
+    )
 
 
 def brute_character(s, m):
     sb = bits(s, m)
-    return torch.tensor([(-1.0) ** sum(a * b for a, b in zip(sb, bits(z, m))) for z in range(2 ** m)],
-                        dtype=torch.float64)
+    return torch.tensor(
+        [(-1.0) ** sum(a * b for a, b in zip(sb, bits(z, m))) for z in range(2**m)], dtype=torch.float64
+    )
 
 
 def brute_krawtchouk(k, w, m):
@@ -67,8 +70,9 @@ def test_krawtchouk_identities(m):
     for k in range(m + 1):
         for w in range(m + 1):
             # symmetry and reflection (lem-geo-krawtchouk-identities)
-            assert math.comb(m, k) * embeddings.krawtchouk(w, k, m) == \
-                math.comb(m, w) * embeddings.krawtchouk(k, w, m)
+            assert math.comb(m, k) * embeddings.krawtchouk(w, k, m) == math.comb(
+                m, w
+            ) * embeddings.krawtchouk(k, w, m)
             assert embeddings.krawtchouk(k, m - w, m) == (-1) ** k * embeddings.krawtchouk(k, w, m)
 
 
@@ -93,12 +97,12 @@ def test_characters_are_eigenvectors():
     G = embeddings.hamming_kernel(prof, m)
     lam, _ = embeddings.hamming_kernel_spectrum(prof, m)
     H = embeddings.walsh_characters(m)
-    for s in range(2 ** m):
+    for s in range(2**m):
         chi = brute_character(s, m)
         assert torch.equal(H[:, s], chi)
         w = sum(bits(s, m))
         assert torch.allclose(G @ chi, lam[w] * chi, atol=1e-12)
-    assert torch.allclose(H.T @ H, 2 ** m * torch.eye(2 ** m, dtype=torch.float64))
+    assert torch.allclose(H.T @ H, 2**m * torch.eye(2**m, dtype=torch.float64))
 
 
 def test_spectrum_inverse_and_reflection():
@@ -106,13 +110,19 @@ def test_spectrum_inverse_and_reflection():
     g = torch.Generator().manual_seed(3)
     prof = torch.randn(m + 1, generator=g, dtype=torch.float64)
     lam, mult = embeddings.hamming_kernel_spectrum(prof, m)
-    back = torch.tensor([sum(mult[w] * lam[w] * embeddings.krawtchouk(k, w, m) for w in range(m + 1))
-                         / (2 ** m * math.comb(m, k)) for k in range(m + 1)], dtype=torch.float64)
+    back = torch.tensor(
+        [
+            sum(mult[w] * lam[w] * embeddings.krawtchouk(k, w, m) for w in range(m + 1))
+            / (2**m * math.comb(m, k))
+            for k in range(m + 1)
+        ],
+        dtype=torch.float64,
+    )
     assert torch.allclose(back, prof, atol=1e-12)
     flipped = prof * torch.tensor([(-1.0) ** k for k in range(m + 1)], dtype=torch.float64)
     lam_f, _ = embeddings.hamming_kernel_spectrum(flipped, m)
     assert torch.allclose(lam_f, lam.flip(0), atol=1e-12)
-    P = torch.diag(brute_character(2 ** m - 1, m))                 # the parity character
+    P = torch.diag(brute_character(2**m - 1, m))  # the parity character
     assert torch.allclose(embeddings.hamming_kernel(flipped, m), P @ embeddings.hamming_kernel(prof, m) @ P)
 
 
@@ -123,18 +133,18 @@ def test_spectrum_prediction_fails_off_hamming_kernels():
     m = 5
     gen = torch.Generator().manual_seed(8)
     G0 = embeddings.affine_gram(m, 4.0, 1.0)
-    Pert = torch.randn(2 ** m, 2 ** m, generator=gen, dtype=torch.float64)
+    Pert = torch.randn(2**m, 2**m, generator=gen, dtype=torch.float64)
     G = G0 + 0.5 * (Pert + Pert.T)
     prof = brute_profile(G, m)
     lam, mult = embeddings.hamming_kernel_spectrum(prof, m)
     pred = embeddings.expand_spectrum(lam, mult)
     true = torch.linalg.eigvalsh(G).flip(0)
-    assert float((pred - true).abs().max()) > 1.0                    # the prediction breaks
+    assert float((pred - true).abs().max()) > 1.0  # the prediction breaks
     assert math.isclose(float(pred.sum()), float(torch.trace(G)), rel_tol=1e-10)
     rayleigh = torch.zeros(m + 1, dtype=torch.float64)
-    for s in range(2 ** m):
+    for s in range(2**m):
         chi = brute_character(s, m)
-        rayleigh[sum(bits(s, m))] += chi @ G @ chi / 2 ** m / math.comb(m, sum(bits(s, m)))
+        rayleigh[sum(bits(s, m))] += chi @ G @ chi / 2**m / math.comb(m, sum(bits(s, m)))
     assert torch.allclose(rayleigh, lam, atol=1e-10)
     assert torch.allclose(embeddings.weight_rayleigh(G), lam, atol=1e-10)
     # the mean profile is the closest Hamming kernel
@@ -148,7 +158,7 @@ def test_spectrum_prediction_fails_off_hamming_kernels():
 def test_profile_of_a_gram_matrix_is_psd():
     g = torch.Generator().manual_seed(4)
     for m, d in [(3, 2), (5, 3), (6, 20)]:
-        W = torch.randn(2 ** m, d, generator=g, dtype=torch.float64)
+        W = torch.randn(2**m, d, generator=g, dtype=torch.float64)
         lam, _ = embeddings.hamming_kernel_spectrum(brute_profile(W @ W.T, m), m)
         assert float(lam.min()) >= -1e-10
     # but a profile need not be PSD: the eigenvalue criterion detects it
@@ -160,7 +170,7 @@ def test_profile_of_a_gram_matrix_is_psd():
 # ------------------------------------------------------------------------------- the affine law
 @pytest.mark.parametrize("m", [1, 2, 4, 6])
 def test_distance_factorisation(m):
-    Z = torch.tensor([bits(i, m) for i in range(2 ** m)], dtype=torch.float64)
+    Z = torch.tensor([bits(i, m) for i in range(2**m)], dtype=torch.float64)
     z = Z.sum(1, keepdim=True)
     one = torch.ones_like(z)
     assert torch.equal(z @ one.T + one @ z.T - 2 * Z @ Z.T, brute_distances(m).double())
@@ -168,8 +178,16 @@ def test_distance_factorisation(m):
 
 @pytest.mark.parametrize("m", [1, 2, 3, 5, 7])
 def test_affine_rank_and_spectrum(m):
-    cases = [(2.0, 1.0), (m / 2, 1.0), (1.0, 2.0 / m), (0.0, 1.0), (1.0, 0.0), (0.0, 0.0),
-             (-1.0, 0.5), (5.0, -1.0)]
+    cases = [
+        (2.0, 1.0),
+        (m / 2, 1.0),
+        (1.0, 2.0 / m),
+        (0.0, 1.0),
+        (1.0, 0.0),
+        (0.0, 0.0),
+        (-1.0, 0.5),
+        (5.0, -1.0),
+    ]
     for b0, b1 in cases:
         G = embeddings.affine_gram(m, b0, b1)
         assert torch.equal(G, b0 - b1 * brute_distances(m).double())
@@ -177,11 +195,11 @@ def test_affine_rank_and_spectrum(m):
         assert r == embeddings.affine_gram_rank(m, b0, b1)
         assert r <= m + 1
         lam0, lam1 = embeddings.affine_gram_spectrum(m, b0, b1)
-        want = sorted([lam0] + [lam1] * m + [0.0] * (2 ** m - m - 1), reverse=True)
+        want = sorted([lam0] + [lam1] * m + [0.0] * (2**m - m - 1), reverse=True)
         got = torch.linalg.eigvalsh(G).flip(0)
         assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), atol=1e-9)
-    assert embeddings.affine_gram_rank(m, 2.0 + m, 1.0) == m + 1               # generic: m + 1
-    assert embeddings.affine_gram_rank(m, m / 2, 1.0) == m                     # centred: m
+    assert embeddings.affine_gram_rank(m, 2.0 + m, 1.0) == m + 1  # generic: m + 1
+    assert embeddings.affine_gram_rank(m, m / 2, 1.0) == m  # centred: m
 
 
 def test_affine_bound_fails_without_the_affine_law():
@@ -197,13 +215,13 @@ def test_affine_bound_fails_without_the_affine_law():
 
 def test_centred_code_and_affine_embedding():
     m = 5
-    Z = torch.tensor([bits(i, m) for i in range(2 ** m)], dtype=torch.float64)
+    Z = torch.tensor([bits(i, m) for i in range(2**m)], dtype=torch.float64)
     E = (2 * Z - 1) / math.sqrt(m)
     assert torch.allclose(E @ E.T, embeddings.affine_gram(m, 1.0, 2.0 / m))
     assert int(torch.linalg.matrix_rank(E @ E.T)) == m
     for b0, b1 in [(3.0, 1.0), (2.5, 1.0), (1.0, 0.0), (10.0, 0.5)]:
         E = embeddings.affine_embedding(m, b0, b1)
-        assert E.shape == (2 ** m, m + 1)
+        assert E.shape == (2**m, m + 1)
         assert torch.allclose(E @ E.T, embeddings.affine_gram(m, b0, b1), atol=1e-12)
     # not a Gram matrix -> refused, and indeed not PSD
     with pytest.raises(ValueError, match="b0"):
@@ -217,13 +235,13 @@ def test_centred_code_and_affine_embedding():
 def test_gram_profile_matches_loops():
     m, d = 4, 3
     g = torch.Generator().manual_seed(1)
-    W = torch.randn(2 ** m, d, generator=g, dtype=torch.float64)
+    W = torch.randn(2**m, d, generator=g, dtype=torch.float64)
     prof = embeddings.gram_profile(W)
     D = brute_distances(m)
     G = W @ W.T
     for k in range(m + 1):
         vals = G[D == k]
-        assert int(prof.count[k]) == vals.numel() == 2 ** m * math.comb(m, k)
+        assert int(prof.count[k]) == vals.numel() == 2**m * math.comb(m, k)
         assert math.isclose(float(prof.mean[k]), float(vals.mean()), rel_tol=1e-12, abs_tol=1e-12)
         assert math.isclose(float(prof.std[k]), float(vals.std()), rel_tol=1e-9, abs_tol=1e-12)
     # ensembles give the same numbers member by member; a model is accepted too
@@ -240,7 +258,7 @@ def test_gram_profile_matches_loops():
 def test_affine_fit_matches_least_squares_on_pairs():
     m, d = 4, 5
     g = torch.Generator().manual_seed(2)
-    W = torch.randn(2 ** m, d, generator=g, dtype=torch.float64) + 0.3
+    W = torch.randn(2**m, d, generator=g, dtype=torch.float64) + 0.3
     D = brute_distances(m).flatten().double()
     y = (W @ W.T).flatten()
     for parity in (False, True):
@@ -256,8 +274,7 @@ def test_affine_fit_matches_least_squares_on_pairs():
             assert math.isclose(fit.c, float(beta[2]), abs_tol=1e-9)
     exact = embeddings.affine_fit(embeddings.affine_embedding(5, 4.0, 0.75))
     assert math.isclose(exact.b0, 4.0, abs_tol=1e-9) and math.isclose(exact.b1, 0.75, abs_tol=1e-9)
-    assert math.isclose(exact.r2, 1.0, abs_tol=1e-9) and math.isclose(exact.r2_profile, 1.0,
-                                                                      abs_tol=1e-9)
+    assert math.isclose(exact.r2, 1.0, abs_tol=1e-9) and math.isclose(exact.r2_profile, 1.0, abs_tol=1e-9)
 
 
 def test_spectrum_gap_and_weight_shares():
@@ -285,26 +302,26 @@ def test_association_matrix_is_the_single_token_logit():
     W_V = torch.randn(d, d, generator=g)
     model = lca.OneLayerTransformer.from_weights(W_E, W_V=W_V, device="cpu")
     M = embeddings.association_matrix(model)
-    ctx = torch.arange(V)[:, None]                         # contexts of length 1: x = 0..V-1
-    logits = model(ctx).double()                           # [V(x), V(k)]
+    ctx = torch.arange(V)[:, None]  # contexts of length 1: x = 0..V-1
+    logits = model(ctx).double()  # [V(x), V(k)]
     assert torch.allclose(M, logits.T, atol=1e-4)
     ident = lca.OneLayerTransformer.from_weights(W_E, device="cpu")
     assert torch.allclose(embeddings.association_matrix(ident), embeddings.gram_matrix(W_E), atol=1e-5)
 
 
 # ---------------------------------------------------------------- context spectrum and the margin
-@pytest.mark.parametrize("nb,noise", [(lca.hamming_sphere(1), 0.0), (lca.hamming_ball(2), 0.0),
-                                      (lca.hamming_sphere(2), 0.3)])
+@pytest.mark.parametrize(
+    "nb,noise", [(lca.hamming_sphere(1), 0.0), (lca.hamming_ball(2), 0.0), (lca.hamming_sphere(2), 0.3)]
+)
 def test_context_spectrum_diagonalises_the_law(nb, noise):
     spec = lca.TaskSpec(m=5, L=4, neighbourhood=nb, noise=noise)
     mu = embeddings.context_spectrum(spec)
     P = spec.context_law()
-    for s in range(2 ** 5):
+    for s in range(2**5):
         chi = brute_character(s, 5)
         assert torch.allclose(P @ chi, mu[sum(bits(s, 5))] * chi, atol=1e-12)
     if nb == lca.hamming_sphere(1) and noise == 0:
-        assert torch.allclose(mu, torch.tensor([1 - 2 * w / 5 for w in range(6)],
-                                               dtype=torch.float64))
+        assert torch.allclose(mu, torch.tensor([1 - 2 * w / 5 for w in range(6)], dtype=torch.float64))
 
 
 def test_context_spectrum_refuses_non_hamming_laws():
@@ -316,14 +333,15 @@ def test_margin_identity_brute_force_and_monte_carlo():
     m = 4
     spec = lca.TaskSpec(m=m, L=6, noise=0.2)
     g = torch.Generator().manual_seed(11)
-    M = torch.randn(2 ** m, 2 ** m, generator=g, dtype=torch.float64)
-    F = spec.context_law() @ M.T                            # F[y, k] = sum_x P[y, x] M[k, x]
+    M = torch.randn(2**m, 2**m, generator=g, dtype=torch.float64)
+    F = spec.context_law() @ M.T  # F[y, k] = sum_x P[y, x] M[k, x]
     lhs = float(F.diagonal().mean() - F.mean())
-    rhs = float(embeddings.margin_by_weight(embeddings.context_spectrum(spec),
-                                        embeddings.weight_rayleigh(M)).sum())
+    rhs = float(
+        embeddings.margin_by_weight(embeddings.context_spectrum(spec), embeddings.weight_rayleigh(M)).sum()
+    )
     assert math.isclose(lhs, rhs, rel_tol=1e-10, abs_tol=1e-12)
     # Monte Carlo through the model with uniform attention: mean logits given y are F[y, :]
-    W_E = torch.randn(2 ** m, 5, generator=g)
+    W_E = torch.randn(2**m, 5, generator=g)
     W_V = torch.randn(5, 5, generator=g)
     model = lca.OneLayerTransformer.from_weights(W_E, W_V=W_V, device="cpu")
     ctx, y = lca.sample(spec, 60000, seed=3)
@@ -343,10 +361,10 @@ def test_training_geometry_follows_the_neighbourhood_spectrum():
     affine profile than a trained W_V, the trained W_V's association takes the sign of mu_w on the
     strong weights (|mu_w| >= 0.6, parity included), W_V = I stays non-negative."""
     spec = lca.TaskSpec(m=5, L=32)
-    base = lca.TrainConfig(task=spec, d=8, steps=300, batch_size=128, lr=0.01, eval_every=0,
-                           device="cpu")
-    res = lca.sweep(base, seeds=(0,), progress=False,
-                    variants={"tr": {}, "id": {"train_V": False, "WV_init": "identity"}})
+    base = lca.TrainConfig(task=spec, d=8, steps=300, batch_size=128, lr=0.01, eval_every=0, device="cpu")
+    res = lca.sweep(
+        base, seeds=(0,), progress=False, variants={"tr": {}, "id": {"train_V": False, "WV_init": "identity"}}
+    )
     fit = embeddings.affine_fit(res.model)
     assert fit.r2_profile[1] > fit.r2_profile[0]
     mu = embeddings.context_spectrum(spec)
@@ -359,36 +377,43 @@ def test_training_geometry_follows_the_neighbourhood_spectrum():
 
 def test_frozen_overparameterised_embeddings_have_a_flat_profile():
     spec = lca.TaskSpec(m=4, L=16)
-    res = lca.fit(lca.TrainConfig(task=spec, d=64, steps=150, batch_size=128, train_E=False,
-                                    eval_every=0, device="cpu"), progress=False)
+    res = lca.fit(
+        lca.TrainConfig(
+            task=spec, d=64, steps=150, batch_size=128, train_E=False, eval_every=0, device="cpu"
+        ),
+        progress=False,
+    )
     prof = embeddings.gram_profile(res.model)
     assert float(prof.mean[1:].abs().max()) < 0.1 * float(prof.mean[0])
     assert embeddings.affine_fit(res.model).r2 < 0.2
 
 
 # ---------------------------------------------------------------------------------- validation
-@pytest.mark.parametrize("call,name", [
-    (lambda: embeddings.krawtchouk(5, 0, 3), "k"),
-    (lambda: embeddings.krawtchouk(0, -1, 3), "w"),
-    (lambda: embeddings.krawtchouk(0, 0, 0), "m"),
-    (lambda: embeddings.hamming_kernel_spectrum([1.0, 2.0], 3), "g"),
-    (lambda: embeddings.hamming_kernel([1.0, float("nan")], 1), "g"),
-    (lambda: embeddings.hamming_kernel("abc", 2), "g"),
-    (lambda: embeddings.affine_gram(0, 1.0, 1.0), "m"),
-    (lambda: embeddings.affine_gram(3, float("inf"), 1.0), "b0"),
-    (lambda: embeddings.affine_gram_rank(3, 1.0, "x"), "b1"),
-    (lambda: embeddings.walsh_characters(13), "m"),
-    (lambda: embeddings.expand_spectrum([1.0, 2.0], [1]), "multiplicities"),
-    (lambda: embeddings.context_spectrum("N_1"), "spec"),
-    (lambda: embeddings.margin_by_weight([1.0, 0.5], [1.0]), "nu"),
-    (lambda: embeddings.gram_profile(torch.zeros(3, 2)), "W_E"),
-    (lambda: embeddings.gram_profile([[1.0]]), "W_E"),
-    (lambda: embeddings.gram_profile(torch.zeros(4)), "W_E"),
-    (lambda: embeddings.affine_fit(torch.zeros(4, 2), parity="yes"), "parity"),
-    (lambda: embeddings.eigen_gap(torch.ones(4), 4), "k"),
-    (lambda: embeddings.weight_rayleigh(torch.zeros(4, 3)), "M"),
-    (lambda: embeddings.association_matrix(torch.zeros(4, 4)), "model"),
-])
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda: embeddings.krawtchouk(5, 0, 3), "k"),
+        (lambda: embeddings.krawtchouk(0, -1, 3), "w"),
+        (lambda: embeddings.krawtchouk(0, 0, 0), "m"),
+        (lambda: embeddings.hamming_kernel_spectrum([1.0, 2.0], 3), "g"),
+        (lambda: embeddings.hamming_kernel([1.0, float("nan")], 1), "g"),
+        (lambda: embeddings.hamming_kernel("abc", 2), "g"),
+        (lambda: embeddings.affine_gram(0, 1.0, 1.0), "m"),
+        (lambda: embeddings.affine_gram(3, float("inf"), 1.0), "b0"),
+        (lambda: embeddings.affine_gram_rank(3, 1.0, "x"), "b1"),
+        (lambda: embeddings.walsh_characters(13), "m"),
+        (lambda: embeddings.expand_spectrum([1.0, 2.0], [1]), "multiplicities"),
+        (lambda: embeddings.context_spectrum("N_1"), "spec"),
+        (lambda: embeddings.margin_by_weight([1.0, 0.5], [1.0]), "nu"),
+        (lambda: embeddings.gram_profile(torch.zeros(3, 2)), "W_E"),
+        (lambda: embeddings.gram_profile([[1.0]]), "W_E"),
+        (lambda: embeddings.gram_profile(torch.zeros(4)), "W_E"),
+        (lambda: embeddings.affine_fit(torch.zeros(4, 2), parity="yes"), "parity"),
+        (lambda: embeddings.eigen_gap(torch.ones(4), 4), "k"),
+        (lambda: embeddings.weight_rayleigh(torch.zeros(4, 3)), "M"),
+        (lambda: embeddings.association_matrix(torch.zeros(4, 4)), "model"),
+    ],
+)
 def test_bad_inputs_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
@@ -405,19 +430,25 @@ def test_check_gram_profile():
         return brute_profile((W @ W.T).double(), m)
 
     assert embeddings.check_gram_profile(ref)
-    assert not embeddings.check_gram_profile(lambda W: ref(W)[:-1])              # off by one
-    assert not embeddings.check_gram_profile(                                     # sums, no mean
-        lambda W: torch.stack([(W @ W.T)[brute_distances(W.shape[0].bit_length() - 1) == k].sum()
-                               for k in range(W.shape[0].bit_length())]))
-    assert not embeddings.check_gram_profile(lambda W: (W.T @ W).diagonal())     # transposed Gram
+    assert not embeddings.check_gram_profile(lambda W: ref(W)[:-1])  # off by one
+    assert not embeddings.check_gram_profile(  # sums, no mean
+        lambda W: torch.stack(
+            [
+                (W @ W.T)[brute_distances(W.shape[0].bit_length() - 1) == k].sum()
+                for k in range(W.shape[0].bit_length())
+            ]
+        )
+    )
+    assert not embeddings.check_gram_profile(lambda W: (W.T @ W).diagonal())  # transposed Gram
     assert "not implemented yet" in repr(embeddings.check_gram_profile(_stub))
 
 
 def test_check_krawtchouk():
     assert embeddings.check_krawtchouk(brute_krawtchouk)
     assert not embeddings.check_krawtchouk(lambda k, w, m: brute_krawtchouk(w, k, m))  # swapped
-    assert not embeddings.check_krawtchouk(                                           # no sign
-        lambda k, w, m: sum(math.comb(w, j) * math.comb(m - w, k - j) for j in range(min(k, w) + 1)))
+    assert not embeddings.check_krawtchouk(  # no sign
+        lambda k, w, m: sum(math.comb(w, j) * math.comb(m - w, k - j) for j in range(min(k, w) + 1))
+    )
     assert "not implemented yet" in repr(embeddings.check_krawtchouk(_stub))
 
 
@@ -426,50 +457,57 @@ def test_check_hamming_spectrum():
         return torch.linalg.eigvalsh(embeddings.hamming_kernel(g, m)).flip(0)  # not per weight
 
     def right(g, m):
-        return g @ torch.tensor([[brute_krawtchouk(k, w, m) for w in range(m + 1)]
-                                 for k in range(m + 1)], dtype=torch.float64)
+        return g @ torch.tensor(
+            [[brute_krawtchouk(k, w, m) for w in range(m + 1)] for k in range(m + 1)], dtype=torch.float64
+        )
 
     assert embeddings.check_hamming_spectrum(right)
-    assert not embeddings.check_hamming_spectrum(lambda g, m: right(g, m).flip(0) if m > 1 else
-                                                right(g, m) + 1)
-    assert not embeddings.check_hamming_spectrum(                                   # transposed K
-        lambda g, m: g @ embeddings.krawtchouk_matrix(m).double().T)
-    assert not embeddings.check_hamming_spectrum(lambda g, m: right(g, m) / 2 ** m)  # scaled
-    assert not embeddings.check_hamming_spectrum(ref)                                # full list
+    assert not embeddings.check_hamming_spectrum(
+        lambda g, m: right(g, m).flip(0) if m > 1 else right(g, m) + 1
+    )
+    assert not embeddings.check_hamming_spectrum(  # transposed K
+        lambda g, m: g @ embeddings.krawtchouk_matrix(m).double().T
+    )
+    assert not embeddings.check_hamming_spectrum(lambda g, m: right(g, m) / 2**m)  # scaled
+    assert not embeddings.check_hamming_spectrum(ref)  # full list
     assert "not implemented yet" in repr(embeddings.check_hamming_spectrum(_stub))
 
 
 def test_check_affine_embedding():
     def right(m, b0, b1):
-        Z = torch.tensor([bits(i, m) for i in range(2 ** m)], dtype=torch.float64)
-        c = torch.full((2 ** m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)
+        Z = torch.tensor([bits(i, m) for i in range(2**m)], dtype=torch.float64)
+        c = torch.full((2**m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)
         return torch.cat([math.sqrt(b1 / 2) * (2 * Z - 1), c], 1)
 
     assert embeddings.check_affine_embedding(right)
     assert embeddings.check_affine_embedding(lambda m, b0, b1: -right(m, b0, b1))  # a rotation
     assert not embeddings.check_affine_embedding(lambda m, b0, b1: right(m, b0, b1)[:, :-1])
     assert not embeddings.check_affine_embedding(lambda m, b0, b1: math.sqrt(2) * right(m, b0, b1))
-    assert not embeddings.check_affine_embedding(                                    # too wide
-        lambda m, b0, b1: torch.cat([right(m, b0, b1), torch.zeros(2 ** m, 1)], 1))
+    assert not embeddings.check_affine_embedding(  # too wide
+        lambda m, b0, b1: torch.cat([right(m, b0, b1), torch.zeros(2**m, 1)], 1)
+    )
     assert "not implemented yet" in repr(embeddings.check_affine_embedding(_stub))
 
 
 # --------------------------------------------------------------------------------------- plots
 def test_plots_return_figures():
     import matplotlib.pyplot as plt
+
     m = 3
     prof = torch.randn(2, m + 1)
     figs = [
         embeddings.plot_distance_and_gram(brute_distances(m), embeddings.affine_gram(m, 2.0, 1.0)),
-        embeddings.plot_hamming_inner({"a": {"mean": prof, "std": prof.abs(), "b0": 1.0, "b1": 0.5,
-                                        "r2": 0.3}}, m),
-        embeddings.plot_krawtchouk_spectrum({"a": torch.arange(8.0).flip(0)},
-                                       {"a": torch.arange(8.0).flip(0)}),
+        embeddings.plot_hamming_inner(
+            {"a": {"mean": prof, "std": prof.abs(), "b0": 1.0, "b1": 0.5, "r2": 0.3}}, m
+        ),
+        embeddings.plot_krawtchouk_spectrum(
+            {"a": torch.arange(8.0).flip(0)}, {"a": torch.arange(8.0).flip(0)}
+        ),
         embeddings.plot_spectra({"p": {"x": torch.tensor([3.0, 2.0, 1.0])}}, {"p": 1}),
-        embeddings.plot_weight_spectrum({"r": {"mu": torch.ones(m + 1), "nu": {"x": torch.ones(m + 1)}}},
-                                   m),
-        embeddings.plot_hamming_kernel([1.0, 0.0, -1.0, 0.5], *embeddings.hamming_kernel_spectrum(
-            [1.0, 0.0, -1.0, 0.5], 3)),
+        embeddings.plot_weight_spectrum({"r": {"mu": torch.ones(m + 1), "nu": {"x": torch.ones(m + 1)}}}, m),
+        embeddings.plot_hamming_kernel(
+            [1.0, 0.0, -1.0, 0.5], *embeddings.hamming_kernel_spectrum([1.0, 0.0, -1.0, 0.5], 3)
+        ),
     ]
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)

@@ -11,11 +11,29 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAPER_FIGURES = ["Fig. 1", "Fig. 2(a)", "Fig. 2(b)", "Fig. 3(a)", "Fig. 3(b)", "Fig. 3(c)",
-                 "Fig. C.1", "Fig. C.2", "Fig. C.3", "Fig. C.4", "Fig. C.8", "Tables 1–2",
-                 "length_n5", "dim_n5", "wv_replace_dim_n5", "wv_angle_dim_n5",
-                 "no_wv_hamming_inner_n5", "spectrum_n", "heat_map_n5", "confusion_bar_l5",
-                 "Wv_bar_l128"]
+PAPER_FIGURES = [
+    "Fig. 1",
+    "Fig. 2(a)",
+    "Fig. 2(b)",
+    "Fig. 3(a)",
+    "Fig. 3(b)",
+    "Fig. 3(c)",
+    "Fig. C.1",
+    "Fig. C.2",
+    "Fig. C.3",
+    "Fig. C.4",
+    "Fig. C.8",
+    "Tables 1–2",
+    "length_n5",
+    "dim_n5",
+    "wv_replace_dim_n5",
+    "wv_angle_dim_n5",
+    "no_wv_hamming_inner_n5",
+    "spectrum_n",
+    "heat_map_n5",
+    "confusion_bar_l5",
+    "Wv_bar_l128",
+]
 
 
 def test_every_paper_figure_has_a_row():
@@ -57,7 +75,7 @@ def test_index_links_land_on_figures(built_book):
         start = source.find(f'id="{anchor}"')
         assert start >= 0, f"{text}: no anchor #{anchor} on {path}"
         nxt = [m.start() for m in re.finditer(r'id="fig-paper-', source) if m.start() > start]
-        section = source[start: (nxt[0] if nxt else len(source))]
+        section = source[start : (nxt[0] if nxt else len(source))]
         imgs = re.findall(r'<img[^>]+src="([^"]+)"', section)
         assert imgs, f"{text}: no figure after #{anchor} on {path}"
         for src in imgs:

@@ -5,6 +5,8 @@ completions, the chapter's figures and exercise checkers, and the real-model hij
 from __future__ import annotations
 
 import os
+import re
+import time
 
 import pytest
 import torch
@@ -25,16 +27,16 @@ def test_greedy_completion_matches_a_manual_loop():
             ids.append(int(lm.model(torch.tensor([ids])).logits[0, -1].argmax()))
     want = lm.tokenizer.decode(ids[-5:])
     assert hijacking.greedy_completion(lm, prompt, 5) == want
-    rows = hijacking.hijack_examples(lm, [(prompt, "Do not think of Chicago.")], ks=(1, 2),
-                                  max_new_tokens=5)
+    rows = hijacking.hijack_examples(lm, [(prompt, "Do not think of Chicago.")], ks=(1, 2), max_new_tokens=5)
     assert rows[0]["before"] == want and len(rows[0]["after"]) == 2
     assert rows[0]["after"][1] == hijacking.greedy_completion(
-        lm, "Do not think of Chicago. Do not think of Chicago. " + prompt, 5)
+        lm, "Do not think of Chicago. Do not think of Chicago. " + prompt, 5
+    )
 
 
 @pytest.mark.slow
 def test_real_model_is_hijacked_and_reverse_hijacking_helps(smollm2):
-    cases = counterfact.load_counterfact(n=100, seed=None)   # the first 100 of the packaged sample
+    cases = counterfact.load_counterfact(n=100, seed=None)  # the first 100 of the packaged sample
     assert [c.case_id for c in cases[:3]] == [11, 31, 228]
     hij = hijacking.efficacy_curve(smollm2, cases, "generic", [0, 1], batch_size=48)
     rev = hijacking.efficacy_curve(smollm2, cases, "generic_reverse", [1], batch_size=48)
@@ -62,7 +64,8 @@ def test_schemes_build_prompts():
     f = counterfact.load_facts()[0]
     assert hijacking.hijack_prompt(f, "generic", 0) == "The Eiffel Tower is in the city of"
     assert hijacking.hijack_prompt(f, "generic", 2) == (
-        "Do not think of Chicago. Do not think of Chicago. The Eiffel Tower is in the city of")
+        "Do not think of Chicago. Do not think of Chicago. The Eiffel Tower is in the city of"
+    )
     assert hijacking.hijack_sentence(f, "generic_reverse") == "Do not think of Paris."
     assert hijacking.hijack_sentence(f, "relation") == "The Eiffel Tower is not located in Chicago."
     with pytest.raises(ValueError, match="associated"):
@@ -104,27 +107,68 @@ def test_bad_arguments_raise_value_errors():
         hijacking.greedy_completion(lm, "a", 0)
 
 
+def test_wrong_types_raise_type_errors_naming_the_parameter():
+    f = counterfact.load_facts()[0]
+    lm = tiny_lm("gpt2")
+    for call, name in [
+        (lambda: hijacking.applicable(["x"], "generic"), "facts"),
+        (lambda: hijacking.applicable(None, "relation"), "facts"),
+        (lambda: hijacking.applicable(f, "generic"), "facts"),
+        (lambda: hijacking.efficacy_score(lm, None, "generic", 1), "cases"),
+        (lambda: hijacking.efficacy_curve(lm, [f], "generic", None), "ks"),
+        (lambda: hijacking.efficacy_curve(lm, [f], "generic", [1], progress="False"), "progress"),
+        (lambda: hijacking.efficacy_score(lm, [f], "generic", 1, pack="no"), "pack"),
+        (lambda: hijacking.hijack_examples(lm, None), "examples"),
+        (lambda: hijacking.hijack_examples(lm, ks=None), "ks"),
+        (lambda: hijacking.plot_efficacy_curves(None), "curves"),
+        (lambda: hijacking.plot_hijack_margins(None, [1.0]), "labels"),
+        (lambda: hijacking.plot_example_margins(["a"], None), "margins_by_k"),
+    ]:
+        with pytest.raises(TypeError, match=name):
+            call()
+
+
+def test_ks_beyond_the_model_positions_fail_before_allocating():
+    """k = 100,000 prepends would need megabyte prompts and hundreds of GB: a ValueError naming
+    ks and the model's positions (the tiny GPT-2 takes 512), at once. The largest k it names
+    fits."""
+    lm = tiny_lm("gpt2")
+    f = counterfact.load_facts()[0]
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"ks must hold .* up to \d+ .*512 positions") as err:
+        hijacking.efficacy_curve(lm, [f], "generic", [0, 100_000])
+    assert time.perf_counter() - t0 < 2
+    k_max = int(re.search(r"up to (\d+)", str(err.value))[1])
+    assert k_max == 18  # 34 + 18 * 25 characters of prompt, 8 of target
+    assert hijacking.efficacy_curve(lm, [f], "generic", [k_max])["n"] == 1
+    with pytest.raises(ValueError, match="ks must hold"):
+        hijacking.efficacy_curve(lm, [f], "generic", [k_max + 1])
+
+
 def test_efficacy_score_metrics_agree_with_curve():
     lm = tiny_lm("llama", bos=True)
     facts = counterfact.load_facts()[:8]
     curve = hijacking.efficacy_curve(lm, facts, "generic", [2])
     assert hijacking.efficacy_score(lm, facts, "generic", 2) == curve["efficacy"][0]
-    assert hijacking.efficacy_score(lm, facts, "generic", 2, metric="first_token") == \
-        curve["efficacy_first_token"][0]
+    assert (
+        hijacking.efficacy_score(lm, facts, "generic", 2, metric="first_token")
+        == curve["efficacy_first_token"][0]
+    )
     assert hijacking.efficacy_score(lm, facts, "generic", 2, metric="top1") == curve["top1_false"][0]
 
 
 # ------------------------------------------------------------------------ checkers and plots
 
+
 def test_check_efficacy_indicator():
-    assert hijacking.check_efficacy_indicator(
-        lambda t, f: float((f > t).double().mean()))
+    assert hijacking.check_efficacy_indicator(lambda t, f: float((f > t).double().mean()))
     assert not hijacking.check_efficacy_indicator(lambda t, f: float((f >= t).double().mean()))
     assert not hijacking.check_efficacy_indicator(lambda t, f: float((f < t).double().mean()))
     assert not hijacking.check_efficacy_indicator(lambda t, f: float((f > t).double().sum()))
 
     def stub(t, f):
         raise NotImplementedError
+
     assert "not implemented yet" in hijacking.check_efficacy_indicator(stub).message
 
 
@@ -136,6 +180,7 @@ def test_check_hijacked_prompt():
 
     def stub(p, s, k):
         raise NotImplementedError
+
     assert "not implemented yet" in hijacking.check_hijacked_prompt(stub).message
 
 
@@ -161,6 +206,7 @@ def test_check_mean_logprob():
 
     def stub(logits, n, t):
         raise NotImplementedError
+
     assert "not implemented yet" in hijacking.check_mean_logprob(stub).message
 
 
@@ -168,8 +214,9 @@ def test_plots_return_figures():
     import matplotlib.pyplot as plt
 
     curve = {"k": [0, 1, 2], "n": 10, "efficacy": [0.3, 0.6, 0.7]}
-    fig = hijacking.plot_efficacy_curves({"generic": curve, "generic_reverse":
-                                      dict(curve, efficacy=[0.3, 0.1, 0.0])}, model_name="tiny")
+    fig = hijacking.plot_efficacy_curves(
+        {"generic": curve, "generic_reverse": dict(curve, efficacy=[0.3, 0.1, 0.0])}, model_name="tiny"
+    )
     assert len(fig.axes) == 2 and fig.axes[0].get_xlabel().startswith("number")
     plt.close(fig)
     fig = hijacking.plot_hijack_margins(["a", "b", "c"], [0.5, -1.0, 0.2], title="t")

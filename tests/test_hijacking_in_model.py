@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lca
-from lca import attention, hijacking_in_model
+from lca import attention, hijacking_in_model, value_matrix
 from lca.train import TrainConfig, sweep
 
 torch.set_num_threads(1)
@@ -27,14 +27,18 @@ def custom_spec(m, L, neighbours: dict, default=None):
 
 
 def test_constructed_model_logits_are_shares():
-    for spec in (lca.TaskSpec(m=5, L=7, noise=0.3), lca.TaskSpec(m=4, L=5,
-                                                                 neighbourhood=lca.hamming_ball(2))):
-        model = hijacking_in_model.hijack_constructed_model(spec, d=spec.V + 3)
+    for spec in (
+        lca.TaskSpec(m=5, L=7, noise=0.3),
+        lca.TaskSpec(m=4, L=5, neighbourhood=lca.hamming_ball(2)),
+    ):
+        model = value_matrix.constructed_model(spec, d=spec.V + 3)
         ctx, _ = lca.sample(spec, 40, seed=2)
-        ctx = torch.cat([ctx, ctx[:, :3]], dim=1)        # any length works
+        ctx = torch.cat([ctx, ctx[:, :3]], dim=1)  # any length works
         mask = spec.neighbourhood.mask(spec.space)
-        want = torch.tensor([[sum(int(mask[k, t]) for t in row) / len(row) for k in range(spec.V)]
-                             for row in ctx.tolist()], dtype=torch.float64)
+        want = torch.tensor(
+            [[sum(int(mask[k, t]) for t in row) / len(row) for k in range(spec.V)] for row in ctx.tolist()],
+            dtype=torch.float64,
+        )
         assert torch.allclose(hijacking_in_model.hijack_share_logits(spec, ctx), want, atol=1e-14)
         assert torch.allclose(model(ctx), want, atol=1e-12)
 
@@ -48,6 +52,7 @@ def numeric_threshold(spec, y, yh):
     def gap(r):
         law = (1 - r) * clean + r * hij
         return float(A[y] @ law - A[yh] @ law)
+
     lo, hi = 0.0, 1.0
     for _ in range(80):
         mid = (lo + hi) / 2
@@ -69,7 +74,7 @@ def test_threshold_formula_against_numerical_root(case):
         spec, y, yh = lca.TaskSpec(m=m, L=9, neighbourhood=lca.hamming_ball(2)), 5, 6
     else:
         D = lca.LatentSpace(m).distances()
-        broad = torch.nonzero((D[3] >= 1) & (D[3] <= 2)).flatten().tolist()   # ball(2) of 3
+        broad = torch.nonzero((D[3] >= 1) & (D[3] <= 2)).flatten().tolist()  # ball(2) of 3
         spec = custom_spec(m, 9, {3: broad})
         y, yh = (0, 3) if case == "broad-hijack" else (3, 0)
     D, Dh, o = hijacking_in_model.hijack_overlap(spec, y, yh)
@@ -98,14 +103,16 @@ def enumerate_prefer(spec, y, yh, rho, L):
 
 
 def test_finite_L_flip_probability_against_enumeration():
-    cases = [(lca.TaskSpec(m=3, L=4), 0, 7), (lca.TaskSpec(m=3, L=4), 0, 3),
-             (lca.TaskSpec(m=3, L=3, noise=0.4), 1, 6),
-             (lca.TaskSpec(m=3, L=4, neighbourhood=lca.hamming_ball(2)), 0, 7)]
+    cases = [
+        (lca.TaskSpec(m=3, L=4), 0, 7),
+        (lca.TaskSpec(m=3, L=4), 0, 3),
+        (lca.TaskSpec(m=3, L=3, noise=0.4), 1, 6),
+        (lca.TaskSpec(m=3, L=4, neighbourhood=lca.hamming_ball(2)), 0, 7),
+    ]
     for spec, y, yh in cases:
         rho = [0.2, 0.5, 0.8]
         got = hijacking_in_model.hijack_flip_probability(spec, y, yh, rho)
-        want = torch.tensor([enumerate_prefer(spec, y, yh, r, spec.L) for r in rho],
-                            dtype=torch.float64)
+        want = torch.tensor([enumerate_prefer(spec, y, yh, r, spec.L) for r in rho], dtype=torch.float64)
         assert torch.allclose(got, want, atol=1e-12)
 
 
@@ -114,8 +121,10 @@ def test_disjoint_noise_free_case_is_binomial():
     rho = torch.linspace(0, 1, 21)
     a = hijacking_in_model.hijack_flip_probability(spec, 0, 63, rho)
     b = hijacking_in_model.hijack_binomial_flip(rho, 17)
-    direct = torch.tensor([sum(math.comb(17, h) * r ** h * (1 - r) ** (17 - h)
-                               for h in range(9, 18)) for r in rho.tolist()], dtype=torch.float64)
+    direct = torch.tensor(
+        [sum(math.comb(17, h) * r**h * (1 - r) ** (17 - h) for h in range(9, 18)) for r in rho.tolist()],
+        dtype=torch.float64,
+    )
     assert torch.allclose(a, direct, atol=1e-12) and torch.allclose(b, direct, atol=1e-12)
     assert abs(float(hijacking_in_model.hijack_binomial_flip(0.5, 17)[0]) - 0.5) < 1e-12
     # even L: the tie H = L/2 is not a flip, so P < 1/2 at rho = 1/2
@@ -123,8 +132,8 @@ def test_disjoint_noise_free_case_is_binomial():
 
 
 def test_flip_probability_sharpens_with_L_and_obeys_hoeffding():
-    for L in (11, 51, 201, 1001):                  # odd L: no ties, and P(no flip at rho) is
-        for r in (0.3, 0.45, 0.55, 0.7):           # the flip probability at 1 - rho
+    for L in (11, 51, 201, 1001):  # odd L: no ties, and P(no flip at rho) is
+        for r in (0.3, 0.45, 0.55, 0.7):  # the flip probability at 1 - rho
             p = float(hijacking_in_model.hijack_binomial_flip(r, L)[0])
             q = float(hijacking_in_model.hijack_binomial_flip(1 - r, L)[0])
             assert abs(p + q - 1) < 1e-12
@@ -150,10 +159,10 @@ def test_prepend_probability_against_enumeration_and_step():
             total += p * (sum(float(A[yh, t]) for t in ctx) > sum(float(A[y, t]) for t in ctx))
         assert abs(float(got[k]) - total) < 1e-12
     # noise-free and disjoint: a step exactly when the hijack tokens outnumber the clean ones
-    step = hijacking_in_model.hijack_prepend_probability(lca.TaskSpec(m=6, L=15), 0, 63, list(range(9)),
-                                             block=4)
-    assert torch.allclose(step, torch.tensor([0.0] * 4 + [1.0] * 5, dtype=torch.float64),
-                          atol=1e-12)
+    step = hijacking_in_model.hijack_prepend_probability(
+        lca.TaskSpec(m=6, L=15), 0, 63, list(range(9)), block=4
+    )
+    assert torch.allclose(step, torch.tensor([0.0] * 4 + [1.0] * 5, dtype=torch.float64), atol=1e-12)
 
 
 def test_third_token_can_delay_the_flip():
@@ -162,7 +171,7 @@ def test_third_token_can_delay_the_flip():
     y, yh, k = 0, 31, 12
     Ny = [1, 2, 3, 4, 5, 6, 8, 9]
     Nh = [7, 11, 13, 14, 15, 19, 21, 22]
-    spec = custom_spec(m, 9, {y: Ny, yh: Nh, k: Ny[:6] + Nh[:6]})   # N_1 for everyone else
+    spec = custom_spec(m, 9, {y: Ny, yh: Nh, k: Ny[:6] + Nh[:6]})  # N_1 for everyone else
     assert hijacking_in_model.hijack_overlap(spec, y, yh) == (8, 8, 0)
     assert hijacking_in_model.hijack_threshold(8, 8, 0) == 0.5
     thr = hijacking_in_model.hijack_threshold_argmax(spec, y, yh)
@@ -196,23 +205,23 @@ def test_hijack_contexts_structure():
     clean, y0 = lca.sample(spec, 300, seed=7)
     ctx, y, yh = hijacking_in_model.hijack_contexts(spec, 300, rho=0.0, seed=7)
     assert torch.equal(ctx, clean) and torch.equal(y, y0)
-    assert bool((spec.space.hamming(y, yh) == 5).all())             # complement by default
+    assert bool((spec.space.hamming(y, yh) == 5).all())  # complement by default
     mask = spec.neighbourhood.mask(spec.space)
     full, _, yh1 = hijacking_in_model.hijack_contexts(spec, 300, rho=1.0, seed=7)
     assert torch.equal(yh1, yh)
-    assert bool(mask[yh[:, None], full[:, :-1]].all())              # all but the query hijacked
+    assert bool(mask[yh[:, None], full[:, :-1]].all())  # all but the query hijacked
     assert torch.equal(full[:, -1], clean[:, -1])
     pre, _, _ = hijacking_in_model.hijack_contexts(spec, 300, prepend=3, block=2, seed=7)
     assert pre.shape == (300, 16) and torch.equal(pre[:, 6:], clean)
     assert bool(mask[yh[:, None], pre[:, :6]].all())
     pre4, _, _ = hijacking_in_model.hijack_contexts(spec, 300, prepend=4, block=2, seed=7)
-    assert torch.equal(pre4[:, 2:], pre)                            # coupled across k
+    assert torch.equal(pre4[:, 2:], pre)  # coupled across k
     assert bool((spec.space.hamming(y, hijacking_in_model.hijack_targets(spec, y, distance=2)) == 2).all())
 
 
 def test_flip_curve_of_constructed_model_matches_exact_probability():
     spec = lca.TaskSpec(m=5, L=11, noise=0.2)
-    model = hijacking_in_model.hijack_constructed_model(spec)
+    model = value_matrix.constructed_model(spec)
     rho = [0.0, 0.3, 0.5, 0.7, 1.0]
     out = hijacking_in_model.flip_curve(model, spec, rho, n=4000, seed=1, last_clean=True)
     # by symmetry of N_1 every (y, complement) pair has the same law as (0, 31)
@@ -224,7 +233,7 @@ def test_flip_curve_of_constructed_model_matches_exact_probability():
 
 def test_prepend_curve_of_constructed_model_matches_exact_probability():
     spec = lca.TaskSpec(m=5, L=9, noise=0.3)
-    model = hijacking_in_model.hijack_constructed_model(spec)
+    model = value_matrix.constructed_model(spec)
     ks = [0, 1, 2, 3, 4]
     out = hijacking_in_model.prepend_curve(model, spec, ks, block=2, n=4000, seed=2)
     exact = hijacking_in_model.hijack_prepend_probability(spec, 0, 31, ks, block=2)
@@ -235,8 +244,11 @@ def test_prepend_curve_of_constructed_model_matches_exact_probability():
 @pytest.mark.slow
 def test_trained_models_are_hijacked():
     spec = lca.TaskSpec(m=5, L=15)
-    res = sweep(TrainConfig(task=spec, d=16, steps=250, batch_size=128, lr=0.02, eval_every=0,
-                            device="cpu"), seeds=(0, 1), progress=False)
+    res = sweep(
+        TrainConfig(task=spec, d=16, steps=250, batch_size=128, lr=0.02, eval_every=0, device="cpu"),
+        seeds=(0, 1),
+        progress=False,
+    )
     out = hijacking_in_model.flip_curve(res.model, spec, [0.0, 0.5, 1.0], n=512, seed=0, last_clean=False)
     assert out["flip"].shape == (2, 3)
     assert bool((out["prefer"][:, 0] < 0.05).all()) and bool((out["prefer"][:, 2] > 0.95).all())
@@ -278,7 +290,7 @@ def test_bad_inputs_name_the_parameter():
         hijacking_in_model.hijack_contexts(spec, 10, distance=5)
     with pytest.raises(ValueError, match="hijack"):
         hijacking_in_model.hijack_contexts(spec, 3, hijack=torch.tensor([0, 1]))
-    model = hijacking_in_model.hijack_constructed_model(spec)
+    model = value_matrix.constructed_model(spec)
     with pytest.raises(ValueError, match="rho_grid"):
         hijacking_in_model.flip_curve(model, spec, [0.1, 2.0])
     with pytest.raises(ValueError, match="ks"):
@@ -295,7 +307,7 @@ def _stub(*args):
 
 
 def test_check_share_logits():
-    ref = hijacking_in_model._hj_reference_share
+    ref = hijacking_in_model._reference_share
     assert hijacking_in_model.check_share_logits(ref)
 
     def untransposed(ctx, mask):
@@ -304,7 +316,7 @@ def test_check_share_logits():
     def counts(ctx, mask):
         return ref(ctx, mask) * ctx.shape[1]
 
-    def distinct_tokens(ctx, mask):                # counts each distinct token once
+    def distinct_tokens(ctx, mask):  # counts each distinct token once
         out = torch.zeros(ctx.shape[0], mask.shape[0], dtype=torch.float64)
         for i, row in enumerate(ctx.tolist()):
             for t in set(row):
@@ -318,9 +330,11 @@ def test_check_share_logits():
 
 def test_check_hijack_threshold():
     assert hijacking_in_model.check_hijack_threshold(hijacking_in_model.hijack_threshold)
-    wrongs = [lambda D, Dh, o: 0.5,
-              lambda D, Dh, o: hijacking_in_model.hijack_threshold(Dh, D, o),           # sizes swapped
-              lambda D, Dh, o: (1 - o / D) / (2 - 2 * o / D)]              # one size only
+    wrongs = [
+        lambda D, Dh, o: 0.5,
+        lambda D, Dh, o: hijacking_in_model.hijack_threshold(Dh, D, o),  # sizes swapped
+        lambda D, Dh, o: (1 - o / D) / (2 - 2 * o / D),
+    ]  # one size only
     for wrong in wrongs:
         assert not hijacking_in_model.check_hijack_threshold(wrong)
     assert "not implemented yet" in repr(hijacking_in_model.check_hijack_threshold(_stub))
@@ -328,17 +342,16 @@ def test_check_hijack_threshold():
 
 def test_check_flip_probability():
     def ref(rho, L):
-        return sum(math.comb(L, h) * rho ** h * (1 - rho) ** (L - h) for h in range(L // 2 + 1,
-                                                                                   L + 1))
+        return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h) for h in range(L // 2 + 1, L + 1))
+
     assert hijacking_in_model.check_flip_probability(ref)
 
-    def ties_count(rho, L):                        # >= instead of >
-        return sum(math.comb(L, h) * rho ** h * (1 - rho) ** (L - h) for h in range((L + 1) // 2,
-                                                                                   L + 1))
+    def ties_count(rho, L):  # >= instead of >
+        return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h) for h in range((L + 1) // 2, L + 1))
 
     def off_by_one(rho, L):
-        return sum(math.comb(L, h) * rho ** h * (1 - rho) ** (L - h) for h in range(L // 2 + 2,
-                                                                                   L + 1))
+        return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h) for h in range(L // 2 + 2, L + 1))
+
     for wrong in (ties_count, off_by_one, lambda rho, L: float(rho > 0.5)):
         assert not hijacking_in_model.check_flip_probability(wrong)
     assert "not implemented yet" in repr(hijacking_in_model.check_flip_probability(_stub))
@@ -346,13 +359,25 @@ def test_check_flip_probability():
 
 def test_plot_hijack_curves_returns_a_figure():
     import matplotlib
+
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
     x = [0.0, 0.5, 1.0]
-    fig = hijacking_in_model.plot_hijack_curves([
-        {"x": x, "curves": {"a": [0, 0.5, 1], "ens": [[0, 0.4, 1], [0, 0.6, 1]]},
-         "theory": {"t": [0, 0.5, 1]}, "threshold": 0.5, "xlabel": "rho", "title": "p"},
-        {"x": [0, 1, 2], "curves": {"b": [0, 0.2, 0.9]}, "xlabel": "k"}], title="t")
+    fig = hijacking_in_model.plot_hijack_curves(
+        [
+            {
+                "x": x,
+                "curves": {"a": [0, 0.5, 1], "ens": [[0, 0.4, 1], [0, 0.6, 1]]},
+                "theory": {"t": [0, 0.5, 1]},
+                "threshold": 0.5,
+                "xlabel": "rho",
+                "title": "p",
+            },
+            {"x": [0, 1, 2], "curves": {"b": [0, 0.2, 0.9]}, "xlabel": "k"},
+        ],
+        title="t",
+    )
     assert len(fig.axes) == 2
     plt.close(fig)
 
@@ -367,8 +392,11 @@ def test_margin_probability_from_sizes_equals_the_spec_version():
         a = hijacking_in_model.hijack_flip_probability(spec, 0, 3, rho, L=L)
         b = hijacking_in_model.hijack_margin_probability(rho, L, 6, 21, 2)
         assert torch.allclose(a, b, atol=1e-12)
-    assert torch.allclose(hijacking_in_model.hijack_margin_probability(rho, 15, 6),
-                          hijacking_in_model.hijack_binomial_flip(rho, 15), atol=1e-12)
+    assert torch.allclose(
+        hijacking_in_model.hijack_margin_probability(rho, 15, 6),
+        hijacking_in_model.hijack_binomial_flip(rho, 15),
+        atol=1e-12,
+    )
     with pytest.raises(ValueError, match="overlap"):
         hijacking_in_model.hijack_margin_probability(0.5, 5, 4, 4, 5)
 
@@ -378,8 +406,13 @@ def test_threshold_with_noise_against_simulation():
     y, yh = 0, 63
     thr = hijacking_in_model.hijack_threshold_task(spec, y, yh)
     # noise-free version of the same neighbourhood: the pairwise formula
-    assert abs(hijacking_in_model.hijack_threshold_task(spec.with_(noise=0.0), y, yh)
-               - hijacking_in_model.hijack_threshold(*hijacking_in_model.hijack_overlap(spec, y, yh))) < 1e-12
+    assert (
+        abs(
+            hijacking_in_model.hijack_threshold_task(spec.with_(noise=0.0), y, yh)
+            - hijacking_in_model.hijack_threshold(*hijacking_in_model.hijack_overlap(spec, y, yh))
+        )
+        < 1e-12
+    )
     assert 0.25 < thr < 0.5
     # the mean margin of simulated positions changes sign at thr
     A = spec.neighbourhood.mask(spec.space)
@@ -401,9 +434,10 @@ def test_hijack_may_be_a_function_of_the_targets():
     spec = lca.TaskSpec(m=5, L=7)
     ctx, y, yh = hijacking_in_model.hijack_contexts(spec, 50, rho=0.5, seed=1, hijack=lambda t: t ^ 3)
     assert torch.equal(yh, y ^ 3)
-    model = hijacking_in_model.hijack_constructed_model(spec)
-    out = hijacking_in_model.flip_curve(model, spec, [0.0, 1.0], n=200, seed=1, hijack=lambda t: t ^ 3,
-                            last_clean=False)
+    model = value_matrix.constructed_model(spec)
+    out = hijacking_in_model.flip_curve(
+        model, spec, [0.0, 1.0], n=200, seed=1, hijack=lambda t: t ^ 3, last_clean=False
+    )
     assert out["prefer"].tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match="hijack"):
-        hijacking_in_model.hijack_contexts(spec, 5, hijack=lambda t: t)      # y' = y is not a hijack
+        hijacking_in_model.hijack_contexts(spec, 5, hijack=lambda t: t)  # y' = y is not a hijack

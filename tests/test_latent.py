@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lca
-from lca.latent import LatentSpace
+from lca.latent import LatentSpace, popcounts, xor_invariant
 from lca.task import TaskSpec
 
 
@@ -17,7 +17,7 @@ def brute_hamming(a: int, b: int) -> int:
 def test_latents_bijection_and_distances(m):
     space = LatentSpace(m)
     Z = space.latents
-    assert Z.shape == (2 ** m, m)
+    assert Z.shape == (2**m, m)
     # MSB first: token i's bits read left to right are the binary digits of i
     for i in range(space.V):
         assert "".join(str(int(b)) for b in Z[i]) == format(i, f"0{m}b")
@@ -27,6 +27,14 @@ def test_latents_bijection_and_distances(m):
     assert torch.equal(D, want)
     # Hamming distance of latent vectors equals the number of differing bits
     assert torch.equal(D, (Z[:, None, :] != Z[None, :, :]).sum(-1))
+    assert torch.equal(space.popcount(), Z.sum(1))
+
+
+def test_popcounts():
+    for bits in (0, 1, 5, 13):
+        assert popcounts(bits).tolist() == [bin(t).count("1") for t in range(2**bits)]
+    with pytest.raises(ValueError, match="bits"):
+        popcounts(31)
 
 
 def brute_mask(space, rule):
@@ -38,14 +46,14 @@ def brute_mask(space, rule):
 def test_neighbourhood_masks_match_definitions(m):
     space = LatentSpace(m)
     shift = lambda k: m - k  # noqa: E731
-    cases = [(lca.hamming_sphere(r), lambda y, x, r=r: brute_hamming(y, x) == r)
-             for r in range(1, m + 1)]
-    cases += [(lca.hamming_ball(r), lambda y, x, r=r: 1 <= brute_hamming(y, x) <= r)
-              for r in range(1, m + 1)]
-    cases += [(lca.cluster(k), lambda y, x, k=k: (y >> shift(k)) == (x >> shift(k)) and x != y)
-              for k in range(0, m)]
-    cases += [(lca.other_clusters(k), lambda y, x, k=k: (y >> shift(k)) != (x >> shift(k)))
-              for k in range(1, m + 1)]
+    cases = [(lca.hamming_sphere(r), lambda y, x, r=r: brute_hamming(y, x) == r) for r in range(1, m + 1)]
+    cases += [(lca.hamming_ball(r), lambda y, x, r=r: 1 <= brute_hamming(y, x) <= r) for r in range(1, m + 1)]
+    cases += [
+        (lca.cluster(k), lambda y, x, k=k: (y >> shift(k)) == (x >> shift(k)) and x != y) for k in range(0, m)
+    ]
+    cases += [
+        (lca.other_clusters(k), lambda y, x, k=k: (y >> shift(k)) != (x >> shift(k))) for k in range(1, m + 1)
+    ]
     for fam, rule in cases:
         mask = fam.mask(space)
         assert torch.equal(mask, brute_mask(space, rule)), fam
@@ -73,3 +81,11 @@ def test_custom_neighbourhood_and_its_errors():
     empty[5] = False
     with pytest.raises(ValueError, match="empty for target token 5"):
         TaskSpec(m=3, L=3, neighbourhood=lca.custom(empty))
+
+
+def test_xor_invariance_of_masks():
+    for nb in (lca.hamming_sphere(2), lca.hamming_ball(2), lca.cluster(1)):
+        assert xor_invariant(nb.mask(4))
+    mask = lca.hamming_sphere(1).mask(3).clone()
+    mask[0, 1] = False  # one target loses a neighbour
+    assert not xor_invariant(mask)

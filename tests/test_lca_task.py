@@ -81,8 +81,12 @@ def test_closed_form_special_cases_and_bound():
         assert abs(lca_task.bayes_error_bound_sphere1(m, 40) / err40 - 2) < 0.01
     # float path agrees with the Fraction path for large L and does not overflow
     assert lca_task.bayes_accuracy_sphere1(3, 2000) == 1.0
-    assert abs(lca_task.bayes_accuracy_sphere1(3, 60) - float(
-        lca_task.bayes_accuracy_sphere1(3, 60, exact=True))) < 1e-15
+    assert (
+        abs(
+            lca_task.bayes_accuracy_sphere1(3, 60) - float(lca_task.bayes_accuracy_sphere1(3, 60, exact=True))
+        )
+        < 1e-15
+    )
 
 
 def test_closed_form_fails_outside_its_hypotheses():
@@ -104,16 +108,19 @@ def test_support_size_law_by_counting():
         counts = [0] * (min(D, L) + 1)
         for seq in itertools.product(range(D), repeat=L):
             counts[len(set(seq))] += 1
-        assert [Fraction(c, D ** L) for c in counts] == law
+        assert [Fraction(c, D**L) for c in counts] == law
     assert lca_task.surjections(4, 2) == 14 and lca_task.surjections(3, 3) == 6
 
 
 # --------------------------------------------------------------------------- enumeration
-@pytest.mark.parametrize("spec", [
-    TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2)),
-    TaskSpec(m=3, L=2, neighbourhood=lca.cluster(1)),
-    TaskSpec(m=2, L=4, neighbourhood=lca.hamming_sphere(2)),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2)),
+        TaskSpec(m=3, L=2, neighbourhood=lca.cluster(1)),
+        TaskSpec(m=2, L=4, neighbourhood=lca.hamming_sphere(2)),
+    ],
+)
 def test_enumeration_equals_brute_force(spec):
     assert abs(lca_task.bayes_accuracy_enumerate(spec) - brute_bayes_accuracy(spec)) < 1e-12
 
@@ -129,20 +136,31 @@ def test_enumeration_of_non_symmetric_custom_neighbourhood():
 
 def test_enumeration_matches_monte_carlo_for_larger_tasks():
     n = 20000
-    for spec in [TaskSpec(m=5, L=6, neighbourhood=lca.hamming_ball(2)),
-                 TaskSpec(m=6, L=8, neighbourhood=lca.cluster(2))]:
+    for spec in [
+        TaskSpec(m=5, L=6, neighbourhood=lca.hamming_ball(2)),
+        TaskSpec(m=6, L=8, neighbourhood=lca.cluster(2)),
+    ]:
         ex = lca_task.bayes_accuracy_enumerate(spec)
         mc = lca.bayes_accuracy(spec, n=n, seed=5)
         assert abs(ex - mc) < 5 * math.sqrt(ex * (1 - ex) / n) + 1e-3
 
 
 # --------------------------------------------------------------------------- thm-sampler-law
-@pytest.mark.parametrize("spec", [
-    TaskSpec(m=2, L=3, noise=0.3),
-    TaskSpec(m=3, L=2, neighbourhood=lca.hamming_ball(2), noise=0.1),
-    TaskSpec(m=3, L=2, neighbourhood=lca.cluster(1), noise=0.4, noise_law=lca.other_clusters(1),
-             clean_last=True),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TaskSpec(m=2, L=3, noise=0.3),
+        TaskSpec(m=3, L=2, neighbourhood=lca.hamming_ball(2), noise=0.1),
+        TaskSpec(
+            m=3,
+            L=2,
+            neighbourhood=lca.cluster(1),
+            noise=0.4,
+            noise_law=lca.other_clusters(1),
+            clean_last=True,
+        ),
+    ],
+)
 def test_context_law_table_matches_log_likelihood(spec):
     contexts, joint = lca_task.context_law_table(spec)
     assert abs(float(joint.sum()) - 1) < 1e-12
@@ -158,11 +176,20 @@ def test_context_law_table_matches_log_likelihood(spec):
     assert abs(float(joint[1, 5]) - hand) < 1e-15
 
 
-@pytest.mark.parametrize("spec", [
-    TaskSpec(m=2, L=3, noise=0.3),
-    TaskSpec(m=3, L=2, neighbourhood=lca.cluster(1), noise=0.4, noise_law=lca.other_clusters(1),
-             clean_last=True),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TaskSpec(m=2, L=3, noise=0.3),
+        TaskSpec(
+            m=3,
+            L=2,
+            neighbourhood=lca.cluster(1),
+            noise=0.4,
+            noise_law=lca.other_clusters(1),
+            clean_last=True,
+        ),
+    ],
+)
 def test_sampler_passes_chi_square_on_whole_contexts(spec):
     ctx, y = sample(spec, 100_000, seed=77)
     assert lca_task.sampler_chi_square(spec, ctx, y).p_value > 1e-3
@@ -173,7 +200,7 @@ def test_chi_square_has_power_against_dependent_positions():
     it, which a test on (y, x_l) pairs alone could not do."""
     spec = TaskSpec(m=2, L=2, noise=0.3)
     ctx, y = sample(spec, 100_000, seed=78)
-    ctx[:, 1] = ctx[:, 0]                                   # copy position 1 into position 2
+    ctx[:, 1] = ctx[:, 0]  # copy position 1 into position 2
     assert lca_task.sampler_chi_square(spec, ctx, y).p_value < 1e-6
     # and a wrong noise rate is rejected too
     ctx, y = sample(spec, 100_000, seed=79)
@@ -190,11 +217,14 @@ def test_chi_square_statistic_by_hand_and_pooling():
     p = math.erfc(math.sqrt(x / 2)) + math.sqrt(2 * x / math.pi) * math.exp(-x / 2)
     assert abs(res.p_value - p) < 1e-9
     # cells with small expectation are pooled; an impossible observed cell gives p = 0
-    pooled = lca_task.chi_square(torch.tensor([50.0, 48.0, 1.0, 1.0]),
-                               torch.tensor([0.5, 0.48, 0.01, 0.01], dtype=torch.float64))
+    pooled = lca_task.chi_square(
+        torch.tensor([50.0, 48.0, 1.0, 1.0]), torch.tensor([0.5, 0.48, 0.01, 0.01], dtype=torch.float64)
+    )
     assert pooled.cells == 3
-    assert lca_task.chi_square(torch.tensor([5.0, 1.0]),
-                             torch.tensor([1.0, 0.0], dtype=torch.float64)).p_value == 0.0
+    assert (
+        lca_task.chi_square(torch.tensor([5.0, 1.0]), torch.tensor([1.0, 0.0], dtype=torch.float64)).p_value
+        == 0.0
+    )
 
 
 def test_context_codes_roundtrip():
@@ -213,16 +243,21 @@ def test_bad_inputs_raise_value_errors_naming_the_parameter():
         (lambda: lca_task.bayes_accuracy_sphere1(3, 5000, exact=True), "L"),
         (lambda: lca_task.bayes_accuracy_enumerate(spec.with_(noise=0.1)), "noise"),
         (lambda: lca_task.bayes_accuracy_enumerate("spec"), "spec"),
-        (lambda: lca_task.bayes_accuracy_enumerate(TaskSpec(m=8, L=2,
-                                                          neighbourhood=lca.hamming_ball(3))),
-         "max_cells"),
+        (
+            lambda: lca_task.bayes_accuracy_enumerate(TaskSpec(m=8, L=2, neighbourhood=lca.hamming_ball(3))),
+            "max_cells",
+        ),
         (lambda: lca_task.context_law_table(TaskSpec(m=8, L=4)), "max_contexts"),
         (lambda: lca_task.support_size_law(0, 3), "D"),
         (lambda: lca_task.chi_square(torch.ones(3), torch.ones(2) / 2), "same shape"),
         (lambda: lca_task.chi_square(torch.ones(2), torch.tensor([0.7, 0.7])), "probs"),
         (lambda: lca_task.context_codes(torch.tensor([[0, 9]]), 4), "contexts"),
-        (lambda: lca_task.sampler_chi_square(spec, torch.zeros(3, 5, dtype=torch.long),
-                                           torch.zeros(3, dtype=torch.long)), "contexts"),
+        (
+            lambda: lca_task.sampler_chi_square(
+                spec, torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, dtype=torch.long)
+            ),
+            "contexts",
+        ),
     ]
     for fn, name in cases:
         with pytest.raises(ValueError, match=name):
@@ -237,10 +272,12 @@ def _stub(*args):
 def test_check_neighbourhood_mask():
     assert lca_task.check_neighbourhood_mask(lambda m, r: lca.hamming_sphere(r).mask(m))
     assert not lca_task.check_neighbourhood_mask(lambda m, r: lca.hamming_ball(r).mask(m))
-    assert not lca_task.check_neighbourhood_mask(                          # off by one radius
-        lambda m, r: lca.LatentSpace(m).distances() == r - 1)
-    assert not lca_task.check_neighbourhood_mask(                          # target included
-        lambda m, r: (lca.LatentSpace(m).distances() == r) | torch.eye(2 ** m, dtype=torch.bool))
+    assert not lca_task.check_neighbourhood_mask(  # off by one radius
+        lambda m, r: lca.LatentSpace(m).distances() == r - 1
+    )
+    assert not lca_task.check_neighbourhood_mask(  # target included
+        lambda m, r: (lca.LatentSpace(m).distances() == r) | torch.eye(2**m, dtype=torch.bool)
+    )
     assert "not implemented yet" in repr(lca_task.check_neighbourhood_mask(_stub))
 
 
@@ -251,7 +288,7 @@ def _posterior_ref(m, contexts):
 def test_check_bayes_posterior():
     assert lca_task.check_bayes_posterior(_posterior_ref)
 
-    def soft_vote(m, contexts):                 # counts explained tokens instead of requiring all
+    def soft_vote(m, contexts):  # counts explained tokens instead of requiring all
         ok = (lca.LatentSpace(m).distances()[contexts] == 1).double().sum(1)
         return ok / ok.sum(1, keepdim=True)
 
@@ -267,14 +304,14 @@ def test_check_sample_context():
     def good(m, L, y, g):
         return y ^ (1 << torch.randint(0, m, (L,), generator=g))
 
-    def repeated(m, L, y, g):                   # one neighbour, repeated
+    def repeated(m, L, y, g):  # one neighbour, repeated
         return (y ^ (1 << torch.randint(0, m, (1,), generator=g))).repeat(L)
 
-    def flips_maybe_nothing(m, L, y, g):        # sometimes returns y itself
+    def flips_maybe_nothing(m, L, y, g):  # sometimes returns y itself
         k = torch.randint(0, m + 1, (L,), generator=g)
         return torch.where(k < m, y ^ (1 << k.clamp(max=m - 1)), torch.full_like(k, y))
 
-    def biased(m, L, y, g):                     # bit 0 twice as likely
+    def biased(m, L, y, g):  # bit 0 twice as likely
         k = torch.randint(0, m + 1, (L,), generator=g) % m
         return y ^ (1 << k)
 
@@ -287,26 +324,38 @@ def test_check_sample_context():
 
 def test_check_bayes_accuracy_formula():
     assert lca_task.check_bayes_accuracy_formula(
-        lambda m, L: 1 - (m - 1) / m ** L - m * (m - 1) * (2 ** L - 2) / (4 * m ** L))
-    assert not lca_task.check_bayes_accuracy_formula(                    # ties as errors
-        lambda m, L: 1 - m ** (1 - L) - math.comb(m, 2) * (2 ** L - 2) / m ** L)
-    assert not lca_task.check_bayes_accuracy_formula(                    # crude bound
-        lambda m, L: 1 - lca_task.bayes_error_bound_sphere1(m, L))
+        lambda m, L: 1 - (m - 1) / m**L - m * (m - 1) * (2**L - 2) / (4 * m**L)
+    )
+    assert not lca_task.check_bayes_accuracy_formula(  # ties as errors
+        lambda m, L: 1 - m ** (1 - L) - math.comb(m, 2) * (2**L - 2) / m**L
+    )
+    assert not lca_task.check_bayes_accuracy_formula(  # crude bound
+        lambda m, L: 1 - lca_task.bayes_error_bound_sphere1(m, L)
+    )
     assert "not implemented yet" in repr(lca_task.check_bayes_accuracy_formula(_stub))
 
 
 # --------------------------------------------------------------------------- figures (smoke)
 def test_plots_return_figures():
     import matplotlib.pyplot as plt
+
     space = lca.LatentSpace(4)
     ctx, y = sample(TaskSpec(m=4, L=5), 1, seed=0)
     Z = space.latents
     figs = [
         lca_task.plot_context(Z[ctx[0]], Z[y[0]], tokens=ctx[0], target=y[0]),
-        lca_task.plot_neighbourhood_masks(space.distances(),
-                                       {"s": lca.hamming_sphere(1).mask(space)}),
-        lca_task.plot_bayes_accuracy([{"title": "t", "L": [1, 2], "mc": {"a": [0.1, 0.2]},
-                                    "exact": {"a": [0.1, 0.25]}, "reference": {"r": [0, 1]}}]),
+        lca_task.plot_neighbourhood_masks(space.distances(), {"s": lca.hamming_sphere(1).mask(space)}),
+        lca_task.plot_bayes_accuracy(
+            [
+                {
+                    "title": "t",
+                    "L": [1, 2],
+                    "mc": {"a": [0.1, 0.2]},
+                    "exact": {"a": [0.1, 0.25]},
+                    "reference": {"r": [0, 1]},
+                }
+            ]
+        ),
         lca_task.plot_context_posterior(Z[ctx[0]], Z[y[0]], torch.rand(16), int(y[0])),
     ]
     for fig in figs:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import lca
-from lca.model import OneLayerTransformer
+from lca.model import OneLayerTransformer, check_model, init_embedding, orthonormal_rows
 from lca.task import TaskSpec, sample
 
 
@@ -58,8 +58,37 @@ def test_initialisations():
     assert torch.equal(m.W_V.detach(), torch.eye(32))
     g = OneLayerTransformer(256, 64, seed=1).W_E.detach()
     # Gaussian N(0, 1/d): squared row norms average 1
-    assert abs(float((g ** 2).sum(1).mean()) - 1.0) < 0.05
+    assert abs(float((g**2).sum(1).mean()) - 1.0) < 0.05
     assert torch.count_nonzero(OneLayerTransformer(8, 4).W_V) == 0
+
+
+def test_orthonormal_rows():
+    Q = orthonormal_rows(6, 10, seed=4)
+    assert Q.shape == (6, 10) and Q.dtype == torch.float64
+    assert torch.allclose(Q @ Q.T, torch.eye(6, dtype=torch.float64), atol=1e-12)
+    assert torch.equal(Q, orthonormal_rows(6, 10, seed=4))
+    assert orthonormal_rows(5).shape == (5, 5)
+    # the model's orthonormal initialisation is the same maker, on the generator's stream
+    g = torch.Generator().manual_seed(7)
+    assert torch.equal(init_embedding(4, 6, "orthonormal", g, dtype=torch.float64), orthonormal_rows(4, 6, 7))
+    # haar: the same Q up to the signs of its columns (rows of the result)
+    H = orthonormal_rows(6, 10, seed=4, haar=True)
+    assert torch.allclose(H.abs(), Q.abs(), atol=1e-12)
+    batch = orthonormal_rows(3, 5, seed=1, lead=(2,), dtype=torch.float32)
+    assert batch.shape == (2, 3, 5) and batch.dtype == torch.float32
+    with pytest.raises(ValueError, match="d"):
+        orthonormal_rows(6, 4)
+
+
+def test_check_model():
+    model = OneLayerTransformer(8, 4)
+    assert check_model(model) is model
+    ens = OneLayerTransformer(8, 4, ensemble=2)
+    assert check_model(ens) is ens
+    with pytest.raises(ValueError, match="model must be a single OneLayerTransformer"):
+        check_model(ens, single=True)
+    with pytest.raises(ValueError, match="net must be a OneLayerTransformer, got str"):
+        check_model("gpt", "net")
 
 
 def test_cuda_request_without_gpu_is_a_clear_error():

@@ -45,9 +45,13 @@ CHAPTER = re.compile(r"^book/\d\d_")  # chapters are notebooks named book/NN_<na
 def notebook_entries() -> list[str]:
     """Toc entries that are notebooks: chapters (``book/NN_*``), entries with an ``.ipynb`` and
     entries with a source in ``notebooks/``. (A missing Markdown page fails the build test.)"""
-    return [f for f in toc_files()
-            if CHAPTER.match(f) or (ROOT / f"{f}.ipynb").exists()
-            or (ROOT / "notebooks" / f"{Path(f).name}.py").exists()]
+    return [
+        f
+        for f in toc_files()
+        if CHAPTER.match(f)
+        or (ROOT / f"{f}.ipynb").exists()
+        or (ROOT / "notebooks" / f"{Path(f).name}.py").exists()
+    ]
 
 
 NOTEBOOKS = notebook_entries()
@@ -94,24 +98,30 @@ def test_colab_setup_cell(entry):
     assert cell.cell_type == "code", "cell 0 must be the Colab setup code cell"
     assert "remove-cell" in cell.metadata.get("tags", []), "cell 0 must be tagged remove-cell"
     assert f"lca[llm] @ git+{url}@{branch}" in cell.source, (
-        f"cell 0 must install lca from _config.yml's repository ({url}, branch {branch})")
+        f"cell 0 must install lca from _config.yml's repository ({url}, branch {branch})"
+    )
     assert cell.source.strip() == COLAB_CELL.format(url=url, branch=branch), (
-        "cell 0 differs from the standard Colab setup cell (see tests/test_notebook_hygiene.py)")
+        "cell 0 differs from the standard Colab setup cell (see tests/test_notebook_hygiene.py)"
+    )
 
 
 def test_executed_in_order_with_outputs(entry):
     nb = load(entry)
     counts = [c.execution_count for _, c in code_cells(nb)]
     assert counts == list(range(1, len(counts) + 1)), (
-        f"execution counts {counts} are not 1..n: rebuild with tools/nbbuild.py")
+        f"execution counts {counts} are not 1..n: rebuild with tools/nbbuild.py"
+    )
     assert any(c.get("outputs") for _, c in code_cells(nb)), "no stored outputs at all"
 
 
 def test_no_unexpected_errors(entry):
     nb = load(entry)
-    bad = [i for i, c in code_cells(nb)
-           if any(o.output_type == "error" for o in c.get("outputs", []))
-           and "raises-exception" not in c.metadata.get("tags", [])]
+    bad = [
+        i
+        for i, c in code_cells(nb)
+        if any(o.output_type == "error" for o in c.get("outputs", []))
+        and "raises-exception" not in c.metadata.get("tags", [])
+    ]
     assert not bad, f"cells {bad} store an error output but are not tagged raises-exception"
 
 
@@ -119,8 +129,11 @@ def test_clean_metadata(entry):
     nb = load(entry)
     extra = set(nb.metadata) - NB_METADATA
     assert not extra, f"notebook metadata has stray keys {sorted(extra)}"
-    stray = {i: sorted(set(c.metadata) - CELL_METADATA) for i, c in enumerate(nb.cells)
-             if set(c.metadata) - CELL_METADATA}
+    stray = {
+        i: sorted(set(c.metadata) - CELL_METADATA)
+        for i, c in enumerate(nb.cells)
+        if set(c.metadata) - CELL_METADATA
+    }
     assert not stray, f"cell metadata other than tags: {stray}"
 
 
@@ -141,8 +154,10 @@ def test_matches_source(entry):
 def test_no_raw_tensor_reprs(entry):
     nb = load(entry)
     bad = [i for i, c in code_cells(nb) if any("tensor(" in t for _, t in output_texts(c))]
-    assert not bad, (f"cells {bad} print a raw tensor repr; print numbers with an explicit "
-                     "format instead (their last digits depend on the CPU's code path)")
+    assert not bad, (
+        f"cells {bad} print a raw tensor repr; print numbers with an explicit "
+        "format instead (their last digits depend on the CPU's code path)"
+    )
 
 
 def _has_figure(cell) -> bool:
@@ -164,7 +179,8 @@ def _prints_numbers(cell) -> bool:
             return True
         data = out.get("data", {})
         if out.output_type in ("execute_result", "display_data") and not any(
-                m in data for m in IMAGE_MIMES):  # a figure's "<Figure size 640x480>" is no number
+            m in data for m in IMAGE_MIMES
+        ):  # a figure's "<Figure size 640x480>" is no number
             if any(DIGIT.search(str(data[m])) for m in TEXT_MIMES if m in data):
                 return True
     return False
@@ -177,19 +193,28 @@ def test_figures_have_printed_numbers(entry):
     the interactive view's default, which the chapter measures elsewhere.
     """
     nb = load(entry)
-    bad = [i for i, c in enumerate(nb.cells)
-           if c.cell_type == "code" and _has_figure(c) and not _is_explorer(c)
-           and not any(_prints_numbers(nb.cells[j]) for j in range(i, min(i + 3, len(nb.cells))))]
-    assert not bad, (f"figure cells {bad} are not followed within two cells by a cell that prints "
-                     "the plotted numbers (nbval never compares images)")
+    bad = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        and _has_figure(c)
+        and not _is_explorer(c)
+        and not any(_prints_numbers(nb.cells[j]) for j in range(i, min(i + 3, len(nb.cells))))
+    ]
+    assert not bad, (
+        f"figure cells {bad} are not followed within two cells by a cell that prints "
+        "the plotted numbers (nbval never compares images)"
+    )
 
 
 # ------------------------------------------------------------------- the nbval set-up itself
 def _make_notebook(path: Path, cells: list[tuple[str, list]]) -> None:
     """Write a notebook whose code cells have the given sources and stored stdout texts."""
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                  "name": "python3"}, "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
     for n, (source, stdout) in enumerate(cells, start=1):
         cell = nbformat.v4.new_code_cell(source, execution_count=n)
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in stdout]
@@ -199,10 +224,26 @@ def _make_notebook(path: Path, cells: list[tuple[str, list]]) -> None:
 
 def _run_nbval(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-         "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE), "--rootdir",
-         str(path.parent), str(path)],
-        cwd=path.parent, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            str(SANITIZE),
+            "--rootdir",
+            str(path.parent),
+            str(path),
+        ],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -212,11 +253,13 @@ def test_nbval_uses_this_python_and_the_notebook_folder(tmp_path):
     folder = tmp_path / "book"
     folder.mkdir()
     nb = folder / "probe.ipynb"
-    _make_notebook(nb, [
-        ("import os, sys\nprint(sys.executable)\nprint(os.getcwd())",
-         [f"{sys.executable}\n{folder}\n"]),
-        ("print(object())", ["<object object at 0x7f0000000000>\n"]),
-    ])
+    _make_notebook(
+        nb,
+        [
+            ("import os, sys\nprint(sys.executable)\nprint(os.getcwd())", [f"{sys.executable}\n{folder}\n"]),
+            ("print(object())", ["<object object at 0x7f0000000000>\n"]),
+        ],
+    )
     proc = _run_nbval(nb)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout, proc.stdout
@@ -226,8 +269,7 @@ def test_nbval_uses_this_python_and_the_notebook_folder(tmp_path):
 def test_nbval_compares_printed_digits(tmp_path):
     """The sanitizer must not mask digits: a changed fourth decimal fails the comparison."""
     nb = tmp_path / "probe.ipynb"
-    _make_notebook(nb, [('print(f"{0.12345:.4f}")', ["0.1235\n"]),
-                        ('print(f"{0.12345:.4f}")', ["0.1234\n"])])
+    _make_notebook(nb, [('print(f"{0.12345:.4f}")', ["0.1235\n"]), ('print(f"{0.12345:.4f}")', ["0.1234\n"])])
     proc = _run_nbval(nb)
     assert proc.returncode != 0, proc.stdout
     assert "1 failed, 1 passed" in proc.stdout, proc.stdout
@@ -249,9 +291,15 @@ def test_sanitizer_masks_noise_not_numbers():
     assert clean(bar) == clean(" 90%|######### | 9/10 [00:04<00:01,  2.10it/s]")
     assert clean("265a556ffee94870a3a1aafc04d86cec") == clean("0ec073a54d30400487cb06dc19f0bf7f")
     assert clean("/a/.venv/lib/python3.11/site-packages/t.py") == clean(
-        "/b/lib/python3.11/site-packages/t.py")
-    for text in ["accuracy 0.9876 at step 100", "| 50%| 0.95 |", "d=32, m=8, L=64",
-                 "1.0000e-03", "[0.1234, 0.5678]"]:
+        "/b/lib/python3.11/site-packages/t.py"
+    )
+    for text in [
+        "accuracy 0.9876 at step 100",
+        "| 50%| 0.95 |",
+        "d=32, m=8, L=64",
+        "1.0000e-03",
+        "[0.1234, 0.5678]",
+    ]:
         assert clean(text) == text, f"the sanitizer changes {text!r}"
 
 

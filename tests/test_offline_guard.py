@@ -52,8 +52,18 @@ def test_loopback_still_works():
     assert got == [b"hello"]
 
 
-@pytest.mark.parametrize("host,local", [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True),
-                                        ("localhost", True), (None, True), ("8.8.8.8", False),
-                                        ("example.com", False), ("0.0.0.0", False)])
+@pytest.mark.parametrize(
+    "host,local",
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        (None, True),
+        ("8.8.8.8", False),
+        ("example.com", False),
+        ("0.0.0.0", False),
+    ],
+)
 def test_is_loopback(host, local):
     assert is_loopback(host) is local

@@ -9,20 +9,36 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lca
-from lca.task import TaskSpec, bayes_correct, bayes_posterior, log_likelihood, sample
+from lca.task import (
+    TaskSpec,
+    bayes_correct,
+    bayes_posterior,
+    check_spec,
+    count_vector,
+    enumerate_task,
+    log_likelihood,
+    sample,
+)
 
 
 # --------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(m=0, L=4), "m"), (dict(m=17, L=4), "m"), (dict(m=2.5, L=4), "m"),
-    (dict(m=4, L=0), "L"), (dict(m=4, L=-3), "L"),
-    (dict(m=4, L=4, noise=-0.1), "noise"), (dict(m=4, L=4, noise=1.0), "noise"),
-    (dict(m=4, L=4, noise=float("nan")), "noise"),
-    (dict(m=3, L=4, neighbourhood=lca.cluster(3)), "k"),
-    (dict(m=3, L=4, neighbourhood=lca.hamming_sphere(4)), "r"),
-    (dict(m=3, L=4, neighbourhood="sphere"), "neighbourhood"),
-    (dict(m=3, L=4, noise=0.1, noise_law="gaussian"), "noise_law"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(m=0, L=4), "m"),
+        (dict(m=17, L=4), "m"),
+        (dict(m=2.5, L=4), "m"),
+        (dict(m=4, L=0), "L"),
+        (dict(m=4, L=-3), "L"),
+        (dict(m=4, L=4, noise=-0.1), "noise"),
+        (dict(m=4, L=4, noise=1.0), "noise"),
+        (dict(m=4, L=4, noise=float("nan")), "noise"),
+        (dict(m=3, L=4, neighbourhood=lca.cluster(3)), "k"),
+        (dict(m=3, L=4, neighbourhood=lca.hamming_sphere(4)), "r"),
+        (dict(m=3, L=4, neighbourhood="sphere"), "neighbourhood"),
+        (dict(m=3, L=4, noise=0.1, noise_law="gaussian"), "noise_law"),
+    ],
+)
 def test_taskspec_rejects_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=rf"\b{name} must"):
         TaskSpec(**kwargs)
@@ -54,18 +70,28 @@ families = st.sampled_from(["sphere1", "sphere2", "ball2", "cluster1", "cluster2
 
 
 def make_spec(m, L, fam, noise, law, clean_last):
-    nb = {"sphere1": lca.hamming_sphere(1), "sphere2": lca.hamming_sphere(2),
-          "ball2": lca.hamming_ball(2), "cluster1": lca.cluster(1),
-          "cluster2": lca.cluster(2)}[fam]
+    nb = {
+        "sphere1": lca.hamming_sphere(1),
+        "sphere2": lca.hamming_sphere(2),
+        "ball2": lca.hamming_ball(2),
+        "cluster1": lca.cluster(1),
+        "cluster2": lca.cluster(2),
+    }[fam]
     noise_law = lca.other_clusters(1) if law else "uniform"
-    return TaskSpec(m=m, L=L, neighbourhood=nb, noise=noise, noise_law=noise_law,
-                    clean_last=clean_last)
+    return TaskSpec(m=m, L=L, neighbourhood=nb, noise=noise, noise_law=noise_law, clean_last=clean_last)
 
 
 @settings(max_examples=60, deadline=None)
-@given(m=st.integers(3, 7), L=st.integers(1, 12), fam=families,
-       noise=st.sampled_from([0.0, 0.1, 0.5, 0.9]), law=st.booleans(),
-       clean_last=st.booleans(), seed=st.integers(0, 2 ** 31), n=st.integers(1, 64))
+@given(
+    m=st.integers(3, 7),
+    L=st.integers(1, 12),
+    fam=families,
+    noise=st.sampled_from([0.0, 0.1, 0.5, 0.9]),
+    law=st.booleans(),
+    clean_last=st.booleans(),
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 64),
+)
 def test_sampler_properties(m, L, fam, noise, law, clean_last, seed, n):
     spec = make_spec(m, L, fam, noise, law, clean_last)
     ctx, y = sample(spec, n, seed=seed)
@@ -91,15 +117,21 @@ def chi_square_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
     expected = n * probs[keep]
     stat = float(((counts[keep] - expected) ** 2 / expected).sum())
     dof = int(keep.sum()) - 1
-    return float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64),
-                                         torch.tensor(stat / 2.0, dtype=torch.float64)))
+    return float(
+        torch.special.gammaincc(
+            torch.tensor(dof / 2.0, dtype=torch.float64), torch.tensor(stat / 2.0, dtype=torch.float64)
+        )
+    )
 
 
-@pytest.mark.parametrize("spec", [
-    TaskSpec(m=4, L=3),
-    TaskSpec(m=4, L=3, neighbourhood=lca.hamming_ball(2), noise=0.3),
-    TaskSpec(m=4, L=3, neighbourhood=lca.cluster(2), noise=0.5, noise_law=lca.other_clusters(2)),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TaskSpec(m=4, L=3),
+        TaskSpec(m=4, L=3, neighbourhood=lca.hamming_ball(2), noise=0.3),
+        TaskSpec(m=4, L=3, neighbourhood=lca.cluster(2), noise=0.5, noise_law=lca.other_clusters(2)),
+    ],
+)
 def test_sampler_frequencies_match_the_law(spec):
     """Pairs (y, x_l) have law P(y) P(x | y) = P[y, x] / V; a chi-square test at a fixed seed."""
     ctx, y = sample(spec, 60_000, seed=123)
@@ -109,19 +141,55 @@ def test_sampler_frequencies_match_the_law(spec):
     probs = (spec.context_law() / V).flatten()
     assert chi_square_pvalue(counts, probs) > 1e-3
     # the test has power: the same counts against a wrong law (noise ignored) are rejected
-    wrong = (spec.clean_law() / V).flatten() if spec.noise > 0 else (
-        TaskSpec(m=4, L=3, neighbourhood=lca.hamming_ball(2)).context_law() / V).flatten()
+    wrong = (
+        (spec.clean_law() / V).flatten()
+        if spec.noise > 0
+        else (TaskSpec(m=4, L=3, neighbourhood=lca.hamming_ball(2)).context_law() / V).flatten()
+    )
     with pytest.raises(AssertionError):
         assert chi_square_pvalue(counts, wrong) > 1e-3
 
 
 def test_clean_last_law():
-    spec = TaskSpec(m=4, L=2, neighbourhood=lca.cluster(2), noise=0.6,
-                    noise_law=lca.other_clusters(2), clean_last=True)
+    spec = TaskSpec(
+        m=4, L=2, neighbourhood=lca.cluster(2), noise=0.6, noise_law=lca.other_clusters(2), clean_last=True
+    )
     ctx, y = sample(spec, 40_000, seed=7)
     in_cluster = spec.neighbourhood.contains(spec.space, y[:, None], ctx).double().mean(0)
     assert in_cluster[1] == 1.0
     assert abs(float(in_cluster[0]) - 0.4) < 0.02
+
+
+def test_last_law_and_check_spec():
+    spec = TaskSpec(
+        m=4, L=3, neighbourhood=lca.cluster(2), noise=0.6, noise_law=lca.other_clusters(2), clean_last=True
+    )
+    assert torch.equal(spec.last_law(), spec.clean_law())
+    assert not torch.equal(spec.last_law(), spec.context_law())
+    for other in (spec.with_(clean_last=False), spec.with_(noise=0.0)):
+        assert torch.equal(other.last_law(), other.context_law())
+    assert check_spec(spec) is spec
+    with pytest.raises(ValueError, match="task must be a TaskSpec, got str"):
+        check_spec("N_1", "task")
+
+
+def test_count_vector_matches_loops():
+    ctx = torch.randint(0, 8, (5, 7), generator=torch.Generator().manual_seed(3))
+    ctx[0, :3] = 2  # repeated tokens
+    want = torch.zeros(5, 8, dtype=torch.float64)
+    for i, j in itertools.product(range(5), range(7)):
+        want[i, ctx[i, j]] += 1
+    assert torch.equal(count_vector(ctx, 8), want)
+    freq = count_vector(ctx, 8, 1 / 7)  # a sum of 1/L per position
+    assert torch.allclose(freq, want / 7, atol=1e-15)
+    assert torch.allclose(freq.sum(1), torch.ones(5, dtype=torch.float64))
+    assert count_vector(ctx, 8, dtype=torch.long).dtype == torch.long
+    with pytest.raises(ValueError, match="V"):
+        count_vector(ctx, 0)
+    with pytest.raises(ValueError, match="contexts"):
+        count_vector(ctx.float(), 8)
+    with pytest.raises(ValueError, match="contexts"):
+        count_vector(ctx, 4)  # token ids beyond V
 
 
 # --------------------------------------------------------------------------- Bayes posterior
@@ -135,13 +203,22 @@ def brute_posterior(spec: TaskSpec, context: list[int]) -> torch.Tensor:
     return like / like.sum()
 
 
-@pytest.mark.parametrize("spec", [
-    TaskSpec(m=3, L=3),
-    TaskSpec(m=3, L=4, noise=0.25),
-    TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2), noise=0.1),
-    TaskSpec(m=4, L=3, neighbourhood=lca.cluster(1), noise=0.5, noise_law=lca.other_clusters(1),
-             clean_last=True),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TaskSpec(m=3, L=3),
+        TaskSpec(m=3, L=4, noise=0.25),
+        TaskSpec(m=3, L=3, neighbourhood=lca.hamming_ball(2), noise=0.1),
+        TaskSpec(
+            m=4,
+            L=3,
+            neighbourhood=lca.cluster(1),
+            noise=0.5,
+            noise_law=lca.other_clusters(1),
+            clean_last=True,
+        ),
+    ],
+)
 def test_bayes_posterior_equals_enumeration(spec):
     ctx, _ = sample(spec, 50, seed=3)
     post = bayes_posterior(spec, ctx)
@@ -172,8 +249,7 @@ def test_bayes_accuracy_matches_exact_enumeration(spec):
     # and the per-example tie-splitting is right: one example, posterior uniform over 2 targets
     s = TaskSpec(m=2, L=1)
     ctx = torch.tensor([[0]])  # token 00: neighbours of targets 01 and 10
-    assert torch.allclose(bayes_correct(s, ctx, torch.tensor([1])), torch.tensor([0.5],
-                                                                                  dtype=torch.float64))
+    assert torch.allclose(bayes_correct(s, ctx, torch.tensor([1])), torch.tensor([0.5], dtype=torch.float64))
     assert float(bayes_correct(s, ctx, torch.tensor([3]))) == 0.0
 
 
@@ -182,3 +258,30 @@ def test_log_likelihood_is_minus_inf_for_impossible_targets():
     ll = log_likelihood(spec, torch.tensor([[1, 2]]))  # 001 and 010: common neighbours 000, 011
     finite = torch.isfinite(ll[0]).nonzero().flatten().tolist()
     assert finite == [0, 3]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TaskSpec(2, 3),
+        TaskSpec(2, 2, noise=0.3),
+        TaskSpec(3, 2, lca.cluster(1), noise=0.4, noise_law=lca.other_clusters(1), clean_last=True),
+    ],
+)
+def test_enumerate_task_is_the_law_of_whole_contexts(spec):
+    """Every (context, target) with positive probability once, with its probability: against
+    the product of the position laws over all V^L contexts."""
+    ctx, y, p = enumerate_task(spec)
+    assert abs(float(p.sum()) - 1.0) < 1e-12 and bool((p > 0).all())
+    P, last = spec.context_law(), spec.last_law()
+    want = {}
+    for t in range(spec.V):
+        for x in itertools.product(range(spec.V), repeat=spec.L):
+            q = math.prod(float(P[t, v]) for v in x[:-1]) * float(last[t, x[-1]]) / spec.V
+            if q > 0:
+                want[(x, t)] = q
+    got = {(tuple(c), int(t)): float(q) for c, t, q in zip(ctx.tolist(), y, p)}
+    assert got.keys() == want.keys()
+    assert max(abs(got[k] - want[k]) for k in want) < 1e-15
+    with pytest.raises(ValueError, match="max_rows"):
+        enumerate_task(spec, max_rows=1)

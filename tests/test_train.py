@@ -1,6 +1,7 @@
 """Tests of lca.train: ensembles equal single runs, determinism, freezing, bad input, and a trained
 model near the Bayes ceiling."""
 
+import itertools
 import math
 
 import pytest
@@ -9,7 +10,14 @@ import torch
 import lca
 from lca.model import OneLayerTransformer
 from lca.task import TaskSpec, sample
-from lca.train import TrainConfig, build_model, fit, stack_models, train_ensemble
+from lca.train import (
+    TrainConfig,
+    build_model,
+    exact_population_loss,
+    fit,
+    stack_models,
+    train_ensemble,
+)
 
 
 def test_ensemble_members_equal_single_models():
@@ -28,26 +36,28 @@ def test_ensemble_members_equal_single_models():
     assert torch.allclose(ens(per_member)[2], models[2](ctx.flip(0)), atol=1e-6)
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: OneLayerTransformer(16, 0), "d"),
-    (lambda: OneLayerTransformer(1, 4), "V"),
-    (lambda: OneLayerTransformer(16, 4, E_init="orthonormal"), "d"),
-    (lambda: OneLayerTransformer(16, 4, WV_init="ones"), "WV_init"),
-    (lambda: OneLayerTransformer(16, 4, freeze=("W_Q",)), "freeze"),
-    (lambda: OneLayerTransformer(16, 4, device="tpu"), "device"),
-    (lambda: OneLayerTransformer(16, 4)(torch.zeros(3, 4)), "contexts"),
-    (lambda: OneLayerTransformer(16, 4)(torch.zeros(3, dtype=torch.long)), "contexts"),
-    (lambda: OneLayerTransformer(16, 4)(torch.full((2, 3), 16)), "contexts"),
-    (lambda: OneLayerTransformer(16, 4, ensemble=2)(torch.zeros(3, 2, 4, dtype=torch.long)),
-     "contexts"),
-    (lambda: OneLayerTransformer.from_weights(torch.zeros(8, 3), W_V=torch.zeros(2, 2)), "W_V"),
-    (lambda: TrainConfig(TaskSpec(4, 4), d=0), "d"),
-    (lambda: TrainConfig(TaskSpec(4, 4), lr=0.0), "lr"),
-    (lambda: TrainConfig(TaskSpec(4, 4), steps=-1), "steps"),
-    (lambda: TrainConfig(TaskSpec(4, 4), optimizer="lbfgs"), "optimizer"),
-    (lambda: TrainConfig("task"), "task"),
-    (lambda: lca.evaluate(OneLayerTransformer(8, 4), TaskSpec(4, 4)), "spec"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: OneLayerTransformer(16, 0), "d"),
+        (lambda: OneLayerTransformer(1, 4), "V"),
+        (lambda: OneLayerTransformer(16, 4, E_init="orthonormal"), "d"),
+        (lambda: OneLayerTransformer(16, 4, WV_init="ones"), "WV_init"),
+        (lambda: OneLayerTransformer(16, 4, freeze=("W_Q",)), "freeze"),
+        (lambda: OneLayerTransformer(16, 4, device="tpu"), "device"),
+        (lambda: OneLayerTransformer(16, 4)(torch.zeros(3, 4)), "contexts"),
+        (lambda: OneLayerTransformer(16, 4)(torch.zeros(3, dtype=torch.long)), "contexts"),
+        (lambda: OneLayerTransformer(16, 4)(torch.full((2, 3), 16)), "contexts"),
+        (lambda: OneLayerTransformer(16, 4, ensemble=2)(torch.zeros(3, 2, 4, dtype=torch.long)), "contexts"),
+        (lambda: OneLayerTransformer.from_weights(torch.zeros(8, 3), W_V=torch.zeros(2, 2)), "W_V"),
+        (lambda: TrainConfig(TaskSpec(4, 4), d=0), "d"),
+        (lambda: TrainConfig(TaskSpec(4, 4), lr=0.0), "lr"),
+        (lambda: TrainConfig(TaskSpec(4, 4), steps=-1), "steps"),
+        (lambda: TrainConfig(TaskSpec(4, 4), optimizer="lbfgs"), "optimizer"),
+        (lambda: TrainConfig("task"), "task"),
+        (lambda: lca.evaluate(OneLayerTransformer(8, 4), TaskSpec(4, 4)), "spec"),
+    ],
+)
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
         call()
@@ -58,8 +68,18 @@ SMALL = TaskSpec(m=5, L=8, noise=0.2)
 
 
 def test_training_is_deterministic_and_switches_freeze_parts():
-    cfg = TrainConfig(SMALL, d=8, steps=30, batch_size=32, eval_every=10, n_eval=256,
-                      train_KQ=False, train_V=False, WV_init="identity", seed=4)
+    cfg = TrainConfig(
+        SMALL,
+        d=8,
+        steps=30,
+        batch_size=32,
+        eval_every=10,
+        n_eval=256,
+        train_KQ=False,
+        train_V=False,
+        WV_init="identity",
+        seed=4,
+    )
     a, b = fit(cfg, progress=False), fit(cfg, progress=False)
     for name in ("W_E", "W_KQ", "W_V"):
         assert torch.equal(getattr(a.model, name), getattr(b.model, name))
@@ -75,18 +95,25 @@ def test_training_is_deterministic_and_switches_freeze_parts():
 
 def test_ensemble_training_equals_separate_runs():
     base = TrainConfig(SMALL, d=8, steps=25, batch_size=32, eval_every=5, n_eval=256)
-    configs = [base.with_(seed=0), base.with_(seed=1, train_V=False, WV_init="identity"),
-               base.with_(seed=2, lr=0.003, train_KQ=False), base.with_(seed=3, train_E=False)]
+    configs = [
+        base.with_(seed=0),
+        base.with_(seed=1, train_V=False, WV_init="identity"),
+        base.with_(seed=2, lr=0.003, train_KQ=False),
+        base.with_(seed=3, train_E=False),
+    ]
     ens = train_ensemble(configs, progress=False)
     for i, cfg in enumerate(configs):
         single = fit(cfg, progress=False)
         member = ens.model.member(i)
         for name in ("W_E", "W_KQ", "W_V"):
-            assert torch.allclose(getattr(member, name), getattr(single.model, name),
-                                  atol=2e-5, rtol=1e-4), (i, name)
+            assert torch.allclose(getattr(member, name), getattr(single.model, name), atol=2e-5, rtol=1e-4), (
+                i,
+                name,
+            )
         losses = [rec[i] for rec in ens.history["loss"]]
-        assert all(math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-6)
-                   for x, y in zip(losses, single.history["loss"]))
+        assert all(
+            math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-6) for x, y in zip(losses, single.history["loss"])
+        )
         accs = [rec[i] for rec in ens.history["accuracy"]]
         assert accs == pytest.approx(single.history["accuracy"], abs=2 / 256)
     # the frozen parts of each member stayed at their initial values
@@ -105,8 +132,12 @@ def test_ensemble_rejects_mismatched_shapes():
 
 def test_sweep_labels_members():
     base = TrainConfig(SMALL, d=8, steps=3, batch_size=16, eval_every=0, n_eval=64)
-    res = lca.sweep(base, seeds=(0, 1), variants={"trained": {}, "identity": {
-        "train_V": False, "WV_init": "identity"}}, progress=False)
+    res = lca.sweep(
+        base,
+        seeds=(0, 1),
+        variants={"trained": {}, "identity": {"train_V": False, "WV_init": "identity"}},
+        progress=False,
+    )
     assert res.labels == [("trained", 0), ("trained", 1), ("identity", 0), ("identity", 1)]
     assert len(res.history["accuracy"][-1]) == 4
 
@@ -122,3 +153,26 @@ def test_trained_model_reaches_the_bayes_ceiling():
     # and an untrained model is far from it (the test can fail)
     untrained = build_model(TrainConfig(spec, d=32))
     assert lca.evaluate(untrained, spec, n=4096, seed=99) < 0.2
+
+
+def test_exact_population_loss_is_the_weighted_cross_entropy():
+    spec = TaskSpec(2, 3, noise=0.2)
+    model = OneLayerTransformer(spec.V, 3, WV_init="gaussian", seed=2, device="cpu", dtype=torch.float64)
+    loss = exact_population_loss(model, spec)
+    # by hand: every context of the task, weighted by its probability
+    total = 0.0
+    P = spec.context_law()
+    for t in range(spec.V):
+        for x in itertools.product(range(spec.V), repeat=spec.L):
+            q = math.prod(float(P[t, v]) for v in x) / spec.V
+            if q > 0:
+                with torch.no_grad():
+                    logp = torch.log_softmax(model(torch.tensor([x]))[0], -1)[t]
+                total -= q * float(logp)
+    assert abs(float(loss.detach()) - total) < 1e-12
+    loss.backward()
+    assert model.W_V.grad is not None and float(model.W_V.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="single"):
+        exact_population_loss(OneLayerTransformer(spec.V, 3, ensemble=2), spec)
+    with pytest.raises(ValueError, match="V="):
+        exact_population_loss(OneLayerTransformer(8, 3), spec)

@@ -14,13 +14,14 @@ import pytest
 import torch
 
 import lca
-from lca import value_matrix
+from lca import lca_task, value_matrix
 from lca.model import OneLayerTransformer, init_embedding
+from lca.task import enumerate_task
+from lca.train import exact_population_loss
 
 
 def orthonormal(V, seed=0, d=None):
-    return init_embedding(V, d or V, "orthonormal", torch.Generator().manual_seed(seed),
-                          dtype=torch.float64)
+    return init_embedding(V, d or V, "orthonormal", torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 def gaussian(V, d, seed=0):
@@ -32,6 +33,7 @@ def mask_of(spec):
 
 
 # ---------------------------------------------------------------- brute-force references
+
 
 def brute_construction(W_E, mask):
     V, d = W_E.shape
@@ -59,11 +61,12 @@ def brute_error(spec):
             shares = [sum(1 for x in ctx if M[k, x]) for k in range(V)]
             best_other = max(shares[k] for k in range(V) if k != y)
             err += shares[y] <= best_other
-        total += err / n ** L
+        total += err / n**L
     return total / V
 
 
 # ---------------------------------------------------------------- the construction
+
 
 def test_construction_is_the_sum_of_outer_products():
     g = torch.Generator().manual_seed(0)
@@ -80,8 +83,9 @@ def test_construction_is_the_sum_of_outer_products():
     W = torch.randn(3, 16, 6, generator=g, dtype=torch.float64)
     fam = value_matrix.value_matrix_construction(W[0], lca.hamming_ball(2))
     assert torch.allclose(fam, value_matrix.value_matrix_construction(W[0], lca.hamming_ball(2).mask(4)))
-    assert torch.allclose(fam, value_matrix.value_matrix_construction(
-        W[0], lca.hamming_ball(2).mask(4).double()))
+    assert torch.allclose(
+        fam, value_matrix.value_matrix_construction(W[0], lca.hamming_ball(2).mask(4).double())
+    )
     ens = value_matrix.value_matrix_construction(W, lca.hamming_sphere(1))
     assert ens.shape == (3, 6, 6)
     for e in range(3):
@@ -93,7 +97,7 @@ def test_logits_are_neighbourhood_shares_with_orthonormal_embeddings():
     N(k) for orthonormal embeddings, with uniform and with non-uniform attention."""
     spec = lca.TaskSpec(4, 7, lca.hamming_ball(2), noise=0.3)
     M = mask_of(spec)
-    E = orthonormal(spec.V, 1, d=20)                      # d > V, rows orthonormal
+    E = orthonormal(spec.V, 1, d=20)  # d > V, rows orthonormal
     W_star = value_matrix.value_matrix_construction(E, M)
     ctx, _ = lca.sample(spec, 64, seed=2)
     g = torch.Generator().manual_seed(3)
@@ -111,19 +115,37 @@ def test_logits_are_neighbourhood_shares_with_orthonormal_embeddings():
 def test_logits_with_general_embeddings_are_GAGc_not_Ac():
     spec = lca.TaskSpec(4, 6)
     M = mask_of(spec).double()
-    E = gaussian(spec.V, 6, 4)                           # d < V: not orthonormal
+    E = gaussian(spec.V, 6, 4)  # d < V: not orthonormal
     model = OneLayerTransformer.from_weights(E, W_V=value_matrix.value_matrix_construction(E, M))
     ctx, _ = lca.sample(spec, 32, seed=4)
     c = torch.zeros(32, spec.V, dtype=torch.float64).scatter_add_(
-        1, ctx, torch.full(ctx.shape, 1 / spec.L, dtype=torch.float64))
+        1, ctx, torch.full(ctx.shape, 1 / spec.L, dtype=torch.float64)
+    )
     G = E @ E.T
     with torch.no_grad():
         f = model(ctx)
     assert torch.allclose(f, c @ (G @ M @ G).T, atol=1e-10)
-    assert (f - c @ M.T).abs().max() > 0.1                # the share reading needs G = I
+    assert (f - c @ M.T).abs().max() > 0.1  # the share reading needs G = I
+
+
+def test_constructed_model_and_the_scaled_construction():
+    spec = lca.TaskSpec(4, 6)
+    model = value_matrix.constructed_model(spec, d=20, seed=2)
+    E = model.W_E.detach()
+    assert E.dtype == torch.float64 and E.shape == (16, 20)
+    assert torch.allclose(E @ E.T, torch.eye(16, dtype=torch.float64), atol=1e-12)
+    assert not bool(model.W_KQ.any())
+    assert torch.equal(model.W_V.detach(), value_matrix.value_matrix_construction(E, spec.neighbourhood))
+    W3 = value_matrix.value_matrix_construction(E, spec.neighbourhood, scale=3.0)
+    assert torch.allclose(W3, 3 * model.W_V.detach(), atol=1e-12)
+    with pytest.raises(ValueError, match="scale"):
+        value_matrix.value_matrix_construction(E, spec.neighbourhood, scale=-1.0)
+    with pytest.raises(ValueError, match="spec"):
+        value_matrix.constructed_model("N_1")
 
 
 # ---------------------------------------------------------------- error probabilities
+
 
 @pytest.mark.parametrize("m,L", [(2, 3), (3, 1), (3, 4), (4, 3), (5, 2)])
 def test_sphere1_closed_form_matches_brute_force(m, L):
@@ -131,10 +153,11 @@ def test_sphere1_closed_form_matches_brute_force(m, L):
     truth = brute_error(spec)
     assert value_matrix.wv_error_exact_sphere1(m, L) == pytest.approx(truth, abs=1e-12)
     assert value_matrix.wv_error_exact(spec) == pytest.approx(truth, abs=1e-12)
-    # the union bound holds, and Chernoff reduces to it without noise
-    assert value_matrix.wv_sphere1_union_bound(m, L) >= truth - 1e-15
+    # the union bound C(m,2) (2/m)^L (chapter 2's) holds, and Chernoff reduces to it without noise
+    assert lca_task.bayes_error_bound_sphere1(m, L) >= truth - 1e-15
     assert value_matrix.wv_error_bound(spec) == pytest.approx(
-        min(1.0, value_matrix.wv_sphere1_union_bound(m, L)), abs=1e-12)
+        lca_task.bayes_error_bound_sphere1(m, L), abs=1e-12
+    )
 
 
 def test_sphere1_m1_has_no_error():
@@ -143,9 +166,16 @@ def test_sphere1_m1_has_no_error():
     assert value_matrix.construction_accuracy(lca.TaskSpec(1, 5), n=200) == 1.0
 
 
-@pytest.mark.parametrize("nb,m,L", [(lca.hamming_ball(2), 3, 3), (lca.cluster(1), 3, 4),
-                                    (lca.hamming_sphere(2), 3, 4), (lca.hamming_sphere(2), 4, 3),
-                                    (lca.cluster(2), 4, 3)])
+@pytest.mark.parametrize(
+    "nb,m,L",
+    [
+        (lca.hamming_ball(2), 3, 3),
+        (lca.cluster(1), 3, 4),
+        (lca.hamming_sphere(2), 3, 4),
+        (lca.hamming_sphere(2), 4, 3),
+        (lca.cluster(2), 4, 3),
+    ],
+)
 def test_exact_enumeration_matches_brute_force(nb, m, L):
     spec = lca.TaskSpec(m, L, nb)
     truth = brute_error(spec)
@@ -166,8 +196,9 @@ def test_exact_enumeration_custom_mask_averages_over_targets():
     assert value_matrix.wv_error_bound(spec) >= truth - 1e-12
 
 
-@pytest.mark.parametrize("spec", [lca.TaskSpec(5, 6), lca.TaskSpec(4, 8, lca.hamming_ball(2)),
-                                  lca.TaskSpec(5, 16, lca.cluster(2))])
+@pytest.mark.parametrize(
+    "spec", [lca.TaskSpec(5, 6), lca.TaskSpec(4, 8, lca.hamming_ball(2)), lca.TaskSpec(5, 16, lca.cluster(2))]
+)
 def test_monte_carlo_agrees_with_exact(spec):
     n = 20_000
     p = value_matrix.wv_error_exact(spec)
@@ -175,14 +206,20 @@ def test_monte_carlo_agrees_with_exact(spec):
     assert abs(mc - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-3
 
 
-@pytest.mark.parametrize("spec", [lca.TaskSpec(5, 16, noise=0.3), lca.TaskSpec(4, 24, noise=0.5),
-                                  lca.TaskSpec(5, 16, lca.hamming_ball(2), noise=0.2),
-                                  lca.TaskSpec(5, 16, noise=0.3, clean_last=True)])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        lca.TaskSpec(5, 16, noise=0.3),
+        lca.TaskSpec(4, 24, noise=0.5),
+        lca.TaskSpec(5, 16, lca.hamming_ball(2), noise=0.2),
+        lca.TaskSpec(5, 16, noise=0.3, clean_last=True),
+    ],
+)
 def test_chernoff_bound_holds_with_noise(spec):
     n = 20_000
     mc = 1 - value_matrix.construction_accuracy(spec, n=n, seed=10)
     bound = value_matrix.wv_error_bound(spec)
-    assert bound < 1.0                                     # the bound says something here
+    assert bound < 1.0  # the bound says something here
     assert mc <= bound + 4 * math.sqrt(max(bound * (1 - bound), 1e-4) / n)
 
 
@@ -208,19 +245,21 @@ def test_bound_ineffective_when_a_neighbourhood_contains_another():
     for y in range(V):
         M[y, (y + 1) % V] = M[y, (y + 2) % V] = True
     M[5] = False
-    M[5, 1] = M[5, 2] = M[5, 4] = True                     # N(0) = {1, 2} is inside N(5)
+    M[5, 1] = M[5, 2] = M[5, 4] = True  # N(0) = {1, 2} is inside N(5)
     spec = lca.TaskSpec(3, 20, lca.custom(M))
     per = value_matrix.wv_error_bound(spec, per_target=True)
     assert float(per[0]) == 1.0
     ctx, y = lca.sample(spec, 3000, seed=2)
-    c = torch.zeros(3000, V, dtype=torch.float64).scatter_add_(1, ctx, torch.ones_like(
-        ctx, dtype=torch.float64))
+    c = torch.zeros(3000, V, dtype=torch.float64).scatter_add_(
+        1, ctx, torch.ones_like(ctx, dtype=torch.float64)
+    )
     hit = value_matrix.strict_correct(c @ M.double().T, y)
-    assert not bool(hit[y == 0].any())                     # every context of target 0 fails
+    assert not bool(hit[y == 0].any())  # every context of target 0 fails
     assert float(hit[y != 0].double().mean()) > 0.99
 
 
 # ---------------------------------------------------------------- random embeddings
+
 
 def test_memory_accuracy_matches_the_model_forward():
     spec = lca.TaskSpec(5, 16, noise=0.2)
@@ -232,33 +271,40 @@ def test_memory_accuracy_matches_the_model_forward():
     with torch.no_grad():
         slow = float(value_matrix.strict_correct(model(ctx), y).double().mean())
     assert fast == pytest.approx(slow, abs=1e-12)
-    assert value_matrix.memory_accuracy(spec, E, W, n=3000, seed=4,
-                                  W_KQ=torch.zeros(12, 12)) == pytest.approx(fast, abs=1e-12)
+    assert value_matrix.memory_accuracy(
+        spec, E, W, n=3000, seed=4, W_KQ=torch.zeros(12, 12)
+    ) == pytest.approx(fast, abs=1e-12)
 
 
 def test_gaussian_embeddings_approach_orthonormal_accuracy():
     """prop-wv-gaussian-limit: accuracy rises towards the orthonormal value as d grows."""
     spec = lca.TaskSpec(4, 32)
     ortho = value_matrix.construction_accuracy(spec, n=2000, seed=3)
-    small = sum(value_matrix.construction_accuracy(spec, gaussian(16, 4, s), n=2000, seed=3)
-                for s in range(3)) / 3
-    large = sum(value_matrix.construction_accuracy(spec, gaussian(16, 2048, s), n=2000, seed=3)
-                for s in range(3)) / 3
+    small = (
+        sum(value_matrix.construction_accuracy(spec, gaussian(16, 4, s), n=2000, seed=3) for s in range(3))
+        / 3
+    )
+    large = (
+        sum(value_matrix.construction_accuracy(spec, gaussian(16, 2048, s), n=2000, seed=3) for s in range(3))
+        / 3
+    )
     assert ortho == 1.0
     assert small < 0.6 < 0.98 < large
 
 
 # ---------------------------------------------------------------- the identity value matrix
 
-@pytest.mark.parametrize("spec", [lca.TaskSpec(4, 8), lca.TaskSpec(5, 32, noise=0.5),
-                                  lca.TaskSpec(4, 16, lca.cluster(1))])
+
+@pytest.mark.parametrize(
+    "spec", [lca.TaskSpec(4, 8), lca.TaskSpec(5, 32, noise=0.5), lca.TaskSpec(4, 16, lca.cluster(1))]
+)
 def test_identity_with_orthonormal_embeddings_has_accuracy_zero(spec):
     """prop-identity-fails, for zero and for random W_KQ; the target is never even a maximiser."""
     assert value_matrix.identity_accuracy(spec, n=2000, seed=1) == 0.0
     E = orthonormal(spec.V, 2)
     g = torch.Generator().manual_seed(1)
     W_KQ = torch.randn(spec.V, spec.V, generator=g, dtype=torch.float64)
-    model = OneLayerTransformer.from_weights(E, W_KQ=W_KQ)                 # W_V = I
+    model = OneLayerTransformer.from_weights(E, W_KQ=W_KQ)  # W_V = I
     ctx, y = lca.sample(spec, 2000, seed=1)
     with torch.no_grad():
         f = model(ctx)
@@ -273,9 +319,9 @@ def brute_pm1_accuracy(m, L):
     for flips in itertools.product(range(m), repeat=L):
         h = sum(E[y ^ (1 << (m - 1 - a))] for a in flips) / L
         f = E @ h
-        others = torch.cat([f[:y], f[y + 1:]])
+        others = torch.cat([f[:y], f[y + 1 :]])
         hits += bool(f[y] > others.max() + 1e-12)
-    return hits / m ** L
+    return hits / m**L
 
 
 @pytest.mark.parametrize("m,L", [(1, 3), (2, 5), (3, 4), (3, 5), (4, 4), (5, 3)])
@@ -300,9 +346,13 @@ def test_pm1_identity_beats_orthonormal_identity():
 
 # ---------------------------------------------------------------- one gradient step
 
-ONE_STEP_SPECS = [lca.TaskSpec(3, 4), lca.TaskSpec(3, 3, noise=0.2),
-                  lca.TaskSpec(3, 3, noise=0.2, clean_last=True),
-                  lca.TaskSpec(3, 3, lca.hamming_ball(2)), lca.TaskSpec(2, 5, lca.cluster(1))]
+ONE_STEP_SPECS = [
+    lca.TaskSpec(3, 4),
+    lca.TaskSpec(3, 3, noise=0.2),
+    lca.TaskSpec(3, 3, noise=0.2, clean_last=True),
+    lca.TaskSpec(3, 3, lca.hamming_ball(2)),
+    lca.TaskSpec(2, 5, lca.cluster(1)),
+]
 
 
 @pytest.mark.parametrize("spec", ONE_STEP_SPECS)
@@ -311,14 +361,13 @@ def test_one_step_matches_autograd_on_the_exact_population_loss(spec, kind):
     E = orthonormal(spec.V, 1) if kind == "orthonormal" else gaussian(spec.V, 5, 1)
     d = E.shape[1]
     model = OneLayerTransformer.from_weights(E, W_V=torch.zeros(d, d, dtype=torch.float64))
-    ctx, y, p = value_matrix.enumerate_task(spec)
+    ctx, y, p = enumerate_task(spec)
     assert float(p.sum()) == pytest.approx(1.0, abs=1e-12)
-    loss = value_matrix.exact_population_loss(model, spec)
+    loss = exact_population_loss(model, spec)
     assert float(loss.detach()) == pytest.approx(math.log(spec.V), abs=1e-12)
     loss.backward()
     for lr in (1.0, 0.3):
-        assert torch.allclose(-lr * model.W_V.grad, value_matrix.one_step_WV(E, spec, lr=lr),
-                              atol=1e-12)
+        assert torch.allclose(-lr * model.W_V.grad, value_matrix.one_step_WV(E, spec, lr=lr), atol=1e-12)
     mem, shift = value_matrix.one_step_WV_parts(E, spec, lr=0.3)
     assert torch.allclose(mem + shift, value_matrix.one_step_WV(E, spec, lr=0.3), atol=1e-14)
 
@@ -352,9 +401,14 @@ def centred_logits(E, W, ctx):
     return f - f.mean(1, keepdim=True)
 
 
-@pytest.mark.parametrize("spec,n_deg", [(lca.TaskSpec(4, 8), 4),
-                                        (lca.TaskSpec(4, 8, lca.hamming_ball(2)), 10),
-                                        (lca.TaskSpec(4, 8, lca.cluster(1)), 7)])
+@pytest.mark.parametrize(
+    "spec,n_deg",
+    [
+        (lca.TaskSpec(4, 8), 4),
+        (lca.TaskSpec(4, 8, lca.hamming_ball(2)), 10),
+        (lca.TaskSpec(4, 8, lca.cluster(1)), 7),
+    ],
+)
 def test_one_step_is_scaled_construction_plus_shift(spec, n_deg):
     """thm-one-step-wv (2)-(3): orthonormal, noise-free, regular neighbourhood."""
     E = orthonormal(spec.V, 5)
@@ -383,7 +437,7 @@ def test_one_step_reading_fails_for_non_orthonormal_embeddings():
     model = OneLayerTransformer.from_weights(E, W_V=shift)
     with torch.no_grad():
         f = model(ctx)
-    assert float((f - f[:, :1]).abs().max()) > 1e-4         # not an equal shift any more
+    assert float((f - f[:, :1]).abs().max()) > 1e-4  # not an equal shift any more
 
 
 def test_one_step_with_noise_adds_a_penalty_on_context_tokens():
@@ -394,7 +448,8 @@ def test_one_step_with_noise_adds_a_penalty_on_context_tokens():
     E = orthonormal(V, 7)
     ctx, _ = lca.sample(spec, 128, seed=7)
     c = torch.zeros(128, V, dtype=torch.float64).scatter_add_(
-        1, ctx, torch.full(ctx.shape, 1 / L, dtype=torch.float64))
+        1, ctx, torch.full(ctx.shape, 1 / L, dtype=torch.float64)
+    )
     A = mask_of(spec).double()
     pred = (1 / V) * ((1 - eps) / m * c @ A.T - eps / (V - 1) * c)
     pred = pred - pred.mean(1, keepdim=True)
@@ -403,6 +458,7 @@ def test_one_step_with_noise_adds_a_penalty_on_context_tokens():
 
 
 # ---------------------------------------------------------------- probes
+
 
 def test_matrix_cosine_and_truncation():
     g = torch.Generator().manual_seed(0)
@@ -418,8 +474,11 @@ def test_matrix_cosine_and_truncation():
         assert torch.linalg.matrix_rank(T) == r
         assert float((A - T).norm()) == pytest.approx(float(S[r:].norm()), abs=1e-10)
     B = torch.randn(6, 6, generator=g, dtype=torch.float64)
-    manual = value_matrix.truncate_rank(A, 2).flatten() @ value_matrix.truncate_rank(B, 2).flatten() / (
-        value_matrix.truncate_rank(A, 2).norm() * value_matrix.truncate_rank(B, 2).norm())
+    manual = (
+        value_matrix.truncate_rank(A, 2).flatten()
+        @ value_matrix.truncate_rank(B, 2).flatten()
+        / (value_matrix.truncate_rank(A, 2).norm() * value_matrix.truncate_rank(B, 2).norm())
+    )
     assert value_matrix.matrix_cosine(A, B, rank=2) == pytest.approx(float(manual))
     assert value_matrix.cosine_to_degrees(0.0) == pytest.approx(90.0)
     batched = value_matrix.matrix_cosine(torch.stack([A, A]), torch.stack([A, -A]))
@@ -448,8 +507,9 @@ def test_trained_value_matrix_aligns_with_the_construction():
     are far from orthogonal (cosine of unrelated 16 x 16 matrices is about 0)."""
     torch.set_num_threads(1)
     spec = lca.TaskSpec(5, 64, noise=0.5)
-    cfg = lca.TrainConfig(task=spec, d=16, steps=300, batch_size=128, lr=0.01, eval_every=0,
-                          n_eval=1024, device="cpu")
+    cfg = lca.TrainConfig(
+        task=spec, d=16, steps=300, batch_size=128, lr=0.01, eval_every=0, n_eval=1024, device="cpu"
+    )
     res = lca.sweep(cfg, seeds=(0, 1), progress=False)
     rep = value_matrix.wv_replacement(res.model, spec, n=2048, seed=3)
     cos = value_matrix.wv_alignment(res.model, spec)[None]
@@ -461,39 +521,58 @@ def test_trained_value_matrix_aligns_with_the_construction():
 
 # ---------------------------------------------------------------- validation
 
-@pytest.mark.parametrize("call,name", [
-    (lambda: value_matrix.value_matrix_construction(torch.zeros(5, 3), torch.zeros(5, 5, dtype=torch.bool)),
-     "W_E"),
-    (lambda: value_matrix.value_matrix_construction(torch.zeros(4, 3), torch.zeros(3, 3, dtype=torch.bool)),
-     "mask"),
-    (lambda: value_matrix.value_matrix_construction(torch.zeros(4, 3), "sphere"), "mask"),
-    (lambda: value_matrix.pm1_embedding(0), "m"),
-    (lambda: value_matrix.strict_correct(torch.zeros(3, 4), torch.tensor([0, 1, 7])), "targets"),
-    (lambda: value_matrix.memory_accuracy(lca.TaskSpec(3, 4), torch.zeros(8, 3), torch.zeros(2, 2)),
-     "W_V"),
-    (lambda: value_matrix.construction_accuracy(lca.TaskSpec(3, 4), n=0), "n"),
-    (lambda: value_matrix.construction_accuracy("task"), "spec"),
-    (lambda: value_matrix.wv_error_exact_sphere1(3, 0), "L"),
-    (lambda: value_matrix.wv_error_exact(lca.TaskSpec(3, 4, noise=0.1)), "noise"),
-    (lambda: value_matrix.wv_error_exact(lca.TaskSpec(5, 4, lca.hamming_ball(3)), max_support=8),
-     "max_support"),
-    (lambda: value_matrix.identity_pm1_accuracy(0, 4), "m"),
-    (lambda: value_matrix.one_step_WV(torch.zeros(4, 3), lca.TaskSpec(3, 4)), "W_E"),
-    (lambda: value_matrix.one_step_WV(torch.zeros(8, 3), lca.TaskSpec(3, 4), lr=0.0), "lr"),
-    (lambda: value_matrix.one_step_WV_sampling_rms(torch.zeros(8, 3), lca.TaskSpec(3, 4), 0), "n"),
-    (lambda: value_matrix.enumerate_task(lca.TaskSpec(4, 8), max_rows=100), "max_rows"),
-    (lambda: value_matrix.truncate_rank(torch.zeros(3, 3), 0), "rank"),
-    (lambda: value_matrix.matrix_cosine(torch.zeros(3, 3), torch.zeros(2, 2)), "A and B"),
-    (lambda: value_matrix.wv_replacement(OneLayerTransformer(8, 4), lca.TaskSpec(4, 4)), "spec"),
-    (lambda: value_matrix.wv_alignment(OneLayerTransformer(8, 4), lca.TaskSpec(3, 4), ranks=(0,)),
-     "ranks"),
-])
+
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (
+            lambda: value_matrix.value_matrix_construction(
+                torch.zeros(5, 3), torch.zeros(5, 5, dtype=torch.bool)
+            ),
+            "W_E",
+        ),
+        (
+            lambda: value_matrix.value_matrix_construction(
+                torch.zeros(4, 3), torch.zeros(3, 3, dtype=torch.bool)
+            ),
+            "mask",
+        ),
+        (lambda: value_matrix.value_matrix_construction(torch.zeros(4, 3), "sphere"), "mask"),
+        (lambda: value_matrix.pm1_embedding(0), "m"),
+        (lambda: value_matrix.strict_correct(torch.zeros(3, 4), torch.tensor([0, 1, 7])), "targets"),
+        (
+            lambda: value_matrix.memory_accuracy(lca.TaskSpec(3, 4), torch.zeros(8, 3), torch.zeros(2, 2)),
+            "W_V",
+        ),
+        (lambda: value_matrix.construction_accuracy(lca.TaskSpec(3, 4), n=0), "n"),
+        (lambda: value_matrix.construction_accuracy("task"), "spec"),
+        (lambda: value_matrix.wv_error_exact_sphere1(3, 0), "L"),
+        (lambda: value_matrix.wv_error_exact(lca.TaskSpec(3, 4, noise=0.1)), "noise"),
+        (
+            lambda: value_matrix.wv_error_exact(lca.TaskSpec(5, 4, lca.hamming_ball(3)), max_support=8),
+            "max_support",
+        ),
+        (lambda: value_matrix.identity_pm1_accuracy(0, 4), "m"),
+        (lambda: value_matrix.one_step_WV(torch.zeros(4, 3), lca.TaskSpec(3, 4)), "W_E"),
+        (lambda: value_matrix.one_step_WV(torch.zeros(8, 3), lca.TaskSpec(3, 4), lr=0.0), "lr"),
+        (lambda: value_matrix.one_step_WV_sampling_rms(torch.zeros(8, 3), lca.TaskSpec(3, 4), 0), "n"),
+        (lambda: enumerate_task(lca.TaskSpec(4, 8), max_rows=100), "max_rows"),
+        (lambda: value_matrix.truncate_rank(torch.zeros(3, 3), 0), "rank"),
+        (lambda: value_matrix.matrix_cosine(torch.zeros(3, 3), torch.zeros(2, 2)), "A and B"),
+        (lambda: value_matrix.wv_replacement(OneLayerTransformer(8, 4), lca.TaskSpec(4, 4)), "spec"),
+        (
+            lambda: value_matrix.wv_alignment(OneLayerTransformer(8, 4), lca.TaskSpec(3, 4), ranks=(0,)),
+            "ranks",
+        ),
+    ],
+)
 def test_bad_input_raises_naming_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
 
 
 # ---------------------------------------------------------------- exercise checkers
+
 
 def stub(*args):
     raise NotImplementedError
@@ -503,9 +582,11 @@ def test_check_value_matrix_construction():
     assert value_matrix.check_value_matrix_construction(lambda W, M: W.T @ M.double() @ W)
     assert not value_matrix.check_value_matrix_construction(lambda W, M: W.T @ M.double().T @ W)
     assert not value_matrix.check_value_matrix_construction(
-        lambda W, M: W.T @ (M.double() + torch.eye(M.shape[0], dtype=torch.float64)) @ W)
+        lambda W, M: W.T @ (M.double() + torch.eye(M.shape[0], dtype=torch.float64)) @ W
+    )
     assert not value_matrix.check_value_matrix_construction(
-        lambda W, M: W.T @ (M.double() / M.sum(1, keepdim=True).double()) @ W)
+        lambda W, M: W.T @ (M.double() / M.sum(1, keepdim=True).double()) @ W
+    )
     res = value_matrix.check_value_matrix_construction(stub)
     assert not res and "not implemented yet" in repr(res)
 
@@ -514,6 +595,7 @@ def test_check_one_step_gradient():
     def ref(W, P):
         V = W.shape[0]
         return W.T @ (torch.eye(V, dtype=W.dtype) - 1.0 / V) @ P @ W / V
+
     assert value_matrix.check_one_step_gradient(ref)
     assert not value_matrix.check_one_step_gradient(lambda W, P: W.T @ P @ W / W.shape[0])
     assert not value_matrix.check_one_step_gradient(lambda W, P: -ref(W, P))
@@ -524,7 +606,8 @@ def test_check_one_step_gradient():
 
 def test_check_sphere_error():
     def ref(m, L):
-        return 0.0 if m == 1 else math.comb(m, 2) * (2 / m) ** L - m * (m - 2) / m ** L
+        return 0.0 if m == 1 else math.comb(m, 2) * (2 / m) ** L - m * (m - 2) / m**L
+
     assert value_matrix.check_sphere_error(ref)
     assert not value_matrix.check_sphere_error(lambda m, L: math.comb(m, 2) * (2 / m) ** L)
     assert not value_matrix.check_sphere_error(lambda m, L: min(1.0, math.comb(m, 2) * (2 / m) ** L))
@@ -534,18 +617,22 @@ def test_check_sphere_error():
 
 # ---------------------------------------------------------------- figures
 
+
 def test_plots_return_labelled_figures():
     import matplotlib.pyplot as plt
+
     figs = [
         value_matrix.plot_wv_example(torch.eye(4), torch.arange(4.0), 1, torch.tensor([0, 2])),
-        value_matrix.plot_wv_error([2, 4], {"a": {"exact": [0.5, 0.0], "bound": [1.0, 0.1],
-                                           "monte_carlo": [0.4, 0.0]}}),
-        value_matrix.plot_wv_bars((5, 6), {"L = 64": {"x": [[0.9, 0.8], [0.7, 0.75]],
-                                               "y": [[0.5, 0.6], [0.4, 0.3]]}}),
-        value_matrix.plot_wv_replacement([4, 8], {"t": [[0.5, 0.6], [0.9, 0.95]]},
-                                  {"c": [[0.9, 0.8], [0.7, 0.6]]}),
-        value_matrix.plot_wv_random_embeddings([8, 16], {"m = 5": [[0.1, 0.2], [0.5, 0.6]]},
-                                        {"m = 5": 1.0}),
+        value_matrix.plot_wv_error(
+            [2, 4], {"a": {"exact": [0.5, 0.0], "bound": [1.0, 0.1], "monte_carlo": [0.4, 0.0]}}
+        ),
+        value_matrix.plot_wv_bars(
+            (5, 6), {"L = 64": {"x": [[0.9, 0.8], [0.7, 0.75]], "y": [[0.5, 0.6], [0.4, 0.3]]}}
+        ),
+        value_matrix.plot_wv_replacement(
+            [4, 8], {"t": [[0.5, 0.6], [0.9, 0.95]]}, {"c": [[0.9, 0.8], [0.7, 0.6]]}
+        ),
+        value_matrix.plot_wv_random_embeddings([8, 16], {"m = 5": [[0.1, 0.2], [0.5, 0.6]]}, {"m = 5": 1.0}),
     ]
     for fig in figs:
         for ax in fig.axes:

@@ -56,9 +56,15 @@ def test_chapter_runs_and_glues_without_myst_nb(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
     spec = tmp_path / "jupyter" / "kernels" / "python3"  # this interpreter, whatever else is installed
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
 
     stored = nbformat.read(CHAPTER, as_version=4)
@@ -69,8 +75,9 @@ def test_chapter_runs_and_glues_without_myst_nb(tmp_path, monkeypatch):
         if cell.cell_type == "code":
             cell.outputs = []
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(CHAPTER.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(CHAPTER.parent)}}
+    ).execute()
 
     probe = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("name") == "stdout")
     blocked, fallback, where = probe.split(maxsplit=2)

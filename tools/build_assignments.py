@@ -77,8 +77,10 @@ def check() -> list[str]:
         if not target.exists():
             problems.append(f"{target.relative_to(ROOT)} is missing: run tools/build_assignments.py --sync")
         elif _cells(read_source(src)) != _cells(nbformat.read(target, as_version=4)):
-            problems.append(f"{target.relative_to(ROOT)} does not match {src.relative_to(ROOT)}: "
-                            "run tools/build_assignments.py --sync")
+            problems.append(
+                f"{target.relative_to(ROOT)} does not match {src.relative_to(ROOT)}: "
+                "run tools/build_assignments.py --sync"
+            )
     for master in masters():
         if not (SOURCES / (master.stem + ".py")).exists():
             problems.append(f"{master.relative_to(ROOT)} has no source in {SOURCES.relative_to(ROOT)}")
@@ -100,7 +102,7 @@ def _env() -> dict:
     env = dict(os.environ)
     profile = ROOT / ".ipython"
     if profile.is_dir():
-        env.setdefault("IPYTHONDIR", str(profile))   # silences the kernel's TCP warning
+        env.setdefault("IPYTHONDIR", str(profile))  # silences the kernel's TCP warning
     env.pop("MPLBACKEND", None)
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     return env
@@ -114,12 +116,19 @@ def assign(master: Path, out: Path) -> dict:
         shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "otter", "assign", str(master), str(dest)],
-                          cwd=MASTERS, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "otter", "assign", str(master), str(dest)],
+        cwd=MASTERS,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"otter assign failed on {master} (exit "
-                           f"{proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"otter assign failed on {master} (exit "
+            f"{proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     student, autograder = dest / "student", dest / "autograder"
     zips = sorted(autograder.glob(f"{name}-autograder_*.zip"))
     if len(zips) != 1:
@@ -133,9 +142,14 @@ def assign(master: Path, out: Path) -> dict:
             if f.is_file():
                 zf.write(f, f"{name}/{f.relative_to(student)}")
     qs = questions(master)
-    return {"name": name, "seconds": seconds, "questions": len(qs),
-            "written": sum(bool(q.get("manual")) for q in qs),
-            "points": sum(q.get("points", 1) for q in qs), "dir": dest}
+    return {
+        "name": name,
+        "seconds": seconds,
+        "questions": len(qs),
+        "written": sum(bool(q.get("manual")) for q in qs),
+        "points": sum(q.get("points", 1) for q in qs),
+        "dir": dest,
+    }
 
 
 def build(names=None, out: Path = DEFAULT_OUT, jobs: int = 1) -> list[dict]:
@@ -158,8 +172,9 @@ def build(names=None, out: Path = DEFAULT_OUT, jobs: int = 1) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help="assignment names (default: all), e.g. 01_memory_and_task")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                    help="output folder (default: build/assignments)")
+    ap.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: build/assignments)"
+    )
     ap.add_argument("--jobs", type=int, default=2, help="masters built in parallel (default 2)")
     ap.add_argument("--sync", action="store_true", help="write the masters from their sources, then stop")
     ap.add_argument("--check", action="store_true", help="check that masters match their sources, then stop")
@@ -176,8 +191,10 @@ def main(argv=None) -> int:
         print("\n".join(problems), file=sys.stderr)
         return 1
     for s in build(args.names, args.out, args.jobs):
-        print(f"{s['name']}: {s['questions']} questions ({s['written']} written), {s['points']} points; "
-              f"otter assign ran the solutions against all tests in {s['seconds']:.1f} s")
+        print(
+            f"{s['name']}: {s['questions']} questions ({s['written']} written), {s['points']} points; "
+            f"otter assign ran the solutions against all tests in {s['seconds']:.1f} s"
+        )
     print(f"Student notebooks and autograder archives are in {Path(args.out).resolve()}")
     return 0
 

@@ -44,8 +44,11 @@ def read_source(path: Path) -> nbformat.NotebookNode:
 
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"},
-                   **({"widgets": nb.metadata["widgets"]} if "widgets" in nb.metadata else {})}
+    nb.metadata = {
+        "kernelspec": dict(KERNELSPEC),
+        "language_info": {"name": "python"},
+        **({"widgets": nb.metadata["widgets"]} if "widgets" in nb.metadata else {}),
+    }
     for cell in nb.cells:
         tags = list(cell.metadata.get("tags", []))
         cell.metadata = {"tags": tags} if tags else {}
@@ -61,8 +64,9 @@ def execute(src: Path, timeout: int = CELL_TIMEOUT) -> float:
     os.environ.setdefault("IPYTHONDIR", str(env_dir))
     os.environ.pop("MPLBACKEND", None)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(BOOK)}}).execute()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}
+    ).execute()
     seconds = time.perf_counter() - t0
     out = BOOK / (src.stem + ".ipynb")
     nbformat.write(clean(nb), out)
@@ -82,8 +86,10 @@ def check(paths) -> list[str]:
         a = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in want.cells]
         b = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in have.cells]
         if a != b:
-            problems.append(f"{target.relative_to(ROOT)} does not match {src.relative_to(ROOT)}: "
-                            "rebuild it with tools/nbbuild.py")
+            problems.append(
+                f"{target.relative_to(ROOT)} does not match {src.relative_to(ROOT)}: "
+                "rebuild it with tools/nbbuild.py"
+            )
     return problems
 
 
@@ -93,8 +99,11 @@ def main(argv=None) -> int:
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)
-    paths = sorted(SRC.glob("*.py")) if (args.all or (args.check and not args.sources)) else [
-        p.resolve() for p in args.sources]
+    paths = (
+        sorted(SRC.glob("*.py"))
+        if (args.all or (args.check and not args.sources))
+        else [p.resolve() for p in args.sources]
+    )
     if not paths:
         ap.error("name a source in notebooks/ or pass --all")
     if args.check:

@@ -60,13 +60,16 @@ SKIP = {
         "test_assignments.py": "builds the otter-grader assignments (jupytext, otter): a teacher's tool",
         "test_code_paths.py": "CPU code paths of the same torch wheel as the native run",
         "test_notebook_hygiene.py": "checks the stored notebook files and nbval itself (and needs "
-                                    "jupytext): the same files in every environment",
+        "jupytext): the same files in every environment",
         "test_notebook_macros.py": "checks the notebooks' markdown text: the same in every environment",
+        "test_layout.py": "checks the package's source files (imports, lengths, test files): the same "
+        "in every environment",
         "test_without_myst_nb.py": "plays an environment without myst-nb; here every chapter runs "
-                                   "without it, under nbval, glued values included",
+        "without it, under nbval, glued values included",
     },
     "slow": "trains models with the same torch wheel as the native run (the chapters train here too)",
-    "slow_kept": ["test_llm.py", "test_scoring.py", "test_hijacking.py"],  # the language model: transformers, tokenizers, gguf
+    # the language model: transformers, tokenizers, gguf
+    "slow_kept": ["test_llm.py", "test_scoring.py", "test_hijacking.py"],
 }
 
 NBVAL = ["--nbval", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-current-env"]
@@ -82,16 +85,29 @@ def run(cmd: list[str], show: str | None = None, **kwargs) -> int:
 
 
 def pip(venv: Path, *args: str) -> None:
-    cmd = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "install", "-q",
-           "--progress-bar", "off", *args]
+    cmd = [
+        venv / "bin" / "python",
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "install",
+        "-q",
+        "--progress-bar",
+        "off",
+        *args,
+    ]
     if run(cmd) != 0:
         raise RuntimeError(f"pip install {' '.join(args)} failed in {venv.name}")
 
 
 def working_tree_copy(dest: Path) -> Path:
     """The files git would commit (tracked and untracked, not ignored), copied to ``dest``."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
     for name in filter(None, out.decode().split("\0")):
         src = ROOT / name
         if src.is_file():
@@ -109,8 +125,11 @@ def stamp_of(name: str) -> str:
         h.update((ROOT / "pyproject.toml").read_bytes())
     else:
         project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-        h.update(json.dumps([project.get(k) for k in ("requires-python", "dependencies",
-                                                       "optional-dependencies")]).encode())
+        h.update(
+            json.dumps(
+                [project.get(k) for k in ("requires-python", "dependencies", "optional-dependencies")]
+            ).encode()
+        )
     h.update(" ".join([TORCH, MODEL_WHEEL, *TOOLS, sys.version]).encode())
     return h.hexdigest()
 
@@ -156,14 +175,27 @@ print("  ".join(f"{{n}} {{version(n)}}" for n in names))
 
 
 def check(venv: Path) -> bool:
-    return run([venv / "bin" / "python", "-c", CHECK.format(tools=BUILD_TOOLS)], cwd=tempfile.gettempdir(),
-               show=f"{venv.name}: no build tools, lca from site-packages, lca.glue is the fallback") == 0
+    return (
+        run(
+            [venv / "bin" / "python", "-c", CHECK.format(tools=BUILD_TOOLS)],
+            cwd=tempfile.gettempdir(),
+            show=f"{venv.name}: no build tools, lca from site-packages, lca.glue is the fallback",
+        )
+        == 0
+    )
 
 
 def test_env(name: str, venv: Path, units: bool, chapters: list[str]) -> dict[str, tuple[bool, float]]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PYDEVD_DISABLE_FILE_VALIDATION="1", IPYTHONDIR=str(ROOT / ".ipython"),
-               PYTHONPATH=str(CI), LCA_TEST_ENV=name, LCA_ENV_SKIP=json.dumps(SKIP))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+        IPYTHONDIR=str(ROOT / ".ipython"),
+        PYTHONPATH=str(CI),
+        LCA_TEST_ENV=name,
+        LCA_ENV_SKIP=json.dumps(SKIP),
+    )
     env.pop("MPLBACKEND", None)
     env.pop("LCA_CODE_PATH", None)
     pytest = [venv / "bin" / "pytest", "-p", "pytest_learner_env", "-p", "no:cacheprovider", "-q"]
@@ -195,8 +227,13 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh", action="store_true", help="recreate the environments")
     ap.add_argument("--no-units", action="store_true", help="skip the unit tests")
     ap.add_argument("--no-chapters", action="store_true", help="skip executing the chapters")
-    ap.add_argument("--chapter", action="append", default=[], metavar="PREFIX",
-                    help="execute only the chapters whose file name starts with PREFIX (e.g. 00)")
+    ap.add_argument(
+        "--chapter",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="execute only the chapters whose file name starts with PREFIX (e.g. 00)",
+    )
     args = ap.parse_args(argv)
     unknown = sorted(set(args.envs) - set(ENVS))
     if unknown:
@@ -214,8 +251,11 @@ def main(argv=None) -> int:
         if not check(venv):
             failed.append(f"{name}: environment check")
             continue
-        chapters = [] if args.no_chapters else [
-            c for c in CHAPTERS if not args.chapter or any(c.startswith(p) for p in args.chapter)]
+        chapters = (
+            []
+            if args.no_chapters
+            else [c for c in CHAPTERS if not args.chapter or any(c.startswith(p) for p in args.chapter)]
+        )
         for label, (ok, sec) in test_env(name, venv, not args.no_units, chapters).items():
             summary.append(f"{name}: {label} {'passed' if ok else 'FAILED'} in {sec:.0f} s")
             if not ok:

@@ -36,19 +36,31 @@ STAMP = VENDOR / "versions.json"
 # (jupyterlab_widgets 3.0.17). `check_widget_match` verifies that pairing against the installed
 # jupyterlab_widgets whenever the package is unpacked.
 PACKAGES = {
-    "mathjax": ("mathjax", "3.2.2", [("es5", "mathjax"), ("LICENSE", "mathjax/LICENSE"),
-                                     ("package.json", "mathjax/package.json")]),
-    "requirejs": ("requirejs", "2.3.8", [("require.js", "requirejs/require.js"),
-                                         ("package.json", "requirejs/package.json")]),
-    "html-manager": ("@jupyter-widgets/html-manager", "1.0.15", [
-        ("dist/embed-amd.js", "html-manager/embed-amd.js"),
-        # fonts (Font Awesome, Lato) that embed-amd.js loads next to itself
-        ("dist/*.woff2", "html-manager/"), ("dist/*.woff", "html-manager/"),
-        ("dist/*.ttf", "html-manager/"), ("dist/*.eot", "html-manager/"),
-        ("dist/*.svg", "html-manager/"),
-        ("dist/embed.js.LICENSE.txt", "html-manager/"),
-        ("package.json", "html-manager/package.json"),  # names the licence (BSD-3-Clause)
-    ]),
+    "mathjax": (
+        "mathjax",
+        "3.2.2",
+        [("es5", "mathjax"), ("LICENSE", "mathjax/LICENSE"), ("package.json", "mathjax/package.json")],
+    ),
+    "requirejs": (
+        "requirejs",
+        "2.3.8",
+        [("require.js", "requirejs/require.js"), ("package.json", "requirejs/package.json")],
+    ),
+    "html-manager": (
+        "@jupyter-widgets/html-manager",
+        "1.0.15",
+        [
+            ("dist/embed-amd.js", "html-manager/embed-amd.js"),
+            # fonts (Font Awesome, Lato) that embed-amd.js loads next to itself
+            ("dist/*.woff2", "html-manager/"),
+            ("dist/*.woff", "html-manager/"),
+            ("dist/*.ttf", "html-manager/"),
+            ("dist/*.eot", "html-manager/"),
+            ("dist/*.svg", "html-manager/"),
+            ("dist/embed.js.LICENSE.txt", "html-manager/"),
+            ("package.json", "html-manager/package.json"),  # names the licence (BSD-3-Clause)
+        ],
+    ),
 }
 
 # Files whose presence means a package is in place (what _config.yml points at).
@@ -78,12 +90,16 @@ def npm_pack(specs: list[str], dest: Path) -> list[Path]:
     if npm is None:
         raise SystemExit(
             "tools/vendor_js.py: `npm` was not found on PATH. Install Node.js and npm "
-            "(Debian/Ubuntu: `apt-get install -y npm`), then run `make vendor` again.")
-    proc = subprocess.run([npm, "pack", "--json", "--silent", *specs], cwd=dest,
-                          capture_output=True, text=True, timeout=600)
+            "(Debian/Ubuntu: `apt-get install -y npm`), then run `make vendor` again."
+        )
+    proc = subprocess.run(
+        [npm, "pack", "--json", "--silent", *specs], cwd=dest, capture_output=True, text=True, timeout=600
+    )
     if proc.returncode != 0:
-        raise SystemExit(f"tools/vendor_js.py: `npm pack {' '.join(specs)}` failed "
-                         f"(exit {proc.returncode}):\n{proc.stderr.strip()}")
+        raise SystemExit(
+            f"tools/vendor_js.py: `npm pack {' '.join(specs)}` failed "
+            f"(exit {proc.returncode}):\n{proc.stderr.strip()}"
+        )
     by_name = {entry["name"]: dest / entry["filename"] for entry in json.loads(proc.stdout)}
     return [by_name[spec.rpartition("@")[0]] for spec in specs]
 
@@ -128,7 +144,8 @@ def check_widget_match(html_manager_pkg: Path) -> None:
             raise SystemExit(
                 f"tools/vendor_js.py: @jupyter-widgets/html-manager@{PACKAGES['html-manager'][1]} "
                 f"bundles {lib} {theirs.get(lib)}, but the installed ipywidgets uses {ours[lib]}: "
-                "update the html-manager pin in tools/vendor_js.py")
+                "update the html-manager pin in tools/vendor_js.py"
+            )
 
 
 def vendor(force: bool = False) -> bool:

@@ -1,0 +1,153 @@
+"""Tests of ``lca.real_models`` (chapter 8): Wilson intervals and the known-fact selection against
+hand-computed examples, the curves' aggregation, the logit lens and the knock-out on a tiny model,
+and (slow) stored results recomputed with SmolLM2."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from lm_helpers import HAVE_SMOLLM2, NO_SMOLLM2, tiny_lm
+
+from lca import counterfact, real_models
+
+
+def test_wilson_interval_hand_computed():
+    # 8 of 10, z = 1.96: centre (0.8 + 0.19208) / 1.38416, half-width
+    # 1.96 sqrt(0.016 + 0.009604) / 1.38416
+    lo, hi = real_models.wilson_interval(8, 10)
+    assert lo == pytest.approx(0.490157, abs=1e-6)
+    assert hi == pytest.approx(0.943319, abs=1e-6)
+    # 0 of 10: the interval keeps a width (the normal one would collapse to a point)
+    lo, hi = real_models.wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.277540, abs=1e-6)
+    assert real_models.wilson_interval(10, 10)[1] == 1.0
+    assert real_models.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_wilson_interval_validates():
+    with pytest.raises(ValueError, match="successes"):
+        real_models.wilson_interval(11, 10)
+    with pytest.raises(ValueError, match="n"):
+        real_models.wilson_interval(1, -1)
+
+
+def test_known_mask_hand_example():
+    top1 = [5, 5, 7, 5]
+    true_id = [5, 5, 5, 5]
+    margin = [-1.0, 0.3, -2.0, 0.0]  # needs top-1 = true AND false losing strictly
+    assert real_models.known_mask(top1, true_id, margin) == [True, False, False, False]
+    with pytest.raises(ValueError, match="same length"):
+        real_models.known_mask([1], [1, 2], [0.0])
+
+
+def test_aggregate_hand_example():
+    ks = [0, 1]
+    recs = [
+        {"relation": "P103", "known": True, "margin": [-1.0, 0.5], "top": [1, -1]},
+        {"relation": "P103", "known": True, "margin": [-1.0, -0.5], "top": [1, 0]},
+        {"relation": "other", "known": True, "margin": [-2.0, -1.0], "top": [1, 1]},
+        {"relation": "other", "known": False, "margin": [0.2, 0.4], "top": [0, -1]},
+    ]
+    a = real_models.aggregate(recs, ks)
+    assert (a["n_cases"], a["n_known"]) == (4, 3)
+    assert a["efficacy"]["count"] == [1, 2]
+    assert a["flipped"]["count"] == [0, 2]
+    assert a["hijacked"]["count"] == [0, 1]
+    assert a["flipped"]["lo"][1] == pytest.approx(real_models.wilson_interval(2, 3)[0])
+    rel = real_models.by_relation(recs, ks)
+    assert rel["P103"]["flipped"]["count"] == [0, 2] and rel["other"]["n_known"] == 1
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    lm = tiny_lm("llama")
+    real_models.set_eager(lm)
+    return lm
+
+
+def test_logit_lens_last_layer_equals_the_logits(tiny):
+    ids = tiny.tokenizer("Do not think of Paris. The city is")["input_ids"]
+    tids = [10, 20, 30]
+    lens = real_models.logit_lens(tiny, ids, tids)
+    with torch.no_grad():
+        logits = tiny.model(torch.tensor([ids])).logits[0, -1]
+    assert lens.shape == (tiny.model.config.num_hidden_layers + 1, 3)
+    assert (lens[-1] - logits[tids]).abs().max() < 1e-4
+
+
+def test_knockout_of_nothing_changes_nothing(tiny):
+    ids = tiny.tokenizer("Do not think of Paris. The city is")["input_ids"]
+    with torch.no_grad():
+        logits = tiny.model(torch.tensor([ids])).logits[0, -1]
+    for heads in (None, [(0, 1)]):
+        out = real_models.knockout_logits(tiny, ids, [], heads=heads)
+        assert (out - logits).abs().max() < 1e-6
+    changed = real_models.knockout_logits(tiny, ids, [3, 4, 5])
+    assert (changed - logits).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="positions"):
+        real_models.knockout_logits(tiny, ids, [len(ids) - 1])
+
+
+def test_knockout_of_everything_but_self_is_attention_to_self(tiny):
+    """Knocking out every earlier position leaves the final token attending to itself only: the
+    same logits as the final token's own one-token run, shifted to its position (checked through
+    the attention weights, which must put weight 1 on the final position)."""
+    ids = tiny.tokenizer("abcdef")["input_ids"]
+    att = real_models.final_attention(tiny, ids, list(range(len(ids))))
+    assert torch.allclose(att, torch.ones_like(att), atol=1e-5)  # weights sum to 1
+
+
+def test_cue_positions_cover_the_false_target():
+    from lm_helpers import char_tokenizer
+
+    class Tok:
+        tokenizer = char_tokenizer(False)
+
+    fact = counterfact.Fact(
+        case_id=0, subject="X", template="{} is in", target_true="Rome", target_false="Oslo"
+    )
+    ids, cue, other = real_models.cue_positions(Tok, fact, "generic", 2)
+    text = "".join(Tok.tokenizer.decode([ids[p]]) for p in cue)
+    assert text == "OsloOslo"
+    sent = "Do not think of Oslo. "
+    assert len(cue) + len(other) == 2 * len(sent)  # every prepended char
+    assert max(cue + other) == len(2 * sent) - 1
+
+
+def test_one_layer_flip_is_chapter_7s_closed_form():
+    assert real_models.one_layer_flip([0.0, 1.0], 10) == [0.0, 1.0]
+    assert real_models.one_layer_flip([0.5], 3)[0] == pytest.approx(0.5)
+
+
+def test_stored_curves_are_consistent():
+    res = real_models.load_curves()
+    ks = res["ks"]
+    for model in res["models"].values():
+        for sch in model["schemes"].values():
+            recs = [
+                {"case_id": c, "relation": r, "margin": m, "top": t, "known": t[0] == 1 and m[0] < 0}
+                for c, r, m, t in sch["cases"]
+            ]
+            again = real_models.aggregate(recs, ks)
+            for key in ("efficacy", "flipped", "hijacked"):
+                assert again[key]["count"] == sch["all"][key]["count"]
+
+
+@pytest.mark.slow
+def test_stored_cases_recompute_with_smollm2(smollm2):
+    if not HAVE_SMOLLM2:
+        pytest.skip(NO_SMOLLM2)
+    res = real_models.load_curves()
+    stored = res["models"]["smollm2"]["schemes"]["generic"]["cases"]
+    path = counterfact.counterfact_path(full=True)
+    if path is None:
+        pytest.skip("the full CounterFact file is not available locally")
+    facts = {f.case_id: f for f in counterfact.load_counterfact(path=path)}
+    sample = random.Random(1).sample(stored, 12)
+    recs = real_models.score_cases(smollm2, [facts[c[0]] for c in sample], "generic", res["ks"])
+    tol = 10 ** -res["settings"]["margin_decimals"]
+    for want, got in zip(sample, recs):
+        assert got["top"] == want[3]
+        assert max(abs(a - b) for a, b in zip(got["margin"], want[2])) <= tol + 1e-9
