@@ -28,7 +28,6 @@ import hashlib
 import importlib.metadata as md
 import json
 import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -246,30 +245,10 @@ def gemma_cache_dir(gguf: Path) -> Path:
 
 
 def _write_cache(model, tok, settings: dict, cdir: Path) -> None:
-    """save_pretrained into a temporary folder beside ``cdir``, a manifest of checksums, then a
-    rename (``lca.llm``'s cache format). Failures only warn: the model is loaded anyway."""
-    tmp = None
+    """``lca.llm``'s cache writer (temporary folder, manifest of checksums, atomic rename). Failures
+    only warn: the model is loaded anyway."""
     try:
-        cdir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{cdir.name}.tmp{os.getpid()}-", dir=cdir.parent))
-        from safetensors.torch import save_file
-
-        cfg = model.config.to_dict()
-        cfg.pop("quantization_config", None)  # the weights are de-quantised already
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
-        tied = getattr(model.config, "tie_word_embeddings", False)
-        state = {
-            k: v.detach().contiguous()
-            for k, v in model.state_dict().items()
-            if not (tied and k == "lm_head.weight")
-        }
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        tok.save_pretrained(tmp)
-        (tmp / "gguf_tokenizer.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
-        llm._write_manifest(tmp)
-        if cdir.exists():
-            shutil.rmtree(cdir, ignore_errors=True)
-        os.rename(tmp, cdir)
+        llm._write_cache(model, tok, cdir, settings)
     except (OSError, ValueError, RuntimeError) as exc:
         warnings.warn(
             f"could not write the Gemma cache {cdir} ({exc}): every load converts the "
@@ -277,9 +256,6 @@ def _write_cache(model, tok, settings: dict, cdir: Path) -> None:
             RuntimeWarning,
             stacklevel=3,
         )
-    finally:
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def timed_load_gemma(**kwargs) -> tuple[llm.LanguageModel, float]:
