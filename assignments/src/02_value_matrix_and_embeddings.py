@@ -536,7 +536,7 @@ test_spectrum_svd(gram_spectrum)  # IGNORE
 # %%
 config = lca.TrainConfig(lca.TaskSpec(m=m, L=16), d=16, steps=200, train_V=False, WV_init="identity",
                          eval_every=0, n_eval=2048, seed=0)
-trained = lca.train(config, progress=False)
+trained = lca.fit(config, progress=False)
 W_trained = trained.model.W_E.detach().double()
 print(f"accuracy of the trained model: {trained.history['accuracy'][-1]:.4f}")
 for label, W in (("trained", W_trained), ("+-1 embedding", pm_embedding(m))):
