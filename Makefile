@@ -45,12 +45,14 @@ browser-deps:
 
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -p no:cacheprovider
 
-# The whole suite: lint, natively, then every chapter again under another CPU code path
-# (tests/code_paths.py), then the learner environments.
+# The whole suite: lint, natively, then side by side (tools/parallel.py, one thread each) every
+# chapter again under another CPU code path (tests/code_paths.py) and each learner environment.
 test: vendor browser-deps lint
 	$(BIN)/python -m pytest tests book $(NBVAL) --durations=20
-	$(BIN)/python -m pytest book $(NBVAL) --code-path baseline -q
-	$(MAKE) test-envs
+	$(BIN)/python tools/parallel.py --jobs 3 \
+	  "baseline=$(BIN)/python -m pytest book $(NBVAL) --code-path baseline -q" \
+	  "floor=$(PYTHON) tools/test_envs.py floor" \
+	  "colab=$(PYTHON) tools/test_envs.py colab"
 
 # Style: ruff's lint rules everywhere, ruff's formatter on the package, tests, tools and benchmarks
 # (the chapter sources in notebooks/ are laid out for the page and only linted).

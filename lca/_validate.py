@@ -4,14 +4,49 @@ names the parameter, the value it got and the range it allows."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type. A TypeError, and also a ValueError so that callers who
+    catch the package's usual ValueError for bad input still catch it."""
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is True or False (or a NumPy bool), else raise TypeError naming the
+    parameter: a string such as ``"False"`` is truthy and would silently mean True, and an int
+    such as 2 is no flag either."""
+    if isinstance(value, bool):
+        return value
+    if _numpy_bool(value):
+        return bool(value)
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1:
+        return bool(value)
+    raise ArgumentTypeError(f"{name} must be True or False, got {_brief(value)}")
+
+
+def _numpy_bool(value: object) -> bool:
+    """Whether ``value`` is a NumPy bool scalar (``numpy.bool_``, named ``numpy.bool`` in NumPy 2)."""
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")
+
+
+def _brief(value: object, width: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a raising __repr__ must not hide the real message
+        text = f"<{type(value).__name__}>"
+    text = text if len(text) <= width else text[: width - 3] + "..."
+    return f"{text} ({type(value).__name__})"
 
 
 def check_int(name: str, value: object, lo: int | None = None, hi: int | None = None) -> int:
     """Return ``value`` as an int, or raise ValueError if it is not an integer in [lo, hi]."""
     if isinstance(value, bool) or isinstance(value, float) or not hasattr(value, "__index__"):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ArgumentTypeError(f"{name} must be an integer, got {_brief(value)}")
+    if isinstance(value, torch.Tensor) and (value.numel() != 1 or value.is_floating_point()):
+        raise ArgumentTypeError(f"{name} must be an integer, got {_brief(value)}")
     value = int(value.__index__())
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ValueError(f"{name} must be in {_range(lo, hi)}, got {value}")
@@ -26,11 +61,18 @@ def check_float(
     lo_open: bool = False,
     hi_open: bool = False,
 ) -> float:
-    """Return ``value`` as a float, or raise ValueError if it is not a finite number in range."""
+    """Return ``value`` as a float, or raise ValueError if it is not a finite number in range
+    (TypeError if it is not a number at all: a str such as ``"0.5"`` or a bool is rejected, not
+    converted)."""
+    ok = isinstance(value, numbers.Real) or (
+        isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool
+    )
+    if isinstance(value, bool) or _numpy_bool(value) or not ok:
+        raise ArgumentTypeError(f"{name} must be a real number, got {_brief(value)}")
     try:
         value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, RuntimeError):
+        raise ArgumentTypeError(f"{name} must be a real number, got {_brief(value)}") from None
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"{name} must be finite, got {value}")
     bad = (lo is not None and (value < lo or (lo_open and value == lo))) or (
@@ -42,6 +84,32 @@ def check_float(
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
         raise ValueError(f"{name} must be in {left}{lo_s}, {hi_s}{right}, got {value:g}")
+    return value
+
+
+def check_dtype(name: str, value: object, floating: bool = True) -> torch.dtype:
+    """Return ``value`` if it is a ``torch.dtype`` (a floating one if ``floating``), else raise
+    TypeError naming the parameter (a string such as ``"float32"`` is no dtype)."""
+    if not isinstance(value, torch.dtype):
+        raise ArgumentTypeError(f"{name} must be a torch.dtype such as torch.float64, got {_brief(value)}")
+    if floating and not value.is_floating_point:
+        raise ValueError(f"{name} must be a floating dtype (torch.float32 or torch.float64), got {value}")
+    return value
+
+
+def check_size(name: str, elements: int, limit: int, what: str = "elements") -> None:
+    """Raise ValueError naming ``name`` if an allocation of ``elements`` would exceed ``limit``."""
+    if elements > limit:
+        raise ValueError(
+            f"{name} is too large: this needs {elements:,} {what}, more than the limit of {limit:,}"
+        )
+
+
+def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:
+    """Raise ValueError naming ``name`` if a floating tensor holds NaN or infinity."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} must hold finite numbers, got NaN or infinity")
     return value
 
 
@@ -95,3 +163,22 @@ def make_generator(seed: int | None = None, generator: torch.Generator | None = 
     else:
         g.manual_seed(check_int("seed", seed, 0, 2**63 - 1))
     return g
+
+
+def warn_if_transposed(name: str, W_E: torch.Tensor, stacklevel: int = 3) -> None:
+    """Warn (UserWarning) when an embedding ``[V, d]`` (or ``[E, V, d]``) whose V is not known to
+    the caller has fewer rows than columns and a power-of-two number of columns: then its
+    transpose ``[d, V]`` would be read as a valid embedding too, and a W_E.T is silently taken for
+    V = d tokens. (An overparameterised W_E with d > V a power of two warns too: pass a model or
+    a task, where V is known, to avoid it.)"""
+    import warnings  # only when warning; kept here so this validator is self-contained
+
+    rows, cols = W_E.shape[-2], W_E.shape[-1]
+    if rows < cols and cols >= 2 and not cols & (cols - 1):
+        warnings.warn(
+            f"{name} has fewer rows ({rows}) than columns ({cols}): {name} must be [V, d] "
+            f"(row = token), so it is read as V={rows} tokens of dimension d={cols}; it may be "
+            f"transposed (pass {name}.T if it is [d, V])",
+            UserWarning,
+            stacklevel=stacklevel,
+        )

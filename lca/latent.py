@@ -18,9 +18,11 @@ from functools import lru_cache
 
 import torch
 
-from ._validate import check_int, check_tokens
+from ._validate import ArgumentTypeError, check_int, check_size, check_tokens
 
 M_MAX = 16
+# Dense V x V tables (masks, distances, laws) are built for m <= 13 only: 2**26 entries.
+DENSE_LIMIT = 2**26
 
 
 class LatentSpace:
@@ -69,7 +71,8 @@ class LatentSpace:
         return _popcount_table(self.m)[x ^ y]
 
     def distances(self) -> torch.Tensor:
-        """``LongTensor[V, V]`` of Hamming distances between all token pairs."""
+        """``LongTensor[V, V]`` of Hamming distances between all token pairs (m <= 13)."""
+        check_size("m", self.V * self.V, DENSE_LIMIT, "entries of a V x V table")
         t = torch.arange(self.V)
         return _popcount_table(self.m)[t[:, None] ^ t[None, :]]
 
@@ -104,6 +107,14 @@ def xor_invariant(mask: torch.Tensor) -> bool:
     """Whether a neighbourhood mask ``[V, V]`` is invariant under the translations z -> z xor u
     (``mask[y, x] = mask[0, y xor x]``), as Hamming spheres, balls and clusters are: then one
     target stands for all in an enumeration."""
+    if not isinstance(mask, torch.Tensor) or mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        raise ValueError(
+            f"mask must be a square tensor [V, V], got {type(mask).__name__} "
+            f"{tuple(getattr(mask, 'shape', ()))}"
+        )
+    V = mask.shape[0]
+    if V < 1 or V & (V - 1):
+        raise ValueError(f"mask must be V x V with V a power of two, got V={V}")
     t = torch.arange(mask.shape[0])
     return bool(torch.equal(mask, mask[0][t[:, None] ^ t[None, :]]))
 
@@ -119,11 +130,16 @@ class Neighbourhood:
 
     name = "neighbourhood"
 
+    def _fits(self, space: LatentSpace) -> None:
+        """Raise ValueError if the family's parameters do not fit ``space`` (cheap checks only;
+        ``mask``, ``degrees`` and ``table`` call it, ``validate`` adds the degree check)."""
+
     def contains(self, space: LatentSpace, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def validate(self, space: LatentSpace) -> None:
         """Raise ValueError if the family does not fit ``space`` or some target has no neighbour."""
+        self._fits(space)
         deg = self.degrees(space)
         if int(deg.min()) == 0:
             y = int(torch.argmin(deg))
@@ -135,6 +151,8 @@ class Neighbourhood:
     def mask(self, space: LatentSpace | int) -> torch.Tensor:
         """``BoolTensor[V, V]``: ``mask[y, x]`` is True iff x may appear in y's context."""
         space = _as_space(space)
+        self._fits(space)
+        check_size("m", space.V * space.V, DENSE_LIMIT, "entries of a V x V mask")
         t = torch.arange(space.V)
         return self.contains(space, t[:, None], t[None, :])
 
@@ -176,12 +194,16 @@ class HammingSphere(Neighbourhood):
         if self.r > space.m:
             raise ValueError(f"r must be in 1..m={space.m} for a Hamming sphere, got {self.r}")
 
+    _fits = validate
+
     def degrees(self, space: LatentSpace | int) -> torch.Tensor:
         space = _as_space(space)
+        self._fits(space)
         return torch.full((space.V,), math.comb(space.m, self.r), dtype=torch.long)
 
     def table(self, space: LatentSpace | int) -> tuple[torch.Tensor, torch.Tensor]:
         space = _as_space(space)
+        self._fits(space)
         patterns = _weight_patterns(space.m, (self.r,))
         t = torch.arange(space.V)
         return t[:, None] ^ patterns[None, :], self.degrees(space)
@@ -205,13 +227,17 @@ class HammingBall(Neighbourhood):
         if self.r > space.m:
             raise ValueError(f"r must be in 1..m={space.m} for a Hamming ball, got {self.r}")
 
+    _fits = validate
+
     def degrees(self, space: LatentSpace | int) -> torch.Tensor:
         space = _as_space(space)
+        self._fits(space)
         k = sum(math.comb(space.m, j) for j in range(1, min(self.r, space.m) + 1))
         return torch.full((space.V,), k, dtype=torch.long)
 
     def table(self, space: LatentSpace | int) -> tuple[torch.Tensor, torch.Tensor]:
         space = _as_space(space)
+        self._fits(space)
         patterns = _weight_patterns(space.m, tuple(range(1, min(self.r, space.m) + 1)))
         t = torch.arange(space.V)
         return t[:, None] ^ patterns[None, :], self.degrees(space)
@@ -239,12 +265,16 @@ class Cluster(Neighbourhood):
                 f"(k = m leaves every cluster with only its target), got {self.k}"
             )
 
+    _fits = validate
+
     def degrees(self, space: LatentSpace | int) -> torch.Tensor:
         space = _as_space(space)
+        self._fits(space)
         return torch.full((space.V,), 2 ** (space.m - self.k) - 1, dtype=torch.long)
 
     def table(self, space: LatentSpace | int) -> tuple[torch.Tensor, torch.Tensor]:
         space = _as_space(space)
+        self._fits(space)
         size = 2 ** (space.m - self.k)
         t = torch.arange(space.V)
         base = (t >> (space.m - self.k)) << (space.m - self.k)
@@ -272,6 +302,8 @@ class OtherClusters(Neighbourhood):
         if self.k > space.m:
             raise ValueError(f"k must be in 1..m={space.m} for other_clusters, got {self.k}")
 
+    _fits = validate
+
 
 @dataclass(frozen=True, eq=False)
 class CustomNeighbourhood(Neighbourhood):
@@ -285,9 +317,11 @@ class CustomNeighbourhood(Neighbourhood):
         m = self.user_mask
         if not isinstance(m, torch.Tensor) or m.ndim != 2 or m.shape[0] != m.shape[1]:
             raise ValueError(
-                "mask must be a square BoolTensor[V, V], got "
+                "mask (user_mask) must be a square BoolTensor[V, V], got "
                 f"{type(m).__name__} {tuple(getattr(m, 'shape', ()))}"
             )
+        if not isinstance(self.label, str):
+            raise ArgumentTypeError(f"label must be a str, got {type(self.label).__name__}")
         V = m.shape[0]
         if V < 2 or V & (V - 1):
             raise ValueError(f"mask must be V x V with V = 2**m (m >= 1), got V={V}")
@@ -305,12 +339,11 @@ class CustomNeighbourhood(Neighbourhood):
     def contains(self, space: LatentSpace, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.user_mask[torch.as_tensor(y), torch.as_tensor(x)]
 
-    def validate(self, space: LatentSpace) -> None:
+    def _fits(self, space: LatentSpace) -> None:
         if self.user_mask.shape[0] != space.V:
             raise ValueError(
                 f"mask must be {space.V} x {space.V} for m={space.m}, got {tuple(self.user_mask.shape)}"
             )
-        super().validate(space)
 
 
 def hamming_sphere(r: int = 1) -> HammingSphere:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ._offline import cache_dir, can_reach
+from ._validate import check_bool as _check_bool  # also used by counterfact, scoring, gemma
 from .model import resolve_device
 
 if TYPE_CHECKING:
@@ -50,17 +51,6 @@ MODEL_ALIASES = {
 
 # Models small enough to run in float32 even on a GPU.
 _SMALL_MODELS = ("smollm2", "gpt2", "openai-community/gpt2", "distilgpt2")
-
-
-def _check_bool(name: str, value) -> bool:
-    """Return ``value`` if it is True or False (or a NumPy bool), else raise TypeError naming the
-    parameter: a string such as ``"False"`` is truthy and would silently mean True. (Shared by
-    the language-model modules; it belongs in ``lca._validate`` once that module has one.)"""
-    if isinstance(value, bool):
-        return value
-    if type(value).__name__ == "bool_":  # numpy.bool_
-        return bool(value)
-    raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 @dataclass

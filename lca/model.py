@@ -26,7 +26,16 @@ import math
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_tokens, make_generator
+from ._validate import (
+    ArgumentTypeError,
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_int,
+    check_size,
+    check_tokens,
+    make_generator,
+)
 
 
 def default_device() -> str:
@@ -38,10 +47,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> ``default_device()``; anything else is checked and returned as a torch.device."""
     if device is None:
         device = default_device()
+    if not isinstance(device, (str, torch.device)):
+        raise ArgumentTypeError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if dev.type not in ("cpu", "cuda", "meta"):  # meta: shapes only, used by the device tests
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {device!r} was asked for but torch sees no CUDA GPU; use "
@@ -51,6 +64,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 E_INITS = ("gaussian", "orthonormal")
+# At most this many parameters in one model (2**28 floats: 1 GiB in float32).
+PARAM_LIMIT = 2**28
 # The forward pass scores whole vocabularies ("bag of tokens" form) when V <= BAG_MAX_RATIO * L,
 # and gathers the [n, L, d] context embeddings otherwise; both compute the same function.
 BAG_MAX_RATIO = 32
@@ -98,7 +113,15 @@ class OneLayerTransformer(nn.Module):
         self.V = check_int("V", V, 2, 2**16)
         self.d = check_int("d", d, 1, 1 << 16)
         self.ensemble = None if ensemble is None else check_int("ensemble", ensemble, 1, 1 << 16)
+        dtype = check_dtype("dtype", dtype)
+        tied, residual = check_bool("tied", tied), check_bool("residual", residual)
+        layernorm, identity_WV = check_bool("layernorm", layernorm), check_bool("identity_WV", identity_WV)
+        E = 1 if self.ensemble is None else self.ensemble
+        n_params = E * self.d * (self.d + 2 * self.V)
+        check_size("d", n_params, PARAM_LIMIT, "parameters (ensemble * d * (d + 2V))")
         check_choice("E_init", E_init, E_INITS)
+        if isinstance(freeze, str) or not isinstance(freeze, (tuple, list, set, frozenset)):
+            raise ArgumentTypeError(f"freeze must be a tuple of parameter names, got {freeze!r}")
         if identity_WV:
             WV_init = "identity"
             freeze = tuple(freeze) + ("W_V",)
@@ -296,6 +319,11 @@ def orthonormal_rows(
     continue a stream, else a fresh generator seeded with ``seed`` (None: a random seed)."""
     n = check_int("n", n, 1, 1_000_000)
     d = n if d is None else check_int("d", d, n, 1_000_000)
+    dtype, haar = check_dtype("dtype", dtype), check_bool("haar", haar)
+    if isinstance(lead, (str, bytes)) or not isinstance(lead, (tuple, list, torch.Size)):
+        raise ArgumentTypeError(f"lead must be a tuple of batch sizes, got {type(lead).__name__}")
+    lead = tuple(check_int("lead", x, 1, 1 << 16) for x in lead)
+    check_size("n", math.prod(lead) * n * d, PARAM_LIMIT)
     g = make_generator(seed, generator)
     A = torch.randn(tuple(lead) + (d, n), generator=g, dtype=torch.float64)
     Q, R = torch.linalg.qr(A)  # [*lead, d, n], orthonormal columns

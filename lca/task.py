@@ -14,13 +14,21 @@ frozen dataclass, so equal specs share an entry); they are never written to, and
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
 
-from ._validate import check_float, check_int, check_tokens, make_generator
-from .latent import LatentSpace, Neighbourhood, hamming_sphere
+from ._validate import (
+    check_bool,
+    check_float,
+    check_int,
+    check_size,
+    check_tokens,
+    make_generator,
+)
+from .latent import DENSE_LIMIT, LatentSpace, Neighbourhood, hamming_sphere
 
 L_MAX = 1_000_000
 
@@ -47,15 +55,23 @@ class TaskSpec:
     clean_last: bool = False
 
     def __post_init__(self):
-        check_int("m", self.m, 1, 16)
-        check_int("L", self.L, 1, L_MAX)
-        check_float("noise", self.noise, 0.0, 1.0, hi_open=True)
+        # store the converted values: an equal spec must compare (and hash) equal
+        object.__setattr__(self, "m", check_int("m", self.m, 1, 16))
+        object.__setattr__(self, "L", check_int("L", self.L, 1, L_MAX))
+        object.__setattr__(self, "noise", check_float("noise", self.noise, 0.0, 1.0, hi_open=True))
+        object.__setattr__(self, "clean_last", check_bool("clean_last", self.clean_last))
         if not isinstance(self.neighbourhood, Neighbourhood):
             raise ValueError(
                 "neighbourhood must be a family from lca.latent (e.g. "
                 f"hamming_sphere(1)), got {self.neighbourhood!r}"
             )
         self.neighbourhood.validate(self.space)
+        if (
+            isinstance(self.noise_law, str)
+            and self.noise_law != "uniform"
+            or not isinstance(self.noise_law, (str, Neighbourhood))
+        ):
+            raise ValueError(f"noise_law must be 'uniform' or a neighbourhood family, got {self.noise_law!r}")
         if self.noise_law != "uniform":
             if not isinstance(self.noise_law, Neighbourhood):
                 raise ValueError(
@@ -105,6 +121,8 @@ def count_vector(
     ``weight=1/L`` gives their frequencies, the vector that uniform attention averages."""
     V = check_int("V", V, 1, 2**16)
     contexts = check_tokens("contexts", contexts, V, ndim=2)
+    weight = check_float("weight", weight)
+    check_size("contexts", contexts.shape[0] * V, 2**28, "entries of the [n, V] count table")
     c = torch.zeros((contexts.shape[0], V), dtype=dtype, device=contexts.device)
     ones = torch.full(contexts.shape, weight, dtype=dtype, device=contexts.device)
     return c.scatter_add_(1, contexts, ones)
@@ -113,6 +131,7 @@ def count_vector(
 @lru_cache(maxsize=64)
 def _law(spec: TaskSpec, clean: bool) -> torch.Tensor:
     space = spec.space
+    check_size("m", space.V * space.V, DENSE_LIMIT, "entries of the V x V law")
     mask = spec.neighbourhood.mask(space).double()
     P = mask / mask.sum(1, keepdim=True)
     if clean or spec.noise == 0:
@@ -139,6 +158,7 @@ def _draw_from_table(
 def _tables(spec: TaskSpec):
     space = spec.space
     table, deg = spec.neighbourhood.table(space)
+    check_size("m", table.numel(), DENSE_LIMIT, "entries of the neighbour table")
     if spec.noise_law == "uniform" or spec.noise == 0:
         noise = None
     else:
@@ -210,6 +230,14 @@ def bayes_posterior(spec: TaskSpec, contexts: torch.Tensor) -> torch.Tensor:
     """Exact posterior ``Tensor[n, V]`` (float64) over the target given each context (uniform
     prior over targets)."""
     ll = log_likelihood(spec, contexts)
+    impossible = int(torch.isneginf(ll).all(1).sum()) if ll.numel() else 0
+    if impossible:
+        warnings.warn(
+            f"bayes_posterior: {impossible} of {ll.shape[0]} contexts are impossible under every "
+            "target (no target has all their tokens in its support); their rows are NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return torch.softmax(ll, dim=1)
 
 

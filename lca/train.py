@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validate import check_choice, check_float, check_int
+from ._validate import ArgumentTypeError, check_bool, check_choice, check_float, check_int
 from .model import E_INITS, WV_INITS, OneLayerTransformer, check_model, resolve_device
 from .task import TaskSpec, check_spec, enumerate_task, sample
 
@@ -76,18 +76,26 @@ class TrainConfig:
 
     def __post_init__(self):
         check_spec(self.task, "task")
-        check_int("d", self.d, 1, 1 << 16)
-        check_int("steps", self.steps, 0, 10_000_000)
-        check_int("batch_size", self.batch_size, 1, 10_000_000)
-        check_float("lr", self.lr, 0.0, None, lo_open=True)
+
+        def put(name, value):  # store the converted value (the dataclass is frozen)
+            object.__setattr__(self, name, value)
+
+        put("d", check_int("d", self.d, 1, 1 << 16))
+        put("steps", check_int("steps", self.steps, 0, 10_000_000))
+        put("batch_size", check_int("batch_size", self.batch_size, 1, 10_000_000))
+        put("lr", check_float("lr", self.lr, 0.0, None, lo_open=True))
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_float("weight_decay", self.weight_decay, 0.0, None)
-        check_int("seed", self.seed, 0, 2**62)
+        put("weight_decay", check_float("weight_decay", self.weight_decay, 0.0, None))
+        put("seed", check_int("seed", self.seed, 0, 2**62))
         check_choice("E_init", self.E_init, E_INITS)
         check_choice("WV_init", self.WV_init, WV_INITS)
-        check_int("eval_every", self.eval_every, 0, 10_000_000)
-        check_int("n_eval", self.n_eval, 1, 10_000_000)
-        check_int("eval_seed", self.eval_seed, 0, 2**62)
+        put("eval_every", check_int("eval_every", self.eval_every, 0, 10_000_000))
+        put("n_eval", check_int("n_eval", self.n_eval, 1, 10_000_000))
+        put("eval_seed", check_int("eval_seed", self.eval_seed, 0, 2**62))
+        for flag in ("train_E", "train_KQ", "train_V", "tied", "residual", "layernorm"):
+            put(flag, check_bool(flag, getattr(self, flag)))
+        if self.device is not None:
+            resolve_device(self.device)  # fail here, not inside train()
         if self.E_init == "orthonormal" and self.d < self.task.V:
             raise ValueError(f"d must be >= V={self.task.V} for E_init='orthonormal', got d={self.d}")
 
@@ -117,6 +125,8 @@ class TrainResult:
 
 def build_model(config: TrainConfig) -> OneLayerTransformer:
     """The untrained model of a config (weights from ``config.seed``)."""
+    if not isinstance(config, TrainConfig):
+        raise ArgumentTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     g = torch.Generator().manual_seed(config.seed)
     freeze = [
         name
@@ -141,8 +151,14 @@ def build_model(config: TrainConfig) -> OneLayerTransformer:
 
 def stack_models(models: list[OneLayerTransformer]) -> OneLayerTransformer:
     """One ensemble model holding copies of the given single models (same V, d and options)."""
+    if isinstance(models, (str, bytes)) or not hasattr(models, "__iter__"):
+        raise ArgumentTypeError(f"models must be a list of OneLayerTransformer, got {models!r}")
+    models = list(models)
     if not models:
         raise ValueError("models must be a non-empty list")
+    for mdl in models:
+        if not isinstance(mdl, OneLayerTransformer):
+            raise ArgumentTypeError(f"models must hold OneLayerTransformer objects, got {type(mdl).__name__}")
     first = models[0]
     for mdl in models:
         if mdl.ensemble is not None or (mdl.V, mdl.d, mdl.tied, mdl.residual, mdl.layernorm) != (
@@ -188,7 +204,10 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
     Returns a ``TrainResult`` whose model is an ensemble (``model.member(i)``) and whose history
     holds, per record, a list of per-member values.
     """
+    if isinstance(configs, (str, bytes)) or not hasattr(configs, "__iter__"):
+        raise ArgumentTypeError(f"configs must be a list of TrainConfig, got {type(configs).__name__}")
     configs = list(configs)
+    progress = check_bool("progress", progress)
     if not configs:
         raise ValueError("configs must be a non-empty list of TrainConfig")
     base = configs[0]
@@ -221,6 +240,9 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
         elif not bool(on.all()):
             masks["W_U"] = on.to(device).float()
     params = [p for p in model.parameters() if p.requires_grad]
+    # Masking the gradient is not enough: weight decay (adamw, or sgd/adam with weight_decay > 0)
+    # still moves a frozen member, so its slice is also restored after every step.
+    frozen = {name: ~mask.bool() for name, mask in masks.items()}
     lrs = torch.tensor([c.lr for c in configs], dtype=torch.float32, device=device)
     same_lr = bool((lrs == lrs[0]).all())
     opt = _make_optimizer(params, base) if params else None
@@ -257,6 +279,7 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
             for name, mask in masks.items():
                 g = getattr(model, name).grad
                 g.mul_(mask.view((E,) + (1,) * (g.ndim - 1)))
+            kept = {name: getattr(model, name).detach()[idx].clone() for name, idx in frozen.items()}
             if same_lr:
                 opt.step()
             else:
@@ -267,6 +290,9 @@ def train_ensemble(configs: list[TrainConfig], progress: bool = True) -> TrainRe
                     for p, b in zip(params, before):
                         s = scale.view((E,) + (1,) * (p.ndim - 1))
                         p.copy_(b + (p - b) * s)
+            with torch.no_grad():
+                for name, idx in frozen.items():
+                    getattr(model, name)[idx] = kept[name]
         running += per.detach()
         count += 1
         if base.eval_every and step % base.eval_every == 0:
@@ -284,7 +310,9 @@ def fit(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Train one model. Returns ``TrainResult(model, history)`` with per-record scalars."""
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    res = train_ensemble([config], progress=progress)
+    if not isinstance(config, TrainConfig):
+        raise ArgumentTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    res = train_ensemble([config], progress=check_bool("progress", progress))
     single = res.model.member(0)
     if not config.train_E:
         single.W_E.requires_grad_(False)
@@ -301,9 +329,21 @@ def sweep(
     ``{"trained W_V": {}, "W_V = I": {"train_V": False, "WV_init": "identity"}}``. The result's
     ``labels`` attribute lists ``(variant label, seed)`` per member.
     """
+    if not isinstance(base, TrainConfig):
+        raise ArgumentTypeError(f"base must be a TrainConfig, got {type(base).__name__}")
+    progress = check_bool("progress", progress)
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ArgumentTypeError(f"seeds must be a sequence of integers, got {seeds!r}")
+    seeds = [check_int("seeds", s, 0, 2**62) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed, got an empty sequence")
+    if variants is not None and not isinstance(variants, dict):
+        raise ArgumentTypeError(f"variants must be a dict of label -> overrides, got {variants!r}")
     variants = variants or {"": {}}
     configs, labels = [], []
     for label, over in variants.items():
+        if not isinstance(over, dict):
+            raise ArgumentTypeError(f"variants[{label!r}] must be a dict of overrides, got {over!r}")
         bad = set(over) - set(VARIANT_FIELDS)
         if bad:
             raise ValueError(f"variants may only change {VARIANT_FIELDS}, got {sorted(bad)}")

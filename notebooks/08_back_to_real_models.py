@@ -4,7 +4,7 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@v0.1.0"], check=True)
 
 # %% tags=["remove-cell"]
 # Colab setup for this chapter: the offline language model, SmolLM2-135M-Instruct as a GGUF file in

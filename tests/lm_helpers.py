@@ -133,7 +133,9 @@ class OldStyleModel(torch.nn.Module):
 
 
 def old_style_lm(ignore_4d: bool = True):
-    tiny = tiny_lm("gpt2")
+    """The tiny Llama (which honours 4-D masks in every transformers version the package
+    supports; the tiny GPT-2 does not before transformers 4.48-ish) wrapped as ``OldStyleModel``."""
+    tiny = tiny_lm("llama")
     return tiny, llm.LanguageModel(
         model=OldStyleModel(tiny.model, ignore_4d),
         tokenizer=tiny.tokenizer,

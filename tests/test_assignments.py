@@ -21,16 +21,19 @@ import nbformat
 import pytest
 import yaml
 
+import lca
+
 ROOT = Path(__file__).resolve().parent.parent
 MASTER_DIR = ROOT / "assignments"
 NAMES = ("01_memory_and_task", "02_value_matrix_and_embeddings", "03_attention_and_hijacking")
 
-SETUP_CELL = """# Colab setup: install the course package (runs only on Google Colab)
+INSTALL = f"lca[llm] @ git+https://github.com/elephants-course/elephants@v{lca.__version__}"
+SETUP_CELL = f"""# Colab setup: install the course package (runs only on Google Colab)
 import sys
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)"""
+                    "{INSTALL}"], check=True)"""
 
 # Distinctive solution lines, one or more per assignment, that must never reach a student.
 KNOWN_SOLUTION_LINES = {
@@ -197,7 +200,7 @@ def test_build_outputs(built):
             names = zf.namelist()
             assert "run_autograder" in names and "environment.yml" in names
             assert (
-                "lca @ git+https://github.com/elephants-course/elephants@main"
+                f"lca @ git+https://github.com/elephants-course/elephants@v{lca.__version__}"
                 in zf.read("environment.yml").decode()
             ), "the grading image must install lca"
             graded = [q["name"] for q in _questions(MASTER_DIR / f"{name}.ipynb") if not q.get("manual")]

@@ -59,3 +59,125 @@ def test_close_and_safe_compare():
     strict = safe_compare(lambda e, g: bool(torch.equal(e, g)))
     assert strict(torch.zeros(2), torch.zeros(2))
     assert strict(torch.zeros(2), "not a tensor") is False  # no exception
+
+
+# ---------------------------------------------------------------- adversarial solutions (#16 item 3)
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    __hash__ = None
+
+
+class TensorEqual:
+    def __eq__(self, other):
+        return torch.ones(3, dtype=torch.bool)
+
+    __hash__ = None
+
+
+class BadRepr:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+class SlyStr(str):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_a_solution_that_edits_its_inputs_in_place_fails():
+    from lca.associative_memory import check_store, store
+
+    def sly(keys, values):
+        keys.div_(keys.norm(dim=1, keepdim=True))  # the reference used to see these keys
+        return values.T @ keys
+
+    assert check_store(store)
+    assert not check_store(sly)
+
+
+def test_answers_of_the_wrong_type_fail_without_crashing_the_checker(capsys):
+    from lca.associative_memory import check_store
+    from lca.hijacking import _hijacked_reference, check_hijacked_prompt
+    from lca.lca_task import check_bayes_accuracy_formula
+
+    assert not check_store(lambda k, v: AlwaysEqual())
+    assert check_hijacked_prompt(_hijacked_reference)
+    res = check_hijacked_prompt(lambda p, s, k: SlyStr("anything"))
+    assert not res and "expected a str, got a SlyStr" in res.message
+    res = check_bayes_accuracy_formula(lambda m, L: TensorEqual())
+    assert not res and "expected a number" in res.message
+    res = check_bayes_accuracy_formula(lambda m, L: BadRepr())
+    assert not res and "repr failed" in res.message
+    # a comparison that returns a tensor instead of a bool is a wrong answer, not a crash
+    res = run_cases(
+        "check_odd", lambda x: TensorEqual(), lambda x: AlwaysEqual(), [(1,)], compare=lambda e, g: g == e
+    )
+    assert not res and "could not be compared" in res.message
+
+    # an exception whose message cannot be printed
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError
+
+    def raises(x, k):
+        raise Unprintable
+
+    res = run_cases("check_scale", raises, reference, CASES)
+    assert not res and "Unprintable" in res.message
+    capsys.readouterr()
+
+
+def test_an_infinite_loop_is_stopped():
+    def forever(x, k):
+        while True:
+            pass
+
+    res = run_cases("check_scale", forever, reference, CASES, time_limit=0.5)
+    assert not res and "more than 0.5 s" in res.message
+    # the alarm is cleared afterwards: a slow-but-finite later call is not interrupted
+    import time
+
+    assert run_cases(
+        "check_scale", lambda x, k: (time.sleep(0.6), x * k)[1], reference, CASES[:1], time_limit=5
+    )
+
+
+def test_a_non_function_is_refused():
+    res = run_cases("check_scale", 3, reference, CASES)
+    assert not res and "expected a function" in res.message
+
+
+def test_seed_problem_catches_samplers_that_ignore_or_misuse_the_generator():
+    from lca.checks import seed_problem
+
+    def good(g):
+        return torch.randint(0, 10, (50,), generator=g)
+
+    def ignores(g):
+        return torch.arange(50)
+
+    def global_rng(g):
+        return torch.randint(0, 10, (50,))
+
+    assert seed_problem(good) is None
+    assert "ignores" in seed_problem(ignores)
+    assert "same generator seed" in seed_problem(global_rng)
+
+
+def test_type_problem_accepts_reasonable_answers():
+    from lca.checks import type_problem
+
+    assert type_problem(torch.zeros(2), [0.0, 0.0]) is None
+    assert type_problem(0.5, torch.tensor(0.5)) is None
+    assert type_problem(0.5, torch.tensor([0.5])) is None
+    assert type_problem(3, 3.0) is None
+    assert type_problem((1.0, torch.zeros(2)), [1.0, torch.zeros(2)]) is None
+    assert type_problem(True, torch.tensor(True)) is None
+    assert type_problem(0.5, True) is not None  # a bool is no probability
+    assert type_problem((1.0, 2.0), (1.0,)) is not None

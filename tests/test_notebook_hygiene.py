@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import lca
 from conftest import ROOT, repository, toc_files
 
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
@@ -30,7 +31,7 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lca[llm] @ git+{url}@{branch}"], check=True)"""
+                    "lca[llm] @ git+{url}@{ref}"], check=True)"""
 
 CELL_METADATA = {"tags"}
 NB_METADATA = {"kernelspec", "language_info", "widgets"}
@@ -92,15 +93,18 @@ def test_notebook_exists(entry):
 
 
 def test_colab_setup_cell(entry):
+    """Cell 0 installs lca from _config.yml's repository at the release tag v<version> (see
+    tools/release.py), so that a learner gets the code whose outputs the page shows."""
     nb = load(entry)
-    url, branch = repository()
+    url, _ = repository()
+    ref = "v" + lca.__version__
     cell = nb.cells[0]
     assert cell.cell_type == "code", "cell 0 must be the Colab setup code cell"
     assert "remove-cell" in cell.metadata.get("tags", []), "cell 0 must be tagged remove-cell"
-    assert f"lca[llm] @ git+{url}@{branch}" in cell.source, (
-        f"cell 0 must install lca from _config.yml's repository ({url}, branch {branch})"
+    assert f"lca[llm] @ git+{url}@{ref}" in cell.source, (
+        f"cell 0 must install lca from _config.yml's repository ({url}) at the tag {ref}"
     )
-    assert cell.source.strip() == COLAB_CELL.format(url=url, branch=branch), (
+    assert cell.source.strip() == COLAB_CELL.format(url=url, ref=ref), (
         "cell 0 differs from the standard Colab setup cell (see tests/test_notebook_hygiene.py)"
     )
 

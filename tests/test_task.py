@@ -285,3 +285,58 @@ def test_enumerate_task_is_the_law_of_whole_contexts(spec):
     assert max(abs(got[k] - want[k]) for k in want) < 1e-15
     with pytest.raises(ValueError, match="max_rows"):
         enumerate_task(spec, max_rows=1)
+
+
+# ------------------------------------------------- strings are no flags or numbers (#16 items 2, 5, 9, 11)
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(m=3, L=4, noise=0.9, clean_last="False"), "clean_last"),
+        (dict(m=3, L=4, clean_last=1), "clean_last"),
+        (dict(m=3, L=4, noise="0.5"), "noise"),
+        (dict(m=3, L=4, noise=True), "noise"),
+        (dict(m="3", L=4), "m"),
+        (dict(m=3, L=4.0), "L"),
+    ],
+)
+def test_taskspec_refuses_strings_and_bools_for_numbers_and_flags(kwargs, name):
+    with pytest.raises(TypeError, match=rf"\b{name} must"):
+        TaskSpec(**kwargs)
+
+
+def test_taskspec_stores_converted_values_so_equal_specs_are_equal():
+    import numpy as np
+
+    a = TaskSpec(np.int64(3), 4, noise=np.float32(0.5), clean_last=np.bool_(True))
+    b = TaskSpec(3, 4, noise=0.5, clean_last=True)
+    assert a == b and hash(a) == hash(b)
+    assert type(a.m) is int and type(a.noise) is float and a.clean_last is True
+
+
+def test_dense_tables_are_refused_before_they_are_allocated():
+    # V = 2**16: a V x V table would need 32 GiB; the guard names m and the limit
+    with pytest.raises(ValueError, match=r"\bm is too large"):
+        TaskSpec(16, 2).context_law()
+    with pytest.raises(ValueError, match=r"\bm is too large"):
+        lca.LatentSpace(16).distances()
+    with pytest.raises(ValueError, match=r"\bm is too large"):
+        sample(TaskSpec(16, 4, noise=0.5, noise_law=lca.other_clusters(2)), 1, seed=0)
+    ctx, y = sample(TaskSpec(16, 4, noise=0.5), 3, seed=0)  # the sparse sampler still works
+    assert ctx.shape == (3, 4)
+
+
+def test_a_family_is_checked_against_the_space_when_its_mask_is_built():
+    with pytest.raises(ValueError, match=r"\bk must"):
+        lca.cluster(5).mask(3)
+    with pytest.raises(ValueError, match=r"\bk must"):
+        lca.cluster(5).table(3)
+    with pytest.raises(ValueError, match=r"\br must"):
+        lca.hamming_sphere(4).degrees(3)
+    assert int(lca.cluster(1).mask(3).sum()) == 8 * 3  # a valid family still builds
+
+
+def test_an_impossible_context_warns_instead_of_giving_silent_nan_rows():
+    spec = TaskSpec(3, 2)  # noise-free N_1: tokens 1 and 6 (3 bits apart) have no common target
+    with pytest.warns(RuntimeWarning, match="impossible"):
+        post = bayes_posterior(spec, torch.tensor([[1, 6], [1, 2]]))
+    assert torch.isnan(post[0]).all() and torch.isfinite(post[1]).all()

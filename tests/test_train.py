@@ -1,6 +1,7 @@
 """Tests of lca.train: ensembles equal single runs, determinism, freezing, bad input, and a trained
 model near the Bayes ceiling."""
 
+import dataclasses
 import itertools
 import math
 
@@ -176,3 +177,49 @@ def test_exact_population_loss_is_the_weighted_cross_entropy():
         exact_population_loss(OneLayerTransformer(spec.V, 3, ensemble=2), spec)
     with pytest.raises(ValueError, match="V="):
         exact_population_loss(OneLayerTransformer(8, 3), spec)
+
+
+# ------------------------------------------------------- types and frozen members (#16 items 2, 11, 12)
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: OneLayerTransformer(8, 4, residual="False"), "residual"),
+        (lambda: OneLayerTransformer(8, 4, tied="yes"), "tied"),
+        (lambda: OneLayerTransformer(8, 4, dtype="float32"), "dtype"),
+        (lambda: OneLayerTransformer(8, 4, freeze="W_V"), "freeze"),
+        (lambda: TrainConfig(TaskSpec(4, 4), lr="0.01"), "lr"),
+        (lambda: TrainConfig(TaskSpec(4, 4), train_E="False"), "train_E"),
+        (lambda: build_model(None), "config"),
+        (lambda: lca.sweep(TrainConfig(TaskSpec(4, 4)), seeds=(0.9, 1.2)), "seeds"),
+        (lambda: stack_models("models"), "models"),
+    ],
+)
+def test_wrong_types_are_type_errors_naming_the_parameter(call, name):
+    with pytest.raises(TypeError, match=rf"\b{name}\b"):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: OneLayerTransformer(8, 4, device="mps"), "device"),
+        (lambda: TrainConfig(TaskSpec(4, 4), device="tpu"), "device"),
+        (lambda: OneLayerTransformer(8, 65536), "d"),
+    ],
+)
+def test_bad_devices_and_sizes_fail_at_construction(call, name):
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        call()
+
+
+@pytest.mark.parametrize("optimizer, decay", [("adamw", 0.1), ("sgd", 0.5), ("adam", 0.5)])
+def test_a_frozen_ensemble_member_does_not_drift_under_weight_decay(optimizer, decay):
+    """Masking the gradient leaves weight decay free to move a frozen member; the trainer restores
+    the frozen slices after every step, so each member still equals its own single run."""
+    base = TrainConfig(SMALL, d=12, steps=30, batch_size=32, optimizer=optimizer, weight_decay=decay, seed=3)
+    variants = {"trained": {}, "W_V = I": {"train_V": False, "WV_init": "identity"}}
+    res = lca.sweep(base, seeds=[3], variants=variants, progress=False)
+    frozen = res.model.member(1)
+    assert torch.equal(frozen.W_V.detach(), torch.eye(12, dtype=frozen.W_V.dtype))
+    single = fit(dataclasses.replace(base, train_V=False, WV_init="identity"), progress=False)
+    assert torch.allclose(frozen.W_E, single.model.W_E, atol=1e-5)

@@ -14,7 +14,7 @@
 #   ok_format: false
 # requirements:
 #   - torch>=2.0
-#   - lca @ git+https://github.com/elephants-course/elephants@main
+#   - lca @ git+https://github.com/elephants-course/elephants@v0.1.0
 # generate:
 #   pdf: false
 #   show_stdout: true
@@ -25,7 +25,7 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@v0.1.0"], check=True)
 
 # %%
 # Otter-grader: the grader.check("q...") cells below run this assignment's public tests.
