@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import torch
 
@@ -171,7 +172,6 @@ def warn_if_transposed(name: str, W_E: torch.Tensor, stacklevel: int = 3) -> Non
     transpose ``[d, V]`` would be read as a valid embedding too, and a W_E.T is silently taken for
     V = d tokens. (An overparameterised W_E with d > V a power of two warns too: pass a model or
     a task, where V is known, to avoid it.)"""
-    import warnings  # only when warning; kept here so this validator is self-contained
 
     rows, cols = W_E.shape[-2], W_E.shape[-1]
     if rows < cols and cols >= 2 and not cols & (cols - 1):

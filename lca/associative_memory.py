@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from ._validate import check_float, check_int, make_generator
+from ._validate import check_finite, check_float, check_int, check_size, make_generator
 from .checks import CheckResult, close, run_cases
 from .model import orthonormal_rows
 from .style import COLORS, CYCLE, DIVERGING_CMAP, new_figure
@@ -22,6 +22,12 @@ from .style import COLORS, CYCLE, DIVERGING_CMAP, new_figure
 # and recalls W q for a query q. Keys are rows of ``keys [N, d]``, values rows of ``values [N, d']``.
 
 
+KEY_LIMIT = 2**27  # entries of random_keys / correlated_keys (1 GiB of float64)
+# work of simulate_onehot_recall, trials * N * d * (N + 32): the Gram products plus the Gaussian
+# draws (one draw costs about as much as 32 multiply-adds); 2**32 is a few seconds
+SIMULATION_COST = 2**32
+
+
 def _float_matrix(name: str, x, ndim: int = 2) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -29,7 +35,7 @@ def _float_matrix(name: str, x, ndim: int = 2) -> torch.Tensor:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
     if not (x.is_floating_point()):
         raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
-    return x
+    return check_finite(name, x)
 
 
 def random_keys(
@@ -47,6 +53,7 @@ def random_keys(
     """
     N = check_int("N", N, 1, 10_000_000)
     d = check_int("d", d, 1, 1_000_000)
+    check_size("N", N * d, KEY_LIMIT, "key entries (N * d)")
     g = make_generator(seed, generator)
     return torch.randn((N, d), generator=g, dtype=dtype) / d**0.5
 
@@ -79,6 +86,7 @@ def correlated_keys(
     N = check_int("N", N, 1, 10_000_000)
     d = check_int("d", d, 1, 1_000_000)
     rho = check_float("rho", rho, 0.0, 1.0, hi_open=True)
+    check_size("N", N * d, KEY_LIMIT, "key entries (N * d)")
     g = make_generator(seed, generator)
     c = torch.randn((1, d), generator=g, dtype=torch.float64)
     G = torch.randn((N, d), generator=g, dtype=torch.float64)
@@ -180,11 +188,15 @@ def simulate_onehot_recall(
     rho = check_float("rho", rho, 0.0, 1.0, hi_open=True)
     if keys == "orthonormal" and N > d:
         raise ValueError(f"N must be in 1..d={d} for orthonormal keys, got {N}")
-    g = make_generator(seed, None)
     trials = -(-n_recalls // N)
+    check_size("N", N * max(N, d), 1 << 26, "entries of one memory's keys or Gram matrix (N * max(N, d))")
+    work = trials * N * d * (N + 32)
+    check_size("n_recalls", work, SIMULATION_COST, "units of work (ceil(n_recalls / N) N d (N + 32))")
+    g = make_generator(seed, None)
     hits, sq = 0, 0.0
     mem_hits, mem_sq = [], []
-    per_batch = max(1, (1 << 22) // (N * N))  # about 2**22 Gram entries per batch
+    # about 2**22 Gram entries and at most 2**24 key entries per batch
+    per_batch = max(1, min((1 << 22) // (N * N), (1 << 24) // (N * d)))
     done = 0
     while done < trials:
         b = min(per_batch, trials - done)

@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 
 from . import latent
-from ._validate import check_choice, check_float, check_int, check_tokens
+from ._validate import check_choice, check_finite, check_float, check_int, check_tokens
 from .checks import CheckResult, close, run_cases, safe_compare
 from .model import OneLayerTransformer, check_model
 from .style import COLORS, DIVERGING_CMAP, SEQUENTIAL_CMAP, new_figure
@@ -35,7 +35,7 @@ def _check_weights(W_E, W_V, V):
             f"W_V must be a tensor of shape ({d}, {d}), got "
             f"{type(W_V).__name__} {tuple(getattr(W_V, 'shape', ()))}"
         )
-    return W_E.detach().double(), W_V.detach().double()
+    return check_finite("W_E", W_E.detach().double()), check_finite("W_V", W_V.detach().double())
 
 
 def cluster_ids(m: int, k: int) -> torch.Tensor:
@@ -94,11 +94,12 @@ def kq_value_matrix(
     N(k)."""
     beta = check_float("beta", beta, 0.0, None)
     if isinstance(spec_or_mask, torch.Tensor):
-        mask = spec_or_mask
+        mask, V = spec_or_mask, None  # V from the mask's shape
     else:
-        mask = check_spec(spec_or_mask, "spec_or_mask").neighbourhood
+        spec = check_spec(spec_or_mask, "spec_or_mask")
+        mask, V = spec.neighbourhood, spec.V
     E = W_E.detach().double() if isinstance(W_E, torch.Tensor) else W_E
-    return value_matrix_construction(E, mask, scale=beta)
+    return value_matrix_construction(E, mask, scale=beta, V=V)
 
 
 _MAX_ENUMERATION_ROWS = 4_000_000
@@ -212,6 +213,9 @@ def grad_WKQ_at_zero_sample(
     return -E.T @ T @ E
 
 
+_MAX_FIRST_ORDER_CUBE = 2**24  # V = 256: [V, V, V] float64 intermediates of 128 MiB
+
+
 def kq_first_order_table(spec: TaskSpec, M0: torch.Tensor | None = None) -> torch.Tensor:
     """Closed form of ``lim_{beta -> 0} T / beta`` (``[V, V]``, float64) for ``M = beta * M0``.
 
@@ -223,14 +227,20 @@ def kq_first_order_table(spec: TaskSpec, M0: torch.Tensor | None = None) -> torc
 
     a polynomial of degree two in the token counts, evaluated here from the task law alone
     (first and second moments of the multinomial counts), without sampling or enumeration.
+    Needs m <= 8: the einsums build ``[V, V, V]`` intermediates.
     """
     check_spec(spec)
     V, L = spec.V, spec.L
+    if V**3 > _MAX_FIRST_ORDER_CUBE:
+        raise ValueError(
+            f"spec is too large for kq_first_order_table: m={spec.m} (V={V}) needs V^3 = {V**3:,} "
+            f"entries, more than the limit of {_MAX_FIRST_ORDER_CUBE:,} (m <= 8)"
+        )
     if M0 is None:
         M0 = spec.neighbourhood.mask(spec.space).double()
     elif not isinstance(M0, torch.Tensor) or tuple(M0.shape) != (V, V):
         raise ValueError(f"M0 must be a tensor of shape ({V}, {V}), got {tuple(getattr(M0, 'shape', ()))}")
-    M0 = M0.double()
+    M0 = check_finite("M0", M0.double())
     P, Q = spec.context_law(), spec.last_law()
     n = L - 1
     rho = M0 - M0.mean(0, keepdim=True)  # [y, j]
@@ -276,12 +286,19 @@ def cluster_block_means(
 ) -> torch.Tensor:
     """``Tensor[C, C]``: mean of the entries of ``S [V, V]`` over each (row group, column group)
     block, with ``groups`` a ``LongTensor[V]`` of group ids 0..C-1 (e.g. ``cluster_ids(m, k)``)."""
-    if not isinstance(S, torch.Tensor) or S.ndim != 2 or S.shape[0] != S.shape[1]:
-        raise ValueError(f"S must be a square matrix, got {tuple(getattr(S, 'shape', ()))}")
+    if not isinstance(S, torch.Tensor) or S.ndim != 2 or S.shape[0] != S.shape[1] or not S.numel():
+        raise ValueError(f"S must be a non-empty square matrix, got {tuple(getattr(S, 'shape', ()))}")
     if not isinstance(groups, torch.Tensor) or groups.shape != (S.shape[0],):
         raise ValueError(
             f"groups must be a LongTensor of length {S.shape[0]}, got {tuple(getattr(groups, 'shape', ()))}"
         )
+    check_finite("S", S)
+    if groups.is_floating_point() or groups.dtype == torch.bool or int(groups.min()) < 0:
+        raise ValueError(
+            f"groups must hold integer group ids 0..C-1, got {groups.dtype} {groups.tolist()[:8]}"
+        )
+    if int(groups.max()) >= S.shape[0]:
+        raise ValueError(f"groups must hold group ids below V={S.shape[0]} (C <= V), got {int(groups.max())}")
     C = int(groups.max()) + 1
     G = torch.nn.functional.one_hot(groups.long(), C).double()  # [V, C]
     W = torch.ones_like(S, dtype=torch.float64)

@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from ._validate import check_float, check_int
+from ._validate import check_finite, check_float, check_int, check_size, warn_if_transposed
 from .checks import CheckResult, run_cases
 from .latent import LatentSpace, popcounts
 from .model import OneLayerTransformer, check_model
@@ -29,6 +29,8 @@ from .task import TaskSpec, check_spec
 
 
 GEO_M_MAX = 12  # V x V matrices: 4096 x 4096 float64 is the largest we build
+GRAM_LIMIT = 2**27  # V^2 (2E + m + 1) float64 entries (1 GiB) for the Gram matrices of E members
+RAYLEIGH_LIMIT = 2**34  # E V^3 multiply-adds for weight_rayleigh (a few seconds)
 
 
 def krawtchouk(k: int, w: int, m: int) -> int:
@@ -216,11 +218,13 @@ def margin_by_weight(mu: ArrayLike, nu: ArrayLike) -> torch.Tensor:
 
 def _embeddings64(W_E) -> torch.Tensor:
     """W_E as float64 ``[E, V, d]`` (E = 1 for a single model or a 2-D tensor) and whether it was
-    batched."""
+    batched. A tensor (whose V is not known, unlike a model's) that looks transposed warns."""
     if isinstance(W_E, OneLayerTransformer):
         W = W_E.W_E.detach()
     elif isinstance(W_E, torch.Tensor):
         W = W_E.detach()
+        if W.ndim in (2, 3):
+            warn_if_transposed("W_E", W, stacklevel=4)
     else:
         raise ValueError(
             f"W_E must be a OneLayerTransformer or a tensor [V, d] / [E, V, d], got {type(W_E).__name__}"
@@ -236,6 +240,14 @@ def _embeddings64(W_E) -> torch.Tensor:
     return W.double().cpu().reshape((-1,) + tuple(W.shape[-2:])), batched
 
 
+def _check_gram_size(W: torch.Tensor) -> None:
+    """ValueError naming W_E when the ``[E, V, V]`` Gram matrices (and the ``[V^2, m+1]``
+    distance indicator of ``gram_profile``) would exceed ``GRAM_LIMIT`` entries."""
+    E, V = W.shape[0], W.shape[1]
+    m = V.bit_length() - 1
+    check_size("W_E", V * V * (2 * E + m + 1), GRAM_LIMIT, f"Gram entries (V^2 (2E + m + 1), V={V}, E={E})")
+
+
 def _unbatch(x, batched):
     return x if batched else x[0]
 
@@ -244,6 +256,7 @@ def gram_matrix(W_E: OneLayerTransformer | torch.Tensor) -> torch.Tensor:
     """``G = W_E W_E^T``: ``Tensor[V, V]`` (or ``[E, V, V]``) of inner products between token
     embeddings, float64."""
     W, batched = _embeddings64(W_E)
+    _check_gram_size(W)
     return _unbatch(W @ W.transpose(1, 2), batched)
 
 
@@ -268,6 +281,7 @@ class GramProfile:
 def gram_profile(W_E: OneLayerTransformer | torch.Tensor) -> GramProfile:
     """Mean and spread of ``<W_E(i), W_E(j)>`` per Hamming distance D_H(i, j) (see ``GramProfile``)."""
     W, batched = _embeddings64(W_E)
+    _check_gram_size(W)
     V = W.shape[1]
     m = V.bit_length() - 1
     D = LatentSpace(m).distances().flatten()
@@ -369,6 +383,8 @@ def weight_rayleigh(M: torch.Tensor) -> torch.Tensor:
     V = M.shape[-1]
     if V < 2 or V & (V - 1) or V > 2**12:
         raise ValueError(f"M must be V x V with V = 2^m, m in 1..12, got V={V}")
+    check_size("M", M.numel() * V, RAYLEIGH_LIMIT, f"multiply-adds (E V^3, V={V})")
+    check_finite("M", M)
     batched = M.ndim == 3
     A = M.detach().double().cpu().reshape(-1, V, V)
     m = V.bit_length() - 1
@@ -388,6 +404,7 @@ def weight_spectrum(W_E: OneLayerTransformer | torch.Tensor) -> tuple[torch.Tens
     to 1).
     """
     W, batched = _embeddings64(W_E)
+    _check_gram_size(W)
     V = W.shape[1]
     m = V.bit_length() - 1
     ray = weight_rayleigh(W @ W.transpose(1, 2))

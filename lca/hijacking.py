@@ -142,10 +142,14 @@ def applicable(facts, scheme: str) -> list[Fact]:
     return out
 
 
+MAX_PREPENDS = 100_000
+
+
 def hijack_prompt(fact: Fact, scheme: str, k: int) -> str:
     """``fact.prompt`` with k copies of ``hijack_sentence(fact, scheme)`` in front, each followed
-    by one space: k = 2 gives "S S P". k = 0 gives the plain prompt."""
-    k = check_int("k", k, lo=0)
+    by one space: k = 2 gives "S S P". k = 0 gives the plain prompt; k is at most 100,000 (a
+    prompt of a few megabytes, far beyond any model's positions)."""
+    k = check_int("k", k, lo=0, hi=MAX_PREPENDS)
     if k == 0:
         check_choice("scheme", scheme, SCHEMES)
         if not isinstance(fact, Fact):

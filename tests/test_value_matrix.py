@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
@@ -640,3 +641,64 @@ def test_plots_return_labelled_figures():
                 continue
             assert ax.get_xlabel() and ax.get_ylabel()
         plt.close(fig)
+
+
+# Issue 16: huge work refused at once, NaN refused, transposed embeddings caught.
+
+
+def test_costly_closed_forms_refuse_large_arguments_at_once():
+    with pytest.raises(ValueError, match="spec must have m <= 11"):
+        value_matrix.wv_error_bound(lca.TaskSpec(12, 4))
+    with pytest.raises(ValueError, match="L must be in 1..256"):
+        value_matrix.identity_pm1_accuracy(16, 1000)
+    assert 0.0 < value_matrix.wv_error_bound(lca.TaskSpec(8, 8)) <= 1.0
+    assert 0.0 < value_matrix.identity_pm1_accuracy(3, 256) < 1.0
+
+
+def test_nan_and_inf_inputs_are_refused():
+    nan = torch.full((3, 3), float("nan"), dtype=torch.float64)
+    eye = torch.eye(3, dtype=torch.float64)
+    spec = lca.TaskSpec(3, 4)
+    E = torch.eye(8, dtype=torch.float64)
+    bad_E = E.clone()
+    bad_E[2, 1] = float("inf")
+    for call, name in [
+        (lambda: value_matrix.cosine_to_degrees(float("nan")), "cos"),
+        (lambda: value_matrix.cosine_to_degrees(float("inf")), "cos"),
+        (lambda: value_matrix.matrix_cosine(nan, eye), "A"),
+        (lambda: value_matrix.matrix_cosine(eye, nan), "B"),
+        (lambda: value_matrix.matrix_cosine(eye, nan, rank=1), "B"),
+        (lambda: value_matrix.truncate_rank(nan, 1), "W"),
+        (lambda: value_matrix.value_matrix_construction(bad_E, lca.hamming_sphere(1)), "W_E"),
+        (lambda: value_matrix.memory_accuracy(spec, bad_E, torch.eye(8, dtype=torch.float64)), "W_E"),
+        (lambda: value_matrix.memory_accuracy(spec, E, torch.full((8, 8), float("nan"))), "W_V"),
+        (lambda: value_matrix.one_step_WV(bad_E, spec), "W_E"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            call()
+    assert value_matrix.cosine_to_degrees(1.0 + 1e-12) == 0.0  # rounding past 1 is still clipped
+
+
+def test_transposed_embeddings_are_caught():
+    """W_E [8, 4] passed as W_E.T [4, 8] was read as V = 4: an error where the task fixes V, a
+    warning where only the family of the neighbourhood is known, nothing where V is known."""
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    spec = lca.TaskSpec(3, 4)
+    for call in (
+        lambda: value_matrix.construction_accuracy(spec, W.T, n=64),
+        lambda: value_matrix.identity_accuracy(spec, W.T, n=64),
+        lambda: value_matrix.memory_accuracy(spec, W.T, torch.eye(8, dtype=torch.float64), n=64),
+        lambda: value_matrix.value_matrix_construction(W.T, lca.hamming_sphere(1), V=8),
+    ):
+        with pytest.raises(ValueError, match="W_E must have V=8 rows"):
+            call()
+    with pytest.warns(UserWarning, match=r"W_E must be \[V, d\] \(row = token\).*transposed"):
+        value_matrix.value_matrix_construction(W.T, lca.hamming_sphere(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value_matrix.value_matrix_construction(W, lca.hamming_sphere(1))  # [V, d] with d < V
+        value_matrix.value_matrix_construction(torch.randn(8, 12, dtype=torch.float64), lca.hamming_sphere(1))
+        wide = value_matrix.constructed_model(spec, d=16)  # d > V, but V is known from the task
+        value_matrix.value_matrix_construction(wide.W_E, spec.neighbourhood.mask(spec.m))  # V from A
+        value_matrix.constructed_value_matrix(wide, spec)
