@@ -54,6 +54,7 @@ def run_cases(
     compare: Callable | None = None,
     describe: Callable | None = None,
     time_limit: float | None = TIME_LIMIT,
+    report: bool = True,
 ) -> CheckResult:
     """Call ``reference`` and then ``fn`` on each case (a tuple of positional arguments), each on
     its own copy of the case, and compare.
@@ -61,10 +62,18 @@ def run_cases(
     ``compare(expected, got) -> bool`` defaults to an exact/close tensor comparison (after a type
     check of ``got`` against ``expected``); ``describe(case) -> str`` says what the failing input
     was; ``time_limit`` bounds each call of ``fn`` in seconds (None: no limit). Returns a
-    ``CheckResult`` and prints its message (so a notebook cell shows it).
+    ``CheckResult`` and prints its message (so a notebook cell shows it) unless ``report`` is
+    False (for a checker that adds checks of its own and prints once at the end).
     """
+    res = _run_cases(name, fn, reference, cases, compare, describe, time_limit)
+    if report:
+        print(res.message)
+    return res
+
+
+def _run_cases(name, fn, reference, cases, compare, describe, time_limit) -> CheckResult:
     if not callable(fn):
-        return _report(CheckResult(False, f"{name}: expected a function, got {_short(fn)}"))
+        return CheckResult(False, f"{name}: expected a function, got {_short(fn)}")
     compare = compare or close
     describe = describe or (lambda case: ", ".join(_short(a) for a in case))
     for i, case in enumerate(cases):
@@ -72,27 +81,21 @@ def run_cases(
         try:
             got = _call_with_limit(fn, _copy(case), time_limit)
         except NotImplementedError:
-            return _report(
-                CheckResult(
-                    False,
-                    f"{name}: not implemented yet - replace the "
-                    "`raise NotImplementedError` with your code and run the cell again.",
-                )
+            return CheckResult(
+                False,
+                f"{name}: not implemented yet - replace the "
+                "`raise NotImplementedError` with your code and run the cell again.",
             )
         except _TimeLimit:
-            return _report(
-                CheckResult(
-                    False,
-                    f"{name}: your function ran for more than {time_limit:g} s and was stopped "
-                    f"(an infinite loop?)\n  on input: {_describe(describe, case)}",
-                )
+            return CheckResult(
+                False,
+                f"{name}: your function ran for more than {time_limit:g} s and was stopped "
+                f"(an infinite loop?)\n  on input: {_describe(describe, case)}",
             )
         except Exception as exc:  # the learner's bug: show the last frame only
             last = _last_line(exc)
-            return _report(
-                CheckResult(
-                    False, f"{name}: your function raised {last}\n  on input: {_describe(describe, case)}"
-                )
+            return CheckResult(
+                False, f"{name}: your function raised {last}\n  on input: {_describe(describe, case)}"
             )
         problem = type_problem(expected, got)
         if problem is None:
@@ -108,24 +111,28 @@ def run_cases(
                 elif not verdict:
                     problem = "wrong answer"
         if problem is not None:
-            return _report(
-                CheckResult(
-                    False,
-                    f"{name}: {problem} on test {i + 1} of {len(cases)}\n"
-                    f"  input:    {_describe(describe, case)}\n"
-                    f"  expected: {_short(expected)}\n  got:      {_short(got)}",
-                )
+            return CheckResult(
+                False,
+                f"{name}: {problem} on test {i + 1} of {len(cases)}\n"
+                f"  input:    {_describe(describe, case)}\n"
+                f"  expected: {_short(expected)}\n  got:      {_short(got)}",
             )
-    return _report(CheckResult(True, f"{name}: all {len(cases)} tests passed."))
+    return CheckResult(True, f"{name}: all {len(cases)} tests passed.")
 
 
 def seed_problem(sample: Callable[[torch.Generator], object]) -> str | None:
     """For a sampler ``sample(generator)``: None if it is reproducible (the same seed twice gives
     the same draw) and responds to its generator (two seeds give different draws), else a sentence
     saying which of the two fails. Draws are compared with ``close``."""
-    a = sample(torch.Generator().manual_seed(1234))
-    b = sample(torch.Generator().manual_seed(1234))
-    c = sample(torch.Generator().manual_seed(4321))
+    try:
+        a, b, c = (
+            _call_with_limit(sample, (torch.Generator().manual_seed(s),), TIME_LIMIT)
+            for s in (1234, 1234, 4321)
+        )
+    except _TimeLimit:
+        return f"the function ran for more than {TIME_LIMIT:g} s and was stopped"
+    except Exception as exc:
+        return f"the function raised {_last_line(exc)}"
     if not _safe(lambda: close(a, b, rtol=0, atol=0), False):
         return "the same generator seed gave two different draws: draw every random number from `generator`"
     if _safe(lambda: close(a, c, rtol=0, atol=0), True):
@@ -197,11 +204,6 @@ def close(expected: object, got: object, rtol: float = 1e-4, atol: float = 1e-6)
         verdict = _safe(lambda: expected == got, False)
         return _is_plain_bool(verdict) and bool(verdict)
     return e.shape == g.shape and bool(torch.allclose(e, g, rtol=rtol, atol=atol, equal_nan=True))
-
-
-def _report(res: CheckResult) -> CheckResult:
-    print(res.message)
-    return res
 
 
 def _call_with_limit(fn: Callable, args: tuple, seconds: float | None):

@@ -15,8 +15,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from ._validate import check_finite, check_float, check_int, check_size, check_tokens
-from .checks import CheckResult, close, run_cases
+from ._validate import check_bool, check_finite, check_float, check_int, check_size, check_tokens
+from .checks import CheckResult, close, run_cases, seed_problem
 from .latent import hamming_sphere, xor_invariant
 from .style import COLORS, CYCLE, SEQUENTIAL_CMAP, new_figure
 from .task import TaskSpec, bayes_posterior, check_spec, sample
@@ -75,7 +75,7 @@ def bayes_accuracy_sphere1(m: int, L: int, exact: bool = False) -> float | Fract
     """
     m = check_int("m", m, 1, 16)
     L = check_int("L", L, 1, 1_000_000)
-    if exact:
+    if check_bool("exact", exact):
         L = check_int("L", L, 1, 4096)
         return 1 - Fraction(m - 1, m**L) - Fraction(m * (m - 1) * (2**L - 2), 4 * m**L)
     if m == 1:
@@ -515,7 +515,9 @@ def check_sample_context(fn: Callable) -> CheckResult:
     """Check ``fn(m, L, y, generator) -> LongTensor[L]``: a context of the noise-free N_1 task for
     target y, i.e. L independent tokens, each uniform over the m tokens at Hamming distance 1 from
     y. The checker draws one long context per case and tests its shape, its support and (chi-square
-    tests at level 1e-4 of the token frequencies and of consecutive pairs) its law."""
+    tests at level 1e-4 of the token frequencies and of consecutive pairs) its law, then that the
+    same seed gives the same context and another seed another one (all randomness from
+    ``generator``)."""
 
     def wrapped(m, L, y, seed):
         return fn(m, L, y, torch.Generator().manual_seed(seed))
@@ -524,14 +526,21 @@ def check_sample_context(fn: Callable) -> CheckResult:
         return _SamplerExpectation(m, L, y)
 
     cases = [(2, 400, 1, 11), (3, 600, 5, 12), (5, 3000, 17, 13), (8, 8000, 200, 14)]
-    return run_cases(
+    res = run_cases(
         "check_sample_context",
         wrapped,
         reference,
         cases,
         compare=_sampler_matches,
         describe=lambda c: f"m={c[0]}, L={c[1]}, y={c[2]}, generator=torch.Generator().manual_seed({c[3]})",
+        report=False,
     )
+    if res:  # the law is right: now the randomness must come from `generator`, and only from it
+        problem = seed_problem(lambda g: fn(5, 200, 17, g))
+        if problem is not None:
+            res = CheckResult(False, f"check_sample_context: {problem} (m=5, L=200, y=17)")
+    print(res.message)
+    return res
 
 
 def check_bayes_accuracy_formula(fn: Callable) -> CheckResult:

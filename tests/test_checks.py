@@ -181,3 +181,17 @@ def test_type_problem_accepts_reasonable_answers():
     assert type_problem(True, torch.tensor(True)) is None
     assert type_problem(0.5, True) is not None  # a bool is no probability
     assert type_problem((1.0, 2.0), (1.0,)) is not None
+
+
+def test_a_sampler_with_the_right_law_but_the_global_generator_fails():
+    from lca.lca_task import check_sample_context
+
+    def right(m, L, y, generator):
+        return y ^ (1 << torch.randint(0, m, (L,), generator=generator))
+
+    def global_rng(m, L, y, generator):
+        return y ^ (1 << torch.randint(0, m, (L,)))
+
+    assert check_sample_context(right)
+    res = check_sample_context(global_rng)
+    assert not res and "same generator seed" in res.message

@@ -287,10 +287,21 @@ def _run_one(msg):
             return {"outcome": "skip", "error": "no baseline for a required parameter"}
     except Exception as exc:
         return {"outcome": "skip", "error": f"baseline build: {type(exc).__name__}: {exc}"}
+    if not _baseline_runs(mname, name):  # a mutation of a call that fails anyway tells nothing
+        return {"outcome": "skip", "error": "the unmutated baseline call raises"}
     return {"outcome": classify_call(obj, kwargs, param), "error": _LAST_ERROR[0]}
 
 
 _LAST_ERROR = [""]
+_BASELINE_OK: dict = {}
+
+
+def _baseline_runs(mname: str, name: str) -> bool:
+    key = (mname, name)
+    if key not in _BASELINE_OK:
+        obj, kwargs = _build_call(mname, name)
+        _BASELINE_OK[key] = classify_call(obj, kwargs, None) == "returned"
+    return _BASELINE_OK[key]
 
 
 def classify_call(obj, kwargs: dict, param: str | None, invalid: bool = False) -> str:
@@ -426,6 +437,9 @@ def fuzz(
                 progress(len(records), len(cases))
     finally:
         worker.close()
+    skipped = sorted({f"{r['module']}.{r['name']}" for r in records if r["outcome"] == "skip"})
+    if skipped and progress is not None:
+        print(f"no usable baseline for {len(skipped)} functions: {', '.join(skipped)}")
     return [r for r in records if r["outcome"] != "skip"]
 
 
