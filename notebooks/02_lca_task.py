@@ -73,7 +73,7 @@ torch.set_num_threads(1)
 # - the Hamming ball $\{x:1\le D_H(x,y)\le r\}$ (`lca.hamming_ball(r)`);
 # - the cluster $\{x\ne y: x_1=y_1,\dots,x_k=y_k\}$ of tokens sharing the first $k$ concepts
 #   (`lca.cluster(k)`), the structure shown in the paper's attention figures;
-# - any user mask $M\in\{0,1\}^{V\times V}$ with zero diagonal, $M_{yx}=1$ iff $x\in\mathcal N(y)$
+# - any user mask $A\in\{0,1\}^{V\times V}$ with zero diagonal, $A_{yx}=1$ iff $x\in\mathcal N(y)$ (the adjacency matrix of the neighbourhood, the $A$ of the notation table)
 #   (`lca.custom(mask)`).
 # ```
 #
@@ -150,12 +150,12 @@ for name, fam in families.items():
 # $P(y,x)=\frac1V\prod_{l=1}^L\Big((1-\varepsilon)\frac{\mathbb 1[x_l\in\mathcal N(y)]}{|\mathcal
 # N(y)|}+\varepsilon\,\frac{\mathbb 1[x_l\ne y]}{V-1}\Big)$. Hence the posterior is
 # $P(y\mid x)\propto\prod_lP(x_l\mid y)$; for $\varepsilon=0$ and neighbourhoods of equal size it
-# is uniform on the *consistent set* $C(x)=\{y':\text{every }x_l\in\mathcal N(y')\}$.
+# is uniform on the *consistent set* $\mathcal C(x)=\{y':\text{every }x_l\in\mathcal N(y')\}$.
 # ```
 #
 # ```{prf:proof}
 # Read the algorithm: the target is `randint(V)`; an informative token is entry
-# $\lfloor uD\rfloor$ of the sorted list of the $D=|\mathcal N(y)|$ neighbours, for a fresh
+# $\lfloor u\Delta\rfloor$ of the sorted list of the $\Delta=|\mathcal N(y)|$ neighbours, for a fresh
 # uniform $u$, hence uniform; a fresh uniform below $\varepsilon$ makes the position noise, drawn
 # as $r+\mathbb 1[r\ge y]$ with $r$ uniform on $\{0,\dots,V-2\}$, a bijection onto the tokens
 # other than $y$. Positions use separate random numbers, so they are independent given $y$.
@@ -186,14 +186,14 @@ for name, fam in families.items():
 # $K\ge3$. Consequently
 #
 # $$
-# \mathrm{acc}^\star(m,L)=\mathbb E\Big[\frac1{|C(x)|}\Big]
+# \mathrm{acc}^\star(m,L)=\mathbb E\Big[\frac1{|\mathcal C(x)|}\Big]
 # =1-\frac{m-1}{m^L}-\frac{m(m-1)(2^L-2)}{4\,m^L}.
 # $$
 # ```
 #
 # ```{prf:proof}
-# The posterior is uniform on $C(x)$, so $\max_{y'}P(y'\mid x)=1/|C(x)|$. With $K=1$, $C$ is the
-# whole sphere $\mathcal N_1(s)$ around the single token $s$. With $K=2$ the two tokens flip
+# The posterior is uniform on $\mathcal C(x)$, so $\max_{y'}P(y'\mid x)=1/|\mathcal C(x)|$. With $K=1$, $\mathcal C(x)$ is the
+# whole sphere $\mathcal N_1(x_1)$ around the single token $x_1$. With $K=2$ the two tokens flip
 # different bits of $y$, are at distance $2$, and by {prf:ref}`ch2-common-neighbours` leave two
 # candidates: $y$ and $y$ with both bits flipped. A third distinct token is at distance $3$ from
 # that second candidate, so $K\ge3$ leaves only $y$. Finally $P(K=1)=m^{1-L}$ and
