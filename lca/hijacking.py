@@ -310,6 +310,15 @@ EXAMPLES = (
     ("The twin city of Kyoto is", "Kyoto is not a twin city of Chicago."),
     ("Big Ben is located in", "Do not think of Berlin."),
 )
+# The true and the false target of each example (the false one is the word its sentence names).
+EXAMPLE_TARGETS = (
+    ("Paris", "Chicago"),
+    ("Seattle", "Denver"),
+    ("Portuguese", "Spanish"),
+    ("Swedish", "Danish"),
+    ("Paris", "Chicago"),
+    ("London", "Berlin"),
+)
 
 
 @torch.no_grad()
@@ -359,6 +368,31 @@ def hijack_examples(lm, examples=EXAMPLES, ks=(1,), max_new_tokens: int = 4) -> 
                 "sentence": sentence,
                 "before": greedy_completion(lm, prompt, max_new_tokens),
                 "after": [greedy_completion(lm, (sentence + " ") * k + prompt, max_new_tokens) for k in ks],
+            }
+        )
+    return rows
+
+
+def example_rows(lm, ks=(0, 1, 2), max_new_tokens: int = 4, decimals: int = 2) -> list[dict]:
+    """Chapter 0's examples on one model, as stored for a model the chapter does not load: per
+    example the prompt, the sentence, the greedy completion at each k of ``ks`` (k copies of the
+    sentence in front) and the margin ``mean logp(false) - mean logp(true)`` in nats, rounded to
+    ``decimals``."""
+    ks = [check_int("k", k, lo=0, hi=20) for k in _collection("ks", ks, "ints from 0 to 20")]
+    rows = []
+    for (prompt, sentence), (true, false) in zip(EXAMPLES, EXAMPLE_TARGETS):
+        prompts = [(sentence + " ") * k + prompt for k in ks]
+        s = score_targets(lm, prompts, [true] * len(ks), [false] * len(ks))
+        margins = (s["logp_false"] - s["logp_true"]).tolist()
+        rows.append(
+            {
+                "prompt": prompt,
+                "sentence": sentence,
+                "true": true,
+                "false": false,
+                "ks": ks,
+                "completion": [greedy_completion(lm, p, max_new_tokens) for p in prompts],
+                "margin": [round(float(v), decimals) for v in margins],
             }
         )
     return rows

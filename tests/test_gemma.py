@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lca import gemma
+from lca import gemma, llm
 
 HAVE_GEMMA = gemma.gemma_installed()
 NO_GEMMA = f"the optional Gemma 3 270M wheels are not installed ({gemma.GEMMA_INSTALL})"
@@ -127,3 +127,21 @@ def test_gemma_loads_and_knows_paris(tmp_path_factory, monkeypatch):
         logits = lm.model(**ids.to(lm.device)).logits[0, -1]
     assert tok.decode(int(logits.argmax())) == " Paris"
     assert 260e6 < sum(p.numel() for p in lm.model.parameters()) < 280e6
+    # chapter 0 shows Gemma's examples from lca/data/hijack_curves.json: they recompute
+    from lca import hijacking, real_models
+
+    stored = real_models.load_curves()["models"]["gemma3"]["examples"]
+    fresh = hijacking.example_rows(lm, ks=stored[0]["ks"])
+    for old, new in zip(stored, fresh):
+        assert old["completion"] == new["completion"], old["prompt"]
+        assert max(abs(a - b) for a, b in zip(old["margin"], new["margin"])) <= 0.05, old["prompt"]
+
+
+def test_load_model_knows_gemma3(monkeypatch):
+    """``lca.llm.load_model("gemma3")`` is the registry entry for ``lca.gemma.load_gemma``."""
+    calls = []
+    monkeypatch.setattr(gemma, "load_gemma", lambda **kw: calls.append(kw) or "the model")
+    assert llm.load_model("gemma3", device="cpu", cache=False) == "the model"
+    assert calls == [{"device": "cpu", "dtype": torch.float32, "cache": False}]
+    with pytest.raises(TypeError, match="cache"):
+        llm.load_model("gemma3", cache="no")

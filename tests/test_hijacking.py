@@ -236,3 +236,15 @@ def test_hijack_prompt_refuses_a_gigantic_k_at_once():
     with pytest.raises(ValueError, match=r"k must be in 0\.\.100000"):
         hijacking.hijack_prompt(f, "generic", 10**9)
     assert hijacking.hijack_prompt(f, "generic", 3).count("Do not think of") == 3
+
+
+def test_example_rows_score_and_complete_every_example():
+    lm = tiny_lm("gpt2")
+    rows = hijacking.example_rows(lm, ks=(0, 1), max_new_tokens=2)
+    assert [(r["prompt"], r["sentence"]) for r in rows] == list(hijacking.EXAMPLES)
+    assert [(r["true"], r["false"]) for r in rows] == list(hijacking.EXAMPLE_TARGETS)
+    row = rows[0]
+    assert row["ks"] == [0, 1] and len(row["completion"]) == 2 and len(row["margin"]) == 2
+    assert row["completion"][0] == hijacking.greedy_completion(lm, row["prompt"], 2)
+    s = scoring.score_targets(lm, [row["prompt"]], [row["true"]], [row["false"]])
+    assert row["margin"][0] == round(float(s["logp_false"][0] - s["logp_true"][0]), 2)

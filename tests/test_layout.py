@@ -121,6 +121,12 @@ def test_import_direction():
     assert not bad, "\n".join(bad)
 
 
+# (module, function): an import inside a function that an import cycle justifies.
+CYCLE_IMPORTS = {
+    ("llm", "load_model"): "lca.gemma builds on lca.llm, and load_model('gemma3') hands over to it",
+}
+
+
 def test_no_in_function_imports_of_lca_torch_math_numpy():
     bad = []
     for name, tree in parsed().items():
@@ -135,6 +141,8 @@ def test_no_in_function_imports_of_lca_torch_math_numpy():
                 else:
                     continue
                 for root in sorted(roots & NOT_LAZY):
+                    if root == "lca" and (name, fn.name) in CYCLE_IMPORTS:
+                        continue
                     bad.append(f"lca/{name}.py:{node.lineno} imports {root} inside {fn.name}()")
     assert not bad, "imports belong at the top of the module:\n" + "\n".join(bad)
 

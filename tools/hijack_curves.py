@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lca import counterfact, llm, real_models  # noqa: E402
+from lca import counterfact, hijacking, llm, real_models  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "counterfact" / "counterfact_lite_full.json"
 KS = [0, 1, 2, 3, 5]
@@ -31,11 +31,7 @@ RELATIONS = ["P103", "P1412", "P131", "P190", "P641"]
 
 
 def load(name):
-    if name == "smollm2":
-        return llm.load_model("smollm2")
-    from lca import gemma
-
-    return gemma.load_gemma()
+    return llm.load_model(name)
 
 
 def main(argv=None) -> int:
@@ -54,10 +50,20 @@ def main(argv=None) -> int:
         help="only add the stored mechanism summary (k = 3, 8 flipped known cases) of "
         "these models to the existing JSON",
     )
+    ap.add_argument(
+        "--examples",
+        nargs="*",
+        default=None,
+        metavar="MODEL",
+        help="only add chapter 0's Fig. 1-style examples (greedy completions and margins at "
+        "k = 0, 1, 2) of these models to the existing JSON",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.mechanism is not None:
         return add_mechanism(args)
+    if args.examples is not None:
+        return add_examples(args)
     generic = counterfact.load_counterfact(path=args.data, n=args.n, seed=0)
     relation = counterfact.load_counterfact(
         path=args.data, n_per_relation=args.per_relation, relations=RELATIONS, seed=0
@@ -152,6 +158,21 @@ def add_mechanism(args, n: int = 8, k: int = 3) -> int:
         summary["seconds"] = round(time.perf_counter() - t0, 1)
         res["models"][name]["mechanism"] = summary
         print(name, summary)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, separators=(",", ":")) + "\n", encoding="utf-8")
+    tmp.replace(args.out)
+    return 0
+
+
+def add_examples(args) -> int:
+    """Add ``models[name]["examples"]``: ``hijacking.example_rows`` of chapter 0's examples
+    (greedy completions of four tokens at k = 0, 1, 2 and the false-minus-true margins), so that
+    chapter 0 can set a model it does not load beside the one it runs."""
+    res = json.loads(args.out.read_text(encoding="utf-8"))
+    for name in args.examples:
+        lm = load(name)
+        res["models"][name]["examples"] = hijacking.example_rows(lm)
+        print(name, res["models"][name]["examples"])
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, separators=(",", ":")) + "\n", encoding="utf-8")
     tmp.replace(args.out)
