@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from ._validate import check_finite, check_float, check_int, check_size, make_generator
+from ._validate import check_dtype, check_finite, check_float, check_int, check_size, make_generator
 from .checks import CheckResult, close, run_cases
 from .model import orthonormal_rows
 from .style import COLORS, CYCLE, DIVERGING_CMAP, new_figure
@@ -22,7 +22,7 @@ from .style import COLORS, CYCLE, DIVERGING_CMAP, new_figure
 # and recalls W q for a query q. Keys are rows of ``keys [N, d]``, values rows of ``values [N, d']``.
 
 
-KEY_LIMIT = 2**27  # entries of random_keys / correlated_keys (1 GiB of float64)
+KEY_LIMIT = 2**25  # entries of random_keys / correlated_keys (256 MiB of float64, a few seconds)
 # work of simulate_onehot_recall, trials * N * d * (N + 32): the Gram products plus the Gaussian
 # draws (one draw costs about as much as 32 multiply-adds); 2**32 is a few seconds
 SIMULATION_COST = 2**32
@@ -54,6 +54,7 @@ def random_keys(
     N = check_int("N", N, 1, 10_000_000)
     d = check_int("d", d, 1, 1_000_000)
     check_size("N", N * d, KEY_LIMIT, "key entries (N * d)")
+    dtype = check_dtype("dtype", dtype)
     g = make_generator(seed, generator)
     return torch.randn((N, d), generator=g, dtype=dtype) / d**0.5
 
@@ -69,6 +70,7 @@ def orthonormal_keys(
     N standard basis vectors. Needs N <= d: at most d vectors of R^d are orthonormal."""
     d = check_int("d", d, 1, 1_000_000)
     N = check_int("N", N, 1, d)
+    dtype = check_dtype("dtype", dtype)
     return orthonormal_rows(N, d, seed, generator=generator, dtype=dtype, haar=True)
 
 
@@ -82,15 +84,19 @@ def correlated_keys(
 ) -> torch.Tensor:
     """``Tensor[N, d]``: keys u_i = sqrt(rho) c + sqrt(1 - rho) g_i with one shared c and
     independent g_i, all N(0, I/d). Each key alone has the law of ``random_keys`` but any two have
-    E[u_i^T u_j] = rho: the keys are exchangeable, not independent (0 <= rho < 1)."""
+    E[u_i^T u_j] = rho: the keys are exchangeable, not independent (0 <= rho < 1; chapter 1 writes
+    gamma for rho)."""
     N = check_int("N", N, 1, 10_000_000)
     d = check_int("d", d, 1, 1_000_000)
     rho = check_float("rho", rho, 0.0, 1.0, hi_open=True)
     check_size("N", N * d, KEY_LIMIT, "key entries (N * d)")
+    dtype = check_dtype("dtype", dtype)
     g = make_generator(seed, generator)
     c = torch.randn((1, d), generator=g, dtype=torch.float64)
     G = torch.randn((N, d), generator=g, dtype=torch.float64)
-    return ((rho**0.5 * c + (1 - rho) ** 0.5 * G) / d**0.5).to(dtype)
+    # in place: (sqrt(rho) c + sqrt(1 - rho) G) / sqrt(d), without full-size temporaries
+    G.mul_((1 - rho) ** 0.5).add_(c, alpha=rho**0.5).div_(d**0.5)
+    return G.to(dtype)
 
 
 def store(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -250,21 +256,280 @@ def softmax_recall(
     return weights.to(values.dtype) @ values
 
 
+def _check_pm1(patterns: torch.Tensor, probes: torch.Tensor) -> None:
+    if probes.shape[1] != patterns.shape[1]:
+        raise ValueError(
+            f"patterns and probes must have the same number d of columns, got patterns "
+            f"{tuple(patterns.shape)} and probes {tuple(probes.shape)}"
+        )
+    for name, x in (("patterns", patterns), ("probes", probes)):
+        if x.numel() and not bool(((x == 1) | (x == -1)).all()):
+            raise ValueError(f"{name} must hold only +1/-1 entries")
+
+
 def hopfield_step(patterns: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
     """One synchronous update of a classical Hopfield network storing +-1 ``patterns [N, d]``:
     ``sign(W x)`` with ``W = sum_i xi_i xi_i^T - N I`` (outer-product storage, keys = values, no
     self-connections); sign(0) is taken as +1. ``probes [n, d]`` -> ``[n, d]`` of +-1."""
     patterns = _float_matrix("patterns", patterns)
     probes = _float_matrix("probes", probes)
-    if probes.shape[1] != patterns.shape[1]:
-        raise ValueError(f"probes must have d={patterns.shape[1]} columns, got {tuple(probes.shape)}")
-    for name, x in (("patterns", patterns), ("probes", probes)):
-        if x.numel() and not bool(((x == 1) | (x == -1)).all()):
-            raise ValueError(f"{name} must hold only +1/-1 entries")
+    _check_pm1(patterns, probes)
     W = patterns.T @ patterns
     W = W - torch.diag(torch.diagonal(W))
     h = probes.to(W.dtype) @ W.T
     return torch.where(h >= 0, 1.0, -1.0).to(probes.dtype)
+
+
+# The classical Hopfield network stores +-1 patterns xi_1..xi_N in W = sum_i xi_i xi_i^T - N I. Two
+# capacities are quoted for it and they measure different things (book/proofs/memory.md,
+# prop-hopfield-one-step): exact recall (every bit right), whose scale is d / (2 ln d), and
+# retrieval with a few wrong bits after the dynamics has converged, about 0.14 d as d -> infinity.
+# work of one simulation, n_memories (N d (N + d) + 2**14): the products of each memory plus a
+# fixed cost per memory (tiny batched products are slow); 2**32 is a few seconds
+HOPFIELD_COST = 2**32
+BINOMIAL_LIMIT = 2**24  # terms (N - 1)(d - 1) of the exact per-bit law
+
+
+def hopfield_probes(
+    N: int,
+    d: int,
+    flips: int = 0,
+    n_memories: int = 1,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(patterns, probes)``, both ``[n_memories, N, d]`` float64 of +-1: independent uniform
+    random patterns, and for each pattern a probe with exactly ``flips`` of its d bits flipped (a
+    uniformly random set of positions). Memory t stores ``patterns[t]``; ``probes[t, j]`` is a
+    corrupted copy of ``patterns[t, j]``."""
+    N = check_int("N", N, 1, 1_000_000)
+    d = check_int("d", d, 1, 1_000_000)
+    flips = check_int("flips", flips, 0, d)
+    n_memories = check_int("n_memories", n_memories, 1, 10_000_000)
+    check_size("n_memories", n_memories * N * d, KEY_LIMIT, "pattern entries (n_memories * N * d)")
+    g = make_generator(seed, generator)
+    patterns = torch.where(torch.rand((n_memories, N, d), generator=g) < 0.5, -1.0, 1.0).double()
+    where = torch.rand((n_memories, N, d), generator=g).argsort(-1)[..., :flips]
+    mask = torch.zeros((n_memories, N, d), dtype=torch.bool).scatter_(-1, where, True)
+    return patterns, torch.where(mask, -patterns, patterns)
+
+
+def _hopfield_fields(patterns: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Local fields W x of each memory, ``[T, n, d]``, with W = xi^T xi - N I (zero diagonal)."""
+    return (x @ patterns.transpose(-1, -2)) @ patterns - patterns.shape[-2] * x
+
+
+class HopfieldRepair(NamedTuple):
+    """Monte Carlo one-step repair in random Hopfield memories (``simulate_hopfield_repair``).
+    Fractions over all probes, each with its standard error from the spread over the independent
+    memories (nan for one memory): ``one_step``, probes that one synchronous update sign(W x)
+    restores exactly; ``fixed_point``, stored patterns with sign(W xi) = xi; ``bit_error``, wrong
+    bits after the one update; ``softmax``, probes restored exactly by the sign of one softmax
+    update (``softmax_recall`` with keys = values = the patterns)."""
+
+    one_step: float
+    one_step_stderr: float
+    fixed_point: float
+    fixed_point_stderr: float
+    bit_error: float
+    bit_error_stderr: float
+    softmax: float
+    softmax_stderr: float
+    n_probes: int
+
+
+def _mean_se(per_memory: torch.Tensor) -> tuple[float, float]:
+    t = per_memory.numel()
+    se = float(per_memory.std() / t**0.5) if t > 1 else float("nan")
+    return float(per_memory.mean()), se
+
+
+def simulate_hopfield_repair(
+    N: int, d: int, flips: int = 0, n_memories: int = 100, seed: int = 0, beta: float = 1.0
+) -> HopfieldRepair:
+    """Store N random +-1 patterns in each of ``n_memories`` independent Hopfield memories of
+    dimension d, probe every pattern once with ``flips`` bits flipped (``hopfield_probes``) and
+    apply one update: the classical ``hopfield_step`` and the softmax update
+    sign(``softmax_recall(patterns, patterns, probe, beta)``). Every field is an integer, so the
+    counts do not depend on the CPU's floating-point code path. Returns ``HopfieldRepair``."""
+    N = check_int("N", N, 1, 1_000_000)
+    d = check_int("d", d, 1, 1_000_000)
+    flips = check_int("flips", flips, 0, d)
+    n_memories = check_int("n_memories", n_memories, 1, 10_000_000)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    beta = check_float("beta", beta, 0.0, 1e6)
+    work = n_memories * (N * d * (N + d) + 2**14)
+    check_size("n_memories", work, HOPFIELD_COST, "units of work (n_memories (N d (N + d) + 2**14))")
+    g = make_generator(seed, None)
+    per_batch = max(1, min(n_memories, (1 << 23) // (N * max(N, d))))
+    acc = {k: [] for k in ("one", "fix", "bit", "soft")}
+    done = 0
+    while done < n_memories:
+        b = min(per_batch, n_memories - done)
+        xi, x = hopfield_probes(N, d, flips, b, generator=g)
+        y = torch.where(_hopfield_fields(xi, x) >= 0, 1.0, -1.0)
+        y0 = torch.where(_hopfield_fields(xi, xi) >= 0, 1.0, -1.0)
+        att = torch.softmax(beta * (x @ xi.transpose(-1, -2)), dim=-1) @ xi
+        acc["one"].append((y == xi).all(-1).double().mean(-1))
+        acc["fix"].append((y0 == xi).all(-1).double().mean(-1))
+        acc["bit"].append((y != xi).double().mean((-1, -2)))
+        acc["soft"].append((torch.where(att >= 0, 1.0, -1.0) == xi).all(-1).double().mean(-1))
+        done += b
+    out = [v for k in ("one", "fix", "bit", "soft") for v in _mean_se(torch.cat(acc[k]))]
+    return HopfieldRepair(*out, n_probes=n_memories * N)
+
+
+def _converge(patterns: torch.Tensor, x: torch.Tensor, max_sweeps: int, g: torch.Generator):
+    """Asynchronous dynamics on a batch of memories: sweep the d bits in a random order (shared by
+    the batch), setting x_k = sign((W x)_k) (sign(0) = +1), until a sweep changes nothing or
+    ``max_sweeps`` sweeps. Returns (states, sweeps used, converged)."""
+    x = x.clone()
+    d = x.shape[-1]
+    W = patterns.transpose(-1, -2) @ patterns
+    W = W - torch.diag_embed(torch.diagonal(W, dim1=-2, dim2=-1))
+    h = x @ W
+    for sweep in range(1, max_sweeps + 1):
+        changed = False
+        for k in torch.randperm(d, generator=g).tolist():
+            delta = torch.where(h[..., k] >= 0, 1.0, -1.0) - x[..., k]
+            if bool(delta.any()):
+                changed = True
+                x[..., k] += delta
+                h += delta.unsqueeze(-1) * W[..., k, :].unsqueeze(-2)
+        if not changed:
+            return x, sweep, True
+    return x, max_sweeps, False
+
+
+def hopfield_converge(
+    patterns: torch.Tensor, probes: torch.Tensor, max_sweeps: int = 100, seed: int = 0
+) -> torch.Tensor:
+    """Run the classical Hopfield network (``hopfield_step``'s W) from each probe with asynchronous
+    updates, one bit at a time in a random order per sweep, until no bit changes: ``[n, d]`` of
+    +-1, each row a fixed point of ``hopfield_step``. W is symmetric with a zero diagonal, so the
+    energy -x^T W x / 2 never increases and the dynamics stops; ValueError if it has not after
+    ``max_sweeps`` sweeps."""
+    patterns = _float_matrix("patterns", patterns)
+    probes = _float_matrix("probes", probes)
+    _check_pm1(patterns, probes)
+    max_sweeps = check_int("max_sweeps", max_sweeps, 1, 100_000)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    N, d = patterns.shape
+    check_size("probes", probes.shape[0] * d * (N + d), HOPFIELD_COST, "units of work (n d (N + d))")
+    check_size("probes", d * (probes.shape[0] + d), KEY_LIMIT, "entries of W and the states (d (n + d))")
+    x, _, ok = _converge(patterns.double(), probes.double(), max_sweeps, make_generator(seed, None))
+    if not ok:
+        raise ValueError(f"max_sweeps={max_sweeps} sweeps did not reach a fixed point; raise max_sweeps")
+    return x.to(probes.dtype)
+
+
+class HopfieldRetrieval(NamedTuple):
+    """Monte Carlo retrieval after convergence (``simulate_hopfield_retrieval``): ``bit_error``,
+    the fraction of bits of the final state that differ from the probed pattern; ``near``, the
+    fraction of probes that end with at most ``tolerance`` of their bits wrong; ``exact``, the
+    fraction that end exactly on their pattern (each with its standard error over the memories);
+    ``sweeps``, the asynchronous sweeps the slowest probe needed."""
+
+    bit_error: float
+    bit_error_stderr: float
+    near: float
+    near_stderr: float
+    exact: float
+    exact_stderr: float
+    sweeps: int
+    n_probes: int
+
+
+def simulate_hopfield_retrieval(
+    N: int,
+    d: int,
+    flips: int = 0,
+    n_memories: int = 20,
+    seed: int = 0,
+    max_sweeps: int = 100,
+    tolerance: float = 0.02,
+) -> HopfieldRetrieval:
+    """Like ``simulate_hopfield_repair``, but runs the asynchronous dynamics of
+    ``hopfield_converge`` from every probe to its fixed point, then compares with the pattern
+    (``tolerance``: the largest fraction of wrong bits that ``near`` still counts, in [0, 1])."""
+    N = check_int("N", N, 1, 1_000_000)
+    d = check_int("d", d, 1, 1_000_000)
+    flips = check_int("flips", flips, 0, d)
+    n_memories = check_int("n_memories", n_memories, 1, 10_000_000)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    max_sweeps = check_int("max_sweeps", max_sweeps, 1, 100_000)
+    tolerance = check_float("tolerance", tolerance, 0.0, 1.0)
+    work = n_memories * (N * d * (N + d) + 2**14)
+    check_size("n_memories", work, HOPFIELD_COST, "units of work (n_memories (N d (N + d) + 2**14))")
+    check_size(
+        "n_memories", n_memories * d * (N + d), KEY_LIMIT, "entries of weights and states (T d (N + d))"
+    )
+    g = make_generator(seed, None)
+    xi, x = hopfield_probes(N, d, flips, n_memories, generator=g)
+    y, sweeps, ok = _converge(xi, x, max_sweeps, g)
+    if not ok:
+        raise ValueError(f"max_sweeps={max_sweeps} sweeps did not reach a fixed point; raise max_sweeps")
+    err = (y != xi).double().mean(-1)
+    near = (err <= tolerance + 1e-12).double().mean(-1)
+    exact = (err == 0).double().mean(-1)
+    return HopfieldRetrieval(
+        *_mean_se(err.mean(-1)), *_mean_se(near), *_mean_se(exact), sweeps, n_memories * N
+    )
+
+
+def hopfield_bit_error(N: int, d: int, flips: int = 0) -> tuple[float, float]:
+    """Exact probability that one synchronous update of a random Hopfield memory (N uniform +-1
+    patterns, ``hopfield_step``) gets one given bit of a probe wrong, for a probe of a stored
+    pattern with ``flips`` bits flipped: ``(p_kept, p_flipped)``, for a bit the probe has right and
+    for a flipped one. The field times the pattern's bit is s + n with s = d - 1 - 2 flips
+    (kept) or d + 1 - 2 flips (flipped) and n a sum of (N - 1)(d - 1) independent +-1 signs;
+    the bit is wrong if s + n < 0 and, by the sign(0) = +1 rule, with probability 1/2 if s + n = 0
+    (book/proofs/memory.md, prop-hopfield-one-step)."""
+    N = check_int("N", N, 1, 10**9)
+    d = check_int("d", d, 1, 10**9)
+    flips = check_int("flips", flips, 0, d)
+    M = (N - 1) * (d - 1)
+    check_size("N", M, BINOMIAL_LIMIT, "binomial terms ((N - 1)(d - 1))")
+
+    def wrong(s: int) -> float:
+        # n = 2B - M with B ~ Bin(M, 1/2): wrong iff B < (M - s) / 2, half weight at equality
+        top = (M - s) // 2  # largest B with 2B <= M - s
+        if top < 0:
+            return 0.0
+        k = torch.arange(top + 1, dtype=torch.float64)
+        logp = math.lgamma(M + 1) - torch.lgamma(k + 1) - torch.lgamma(M - k + 1) - M * math.log(2.0)
+        p = torch.exp(logp)
+        if 2 * top == M - s:  # the tie s + n = 0
+            p[-1] *= 0.5
+        return float(p.sum().clamp(0.0, 1.0))
+
+    return wrong(d - 1 - 2 * flips), wrong(d + 1 - 2 * flips)
+
+
+def hopfield_repair_independent(N: int, d: int, flips: int = 0) -> float:
+    """Approximation ``(1 - p_kept)^(d - flips) (1 - p_flipped)^flips`` of the probability that one
+    update restores a probe exactly, treating its d bits as independent (``hopfield_bit_error``).
+    Not exact: the bits share the random overlaps of the probe with the other patterns, and the
+    simulation lies above it (``flips = 0``: the probability that a pattern is a fixed point)."""
+    p_kept, p_flip = hopfield_bit_error(N, d, flips)
+    return (1 - p_kept) ** (d - flips) * (1 - p_flip) ** flips
+
+
+def hopfield_repair_bound(N: int, d: int, flips: int = 0) -> float:
+    """Lower bound ``max(0, 1 - (d - flips) p_kept - flips p_flipped)`` on the probability that one
+    update restores a probe exactly (the union bound over its d bits; exact, no approximation)."""
+    p_kept, p_flip = hopfield_bit_error(N, d, flips)
+    return max(0.0, 1.0 - (d - flips) * p_kept - flips * p_flip)
+
+
+def hopfield_exact_capacity(d: int, flips: int = 0) -> float:
+    """Asymptotic scale ``(1 - 2 flips / d)^2 d / (2 ln d)`` of the number of random patterns below
+    which one update restores a probe with ``flips`` wrong bits exactly, with probability -> 1 as
+    d grows (McEliece, Posner, Rodemich and Venkatesh, 1987; ``flips = 0``: a pattern is a fixed
+    point). A scale, not a threshold at finite d. Needs d >= 2 and flips < d / 2."""
+    d = check_int("d", d, 2, 10**12)
+    flips = check_int("flips", flips, 0, (d - 1) // 2)
+    return (1 - 2 * flips / d) ** 2 * d / (2 * math.log(d))
 
 
 # Keys u_1..u_N are independent with N(0, I/d) entries; for one-hot values (v_i = e_i) and the
@@ -333,6 +598,16 @@ def recall_mse(N: int, d: int) -> float:
     N = check_int("N", N, 1, 10**12)
     d = check_int("d", d, 1, 10**9)
     return (N + 1) / d
+
+
+def recall_mse_correlated(N: int, d: int, rho: float) -> float:
+    """Exact E||W u_j - e_j||^2 for N one-hot values and the keys of ``correlated_keys`` (one
+    shared component of weight rho): 2/d + (N - 1) [rho^2 (1 + 2/d) + (1 - rho^2)/d]. At rho = 0
+    it is (N + 1)/d (book/proofs/memory.md, prop-correlated-mse)."""
+    N = check_int("N", N, 1, 10**12)
+    d = check_int("d", d, 1, 10**9)
+    rho = check_float("rho", rho, 0.0, 1.0, hi_open=True)
+    return 2.0 / d + (N - 1) * (rho**2 * (1 + 2.0 / d) + (1 - rho**2) / d)
 
 
 def crosstalk_moments(N: int, d: int) -> dict:

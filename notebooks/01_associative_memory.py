@@ -12,13 +12,13 @@ if "google.colab" in sys.modules:
 # A language model that completes "The Eiffel Tower is in the city of" with "Paris" has stored an
 # association somewhere in its weights. The paper this course follows {cite}`jiang2024elephants`
 # argues that the storage works like an *associative memory*: a cue in the context retrieves
-# whatever is attached to it, whether or not the sentence around the cue makes sense. That is
-# exactly why a sentence such as "The Eiffel Tower is not in Chicago" can pull the answer towards
-# Chicago. Before we look at transformers, this chapter studies the oldest and simplest
-# associative memory, a single matrix built from outer products {cite}`kohonen1972correlation`,
-# {cite}`hopfield1982neural`. We ask how many associations such a matrix holds when its keys are
-# random vectors, the situation of a freshly initialised embedding table, and we answer with exact
-# formulas that we then test against simulation.
+# whatever is attached to it, whether or not the sentence around the cue makes sense. On this
+# reading, a sentence such as "The Eiffel Tower is not in Chicago" can pull the answer towards
+# Chicago because it puts the cue "Chicago" in the context. Before we look at transformers, this
+# chapter studies the oldest and simplest associative memory, a single matrix built from outer
+# products {cite}`kohonen1972correlation`, {cite}`hopfield1982neural`. We ask how many associations
+# such a matrix holds when its keys are random vectors, the situation of a freshly initialised
+# embedding table, and we answer with exact formulas that we then test against simulation.
 #
 # **In this chapter you will**
 #
@@ -28,6 +28,8 @@ if "google.colab" in sys.modules:
 # - compute the exact mean and variance of the *cross-talk* between random keys and the exact
 #   probability that nearest-value recall succeeds;
 # - compare these formulas with simulation over a grid of sizes $N$ and dimensions $d$;
+# - tell apart the two capacities quoted for the classical Hopfield network, exact recall (about
+#   $d/(2\ln d)$ patterns) and recall with a few wrong bits (about $0.14\,d$), and measure both;
 # - see that softmax attention is the same memory read with a sharper rule (a modern Hopfield
 #   network).
 
@@ -108,13 +110,14 @@ for label, (mse, hits, n) in errors.items():
     # Gaussian keys: the error of one random memory, to two significant digits
     shown = bound(mse, 1e-20) if label.startswith("orthonormal") else sig(mse, 2)
     print(f"{label:20s}  {shown:>22s}  {f'{hits} of {n}':>25s}")
+glue("mem_first_hits", errors["Gaussian, N = 64"][1], display=False)   # a count: exact
 
 # %% [markdown]
 # The orthonormal memory is exact. With random keys each row is a noisy identity: the diagonal
 # entry $\|u_j\|^2$ is close to $1$, the off-diagonal entries $u_i^\top u_j$ are small but nonzero.
 # These off-diagonal entries are the *cross-talk*. With $N=64$ pairs in $d=16$ dimensions the
-# recalled vectors are far from the stored ones, and yet the largest coordinate is still usually
-# at the right place.
+# recalled vectors are far from the stored ones, and yet in this memory the largest coordinate is
+# at the right place for {glue:text}`mem_first_hits` of the $64$ pairs.
 
 # %% [markdown]
 # ## Results
@@ -167,7 +170,7 @@ for label, (mse, hits, n) in errors.items():
 # With Gaussian keys and one-hot values, recall of a stored pair succeeds with probability
 #
 # $$
-# p(N,d)=\mathbb E\big[\Phi(R)^{N-1}\big],\qquad R=\sqrt d\,\|u_j\|\sim\chi_d,
+# P_{\rm hit}(N,d)=\mathbb E\big[\Phi(R)^{N-1}\big],\qquad R=\sqrt d\,\|u_j\|\sim\chi_d,
 # $$
 #
 # where $\Phi$ is the standard normal distribution function and $\chi_d$ the chi distribution
@@ -183,9 +186,10 @@ for label, (mse, hits, n) in errors.items():
 # ({prf:ref}`thm-onehot-recall`).
 # ```
 #
-# What is exact and what is not: $p(N,d)$ is exact; `lca.associative_memory.recall_success_exact` evaluates
-# the one-dimensional integral by quadrature to about $10^{-10}$. The popular shortcut
-# $p\approx\Phi(\sqrt d)^{N-1}$, which pretends every key has norm exactly $1$, is an
+# What is exact and what is not: $P_{\rm hit}(N,d)$ is exact;
+# `lca.associative_memory.recall_success_exact` evaluates the one-dimensional integral by
+# quadrature to about $10^{-10}$. The popular shortcut
+# $P_{\rm hit}\approx\Phi(\sqrt d)^{N-1}$, which pretends every key has norm exactly $1$, is an
 # approximation, and the figure below shows that it can be far off when $d$ is small.
 
 # %% [markdown]
@@ -249,7 +253,7 @@ glue("mem_check_max_z", float(sig(max(z), 2)), display=False)   # rounded: porta
 #
 # Now the grid: $d\in\{2,4,8,16\}$ and $N/d$ from $1$ to $64$, with $20\,000$ recalls per point.
 # Left: the mean squared error of the recalled vector against $(N+1)/d$. Right: nearest-value
-# recall against the exact $p(N,d)$ (solid) and the fixed-norm approximation $\Phi(\sqrt d)^{N-1}$
+# recall against the exact $P_{\rm hit}(N,d)$ (solid) and the fixed-norm approximation $\Phi(\sqrt d)^{N-1}$
 # (dashed).
 
 # %%
@@ -295,13 +299,18 @@ glue("mem_grid_points", len(dev), display=False)
 glue("mem_grid_within2", within[2], display=False)
 glue("mem_grid_within3", within[3], display=False)
 glue("mem_grid_far_approx", far_g, display=False)
+glue("mem_grid_acc_16_64", round(associative_memory.recall_success_exact(1024, 16), 3), display=False)
 
 # %% [markdown]
 # Three things to read off. First, the vector error is $(N+1)/d$ and depends on $N$ and $d$
 # almost only through $N/d$: the left panel's curves lie on top of each other. Second,
-# nearest-value recall is far more forgiving: at $d=16$ it still recalls most pairs when
-# $N=64d$, because the failure probability falls like $2^{-d/2}$ while it grows only linearly in
-# $N$ ({prf:ref}`ch1-onehot-recall`). Third, the simulated accuracies sit on the exact curves:
+# nearest-value recall is far more forgiving: at $d=16$ and $N=64\,d$, where the vector error is
+# about $64$, it still succeeds with probability {glue:text}`mem_grid_acc_16_64` (exact). The
+# union bound $(N-1)\,2^{-d/2-1}$ of {prf:ref}`ch1-onehot-recall` is above $1$ there and says
+# nothing at that point; what it does say is that the failure probability grows at most linearly
+# in $N$ and falls exponentially in $d$, so that the number of pairs held at a fixed failure rate
+# grows exponentially with $d$ (the capacity table below). Third, the simulated accuracies sit on
+# the exact curves:
 # at {glue:text}`mem_grid_within2` of the {glue:text}`mem_grid_points` points they differ by
 # less than two standard errors, and at {glue:text}`mem_grid_within3` by less than three. (The
 # standard errors come from the spread over the independent memories, because the $N$ recalls of
@@ -314,10 +323,19 @@ glue("mem_grid_far_approx", far_g, display=False)
 # closed-form bound of {prf:ref}`ch1-onehot-recall`:
 
 # %%
-print(f"{'d':>3s} {'N_max (exact)':>14s} {'N_max (bound)':>14s}")
+print(f"{'d':>3s} {'N_max (exact)':>14s} {'N_max (bound)':>14s} {'ratio':>6s}")
+factors = []
 for d in [12, 16, 24, 32, 40]:
-    bound = math.floor(1 + 0.01 * 2 ** (d / 2 + 1))
-    print(f"{d:3d} {associative_memory.recall_capacity(d, 0.01):14d} {max(bound, 1):14d}")
+    n_exact = associative_memory.recall_capacity(d, 0.01)
+    n_bound = max(1, math.floor(1 + 0.01 * 2 ** (d / 2 + 1)))   # largest N with (N - 1) 2^(-d/2-1) <= 0.01
+    factors.append(n_exact / n_bound)
+    print(f"{d:3d} {n_exact:14d} {n_bound:14d} {n_exact / n_bound:6.1f}")
+glue("mem_cap_factor_lo", round(factors[0], 1), display=False)   # ratios of exact integers
+glue("mem_cap_factor_hi", round(factors[-1], 1), display=False)
+
+# %% [markdown]
+# Both columns grow exponentially with $d$. The bound is safe but conservative, by a factor that
+# grows from {glue:text}`mem_cap_factor_lo` at $d=12$ to {glue:text}`mem_cap_factor_hi` at $d=40$.
 
 # %% [markdown]
 # ## Where it breaks
@@ -325,62 +343,227 @@ for d in [12, 16, 24, 32, 40]:
 # {prf:ref}`ch1-crosstalk` and {prf:ref}`ch1-onehot-recall` assume *independent* keys. Embeddings
 # of related tokens are not independent: they share directions. We keep every key's law exactly
 # $\mathcal N(0,I/d)$ but let all keys share a common component,
-# $u_i=\sqrt\rho\,c+\sqrt{1-\rho}\,g_i$ (`lca.associative_memory.correlated_keys`). Then
-# $\mathbb E[u_i^\top u_j]=\rho$ instead of $0$, and the formulas no longer apply.
+# $u_i=\sqrt\gamma\,g_0+\sqrt{1-\gamma}\,g_i$ with one shared Gaussian vector $g_0$ and
+# independent $g_1,\dots,g_N$ (`lca.associative_memory.correlated_keys`, whose argument `rho` is
+# $\gamma$). Then $\mathbb E[u_i^\top u_j]=\gamma$ instead of $0$, and the independent-key formulas
+# no longer apply.
+# The mean squared error still has a closed form ({prf:ref}`prop-correlated-mse`),
+#
+# $$
+# \mathbb E\|Wu_j-e_j\|^2=\frac2d+(N-1)\Big[\gamma^2\Big(1+\frac2d\Big)+\frac{1-\gamma^2}d\Big],
+# $$
+#
+# which is $(N+1)/d$ at $\gamma=0$.
 
 # %%
 N, d = 64, 16
 print(f"N = {N}, d = {d}; the independent-key theory predicts MSE {exact(associative_memory.recall_mse(N, d))} "
       f"and accuracy {associative_memory.recall_success_exact(N, d):.9f}")
-print(f"{'rho':>5s} {'MSE sim':>13s} {'acc sim':>15s}   (+- standard error over memories)")
+print(f"{'gamma':>5s} {'MSE sim':>13s} {'MSE exact':>10s} {'acc sim':>15s}   (+- standard error over memories)")
 for rho in [0.0, 0.1, 0.3, 0.5, 0.7]:
     res = associative_memory.simulate_onehot_recall(N, d, n_recalls=20_000, seed=5, keys="correlated", rho=rho)
-    print(f"{rho:5.2f} {pm(res.mse, res.mse_stderr):>13s} {pm(res.accuracy, res.memory_stderr):>15s}")
+    mse_exact = associative_memory.recall_mse_correlated(N, d, rho)
+    print(f"{rho:5.2f} {pm(res.mse, res.mse_stderr):>13s} {exact(mse_exact, 6):>10s} "
+          f"{pm(res.accuracy, res.memory_stderr):>15s}")
 
 # %% [markdown]
-# The squared error grows roughly like $(N-1)\rho^2$ because every overlap now has mean $\rho$,
-# and nearest-value recall degrades because the margin between $\|u_j\|^2\approx1$ and the
-# overlaps shrinks from about $1$ to about $1-\rho$. Similar tokens interfere. In the LCA task of
-# the next chapters this interference is not a nuisance but the point: tokens with similar latent
-# concepts *should* recall similar things.
+# The simulated errors agree with the closed form. The error grows by about $(N-1)\gamma^2$ over its
+# independent-key value because every overlap now has mean $\gamma$, and nearest-value recall
+# degrades because the mean margin $\mathbb E[\|u_j\|^2-u_i^\top u_j]$ shrinks from $1$ to
+# $1-\gamma$. Similar tokens interfere. In the LCA task of the next chapters this interference is
+# not a nuisance but the point: tokens with similar latent concepts *should* recall similar things.
 
 # %% [markdown]
-# ## Hopfield networks and attention
+# ## Hopfield networks: two capacities
 #
 # The same construction with keys equal to values, $W=\sum_i\xi_i\xi_i^\top$ for patterns
 # $\xi_i\in\{-1,1\}^d$, is the classical Hopfield network {cite}`hopfield1982neural`: a corrupted
-# pattern $x$ is cleaned up by $x\leftarrow\operatorname{sign}(Wx)$ (with zero self-connections).
-# Its cross-talk is the cross-talk above, and it is famous for storing only about $0.14\,d$
-# patterns reliably.
+# pattern $\zeta$ is cleaned up by $\zeta\leftarrow\operatorname{sign}(W\zeta)$, with zero
+# self-connections (the diagonal of $W$ set to $0$) and, in the course's code, $\operatorname{sign}(0)=+1$. Its
+# cross-talk is the cross-talk above. How many random patterns it holds depends on what "holds"
+# means, and two different answers are quoted:
+#
+# - **Exact recall**, every one of the $d$ bits right. A given pattern is a fixed point of the
+#   update with probability tending to $1$ as $d$ grows when $N$ stays below $d/(2\ln d)$, and
+#   most patterns are not when $N$ exceeds it; asking that *every* pattern be a fixed point at once
+#   lowers the scale to $d/(4\ln d)$ (McEliece, Posner, Rodemich and Venkatesh, 1987, *The capacity
+#   of the Hopfield associative memory*). A probe with $t$ flipped bits starts with less signal:
+#   the field of a bit drops from $d-1$ to about $d-2t$, and the scale for repairing the probe
+#   exactly in one update becomes $(1-2t/d)^2\,d/(2\ln d)$.
+#   {prf:ref}`prop-hopfield-one-step` gives the exact law of each bit after one update and a
+#   guarantee of this order.
+# - **Retrieval with a few wrong bits**, the famous "about $0.14\,d$" (Amit, Gutfreund and
+#   Sompolinsky, 1985, *Storing infinite numbers of patterns in a spin-glass model of neural
+#   networks*). In the limit $d\to\infty$ with $N$ below about $0.14\,d$, the dynamics, run until
+#   nothing changes, has a stable state close to each pattern in which a small fraction of the bits
+#   (under 2 percent) is wrong; above that load, the state near the pattern disappears. This
+#   capacity tolerates errors, and it is a statement about large $d$.
+#
+# For large $d$, $d/(2\ln d)$ is far below $0.14\,d$, so the two must not be confused. We measure
+# both at $d=100$. First, exact repair by one synchronous update from probes with $t=10$ flipped
+# bits: for every $N$, $4000$ probes (one per stored pattern, in $\lceil 4000/N\rceil$ independent
+# memories, at least $20$), with standard errors from the spread over the memories. Every field is
+# an integer, so these counts are the same on every CPU.
+
+# %%
+d, flips, n_probes = 100, 10, 4000
+AGS = 0.138   # Amit, Gutfreund and Sompolinsky's limit of N/d for retrieval with errors, d -> infinity
+scale_probe = associative_memory.hopfield_exact_capacity(d, flips)
+scale_fixed = associative_memory.hopfield_exact_capacity(d)
+print(f"d = {d}, t = {flips}. Exact recall: (1 - 2t/d)^2 d / (2 ln d) = {scale_probe:.2f} (repair of the probes), "
+      f"d / (2 ln d) = {scale_fixed:.2f} (the patterns themselves); with errors: {AGS} d = {AGS * d:.1f}")
+print(f"{n_probes} probes per N; simulation +- standard error over the memories; 'indep.' multiplies the exact "
+      "probabilities of the d bits (an approximation), 'bound' is the union bound (a guarantee)")
+print(f"{'':4s} | {'one update repairs the probe':^38s} | {'pattern is a fixed point':^26s} | "
+      f"{'share of wrong bits after the update':^35s}")
+print(f"{'N':>4s} | {'simulation':>16s} {'indep.':>10s} {'bound':>10s} | {'simulation':>16s} {'indep.':>9s} | "
+      f"{'simulation':>22s} {'exact':>12s}")
+hop = {}
+for N in [4, 6, 8, 10, 12, 14, 16, 20, 25, 30, 50, 100]:
+    r = associative_memory.simulate_hopfield_repair(N, d, flips, max(20, -(-n_probes // N)), seed=N)
+    p_kept, p_flip = associative_memory.hopfield_bit_error(N, d, flips)
+    hop[N] = {"sim": r, "indep": associative_memory.hopfield_repair_independent(N, d, flips),
+              "bound": associative_memory.hopfield_repair_bound(N, d, flips),
+              "indep_fixed": associative_memory.hopfield_repair_independent(N, d),
+              "bits": ((d - flips) * p_kept + flips * p_flip) / d}
+    h = hop[N]
+    print(f"{N:4d} | {pm(r.one_step, r.one_step_stderr):>16s} {exact(h['indep'], 4):>10s} "
+          f"{exact(h['bound'], 4):>10s} | "
+          f"{pm(r.fixed_point, r.fixed_point_stderr):>16s} {exact(h['indep_fixed'], 4):>9s} | "
+          f"{pm(r.bit_error, r.bit_error_stderr):>22s} {exact(h['bits'], 4):>12s}")
+
+
+def glue_pm(name, mean, se):
+    """Glue a Monte Carlo value at the digits that pm prints (those of its standard error)."""
+    glue(name, float(pm(mean, se).split(" ± ")[0]), display=False)
+
+
+below_half = {key: min(N for N in hop if getattr(hop[N]["sim"], key) < 0.5) for key in ("one_step", "fixed_point")}
+indep_half = {key: min(N for N in hop if hop[N][key] < 0.5) for key in ("indep", "indep_fixed")}
+z_indep = [(h["sim"].one_step - h["indep"]) / h["sim"].one_step_stderr for h in hop.values()
+           if h["sim"].one_step_stderr > 0]
+bound_half = max(N for N in hop if hop[N]["bound"] > 0.5)
+z_bits = max(abs(h["sim"].bit_error - h["bits"]) / h["sim"].bit_error_stderr for h in hop.values()
+             if h["sim"].bit_error_stderr > 0)
+print(f"first N with success below one half: repair N = {below_half['one_step']}, fixed point N = "
+      f"{below_half['fixed_point']} (indep.: N = {indep_half['indep']} and N = {indep_half['indep_fixed']}); "
+      f"simulation above 'indep.' by up to {max(z_indep):.0f} standard errors "
+      f"(never below it by more than {max(0.0, -min(z_indep)):.0f}); bound above one half up to N = {bound_half}; "
+      f"wrong bits within {z_bits:.1f} standard errors of their exact share")
+glue("mem_hop_scale_probe", round(scale_probe, 1), display=False)
+glue("mem_hop_scale_fixed", round(scale_fixed, 1), display=False)
+glue("mem_hop_ags", round(AGS * d, 1), display=False)
+glue("mem_hop_half_repair", below_half["one_step"], display=False)
+glue("mem_hop_half_fixed", below_half["fixed_point"], display=False)
+glue("mem_hop_indep_half_repair", indep_half["indep"], display=False)
+glue("mem_hop_indep_half_fixed", indep_half["indep_fixed"], display=False)
+glue("mem_hop_indep_z", round(max(z_indep)), display=False)
+glue("mem_hop_bound_half", bound_half, display=False)
+glue("mem_hop_bits_z", round(z_bits, 1), display=False)
+for N in (6, 14):
+    glue_pm(f"mem_hop_repair_{N}", hop[N]["sim"].one_step, hop[N]["sim"].one_step_stderr)
+    glue_pm(f"mem_hop_fixed_{N}", hop[N]["sim"].fixed_point, hop[N]["sim"].fixed_point_stderr)
+glue("mem_hop_bits_14", float(exact(hop[14]["bits"], 2)), display=False)
+
+# %% [markdown]
+# One update repairs a probe exactly with probability {glue:text}`mem_hop_repair_6` at $N=6$ but
+# only {glue:text}`mem_hop_repair_14` at $N=14$, that is at $0.14\,d$; the repair probability first
+# drops below one half at $N=$ {glue:text}`mem_hop_half_repair`. A stored pattern is a fixed point
+# for longer ({glue:text}`mem_hop_fixed_14` at $N=14$, below one half from $N=$
+# {glue:text}`mem_hop_half_fixed`), because it starts with the full signal. So at $0.14\,d$ exact
+# recall has already failed for most probes. The exact-recall scales are
+# $(1-2t/d)^2\,d/(2\ln d)=$ {glue:text}`mem_hop_scale_probe` and $d/(2\ln d)=$
+# {glue:text}`mem_hop_scale_fixed`. They are asymptotic: below them the success probability tends
+# to $1$ as $d$ grows, but slowly, and the corrections to the scale, of relative order
+# $\ln\ln d/\ln d$, are large at $d=100$, so the measured crossings lie well above them. The
+# finite-$d$ form of the same signal-to-noise argument is the "indep." column, which first drops
+# below one half at $N=$ {glue:text}`mem_hop_indep_half_repair` (repair) and $N=$
+# {glue:text}`mem_hop_indep_half_fixed` (fixed point), close to the simulation. Either way, exact
+# recall at $d=100$ is near-certain only well below $0.14\,d$.
+#
+# The wrong bits themselves are few, and they follow their exact law (the field of every bit is a
+# fixed signal plus a sum of $(N-1)(d-1)$ independent signs; the simulated share is within
+# {glue:text}`mem_hop_bits_z` standard errors of it at every $N$): at $N=14$ a share of about
+# {glue:text}`mem_hop_bits_14` of the bits is wrong after the update, yet most probes have at least
+# one wrong bit. Multiplying the $d$ exact bit probabilities ("indep.") is only an approximation:
+# it underestimates exact repair, by up to {glue:text}`mem_hop_indep_z` standard errors, because the
+# fields of different bits share the same $N-1$ other patterns and so their errors are not
+# independent. The union bound is a guarantee, but it stays above one half only up to $N=$
+# {glue:text}`mem_hop_bound_half`.
+#
+# Second, retrieval with errors: from the same kind of probes ($t=d/10$ flipped bits), run the
+# network with asynchronous updates (one bit at a time, in a random order, until a whole sweep
+# changes nothing; the energy $-\tfrac12\zeta^\top W\zeta$ never increases, so this stops at a fixed
+# point) and compare the final state with the pattern, at $d=100$ and $d=200$ and loads $N/d$ from
+# $1/20$ to $3/10$, $2000$ probes per point.
+
+# %%
+print("asynchronous updates until no bit changes, from probes with d/10 flipped bits; 2000 probes per "
+      "point; mean +- standard error over the memories")
+print(f"{'d':>4s} {'N':>4s} {'N/d':>5s} | {'share of wrong bits':>20s} {'<= 2% wrong':>15s} "
+      f"{'exactly right':>15s}")
+conv = {}
+for d in [100, 200]:
+    for ratio in [0.05, 0.1, 0.14, 0.2, 0.3]:
+        N = round(ratio * d)
+        r = associative_memory.simulate_hopfield_retrieval(N, d, d // 10, -(-2000 // N), seed=d + N,
+                                                           tolerance=0.02)
+        conv[d, ratio] = r
+        print(f"{d:4d} {N:4d} {ratio:5.2f} | {pm(r.bit_error, r.bit_error_stderr):>20s} "
+              f"{pm(r.near, r.near_stderr):>15s} {pm(r.exact, r.exact_stderr):>15s}")
+for d in [100, 200]:
+    for ratio, tag in [(0.1, "10"), (0.14, "14"), (0.2, "20")]:
+        r = conv[d, ratio]
+        glue_pm(f"mem_conv_near_{d}_{tag}", r.near, r.near_stderr)
+        glue_pm(f"mem_conv_exact_{d}_{tag}", r.exact, r.exact_stderr)
+        glue_pm(f"mem_conv_bits_{d}_{tag}", r.bit_error, r.bit_error_stderr)
+
+# %% [markdown]
+# Retrieval with a few wrong bits survives beyond exact recall. At $N=d/10$ almost every probe
+# ends within 2 percent of its pattern ({glue:text}`mem_conv_near_100_10` at $d=100$,
+# {glue:text}`mem_conv_near_200_10` at $d=200$), while the share that ends *exactly* on it already
+# falls as $d$ doubles ({glue:text}`mem_conv_exact_100_10` and {glue:text}`mem_conv_exact_200_10`),
+# as expected from the exact-recall scale $d/(2\ln d)$, which grows more slowly than $d$. At
+# $N=0.14\,d$ most probes still end within 2 percent ({glue:text}`mem_conv_near_100_14` and
+# {glue:text}`mem_conv_near_200_14`), and the share that ends exactly on the pattern keeps falling
+# with $d$ ({glue:text}`mem_conv_exact_100_14` and {glue:text}`mem_conv_exact_200_14`). At
+# $N=d/5$ retrieval breaks down, and faster at the larger $d$: the share within 2 percent falls
+# from {glue:text}`mem_conv_near_100_20` to {glue:text}`mem_conv_near_200_20` as $d$ doubles, and
+# the mean share of wrong bits grows from
+# {glue:text}`mem_conv_bits_100_20` to {glue:text}`mem_conv_bits_200_20`. At these sizes the
+# transition is broad; the sharp one, just below $0.14\,d$, is a limit for $d\to\infty$ that this
+# small experiment illustrates but does not reach (the load $0.14\,d$ itself lies at its edge).
+#
+# ## Attention: the modern Hopfield network
 #
 # Attention reads a memory in a different way. For a query $q$ it returns
 # $\sum_i\operatorname{softmax}(\beta\,u^\top q)_i\,v_i$: the raw scores $u_i^\top q$ that the
 # linear memory uses as weights are replaced by softmax weights. Ramsauer et al.
-# {cite}`ramsauer2021hopfield` showed that this is one update of a *modern* Hopfield network, whose
-# capacity grows exponentially with $d$. As $\beta\to\infty$, if one key $u_{i^*}$ has a strictly
-# larger score $u_{i^*}^\top q$ than every other key, the softmax weights concentrate on it and the
-# read-out tends to its value $v_{i^*}$ ({prf:ref}`prop-softmax-recall`); with a tie for the largest
-# score it tends to the mean of the tied values instead. The limit is the value that nearest-value
-# recall picks when the values are one-hot or orthonormal (then $v_i^\top Wq=u_i^\top q$); for other
-# values the two rules can pick different pairs. A small computation shows both effects: first $d=100$
-# patterns, each probed with $10$ flipped bits, one update; then $N=128$ pairs with Gaussian keys
-# and values in $d=32$.
+# {cite}`ramsauer2021hopfield` showed that this is one update of a *modern* Hopfield network, and
+# that for patterns that are well separated its capacity grows exponentially with $d$. As
+# $\beta\to\infty$, if one key $u_{i^*}$ has a strictly larger score $u_{i^*}^\top q$ than every
+# other key, the softmax weights concentrate on it and the read-out tends to its value $v_{i^*}$
+# ({prf:ref}`prop-softmax-recall`); with a tie for the largest score it tends to the mean of the
+# tied values instead. The limit is the value that nearest-value recall picks when the values are
+# one-hot or orthonormal (then $v_i^\top Wq=u_i^\top q$); for other values the two rules can pick
+# different pairs. Two small computations: the Hopfield probes above ($d=100$, $t=10$) repaired by
+# the sign of one softmax update with $\beta=1$, up to $N=10\,d$; then $N=128$ pairs with Gaussian
+# keys and values in $d=32$.
 
 # %%
 d, flips = 100, 10
-g = torch.Generator().manual_seed(11)
-print(f"one update from a probe with {flips} of {d} bits flipped: probes restored exactly")
-print(f"{'N':>4s} {'N/d':>5s} {'classical sign(Wx)':>19s} {'softmax, beta = 1':>18s}")
-for N in [5, 10, 14, 20, 30, 50]:
-    xi = torch.where(torch.rand((N, d), generator=g) < 0.5, -1.0, 1.0).double()
-    probes = xi.clone()
-    for j in range(N):
-        probes[j, torch.randperm(d, generator=g)[:flips]] *= -1
-    classical = associative_memory.hopfield_step(xi, probes)
-    modern = torch.where(associative_memory.softmax_recall(xi, xi, probes, beta=1.0) >= 0, 1.0, -1.0)
-    ok_c = int((classical == xi).all(1).sum())     # counts of restored probes: exact
-    ok_m = int((modern == xi).all(1).sum())
-    print(f"{N:4d} {N / d:5.2f} {f'{ok_c} of {N}':>19s} {f'{ok_m} of {N}':>18s}")
+print(f"d = {d}, probes with {flips} flipped bits, one update: probes restored exactly (counts)")
+print(f"{'N':>5s} {'probes':>7s} {'classical sign(Wx)':>19s} {'softmax, beta = 1':>18s}")
+modern = {}
+for N in [14, 100, 1000]:
+    n_mem = max(4, -(-4000 // N))
+    r = associative_memory.simulate_hopfield_repair(N, d, flips, n_mem, seed=10_000 + N, beta=1.0)
+    n = r.n_probes
+    modern[N] = (round(r.softmax * n), n, round(r.one_step * n))
+    print(f"{N:5d} {n:7d} {round(r.one_step * n):19d} {round(r.softmax * n):18d}")
+glue("mem_modern_restored", modern[1000][0], display=False)
+glue("mem_modern_probes", modern[1000][1], display=False)
+glue("mem_modern_classical", modern[1000][2], display=False)
 
 N, d, n_mem = 128, 32, 20
 err = {"linear memory W u_j": [], **{f"softmax, beta = {b}": [] for b in [1, 4, 16, 64]}}
@@ -400,9 +583,11 @@ for name, e in err.items():
 print(f"{'theory for the linear memory, (N+1)/d':38s} {exact(associative_memory.recall_mse(N, d)):>18s}")
 
 # %% [markdown]
-# The classical network restores every probe at $N=5$, loses some at $N=10$ and most from $N=14$
-# on (at $d=100$, around its classical capacity of about $0.14\,d$ patterns);
-# the softmax update restores all of them over the whole range. For Gaussian pairs the linear
+# At $N=1000=10\,d$ the softmax update restores {glue:text}`mem_modern_restored` of the
+# {glue:text}`mem_modern_probes` probes and the classical update {glue:text}`mem_modern_classical`:
+# the probe's overlap $d-2t$ with its own pattern is far larger than its overlaps with the other
+# patterns (of typical size $\sqrt d$), so with $\beta=1$ the softmax weights sit almost entirely
+# on the right pattern. For Gaussian pairs the linear
 # read-out error is close to $(N+1)/d$ (the values are random here, so the formula holds on
 # average over their norms), while the softmax read-out becomes nearly exact once $\beta$ is large
 # enough to separate the right key from the others. The one-layer transformer of this course has
@@ -573,8 +758,11 @@ _ = check_recall_bound(my_recall_bound)
 # A single matrix $W=\sum_iv_iu_i^\top$ stores associations: exactly for up to $d$ orthonormal
 # keys, approximately beyond. With random keys the recalled vector carries cross-talk whose size we
 # know exactly, $\mathbb E\|Wu_j-v_j\|^2=(N+1)/d$, while reading out the nearest stored value
-# succeeds with the exact probability $\mathbb E[\Phi(R)^{N-1}]$ and tolerates exponentially many
-# pairs. The lesson for context hijacking is the where-it-breaks experiment: a memory answers
-# whatever its cue overlaps with most, and cues that share directions with another key pull the
-# read-out towards that key's value. The next chapter builds the task in which the cues are
-# context tokens and the overlaps come from shared latent concepts.
+# succeeds with the exact probability $\mathbb E[\Phi(R)^{N-1}]$, and the number of pairs it
+# holds at a fixed failure rate grows exponentially with $d$. "Capacity" needs a criterion: the
+# classical Hopfield network recalls random patterns exactly only up to about $d/(2\ln d)$ of them,
+# and with a few wrong bits up to about $0.14\,d$, both as $d$ grows. The lesson for context
+# hijacking is the where-it-breaks experiment: a memory adds to its read-out the value of every key
+# its cue overlaps with, so keys that share directions interfere and the read-out degrades as the
+# shared component grows. The next chapter builds the task in which the cues are context tokens and
+# the overlaps come from shared latent concepts.

@@ -367,3 +367,175 @@ def test_huge_keys_and_simulations_are_refused_at_once():
         with pytest.raises(ValueError, match=name):
             call()
     assert associative_memory.simulate_onehot_recall(1, 1000, n_recalls=10, seed=0).accuracy == 1.0
+
+
+# --------------------------------------------------------------------------- prop-correlated-mse
+def test_recall_mse_correlated_matches_simulation_and_reduces_at_rho_zero():
+    assert associative_memory.recall_mse_correlated(64, 16, 0.0) == pytest.approx(
+        associative_memory.recall_mse(64, 16), rel=1e-15
+    )
+    for rho in (0.3, 0.7):
+        res = associative_memory.simulate_onehot_recall(
+            32, 8, n_recalls=64_000, seed=3, keys="correlated", rho=rho
+        )
+        want = associative_memory.recall_mse_correlated(32, 8, rho)
+        assert abs(res.mse - want) < 4 * res.mse_stderr, (rho, res.mse, want, res.mse_stderr)
+        # the independent-key formula (N + 1)/d is far off once the keys share a component
+        assert abs(res.mse - associative_memory.recall_mse(32, 8)) > 10 * res.mse_stderr
+
+
+# --------------------------------------------------------------------------- prop-hopfield-one-step
+def test_hopfield_probes_flip_exactly_the_asked_number_of_bits():
+    P, X = associative_memory.hopfield_probes(6, 20, 3, n_memories=5, seed=1)
+    assert P.shape == X.shape == (5, 6, 20)
+    assert bool(((P == 1) | (P == -1)).all())
+    assert torch.equal((P != X).sum(-1), torch.full((5, 6), 3))
+    P2, X2 = associative_memory.hopfield_probes(6, 20, 3, n_memories=5, seed=1)
+    assert torch.equal(P, P2) and torch.equal(X, X2)
+    assert torch.equal(
+        associative_memory.hopfield_probes(4, 7, 0, seed=2)[1],
+        associative_memory.hopfield_probes(4, 7, 0, seed=2)[0],
+    )
+
+
+def test_simulate_hopfield_repair_agrees_with_hopfield_step_loops():
+    N, d, f, T = 5, 12, 2, 30
+    r = associative_memory.simulate_hopfield_repair(N, d, f, T, seed=4, beta=0.5)
+    P, X = associative_memory.hopfield_probes(N, d, f, T, generator=torch.Generator().manual_seed(4))
+    one, fix, bits, soft = [], [], [], []
+    for t in range(T):
+        y = associative_memory.hopfield_step(P[t], X[t])
+        y0 = associative_memory.hopfield_step(P[t], P[t])
+        att = associative_memory.softmax_recall(P[t], P[t], X[t], beta=0.5)
+        s = torch.where(att >= 0, 1.0, -1.0)
+        one.append(float((y == P[t]).all(1).double().mean()))
+        fix.append(float((y0 == P[t]).all(1).double().mean()))
+        bits.append(float((y != P[t]).double().mean()))
+        soft.append(float((s == P[t]).all(1).double().mean()))
+    for got, want in [(r.one_step, one), (r.fixed_point, fix), (r.bit_error, bits), (r.softmax, soft)]:
+        assert got == pytest.approx(sum(want) / T, abs=1e-12)
+    assert r.one_step_stderr == pytest.approx(
+        float(torch.tensor(one, dtype=torch.float64).std() / T**0.5), abs=1e-12
+    )
+    assert r.n_probes == N * T
+
+
+def test_hopfield_bit_error_small_cases():
+    assert associative_memory.hopfield_bit_error(1, 10, 3) == (0.0, 0.0)  # one pattern: no noise
+    # N = 2, d = 2, f = 0: s = 1 and n = +-1, so s + n = 0 half of the time, then the bit is a coin
+    assert associative_memory.hopfield_bit_error(2, 2, 0)[0] == pytest.approx(0.25, abs=1e-15)
+    # brute force over the signs of n for N = 3, d = 4, f = 1: M = 6
+    M, s = 6, 4 - 1 - 2
+    wrong = 0.0
+    for k in range(M + 1):
+        tot = s + 2 * k - M
+        wrong += math.comb(M, k) / 2**M * (1.0 if tot < 0 else 0.5 if tot == 0 else 0.0)
+    assert associative_memory.hopfield_bit_error(3, 4, 1)[0] == pytest.approx(wrong, abs=1e-14)
+
+
+def _bit_error_rates(P, X):
+    """Per-memory error rates of kept and of flipped bits after one update, [T] each."""
+    Y = torch.stack([associative_memory.hopfield_step(P[t], X[t]) for t in range(P.shape[0])])
+    flipped = P != X
+    wrong = (Y != P).double()
+    return (
+        (wrong * ~flipped).sum((1, 2)) / (~flipped).sum((1, 2)),
+        (wrong * flipped).sum((1, 2)) / flipped.sum((1, 2)),
+    )
+
+
+def test_hopfield_bit_error_matches_monte_carlo_and_fails_for_biased_patterns():
+    N, d, f, T = 7, 9, 2, 3000  # M = 48 and s = 4 are even: ties occur and get half weight
+    P, X = associative_memory.hopfield_probes(N, d, f, T, seed=5)
+    p_kept, p_flip = associative_memory.hopfield_bit_error(N, d, f)
+    for rates, p in zip(_bit_error_rates(P, X), (p_kept, p_flip)):
+        se = float(rates.std() / T**0.5)
+        assert abs(float(rates.mean()) - p) < 4 * se, (float(rates.mean()), p, se)
+    # hypothesis broken: biased patterns (P(+1) = 0.8) are not uniform, the law no longer holds
+    g = torch.Generator().manual_seed(6)
+    B = torch.where(torch.rand((T, N, d), generator=g) < 0.8, 1.0, -1.0).double()
+    P0, X0 = associative_memory.hopfield_probes(N, d, f, T, seed=7)  # only its flip positions
+    XB = torch.where(P0 != X0, -B, B)
+    rates = _bit_error_rates(B, XB)[0]
+    assert abs(float(rates.mean()) - p_kept) > 10 * float(rates.std() / T**0.5)
+
+
+def test_independent_bits_is_an_approximation_and_the_bounds_hold():
+    N, d, f = 14, 100, 10
+    r = associative_memory.simulate_hopfield_repair(N, d, f, 300, seed=7)
+    approx = associative_memory.hopfield_repair_independent(N, d, f)
+    assert r.one_step > approx + 5 * r.one_step_stderr  # the bits are not independent
+    for N, d, f in [(4, 100, 10), (8, 100, 10), (10, 100, 0), (6, 60, 5), (3, 30, 2)]:
+        r = associative_memory.simulate_hopfield_repair(N, d, f, 200, seed=N + d)
+        ub = associative_memory.hopfield_repair_bound(N, d, f)
+        assert r.one_step >= ub - 4 * max(r.one_step_stderr, 1e-3)
+        hoeffding = 1 - d * math.exp(-((d - 1 - 2 * f) ** 2) / (2 * (N - 1) * (d - 1)))
+        assert ub >= hoeffding - 1e-12
+    # the exact bit law sums to the simulated share of wrong bits
+    r = associative_memory.simulate_hopfield_repair(20, 100, 10, 200, seed=8)
+    p_kept, p_flip = associative_memory.hopfield_bit_error(20, 100, 10)
+    assert abs(r.bit_error - (90 * p_kept + 10 * p_flip) / 100) < 4 * r.bit_error_stderr
+
+
+def test_hopfield_exact_capacity_scale():
+    assert associative_memory.hopfield_exact_capacity(100) == pytest.approx(100 / (2 * math.log(100)))
+    assert associative_memory.hopfield_exact_capacity(100, 10) == pytest.approx(
+        0.64 * 100 / (2 * math.log(100))
+    )
+    for call, name in [
+        (lambda: associative_memory.hopfield_exact_capacity(1), "d"),
+        (lambda: associative_memory.hopfield_exact_capacity(100, 50), "flips"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            call()
+
+
+def test_hopfield_converge_ends_at_fixed_points_with_lower_energy():
+    P, X = associative_memory.hopfield_probes(12, 60, 12, seed=9)
+    P, X = P[0], X[0]
+    Y = associative_memory.hopfield_converge(P, X, seed=1)
+    assert torch.equal(associative_memory.hopfield_step(P, Y), Y)
+    W = P.T @ P - 12 * torch.eye(60, dtype=torch.float64)
+    assert bool((-0.5 * ((Y @ W) * Y).sum(1) <= -0.5 * ((X @ W) * X).sum(1) + 1e-9).all())
+    # one stored pattern: every probe with fewer than d/2 wrong bits goes back to it
+    P1, X1 = associative_memory.hopfield_probes(1, 30, 14, seed=3)
+    assert torch.equal(associative_memory.hopfield_converge(P1[0], X1[0]), P1[0])
+    with pytest.raises(ValueError, match="max_sweeps"):
+        associative_memory.hopfield_converge(P, X, max_sweeps=1)
+
+
+def test_simulate_hopfield_retrieval_orders_its_shares():
+    r = associative_memory.simulate_hopfield_retrieval(1, 40, 4, 10, seed=0)
+    assert (r.bit_error, r.near, r.exact) == (0.0, 1.0, 1.0)
+    r = associative_memory.simulate_hopfield_retrieval(30, 100, 10, 20, seed=1)
+    assert 0 <= r.exact <= r.near <= 1 and r.bit_error > 0.1  # far above 0.14 d: retrieval fails
+    r = associative_memory.simulate_hopfield_retrieval(5, 100, 10, 20, seed=2)
+    assert r.exact > 0.95  # far below d / (2 ln d): exact
+
+
+def test_hopfield_functions_refuse_bad_arguments_by_name():
+    P = torch.tensor([[1.0, -1.0, 1.0, 1.0], [1.0, 1.0, -1.0, 1.0], [-1.0, 1.0, 1.0, 1.0]])
+    for call, name in [
+        (lambda: associative_memory.hopfield_step(P.T, P), "patterns and probes"),
+        (lambda: associative_memory.hopfield_step(P[:, :1], P), "patterns and probes"),
+        (lambda: associative_memory.hopfield_converge(P, P + 0.5), "probes"),
+        (lambda: associative_memory.hopfield_converge(P, P, max_sweeps=0), "max_sweeps"),
+        (lambda: associative_memory.hopfield_probes(3, 4, 5), "flips"),
+        (lambda: associative_memory.hopfield_probes(3, 4, 1, n_memories=0), "n_memories"),
+        (lambda: associative_memory.simulate_hopfield_repair(3, 4, 1, beta="1"), "beta"),
+        (lambda: associative_memory.simulate_hopfield_repair(3, 4, 1, 2, seed=True), "seed"),
+        (lambda: associative_memory.simulate_hopfield_repair(1000, 1000, 1, 10**6), "n_memories"),
+        (
+            lambda: associative_memory.simulate_hopfield_retrieval(3, 4, 1, tolerance=float("nan")),
+            "tolerance",
+        ),
+        (lambda: associative_memory.simulate_hopfield_retrieval(1, 10**5, 1, 10**3), "n_memories"),
+        (lambda: associative_memory.hopfield_bit_error(10**6, 1000), "N"),
+        (lambda: associative_memory.hopfield_repair_independent("3", 4), "N"),
+        (lambda: associative_memory.recall_mse_correlated(3, 4, float("nan")), "rho"),
+        (lambda: associative_memory.random_keys(3, 4, dtype=torch.int64), "dtype"),
+        (lambda: associative_memory.correlated_keys(3, 4, 0.5, dtype="float32"), "dtype"),
+        (lambda: associative_memory.orthonormal_keys(3, 4, dtype=torch.int64), "dtype"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=name):
+            call()
