@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ._validate import check_choice, check_float, check_int, check_tokens
+from .attention import cluster_ids, score_matrix
 from .checks import CheckResult, close, run_cases, safe_compare
 from .model import OneLayerTransformer
 from .style import COLORS, CYCLE, new_figure
@@ -299,15 +300,28 @@ def hijack_binomial_flip(rho: float | Sequence[float] | torch.Tensor, L: int) ->
 
 
 def hijack_targets(
-    spec: TaskSpec, targets: torch.Tensor, distance: int | None = None, seed: int = 0
+    spec: TaskSpec,
+    targets: torch.Tensor,
+    distance: int | None = None,
+    seed: int = 0,
+    fixed_bits: int = 0,
 ) -> torch.Tensor:
     """A hijack target y' for every target y: y with ``distance`` of its latent bits flipped, the
-    bits chosen at random (seeded); ``distance=None`` flips all m bits (the complement of y)."""
+    bits chosen at random (seeded); ``distance=None`` flips every bit that may flip (all m bits by
+    default: the complement of y).
+
+    ``fixed_bits`` leading latent bits are never flipped. In the cluster tasks of chapter 6
+    (``lca.attention.cluster_task(m, k)``) the first k bits are the cluster id, so ``fixed_bits=k``
+    keeps y' in y's cluster, ``distance`` bits away from it. Returns ``LongTensor[n]``."""
+    check_spec(spec)
     targets = check_tokens("targets", targets, spec.V, ndim=1)
-    distance = spec.m if distance is None else check_int("distance", distance, 1, spec.m)
+    fixed_bits = check_int("fixed_bits", fixed_bits, 0, spec.m - 1)
+    free = spec.m - fixed_bits
+    distance = free if distance is None else check_int("distance", distance, 1, free)
     g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**63 - 1))
     n = targets.shape[0]
-    bits = torch.argsort(torch.rand((n, spec.m), generator=g), dim=1)[:, :distance]
+    # the free bits are the low ones: the first latent bits are the high bits of the token id
+    bits = torch.argsort(torch.rand((n, free), generator=g), dim=1)[:, :distance]
     pattern = (1 << bits).sum(1)
     return targets ^ pattern
 
@@ -470,6 +484,78 @@ def prepend_curve(
     )
     out["k"] = torch.tensor(ks, dtype=torch.long)
     return out
+
+
+def scores_by_distance(model: OneLayerTransformer, spec: TaskSpec, k: int | None = None) -> dict:
+    """The attention filter by Hamming distance: the centred score of a key token against its
+    distance from the query token.
+
+    The scores ``W_E W_KQ W_E^T`` do not depend on the context; each query's row is centred (its
+    mean over all V keys removed, ``lca.attention.score_matrix``), since only differences within a
+    row change attention weights. For every distance d = 0..m the result averages the centred
+    scores of all (query, key) pairs at distance d. With ``k`` (clusters: tokens sharing their first
+    k latent bits, ``lca.attention.cluster_ids``) the same averages are also taken separately over
+    pairs in the same cluster and in different clusters; a distance with no such pair gives NaN
+    (same-cluster pairs are at most m - k apart, pairs from different clusters at least 1).
+
+    Returns a dict: ``"distance"`` (``LongTensor[m+1]``), ``"all"`` and, with ``k``, ``"same"`` and
+    ``"other"`` (float64 ``Tensor[m+1]``, or ``[E, m+1]`` for an ensemble), and ``"pairs_same"``,
+    ``"pairs_other"`` (``LongTensor[m+1]``: how many pairs each mean is over).
+    """
+    check_model_and_spec(model, spec)
+    if k is not None:
+        k = check_int("k", k, 1, spec.m - 1)
+    S = score_matrix(model, center=True)  # [V, V] or [E, V, V]
+    D = spec.space.distances()
+    groups = {"all": torch.ones_like(D, dtype=torch.bool)}
+    if k is not None:
+        cl = cluster_ids(spec.m, k)
+        same = cl[:, None] == cl[None, :]
+        groups.update(same=same, other=~same)
+    out: dict = {"distance": torch.arange(spec.m + 1)}
+    for name, group in groups.items():
+        cols, counts = [], []
+        for d in range(spec.m + 1):
+            pairs = group & (D == d)
+            counts.append(int(pairs.sum()))
+            cols.append(S[..., pairs].mean(-1) if counts[-1] else S[..., 0, 0] * float("nan"))
+        out[name] = torch.stack(cols, dim=-1)
+        if name != "all":
+            out[f"pairs_{name}"] = torch.tensor(counts)
+    return out
+
+
+def plot_scores_by_distance(panels: list, title: str = "") -> Figure:
+    """One panel per dict in ``panels``; each dict holds ``"table"`` (a ``scores_by_distance``
+    result with ``k``), optional ``"title"``. Draws the mean centred score of same-cluster and
+    other-cluster keys against their Hamming distance from the query (an ensemble as its mean
+    with a min-max band), even distances shaded. Returns the Figure."""
+    n = len(panels)
+    fig, axes = new_figure(ncols=n, width=5.0, height=3.6)
+    axes = [axes] if n == 1 else list(axes.flat)
+    for ax, panel in zip(axes, panels):
+        table = panel["table"]
+        x = table["distance"].double().numpy()
+        for d in x[::2]:
+            ax.axvspan(d - 0.5, d + 0.5, color=COLORS["black"], alpha=0.06, lw=0)
+        for i, (key, label) in enumerate(
+            (("same", "key in the query's cluster"), ("other", "key in another cluster"))
+        ):
+            v = torch.as_tensor(table[key], dtype=torch.float64)
+            color = CYCLE[i % len(CYCLE)]
+            if v.ndim == 2:
+                ax.fill_between(x, v.min(0).values.numpy(), v.max(0).values.numpy(), color=color, alpha=0.2)
+                v = v.mean(0)
+            ax.plot(x, v.numpy(), marker="o", ms=4, color=color, label=label)
+        ax.axhline(0.0, color=COLORS["black"], lw=0.8)
+        ax.set_xticks(x)
+        ax.set_xlabel("Hamming distance from the query token (even distances shaded)")
+        ax.set_ylabel("centred attention score")
+        ax.set_title(panel.get("title", ""), fontsize=10)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def plot_hijack_curves(panels: list, title: str = "") -> Figure:

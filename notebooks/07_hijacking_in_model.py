@@ -4,7 +4,7 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lca[llm] @ git+https://github.com/elephants-course/elephants@main"], check=True)
+                    "lca[llm] @ git+https://github.com/elephants-course/elephants@v0.1.0"], check=True)
 
 # %% [markdown]
 # # Context hijacking inside the model
@@ -37,10 +37,12 @@ if "google.colab" in sys.modules:
 # - measure flip curves and "number of prepends" curves of trained models and compare them with
 #   the theory and with Fig. 2 of the paper;
 # - see where the simple picture fails: neighbourhoods of different sizes that overlap, third
-#   tokens, and an attention layer that filters hijacking tokens out.
+#   tokens, and a trained attention layer that filters some hijacking tokens, by the parity of
+#   their Hamming distance from the query rather than by their meaning.
 
 # %% tags=["hide-input"]
 import math
+from dataclasses import replace
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -48,7 +50,7 @@ import torch
 
 import lca
 from lca import attention, glue, hijacking_in_model, value_matrix
-from lca.report import exact, pm, sig
+from lca.report import exact, pm
 from lca.hijacking_in_model import check_flip_probability, check_hijack_threshold, check_share_logits
 from lca.train import TrainConfig, evaluate, sweep
 from lca.widgets import explorer
@@ -63,6 +65,27 @@ def mc_fraction(p, n):
     if p in (0.0, 1.0):
         return f"{p:.0f} (all {n})" if p == 1.0 else f"0 (none of {n})"
     return pm(p, math.sqrt(p * (1 - p) / n))
+
+
+class Shown(str):
+    """A string that glues into the prose as it prints (without the quotes of a str's repr)."""
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+
+def mean_pm(values, n=None, floor=0.0):
+    """A mean over seeds with its standard error, never taken below ``floor``. For fractions of
+    the same n contexts at every seed, the binomial error of those n contexts is added to the
+    seed-to-seed one, and the error is never taken below one context in n (rounded up to a power
+    of ten), the resolution of such a fraction: one context more or less, as another CPU may give,
+    then moves no printed digit."""
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    mean = float(v.mean())
+    se = math.sqrt(float(v.var()) / v.numel()) if v.numel() > 1 else 0.0
+    if n is not None:
+        se = max(math.sqrt(se**2 + mean * (1 - mean) / n), 10.0 ** math.ceil(math.log10(1 / n)))
+    return Shown(pm(mean, max(se, floor)))
 
 # %% [markdown]
 # ## Definitions
@@ -252,36 +275,50 @@ for i, r in enumerate(rho_grid):
 se_c = (fc_exact * (1 - fc_exact) / 1024).sqrt()            # binomial SE of the exact curve
 print(f"constructed model within 3 standard errors of the exact curve at all {len(rho_grid)} "
       f"shares: {bool(((fc_c['prefer'] - fc_exact).abs() <= 3 * se_c).all())}")
-pref_t, flip_t, corr_t = fc_t["prefer"], fc_t["flip"], fc_t["correct"]        # [3 seeds, R]
 at = {round(r, 2): i for i, r in enumerate(rho_grid)}          # rho -> grid index
+
+
+def fig2_checks(model, fc, pc):
+    """What the text claims of the trained models, each check over every seed of the ensemble
+    (fc, pc: its flip and prepend curves on rho_grid and ks)."""
+    pref, flip, corr = fc["prefer"], fc["flip"], fc["correct"]           # [seeds, R]
+    rise_t = float(pref[:, at[0.8]].mean() - pref[:, at[0.2]].mean())
+    rise_c = float(fc_exact[at[0.8]] - fc_exact[at[0.2]])
+    ctx_h, y_h, yh_h = hijacking_in_model.hijack_contexts(spec7, 2048, rho=0.5, seed=0)
+    between = []
+    for i in range(model.ensemble):
+        pred_h = model.member(i).predict(ctx_h)
+        other = (pred_h != y_h) & (pred_h != yh_h)
+        d_y = spec7.space.hamming(pred_h[other], y_h[other])
+        d_h = spec7.space.hamming(pred_h[other], yh_h[other])
+        between.append(float((((d_y == 2) & (d_h == 4)) | ((d_y == 4) & (d_h == 2))).double().mean()))
+    return {
+        "prefers y' on fewer than half of the contexts at rho = 0.45 and on more than half at "
+        "rho = 0.55": bool((pref[:, at[0.45]] < 0.5).all() and (pref[:, at[0.55]] > 0.5).all()),
+        "at rho = 0.50 prefers y' on more than 0.4 of the contexts but predicts y' on fewer than "
+        "0.3": bool((pref[:, at[0.5]] > 0.4).all() and (flip[:, at[0.5]] < 0.3).all()),
+        "at rho = 0.50 answers neither y nor y' on more than half of the contexts":
+            bool((1 - flip[:, at[0.5]] - corr[:, at[0.5]] > 0.5).all()),
+        "mean over seeds: from rho = 0.2 to 0.8 the preference rises less than the exact curve "
+        "of the constructed model (a wider transition)": rise_c - rise_t > 0.01,
+        "rho = 0.50, 2048 contexts: of the answers that are neither y nor y', more than 0.95 lie "
+        "two bits from one target and four from the other": min(between) > 0.95,
+        "at k = 3 (hijack share below 1/2) already prefer y' on more than 0.2 of the contexts, at "
+        "k = 4 on fewer than 0.95": bool((pc["prefer"][:, 3] > 0.2).all()
+                                           and (pc["prefer"][:, 4] < 0.95).all()),
+    }
+
+
+checks7 = fig2_checks(res7.model, fc_t, pc_t)
 print("trained models, 1024 contexts per rho, each of the 3 seeds:")
-print(f"   prefers y' on fewer than half of the contexts at rho = 0.45 and on more than half at "
-      f"rho = 0.55: {bool((pref_t[:, at[0.45]] < 0.5).all() and (pref_t[:, at[0.55]] > 0.5).all())}")
-print(f"   at rho = 0.50 prefers y' on more than 0.4 of the contexts but predicts y' on fewer than "
-      f"0.3: {bool((pref_t[:, at[0.5]] > 0.4).all() and (flip_t[:, at[0.5]] < 0.3).all())}")
-print(f"   at rho = 0.50 answers neither y nor y' on more than half of the contexts: "
-      f"{bool((1 - flip_t[:, at[0.5]] - corr_t[:, at[0.5]] > 0.5).all())}")
-rise_t = float(pref_t[:, at[0.8]].mean() - pref_t[:, at[0.2]].mean())
-rise_c = float(fc_exact[at[0.8]] - fc_exact[at[0.2]])
-print(f"   mean over seeds: from rho = 0.2 to 0.8 the preference rises less than the exact curve "
-      f"of the constructed model (a wider transition): {rise_c - rise_t > 0.01}")
-ctx_h, y_h, yh_h = hijacking_in_model.hijack_contexts(spec7, 2048, rho=0.5, seed=0)
-between = []
-for i in range(len(res7.labels)):
-    pred_h = res7.model.member(i).predict(ctx_h)
-    other = (pred_h != y_h) & (pred_h != yh_h)
-    d_y = spec7.space.hamming(pred_h[other], y_h[other])
-    d_h = spec7.space.hamming(pred_h[other], yh_h[other])
-    between.append(float((((d_y == 2) & (d_h == 4)) | ((d_y == 4) & (d_h == 2))).double().mean()))
-print(f"rho = 0.50, 2048 contexts: of the answers that are neither y nor y', more than 0.95 lie two "
-      f"bits from one target and four from the other, for every seed: {min(between) > 0.95}")
+for text, ok in list(checks7.items())[:-1]:
+    print(f"   {text}: {ok}")
 print(" k   hijack share   constructed: prefer y'   exact")
 for i, k in enumerate(ks):
     print(f" {k}   {4 * k:2d}/{15 + 4 * k:2d}          {mc_fraction(float(pc_c['prefer'][i]), 1024):>22s}"
           f"   {exact(float(pc_exact[i]))}")
-print(f"trained models, each seed: at k = 3 (hijack share below 1/2) already prefer y' on more than "
-      f"0.2 of the contexts, at k = 4 on fewer than 0.95: "
-      f"{bool((pc_t['prefer'][:, 3] > 0.2).all() and (pc_t['prefer'][:, 4] < 0.95).all())}")
+text, ok = list(checks7.items())[-1]
+print(f"trained models, each seed: {text}: {ok}")
 
 # %% [markdown]
 # The constructed model follows its exact curve within the sampling error of $1024$ contexts (within
@@ -303,6 +340,23 @@ print(f"trained models, each seed: at k = 3 (hijack share below 1/2) already pre
 # prepended tokens: they act only through the share of the context they occupy. This is the
 # associative-memory explanation of why "The Eiffel Tower is not in Chicago" can still pull the
 # answer towards Chicago.
+#
+# **Which budget.** The figure shows models trained for $500$ steps, by which they answer every
+# clean context correctly (the accuracy printed above). Do its conclusions depend on that budget
+# or on the three seeds? The same checks at four times the budget, with five seeds:
+
+# %%
+res7_long = sweep(replace(base7, steps=4 * base7.steps), seeds=(0, 1, 2, 3, 4), progress=False)
+fc_long = hijacking_in_model.flip_curve(res7_long.model, spec7, rho_grid, n=1024, seed=0)
+pc_long = hijacking_in_model.prepend_curve(res7_long.model, spec7, ks, block=4, n=1024, seed=0)
+print(f"trained models, {4 * base7.steps} steps, each of the 5 seeds:")
+print(f"   clean accuracy at least 0.99: {min(evaluate(res7_long.model, spec7, n=4096, seed=1)) >= 0.99}")
+for text, ok in fig2_checks(res7_long.model, fc_long, pc_long).items():
+    print(f"   {text}: {ok}")
+
+# %% [markdown]
+# Every check holds at the longer budget and at each of the five seeds: these conclusions do not
+# depend on the figure's budget or on its three seeds.
 
 # %% [markdown]
 # ## Where it breaks
@@ -351,88 +405,269 @@ for key, v in curves_b.items():
 #
 # **Attention that filters.** The lemma assumes $W_{KQ}=0$. In {doc}`06_attention` a trained key-query
 # matrix learned to attend to the query's cluster. Take that chapter's `"sphere"` cluster task
-# ($m=8$, $k=2$, $L=17$, $\varepsilon=0.5$), train it with $W_{KQ}$ trained or frozen at $0$, and hijack
-# with a target $y'$ from another cluster (the complement of $y$) or from the same cluster
-# ($3$ of the $6$ non-cluster bits flipped). The query stays clean.
+# ($m=8$, $k=2$, $L=17$, $\varepsilon=0.5$: an informative token is a Hamming neighbour of $y$
+# inside $y$'s cluster, a noise token is uniform on the other clusters, and the query is
+# informative) and train it with $W_{KQ}$ trained or frozen at $0$, five seeds each. Before
+# hijacking anything, look at what the trained $W_{KQ}$ filters. Its scores
+# $W_{E}W_{KQ}W_{E}^\top$ do not depend on the context; centre each query's row (only differences
+# within a row change attention weights) and average the scores of the key tokens at each Hamming
+# distance from the query token, separately for keys in the query's cluster and in the other
+# clusters (`lca.hijacking_in_model.scores_by_distance`).
 
 # %%
 spec_att = attention.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
-res_att = sweep(TrainConfig(task=spec_att, d=32, steps=400, batch_size=256, lr=0.01,
-                            eval_every=0, device=device),
-                seeds=(0, 1, 2), variants={"trained": {}, "frozen": {"train_KQ": False}},
-                progress=False)
+STEPS_ATT = 400                                  # the budget of the figures below (see the end)
+variants_att = {"trained": {}, "frozen": {"train_KQ": False}}
+base_att = TrainConfig(task=spec_att, d=32, steps=STEPS_ATT, batch_size=256, lr=0.01,
+                       eval_every=0, device=device)
+SEEDS_ATT = (0, 1, 2, 3, 4)
+res_att = sweep(base_att, seeds=SEEDS_ATT, variants=variants_att, progress=False)
 tr_att = [i for i, (lab, _) in enumerate(res_att.labels) if lab == "trained"]
 fr_att = [i for i, (lab, _) in enumerate(res_att.labels) if lab == "frozen"]
 
 
-def same_cluster_target(y, seed=5):
-    """Flip 3 random bits among the 6 non-cluster bits of each target."""
-    g_h = torch.Generator().manual_seed(seed)
-    low_bits = torch.argsort(torch.rand(y.shape[0], 6, generator=g_h), dim=1)[:, :3]
-    return y ^ (1 << low_bits).sum(1)
+SCORE_SE = 0.1      # trained scores move in their second decimal with the CPU's code path
+
+
+def trained_scores(res, rows):
+    """scores_by_distance of the members in rows (the W_KQ-trained ones), grouped by cluster."""
+    table = hijacking_in_model.scores_by_distance(res.model, spec_att, k=2)
+    return {key: v[rows] if key in ("all", "same", "other") else v for key, v in table.items()}
+
+
+def parity_summary(table):
+    """Per seed: lowest even-distance and highest odd-distance same-cluster score; means over seeds
+    of the even and odd same-cluster scores (distances 0..6 exist inside a cluster)."""
+    same = table["same"][:, :7]
+    even, odd = same[:, 0::2], same[:, 1::2]
+    return {"separated": bool((even.min(1).values > odd.max(1).values).all()),
+            "even": mean_pm(even.mean(1), floor=SCORE_SE), "odd": mean_pm(odd.mean(1), floor=SCORE_SE),
+            "other": mean_pm(table["other"][:, 1:].mean(1), floor=SCORE_SE)}
+
+
+sc_att = trained_scores(res_att, tr_att)
+fig = hijacking_in_model.plot_scores_by_distance(
+    [{"table": sc_att, "title": f"W_KQ trained ({STEPS_ATT} steps, {len(SEEDS_ATT)} seeds)"}],
+    title="What trained attention filters: centred score against distance from the query")
+plt.show()
+print("centred attention score of a key token, by its Hamming distance from the query token "
+      f"(mean ± SE over the {len(SEEDS_ATT)} trained seeds, SE at least {SCORE_SE})")
+print(" distance       " + "".join(f"{d:>13d}" for d in range(9)))
+for key, label in (("same", "same cluster "), ("other", "other cluster")):
+    cells = [mean_pm(sc_att[key][:, d], floor=SCORE_SE) if int(sc_att[f"pairs_{key}"][d]) else "-"
+             for d in range(9)]
+    print(f" {label}  " + "".join(f"{c:>13s}" for c in cells))
+par_att = parity_summary(sc_att)
+print(f"every seed: every even-distance same-cluster score above every odd-distance one: "
+      f"{par_att['separated']}")
+print(f"mean same-cluster score at even distance {par_att['even']}, at odd distance "
+      f"{par_att['odd']}; other clusters {par_att['other']}")
+glue("ch7_score_even", par_att["even"], display=False)
+glue("ch7_score_odd", par_att["odd"], display=False)
+glue("ch7_score_other", par_att["other"], display=False)
+
+# %% [markdown]
+# The trained filter goes by the *parity* of the distance, not by its size. Keys in the query's
+# cluster at even distance ($0,2,4,6$) score {glue:text}`ch7_score_even` on average, and at every
+# seed each even distance scores above each odd one; keys at odd distance ($1,3,5$) score
+# {glue:text}`ch7_score_odd`, with a wide spread between seeds (the band), and keys from other
+# clusters {glue:text}`ch7_score_other`. A key six bits from the query gets far more weight than
+# a key one bit from it. The training data say why. The query is a neighbour of $y$, and a key
+# from the query's cluster appears in a training context only as a neighbour of $y$ too, so it is
+# $0$ or $2$ bits from the query: always at even distance (the hypercube is bipartite, the same
+# structure behind the even/odd zig-zag of {doc}`05_embeddings`). A same-cluster key at odd
+# distance never meets the query in training, and neither does one at distance $4$ or $6$:
+# nothing in the loss sets the scores of such pairs, which follow from the geometry of the learned
+# embeddings. At distances $4$ and $6$ the scores extend the rule "same cluster and even
+# distance"; at odd distances they are not pinned down, and they vary much more from seed to seed.
+#
+# So whether attention stops a hijack depends on where the hijack tokens sit. A hijack token is a
+# neighbour of $y'$ and the query a neighbour of $y$, so their distance has the parity of the
+# distance between $y$ and $y'$. We hijack with three targets: $y'$ from another cluster (the
+# complement of $y$), $y'$ in $y$'s cluster $3$ bits away (its tokens sit at odd distance from the
+# query), and $y'$ in $y$'s cluster $4$ bits away (even distance). The query stays clean.
+
+# %%
+def cluster_hijack(distance):
+    """y' in y's cluster (the first 2 bits kept), `distance` random non-cluster bits flipped."""
+    return lambda y: hijacking_in_model.hijack_targets(spec_att, y, distance, seed=5, fixed_bits=2)
 
 
 # (name, hijack rule, a representative pair (y, y') for the exact curve: the task is symmetric)
-hijackers = [("other cluster", lambda y: y ^ 255, (0, 255)),
-             ("same cluster", same_cluster_target, (0, 7))]
-panels_att, table_att = [], {}
-for name, fn, (y_r, h_r) in hijackers:
-    curve = hijacking_in_model.flip_curve(res_att.model, spec_att, rho_grid, n=1024, seed=0,
-                              hijack=fn)["prefer"]              # [2 variants x 3 seeds, R]
-    exact_att = hijacking_in_model.hijack_flip_probability(spec_att, y_r, h_r, rho_grid, last_clean=True)
-    thr_att = hijacking_in_model.hijack_threshold_task(spec_att, y_r, h_r)
-    table_att[name] = (curve, exact_att, thr_att)
-    panels_att.append({"x": rho_grid, "curves": {"W_KQ trained (3 seeds)": curve[tr_att],
-                                                 "W_KQ frozen at 0 (3 seeds)": curve[fr_att]},
-                       "theory": {"exact, constructed model (W_KQ = 0)": exact_att},
-                       "threshold": thr_att, "xlabel": "hijack share rho (query kept clean)",
-                       "ylabel": "fraction preferring y'", "title": f"hijack target in the {name}"})
-fig = hijacking_in_model.plot_hijack_curves(panels_att, title="Attention filters hijack tokens: sphere "
-                               "cluster task, m = 8, k = 2, L = 17")
+hijackers = [("another cluster", lambda y: y ^ 255, (0, 255)),
+             ("same cluster, 3 bits (odd)", cluster_hijack(3), (0, 7)),
+             ("same cluster, 4 bits (even)", cluster_hijack(4), (0, 15))]
+pts = [at[0.25], at[0.5], at[0.75], at[1.0]]
+
+
+def hijack_table(res, rows_tr, rows_fr, grid):
+    """Preference curves of the members (trained and frozen rows) for each hijack target."""
+    out = {}
+    for name, fn, (y_r, h_r) in hijackers:
+        curve = hijacking_in_model.flip_curve(res.model, spec_att, grid, n=1024, seed=0,
+                                              hijack=fn)["prefer"]         # [members, R]
+        out[name] = {"trained": curve[rows_tr], "frozen": None if rows_fr is None else curve[rows_fr],
+                     "exact": hijacking_in_model.hijack_flip_probability(
+                         spec_att, y_r, h_r, grid, last_clean=True),
+                     "threshold": hijacking_in_model.hijack_threshold_task(spec_att, y_r, h_r)}
+    return out
+
+
+tab_att = hijack_table(res_att, tr_att, fr_att, rho_grid)
+fig = hijacking_in_model.plot_hijack_curves(
+    [{"x": rho_grid, "curves": {f"W_KQ trained ({len(SEEDS_ATT)} seeds)": t["trained"],
+                                f"W_KQ frozen at 0 ({len(SEEDS_ATT)} seeds)": t["frozen"]},
+      "theory": {"exact, constructed model (W_KQ = 0)": t["exact"]},
+      "threshold": t["threshold"], "xlabel": "hijack share rho (query kept clean)",
+      "ylabel": "fraction preferring y'", "title": f"y' in {name}"}
+     for name, t in tab_att.items()],
+    title="Attention filters some hijack tokens: sphere cluster task, m = 8, k = 2, L = 17")
 plt.show()
+
+# %%
 acc_att = evaluate(res_att.model, spec_att, n=4096, seed=1)
 acc_tr, acc_fr = [acc_att[i] for i in tr_att], [acc_att[i] for i in fr_att]
-print(f"clean accuracy (mean of 3 seeds, 4096 contexts each): W_KQ trained "
-      f"{sig(sum(acc_tr) / 3, 2)}, frozen {sig(sum(acc_fr) / 3, 2)}; trained above frozen at "
+print(f"clean accuracy (mean ± SE over {len(SEEDS_ATT)} seeds, 4096 contexts each): W_KQ trained "
+      f"{mean_pm(acc_tr, 4096)}, frozen {mean_pm(acc_fr, 4096)}; trained above frozen at "
       f"every seed: {min(acc_tr) > max(acc_fr)}")
-pts = [at[0.25], at[0.5], at[0.75], at[1.0]]
-TOL_ATT = 0.1                      # how close to the exact curve "close" means, at the four shares
-glue("ch7_tol_att", TOL_ATT, display=False)
-for name, (curve, exact_att, thr_att) in table_att.items():
-    print(f"hijack target in the {name}: threshold of the constructed model {exact(thr_att)}")
-    print("   exact, constructed model at rho = 0.25, 0.50, 0.75, 1.00: "
-          + ", ".join(exact(float(exact_att[i])) for i in pts))
-    gap = float((curve[fr_att][:, pts] - exact_att[pts]).abs().max())
-    print(f"   W_KQ frozen, every seed: within {TOL_ATT} of the exact curve at these four rho: "
-          f"{gap < TOL_ATT}")
-    se_att = (exact_att * (1 - exact_att) / 1024).sqrt()       # binomial SE of 1024 contexts
-    dev = curve[fr_att] - exact_att                               # [3 seeds, R]
-    print(f"   W_KQ frozen, every seed: within 2 standard errors (1024 contexts) of the exact curve "
-          f"at rho = 0.50, 0.75, 1.00: {bool((dev[:, pts[1:]].abs() <= 2 * se_att[pts[1:]]).all())}; "
-          f"at rho = 0.25 above it by more than 3: {bool((dev[:, pts[0]] > 3 * se_att[pts[0]]).all())}")
-    print(f"   W_KQ trained, every seed: prefers y' on fewer than half of the contexts at rho = 0.75 "
-          f"and at rho = 1.00: {bool((curve[tr_att][:, [at[0.75], at[1.0]]] < 0.5).all())}")
+
+
+def print_hijack_table(tab, seeds, cols):
+    """The table of preference fractions at the grid indices cols (mean ± SE over seeds)."""
+    print(f"fraction of 1024 contexts preferring y' (mean ± SE over {seeds} seeds)")
+    print(f" {'y in':30s}{'':12s}" + "".join(f"{f'rho = {r:.2f}':>16s}" for r in (0.25, 0.5, 0.75, 1)))
+    for name, t in tab.items():
+        for j, (key, label) in enumerate((("exact", "exact"), ("frozen", "W_KQ frozen"),
+                                          ("trained", "W_KQ trained"))):
+            if t[key] is None:
+                continue
+            cells = [exact(float(t[key][i])) if key == "exact" else mean_pm(t[key][:, i], 1024)
+                     for i in cols]
+            print(f" {name if j == 0 else '':30s}{label:12s}" + "".join(f"{c:>16s}" for c in cells))
+
+
+def filter_checks(tab, cols):
+    """What the text claims of trained attention, each over every seed (cols: the grid indices of
+    rho = 0.25, 0.50, 0.75, 1.00)."""
+    other, odd, even = (tab[name]["trained"][:, cols] for name, _, _ in hijackers)  # [seeds, 4]
+    return [f"y' in another cluster preferred on fewer than half of the contexts at rho = 0.75 and "
+            f"1.00: {bool((other[:, 2:] < 0.5).all())}",
+            f"the even y' preferred on more than 0.9 of the contexts at rho = 0.75 and 1.00: "
+            f"{bool((even[:, 2:] > 0.9).all())}",
+            f"the odd y' preferred less often than the even one at rho = 0.50, 0.75 and 1.00: "
+            f"{bool((odd[:, 1:] < even[:, 1:]).all())}",
+            f"seeds at which the odd y' is preferred on fewer than half of the contexts at rho = "
+            f"1.00: {int((odd[:, 3] < 0.5).sum())} of {odd.shape[0]}"]
+
+
+print_hijack_table(tab_att, len(SEEDS_ATT), pts)
+for name, t in tab_att.items():
+    print(f"y' in {name}: threshold of the constructed model {exact(t['threshold'])}")
+    se_att = (t["exact"] * (1 - t["exact"]) / 1024).sqrt()       # binomial SE of 1024 contexts
+    z = (t["frozen"] - t["exact"]) / se_att                       # [seeds, R], in SE units
+    print(f"   W_KQ frozen, every seed: within 2 standard errors of the exact curve at rho = 0.50 "
+          f"and 0.75: {bool((z[:, pts[1:3]].abs() <= 2).all())}; at rho = 0.25 above it by more "
+          f"than 4: {bool((z[:, pts[0]] > 4).all())}; at rho = 1.00 on it (every context): "
+          f"{bool((t['frozen'][:, pts[3]] == 1).all())}")
+print("W_KQ trained, every seed:")
+for line in filter_checks(tab_att, pts):
+    print(f"   {line}")
+ODD, EVEN = hijackers[1][0], hijackers[2][0]
+for key, (name, i) in {"odd_rho1": (ODD, 3), "odd_rho75": (ODD, 2), "even_rho1": (EVEN, 3),
+                       "even_rho75": (EVEN, 2)}.items():
+    glue(f"ch7_{key}", mean_pm(tab_att[name]["trained"][:, pts[i]], 1024), display=False)
+glue("ch7_frozen_even_rho75", mean_pm(tab_att[EVEN]["frozen"][:, pts[2]], 1024), display=False)
+glue("ch7_other_rho1", mean_pm(tab_att[hijackers[0][0]]["trained"][:, pts[3]], 1024), display=False)
+glue("ch7_odd_below", int((tab_att[ODD]["trained"][:, pts[3]] < 0.5).sum()), display=False)
 
 # %% [markdown]
-# With uniform attention the trained models stay close to the constructed model's exact curve
-# (within {glue:text}`ch7_tol_att` at the four printed shares, for every seed) but are not on it. At
-# the three larger shares every seed is within two standard errors of the $1024$ contexts; at
-# $\rho=0.25$ every seed prefers $y'$ more often than the exact curve says, by more than three
-# standard errors. Their logits are not exact shares (their embeddings are trained, not
-# orthonormal, and their $W_{V}$ is learned), and a small hijack share is where that shows. The
-# constructed model's threshold is below $1/2$ here because half of the clean tokens are noise: $y'$
-# only has to
-# outnumber the *informative* clean tokens. Generalising part 1 of the theorem, the expected
-# margin of one position is $(1-\rho)\,\mathbb{E}_{\text{clean}}[X]+\rho\,\mathbb{E}_{\text{hijack}}[X]$, which
-# vanishes at $\rho^*=1/3$ for the same-cluster target and slightly below for the other-cluster one,
-# where a few noise tokens also land in $\mathcal{N}(y')$ (`lca.hijacking_in_model.hijack_threshold_task`). With trained
-# attention the clean query steers the weights towards tokens that
-# look like it: tokens from another cluster are ignored almost completely, and even tokens from the
-# same cluster, which sit farther from the query in Hamming distance than the target's own
-# neighbours, get less weight. The threshold moves far above $1/2$: even at $\rho=1$, every
-# position but the query hijacked, each seed prefers $y'$ on fewer than half of the contexts. Attention is a filter, but a
-# filter keyed on *similarity to the query*, not on meaning: a hijacking context whose tokens
-# resemble the question passes through it.
+# With uniform attention the trained models are close to the constructed model's exact curve but,
+# as the standard errors show, not on it. At $\rho=0.5$ and $\rho=0.75$ every seed is within two
+# standard errors of the $1024$ contexts, and at $\rho=1$ it prefers $y'$ on every context, as the
+# exact curve says; at $\rho=0.25$ every seed prefers $y'$ more often than the exact curve, by more
+# than four standard errors, for each of the three targets. Their logits are not exact shares
+# (their embeddings are trained, not orthonormal, and their $W_{V}$ is learned), and a small hijack
+# share is where that shows. The constructed model's threshold is below $1/2$ here because half of
+# the clean tokens are noise: $y'$ only has to outnumber the *informative* clean tokens.
+# Generalising part 1 of the theorem, the expected margin of one position is
+# $(1-\rho)\,\mathbb{E}_{\text{clean}}[X]+\rho\,\mathbb{E}_{\text{hijack}}[X]$, which vanishes at
+# $\rho^*=1/3$ for a same-cluster target and slightly below for the other-cluster one, where a few
+# noise tokens also land in $\mathcal{N}(y')$ (`lca.hijacking_in_model.hijack_threshold_task`).
+#
+# Trained attention stops the hijack from another cluster, weakens the odd one and lets the even
+# one through, as the scores predict. With $y'$ in another cluster the trained models prefer $y'$
+# on {glue:text}`ch7_other_rho1` of the contexts even at $\rho=1$ (every position but the query
+# hijacked). With the odd $y'$ they prefer it on {glue:text}`ch7_odd_rho75` of the contexts at
+# $\rho=0.75$ and on {glue:text}`ch7_odd_rho1` at $\rho=1$, fewer than half of them at
+# {glue:text}`ch7_odd_below` of the $5$ seeds: how much the odd-distance tokens are filtered
+# depends on the seed, as their scores do. Tokens at even distance pass: with the even $y'$, which
+# is *farther* from $y$, the trained models prefer $y'$ on {glue:text}`ch7_even_rho75` of the
+# contexts at $\rho=0.75$ (frozen {glue:text}`ch7_frozen_even_rho75`) and on
+# {glue:text}`ch7_even_rho1` at $\rho=1$. Attention is a filter, but a filter keyed on the pattern
+# of the training contexts (same cluster, even distance from the query), not on meaning and not on
+# closeness to the query: a hijacking context whose tokens fit that pattern passes through it.
+#
+# **Which budget.** The models above trained for $400$ steps at learning rate $0.01$, the budget of
+# {doc}`06_attention`. By then their clean accuracy has stopped improving, but the scores of pairs
+# that no training context contains are not pinned down by the loss, so the filter need not be
+# settled. The same measurements at four times the budget ($1600$ steps), with the same five
+# seeds and $W_{KQ}$ trained (the frozen models follow the exact curve; they are not retrained):
+
+# %%
+res_long = sweep(replace(base_att, steps=4 * STEPS_ATT), seeds=SEEDS_ATT, progress=False)
+acc_long = evaluate(res_long.model, spec_att, n=4096, seed=1)
+sc_long = trained_scores(res_long, list(range(len(SEEDS_ATT))))   # every member has W_KQ trained
+tab_long = hijack_table(res_long, list(range(len(SEEDS_ATT))), None, [0.25, 0.5, 0.75, 1.0])
+other_l, odd_l, even_l = (tab_long[name]["trained"] for name, _, _ in hijackers)  # [seeds, 4]
+odd_s = tab_att[ODD]["trained"][:, pts]
+odd_score = {"400": sc_att["same"][:, 1:7:2].mean(1), "long": sc_long["same"][:, 1:7:2].mean(1)}
+EVEN_MIN = 0.9
+print(f"W_KQ trained, {4 * STEPS_ATT} steps, {len(SEEDS_ATT)} seeds (after this many steps the "
+      f"digits depend on the CPU's code path, so the cell prints checks):")
+for text, ok in {
+    f"not more accurate on clean contexts than after {STEPS_ATT} steps (mean within 0.005 or below)":
+        sum(acc_long) / len(acc_long) < sum(acc_tr) / len(acc_tr) + 0.005,
+    "every seed: every even-distance same-cluster score above every odd-distance one":
+        parity_summary(sc_long)["separated"],
+    f"every seed: the mean odd-distance same-cluster score higher than after {STEPS_ATT} steps":
+        bool((odd_score["long"] > odd_score["400"]).all()),
+    "y' in another cluster: preferred on fewer than 0.15 of the contexts at rho = 0.75 at every "
+    "seed, and on fewer than 0.4 at rho = 1.00 on average": bool((other_l[:, 2] < 0.15).all())
+                                                           and float(other_l[:, 3].mean()) < 0.4,
+    f"every seed: the even y' preferred on more than {EVEN_MIN} of the contexts at rho = 0.75 and "
+    f"1.00": bool((even_l[:, 2:] > EVEN_MIN).all()),
+    "every seed: the odd y' preferred less often than the even one at rho = 0.50, 0.75 and 1.00":
+        bool((odd_l[:, 1:] < even_l[:, 1:]).all()),
+    f"mean over seeds: the odd y' preferred more often than after {STEPS_ATT} steps at each of the "
+    f"four rho": bool((odd_l.mean(0) > odd_s.mean(0)).all()),
+}.items():
+    print(f"   {text}: {ok}")
+odd_long_rho1 = mean_pm(odd_l[:, 3], 1024, floor=0.1)
+print(f"   the odd y' at rho = 1.00, mean over seeds (SE at least 0.1): {odd_long_rho1}")
+glue("ch7_even_min", EVEN_MIN, display=False)
+glue("ch7_odd_rho1_long", odd_long_rho1, display=False)
+glue("ch7_acc_trained", mean_pm(acc_tr, 4096), display=False)
+
+# %% [markdown]
+# At four times the budget the $W_{KQ}$-trained models are no more accurate on clean contexts (they
+# were at {glue:text}`ch7_acc_trained`), and they are less reproducible: after $1600$ steps at this
+# learning rate their measurements change with the CPU's floating-point code path (the course's
+# portability runs show it), while the $400$-step models print the same digits on every code path
+# the suite checks, so the cell prints checks. Three conclusions hold at every seed: the scores still
+# separate by parity, tokens from other clusters are still filtered, and tokens at even distance
+# still pass (the even $y'$ is preferred on more than {glue:text}`ch7_even_min` of the contexts at
+# $\rho=0.75$ and $\rho=1$), more often than the odd ones. The strength of the filter on
+# same-cluster tokens at odd distance does not hold: their mean score rises at every seed, and at
+# $\rho=1$ the odd $y'$ is preferred on {glue:text}`ch7_odd_rho1_long` of the contexts instead of
+# {glue:text}`ch7_odd_rho1`. That is what scores the loss never sees can do: nothing holds them in
+# place, so longer training moves them, by an amount that differs from seed to seed.
+#
+# The figures of this section show $400$ steps: the budget of {doc}`06_attention`, at which the
+# trained models' clean accuracy has converged by the criterion printed above (a four times longer
+# run is not more accurate). Read the parity pattern and the contrast between even and odd hijack
+# targets as results of training on this task, found at both budgets and at every seed; read how
+# strongly the odd-distance tokens are filtered as a property of one seed and one budget, which
+# longer training weakens.
 
 # %% [markdown]
 # ## Explore
@@ -594,6 +829,11 @@ check_flip_probability(flip_probability)
 # transition, and prepending blocks of hijacking tokens raises their efficacy score gradually,
 # which is the shape of the real-LLM
 # measurements of {doc}`00_hijacking` and the paper's Fig. 2. Negation plays no role anywhere in
-# this mechanism: a token that points to Chicago points to Chicago. Attention can filter hijacking
-# tokens that do not resemble the query, which is one reason real models resist some hijacks and
+# this mechanism: a token that points to Chicago points to Chicago. A trained attention layer can
+# filter hijacking tokens, but what it filters is set by the training contexts, not by meaning or
+# by resemblance to the query: in the cluster task it ignores tokens from other clusters and
+# same-cluster tokens at odd Hamming distance from the query (never seen next to it in training),
+# and lets through same-cluster tokens at even distance, even when they point to a concept
+# farther from the answer. How strongly it filters the unseen kind depends on the seed and the
+# training budget. Filters of this kind are one possible reason why real models resist some hijacks and
 # not others.

@@ -441,3 +441,146 @@ def test_hijack_may_be_a_function_of_the_targets():
     assert out["prefer"].tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match="hijack"):
         hijacking_in_model.hijack_contexts(spec, 5, hijack=lambda t: t)  # y' = y is not a hijack
+
+
+# ----------------------------------------------------------------------------- the attention filter
+def test_scores_by_distance_against_brute_force():
+    m, k = 5, 2
+    spec = attention.cluster_task(m, k, L=6)
+    V = spec.V
+    g = torch.Generator().manual_seed(11)
+    model = lca.OneLayerTransformer.from_weights(
+        torch.randn(2, V, 7, generator=g),
+        torch.randn(2, 7, 7, generator=g),
+        torch.randn(2, 7, 7, generator=g),
+    )
+    out = hijacking_in_model.scores_by_distance(model, spec, k=k)
+    assert out["distance"].tolist() == list(range(m + 1))
+    assert out["same"].shape == (2, m + 1) and out["other"].shape == (2, m + 1)
+    D = spec.space.distances()
+    cl = attention.cluster_ids(m, k)
+    for e in range(2):
+        with torch.no_grad():
+            S = (model.W_E[e] @ model.W_KQ[e] @ model.W_E[e].T).double()
+        S = S - S.mean(1, keepdim=True)
+        for d in range(m + 1):
+            same = [float(S[i, j]) for i in range(V) for j in range(V) if D[i, j] == d and cl[i] == cl[j]]
+            other = [float(S[i, j]) for i in range(V) for j in range(V) if D[i, j] == d and cl[i] != cl[j]]
+            every = same + other
+            assert abs(float(out["all"][e, d]) - sum(every) / len(every)) < 1e-5
+            for key, vals in (("same", same), ("other", other)):
+                assert int(out[f"pairs_{key}"][d]) == len(vals)
+                if vals:
+                    assert abs(float(out[key][e, d]) - sum(vals) / len(vals)) < 1e-5
+                else:
+                    assert math.isnan(float(out[key][e, d]))
+    # pair counts: V C(m-k, d) inside a cluster, V (C(m, d) - C(m-k, d)) across clusters
+    assert out["pairs_same"].tolist() == [V * math.comb(m - k, d) for d in range(m + 1)]
+    assert out["pairs_other"].tolist() == [V * (math.comb(m, d) - math.comb(m - k, d)) for d in range(m + 1)]
+    # without k: only the overall means, and a single model gives [m + 1]
+    single = hijacking_in_model.scores_by_distance(model.member(0), spec)
+    assert set(single) == {"distance", "all"} and torch.allclose(single["all"], out["all"][0])
+
+
+def test_scores_by_distance_reads_a_parity_filter():
+    """W_E = I and W_KQ = (-1)^distance: the scores are the parity pattern, centred by the row mean."""
+    m = 4
+    spec = attention.cluster_task(m, 1, L=5)
+    D = spec.space.distances().double()
+    W_KQ = (-1.0) ** D
+    model = lca.OneLayerTransformer.from_weights(torch.eye(spec.V), W_KQ, torch.eye(spec.V))
+    out = hijacking_in_model.scores_by_distance(model, spec, k=1)
+    row_mean = sum(math.comb(m, d) * (-1) ** d for d in range(m + 1)) / spec.V  # = 0 for m >= 1
+    want = torch.tensor([(-1.0) ** d - row_mean for d in range(m + 1)], dtype=torch.float64)
+    assert torch.allclose(out["all"], want, atol=1e-6)
+    same = out["same"][:m]  # distances 0..m-1 exist inside a cluster (k = 1)
+    assert bool((same[0::2].min() > same[1::2].max()))
+    # a filter by closeness (score -distance) is not a parity filter
+    close_model = lca.OneLayerTransformer.from_weights(torch.eye(spec.V), -D, torch.eye(spec.V))
+    same_c = hijacking_in_model.scores_by_distance(close_model, spec, k=1)["same"][:m]
+    assert not bool(same_c[0::2].min() > same_c[1::2].max())
+
+
+def test_hijack_targets_in_the_cluster():
+    spec = attention.cluster_task(8, 2, L=9)
+    y = torch.arange(spec.V).repeat(4)
+    cl = attention.cluster_ids(8, 2)
+    for dist in (1, 3, 4, 6):
+        yh = hijacking_in_model.hijack_targets(spec, y, dist, seed=5, fixed_bits=2)
+        assert torch.equal(cl[yh], cl[y])
+        assert bool((spec.space.hamming(y, yh) == dist).all())
+    # fixed_bits = 0 is the old behaviour; without a distance every free bit flips
+    assert torch.equal(
+        hijacking_in_model.hijack_targets(spec, y, 3, seed=2),
+        hijacking_in_model.hijack_targets(spec, y, 3, seed=2, fixed_bits=0),
+    )
+    assert torch.equal(hijacking_in_model.hijack_targets(spec, y, fixed_bits=2), y ^ 63)
+    # the same bits as the chapter's former same_cluster_target (seeded argsort over 6 low bits)
+    g = torch.Generator().manual_seed(5)
+    low = torch.argsort(torch.rand(y.shape[0], 6, generator=g), dim=1)[:, :3]
+    assert torch.equal(
+        hijacking_in_model.hijack_targets(spec, y, 3, seed=5, fixed_bits=2), y ^ (1 << low).sum(1)
+    )
+    with pytest.raises(ValueError, match="distance"):
+        hijacking_in_model.hijack_targets(spec, y, 7, fixed_bits=2)
+    with pytest.raises(ValueError, match="fixed_bits"):
+        hijacking_in_model.hijack_targets(spec, y, 1, fixed_bits=8)
+
+
+def test_scores_by_distance_bad_inputs():
+    spec = attention.cluster_task(4, 1, L=5)
+    model = lca.OneLayerTransformer.from_weights(torch.eye(16), torch.zeros(16, 16), torch.eye(16))
+    with pytest.raises(ValueError, match="k"):
+        hijacking_in_model.scores_by_distance(model, spec, k=4)
+    with pytest.raises(ValueError, match="k"):
+        hijacking_in_model.scores_by_distance(model, spec, k=0)
+    with pytest.raises(ValueError, match="V"):
+        hijacking_in_model.scores_by_distance(model, lca.TaskSpec(m=3, L=4))
+
+
+def test_plot_scores_by_distance_returns_a_figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    spec = attention.cluster_task(4, 1, L=5)
+    g = torch.Generator().manual_seed(0)
+    model = lca.OneLayerTransformer.from_weights(
+        torch.randn(3, 16, 8, generator=g),
+        torch.randn(3, 8, 8, generator=g),
+        torch.randn(3, 8, 8, generator=g),
+    )
+    table = hijacking_in_model.scores_by_distance(model, spec, k=1)
+    fig = hijacking_in_model.plot_scores_by_distance([{"table": table, "title": "t"}] * 2, title="x")
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+@pytest.mark.slow
+def test_trained_attention_filters_by_parity():
+    """Chapter 7's finding on one seed: in the sphere cluster task the trained scores separate by
+    the parity of the distance, and a same-cluster y' at odd distance is filtered while one at even
+    distance is not."""
+    spec = attention.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
+    res = sweep(
+        TrainConfig(task=spec, d=32, steps=400, batch_size=256, lr=0.01, eval_every=0, device="cpu"),
+        seeds=(0,),
+        progress=False,
+    )
+    same = hijacking_in_model.scores_by_distance(res.model, spec, k=2)["same"][0, :7]
+    assert float(same[0::2].min()) > float(same[1::2].max()) + 1.0
+    pref = {
+        dist: hijacking_in_model.flip_curve(
+            res.model,
+            spec,
+            [1.0],
+            n=512,
+            seed=0,
+            hijack=lambda y, dist=dist: hijacking_in_model.hijack_targets(
+                spec, y, dist, seed=5, fixed_bits=2
+            ),
+        )["prefer"][0, 0]
+        for dist in (3, 4)
+    }
+    assert float(pref[3]) < 0.5 < 0.9 < float(pref[4])
