@@ -5,12 +5,13 @@ models, the chapter's figures and its exercise checkers."""
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Sequence
 
 import torch
 from matplotlib.figure import Figure
 
-from ._validate import check_choice, check_float, check_int, check_tokens
+from ._validate import ArgumentTypeError, check_bool, check_choice, check_float, check_int, check_tokens
 from .attention import cluster_ids, score_matrix
 from .checks import CheckResult, close, run_cases, safe_compare
 from .model import OneLayerTransformer
@@ -34,8 +35,20 @@ def _check_pair(spec, y, y_hijack):
     return y, y_hijack
 
 
+def _numbers(name: str, value, what: str = "numbers") -> list:
+    """``value`` (a number, a sequence of numbers or a tensor) as a flat list of its numbers (ints
+    stay ints); a str, bool or None is refused by name rather than converted."""
+    items = value.reshape(-1).tolist() if isinstance(value, torch.Tensor) else value
+    if not isinstance(items, (list, tuple)):
+        items = [items]
+    for v in items:
+        if isinstance(v, (str, bytes, bool)) or v is None or not isinstance(v, numbers.Real):
+            raise ArgumentTypeError(f"{name} must hold {what}, got {v!r} ({type(v).__name__})")
+    return list(items)
+
+
 def _check_rho(rho) -> torch.Tensor:
-    r = torch.as_tensor(rho, dtype=torch.float64).reshape(-1)
+    r = torch.as_tensor(_numbers("rho", rho, "hijack shares in [0, 1]"), dtype=torch.float64).reshape(-1)
     if r.numel() == 0:
         raise ValueError("rho must hold at least one value in [0, 1]")
     for v in r.tolist():
@@ -212,7 +225,7 @@ def hijack_flip_probability(
     clean = spec.context_law()[y]
     mix = (1 - r)[:, None] * clean[None, :] + r[:, None] * hij[None, :]
     laws = []
-    if last_clean:
+    if check_bool("last_clean", last_clean):
         last = spec.last_law()[y]
         if L > 1:
             laws.append((L - 1, _position_law(mix, in_y, in_h)))
@@ -259,8 +272,7 @@ def hijack_prepend_probability(
     block = check_int("block", block, 1, 1000)
     check_choice("ties", ties, ("strict", "half"))
     ks = [
-        check_int("k", v, 0, 1000)
-        for v in (k if isinstance(k, (list, tuple)) else torch.as_tensor(k).reshape(-1).tolist())
+        check_int("k", v, 0, 1000) for v in (k if isinstance(k, (list, tuple)) else _numbers("k", k, "ints"))
     ]
     A = spec.neighbourhood.mask(spec.space)
     in_y, in_h = A[y], A[y_hijack]
@@ -375,7 +387,7 @@ def hijack_contexts(
     d = deg[yh][:, None]
     hij = torch.gather(table[yh], 1, torch.minimum((u_tok * d).long(), d - 1))
     swap = u_pos < rho
-    if last_clean:
+    if check_bool("last_clean", last_clean):
         swap[:, -1] = False
     ctx = torch.where(swap, hij, ctx)
     blocks = []
@@ -432,7 +444,7 @@ def flip_curve(
     n = check_int("n", n, 1, 1_000_000)
     grid = [
         check_float("rho_grid", r, 0.0, 1.0)
-        for r in torch.as_tensor(rho_grid, dtype=torch.float64).reshape(-1).tolist()
+        for r in _numbers("rho_grid", rho_grid, "hijack shares in [0, 1]")
     ]
     if not grid:
         raise ValueError("rho_grid must hold at least one value in [0, 1]")
@@ -472,7 +484,7 @@ def prepend_curve(
     (as in ``flip_curve``)."""
     check_model_and_spec(model, spec)
     n = check_int("n", n, 1, 1_000_000)
-    ks = [check_int("ks", k, 0, 10_000) for k in torch.as_tensor(ks).reshape(-1).tolist()]
+    ks = [check_int("ks", k, 0, 10_000) for k in _numbers("ks", ks, "ints")]
     if not ks:
         raise ValueError("ks must hold at least one number of prepended blocks")
     out = _curve(

@@ -584,3 +584,17 @@ def test_trained_attention_filters_by_parity():
         for dist in (3, 4)
     }
     assert float(pref[3]) < 0.5 < 0.9 < float(pref[4])
+
+
+def test_strings_and_bools_are_no_shares_or_flags():
+    """#16: a str or bool is refused by name, not converted to a share or a flag."""
+    with pytest.raises(TypeError, match="rho"):
+        hijacking_in_model.hijack_binomial_flip("0.5", 8)
+    with pytest.raises(TypeError, match="rho"):
+        hijacking_in_model.hijack_binomial_flip(True, 8)
+    with pytest.raises(TypeError, match="ks"):
+        hijacking_in_model._numbers("ks", None, "ints")
+    assert hijacking_in_model._numbers("ks", torch.tensor([0, 2]), "ints") == [0, 2]
+    spec = lca.TaskSpec(4, 8, neighbourhood=lca.cluster(1))
+    with pytest.raises(TypeError, match="last_clean"):
+        hijacking_in_model.hijack_contexts(spec, 4, rho=0.5, last_clean="False")
