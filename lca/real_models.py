@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ._validate import check_float, check_int
-from .counterfact import Fact
+from .counterfact import Fact, parse_counterfact
 from .hijacking import hijack_prompt, hijack_sentence
 from .hijacking_in_model import hijack_binomial_flip
 from .scoring import _check_lm, _encode_prompt, _encode_target, score_targets
@@ -157,6 +157,14 @@ def load_curves(path: str | Path | None = None) -> dict:
             f"no stored hijack curves at {path}: run `.venv/bin/python tools/hijack_curves.py`"
         )
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def stored_facts(results: dict) -> dict[int, Fact]:
+    """``{case_id: Fact}`` of the known cases whose CounterFact records ``load_curves()`` stores
+    (``records``), so that chapter 8 needs no copy of the full CounterFact file."""
+    if "records" not in results:
+        raise ValueError("results has no 'records': run `tools/hijack_curves.py --records`")
+    return {f.case_id: f for f in parse_counterfact(results["records"])}
 
 
 def fmt_interval(lo: float, hi: float) -> str:

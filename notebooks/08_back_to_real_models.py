@@ -54,7 +54,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import counterfact, glue, llm, real_models
+from lca import glue, llm, real_models
 from lca.report import sig
 
 torch.manual_seed(0)
@@ -194,7 +194,7 @@ for n in MODELS:
 # %%
 ks = res["ks"]
 lm = llm.load_model("smollm2", device=device)
-facts = {f.case_id: f for f in counterfact.load_counterfact(path=counterfact.counterfact_path(full=True))}
+facts = real_models.stored_facts(res)   # the known cases' CounterFact records, stored with the curves
 sm = res["models"]["smollm2"]["schemes"]["generic"]
 known_ids = [c[0] for c in sm["cases"] if c[3][0] == 1 and c[2][0] < 0]
 known = [facts[i] for i in known_ids]

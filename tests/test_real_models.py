@@ -4,6 +4,7 @@ and (slow) stored results recomputed with SmolLM2."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -133,6 +134,28 @@ def test_stored_curves_are_consistent():
             again = real_models.aggregate(recs, ks)
             for key in ("efficacy", "flipped", "hijacked"):
                 assert again[key]["count"] == sch["all"][key]["count"]
+
+
+def test_stored_records_are_the_known_cases_verbatim():
+    """Chapter 8 rebuilds its known cases from the records stored with the curves: one per case
+    known by some model, and (where the full file is here) identical to CounterFact's."""
+    res = real_models.load_curves()
+    facts = real_models.stored_facts(res)
+    known = {
+        c[0]
+        for model in res["models"].values()
+        for sch in model["schemes"].values()
+        for c in sch["cases"]
+        if c[3][0] == 1 and c[2][0] < 0
+    }
+    assert set(facts) == known
+    full = counterfact.counterfact_path(full=True)
+    if full is None:
+        pytest.skip("the full CounterFact file is not on this machine")
+    by_id = {r["case_id"]: r for r in json.loads(full.read_text(encoding="utf-8"))}
+    assert all(r == by_id[r["case_id"]] for r in res["records"])
+    with pytest.raises(ValueError, match="records"):
+        real_models.stored_facts({"models": {}})
 
 
 @pytest.mark.slow

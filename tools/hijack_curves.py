@@ -51,6 +51,11 @@ def main(argv=None) -> int:
         "these models to the existing JSON",
     )
     ap.add_argument(
+        "--records",
+        action="store_true",
+        help="only add the CounterFact records of every known case to the existing JSON",
+    )
+    ap.add_argument(
         "--examples",
         nargs="*",
         default=None,
@@ -64,6 +69,8 @@ def main(argv=None) -> int:
         return add_mechanism(args)
     if args.examples is not None:
         return add_examples(args)
+    if args.records:
+        return add_records(args)
     generic = counterfact.load_counterfact(path=args.data, n=args.n, seed=0)
     relation = counterfact.load_counterfact(
         path=args.data, n_per_relation=args.per_relation, relations=RELATIONS, seed=0
@@ -158,6 +165,24 @@ def add_mechanism(args, n: int = 8, k: int = 3) -> int:
         summary["seconds"] = round(time.perf_counter() - t0, 1)
         res["models"][name]["mechanism"] = summary
         print(name, summary)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, separators=(",", ":")) + "\n", encoding="utf-8")
+    tmp.replace(args.out)
+    return 0
+
+
+def add_records(args) -> int:
+    """Add ``records``: the CounterFact records (as in ``--data``) of every case that some model
+    knows at k = 0, so that chapter 8 can rebuild its known cases without the full file (a few
+    hundred records, under CounterFact's MIT licence; see lca/data/COUNTERFACT_NOTICE.md)."""
+    res = json.loads(args.out.read_text(encoding="utf-8"))
+    ids = set()
+    for model in res["models"].values():
+        for sch in model["schemes"].values():
+            ids.update(c[0] for c in sch["cases"] if c[3][0] == 1 and c[2][0] < 0)
+    records = json.loads(args.data.read_text(encoding="utf-8"))
+    res["records"] = sorted((r for r in records if r["case_id"] in ids), key=lambda r: r["case_id"])
+    print(f"{len(res['records'])} records of known cases")
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, separators=(",", ":")) + "\n", encoding="utf-8")
     tmp.replace(args.out)
