@@ -155,7 +155,7 @@ for name, fam in families.items():
 #
 # ```{prf:proof}
 # Read the algorithm: the target is `randint(V)`; an informative token is entry
-# $\lfloor u\Delta\rfloor$ of the sorted list of the $\Delta=|\mathcal N(y)|$ neighbours, for a fresh
+# $\lfloor uD\rfloor$ of the sorted list of the $D=|\mathcal N(y)|$ neighbours, for a fresh
 # uniform $u$, hence uniform; a fresh uniform below $\varepsilon$ makes the position noise, drawn
 # as $r+\mathbb 1[r\ge y]$ with $r$ uniform on $\{0,\dots,V-2\}$, a bijection onto the tokens
 # other than $y$. Positions use separate random numbers, so they are independent given $y$.

@@ -178,9 +178,9 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 #    $X_l\in\{-1,0,+1\}$, $P(X_l=+1)=\rho(1-o/D')$, $P(X_l=-1)=(1-\rho)(1-o/D)$, so
 #    $P(f_{y'}>f_y)=P(\sum_lX_l>0)$ is an explicit finite sum. For disjoint neighbourhoods it is the
 #    binomial tail $P(\mathrm{Binomial}(L,\rho)>L/2)$.
-# 3. With $\mu=\mathbb{E} X_l$, Hoeffding's inequality gives $P(f_{y'}>f_y)\le e^{-L\mu^2/2}$ when
-#    $\rho<\rho^*$ and $P(f_{y'}\le f_y)\le e^{-L\mu^2/2}$ when $\rho>\rho^*$: as $L\to\infty$ the
-#    flip probability becomes a step at $\rho^*$ (for $o=0$, $\mu=2\rho-1$ and the same bound reads
+# 3. With $\bar X=\mathbb{E} X_l$, Hoeffding's inequality gives $P(f_{y'}>f_y)\le e^{-L\bar X^2/2}$ when
+#    $\rho<\rho^*$ and $P(f_{y'}\le f_y)\le e^{-L\bar X^2/2}$ when $\rho>\rho^*$: as $L\to\infty$ the
+#    flip probability becomes a step at $\rho^*$ (for $o=0$, $\bar X=2\rho-1$ and the same bound reads
 #    $e^{-2L(\rho-1/2)^2}$).
 # 4. A $k$-prepended context (blocks of $b$ tokens, $o=0$, clean part of length $L$) is preferred
 #    to $y'$ exactly when $kb>L$.
