@@ -142,14 +142,14 @@ glue("mem_first_hits", errors["Gaussian, N = 64"][1], display=False)   # a count
 # :label: ch1-crosstalk
 #
 # Let the keys be Gaussian ({prf:ref}`def-mem-gaussian-keys`) and the values fixed. Then
-# $Wu_j=\|u_j\|^2v_j+c_j$ with cross-talk $c_j=\sum_{i\ne j}X_iv_i$, and exactly:
+# $Wu_j=\|u_j\|^2v_j+\tau_j$ with cross-talk $\tau_j=\sum_{i\ne j}X_iv_i$, and exactly:
 #
 # - $\mathbb E\|u_j\|^2=1$ and $\operatorname{Var}\|u_j\|^2=2/d$;
 # - $\mathbb EX_i=0$, $\mathbb EX_i^2=1/d$, $\mathbb EX_i^4=3(1+2/d)/d^2$; the $X_i$ are
 #   uncorrelated, yet $\operatorname{Cov}(X_i^2,X_k^2)=2/d^3$;
-# - $\mathbb Ec_j=0$, $\mathbb E[c_jc_j^\top]=\frac1d\sum_{i\ne j}v_iv_i^\top$; for one-hot values
-#   $\mathbb E\|c_j\|^2=(N-1)/d$ and
-#   $\operatorname{Var}\|c_j\|^2=(N-1)\frac{2+6/d}{d^2}+\frac{2(N-1)(N-2)}{d^3}$;
+# - $\mathbb E\tau_j=0$, $\mathbb E[\tau_j\tau_j^\top]=\frac1d\sum_{i\ne j}v_iv_i^\top$; for one-hot values
+#   $\mathbb E\|\tau_j\|^2=(N-1)/d$ and
+#   $\operatorname{Var}\|\tau_j\|^2=(N-1)\frac{2+6/d}{d^2}+\frac{2(N-1)(N-2)}{d^3}$;
 # - for unit-norm values, $\mathbb E\|Wu_j-v_j\|^2=(N+1)/d$.
 # ```
 #
@@ -157,7 +157,7 @@ glue("mem_first_hits", errors["Gaussian, N = 64"][1], display=False)   # a count
 # The key step: conditionally on $u_j$, each $X_i=u_i^\top u_j$ is $\mathcal N(0,\|u_j\|^2/d)$, and
 # the $X_i$ are conditionally independent because the $u_i$ are. Every moment follows by first
 # averaging over the other keys and then over $u_j$, using $d\|u_j\|^2\sim\chi^2_d$. The cross term
-# in $\|(\|u_j\|^2-1)v_j+c_j\|^2$ vanishes because $\mathbb E[X_i\mid u_j]=0$. The details are in
+# in $\|(\|u_j\|^2-1)v_j+\tau_j\|^2$ vanishes because $\mathbb E[X_i\mid u_j]=0$. The details are in
 # {prf:ref}`thm-crosstalk`.
 # ```
 #
@@ -211,7 +211,7 @@ def estimates(G):
     b = G.shape[0]
     signal = torch.diagonal(G, dim1=1, dim2=2)   # ||u_j||^2
     X = G[:, off].reshape(b, N, N - 1)           # overlaps X_i = u_i^T u_j, i != j
-    c_sq = (X ** 2).sum(-1)                      # ||c_j||^2 for one-hot values
+    c_sq = (X ** 2).sum(-1)                      # ||tau_j||^2 for one-hot values
     mse = (signal - 1) ** 2 + c_sq               # ||W u_j - v_j||^2
     x0, x1 = X[..., 0], X[..., 1]                # two distinct overlaps of the same query
     hit = (G.argmax(-1) == torch.arange(N)).double()
@@ -226,7 +226,7 @@ blocks = torch.tensor([estimates(Gb) for Gb in G.split(B // 40)], dtype=torch.fl
 se = (blocks.std(0) / math.sqrt(blocks.shape[0])).tolist()
 ex = associative_memory.crosstalk_moments(N, d)
 names = ["E ||u_j||^2", "Var ||u_j||^2", "E X_i", "E X_i^2", "E X_i^4", "E X_i X_k",
-         "Cov(X_i^2, X_k^2)", "E ||c_j||^2", "Var ||c_j||^2", "E ||W u_j - v_j||^2",
+         "Cov(X_i^2, X_k^2)", "E ||tau_j||^2", "Var ||tau_j||^2", "E ||W u_j - v_j||^2",
          "P(recall succeeds)"]
 exact_values = [exact(v, 12) for v in (ex["signal_mean"], ex["signal_var"], ex["coef_mean"],
                                    ex["coef_var"], ex["coef_fourth"], 0.0, ex["coef_sq_cov"],
@@ -660,8 +660,8 @@ _ = check_store(my_store)
 # :label: ex-mem-crosstalk
 #
 # Write `crosstalk(keys, values)` returning an `[N, d']` tensor whose row $j$ is
-# $c_j=\sum_{i\ne j}(u_i^\top u_j)\,v_i$. Check on random keys that
-# `recall(store(keys, values), keys)` equals $\|u_j\|^2v_j+c_j$.
+# $\tau_j=\sum_{i\ne j}(u_i^\top u_j)\,v_i$. Check on random keys that
+# `recall(store(keys, values), keys)` equals $\|u_j\|^2v_j+\tau_j$.
 # ```
 #
 # ```{solution} ex-mem-crosstalk
