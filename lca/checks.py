@@ -38,8 +38,9 @@ class CheckResult:
     def __repr__(self) -> str:
         return self.message
 
-    def _repr_pretty_(self, p, cycle: bool) -> None:
-        p.text(self.message)
+    def _ipython_display_(self) -> None:
+        """Nothing: the checker has printed its message already, so a notebook cell that ends
+        with ``check_x(f)`` shows it once (``repr`` still gives it, e.g. in a plain REPL)."""
 
 
 class _TimeLimit(Exception):

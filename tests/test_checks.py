@@ -195,3 +195,14 @@ def test_a_sampler_with_the_right_law_but_the_global_generator_fails():
     assert check_sample_context(right)
     res = check_sample_context(global_rng)
     assert not res and "same generator seed" in res.message
+
+
+def test_a_notebook_shows_the_message_once():
+    """The checker prints its message; displaying the returned result in IPython adds nothing."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    res = CheckResult(True, "check_x: all 1 tests passed.")
+    shell = InteractiveShell.instance()
+    fmt = shell.display_formatter.format(res)
+    assert fmt == ({}, {}) or fmt[0] == {}
+    assert repr(res) == "check_x: all 1 tests passed."
