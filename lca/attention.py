@@ -4,8 +4,10 @@ attention mass by cluster in trained models, the chapter's figures and its exerc
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -13,12 +15,12 @@ import torch
 from matplotlib.figure import Figure
 
 from . import latent
-from ._validate import check_choice, check_finite, check_float, check_int, check_tokens
+from ._validate import check_bool, check_choice, check_finite, check_float, check_int, check_tokens
 from .checks import CheckResult, close, run_cases, safe_compare
 from .model import OneLayerTransformer, check_model
 from .style import COLORS, DIVERGING_CMAP, SEQUENTIAL_CMAP, new_figure
 from .task import TaskSpec, check_spec, count_vector, sample
-from .train import check_model_and_spec
+from .train import TrainConfig, check_model_and_spec, evaluate, sweep
 from .value_matrix import value_matrix_construction
 
 
@@ -30,10 +32,14 @@ def _check_weights(W_E, W_V, V):
     if W_E.shape[0] != V:
         raise ValueError(f"W_E must have V={V} rows (one per token), got shape {tuple(W_E.shape)}")
     d = W_E.shape[1]
-    if not isinstance(W_V, torch.Tensor) or tuple(W_V.shape) != (d, d):
+    if not isinstance(W_V, torch.Tensor) or W_V.ndim != 2:
         raise ValueError(
-            f"W_V must be a tensor of shape ({d}, {d}), got "
-            f"{type(W_V).__name__} {tuple(getattr(W_V, 'shape', ()))}"
+            f"W_V must be a 2-d tensor [d, d], got {type(W_V).__name__} {tuple(getattr(W_V, 'shape', ()))}"
+        )
+    if tuple(W_V.shape) != (d, d):
+        raise ValueError(
+            f"W_E [V, d] and W_V [d, d] must share d: W_E has shape {tuple(W_E.shape)} (d={d}), "
+            f"W_V has shape {tuple(W_V.shape)}"
         )
     return check_finite("W_E", W_E.detach().double()), check_finite("W_V", W_V.detach().double())
 
@@ -80,7 +86,7 @@ def cluster_task(
         neighbourhood=nb,
         noise=noise,
         noise_law=latent.other_clusters(k),
-        clean_last=bool(clean_last),
+        clean_last=check_bool("clean_last", clean_last),
     )
 
 
@@ -199,7 +205,8 @@ def grad_WKQ_at_zero_sample(
     targets = check_tokens("targets", targets, V, ndim=1)
     if targets.shape[0] != contexts.shape[0]:
         raise ValueError(
-            f"targets must have one entry per context ({contexts.shape[0]}), got {targets.shape[0]}"
+            f"contexts [n, L] and targets [n] must have one target per context: contexts has "
+            f"{contexts.shape[0]} rows (shape {tuple(contexts.shape)}), targets {targets.shape[0]} entries"
         )
     n, L = contexts.shape
     M = E @ Wv @ E.T
@@ -293,6 +300,7 @@ def cluster_block_means(
             f"groups must be a LongTensor of length {S.shape[0]}, got {tuple(getattr(groups, 'shape', ()))}"
         )
     check_finite("S", S)
+    exclude_diagonal = check_bool("exclude_diagonal", exclude_diagonal)
     if groups.is_floating_point() or groups.dtype == torch.bool or int(groups.min()) < 0:
         raise ValueError(
             f"groups must hold integer group ids 0..C-1, got {groups.dtype} {groups.tolist()[:8]}"
@@ -315,12 +323,108 @@ def score_matrix(model: OneLayerTransformer, center: bool = True) -> torch.Tenso
     the context. With ``center`` each row has its mean removed: adding a constant to a query's
     row changes no attention weight, so only the centred scores carry information."""
     check_model(model)
+    center = check_bool("center", center)
     with torch.no_grad():
         W_E, W_KQ = model.W_E.detach().double().cpu(), model.W_KQ.detach().double().cpu()
         S = W_E @ W_KQ @ W_E.transpose(-1, -2)
     if center:
         S = S - S.mean(-1, keepdim=True)
     return S
+
+
+def first_step_scores(
+    W_E: torch.Tensor, W_V: torch.Tensor, spec: TaskSpec, eta: float = 1.0, first_order: bool = False
+) -> torch.Tensor:
+    """The scores ``S = eta G T G`` (``[V, V]``, float64, ``G = W_E W_E^T``) after one gradient
+    step of size ``eta`` on W_KQ from 0, for embeddings ``W_E [V, d]`` and value matrix
+    ``W_V [d, d]`` held fixed.
+
+    With ``first_order`` False, T is the exact population table (``kq_gradient_table``, small
+    tasks only). With ``first_order`` True, ``W_V`` is read as the direction of a value matrix
+    ``beta W_V`` and the result is the coefficient of beta as beta -> 0: T is replaced by the
+    first-order table ``kq_first_order_table(spec, M0=W_E W_V W_E^T)`` (m <= 8).
+    """
+    check_spec(spec)
+    E, Wv = _check_weights(W_E, W_V, spec.V)
+    eta = check_float("eta", eta, 0.0, None, lo_open=True)
+    first_order = check_bool("first_order", first_order)
+    if first_order:
+        T = kq_first_order_table(spec, M0=E @ Wv @ E.T)
+    else:
+        T = kq_gradient_table(E, Wv, spec)
+    G = E @ E.T
+    return eta * (G @ T @ G)
+
+
+@dataclass
+class ClusterOrdering:
+    """How far a score matrix ``S [V, V]`` (row: query, column: key) ranks keys of the query's
+    own group above keys of the other groups (the query itself counts as its group's key).
+
+    Attributes:
+        margin: the smallest, over query rows, of (smallest own-group score - largest other-group
+            score); positive exactly when every row ranks every own-group key above every other.
+        rows_ordered: the fraction of query rows with a positive margin.
+        pairs_ordered: the fraction of triples (query i, own-group key j, other-group key j') with
+            ``S[i, j] > S[i, j']``.
+        block_gap: the mean over rows of (mean own-group score - mean other-group score).
+        rows: the number of query rows counted.
+    """
+
+    margin: float
+    rows_ordered: float
+    pairs_ordered: float
+    block_gap: float
+    rows: int
+
+
+def cluster_ordering(
+    S: torch.Tensor, groups: torch.Tensor, rows: torch.Tensor | None = None
+) -> ClusterOrdering:
+    """The ``ClusterOrdering`` of ``S [V, V]`` for the group ids ``groups`` (``LongTensor[V]``,
+    e.g. ``cluster_ids(m, k)``), over the query rows selected by ``rows`` (``BoolTensor[V]``,
+    e.g. the tokens that can be a query; default all). Every group must leave keys outside it."""
+    if not isinstance(S, torch.Tensor) or S.ndim != 2 or S.shape[0] != S.shape[1] or not S.numel():
+        raise ValueError(f"S must be a non-empty square matrix, got {tuple(getattr(S, 'shape', ()))}")
+    V = S.shape[0]
+    check_finite("S", S)
+    if not isinstance(groups, torch.Tensor) or tuple(groups.shape) != (V,):
+        raise ValueError(
+            f"groups must be a LongTensor of length {V} (one id per row of S), got "
+            f"{tuple(getattr(groups, 'shape', ()))}"
+        )
+    if groups.is_floating_point() or groups.dtype == torch.bool:
+        raise ValueError(f"groups must hold integer group ids, got dtype {groups.dtype}")
+    if int(groups.min()) < 0 or int(groups.max()) >= V:
+        raise ValueError(
+            f"groups must hold group ids 0..V-1 (V={V}), got values {int(groups.min())}..{int(groups.max())}"
+        )
+    if rows is None:
+        rows = torch.ones(V, dtype=torch.bool)
+    elif not isinstance(rows, torch.Tensor) or rows.dtype != torch.bool or tuple(rows.shape) != (V,):
+        raise ValueError(
+            f"rows must be a BoolTensor of length {V} (one flag per row of S), got "
+            f"{type(rows).__name__} {tuple(getattr(rows, 'shape', ()))} {getattr(rows, 'dtype', '')}"
+        )
+    if not bool(rows.any()):
+        raise ValueError("rows must select at least one query row, got none")
+    same = groups[:, None] == groups[None, :]
+    if bool(same.all(1).any()):
+        raise ValueError("groups must leave keys outside every group (one group holds all of S's columns)")
+    S = S.detach().double().cpu()
+    margins, ordered, gaps = [], [], []
+    for i in torch.nonzero(rows).flatten().tolist():
+        own, other = S[i, same[i]], S[i, ~same[i]]
+        margins.append(float(own.min() - other.max()))
+        ordered.append((int((own[:, None] > other[None, :]).sum()), own.numel() * other.numel()))
+        gaps.append(float(own.mean() - other.mean()))
+    return ClusterOrdering(
+        margin=min(margins),
+        rows_ordered=sum(m > 0 for m in margins) / len(margins),
+        pairs_ordered=sum(a for a, _ in ordered) / sum(b for _, b in ordered),
+        block_gap=sum(gaps) / len(gaps),
+        rows=len(margins),
+    )
 
 
 @dataclass
@@ -372,6 +476,129 @@ def attention_mass_by_cluster(
         mass_matrix=by_cluster(att),
         share_matrix=by_cluster(uniform),
     )
+
+
+#: The trained experiments of chapter 6 at the budget the chapter shows (``steps``); the other
+#: settings are common: d = 32, batch 256, Adam at lr 0.01, clusters of k = 2 bits. ``frozen``:
+#: the experiment also trains the variant with W_KQ frozen at 0; ``mass``: (n, seed) of the
+#: contexts on which the attention mass is measured, as in the chapter's cells.
+BUDGET_EXPERIMENTS = {
+    "heatmap_m8": dict(m=8, L=32, noise=0.5, informative="cluster", steps=400, frozen=True, mass=(2048, 0)),
+    "heatmap_m5": dict(m=5, L=32, noise=0.5, informative="cluster", steps=400, frozen=False, mass=(2048, 0)),
+    "heatmap_m6": dict(m=6, L=32, noise=0.5, informative="cluster", steps=400, frozen=False, mass=(2048, 0)),
+    "heatmap_m7": dict(m=7, L=32, noise=0.5, informative="cluster", steps=400, frozen=False, mass=(2048, 0)),
+    "selection": dict(m=8, L=16, noise=0.75, informative="sphere", steps=500, frozen=True, mass=(4096, 2)),
+    "no_noise": dict(m=8, L=16, noise=0.0, informative="sphere", steps=300, frozen=True, mass=(2048, 2)),
+    "noise_inside": dict(m=8, L=16, noise=0.75, informative="sphere", steps=300, frozen=True, mass=(2048, 2)),
+    "noisy_query": dict(m=8, L=16, noise=0.75, informative="sphere", steps=500, frozen=True, mass=(4096, 2)),
+}
+
+#: the committed results of ``bench/06_budgets.py``
+BUDGET_RESULTS = Path(__file__).with_name("data") / "attention_budgets.json"
+
+
+def budget_task(name: str) -> TaskSpec:
+    """The task of experiment ``name`` of ``BUDGET_EXPERIMENTS``: ``cluster_task(m, 2, ...)``,
+    except ``"noise_inside"`` (noise uniform on the target's own cluster) and ``"noisy_query"``
+    (the last token drawn like the others, ``clean_last=False``)."""
+    check_choice("name", name, tuple(BUDGET_EXPERIMENTS))
+    e = BUDGET_EXPERIMENTS[name]
+    spec = cluster_task(
+        e["m"], 2, L=e["L"], noise=e["noise"], informative=e["informative"], clean_last=name != "noisy_query"
+    )
+    if name == "noise_inside":
+        spec = spec.with_(noise_law=latent.cluster(2))
+    return spec
+
+
+def budget_config(name: str, scale: int = 1, device: str | None = "cpu") -> TrainConfig:
+    """The ``TrainConfig`` of experiment ``name`` at ``scale`` times the chapter's budget."""
+    scale = check_int("scale", scale, 1, 64)
+    spec = budget_task(name)
+    steps = BUDGET_EXPERIMENTS[name]["steps"] * scale
+    return TrainConfig(task=spec, d=32, steps=steps, batch_size=256, lr=0.01, eval_every=0, device=device)
+
+
+def run_budget_experiment(
+    name: str, scale: int = 1, seeds: tuple = (0, 1, 2, 3, 4), device: str | None = "cpu"
+) -> dict:
+    """Train experiment ``name`` at ``scale`` times its budget with every seed in ``seeds`` (W_KQ
+    trained, and frozen at 0 where the experiment has that variant) and measure each member.
+
+    Returns ``{"steps": int, "members": [...]}``; each member is a dict with ``variant``, ``seed``,
+    ``mass`` and ``share`` (attention mass on, and share of, the query's cluster), ``accuracy``
+    (4096 contexts, seed 1; None on the ``"cluster"`` neighbourhood, where the target cannot be
+    identified) and, for trained W_KQ, the block statistics of the centred score matrix:
+    ``block_gap`` (smallest, over query clusters, of own block mean minus the largest other block
+    mean), ``same`` and ``cross`` (mean own-cluster and cross-cluster block means),
+    ``pairs_ordered`` and ``rows_ordered`` (``cluster_ordering``), and ``parity`` (mean centred
+    score of same-cluster keys at Hamming distance 0, 1, ..., m - 2 from the query).
+    """
+    config = budget_config(name, scale, device)
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a sequence of integers, got {seeds!r}")
+    seeds = tuple(check_int("seeds", s, 0, 2**31) for s in seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed, got an empty sequence")
+    e, spec = BUDGET_EXPERIMENTS[name], config.task
+    variants = {"trained": {}, "frozen": {"train_KQ": False}} if e["frozen"] else {"trained": {}}
+    res = sweep(config, seeds=seeds, variants=variants, progress=False)
+    mass = attention_mass_by_cluster(res.model, spec, k=2, n=e["mass"][0], seed=e["mass"][1])
+    acc = evaluate(res.model, spec, n=4096, seed=1) if e["informative"] == "sphere" else None
+    cl = cluster_ids(spec.m, 2)
+    same = cl[:, None] == cl[None, :]
+    dist = spec.space.distances()
+    members = []
+    for i, (variant, seed) in enumerate(res.labels):
+        row = {
+            "variant": variant,
+            "seed": seed,
+            "mass": float(mass.mass[i]),
+            "share": mass.share,
+            "accuracy": None if acc is None else float(acc[i]),
+        }
+        if variant == "trained":
+            S = score_matrix(res.model.member(i))
+            B = cluster_block_means(S, cl)
+            C = B.shape[0]
+            off = ~torch.eye(C, dtype=torch.bool)
+            order = cluster_ordering(S, cl)
+            row.update(
+                block_gap=float(min(B[b, b] - B[b][off[b]].max() for b in range(C))),
+                same=float(B.diagonal().mean()),
+                cross=float(B[off].mean()),
+                pairs_ordered=order.pairs_ordered,
+                rows_ordered=order.rows_ordered,
+                parity=[float(S[(dist == w) & same].mean()) for w in range(spec.m - 1)],
+            )
+        members.append(row)
+    return {"steps": config.steps, "members": members}
+
+
+def load_budget_results(path: str | Path | None = None) -> dict:
+    """The stored results of ``bench/06_budgets.py`` (``BUDGET_RESULTS`` by default)."""
+    path = BUDGET_RESULTS if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no stored budget results at {path}: run `.venv/bin/python bench/06_budgets.py`"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def budget_values(results: dict, name: str, scale: int, key: str, variant: str = "trained") -> list:
+    """The values of ``key`` over the seeds of ``variant`` in experiment ``name`` at ``scale`` of
+    the stored ``results`` (``load_budget_results()``), in seed order."""
+    if not isinstance(results, dict) or "experiments" not in results:
+        raise ValueError("results must be the dict returned by load_budget_results()")
+    check_choice("name", name, tuple(results["experiments"]))
+    runs = results["experiments"][name]["runs"]
+    check_choice("scale", str(scale), tuple(runs))
+    members = [r for r in runs[str(scale)]["members"] if r["variant"] == variant]
+    if not members:
+        raise ValueError(f"variant must be one of the experiment's variants, got {variant!r}")
+    if key not in members[0]:
+        raise ValueError(f"key must be one of {sorted(members[0])}, got {key!r}")
+    return [r[key] for r in sorted(members, key=lambda r: r["seed"])]
 
 
 def _cluster_lines(ax, V: int, k: int, m: int):

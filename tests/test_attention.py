@@ -496,3 +496,240 @@ def test_kq_value_matrix_checks_the_embedding_against_the_task():
     with pytest.raises(ValueError, match="W_E must have V=8 rows"):
         attention.kq_value_matrix(W.T, spec)
     assert attention.kq_value_matrix(W, spec).shape == (4, 4)
+
+
+# Issue 16 (fuzz): flags refused unless True/False, shape mismatches name both arguments.
+
+
+@pytest.mark.parametrize("bad", ["False", 2, None])
+def test_flags_must_be_booleans(bad):
+    S = torch.zeros(4, 4)
+    groups = torch.tensor([0, 0, 1, 1])
+    model = OneLayerTransformer(8, 4, device="cpu")
+    with pytest.raises(TypeError, match="exclude_diagonal"):
+        attention.cluster_block_means(S, groups, exclude_diagonal=bad)
+    with pytest.raises(TypeError, match="clean_last"):
+        attention.cluster_task(4, 1, clean_last=bad)
+    with pytest.raises(TypeError, match="center"):
+        attention.score_matrix(model, center=bad)
+    with pytest.raises(TypeError, match="first_order"):
+        attention.first_step_scores(
+            orthonormal_rows(8), torch.eye(8), attention.cluster_task(3, 1, L=3), first_order=bad
+        )
+
+
+def test_shape_mismatches_name_both_arguments():
+    spec = attention.cluster_task(3, 1, L=3, noise=0.5)
+    E = orthonormal_rows(8)
+    with pytest.raises(ValueError, match=r"W_E .* W_V|W_V .* W_E"):
+        attention.kq_gradient_table(E[:, :1], torch.eye(8, dtype=torch.float64), spec)
+    ctx, y = lca.sample(spec, 4, seed=0)
+    with pytest.raises(ValueError, match=r"W_E .* W_V"):
+        attention.grad_WKQ_at_zero_sample(E[:, :4].T.contiguous(), torch.eye(4), ctx, y)
+    with pytest.raises(ValueError, match=r"contexts .* targets"):
+        attention.grad_WKQ_at_zero_sample(E, torch.eye(8), ctx[:, :3].T.contiguous(), y)
+
+
+# Issue 13, item 11: the hypotheses of the first-step theorem, each removed.
+
+
+def test_first_step_scores_are_a_gradient_step():
+    """S = -eta W_E grad W_E^T for any embeddings; the first-order version is the beta -> 0 limit."""
+    spec = attention.cluster_task(3, 1, L=4, noise=0.4, informative="sphere")
+    W_E, W_V = random_weights(8, 5, seed=9)
+    S = attention.first_step_scores(W_E, W_V, spec, eta=0.7)
+    assert torch.allclose(S, -0.7 * W_E @ attention.grad_WKQ_at_zero(W_E, W_V, spec) @ W_E.T, atol=1e-14)
+    beta = 1e-6
+    S_small = attention.first_step_scores(W_E, beta * W_V, spec) / beta
+    S1 = attention.first_step_scores(W_E, W_V, spec, first_order=True)
+    assert (S_small - S1).abs().max() < 1e-4 * S1.abs().max()
+    with pytest.raises(ValueError, match="eta"):
+        attention.first_step_scores(W_E, W_V, spec, eta=0.0)
+
+
+def test_cluster_ordering_by_hand():
+    groups = torch.tensor([0, 0, 1, 1])
+    S = torch.tensor([[3.0, 2.0, 1.0, 0.0], [1.0, 2.0, 1.5, 0.0], [0.0, 0.0, 1.0, 1.0], [5.0, 0.0, 6.0, 7.0]])
+    o = attention.cluster_ordering(S, groups)
+    # row margins: 2-1 = 1; 1-1.5 = -0.5; 1-0 = 1; 6-5 = 1
+    assert o.margin == -0.5 and o.rows_ordered == 0.75 and o.rows == 4
+    # ordered triples per row: 4, 3 (1 > 1.5 fails), 4, 4 -> 15 of 16
+    assert o.pairs_ordered == 15 / 16
+    assert abs(o.block_gap - (2.0 + 0.75 + 1.0 + 4.0) / 4) < 1e-12
+    o2 = attention.cluster_ordering(S, groups, rows=torch.tensor([True, False, True, True]))
+    assert o2.margin == 1.0 and o2.rows_ordered == 1.0 and o2.rows == 3
+    for kwargs, name in [
+        ({"rows": torch.zeros(4, dtype=torch.bool)}, "rows"),
+        ({"rows": torch.ones(3, dtype=torch.bool)}, "rows"),
+        ({"groups": torch.zeros(4, dtype=torch.long)}, "groups"),
+        ({"groups": torch.tensor([0.0, 0.0, 1.0, 1.0])}, "groups"),
+        ({"groups": torch.tensor([0, 0, -1, -1])}, "groups"),
+        ({"groups": torch.tensor([0, 0, 9, 9])}, "groups"),
+    ]:
+        args = {"S": S, "groups": groups, **kwargs}
+        with pytest.raises(ValueError, match=name):
+            attention.cluster_ordering(**args)
+
+
+def _sphere6(clean_last=True):
+    spec = attention.cluster_task(6, 2, L=16, noise=0.5, informative="sphere", clean_last=clean_last)
+    return spec, spec.neighbourhood.mask(spec.space).double(), attention.cluster_ids(6, 2)
+
+
+def test_first_step_conclusion_holds_with_all_hypotheses():
+    spec, A, cl = _sphere6()
+    E = orthonormal_rows(64, seed=3)
+    o = attention.cluster_ordering(attention.first_step_scores(E, E.T @ A @ E, spec, first_order=True), cl)
+    assert o.rows_ordered == 1.0 and o.margin > 0 and o.pairs_ordered == 1.0
+
+
+@pytest.mark.parametrize("d", [64, 32, 8])
+def test_first_step_conclusion_fails_without_orthonormal_embeddings(d):
+    spec, A, cl = _sphere6()
+    E = torch.randn(64, d, generator=torch.Generator().manual_seed(d), dtype=torch.float64) / d**0.5
+    o = attention.cluster_ordering(attention.first_step_scores(E, E.T @ A @ E, spec, first_order=True), cl)
+    assert o.margin < 0 and o.rows_ordered < 1.0
+    assert o.block_gap > 0  # on average the own cluster still gains
+
+
+def test_first_step_conclusion_fails_without_the_associative_memory():
+    spec, A, cl = _sphere6()
+    E = orthonormal_rows(64)
+    W = torch.randn(64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    o = attention.cluster_ordering(attention.first_step_scores(E, W, spec, first_order=True), cl)
+    assert o.margin < 0 and o.rows_ordered == 0.0
+    # W_V = 0: the exact gradient vanishes at every order (any beta), on a task small enough to enumerate
+    small = attention.cluster_task(3, 1, L=4, noise=0.4)
+    Z = attention.first_step_scores(orthonormal_rows(8), torch.zeros(8, 8, dtype=torch.float64), small)
+    assert Z.abs().max() == 0
+
+
+def test_first_step_conclusion_fails_with_a_query_that_can_be_noise():
+    spec, A, cl = _sphere6(clean_last=False)
+    E = orthonormal_rows(64)
+    o = attention.cluster_ordering(attention.first_step_scores(E, E.T @ A @ E, spec, first_order=True), cl)
+    assert o.margin < 0 and o.rows_ordered == 0.0
+    # at noise = 1 - 2^-k every token's cluster is uniform and independent of the target: the mean
+    # own-cluster gain vanishes (to rounding); beyond it the step favours the other clusters
+    for noise, sign in [(0.75, 0), (0.9, -1)]:
+        spec_n = attention.cluster_task(6, 2, L=16, noise=noise, informative="cluster", clean_last=False)
+        T1 = attention.kq_first_order_table(spec_n)
+        gap = attention.cluster_ordering(T1, cl).block_gap
+        assert (abs(gap) < 1e-15) if sign == 0 else gap < -1e-6
+
+
+def test_first_order_hypothesis_matters_with_a_noisy_query():
+    """m = 4, k = 1, L = 4, noise 0.1, query drawn like the others: the first-order table and the
+    exact one at beta <= 3 are in order, the exact one at beta = 10 is not."""
+    spec = attention.cluster_task(4, 1, L=4, noise=0.1, informative="cluster", clean_last=False)
+    E = orthonormal_rows(16)
+    W = E.T @ spec.neighbourhood.mask(spec.space).double() @ E
+    cl = attention.cluster_ids(4, 1)
+    assert (
+        attention.cluster_ordering(attention.first_step_scores(E, W, spec, first_order=True), cl).margin > 0
+    )
+    assert attention.cluster_ordering(attention.first_step_scores(E, 3.0 * W, spec), cl).margin > 0
+    assert attention.cluster_ordering(attention.first_step_scores(E, 10.0 * W, spec), cl).margin < 0
+
+
+@pytest.mark.parametrize("informative", ["cluster", "sphere"])
+def test_clean_query_keeps_the_order_far_beyond_first_order(informative):
+    """A numerical observation, not part of the theorem: on a grid of small clean-query tasks the
+    exact first step keeps every own-cluster key above every other key up to beta = 300."""
+    for m, k in [(3, 1), (3, 2), (4, 1), (4, 2)]:
+        for noise in (0.1, 0.5, 0.9):
+            for L in (2, 4):
+                spec = attention.cluster_task(m, k, L=L, noise=noise, informative=informative)
+                E = orthonormal_rows(2**m)
+                W = E.T @ spec.neighbourhood.mask(spec.space).double() @ E
+                rows = spec.last_law().sum(0) > 0
+                for beta in (1.0, 10.0, 300.0):
+                    S = attention.first_step_scores(E, beta * W, spec)
+                    assert attention.cluster_ordering(S, attention.cluster_ids(m, k), rows).margin > 0
+
+
+def test_training_from_zero_value_matrix_leaves_W_KQ_at_zero_after_one_step():
+    spec = attention.cluster_task(5, 2, L=8, noise=0.5)
+    model = lca.fit(TrainConfig(task=spec, d=8, steps=1, eval_every=0, device="cpu"), progress=False).model
+    assert model.W_KQ.abs().max() == 0
+    assert model.W_V.abs().max() > 0  # W_V moved; W_KQ can move from the second step on
+    model2 = lca.fit(TrainConfig(task=spec, d=8, steps=2, eval_every=0, device="cpu"), progress=False).model
+    assert model2.W_KQ.abs().max() > 0
+
+
+# Issue 13, "Budgets and robustness": the stored results of bench/06_budgets.py.
+
+
+def test_budget_results_cover_every_experiment_at_1x_and_4x_with_5_seeds():
+    results = attention.load_budget_results()
+    assert set(results["experiments"]) == set(attention.BUDGET_EXPERIMENTS)
+    for name, settings in attention.BUDGET_EXPERIMENTS.items():
+        entry = results["experiments"][name]
+        stored = {k: (tuple(v) if isinstance(v, list) else v) for k, v in entry["settings"].items()}
+        assert stored == settings, f"{name}: settings changed since the bench ran; rerun bench/06_budgets.py"
+        assert {"1", "4"} <= set(entry["runs"])
+        for scale, run in entry["runs"].items():
+            assert run["steps"] == settings["steps"] * int(scale)
+            variants = ("trained", "frozen") if settings["frozen"] else ("trained",)
+            for v in variants:
+                assert attention.budget_values(results, name, int(scale), "seed", v) == [0, 1, 2, 3, 4]
+        assert (entry["bayes"] is None) == (settings["informative"] == "cluster")
+
+
+def test_budget_values_refuse_bad_keys():
+    results = attention.load_budget_results()
+    with pytest.raises(ValueError, match="name"):
+        attention.budget_values(results, "nope", 1, "mass")
+    with pytest.raises(ValueError, match="scale"):
+        attention.budget_values(results, "selection", 3, "mass")
+    with pytest.raises(ValueError, match="key"):
+        attention.budget_values(results, "selection", 1, "nope")
+    with pytest.raises(ValueError, match="variant"):
+        attention.budget_values(results, "heatmap_m5", 1, "mass", "frozen")
+    with pytest.raises(ValueError, match="results"):
+        attention.budget_values({}, "selection", 1, "mass")
+    with pytest.raises(FileNotFoundError, match="bench/06_budgets.py"):
+        attention.load_budget_results("/nonexistent/attention_budgets.json")
+
+
+def _close_to_stored(fresh, stored):
+    assert fresh["variant"] == stored["variant"] and fresh["seed"] == stored["seed"]
+    assert abs(fresh["mass"] - stored["mass"]) < 0.01
+    if stored["accuracy"] is not None:
+        assert abs(fresh["accuracy"] - stored["accuracy"]) < 0.02
+    for key in ("block_gap", "same", "cross"):
+        if key in stored:
+            assert abs(fresh[key] - stored[key]) < 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["heatmap_m5", "noise_inside"])
+def test_budget_results_recompute_a_sample(name):
+    """Retrain one seed (drawn at random, fixed here) at the chapter budget and compare with the
+    stored members (training estimates: the tolerances allow for another CPU's code path)."""
+    import random
+
+    seed = random.Random(name).randrange(5)
+    results = attention.load_budget_results()
+    fresh = attention.run_budget_experiment(name, 1, seeds=(seed,))
+    stored = [m for m in results["experiments"][name]["runs"]["1"]["members"] if m["seed"] == seed]
+    assert fresh["steps"] == results["experiments"][name]["runs"]["1"]["steps"]
+    assert len(fresh["members"]) == len(stored)
+    for f, s in zip(fresh["members"], stored):
+        _close_to_stored(f, s)
+
+
+def test_budget_configs_and_validation():
+    cfg = attention.budget_config("selection", 4)
+    assert cfg.steps == 2000 and cfg.d == 32 and cfg.task.noise == 0.75 and cfg.task.clean_last
+    assert not attention.budget_task("noisy_query").clean_last
+    inside = attention.budget_task("noise_inside")
+    cl = attention.cluster_ids(8, 2)
+    noise = inside.noise_law.mask(inside.space)
+    assert bool((noise <= (cl[:, None] == cl[None, :])).all())  # noise inside the cluster
+    with pytest.raises(ValueError, match="name"):
+        attention.budget_task("heatmap_m9")
+    with pytest.raises(ValueError, match="scale"):
+        attention.budget_config("selection", 0)
+    with pytest.raises(ValueError, match="seeds"):
+        attention.run_budget_experiment("heatmap_m5", 1, seeds=())
