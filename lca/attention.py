@@ -4,7 +4,6 @@ attention mass by cluster in trained models, the chapter's figures and its exerc
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from . import latent
 from ._validate import check_bool, check_choice, check_finite, check_float, check_int, check_tokens
 from .checks import CheckResult, close, run_cases, safe_compare
 from .model import OneLayerTransformer, check_model
+from .report import load_stored
 from .style import COLORS, DIVERGING_CMAP, SEQUENTIAL_CMAP, new_figure
 from .task import TaskSpec, check_spec, count_vector, sample
 from .train import TrainConfig, check_model_and_spec, evaluate, sweep
@@ -577,12 +577,7 @@ def run_budget_experiment(
 
 def load_budget_results(path: str | Path | None = None) -> dict:
     """The stored results of ``bench/06_budgets.py`` (``BUDGET_RESULTS`` by default)."""
-    path = BUDGET_RESULTS if path is None else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no stored budget results at {path}: run `.venv/bin/python bench/06_budgets.py`"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return load_stored(BUDGET_RESULTS if path is None else path, "bench/06_budgets.py")
 
 
 def budget_values(results: dict, name: str, scale: int, key: str, variant: str = "trained") -> list:

@@ -17,7 +17,6 @@ Definitions used throughout (the course's own):
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from ._validate import check_float, check_int
 from .counterfact import Fact, parse_counterfact
 from .hijacking import hijack_prompt, hijack_sentence
 from .hijacking_in_model import hijack_binomial_flip
+from .report import load_stored
 from .scoring import _check_lm, _encode_prompt, _encode_target, score_targets
 from .style import COLORS, CYCLE, new_figure
 
@@ -151,12 +151,7 @@ def by_relation(records: Sequence[dict], ks: Sequence[int]) -> dict:
 
 def load_curves(path: str | Path | None = None) -> dict:
     """The stored results of ``tools/hijack_curves.py`` (``HIJACK_CURVES`` by default)."""
-    path = HIJACK_CURVES if path is None else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no stored hijack curves at {path}: run `.venv/bin/python tools/hijack_curves.py`"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return load_stored(HIJACK_CURVES if path is None else path, "tools/hijack_curves.py")
 
 
 def stored_facts(results: dict) -> dict[int, Fact]:

@@ -12,9 +12,24 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
-__all__ = ["bound", "exact", "pm", "sig"]
+__all__ = ["DATA", "bound", "exact", "load_stored", "pm", "sig"]
+
+#: the package's data folder: stored results of long experiments that chapters load
+DATA = Path(__file__).with_name("data")
+
+
+def load_stored(path: str | Path, script: str) -> dict:
+    """The JSON results that ``script`` (a bench/ or tools/ script) stored at ``path`` (a file
+    name in ``DATA``, or a path); FileNotFoundError saying which script writes it."""
+    path = Path(path)
+    path = path if path.parent != Path(".") else DATA / path
+    if not path.is_file():
+        raise FileNotFoundError(f"no stored results at {path}: run `.venv/bin/python {script}`")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _real(x, name: str) -> float:

@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from ._validate import check_finite, check_float, check_int, warn_if_transposed
+from ._validate import check_bool, check_dtype, check_finite, check_float, check_int, warn_if_transposed
 from .checks import CheckResult, close, run_cases
 from .latent import (
     LatentSpace,
@@ -30,14 +30,6 @@ from .model import OneLayerTransformer, orthonormal_rows
 from .style import COLORS, CYCLE, as_array, new_figure
 from .task import TaskSpec, check_spec, count_vector, sample
 from .train import check_model_and_spec, evaluate
-
-# The value-matrix construction (book/proofs/value_matrix.md, thm-wv-construction). With W_E [V, d]
-# (row i = token i) and a neighbourhood matrix A [V, V] (A[i, j] = 1 when j may appear in the
-# context of target i),
-#     W_V* = sum_i W_E(i) (sum_j A[i, j] W_E(j))^T = W_E^T A W_E            ([d, d]),
-# so that the model's logits f = W_E W_V* h = G A G c with G = W_E W_E^T and c the attention-weighted
-# token counts of the context. With orthonormal rows (G = I), f_k = (A c)_k: the share of the
-# context that lies in k's neighbourhood.
 
 
 def _check_embedding(
@@ -131,7 +123,7 @@ def pm1_embedding(m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     Every row has norm 1 and ``<e_z, e_z'> = 1 - 2 D_H(z, z') / m``.
     """
     m = check_int("m", m, 1, 16)
-    Z = LatentSpace(m).latents.to(dtype)
+    Z = LatentSpace(m).latents.to(check_dtype("dtype", dtype))
     return (2 * Z - 1) / math.sqrt(m)
 
 
@@ -180,13 +172,16 @@ def memory_accuracy(
     W_E = _check_embedding("W_E", W_E, allow_ensemble=False, V=spec.V)
     d = W_E.shape[1]
     if not isinstance(W_V, torch.Tensor) or tuple(W_V.shape) != (d, d):
-        raise ValueError(f"W_V must be a Tensor of shape ({d}, {d}), got {tuple(getattr(W_V, 'shape', ()))}")
+        raise ValueError(
+            f"W_V must be a Tensor of shape ({d}, {d}) to match W_E [V, d] = {tuple(W_E.shape)}, "
+            f"got {tuple(getattr(W_V, 'shape', ()))}"
+        )
     check_finite("W_V", W_V)
     if W_KQ is not None and (not isinstance(W_KQ, torch.Tensor) or tuple(W_KQ.shape) != (d, d)):
         raise ValueError(
             f"W_KQ must be None or a Tensor of shape ({d}, {d}), got {tuple(getattr(W_KQ, 'shape', ()))}"
         )
-    n = check_int("n", n, 1, 10_000_000)
+    n = check_int("n", n, 1, 1_000_000)
     seed = check_int("seed", seed, 0, 2**62)
     E64, V64 = W_E.detach().double().cpu(), W_V.detach().double().cpu()
     ctx, y = sample(spec, n, seed=seed)
@@ -224,7 +219,7 @@ def construction_accuracy(
         mask: the neighbourhood used by the construction (default: the task's own).
     """
     check_spec(spec)
-    n = check_int("n", n, 1, 10_000_000)
+    n = check_int("n", n, 1, 1_000_000)
     seed = check_int("seed", seed, 0, 2**62)
     A = _neighbourhood_matrix(spec.neighbourhood if mask is None else mask, spec.V)
     if W_E is not None:
@@ -247,11 +242,6 @@ def identity_accuracy(spec: TaskSpec, W_E: torch.Tensor | None = None, n: int = 
         W_E = orthonormal_rows(spec.V)
     W_E = _check_embedding("W_E", W_E, allow_ensemble=False, V=spec.V)
     return memory_accuracy(spec, W_E, torch.eye(W_E.shape[1], dtype=torch.float64), n, seed)
-
-
-# Closed forms (book/proofs/value_matrix.md), all with uniform attention (W_KQ = 0): the error of W_V*
-# (thm-wv-error-bound), W_V = I with the +-1 code (prop-pm1-majority), and W_V after one gradient
-# step from 0 (thm-one-step-wv; its population loss is lca.train.exact_population_loss).
 
 
 def wv_error_exact_sphere1(m: int, L: int) -> float:
@@ -344,6 +334,7 @@ def wv_error_bound(spec: TaskSpec, per_target: bool = False) -> float | torch.Te
     V x V products cost V^3).
     """
     check_spec(spec)
+    per_target = check_bool("per_target", per_target)
     if spec.m > WV_BOUND_M_MAX:
         raise ValueError(
             f"spec must have m <= {WV_BOUND_M_MAX} for wv_error_bound (V x V products), got m={spec.m}"
@@ -501,11 +492,6 @@ def one_step_WV_sampling_rms(W_E: torch.Tensor, spec: TaskSpec, n: int) -> float
     return math.sqrt(var / n)
 
 
-# Probes of a trained W_V against W_V* = W_E^T A W_E built from the same model's trained embeddings:
-# swap one for the other and compare accuracies (the paper's wv_replace_dim_* plots), and measure
-# how aligned the two are (Frobenius cosine, also of their best rank-r parts; wv_angle_dim_*).
-
-
 def _tied_model_and_spec(model, spec):
     check_model_and_spec(model, spec)
     if not model.tied:
@@ -538,17 +524,11 @@ def wv_replacement(
     measured by ``lca.train.evaluate`` on the same ``n`` examples drawn with ``seed``.
     """
     model, spec = _tied_model_and_spec(model, spec)
-    n = check_int("n", n, 1, 10_000_000)
+    n = check_int("n", n, 1, 1_000_000)
     seed = check_int("seed", seed, 0, 2**62)
     W_star = constructed_value_matrix(model, spec, mask)
-    swapped = OneLayerTransformer.from_weights(
-        model.W_E.detach(),
-        model.W_KQ.detach(),
-        W_star.to(model.W_E.dtype),
-        residual=model.residual,
-        layernorm=model.layernorm,
-        device=model.W_E.device,
-    )
+    opts = dict(residual=model.residual, layernorm=model.layernorm, device=model.W_E.device)
+    swapped = OneLayerTransformer.from_weights(model.W_E.detach(), model.W_KQ.detach(), W_star, **opts)
     return {"trained": evaluate(model, spec, n, seed), "constructed": evaluate(swapped, spec, n, seed)}
 
 
@@ -604,6 +584,8 @@ def wv_alignment(
     ``math.degrees(math.acos(cos))``.
     """
     model, spec = _tied_model_and_spec(model, spec)
+    if isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__iter__"):
+        raise TypeError(f"ranks must be a sequence of None or positive integers, got {ranks!r}")
     ranks = tuple(ranks)
     if not ranks:
         raise ValueError("ranks must hold at least one entry (None or a positive integer)")
@@ -614,10 +596,71 @@ def wv_alignment(
     return {r: matrix_cosine(model.W_V.detach(), W_star, r) for r in ranks}
 
 
+SIGNIFICANT = 0.1  # wv_spectra: a singular value counts when it is at least this share of the largest
+
+
+def wv_spectra(
+    model: OneLayerTransformer,
+    spec: TaskSpec,
+    rel: float = SIGNIFICANT,
+    mask: Neighbourhood | torch.Tensor | None = None,
+) -> dict:
+    """Singular spectra of the model's W_V and of ``W_V* = W_E^T A W_E`` from its own embeddings.
+
+    Returns ``{"trained": s / s_1, "constructed": s / s_1}`` (``[d]``, or ``[E, d]`` for an
+    ensemble), ``"rank"``: the number of singular values of W_V* at least ``rel`` times its
+    largest, and ``"cosine"``: the Frobenius cosine of the best rank-r parts of W_V and W_V*, with
+    r that rank (ints and floats, or lists over members).
+    """
+    model, spec = _tied_model_and_spec(model, spec)
+    rel = check_float("rel", rel, 0.0, 1.0, lo_open=True)
+    W_star, W_V = constructed_value_matrix(model, spec, mask).double(), model.W_V.detach().double()
+    one = W_V.ndim == 2
+    W_star, W_V = (W_star[None], W_V[None]) if one else (W_star, W_V)
+    s_star, s_V = torch.linalg.svdvals(W_star), torch.linalg.svdvals(W_V)
+    ranks = [max(1, int((s >= rel * s[0]).sum())) for s in s_star]
+    cos = [matrix_cosine(a, b, r) for a, b, r in zip(W_V, W_star, ranks)]
+    norm = [(s / s[:, :1].clamp(min=1e-300)) for s in (s_V, s_star)]
+    out = {"trained": norm[0], "constructed": norm[1], "rank": ranks, "cosine": cos}
+    return {k: v[0] for k, v in out.items()} if one else out
+
+
+def walsh_weight_shares(W_E: torch.Tensor) -> torch.Tensor:
+    """Share of ``||W_E||_F^2`` on the Walsh characters ``chi_s(z) = (-1)^(s.z)`` of each weight
+    ``w = |s| = 0..m``: ``[m + 1]`` (``[E, m + 1]`` for ``[E, V, d]``), summing to 1.
+
+    With ``u_s = chi_s^T W_E``, ``W_E = (1/V) sum_s chi_s u_s^T``; the N_1 mask has ``A chi_s =
+    (m - 2|s|) chi_s``, so ``W_V* = (1/V) sum_s (m - 2|s|) u_s u_s^T``: weights 1 and m - 1 enter
+    with the same factor m - 2 in absolute value (book/proofs/value_matrix.md).
+    """
+    W = _check_embedding("W_E", W_E, warn=False).detach().double().cpu()
+    m = W.shape[-2].bit_length() - 1
+    t = torch.arange(2**m)
+    weight = popcounts(m)
+    H = (1 - 2 * (weight[t[:, None] & t[None, :]] % 2)).double()  # H[s, z] = chi_s(z)
+    energy = ((H @ W) ** 2).sum(-1)  # [..., V]: ||u_s||^2
+    out = torch.zeros(energy.shape[:-1] + (m + 1,), dtype=torch.float64).index_add_(-1, weight, energy)
+    return out / out.sum(-1, keepdim=True).clamp(min=1e-300)
+
+
 def cosine_to_degrees(cos: float) -> float:
     """Angle in degrees from a finite cosine (clipped to [-1, 1])."""
     c = max(-1.0, min(1.0, check_float("cos", cos)))
     return math.degrees(math.acos(c))
+
+
+def _bands(ax, xs, data: dict, styles=("o-",), log2: bool = True, colors=None) -> None:
+    """One line (mean over the last axis) and a min-max band per entry of ``data`` (label -> array
+    ``[len(xs), seeds]``) against ``xs``, on a log2 axis when ``log2``."""
+    xs = as_array(xs)
+    for i, (label, vals) in enumerate(data.items()):
+        a = as_array(vals).reshape(len(xs), -1)
+        color = (colors or CYCLE)[i % len(colors or CYCLE)]
+        ax.plot(xs, a.mean(1), styles[i % len(styles)], color=color, label=label)
+        ax.fill_between(xs, a.min(1), a.max(1), color=color, alpha=0.2, lw=0)
+    if log2:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(int(x)) for x in xs])
 
 
 def plot_wv_example(
@@ -625,7 +668,7 @@ def plot_wv_example(
     logits: ArrayLike,
     target: int,
     context: ArrayLike,
-    title: str = "The constructed W_V* on one context",
+    title: str = "The constructed $W_V^\\star$ on one context",
 ) -> Figure:
     """Left: the neighbourhood matrix ``A [V, V]`` (row y marks N(y)) with the target's row and the
     context tokens' columns outlined. Right: the model's logit for every token, target highlighted.
@@ -633,50 +676,25 @@ def plot_wv_example(
     Args:
         A: ``[V, V]`` 0/1 matrix. logits: ``[V]``. target: the target token. context: token ids.
     """
-    A = as_array(A)
-    f = as_array(logits).reshape(-1)
+    A, f = as_array(A), as_array(logits).reshape(-1)
     V = A.shape[0]
     ctx = sorted({int(t) for t in as_array(context).reshape(-1)})
     fig, axes = new_figure(ncols=2, width=4.4, height=3.7)
     ax = axes[0]
     ax.imshow(A, cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
-    ax.add_patch(
-        plt.Rectangle(
-            (-0.5, target - 0.5),
-            V,
-            1,
-            fill=False,
-            ec=COLORS["vermillion"],
-            lw=2,
-            label=f"row of target y = {target}",
-        )
-    )
+    box = dict(fill=False, ec=COLORS["vermillion"], lw=2, label=f"row of target y = {target}")
+    ax.add_patch(plt.Rectangle((-0.5, target - 0.5), V, 1, **box))
     for j, t in enumerate(ctx):
-        ax.add_patch(
-            plt.Rectangle(
-                (t - 0.5, -0.5),
-                1,
-                V,
-                fill=False,
-                ec=COLORS["blue"],
-                lw=1.5,
-                label="columns of context tokens" if j == 0 else None,
-            )
-        )
-    ax.set_xticks(range(V))
-    ax.set_yticks(range(V))
-    ax.set_xlabel("context token j")
-    ax.set_ylabel("target i")
-    ax.set_title("neighbourhood matrix A (black: j in N(i))", fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1)
+        label = "columns of context tokens" if j == 0 else None
+        ax.add_patch(plt.Rectangle((t - 0.5, -0.5), 1, V, fill=False, ec=COLORS["blue"], lw=1.5, label=label))
+    ax.set(xticks=range(V), yticks=range(V), xlabel="context token $j$", ylabel="target $i$")
+    ax.set_title("neighbourhood matrix $A$ (black: $j\\in\\mathcal{N}(i)$)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1)
     ax.grid(False)
-    ax = axes[1]
     colors = [COLORS["vermillion"] if k == target else COLORS["sky"] for k in range(V)]
-    ax.bar(np.arange(V), f, color=colors)
-    ax.set_xticks(range(V))
-    ax.set_xlabel("token k")
-    ax.set_ylabel("logit f_k")
-    ax.set_title("logits of the constructed model (red: target)", fontsize=10)
+    axes[1].bar(np.arange(V), f, color=colors)
+    axes[1].set(xticks=range(V), xlabel="token $k$", ylabel="logit $f_k$")
+    axes[1].set_title("logits of the constructed model (red: target)", fontsize=10)
     fig.suptitle(title, fontsize=11)
     return fig
 
@@ -684,7 +702,7 @@ def plot_wv_example(
 def plot_wv_error(
     Ls: ArrayLike,
     curves: dict,
-    title: str = "Constructed W_V*: error probability vs context length (orthonormal embeddings)",
+    title: str = "Constructed $W_V^\\star$: error probability vs context length (orthonormal embeddings)",
 ) -> Figure:
     """Error probability of the constructed model against the context length L (log scale).
 
@@ -696,55 +714,31 @@ def plot_wv_error(
     """
     fig, ax = new_figure(width=6.2, height=4.0)
     Ls = as_array(Ls)
-    floor = None
-    for c in curves.values():
-        for key in ("exact", "bound", "monte_carlo"):
-            if key in c:
-                v = as_array(c[key])
-                pos = v[v > 0]
-                if pos.size:
-                    floor = pos.min() if floor is None else min(floor, pos.min())
-    floor = 1e-6 if floor is None else floor / 3
+    positive = [v[v > 0] for c in curves.values() for v in map(as_array, c.values())]
+    positive = [p.min() for p in positive if p.size]
+    floor = min(positive) / 3 if positive else 1e-6
+    styles = {"exact": ("-", dict(lw=2)), "bound": ("--", dict(lw=1.5))}
+    styles["monte_carlo"] = ("o", dict(ms=5, mfc="white"))
+    names = {"exact": "exact", "bound": "bound", "monte_carlo": "Monte Carlo"}
     for i, (label, c) in enumerate(curves.items()):
-        color = CYCLE[i % len(CYCLE)]
-        if "exact" in c:
-            ax.plot(
-                Ls, np.maximum(as_array(c["exact"]), floor), "-", color=color, lw=2, label=f"{label}: exact"
-            )
-        if "bound" in c:
-            ax.plot(
-                Ls,
-                np.clip(as_array(c["bound"]), floor, 1.0),
-                "--",
-                color=color,
-                lw=1.5,
-                label=f"{label}: bound",
-            )
-        if "monte_carlo" in c:
-            ax.plot(
-                Ls,
-                np.maximum(as_array(c["monte_carlo"]), floor),
-                "o",
-                color=color,
-                ms=5,
-                mfc="white",
-                label=f"{label}: Monte Carlo",
-            )
-    ax.set_yscale("log")
-    ax.set_ylim(floor, 1.5)
-    ax.set_xlabel("context length L (tokens)")
+        for key, (fmt, kw) in styles.items():
+            if key in c:
+                y = np.clip(as_array(c[key]), floor, 1.0)
+                ax.plot(Ls, y, fmt, color=CYCLE[i % len(CYCLE)], label=f"{label}: {names[key]}", **kw)
+    ax.set(yscale="log", ylim=(floor, 1.5), xlabel="context length $L$ (tokens)")
     ax.set_ylabel("P(error), ties counted as errors")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, ncol=1 if len(curves) < 3 else 2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
 def plot_wv_bars(
     ms: ArrayLike,
     results: dict,
-    title: str = "Trained W_V vs W_V fixed to the identity (mean over seeds, bars show min-max)",
+    title: str = "Trained $W_V$ vs $W_V$ fixed to the identity (mean over seeds, bars show min-max)",
 ) -> Figure:
-    """Grouped bars of accuracy per latent dimension m, one panel per context length (paper Fig. 3a).
+    """Grouped bars of accuracy per latent dimension m, one panel per entry of ``results`` (paper
+    Fig. 3a).
 
     Args:
         ms: the latent dimensions (x axis).
@@ -752,65 +746,83 @@ def plot_wv_bars(
             accuracies. Bars show the seed mean, error bars the min-max spread, dots each seed.
     """
     panels = list(results.items())
-    fig, axes = new_figure(ncols=len(panels), width=4.6, height=3.6, sharey=True)
+    fig, axes = new_figure(ncols=len(panels), width=3.6, height=3.4, sharey=True)
     axes = np.atleast_1d(axes)
     ms = list(ms)
     x = np.arange(len(ms))
     lo_all = 1.0
     for ax, (panel, variants) in zip(axes, panels):
-        k = len(variants)
-        width = 0.8 / k
+        width = 0.8 / len(variants)
         for i, (label, acc) in enumerate(variants.items()):
             a = as_array(acc).reshape(len(ms), -1)
             mean, lo, hi = a.mean(1), a.min(1), a.max(1)
             lo_all = min(lo_all, float(lo.min()))
             pos = x - 0.4 + width * (i + 0.5)
-            color = CYCLE[i % len(CYCLE)]
-            ax.bar(pos, mean, width * 0.9, color=color, alpha=0.85, label=label)
+            ax.bar(pos, mean, width * 0.9, color=CYCLE[i % len(CYCLE)], alpha=0.85, label=label)
             ax.errorbar(pos, mean, yerr=[mean - lo, hi - mean], fmt="none", ecolor="black", capsize=3, lw=1)
             for j in range(a.shape[0]):
                 ax.plot(np.full(a.shape[1], pos[j]), a[j], ".", color="black", ms=3)
-        ax.set_xticks(x)
-        ax.set_xticklabels([str(m) for m in ms])
-        ax.set_xlabel("latent dimension m (V = 2^m tokens)")
+        ax.set_xticks(x, [str(m) for m in ms])
+        ax.set_xlabel("latent dimension $m$ ($V=2^m$)")
         ax.set_title(panel, fontsize=10)
     axes[0].set_ylabel("test accuracy")
     axes[0].set_ylim(max(0.0, lo_all - 0.08), 1.01)
-    axes[0].legend(fontsize=8, loc="lower left")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9)
     fig.suptitle(title, fontsize=11)
     return fig
 
 
-def plot_wv_replacement(
-    ds: ArrayLike,
-    accuracy: dict,
-    cosine: dict,
-    title: str = "Trained W_V vs the construction from the trained embeddings",
-) -> Figure:
-    """Two panels against the embedding dimension d (log2 axis): left, accuracy (label -> array
-    ``[len(ds), seeds]``, e.g. trained and replaced); right, Frobenius cosine between trained W_V
-    and W_V* (label -> array ``[len(ds), seeds]``, e.g. full matrices and rank-r parts). Lines
-    show seed means, shaded bands min-max."""
-    fig, axes = new_figure(ncols=2, width=4.6, height=3.6)
-    ds = as_array(ds)
-    for ax, data, ylabel in (
-        (axes[0], accuracy, "test accuracy"),
-        (axes[1], cosine, "cosine similarity (Frobenius)"),
-    ):
-        for i, (label, vals) in enumerate(data.items()):
-            a = as_array(vals).reshape(len(ds), -1)
-            color = CYCLE[i % len(CYCLE)]
-            ax.plot(ds, a.mean(1), "o-", color=color, label=label)
-            ax.fill_between(ds, a.min(1), a.max(1), color=color, alpha=0.2)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(ds)
-        ax.set_xticklabels([str(int(d)) for d in ds])
-        ax.set_xlabel("embedding dimension d")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
-    axes[0].set_title("accuracy: trained W_V vs W_V replaced by W_V*", fontsize=10)
-    axes[1].set_title("alignment of trained W_V with W_V*", fontsize=10)
-    axes[1].set_ylim(min(0.0, float(np.nanmin([as_array(v).min() for v in cosine.values()]))), 1.02)
+def plot_wv_budget(steps: ArrayLike, gaps: dict, title: str = "Gap against the training budget") -> Figure:
+    """Accuracy gap (trained W_V minus W_V = I) against the number of Adam steps (log2 axis), one
+    panel per entry of ``gaps``: panel label -> line label (e.g. ``"m = 5"``) -> array
+    ``[len(steps), seeds]`` of per-seed gaps (line: mean, band: min-max)."""
+    fig, axes = new_figure(ncols=len(gaps), width=3.6, height=3.2, sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (panel, data) in zip(axes, gaps.items()):
+        _bands(ax, steps, data)
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set(xlabel="Adam steps", title=panel)
+    axes[0].set_ylabel("accuracy gap, trained $-$ identity")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_wv_replacement(ds: ArrayLike, panels: dict, spectra: dict, title: str = "") -> Figure:
+    """A 2 x 2 grid against the embedding dimension d (log2 axis) for several tasks.
+
+    Args:
+        ds: embedding dimensions.
+        panels: task label (e.g. ``"m = 5"``) -> dict of arrays ``[len(ds), seeds]``: ``"trained"``
+            and ``"replaced"`` accuracies (top left: solid and dashed, one colour per task),
+            ``"cosine"`` and ``"cosine, measured rank"`` (top right: solid and dotted).
+        spectra: label -> normalised singular values ``sigma_i / sigma_1`` (bottom left, against i), and
+            optionally ``"rank"`` -> task label -> measured ranks per d (bottom right).
+    """
+    fig, axes = new_figure(ncols=2, nrows=2, width=3.9, height=3.1)
+    keys = (("trained", "replaced"), ("cosine", "cosine, measured rank"))
+    for ax, (solid, other) in zip(axes[0], keys):
+        style = ("o-", "s--" if other == "replaced" else "^:")
+        for i, (task, data) in enumerate(panels.items()):
+            pair = {f"{task}, {k}": data[k] for k in (solid, other)}
+            _bands(ax, ds, pair, style, colors=[CYCLE[i % len(CYCLE)]])
+        ax.set_xlabel("embedding dimension $d$")
+    axes[0, 0].set_ylabel("test accuracy")
+    axes[0, 1].set_ylabel("cosine of $W_V$ and $W_V^\\star$")
+    axes[0, 0].set_title("trained (solid) vs $W_V$ replaced by $W_V^\\star$ (dashed)", fontsize=9)
+    axes[0, 1].set_title("full matrices (solid), top-$r$ parts (dotted)", fontsize=9)
+    handles = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles[0][::2], list(panels), loc="outside lower center", ncol=len(panels), fontsize=9)
+    for i, (label, s) in enumerate((k, v) for k, v in spectra.items() if k != "rank"):
+        s = as_array(s).reshape(-1)
+        axes[1, 0].plot(np.arange(1, len(s) + 1), s, "o-", ms=3, color=CYCLE[i % len(CYCLE)], label=label)
+    axes[1, 0].axhline(SIGNIFICANT, color="black", ls=":", lw=1)
+    axes[1, 0].set(xlabel="index $i$", ylabel="$\\sigma_i/\\sigma_1$", xticks=range(1, len(s) + 1, 2))
+    axes[1, 0].legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.12))
+    axes[1, 0].set_title("singular values (dotted: the cut)", fontsize=9)
+    _bands(axes[1, 1], ds, spectra.get("rank", {}))
+    axes[1, 1].set(xlabel="embedding dimension $d$", ylabel="measured rank $r$ of $W_V^\\star$")
+    axes[1, 1].set_title("significant singular values of $W_V^\\star$", fontsize=9)
     fig.suptitle(title, fontsize=11)
     return fig
 
@@ -819,7 +831,7 @@ def plot_wv_random_embeddings(
     ds: ArrayLike,
     accuracy: dict,
     reference: dict | None = None,
-    title: str = "Constructed W_V* with random Gaussian embeddings",
+    title: str = "Constructed $W_V^\\star$ with random Gaussian embeddings",
 ) -> Figure:
     """Accuracy of the construction against the embedding dimension d (log2 axis).
 
@@ -829,28 +841,16 @@ def plot_wv_random_embeddings(
         reference: label -> accuracy with orthonormal embeddings, drawn as a dotted line.
     """
     fig, ax = new_figure(width=6.0, height=3.8)
-    ds = as_array(ds)
-    for i, (label, vals) in enumerate(accuracy.items()):
-        a = as_array(vals).reshape(len(ds), -1)
-        color = CYCLE[i % len(CYCLE)]
-        ax.plot(ds, a.mean(1), "o-", color=color, label=f"{label}, Gaussian W_E")
-        ax.fill_between(ds, a.min(1), a.max(1), color=color, alpha=0.2)
+    _bands(ax, ds, {f"{k}, Gaussian $W_E$": v for k, v in accuracy.items()})
+    for i, label in enumerate(accuracy):
         if reference and label in reference:
-            ax.axhline(
-                float(reference[label]),
-                color=color,
-                ls=":",
-                lw=1.5,
-                label=f"{label}, orthonormal W_E (d = V)",
+            kw = dict(
+                color=CYCLE[i % len(CYCLE)], ls=":", lw=1.5, label=f"{label}, orthonormal $W_E$ ($d=V$)"
             )
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ds)
-    ax.set_xticklabels([str(int(d)) for d in ds])
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("embedding dimension d")
-    ax.set_ylabel("accuracy (ties counted as errors)")
+            ax.axhline(float(reference[label]), **kw)
+    ax.set(ylim=(-0.02, 1.02), xlabel="embedding dimension $d$", ylabel="accuracy (ties counted as errors)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

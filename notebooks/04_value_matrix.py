@@ -18,8 +18,10 @@ if "google.colab" in sys.modules:
 # view of transformer weights {cite}`bietti2023birth`. This chapter builds that value matrix by
 # hand, computes exactly how often it fails, shows that the identity value matrix cannot do the
 # job with orthogonal embeddings, proves that one gradient step from zero already learns the
-# construction, and then looks at trained models: training the value matrix beats fixing it to the
-# identity (the paper's Figure 3a), and a trained value matrix can be swapped for the construction.
+# construction, and then looks at trained models: on a noisy task a trained value matrix beats one
+# fixed to the identity (the paper's Figure 3a; the chapter measures how the gap depends on the
+# training budget), and a trained value matrix can be swapped for the construction built from the
+# trained embeddings at a small cost in accuracy.
 #
 # **In this chapter you will**
 #
@@ -30,8 +32,9 @@ if "google.colab" in sys.modules:
 # - prove that $W_{V}=I$ has accuracy exactly $0$ with orthonormal embeddings, and that a $\pm1$
 #   embedding that encodes the latent bits rescues it by a majority vote;
 # - derive the first gradient step on $W_{V}$ in closed form and check it against autograd;
-# - reproduce the trained-versus-identity comparison (Figure 3a of the paper), find a setting where
-#   the gap disappears, and compare a trained $W_{V}$ with the construction.
+# - reproduce the trained-versus-identity comparison (Figure 3a of the paper), check it at 16 times
+#   the training budget, find a setting where the gap disappears, and compare a trained $W_{V}$
+#   with the construction, including the rank at which the two should be compared.
 
 # %% tags=["hide-input"]
 import math
@@ -43,7 +46,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import lca
-from lca import report, value_matrix
+from lca import glue, report, value_matrix
 from lca.value_matrix import check_one_step_gradient, check_sphere_error, check_value_matrix_construction
 from lca.model import OneLayerTransformer, init_embedding
 from lca.train import TrainConfig, sweep
@@ -173,10 +176,10 @@ plt.show()
 # 1. Noise-free task, $\mathcal{N}=\mathcal{N}_1$, $m\ge2$: the model errs iff the context uses at most two distinct
 #    tokens, and
 #    $P(\text{error})=\binom m2\big(\frac2m\big)^L-m(m-2)\,m^{-L}\le\binom m2\big(\frac2m\big)^L$.
-# 2. Any neighbourhood, noise allowed: with $p_\pm$ the probabilities that one context token lies
+# 2. Any neighbourhood, noise allowed: with $\pi_\pm$ the probabilities that one context token lies
 #    in $\mathcal{N}(k)\setminus\mathcal{N}(y)$ (for $+$) or in $\mathcal{N}(y)\setminus\mathcal{N}(k)$ (for $-$), and
-#    $\rho_{yk}=1-p_+-p_-+2\sqrt{p_+p_-}$ when $p_+<p_-$ (else 1),
-#    $P(\text{error})\le\frac1V\sum_y\min\big(1,\sum_{k\ne y}\rho_{yk}^L\big)$.
+#    $\theta_{yk}=1-\pi_+-\pi_-+2\sqrt{\pi_+\pi_-}$ when $\pi_+<\pi_-$ (else 1),
+#    $P(\text{error})\le\frac1V\sum_y\min\big(1,\sum_{k\ne y}\theta_{yk}^L\big)$.
 # 3. If $\mathcal{N}(y)\subseteq\mathcal{N}(k)$ for some $k\ne y$ (noise-free), the model errs on every context of
 #    $y$ and the bound is 1.
 # ```
@@ -184,7 +187,7 @@ plt.show()
 # The proof, and an exact formula for any noise-free neighbourhood (a sum over the sets of
 # distinct context tokens that fit in some rival's neighbourhood), are in the appendix:
 # {prf:ref}`thm-wv-error-bound`. Part 2 is a Chernoff bound on the random walk $f_k-f_y$ followed
-# by a union bound over rivals; without noise, $\rho_{yk}=|\mathcal{N}(y)\cap\mathcal{N}(k)|/|\mathcal{N}(y)|$, which is $2/m$
+# by a union bound over rivals; without noise, $\theta_{yk}=|\mathcal{N}(y)\cap\mathcal{N}(k)|/|\mathcal{N}(y)|$, which is $2/m$
 # for the $\binom m2$ rivals at distance 2 under $\mathcal{N}_1$ and gives back part 1's bound.
 #
 # ### Check it
@@ -211,19 +214,27 @@ print("exact values (closed form, enumeration, bound) to 10 significant digits; 
       "its standard error")
 print(f"{'task':22s} {'m':>2s} {'L':>3s} {'closed form':>16s} {'enumerated':>16s} {'bound':>16s} "
       f"{'Monte Carlo':>11s} {'+-':>6s}")
+z_scores = []
 for label, spec in checks:
     closed = (report.exact(value_matrix.wv_error_exact_sphere1(spec.m, spec.L))
               if label == "sphere r=1" else "-")
-    exact = report.exact(value_matrix.wv_error_exact(spec)) if spec.noise == 0 else "-"
+    p_exact = value_matrix.wv_error_exact(spec) if spec.noise == 0 else None
     mc = 1 - value_matrix.construction_accuracy(spec, n=N_MC, seed=11)
     se = math.sqrt(max(mc * (1 - mc), 1e-12) / N_MC)
+    if p_exact is not None:  # distance in standard errors of a binomial proportion at the exact p
+        z_scores.append(abs(mc - p_exact) / math.sqrt(p_exact * (1 - p_exact) / N_MC))
+    exact = "-" if p_exact is None else report.exact(p_exact)
     print(f"{label:22s} {spec.m:2d} {spec.L:3d} {closed:>16s} {exact:>16s} "
           f"{report.exact(min(1.0, value_matrix.wv_error_bound(spec))):>16s} {mc:11.4f} {se:6.4f}")
+z_max = float(report.sig(max(z_scores), 2))
+print(f"largest |Monte Carlo - exact| over the {len(z_scores)} exact rows: {z_max} standard errors")
+glue("wv_z_max", z_max, display=False)
 
 # %% [markdown]
 # The closed form and the enumeration agree to every printed digit (ten significant digits: both
-# are exact, so we print them in full), the Monte Carlo estimates sit
-# within about two standard errors of them, and the bound is above every exact value. For $\mathcal{N}_1$
+# are exact, so we print them in full), no Monte Carlo estimate is more than
+# {glue:text}`wv_z_max` standard errors from the exact value, and the bound is above every exact
+# value. For $\mathcal{N}_1$
 # the bound is almost exact; for the ball of radius 2 it is close at $L=16$; for the cluster
 # neighbourhood it is loose, because there many rivals share all but one token of the target's
 # neighbourhood (we come back to this below).
@@ -268,7 +279,7 @@ for label, base in curve_specs.items():
 value_matrix.plot_wv_error(Ls, curves)
 plt.show()
 
-# %%
+# %% tags=["hide-output"]
 for label, c in curves.items():
     print(f"{label}   (exact and bound: 10 significant digits; Monte Carlo: 4,000 contexts)")
     print(f"  {'L':>3s} {'exact':>16s} {'bound':>16s} {'Monte Carlo':>12s}")
@@ -301,7 +312,7 @@ for m in (5, 8):
 value_matrix.plot_wv_random_embeddings(D_GRID, rand_acc, rand_ref)
 plt.show()
 
-# %%
+# %% tags=["hide-output"]
 print("accuracy of W_V* with Gaussian embeddings (mean [min, max] over 3 draws), L = 64")
 print(f"{'d':>5s} " + " ".join(f"{k:>22s}" for k in rand_acc))
 for i, d in enumerate(D_GRID):
@@ -311,12 +322,21 @@ for i, d in enumerate(D_GRID):
         row.append(f"{sum(v) / len(v):.4f} [{min(v):.4f}, {max(v):.4f}]")
     print(f"{d:5d} " + " ".join(f"{r:>22s}" for r in row))
 print("orthonormal: " + ", ".join(f"{k}: {v:.4f}" for k, v in rand_ref.items()))
+RELIABLE = 0.95
+for m in (5, 8):  # the smallest d of the grid at which every draw reaches RELIABLE
+    d_ok = next(d for d, v in zip(D_GRID, rand_acc[f"m = {m}"]) if min(v) >= RELIABLE)
+    print(f"m = {m} (V = {2**m}): every draw at least {RELIABLE} from d = {d_ok} = {d_ok / 2**m:g} V")
+    glue(f"wv_rand_d{m}", d_ok, display=False)
+    glue(f"wv_rand_ratio{m}", f"{d_ok / 2**m:g}", display=False)
+glue("wv_reliable", RELIABLE, display=False)
 
 # %% [markdown]
-# Random embeddings need $d$ of the order of $V$ before the construction becomes reliable, and the
-# larger vocabulary ($m=8$, $V=256$) needs a larger $d$. A trained model works with $d=16$ even at
-# $m=8$ (below). So the construction alone does not explain small models: the embeddings must be
-# shaped as well, which is the subject of the next chapter.
+# With random embeddings the construction needs $d$ of the order of $V$ or more: every draw
+# reaches accuracy {glue:text}`wv_reliable` only from $d$ = {glue:text}`wv_rand_d5`
+# ({glue:text}`wv_rand_ratio5`$\,V$) at $m=5$ and from $d$ = {glue:text}`wv_rand_d8`
+# ({glue:text}`wv_rand_ratio8`$\,V$) at $m=8$. Trained models reach high accuracy with $d=16$
+# even at $m=8$ (below). So the construction alone does not explain small models: the embeddings
+# must be shaped as well, which is the subject of the next chapter.
 #
 # ## The identity value matrix
 #
@@ -367,9 +387,9 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
 
 # %% [markdown]
 # The $\pm1$ embedding lives in $d=m$ dimensions, far fewer than $V=2^m$, and encodes the latent
-# bits linearly. Training finds embeddings of this kind (the next chapter measures their inner
-# products against Hamming distance), which is why a model with $W_{V}$ frozen to the identity still
-# learns the task, only less well than one with a trained $W_{V}$.
+# bits linearly. Embeddings that encode the bits are what a model with $W_{V}$ frozen to the identity
+# needs, and training can find them (the next chapter measures trained inner products against
+# Hamming distance): Figure 3a below shows such models learning the task.
 #
 # ## What one gradient step learns
 #
@@ -381,11 +401,11 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
 #
 # Assume $W_{KQ}=0$, $W_{V}=0$, fixed embeddings and the population cross-entropy. Let
 # $\bar P[y,x]$ be the expected share of token $x$ in a context of target $y$ (the context law of
-# the task), $\bar e$ the mean embedding and $\mu=\mathbb E[h]$. After one step of size $\eta$,
+# the task), $\bar e$ the mean embedding and $\bar h=\mathbb E[h]$. After one step of size $\eta$,
 #
 # $$
 # W_{V}^{(1)}=\frac\eta V\,W_{E}^\top\Big(I-\frac{\mathbf{1}\mathbf{1}^\top}V\Big)\bar P\,W_{E}
-# =\frac\eta V\,W_{E}^\top\bar P\,W_{E}-\eta\,\bar e\,\mu^\top ,
+# =\frac\eta V\,W_{E}^\top\bar P\,W_{E}-\eta\,\bar e\,\bar h^\top ,
 # $$
 #
 # for every embedding. With orthonormal embeddings the second term adds the same number to every
@@ -470,8 +490,6 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: 1/160 = {report.exact(1 / (5 * 
       f"r=2: 1/480 = {report.exact(1 / (15 * 32))}")
 
 # %% [markdown]
-# (fig-paper-3a)=
-#
 # The population gradient matches autograd to rounding error, for orthonormal *and* Gaussian
 # embeddings (part 1 of the theorem holds for any embedding). The sampled gradients land inside
 # their tolerance, which shrinks like $1/\sqrt n$. For the reading as "construction plus shift",
@@ -482,59 +500,60 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: 1/160 = {report.exact(1 / (5 * 
 # moves all logits equally; with noise the step is the construction *minus* a penalty on tokens
 # present in the context, so the residual is small but not zero.
 #
+# (fig-paper-3a)=
+#
 # ## The paper's figure: trained $W_{V}$ against $W_{V}=I$
 #
-# Figure 3a of the paper compares the accuracy of trained one-layer models whose value matrix is
-# trained with models whose value matrix is fixed to the identity, at $L=64$, and a companion plot
-# does the same at $L=128$. The paper's exact data distribution is not available to this course,
-# and with the plain $\mathcal{N}_1$ task at $L=64$ both models reach 100% (we show this below). **In this
-# course we take** the $\mathcal{N}_1$ task with noise rate $\varepsilon=0.5$, noise tokens uniform over the
-# other tokens: half of every context is uninformative, the Bayes-optimal accuracy is still
+# Figure 3a of the paper compares the accuracy of one-layer models whose value matrix is trained
+# with models whose value matrix is fixed to the identity, at $L=64$, and a companion plot does the
+# same at $L=128$. The paper's exact data distribution is not available to this course, and on the
+# plain $\mathcal{N}_1$ task both variants solve the task (panel (c) below). **In this course we
+# take** the $\mathcal{N}_1$ task with noise rate $\varepsilon=0.5$, noise tokens uniform over the
+# other tokens: about half of every context is uninformative, the Bayes-optimal accuracy is still
 # essentially 1 (printed below the figure), and a gap appears. Everything is trained with the
 # course defaults of `lca.train` (Adam, learning rate 0.01, $W_{KQ}$ and $W_{E}$ trained, $W_{V}$
-# initialised at 0 when trained), with the budget below chosen so that the chapter runs in well
-# under a minute. Raise the numbers to train longer. Trained accuracies are estimates: the tables
+# initialised at 0 when trained), $d=16$, batches of 128 fresh contexts, five seeds per bar, for
+# 300 steps: the budget that keeps this chapter within its minute. How the picture changes with a
+# longer budget is the subject of the next section. Trained accuracies are estimates: the tables
 # print them as mean $\pm$ standard error over the seeds (`lca.report.pm`, which rounds the mean
 # to the leading digit of its standard error), because further digits change with the seed and
 # even with the floating-point code path of the CPU.
 
 # %%
-MS = (5, 6, 7, 8)          # latent dimensions
-LS_FIG = (64, 128)          # context lengths (the two panels)
-NOISE = 0.5                 # noise rate of the task used for the figure
+MS = (5, 6, 7, 8)           # latent dimensions
+NOISE = 0.5                 # noise rate of the task of panels (a) and (b)
 D_FIG = 16                  # embedding dimension (d < V for every m: embeddings must be trained)
-STEPS = 300                 # Adam steps (raise for longer training)
+STEPS = 300                 # Adam steps (the budgets section below trains up to 16 times longer)
 BATCH = 128                 # fresh examples per step
-SEEDS = (0, 1, 2)           # independent runs per bar
+SEEDS = (0, 1, 2, 3, 4)     # independent runs per bar
 VARIANTS = {"trained W_V": {}, "W_V = I (frozen)": {"train_V": False, "WV_init": "identity"}}
+PANELS = {"(a) L = 64, noise 0.5": lambda m: lca.TaskSpec(m, 64, noise=NOISE),
+          "(b) L = 128, noise 0.5": lambda m: lca.TaskSpec(m, 128, noise=NOISE),
+          "(c) L = 64, noise-free": lambda m: lca.TaskSpec(m, 64)}
 
 
-def wv_ablation(task_of, Ls, ms=MS, d=D_FIG, steps=STEPS, batch=BATCH, seeds=SEEDS):
-    """Train `VARIANTS x seeds` as one ensemble per (L, m); return {"L = ..": {variant: [[acc]]}}
-    with accuracies on 2048 fixed evaluation contexts."""
-    out = {}
-    for L in Ls:
-        panel = {v: [] for v in VARIANTS}
-        for m in ms:
-            cfg = TrainConfig(task=task_of(m, L), d=d, steps=steps, batch_size=batch, lr=0.01,
-                              eval_every=0, n_eval=2048, device=device)
-            res = sweep(cfg, seeds=seeds, variants=VARIANTS, progress=False)
-            acc = res.history["accuracy"][-1]
-            for v in VARIANTS:
-                panel[v].append([a for (lab, _), a in zip(res.labels, acc) if lab == v])
-        out[f"L = {L}"] = panel
+def wv_ablation(task_of, ms=MS, d=D_FIG, steps=STEPS, batch=BATCH, seeds=SEEDS):
+    """Train `VARIANTS x seeds` as one ensemble per m; return {variant: [[accuracy per seed] per m]}
+    on the 2,048 fixed evaluation contexts."""
+    out = {v: [] for v in VARIANTS}
+    for m in ms:
+        cfg = TrainConfig(task=task_of(m), d=d, steps=steps, batch_size=batch, lr=0.01,
+                          eval_every=0, n_eval=2048, device=device)
+        res = sweep(cfg, seeds=seeds, variants=VARIANTS, progress=False)
+        for v in VARIANTS:
+            out[v].append([a for (lab, _), a in zip(res.labels, res.history["accuracy"][-1]) if lab == v])
     return out
 
 
 t0 = time.process_time()
-fig3a = wv_ablation(lambda m, L: lca.TaskSpec(m, L, noise=NOISE), LS_FIG)
+fig3a = {panel: wv_ablation(task_of) for panel, task_of in PANELS.items()}
 t_fig3a = time.process_time() - t0
-value_matrix.plot_wv_bars(MS, fig3a, title=f"Trained W_V vs W_V fixed to the identity (N_1 + "
-                   f"{NOISE:.0%} noise, d = {D_FIG}; mean of {len(SEEDS)} seeds, bars: min-max)")
+value_matrix.plot_wv_bars(MS, fig3a, title=f"Trained $W_V$ vs $W_V$ fixed to the identity ($d$ = {D_FIG}, "
+                          f"{STEPS} steps; mean of {len(SEEDS)} seeds, bars: min-max)")
 plt.show()
 
 
-# %%
+# %% tags=["hide-output"]
 def mean_se(values):
     """Mean and standard error (sample standard deviation / sqrt(n)) of per-seed values."""
     t = torch.tensor(values, dtype=torch.float64)
@@ -546,62 +565,156 @@ def pm_text(mean, se):
     return report.pm(mean, se) if se > 0 else f"{mean:.4f} ± 0"
 
 
-def print_bars(results, ms=MS):
-    """Accuracy per variant and the gap, as mean ± standard error over the seeds; returns
-    {panel: [(gap, se of the gap) for each m]}."""
-    gaps = {}
-    for panel, variants in results.items():
-        print(f"{panel}   (accuracy, mean ± standard error over {len(SEEDS)} seeds)")
-        print(f"  {'m':>2s} " + " ".join(f"{v:>18s}" for v in variants) + f" {'gap':>16s}")
-        gaps[panel] = []
-        for i, m in enumerate(ms):
-            stats = [mean_se(variants[v][i]) for v in variants]
-            gap = (stats[0][0] - stats[1][0], math.hypot(stats[0][1], stats[1][1]))
-            gaps[panel].append(gap)
-            print(f"  {m:2d} " + " ".join(f"{pm_text(*st):>18s}" for st in stats)
-                  + f" {pm_text(*gap):>16s}")
-    return gaps
+gaps3a = {}
+for panel, variants in fig3a.items():
+    print(f"{panel}   (accuracy, mean ± standard error over {len(SEEDS)} seeds; gap paired by seed)")
+    print(f"  {'m':>2s} " + " ".join(f"{v:>18s}" for v in variants) + f" {'gap':>16s}")
+    gaps3a[panel] = []
+    for i, m in enumerate(MS):
+        runs = [variants[v][i] for v in variants]
+        gap = mean_se([a - b for a, b in zip(*runs)])
+        gaps3a[panel].append(gap)
+        print(f"  {m:2d} " + " ".join(f"{pm_text(*mean_se(r)):>18s}" for r in runs) + f" {pm_text(*gap):>16s}")
 
-
-gaps3a = print_bars(fig3a)
+# %%
+noisy = [p for p in PANELS if "noise-free" not in p]
+print("noisy task, gap above 2 standard errors at every m and L: "
+      + str(all(g > 2 * e for p in noisy for g, e in gaps3a[p])))
 print("gap at L = 64 larger than at L = 128 by more than 2 standard errors, for every m: " + str(all(
-    g64 - g128 > 2 * math.hypot(e64, e128)
-    for (g64, e64), (g128, e128) in zip(gaps3a["L = 64"], gaps3a["L = 128"]))))
-print("Bayes-optimal accuracy of the task (2048 contexts): " + ", ".join(
-    f"m={m}, L={L}: {lca.bayes_accuracy(lca.TaskSpec(m, L, noise=NOISE), n=2048, seed=5):.4f}"
-    for L in LS_FIG for m in MS))
+    g64 - g128 > 2 * math.hypot(e64, e128) for (g64, e64), (g128, e128) in zip(*(gaps3a[p] for p in noisy)))))
+plain_min = min(min(a) for v in fig3a["(c) L = 64, noise-free"].values() for a in v)
+print(f"noise-free task: every run of both variants at accuracy >= {math.floor(plain_min * 100) / 100:.2f}")
+glue("wv_plain_min", math.floor(plain_min * 100) / 100, display=False)
+bayes_min = min(lca.bayes_accuracy(PANELS[p](m), n=2048, seed=5) for p in noisy for m in MS)
+print(f"Bayes-optimal accuracy of the noisy task (2048 contexts), smallest over m and L: {bayes_min:.4f}")
 
 # %% tags=["nbval-ignore-output"]
 print(f"training time for the figure: {t_fig3a:.1f} s of CPU "
-      f"({len(MS) * len(LS_FIG)} ensembles of {len(VARIANTS) * len(SEEDS)} models)")
+      f"({len(MS) * len(PANELS)} ensembles of {len(VARIANTS) * len(SEEDS)} models)")
 
 # %% [markdown]
-# With a trained value matrix the models come close to the Bayes-optimal accuracy of 1 for every
-# $m$; with $W_{V}$ frozen to the identity they stay clearly below, and the gap is larger at $L=64$
-# than at $L=128$. A longer context averages out more noise, so the identity model's majority vote
-# (which needs only embeddings that encode the bits) improves faster with $L$. The trained $W_{V}$
-# gets both: an associative memory on top of structured embeddings. The numbers depend on the
-# training budget: a reader who suspects that the frozen models are merely slower learners can set
-# `STEPS = 1200` in the cell above and rerun it (about four times the CPU time) to see whether the
-# gap closes with a longer budget.
+# After 300 steps the models with a trained value matrix come close to the Bayes-optimal accuracy
+# of 1 at every $m$. On the noisy task (panels a and b) the models with $W_{V}$ frozen to the
+# identity stay below them by more than two standard errors at every $m$, and the gap is larger at
+# $L=64$ than at $L=128$. One reading: a longer context averages out more noise, which helps a
+# per-bit majority vote like that of {prf:ref}`ch4-pm1-majority` more than it helps a model that is
+# already near 1. Panel (c), the noise-free task, comes back under "Where it breaks".
+#
+# ### How long to train
+#
+# A gap between a trained and a frozen value matrix after 300 steps could simply mean that the
+# frozen models learn more slowly. The script `bench/04_budget.py` repeats panels (a)-(c) with the
+# same five seeds for up to 16 times the budget (4,800 steps, evaluated every 300 steps; the
+# learning rate is constant, so the record at step $s$ is the accuracy of an $s$-step run) and
+# stores the results in `lca/data/value_matrix_budget.json` (installed with the package), which this section reads (the run took
+# {glue:text}`wv_bench_minutes` minutes of one CPU core; a test recomputes a sample of it).
+
+# %%
+budget = report.load_stored("value_matrix_budget.json", "bench/04_budget.py")
+glue("wv_bench_minutes", round(budget["cpu_seconds"] / 60), display=False)
+steps_b = budget["fig3a"]["L=64,m=5"]["steps"]
+shown = [s for s in steps_b if s in (300, 600, 1200, 2400, 4800)]
+idx = [steps_b.index(s) for s in shown]
+labels = list(VARIANTS)
+budget_gaps = {}
+for L in (64, 128):
+    budget_gaps[f"L = {L}, noise 0.5"] = {
+        f"m = {m}": [[a - b for a, b in zip(*(budget["fig3a"][f"L={L},m={m}"][v][i] for v in labels))]
+                     for i in idx] for m in MS}
+value_matrix.plot_wv_budget(shown, budget_gaps, title="Gap between trained $W_V$ and $W_V = I$ against "
+                            f"the training budget ({len(budget['settings']['seeds'])} seeds)")
+plt.show()
+
+# %%
+CONVERGED = 0.005   # a budget s counts as converged when doubling it moves the seed mean by less
+
+
+def converged_budget(rec, variant):
+    """The smallest recorded s from which on every doubling (s, 2s, 4s, ... as recorded) moves the
+    variant's seed-mean accuracy by at most CONVERGED; None if there is none."""
+    mean = dict(zip(rec["steps"], (sum(r) / len(r) for r in rec[variant])))
+    ok = [s for s in mean if 2 * s in mean]
+    return next((s for s in ok if all(abs(mean[2 * t] - mean[t]) <= CONVERGED for t in ok if t >= s)), None)
+
+
+n_b = len(budget["settings"]["seeds"])
+print(f"gap (trained - identity): mean ± standard error over {n_b} seeds; frozen: median and lowest "
+      f"single run over the records from 1,200 steps on; converged: see CONVERGED = {CONVERGED}")
+print(f"{'L':>4s} {'m':>2s} " + " ".join(f"{f'gap {s}':>15s}" for s in (300, 1200, 4800))
+      + f" {'frozen median':>13s} {'lowest':>7s} {'converged: trained':>19s} {'frozen':>7s}")
+summary = {}
+for L in (64, 128):
+    for m in MS:
+        rec = budget["fig3a"][f"L={L},m={m}"]
+        g = budget_gaps[f"L = {L}, noise 0.5"][f"m = {m}"]
+        late = [a for s, r in zip(rec["steps"], rec[labels[1]]) if s >= 1200 for a in r]
+        summary[L, m] = {"gap": [mean_se(g[shown.index(s)]) for s in (300, 1200, 4800)],
+                         "median": sorted(late)[len(late) // 2], "lowest": min(late),
+                         "conv": [converged_budget(rec, v) for v in labels]}
+        row = summary[L, m]
+        print(f"{L:4d} {m:2d} " + " ".join(f"{pm_text(*x):>15s}" for x in row["gap"])
+              + f" {row['median']:13.3f} {row['lowest']:7.3f} {str(row['conv'][0]):>19s} {str(row['conv'][1]):>7s}")
+for L in (64, 128):  # the mean gap over every record (every 300 steps), not only the three above
+    low = min(sum(a) / len(a) - sum(b) / len(b) for m in MS
+              for a, b in zip(*(budget["fig3a"][f"L={L},m={m}"][v] for v in labels)))
+    print(f"L = {L}: smallest mean gap over all records and m: {low:.3f}")
+    glue(f"wv_gap{L}_lowest", math.floor(100 * low) / 100 if L == 64 else round(low, 2) + 0.0, display=False)
+plain_low = min(a for m in MS for r in budget["plain"][f"L=64,m={m}"][labels[1]] for a in r)
+print(f"noise-free task (panel c), lowest single frozen run up to 1,200 steps: {plain_low:.3f}")
+same = max(abs(sum(fig3a[p][v][i]) / len(SEEDS) - sum(budget[key][f"L={L},m={m}"][v][0]) / len(SEEDS))
+           for p, key, L in (("(a) L = 64, noise 0.5", "fig3a", 64), ("(b) L = 128, noise 0.5", "fig3a", 128),
+                             ("(c) L = 64, noise-free", "plain", 64)) for v in labels for i, m in enumerate(MS))
+print("the figure's 300-step runs and the file's 300-step records: largest difference of a seed mean "
+      + report.bound(same, 0.01))
+g64 = [summary[64, m]["gap"] for m in MS]
+glue("wv_gap64_300_min", math.floor(100 * min(g[0][0] for g in g64)) / 100, display=False)
+glue("wv_gap64_4800_min", math.floor(100 * min(g[2][0] for g in g64)) / 100, display=False)
+glue("wv_gap64_4800_max", math.ceil(100 * max(g[2][0] for g in g64)) / 100, display=False)
+glue("wv_gap64_m8_300", pm_text(*summary[64, 8]["gap"][0]), display=False)
+glue("wv_gap64_m8_1200", pm_text(*summary[64, 8]["gap"][1]), display=False)
+print("L = 64, 4,800 steps: gap above 2 standard errors at every m: "
+      + str(all(g[2][0] > 2 * g[2][1] for g in g64)))
+glue("wv_med128", math.floor(100 * min(summary[128, m]["median"] for m in MS)) / 100, display=False)
+glue("wv_low128", math.floor(100 * min(summary[128, m]["lowest"] for m in MS)) / 100, display=False)
+glue("wv_plain_low", math.floor(100 * plain_low) / 100, display=False)
+conv_tr = [summary[k]["conv"][0] for k in summary]
+glue("wv_conv_trained", max(conv_tr) if None not in conv_tr else "never", display=False)
+glue("wv_converged", CONVERGED, display=False)
+glue("wv_conv_frozen", sum(summary[k]["conv"][1] is None for k in summary), display=False)
+
+# %% [markdown]
+# The file's five seeds are the figure's: its 300-step records agree with panels (a)-(c) within the
+# printed bound. What the longer runs show:
+#
+# - **The trained $W_{V}$ settles.** In every setting, from {glue:text}`wv_conv_trained` steps on at
+#   the latest (from the figure's 300 in most), doubling the budget moves its mean accuracy by at
+#   most {glue:text}`wv_converged` (last column but one of the table).
+# - **At $L=64$ the gap shrinks but does not close.** It falls from at least
+#   {glue:text}`wv_gap64_300_min` at 300 steps to between {glue:text}`wv_gap64_4800_min` and
+#   {glue:text}`wv_gap64_4800_max` at 4,800 steps, still more than two standard errors at every $m$
+#   (printed above), and the mean gap never drops below
+#   {glue:text}`wv_gap64_lowest` at any record. At $m=8$ it falls from {glue:text}`wv_gap64_m8_300`
+#   at 300 steps to {glue:text}`wv_gap64_m8_1200` at 1,200.
+# - **At $L=128$ the 300-step gap is not the long-run one.** From 1,200 steps on the median frozen
+#   run is at {glue:text}`wv_med128` or more; what remains of the gap in the means comes from single
+#   runs that collapse for a record or two (down to {glue:text}`wv_low128`) and recover, and at one
+#   record the mean gap is {glue:text}`wv_gap128_lowest`. The frozen models' training is unstable
+#   at this constant learning rate (in {glue:text}`wv_conv_frozen` of the eight settings it never
+#   settles by the criterion above), and panel (c)'s frozen runs collapse in the same way when
+#   trained longer (lowest {glue:text}`wv_plain_low`).
+#
+# So the figure shows 300 steps because that fits this chapter's minute and because its main
+# reading, a trained $W_{V}$ above a frozen identity on the noisy task at $L=64$, holds at every
+# budget up to 16 times longer. Its gap sizes do not: they are those of a short run, and at
+# $L=128$ a longer run leaves little gap beyond the frozen model's unstable training.
 #
 # ## Where it breaks
 #
-# **The gap needs a hard enough task.** On the plain noise-free $\mathcal{N}_1$ task at $L=64$, both
-# variants solve the task, and the comparison of Figure 3a shows nothing.
-
-# %%
-t0 = time.process_time()
-plain = wv_ablation(lambda m, L: lca.TaskSpec(m, L), (64,))
-t_plain = time.process_time() - t0
-_ = print_bars(plain)
-
-# %% tags=["nbval-ignore-output"]
-print(f"training time: {t_plain:.1f} s of CPU")
-
-# %% [markdown]
-# Here a context of 64 tokens drawn from only $m\le8$ neighbours reveals every bit of the target
-# many times over, so even a majority vote ({prf:ref}`ch4-pm1-majority`) is almost never wrong.
+# **The gap needs a hard enough task.** Panel (c): on the plain noise-free $\mathcal{N}_1$ task at
+# $L=64$ every run of both variants reaches accuracy {glue:text}`wv_plain_min:.2f` or more, and the
+# comparison of Figure 3a shows nothing. A context of 64 tokens drawn from only $m\le8$ neighbours
+# reveals every bit of the target many times over, so even a majority vote
+# ({prf:ref}`ch4-pm1-majority`) is almost never wrong.
 #
 # **The construction needs neighbourhoods that identify their centre.** Part 3 of
 # {prf:ref}`ch4-wv-error`: when $\mathcal{N}(y)\subseteq\mathcal{N}(k)$ for a rival $k$, every context of $y$ is also
@@ -640,67 +753,168 @@ for eps in (0.0, 0.3, 0.6):
 # If training builds an associative memory, a trained value matrix should be replaceable by the
 # construction $W_{E}^\top AW_{E}$ computed from the *trained* embeddings, and the two matrices should
 # point in similar directions. The paper makes both comparisons across embedding dimensions
-# (`wv_replace_dim_*` and `wv_angle_dim_*` among its figures). We train models on the noisy $\mathcal{N}_1$
-# task at $m=5,\dots,8$, $L=64$, for several $d$, then
+# (`wv_replace_dim_*` and `wv_angle_dim_*` among its figures). We train models on the noisy
+# $\mathcal{N}_1$ task of panel (a) at $m=5,\dots,8$, $L=64$, for $d$ from 4 to 64, then
 #
-# - replace $W_{V}$ by $W_{V}^\star$ (keeping the trained $W_{E}$ and $W_{KQ}$) and measure both accuracies
-#   (`value_matrix.wv_replacement`);
-# - compute the cosine similarity $\langle W_{V},W_{V}^\star\rangle_F/(\|W_{V}\|_F\|W_{V}^\star\|_F)$ between
-#   the matrices, and between their best rank-$m$ approximations (`value_matrix.wv_alignment`).
+# - replace $W_{V}$ by $W_{V}^\star$ (keeping the trained $W_{E}$ and $W_{KQ}$) and measure both
+#   accuracies (`value_matrix.wv_replacement`);
+# - compute the cosine similarity $\langle W_{V},W_{V}^\star\rangle_F/(\|W_{V}\|_F\|W_{V}^\star\|_F)$
+#   between the full matrices, and between their best rank-$r$ approximations
+#   (`value_matrix.wv_alignment`).
 #
-# Rank $m$ is the natural cut: with embeddings that encode the $m$ latent bits, $W_{V}^\star$ has $m$
-# dominant singular values of equal size, so a smaller rank would pick an arbitrary part of a
-# degenerate subspace.
+# Which rank $r$? For the $\pm1$ code of {prf:ref}`ch4-pm1-majority` the answer is exact:
+# $W_{V}^\star=\frac{(m-2)V}{m}I_m$, $m$ equal singular values and nothing else
+# ({prf:ref}`lem-wv-walsh`), so rank $m$ is the natural cut there.
 
 # %%
-M_REPS = (5, 6, 7, 8)          # the paper's wv_replace_dim_n5..n8 / wv_angle_dim_n5..n8
-D_REP = [4, 8, 16, 32, 64]
-SEEDS_REP = SEEDS              # three seeds per point, so that the standard errors mean something
-rep = {}
-t0 = time.process_time()
-for m_rep in M_REPS:
-    spec_rep = lca.TaskSpec(m_rep, 64, noise=NOISE)
-    acc = {"trained W_V": [], "W_V replaced by W_V*": []}
-    cosines = {"full matrices": [], "rank-m parts": []}
-    for d in D_REP:
-        cfg = TrainConfig(task=spec_rep, d=d, steps=STEPS, batch_size=BATCH, lr=0.01,
-                          eval_every=0, n_eval=2048, device=device)
-        res = sweep(cfg, seeds=SEEDS_REP, progress=False)
-        swapped = value_matrix.wv_replacement(res.model, spec_rep, n=2048, seed=77)
-        cos = value_matrix.wv_alignment(res.model, spec_rep, ranks=(None, m_rep))
-        acc["trained W_V"].append(swapped["trained"])
-        acc["W_V replaced by W_V*"].append(swapped["constructed"])
-        cosines["full matrices"].append(cos[None])
-        cosines["rank-m parts"].append(cos[m_rep])
-    rep[m_rep] = (acc, cosines)
-t_rep = time.process_time() - t0
-for m_rep, (acc, cosines) in rep.items():
-    value_matrix.plot_wv_replacement(D_REP, acc, cosines, title=f"Trained W_V vs the construction from "
-                              f"the trained embeddings (m = {m_rep}, L = 64, N_1 + {NOISE:.0%} noise)")
-    plt.show()
-
-# %%
-print(f"mean ± standard error over {len(SEEDS_REP)} seeds; angle between the full matrices in degrees")
-print(f"{'m':>2s} {'d':>4s} {'trained':>15s} {'replaced':>15s} {'cos full':>15s} {'cos rank-m':>15s}"
-      f" {'angle full':>12s}")
-for m_rep, (acc, cosines) in rep.items():
-    for i, d in enumerate(D_REP):
-        cols = [list(v[i]) for v in (*acc.values(), *cosines.values())]
-        cols.append([value_matrix.cosine_to_degrees(c) for c in cols[2]])
-        print(f"{m_rep:2d} {d:4d} " + " ".join(f"{pm_text(*mean_se(c)):>{w}s}"
-                                              for c, w in zip(cols, (15, 15, 15, 15, 12))))
-
-# %% tags=["nbval-ignore-output"]
-print(f"training time: {t_rep:.1f} s of CPU")
+for m in (3, 5, 8):
+    E = value_matrix.pm1_embedding(m)
+    W = value_matrix.value_matrix_construction(E, lca.hamming_sphere(1))
+    gap = float((W - (m - 2) * 2**m / m * torch.eye(m, dtype=torch.float64)).abs().max())
+    print(f"m = {m}: +-1 code, max |W_V* - (m-2)V/m I_m| {report.bound(gap, 1e-12)}; "
+          f"Walsh-weight share of ||W_E||^2 on weight 1: {float(value_matrix.walsh_weight_shares(E)[1]):.4f}")
 
 # %% [markdown]
-# Once $d$ is large enough for the task to be learned at all, replacing the trained value matrix by
-# the construction costs little accuracy, and the cosine similarity between the two is high (a
-# small angle between two matrices with $d^2$ entries, which would be close to $90°$ for unrelated
-# matrices). At the smallest $d$ the model has not learned the task and the comparison says
-# little. The trained $W_{V}$ is not *equal* to $W_{V}^\star$: training also uses directions that the
-# construction does not need (for instance ones that shift all logits together), which is why the
-# cosine is below 1.
+# Trained embeddings are another matter, so we do not fix the rank in advance: the measured rank
+# $r$ of $W_{V}^\star$ is the number of its singular values at least {glue:text}`wv_significant`
+# times the largest (`value_matrix.wv_spectra`), and we compare the rank-$r$ parts, next to the
+# full matrices and the rank-$m$ parts. Training the 100 models per budget of this comparison does not fit
+# this chapter's minute, so the figure reads the stored results again: five seeds per point,
+# trained for 1,200 steps, four times the budget of Figure 3a (the table below the figure also
+# lists the same runs at 300 steps).
+
+# %%
+glue("wv_significant", value_matrix.SIGNIFICANT, display=False)
+D_REP = budget["settings"]["d_rep"]
+rep = budget["replacement"]
+
+
+def rep_series(steps, m, key):
+    """[len(D_REP), seeds] values of one measurement from the committed file."""
+    return [rep[f"steps={steps},m={m},d={d}"][key] for d in D_REP]
+
+
+STEPS_REP = 1200
+panels_rep = {f"m = {m}": {"trained": rep_series(STEPS_REP, m, "trained"),
+                           "replaced": rep_series(STEPS_REP, m, "constructed"),
+                           "cosine": rep_series(STEPS_REP, m, "cos_full"),
+                           "cosine, measured rank": rep_series(STEPS_REP, m, "cos_measured_rank")}
+              for m in MS}
+example = rep[f"steps={STEPS_REP},m=5,d=64"]
+n_sv = len(example["spectrum_constructed"][0])
+spectra = {"$W_V^\\star$, trained $W_E$ ($m=5$, $d=64$)": torch.tensor(example["spectrum_constructed"]).mean(0),
+           "trained $W_V$ ($m=5$, $d=64$)": torch.tensor(example["spectrum_trained"]).mean(0),
+           "$W_V^\\star$ of the $\\pm1$ code ($m=5$)": [1.0] * 5 + [0.0] * (n_sv - 5),
+           "rank": {f"m = {m}": rep_series(STEPS_REP, m, "measured_rank") for m in MS}}
+value_matrix.plot_wv_replacement(D_REP, panels_rep, spectra, title="Trained $W_V$ against the construction "
+                                 f"from the trained embeddings ($L$ = 64, noise 0.5, {STEPS_REP} steps)")
+plt.show()
+
+# %% tags=["hide-output"]
+n_seeds = len(budget["settings"]["seeds"])
+print(f"mean ± standard error over {n_seeds} seeds; r: measured rank of W_V* (mean over seeds)")
+print(f"{'steps':>5s} {'m':>2s} {'d':>3s} {'trained':>15s} {'replaced':>15s} {'cos full':>15s}"
+      f" {'cos rank-m':>15s} {'cos rank-r':>15s} {'r':>5s}")
+for steps in budget["settings"]["rep_steps"]:
+    for m in MS:
+        for d in D_REP:
+            e = rep[f"steps={steps},m={m},d={d}"]
+            cols = [e[k] for k in ("trained", "constructed", "cos_full", "cos_rank_m", "cos_measured_rank")]
+            print(f"{steps:5d} {m:2d} {d:3d} " + " ".join(f"{pm_text(*mean_se(c)):>15s}" for c in cols)
+                  + f" {sum(e['measured_rank']) / n_seeds:5.1f}")
+
+# %%
+d_max = D_REP[-1]
+gl = {}
+for m in MS:
+    e = rep[f"steps={STEPS_REP},m={m},d={d_max}"]
+    shares = torch.tensor(e["walsh_shares"]).mean(0).tolist()
+    sv = torch.tensor(e["spectrum_constructed"]).mean(0).tolist()
+    r_mean = sum(e["measured_rank"]) / n_seeds
+    cos = {k: sum(e[k]) / n_seeds for k in ("cos_full", "cos_rank_m", "cos_measured_rank")}
+    print(f"m = {m}, d = {d_max}, {STEPS_REP} steps: measured rank {r_mean:.1f} (2m = {2 * m}); share of "
+          f"||W_E||^2 on Walsh weight 1: {shares[1]:.2f}, m - 1: {shares[m - 1]:.2f}, m: {shares[m]:.2f}, "
+          f"2: {shares[2]:.2f}, m - 2: {shares[m - 2]:.2f}; "
+          f"cosine full {cos['cos_full']:.2f}, rank m {cos['cos_rank_m']:.2f}, rank r {cos['cos_measured_rank']:.2f}")
+    gl[m] = dict(rank=r_mean, w1=shares[1], wm1=shares[m - 1], wm=shares[m], sv=sv, **cos)
+print("m = 5, d = 64: mean normalised singular values s_i/s_1 of W_V*: "
+      + " ".join(f"{x:.2f}" for x in gl[5]["sv"]))
+cost = {st: max(sum(rep[f"steps={st},m={m},d={d}"]["trained"]) / n_seeds
+                - sum(rep[f"steps={st},m={m},d={d}"]["constructed"]) / n_seeds for m in MS for d in D_REP if d >= 16)
+        for st in budget["settings"]["rep_steps"]}
+print("largest mean accuracy lost by the replacement at d >= 16: "
+      + ", ".join(f"{st} steps: {c:.3f}" for st, c in cost.items()))
+low_cos = min(sum(rep[f"steps={st},m={m},d={d}"]["cos_measured_rank"]) / n_seeds
+              for st in budget["settings"]["rep_steps"] for m in MS for d in D_REP)
+print(f"smallest mean cosine of the rank-r parts over every m, d and budget: {low_cos:.2f}")
+glue("wv_rank5", f"{gl[5]['rank']:.0f}", display=False)
+glue("wv_rank8", f"{gl[8]['rank']:.0f}", display=False)
+for key, i in (("sv10", 9), ("sv11", 10), ("sv12", 11)):
+    glue(f"wv_{key}", f"{gl[5]['sv'][i]:.2f}", display=False)
+for key in ("w1", "wm1", "wm", "cos_full", "cos_rank_m", "cos_measured_rank"):
+    glue(f"wv_{key}_5", f"{gl[5][key]:.2f}", display=False)
+glue("wv_cos_rank_m_min", f"{min(gl[m]['cos_rank_m'] for m in MS):.2f}", display=False)
+glue("wv_cos_r_min", f"{math.floor(100 * low_cos) / 100:.2f}", display=False)
+glue("wv_cost_300", f"{math.ceil(100 * cost[300]) / 100:.2f}", display=False)
+glue("wv_cost_1200", f"{math.ceil(100 * cost[1200]) / 100:.2f}", display=False)
+
+# %% [markdown]
+# Where do the measured rank's directions come from? One model of the file, retrained here ($m=5$,
+# $d=64$, 1,200 steps, seed 0): each leading eigenvector $v$ of the symmetric matrix $W_{V}^\star$
+# is a direction in $\mathbb{R}^d$, and the Walsh-weight shares of $W_{E}v\in\mathbb{R}^V$ say
+# which characters it lives on.
+
+# %%
+spec_eig = lca.TaskSpec(5, 64, noise=NOISE)
+t0 = time.process_time()
+model_eig = lca.fit(TrainConfig(task=spec_eig, d=64, steps=STEPS_REP, batch_size=BATCH, lr=0.01,
+                                eval_every=0, n_eval=2048, device=device), progress=False).model
+t_eig = time.process_time() - t0
+E_eig = model_eig.W_E.detach().double().cpu()
+ev, vecs = torch.linalg.eigh(value_matrix.constructed_value_matrix(model_eig, spec_eig).double())
+order = ev.abs().argsort(descending=True)
+r_eig = value_matrix.wv_spectra(model_eig, spec_eig)["rank"]
+groups = {}
+for i in order[:r_eig].tolist():
+    shares = value_matrix.walsh_weight_shares(E_eig @ vecs[:, i : i + 1])
+    key = (int(shares.argmax()), "positive" if ev[i] > 0 else "negative")
+    groups[key] = groups.get(key, 0) + 1
+print(f"measured rank {r_eig}; its eigenvectors by dominant Walsh weight and sign of the eigenvalue: "
+      + ", ".join(f"weight {w} ({sgn}): {n}" for (w, sgn), n in sorted(groups.items())))
+
+# %% tags=["nbval-ignore-output"]
+print(f"training time: {t_eig:.1f} s of CPU")
+
+# %% [markdown]
+# What the figure shows, at 1,200 steps (the 300-step rows of the table tell the same story):
+#
+# - **Replacing $W_{V}$ costs little once $d$ is large enough to learn the task.** For $d\ge16$ the
+#   replaced model loses at most {glue:text}`wv_cost_1200` of accuracy on average
+#   ({glue:text}`wv_cost_300` after 300 steps). At $d=4$ the models have not learned the task, and
+#   the comparison says little.
+# - **The rank is not $m$.** At $m=5$, $d=64$ the construction from the trained embeddings has
+#   about $2m$ singular values of comparable size, not $m$ (bottom left): the tenth is
+#   {glue:text}`wv_sv10` of the largest, the eleventh {glue:text}`wv_sv11`, the twelfth
+#   {glue:text}`wv_sv12`, and the measured rank is {glue:text}`wv_rank5`. {prf:ref}`lem-wv-walsh`
+#   says why: these embeddings carry a share {glue:text}`wv_w1_5` of their energy on the Walsh
+#   characters of weight 1 (the bits), {glue:text}`wv_wm1_5` on those of weight $m-1$ (the bits
+#   times the parity, the parity zig-zag of the next chapter), on which $\mathcal{N}_1$ acts with the
+#   same factor $m-2$ (with opposite signs), and {glue:text}`wv_wm_5` on the parity itself (factor
+#   $m$). The eigenvectors of the model retrained above (one seed) sort exactly so: $m$ on weight 1
+#   with positive eigenvalues, $m$ on weight $m-1$ with negative ones, and one on the parity. At
+#   $m=8$ the characters of weight 2 and $m-2$ (factor $m-4$) also carry a share, and the measured
+#   rank at $d=64$ is about {glue:text}`wv_rank8` (bottom right: the measured rank grows with $d$).
+# - **Compared at their rank, the two matrices agree better than in full.** At $m=5$, $d=64$ the
+#   cosine of the full matrices is {glue:text}`wv_cos_full_5`, that of the rank-$r$ parts
+#   {glue:text}`wv_cos_measured_rank_5`, and that of the rank-$m$ parts only
+#   {glue:text}`wv_cos_rank_m_5`: a cut at $m$ keeps an arbitrary part of a set of singular values
+#   of similar size, and the rank-$m$ cosine falls to {glue:text}`wv_cos_rank_m_min` at $d=64$ for
+#   some $m$. The rank-$r$ cosine is at least {glue:text}`wv_cos_r_min` everywhere (two unrelated
+#   $d\times d$ matrices would have a cosine near 0). The trained $W_{V}$ is not *equal* to
+#   $W_{V}^\star$: the full cosine stays below 1 at every $d$, and this chapter does not identify
+#   what the remaining part of the trained matrix does. The paper summarises that constructed and
+#   trained value matrices share low-rank approximations; in the course's runs that holds at the
+#   measured rank, not at rank $m$.
 #
 # ## Explore
 #
@@ -802,7 +1016,7 @@ _ = check_sphere_error(my_sphere_error)
 # ```{solution} ex-wv-one-step
 # :class: dropdown
 #
-# The per-example gradient is $W_{E}^\top(p-e_y)h^\top$ with $p=\mathbf{1}/V$ at $W_{V}=0$, and
+# The per-example gradient is $W_{E}^\top(\hat p-e_y)h^\top$, with the softmax output $\hat p=\mathbf{1}/V$ at $W_{V}=0$, and
 # $\mathbb E[h\mid y]^\top=P[y]W_{E}$. Averaging over the uniform target gives
 # $\nabla=-\frac1VW_{E}^\top(I-\frac{\mathbf{1}\mathbf{1}^\top}V)PW_{E}$, so
 # `C = torch.eye(V, dtype=W_E.dtype) - 1.0 / V; return W_E.T @ C @ P @ W_E / V`.
@@ -847,14 +1061,17 @@ _ = check_one_step_gradient(my_one_step)
 # The value matrix can be written down: $W_{V}^\star=W_{E}^\top AW_{E}$ stores "neighbours $\to$ token"
 # as outer products, and with orthonormal embeddings its logits are the shares of the context
 # inside each token's neighbourhood, so its error falls like $\binom m2(2/m)^L$ on the $\mathcal{N}_1$ task.
-# A single gradient step from zero already builds it, up to a scale and a shift. Without it, an
-# identity value matrix can only echo tokens of the context, which never include the answer, and
-# trained models with $W_{V}$ frozen to the identity fall behind once the context is noisy. For
-# context hijacking this is the key mechanism: the logit of a token is the share of the context
-# that *looks like its neighbourhood*, whatever the sentence says about it. Repeating "Do not think
-# of Chicago" raises the share of Chicago-like tokens, and an associative memory reads that share,
-# not the negation. The next chapter turns to the embeddings, which must encode latent similarity
-# when $d$ is smaller than the vocabulary.
+# With orthonormal embeddings and a noise-free task, a single gradient step from zero already
+# builds it, up to a scale and a shift. An identity value matrix with orthonormal embeddings can
+# only echo tokens of the context, which never include the answer; with trained embeddings it
+# learns the task, and on a noisy task it stays behind a trained $W_{V}$ at every budget we tried,
+# by a margin that shrinks as training gets longer. A trained $W_{V}$ can be swapped for the
+# construction from its own embeddings at a small cost, and the two agree best when compared at
+# the rank they actually have (about $2m$ here), not at $m$. For context hijacking this is the
+# mechanism the next chapters build on: in this model the logit of a token is driven by the share
+# of the context that *looks like its neighbourhood*, whatever the sentence says about it. The
+# next chapter turns to the embeddings, which must encode latent similarity when $d$ is smaller
+# than the vocabulary.
 
 # %% tags=["nbval-ignore-output", "remove-cell"]
 print(f"chapter CPU time: {time.process_time() - T_START:.1f} s")

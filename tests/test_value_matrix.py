@@ -7,9 +7,12 @@ one of them fails.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import json
 import math
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +22,8 @@ from lca import lca_task, value_matrix
 from lca.model import OneLayerTransformer, init_embedding
 from lca.task import enumerate_task
 from lca.train import exact_population_loss
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def orthonormal(V, seed=0, d=None):
@@ -277,8 +282,9 @@ def test_memory_accuracy_matches_the_model_forward():
     ) == pytest.approx(fast, abs=1e-12)
 
 
-def test_gaussian_embeddings_approach_orthonormal_accuracy():
-    """prop-wv-gaussian-limit: accuracy rises towards the orthonormal value as d grows."""
+def test_gaussian_embeddings_reach_the_limit_bounds_only_at_large_d():
+    """prop-wv-gaussian-limit bounds the limit d -> infinity between alpha and alpha+ (both 1 here);
+    it says nothing about rates: at d = 4 the accuracy is far below, at d = 2048 it is close."""
     spec = lca.TaskSpec(4, 32)
     ortho = value_matrix.construction_accuracy(spec, n=2000, seed=3)
     small = (
@@ -520,6 +526,118 @@ def test_trained_value_matrix_aligns_with_the_construction():
         assert k > 0.6
 
 
+def pm1_model(m):
+    E = value_matrix.pm1_embedding(m)
+    return OneLayerTransformer.from_weights(
+        E, W_V=value_matrix.value_matrix_construction(E, lca.hamming_sphere(1))
+    )
+
+
+def parity_flipped(m):
+    """The +-1 code with every row multiplied by the parity (-1)^|z|: only characters of weight m - 1."""
+    E = value_matrix.pm1_embedding(m)
+    return E * (1 - 2 * (lca.LatentSpace(m).latents.sum(1) % 2)).double()[:, None]
+
+
+@pytest.mark.parametrize("m", [3, 4, 5])
+def test_construction_in_the_walsh_basis(m):
+    """lem-wv-walsh: W_V* = (1/V) sum_s (m - 2|s|) u_s u_s^T for N_1 and any embedding; the +-1
+    code gives ((m - 2) V / m) I_m, and its parity-flipped twin gives -((m - 2) V / m) I_m."""
+    V = 2**m
+    g = torch.Generator().manual_seed(m)
+    W = torch.randn(V, 7, generator=g, dtype=torch.float64)
+    t = torch.arange(V)
+    weight = lca.latent.popcounts(m)
+    H = (1 - 2 * (weight[t[:, None] & t[None, :]] % 2)).double()
+    U = H @ W  # row s: u_s
+    walsh = (U.T * (m - 2 * weight).double()) @ U / V
+    brute = brute_construction(W, lca.hamming_sphere(1).mask(m))
+    assert torch.allclose(walsh, brute, atol=1e-10)
+    shares = value_matrix.walsh_weight_shares(W)
+    assert float(shares.sum()) == pytest.approx(1.0)
+    assert torch.allclose(
+        shares, torch.zeros(m + 1, dtype=torch.float64).index_add_(0, weight, (U**2).sum(1)) / (U**2).sum()
+    )
+    for E, sign, w in ((value_matrix.pm1_embedding(m), 1, 1), (parity_flipped(m), -1, m - 1)):
+        W_star = value_matrix.value_matrix_construction(E, lca.hamming_sphere(1))
+        assert torch.allclose(W_star, sign * (m - 2) * V / m * torch.eye(m, dtype=torch.float64), atol=1e-10)
+        assert value_matrix.walsh_weight_shares(E)[w] == pytest.approx(1.0)
+    # a stacked ensemble gives one row of shares per member
+    both = value_matrix.walsh_weight_shares(torch.stack([value_matrix.pm1_embedding(m), parity_flipped(m)]))
+    assert both.shape == (2, m + 1) and float(both[0, 1]) == pytest.approx(1.0)
+
+
+def test_spectra_count_m_for_the_pm1_code_and_2m_when_parity_is_added():
+    """The +-1 code: m equal singular values (rank m). Both codes side by side in d = 2m (weights 1
+    and m - 1, on which N_1 acts with |m - 2|): 2m significant singular values."""
+    m = 5
+    spec = lca.TaskSpec(m, 16)
+    out = value_matrix.wv_spectra(pm1_model(m), spec)
+    assert out["rank"] == m and out["cosine"] == pytest.approx(1.0)
+    assert torch.allclose(out["constructed"][:m], torch.ones(m, dtype=torch.float64))
+    E = torch.cat([value_matrix.pm1_embedding(m), 0.8 * parity_flipped(m)], 1)  # [V, 2m]
+    W_star = value_matrix.value_matrix_construction(E, lca.hamming_sphere(1))
+    model = OneLayerTransformer.from_weights(E, W_V=torch.eye(2 * m, dtype=torch.float64))
+    out = value_matrix.wv_spectra(model, spec)
+    assert out["rank"] == 2 * m
+    assert out["constructed"][m:].tolist() == pytest.approx([0.64] * m)
+    assert torch.allclose(torch.linalg.svdvals(W_star) / torch.linalg.svdvals(W_star)[0], out["constructed"])
+    # W_V = I agrees with W_V* on the +-1 half and has the opposite sign on the parity half
+    assert out["cosine"] < 1.0
+    ranks = value_matrix.wv_spectra(model, spec, rel=0.7)["rank"]
+    assert ranks == m  # 0.64 < 0.7: the weaker half no longer counts
+    with pytest.raises(ValueError, match="rel"):
+        value_matrix.wv_spectra(model, spec, rel=0.0)
+
+
+def test_fuzzed_calls_name_their_parameter():
+    """Issue 16's fuzz list for this module."""
+    spec = lca.TaskSpec(3, 4)
+    with pytest.raises(ValueError, match="W_E"):  # a W_E whose last dimension was cut
+        value_matrix.memory_accuracy(
+            spec, torch.eye(8, dtype=torch.float64)[:, :1], torch.eye(8, dtype=torch.float64)
+        )
+    with pytest.raises(TypeError, match="dtype"):
+        value_matrix.pm1_embedding(3, dtype="float32")
+    with pytest.raises(TypeError, match="ranks"):
+        value_matrix.wv_alignment(pm1_model(3), spec, ranks=None)
+    for flag in ("False", 2, None):
+        with pytest.raises(TypeError, match="per_target"):
+            value_matrix.wv_error_bound(spec, per_target=flag)
+    assert value_matrix.wv_error_bound(spec, per_target=True).shape == (8,)
+
+
+def load_bench():
+    path = ROOT / "bench" / "04_budget.py"
+    spec = importlib.util.spec_from_file_location("bench_04_budget", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, json.loads(module.OUT.read_text())
+
+
+@pytest.mark.slow
+def test_committed_budget_results_are_reproduced():
+    """lca/data/value_matrix_budget.json (bench/04_budget.py), which chapter 4 loads: recompute a
+    sample (2 of its 5 seeds, the first budget) and compare. Tolerances allow for another CPU's
+    floating-point sums in training."""
+    torch.set_num_threads(1)
+    bench, stored = load_bench()
+    seeds = (0, 1)
+    run = bench.ablation_run(lca.TaskSpec(5, 64, noise=bench.NOISE), 300, 300, seeds)
+    rec = stored["fig3a"]["L=64,m=5"]
+    assert rec["steps"][0] == 300 and rec["steps"][-1] == 4800
+    for variant in bench.VARIANTS:
+        assert run[variant][0] == pytest.approx(rec[variant][0][: len(seeds)], abs=0.02)
+    rep = bench.replacement_run(5, 8, 300, seeds)
+    want = stored["replacement"]["steps=300,m=5,d=8"]
+    for key in ("trained", "constructed", "cos_full", "cos_measured_rank"):
+        assert rep[key] == pytest.approx(want[key][: len(seeds)], abs=0.03)
+    assert all(abs(a - b) <= 1 for a, b in zip(rep["measured_rank"], want["measured_rank"]))
+    # the file covers what the chapter reads
+    assert stored["settings"]["seeds"] == [0, 1, 2, 3, 4]
+    assert len(stored["replacement"]) == 2 * 4 * 5 and len(stored["fig3a"]) == 8 and len(stored["plain"]) == 4
+
+
 # ---------------------------------------------------------------- validation
 
 
@@ -631,8 +749,18 @@ def test_plots_return_labelled_figures():
             (5, 6), {"L = 64": {"x": [[0.9, 0.8], [0.7, 0.75]], "y": [[0.5, 0.6], [0.4, 0.3]]}}
         ),
         value_matrix.plot_wv_replacement(
-            [4, 8], {"t": [[0.5, 0.6], [0.9, 0.95]]}, {"c": [[0.9, 0.8], [0.7, 0.6]]}
+            [4, 8],
+            {
+                "m = 5": {
+                    "trained": [[0.5, 0.6], [0.9, 0.95]],
+                    "replaced": [[0.4, 0.5], [0.8, 0.9]],
+                    "cosine": [[0.9, 0.8], [0.7, 0.6]],
+                    "cosine, measured rank": [[0.9, 0.9], [0.8, 0.7]],
+                }
+            },
+            {"W_V*": [1.0, 0.5, 0.05], "rank": {"m = 5": [[4, 4], [8, 9]]}},
         ),
+        value_matrix.plot_wv_budget([300, 600], {"L = 64": {"m = 5": [[0.1, 0.2], [0.05, 0.1]]}}),
         value_matrix.plot_wv_random_embeddings([8, 16], {"m = 5": [[0.1, 0.2], [0.5, 0.6]]}, {"m = 5": 1.0}),
     ]
     for fig in figs:
