@@ -4,8 +4,10 @@ chapter's figures and its exercise checkers."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -13,12 +15,20 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from ._validate import check_finite, check_float, check_int, check_size, warn_if_transposed
+from ._validate import (
+    ArgumentTypeError,
+    check_finite,
+    check_float,
+    check_int,
+    check_size,
+    warn_if_transposed,
+)
 from .checks import CheckResult, run_cases
-from .latent import LatentSpace, popcounts
+from .latent import LatentSpace, hamming_ball, popcounts
 from .model import OneLayerTransformer, check_model
 from .style import COLORS, CYCLE, DIVERGING_CMAP, SEQUENTIAL_CMAP, as_array, new_figure
 from .task import TaskSpec, check_spec
+from .train import TrainConfig
 
 # Matrices G[i, j] = g(D_H(i, j)) on {0,1}^m (token ids as in lca.latent) are diagonalised by the
 # Walsh characters chi_s(z) = (-1)^(s.z): chi_s is an eigenvector with eigenvalue
@@ -31,6 +41,32 @@ from .task import TaskSpec, check_spec
 GEO_M_MAX = 12  # V x V matrices: 4096 x 4096 float64 is the largest we build
 GRAM_LIMIT = 2**27  # V^2 (2E + m + 1) float64 entries (1 GiB) for the Gram matrices of E members
 RAYLEIGH_LIMIT = 2**34  # E V^3 multiply-adds for weight_rayleigh (a few seconds)
+EXPAND_LIMIT = 2**20  # eigenvalues in one expanded spectrum (V = 2^20 at most)
+
+
+def _real_tensor(name: str, value: object, integer: bool = False) -> torch.Tensor:
+    """``value`` (a tensor, array or sequence of real numbers) as a float64 tensor (int64 when
+    ``integer``), or an error naming ``name``: TypeError for a str, None or anything that is not
+    numbers, ValueError for NaN or infinity (and for non-integral entries when ``integer``)."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise ArgumentTypeError(
+            f"{name} must be a tensor or a sequence of real numbers, got {type(value).__name__}"
+        )
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ArgumentTypeError(
+            f"{name} must be a tensor or a sequence of real numbers, got {type(value).__name__}"
+        ) from None
+    if t.dtype == torch.bool or t.is_complex():
+        raise ArgumentTypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    t = t.detach().double().cpu()
+    check_finite(name, t)
+    if integer:
+        if bool((t != t.round()).any()):
+            raise ValueError(f"{name} must hold integers, got non-integral entries")
+        return t.long()
+    return t
 
 
 def krawtchouk(k: int, w: int, m: int) -> int:
@@ -102,16 +138,18 @@ def hamming_kernel_spectrum(g: ArrayLike | Callable, m: int) -> tuple[torch.Tens
 
 def expand_spectrum(eigenvalues: ArrayLike, multiplicities: ArrayLike) -> torch.Tensor:
     """The full list of V eigenvalues (float64, largest first) from per-weight eigenvalues and
-    their multiplicities (the output of ``hamming_kernel_spectrum``)."""
-    lam = torch.as_tensor(eigenvalues, dtype=torch.float64).flatten()
-    mult = torch.as_tensor(multiplicities).flatten()
+    their multiplicities (the output of ``hamming_kernel_spectrum``). The multiplicities are
+    non-negative integers summing to at most 2^20."""
+    lam = _real_tensor("eigenvalues", eigenvalues).flatten()
+    mult = _real_tensor("multiplicities", multiplicities, integer=True).flatten()
     if lam.numel() != mult.numel():
         raise ValueError(
             f"multiplicities must have as many entries as eigenvalues ({lam.numel()}), got {mult.numel()}"
         )
     if mult.numel() and int(mult.min()) < 0:
         raise ValueError("multiplicities must be >= 0")
-    return torch.repeat_interleave(lam, mult.long()).sort(descending=True).values
+    check_size("multiplicities", int(mult.sum()), EXPAND_LIMIT, "eigenvalues (the sum of the multiplicities)")
+    return torch.repeat_interleave(lam, mult).sort(descending=True).values
 
 
 def walsh_characters(m: int) -> torch.Tensor:
@@ -156,7 +194,12 @@ def affine_embedding(m: int, b0: float, b1: float) -> torch.Tensor:
     law to be a Gram matrix, i.e. ``b1 >= 0`` and ``b0 >= m b1 / 2`` (else ValueError)."""
     m = check_int("m", m, 1, GEO_M_MAX)
     b1 = check_float("b1", b1, 0.0)
-    b0 = check_float("b0", b0, m * b1 / 2)
+    b0 = check_float("b0", b0)
+    if b0 < m * b1 / 2:
+        raise ValueError(
+            f"b0 and b1 must satisfy b0 >= m b1 / 2 for the affine law to be a Gram matrix, got "
+            f"b0={b0:g}, b1={b1:g} (m={m}: b0 must be at least {m * b1 / 2:g}, or b1 at most {2 * b0 / m:g})"
+        )
     Z = LatentSpace(m).latents.double()
     const = torch.full((2**m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)
     return torch.cat([math.sqrt(b1 / 2) * (2 * Z - 1), const], dim=1)
@@ -198,8 +241,8 @@ def margin_by_weight(mu: ArrayLike, nu: ArrayLike) -> torch.Tensor:
         mean_y F[y, y] - mean_{y, k} F[y, k] = sum_{w >= 1} C(m, w) mu_w nu_w / 2^m,
     with F[y, k] = sum_x P[y, x] M[k, x]. Returns the terms (float64 ``[m+1]``, entry 0 is 0).
     """
-    mu = torch.as_tensor(mu, dtype=torch.float64).flatten()
-    nu = torch.as_tensor(nu, dtype=torch.float64).flatten()
+    mu = _real_tensor("mu", mu).flatten()
+    nu = _real_tensor("nu", nu).flatten()
     if mu.numel() < 2:
         raise ValueError(f"mu must hold m+1 >= 2 values, got {mu.numel()}")
     if nu.numel() != mu.numel():
@@ -360,9 +403,13 @@ def eigen_gap(eigenvalues: ArrayLike, k: int) -> torch.Tensor:
     """Ratio ``lambda_k / lambda_{k+1}`` of the k-th to the (k+1)-th largest eigenvalue (k >= 1),
     for a spectrum ``[n]`` or a batch ``[E, n]`` sorted largest first (as ``embedding_spectrum``
     returns). A large ratio after k = m (or m+1) is the signature of a rank-m (m+1) structure."""
-    ev = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    ev = _real_tensor("eigenvalues", eigenvalues)
     if ev.ndim not in (1, 2):
         raise ValueError(f"eigenvalues must have shape [n] or [E, n], got {tuple(ev.shape)}")
+    if ev.shape[-1] < 2:
+        raise ValueError(f"eigenvalues must hold at least 2 values per spectrum, got shape {tuple(ev.shape)}")
+    if bool((ev < 0).any()):
+        raise ValueError("eigenvalues must be >= 0 (a spectrum of W_E^T W_E), got a negative entry")
     k = check_int("k", k, 1, ev.shape[-1] - 1)
     return ev[..., k - 1] / ev[..., k].clamp(min=1e-300)
 
@@ -374,7 +421,7 @@ def weight_rayleigh(M: torch.Tensor) -> torch.Tensor:
     ``association_matrix``). Returns float64 ``[m+1]`` (or ``[E, m+1]``): entry w is the mean of
     ``chi_s^T M chi_s / V`` over the C(m, w) characters s of weight w. For a Hamming kernel
     ``M = g(D_H)`` this is exactly its Krawtchouk eigenvalue lambda_w; for any M it equals the
-    Krawtchouk eigenvalue of M's mean profile (book/proofs/geometry.md, lem-profile-projection).
+    Krawtchouk eigenvalue of M's mean profile (book/proofs/geometry.md, lem-geo-profile-projection).
     """
     if not isinstance(M, torch.Tensor):
         raise ValueError(f"M must be a tensor [V, V] or [E, V, V], got {type(M).__name__}")
@@ -425,6 +472,158 @@ def association_matrix(model: OneLayerTransformer) -> torch.Tensor:
     return W_U @ W_V @ W_E.transpose(-1, -2)
 
 
+def twisted_weights(m: int) -> tuple[int, ...]:
+    """The character weights of the parity-twisted affine law ``b0 - b1 k + (-1)^k (c0 - c1 k)``:
+    ``(0, 1, m-1, m)``, since ``K_0(k) = 1``, ``K_1(k) = m - 2k``, ``K_m(k) = (-1)^k`` and
+    ``K_{m-1}(k) = (-1)^k (m - 2k)``. The affine law itself is ``(0, 1)``. m in 2..12."""
+    m = check_int("m", m, 2, GEO_M_MAX)
+    return (0, 1, m - 1, m)
+
+
+@dataclass
+class WeightVariance:
+    """How the variance of the entries of a token-by-token matrix M splits by character weight.
+
+    With SS the sum of squares of M's entries about their mean and ``lambda_w`` the Krawtchouk
+    eigenvalues of M's mean profile, ``share[w] = C(m, w) lambda_w^2 / SS`` for w = 1..m (entry 0
+    is 0) and ``remainder = ||M - G_gbar||_F^2 / SS``, the part that no function of Hamming distance
+    explains; together they sum to 1 (book/proofs/geometry.md, cor-geo-variance). Shapes ``[m+1]``
+    and ``[]``, or ``[E, m+1]`` and ``[E]`` for a batch.
+    """
+
+    share: torch.Tensor
+    remainder: torch.Tensor
+
+    def r2(self, weights) -> torch.Tensor:
+        """R^2 over the V^2 pairs of the least-squares profile spanned by ``K_w(k)``, w in
+        ``weights`` (the constant always included): the sum of ``share[w]`` over those weights."""
+        return self.share[..., self._columns(weights)].sum(-1)
+
+    def r2_profile(self, weights) -> torch.Tensor:
+        """R^2 of the same fit on the mean profile (pairs weighted by their number): ``r2`` divided
+        by ``1 - remainder``, the most that any function of Hamming distance explains."""
+        return self.r2(weights) / (1 - self.remainder).clamp(min=1e-300)
+
+    def _columns(self, weights) -> list[int]:
+        m = self.share.shape[-1] - 1
+        if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+            raise ArgumentTypeError(
+                f"weights must be a sequence of character weights 0..{m}, got {weights!r}"
+            )
+        return sorted({check_int("weights", w, 0, m) for w in weights})
+
+
+def weight_variance(M: torch.Tensor) -> WeightVariance:
+    """Split the variance of M's entries into Hamming-invariant parts, one per character weight,
+    and a remainder (see ``WeightVariance``). ``M`` is ``[V, V]`` or ``[E, V, V]``: a Gram matrix
+    (``gram_matrix``), an ``association_matrix`` or any matrix indexed by tokens."""
+    lam = weight_rayleigh(M)  # validates M
+    A = M.detach().double().cpu().reshape((-1,) + tuple(M.shape[-2:]))
+    lam2 = lam.reshape(A.shape[0], -1)
+    m = lam2.shape[1] - 1
+    mult = _binomials(m, torch.float64)
+    ss = (A**2).sum((1, 2)) - lam2[:, 0] ** 2
+    ok = ss > 1e-12 * (A**2).sum((1, 2)).clamp(min=1e-300)
+    share = torch.where(ok[:, None], mult * lam2**2 / ss.clamp(min=1e-300)[:, None], torch.zeros_like(lam2))
+    share[:, 0] = 0.0
+    rem = torch.where(ok, (1 - share.sum(1)).clamp(min=0.0), torch.zeros_like(ss))
+    batched = M.ndim == 3
+    return WeightVariance(_unbatch(share, batched), _unbatch(rem, batched))
+
+
+def weight_profile(M: torch.Tensor, weights) -> torch.Tensor:
+    """The least-squares profile of M restricted to character weights ``weights`` (the constant
+    w = 0 always included): ``g(k) = sum_w lambda_w K_w(k) / V`` with lambda_w the Krawtchouk
+    eigenvalues of M's mean profile. float64 ``[m+1]`` (or ``[E, m+1]``). With every weight it is
+    the mean profile itself; with ``twisted_weights(m)`` it is the parity-twisted affine fit."""
+    lam = weight_rayleigh(M)
+    m = lam.shape[-1] - 1
+    cols = WeightVariance(torch.zeros(m + 1), torch.zeros(()))._columns(list(weights) + [0])
+    K = krawtchouk_matrix(m).double()  # [k, w] = K_k(w); K_w(k) = K[w, k]
+    keep = torch.zeros(m + 1, dtype=torch.float64)
+    keep[cols] = 1.0
+    return (lam * keep) @ K / 2.0**m
+
+
+def geometry_summary(model: OneLayerTransformer) -> list[dict]:
+    """Per member of a (single or ensemble) model on V = 2^m tokens: how Hamming-like its embedding
+    geometry is. Keys: ``share`` (``weight_variance`` of the Gram matrix, w = 0..m), ``remainder``
+    (its non-Hamming part), ``assoc_remainder`` (the same for ``association_matrix``), ``r2_affine``
+    and ``r2_twisted`` (over the pairs), ``r2p_affine`` and ``r2p_twisted`` (over the mean profile),
+    ``profile`` (the mean profile in units of its k = 0 value), ``spectrum`` (eigenvalues of
+    ``W_E^T W_E``, largest first), ``indefinite`` (share of the absolute eigenvalue mass of the
+    symmetric part of the association matrix on negative eigenvalues: 0 for W_V = I, tied)."""
+    check_model(model)
+    G = gram_matrix(model)
+    A = association_matrix(model)
+    if G.ndim == 2:
+        G, A = G[None], A[None]
+    m = G.shape[-1].bit_length() - 1
+    if m < 2:
+        raise ValueError(f"model must have V = 2^m tokens with m >= 2, got V={G.shape[-1]}")
+    var_g, var_a = weight_variance(G), weight_variance(A)
+    spectra = embedding_spectrum(model.W_E.detach().reshape((-1,) + tuple(model.W_E.shape[-2:])))
+    out = []
+    for e in range(G.shape[0]):
+        vg = WeightVariance(var_g.share[e], var_g.remainder[e])
+        prof = weight_profile(G[e], range(m + 1))
+        sym = torch.linalg.eigvalsh((A[e] + A[e].T) / 2)
+        row = {
+            "share": vg.share.tolist(),
+            "remainder": float(vg.remainder),
+            "assoc_remainder": float(var_a.remainder[e]),
+        }
+        for law, weights in (("affine", (0, 1)), ("twisted", twisted_weights(m))):
+            row[f"r2_{law}"], row[f"r2p_{law}"] = float(vg.r2(weights)), float(vg.r2_profile(weights))
+        row["profile"], row["spectrum"] = (prof / prof[0]).tolist(), spectra[e].tolist()
+        row["indefinite"] = float(sym.clamp(max=0).abs().sum() / sym.abs().sum().clamp(min=1e-300))
+        out.append(row)
+    return out
+
+
+# The chapter's budget-and-factor study (bench/05_trained_geometry.py writes the file).
+GEOMETRY_SWEEP = Path(__file__).with_name("data") / "trained_geometry.json"
+GEOMETRY_VARIANTS = {"trained W_V": {}, "W_V = I": {"train_V": False, "WV_init": "identity"}}
+NEIGHBOURHOODS = {"N_1": None, "ball2": hamming_ball(2)}
+
+
+def geometry_config(setting: dict, steps: int, device: str = "cpu") -> TrainConfig:
+    """The TrainConfig of one setting of the study: ``setting`` holds ``m`` and ``d`` and
+    optionally ``L`` (64), ``noise`` (0), ``neighbourhood`` (``"N_1"`` or ``"ball2"``), ``lr``
+    (0.01), ``tied`` (True) and ``batch_size`` (256); Adam, W_KQ trained from 0."""
+    if not isinstance(setting, dict):
+        raise ArgumentTypeError(f"setting must be a dict of options, got {type(setting).__name__}")
+    known = {"m", "d", "L", "noise", "neighbourhood", "lr", "tied", "batch_size"}
+    if set(setting) - known or not {"m", "d"} <= set(setting):
+        raise ValueError(
+            f"setting must have keys m, d and optionally {sorted(known - {'m', 'd'})}, got {sorted(setting)}"
+        )
+    nb = setting.get("neighbourhood", "N_1")
+    if nb not in NEIGHBOURHOODS:
+        raise ValueError(f"setting['neighbourhood'] must be one of {sorted(NEIGHBOURHOODS)}, got {nb!r}")
+    extra = {} if NEIGHBOURHOODS[nb] is None else {"neighbourhood": NEIGHBOURHOODS[nb]}
+    task = TaskSpec(m=setting["m"], L=setting.get("L", 64), noise=setting.get("noise", 0.0), **extra)
+    kw = {
+        "batch_size": setting.get("batch_size", 256),
+        "lr": setting.get("lr", 0.01),
+        "tied": setting.get("tied", True),
+    }
+    return TrainConfig(
+        task=task, d=setting["d"], steps=steps, eval_every=max(1, steps // 8), device=device, **kw
+    )
+
+
+def load_geometry_sweep(path: str | Path | None = None) -> dict:
+    """The stored results of ``bench/05_trained_geometry.py`` (``GEOMETRY_SWEEP`` by default):
+    ``{"settings": {name: setting}, "runs": [one dict per trained member], ...}``."""
+    path = GEOMETRY_SWEEP if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no stored geometry study at {path}: run `python bench/05_trained_geometry.py`"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def plot_distance_and_gram(D: ArrayLike, G: ArrayLike, title: str = "") -> Figure:
     """Two heat maps side by side: Hamming distances ``D [V, V]`` and a Gram matrix ``G [V, V]``
     (tokens in id order)."""
@@ -447,42 +646,40 @@ def plot_distance_and_gram(D: ArrayLike, G: ArrayLike, title: str = "") -> Figur
     return fig
 
 
-def plot_hamming_inner(panels: dict, m: int | None = None, title: str = "") -> Figure:
+def plot_hamming_inner(
+    panels: dict, m: int | None = None, title: str = "", ncols: int | None = None
+) -> Figure:
     """Fig. 3(b)-style panels: mean inner product of two token embeddings against their Hamming
     distance, one panel per variant (each panel's m is read from the length of its profile; ``m``
-    only enters the default title).
+    only enters the default title). ``ncols``: panels per row (default: all in one row).
 
     ``panels`` maps a panel title to a dict with ``mean`` and ``std`` (``[S, m+1]``: per seed, the
     mean and the spread over pairs at each distance), ``b0``, ``b1`` (the affine fit to the
-    seed-averaged profile) and ``r2`` (its R^2 on the pairs, one number per panel).
+    seed-averaged profile) and ``r2`` (the R^2 the legend quotes, that of the mean profile), and
+    optionally ``twisted`` (``[m+1]``, the parity-twisted fit) with its ``r2_twisted``.
     """
-    fig, axes = new_figure(len(panels), 1, width=4.6, height=3.6)
-    axes = np.atleast_1d(axes)
-    for ax, (name, p) in zip(axes, panels.items()):
+    n = len(panels)
+    ncols = n if ncols is None else max(1, min(int(ncols), n))
+    nrows = -(-n // ncols)
+    fig, axes = new_figure(ncols, nrows, width=4.6, height=3.6, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, (name, p) in zip(axes.flat, panels.items()):
         mean, std = np.atleast_2d(as_array(p["mean"])), np.atleast_2d(as_array(p["std"]))
         k = np.arange(mean.shape[1])
         for s in range(mean.shape[0]):
             ax.plot(k, mean[s], color=COLORS["sky"], lw=0.8, alpha=0.7, label="one seed" if s == 0 else None)
-        ax.errorbar(
-            k,
-            mean.mean(0),
-            yerr=std.mean(0),
-            fmt="o",
-            color=COLORS["blue"],
-            capsize=3,
-            label="mean over seeds (bars: spread over pairs)",
-        )
-        ax.plot(
-            k,
-            p["b0"] - p["b1"] * k,
-            "--",
-            color=COLORS["vermillion"],
-            label=f"affine fit $b_0-b_1k$ ($R^2$={p['r2']:.2f})",
-        )
+        bars = dict(fmt="o", color=COLORS["blue"], capsize=3, label="mean (bars: spread)")
+        ax.errorbar(k, mean.mean(0), yerr=std.mean(0), **bars)
+        affine = p["b0"] - p["b1"] * k
+        ax.plot(k, affine, "--", color=COLORS["vermillion"], label=f"affine, $R^2$ = {p['r2']:.1f}")
+        if p.get("twisted") is not None:
+            label = f"parity-twisted, $R^2$ = {p['r2_twisted']:.1f}"
+            ax.plot(k, as_array(p["twisted"]), ":", color=COLORS["green"], lw=2, label=label)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlabel("Hamming distance $k = D_H(i, j)$")
         ax.set_ylabel(r"$\langle W_E(i), W_E(j)\rangle$")
-        ax.set_title(name)
+        ax.set_title(name.replace("W_V", "$W_V$"))
         ax.set_xticks(k)
         ax.legend(fontsize=7)
     fig.suptitle(
@@ -491,64 +688,103 @@ def plot_hamming_inner(panels: dict, m: int | None = None, title: str = "") -> F
     return fig
 
 
-def plot_krawtchouk_spectrum(measured: dict, predicted: dict, n_show: int = 48, title: str = "") -> Figure:
-    """Sorted eigenvalues of measured Gram matrices (dots) against the Krawtchouk eigenvalues of
-    their mean Hamming profiles (steps), one colour per label; log scale."""
-    fig, ax = new_figure(1, 1, width=6.4, height=3.8)
-    for color, label in zip(CYCLE, measured):
-        meas = as_array(measured[label])[:n_show]
-        pred = as_array(predicted[label])[:n_show]
-        idx = np.arange(1, len(meas) + 1)
-        ax.step(
-            np.arange(1, len(pred) + 1),
-            np.clip(pred, 1e-3, None),
-            where="mid",
-            color=color,
-            label=f"{label}: Krawtchouk, from the mean profile",
-        )
-        ax.plot(
-            idx,
-            np.clip(meas, 1e-3, None),
-            "o",
-            ms=3,
-            color=color,
-            label=f"{label}: eigenvalues of $W_EW_E^T$",
-        )
-    ax.set_yscale("log")
-    ax.set_xlabel("eigenvalue index (largest first)")
-    ax.set_ylabel("eigenvalue")
-    ax.set_title(title or "Gram spectrum: measured vs predicted from the Hamming profile")
-    ax.legend(fontsize=7)
+def plot_profile_grid(profiles: dict, title: str = "") -> Figure:
+    """Mean Hamming profiles in units of g(0), one panel per m, one colour per variant, one line
+    style per training budget, with the seeds' range shaded.
+
+    ``profiles`` maps a panel title to a dict ``(variant, steps) -> [S, m+1]`` (one row per seed).
+    """
+    fig, axes = new_figure(len(profiles), 1, width=3.6, height=3.2)
+    axes = np.atleast_1d(axes)
+    variants = sorted({v for curves in profiles.values() for v, _ in curves})
+    budgets = sorted({b for curves in profiles.values() for _, b in curves})
+    for ax, (name, curves) in zip(axes, profiles.items()):
+        for (variant, steps), rows in curves.items():
+            rows = np.atleast_2d(as_array(rows))
+            k = np.arange(rows.shape[1])
+            color = CYCLE[variants.index(variant)]
+            style = ("-", "--", ":")[budgets.index(steps) % 3]
+            label = f"{variant.replace('W_V', '$W_V$')}, {steps} steps"
+            ax.plot(k, rows.mean(0), style, marker="o", ms=3, color=color, label=label)
+            ax.fill_between(k, rows.min(0), rows.max(0), color=color, alpha=0.15, lw=0)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(k)
+        ax.set_xlabel("Hamming distance $k$")
+        ax.set_ylabel(r"$\bar g(k) / \bar g(0)$")
+        ax.set_title(name)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title or "Mean Hamming profiles over seeds and budgets")
     return fig
 
 
-def plot_spectra(spectra: dict, marks: dict | None = None, title: str = "") -> Figure:
-    """Normalised spectra ``lambda_i / lambda_1`` of ``W_E^T W_E``, one panel per setting.
+def plot_geometry_study(rows: dict, title: str = "") -> Figure:
+    """The factor study: per setting (one row each) and variant (one panel each), the part of the
+    Gram matrix's variance over pairs that a function of Hamming distance explains (the ceiling),
+    that the parity-twisted law explains and that the affine law explains; filled markers at the
+    longer budget, open at the shorter, bars the range over seeds.
+
+    ``rows`` maps a variant to a dict setting -> dict steps -> dict quantity -> ``[S]`` values,
+    quantities ``"hamming"``, ``"twisted"``, ``"affine"``.
+    """
+    variants = list(rows)
+    height = 0.36 * max(len(r) for r in rows.values()) + 1.4
+    fig, axes = new_figure(len(variants), 1, width=4.2, height=height)
+    axes = np.atleast_1d(axes)
+    marks = {"hamming": ("s", COLORS["black"]), "twisted": ("D", COLORS["green"])}
+    marks["affine"] = ("o", COLORS["vermillion"])
+    names = {"hamming": "any function of $D_H$", "twisted": "parity-twisted law", "affine": "affine law"}
+    for ax, variant in zip(axes, variants):
+        settings = list(rows[variant])
+        for i, setting in enumerate(settings):
+            budgets = sorted(rows[variant][setting])
+            for j, steps in enumerate(budgets):
+                last = j == len(budgets) - 1
+                for q, (marker, color) in marks.items():
+                    vals = as_array(rows[variant][setting][steps][q])
+                    y, x = i + (j - (len(budgets) - 1) / 2) * 0.28, vals.mean()
+                    style = dict(fmt=marker, ms=5, color=color, mfc=color if last else "white", lw=0.8)
+                    label = names[q] if i == 0 and last else None
+                    ax.errorbar(x, y, xerr=[[x - vals.min()], [vals.max() - x]], label=label, **style)
+        ax.set_yticks(range(len(settings)))
+        ax.set_yticklabels(settings if ax is axes[0] else [], fontsize=8)
+        ax.set_ylim(len(settings) - 0.5, -0.5)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel("$R^2$ over all pairs of tokens")
+        ax.set_title(variant.replace("W_V", "$W_V$"))
+    where = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes[-1].legend(fontsize=7, title="filled: longest budget", title_fontsize=7, **where)
+    fig.suptitle(title or "How much of the trained Gram matrix each law explains")
+    return fig
+
+
+def plot_spectra(spectra: dict, marks: dict | None = None, title: str = "", ncols: int = 2) -> Figure:
+    """Normalised spectra ``lambda_i / lambda_1`` of ``W_E^T W_E``, one panel per setting, ``ncols``
+    panels per row.
 
     ``spectra`` maps a panel title (e.g. ``"m=8, d=32"``) to a dict label -> eigenvalues ``[d]``
-    (largest first); ``marks`` maps a panel title to an index drawn as a dotted line (e.g. m).
+    or ``[S, d]`` (largest first; several seeds: their mean, with the range shaded); ``marks`` maps
+    a panel title to an index drawn as a dotted line (e.g. m).
     """
-    fig, axes = new_figure(len(spectra), 1, width=3.6, height=3.4)
-    axes = np.atleast_1d(axes)
-    for ax, (name, curves) in zip(axes, spectra.items()):
+    n = len(spectra)
+    ncols = max(1, min(int(ncols), n))
+    fig, axes = new_figure(ncols, -(-n // ncols), width=3.8, height=3.0, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, (name, curves) in zip(axes.flat, spectra.items()):
         for color, (label, ev) in zip(CYCLE, curves.items()):
-            ev = as_array(ev)
-            ax.plot(
-                np.arange(1, len(ev) + 1),
-                np.clip(ev / ev[0], 1e-4, None),
-                "o-",
-                ms=2.5,
-                lw=1,
-                color=color,
-                label=label,
-            )
+            ev = np.atleast_2d(as_array(ev))
+            ev = np.clip(ev / ev[:, :1], 1e-4, None)
+            i = np.arange(1, ev.shape[1] + 1)
+            ax.plot(i, ev.mean(0), "o-", ms=2.5, lw=1, color=color, label=label.replace("W_V", "$W_V$"))
+            if ev.shape[0] > 1:
+                ax.fill_between(i, ev.min(0), ev.max(0), color=color, alpha=0.2, lw=0)
         if marks and name in marks:
             ax.axvline(marks[name] + 0.5, ls=":", color="black", label=f"after index {marks[name]}")
         ax.set_yscale("log")
         ax.set_xlabel("index i (largest first)")
-        ax.set_ylabel(r"$\lambda_i / \lambda_1$ of $W_E^TW_E$")
+        ax.set_ylabel(r"$\lambda_i / \lambda_1$ of $W_E^\top W_E$")
         ax.set_title(name)
-        ax.legend(fontsize=6)
+    axes.flat[0].legend(fontsize=7)
     fig.suptitle(title or "Spectra of trained embeddings (underparameterised, d < V)")
     return fig
 
@@ -644,17 +880,13 @@ def check_krawtchouk(fn: Callable) -> CheckResult:
         (3, 2, 6),
         (4, 5, 7),
         (7, 7, 7),
-        (2, 6, 8),
-        (5, 3, 9),
     ]
-    return run_cases(
-        "check_krawtchouk",
-        fn,
-        krawtchouk,
-        cases,
-        compare=_same_number,
-        describe=lambda c: f"k={c[0]}, w={c[1]}, m={c[2]}",
-    )
+    cases += [(2, 6, 8), (5, 3, 9)]
+
+    def describe(c):
+        return f"k={c[0]}, w={c[1]}, m={c[2]}"
+
+    return run_cases("check_krawtchouk", fn, krawtchouk, cases, compare=_same_number, describe=describe)
 
 
 def _same_number(expected, got) -> bool:
@@ -708,10 +940,8 @@ def check_affine_embedding(fn: Callable) -> CheckResult:
         (5, 4.0, 1.0),
         (6, 3.0, 1.0),
     ]
-    return run_cases(
-        "check_affine_embedding",
-        gram_of,
-        affine_gram,
-        cases,
-        describe=lambda c: f"m={c[0]}, b0={c[1]}, b1={c[2]} (Gram matrix compared)",
-    )
+
+    def describe(c):
+        return f"m={c[0]}, b0={c[1]}, b1={c[2]} (Gram matrix compared)"
+
+    return run_cases("check_affine_embedding", gram_of, affine_gram, cases, describe=describe)

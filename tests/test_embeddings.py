@@ -296,6 +296,123 @@ def test_spectrum_gap_and_weight_shares():
     assert math.isclose(float(share_r.sum()), 1.0, abs_tol=1e-12)
 
 
+def _brute_r2(y, X):
+    beta = torch.linalg.lstsq(X, y[:, None]).solution.flatten()
+    return 1 - float(((y - X @ beta) ** 2).sum() / ((y - y.mean()) ** 2).sum()), X @ beta
+
+
+def test_weight_variance_is_the_least_squares_fit_of_a_law():
+    """cor-geo-variance: the shares and the remainder sum to 1, the remainder is the residual of the
+    mean-profile kernel, and the R^2 of a law spanned by K_w(k), w in W, equals the sum of its
+    shares: checked against lstsq over all V^2 pairs for the affine and the parity-twisted law, on a
+    non-symmetric matrix that is no Hamming kernel (its remainder is large)."""
+    m = 4
+    g = torch.Generator().manual_seed(21)
+    D = brute_distances(m).double()
+    M = torch.randn(2**m, 2**m, generator=g, dtype=torch.float64) + torch.cos(D) * 3 + (-1.0) ** D
+    wv = embeddings.weight_variance(M)
+    assert math.isclose(float(wv.share.sum() + wv.remainder), 1.0, abs_tol=1e-12)
+    assert float(wv.share[0]) == 0.0
+    kernel = embeddings.hamming_kernel(brute_profile(M, m), m)
+    ss = float(((M - M.mean()) ** 2).sum())
+    assert math.isclose(float(wv.remainder), float(((M - kernel) ** 2).sum()) / ss, rel_tol=1e-10)
+    assert float(wv.remainder) > 0.1
+    y, k = M.flatten(), D.flatten()
+    affine = torch.stack([torch.ones_like(k), k], 1)
+    twisted = torch.stack([torch.ones_like(k), k, (-1.0) ** k, (-1.0) ** k * k], 1)
+    for weights, X in (((0, 1), affine), (embeddings.twisted_weights(m), twisted)):
+        r2, fitted = _brute_r2(y, X)
+        assert math.isclose(float(wv.r2(weights)), r2, abs_tol=1e-10)
+        assert math.isclose(float(wv.r2_profile(weights)), r2 / (1 - float(wv.remainder)), rel_tol=1e-10)
+        prof = embeddings.weight_profile(M, weights)
+        assert torch.allclose(prof[D.long()].flatten(), fitted, atol=1e-9)
+    assert torch.allclose(embeddings.weight_profile(M, range(m + 1)), brute_profile(M, m), atol=1e-12)
+    # a Gram matrix: the affine share is affine_fit's R^2; batches give one entry per member
+    W = torch.randn(2**m, 3, generator=g, dtype=torch.float64)
+    G = W @ W.T
+    assert math.isclose(
+        float(embeddings.weight_variance(G).r2((0, 1))), embeddings.affine_fit(W).r2, abs_tol=1e-10
+    )
+    both = embeddings.weight_variance(torch.stack([G, M]))
+    assert both.share.shape == (2, m + 1) and torch.allclose(both.remainder[1], wv.remainder)
+    # a parity-twisted Hamming kernel: no remainder, the twisted law fits exactly, the affine does not
+    law = embeddings.hamming_kernel([5.0 - k + (-1) ** k * (2.0 - 0.5 * k) for k in range(m + 1)], m)
+    wl = embeddings.weight_variance(law)
+    assert float(wl.remainder) < 1e-12
+    assert math.isclose(float(wl.r2(embeddings.twisted_weights(m))), 1.0, abs_tol=1e-12)
+    assert float(wl.r2((0, 1))) < 0.9
+    # a constant matrix has no variance: all zero, no NaN
+    flat = embeddings.weight_variance(torch.ones(8, 8, dtype=torch.float64))
+    assert float(flat.share.abs().sum() + flat.remainder) == 0.0
+
+
+def test_geometry_summary_of_constructed_models():
+    """The affine code with W_V = I: no non-Hamming part, the affine law explains everything, the
+    association matrix is positive; with W_V = -I it is negative (indefinite share 1)."""
+    m = 5
+    E = embeddings.affine_embedding(m, 4.0, 1.0)
+    d = E.shape[1]
+    model = lca.OneLayerTransformer.from_weights(
+        torch.stack([E, E]), W_V=torch.stack([torch.eye(d), -torch.eye(d)]).double()
+    )
+    plus, minus = embeddings.geometry_summary(model)
+    for s in (plus, minus):
+        assert s["remainder"] < 1e-9 and s["assoc_remainder"] < 1e-9
+        assert math.isclose(s["r2_affine"], 1.0, abs_tol=1e-9) and math.isclose(
+            s["r2p_twisted"], 1.0, abs_tol=1e-9
+        )
+        assert len(s["profile"]) == m + 1 and math.isclose(s["profile"][1], 3.0 / 4.0, abs_tol=1e-9)
+        assert len(s["spectrum"]) == d
+    assert plus["indefinite"] < 1e-12 and math.isclose(minus["indefinite"], 1.0, abs_tol=1e-12)
+    single = embeddings.geometry_summary(model.member(0))
+    assert len(single) == 1 and math.isclose(single[0]["r2_affine"], 1.0, abs_tol=1e-9)
+
+
+def test_geometry_config_builds_the_stated_setting():
+    cfg = embeddings.geometry_config(
+        {"m": 5, "d": 8, "noise": 0.5, "neighbourhood": "ball2", "tied": False}, 40
+    )
+    assert (cfg.task.m, cfg.task.L, cfg.task.noise, cfg.d, cfg.steps, cfg.lr, cfg.tied) == (
+        5,
+        64,
+        0.5,
+        8,
+        40,
+        0.01,
+        False,
+    )
+    assert cfg.task.neighbourhood == lca.hamming_ball(2) and cfg.eval_every == 5
+    assert embeddings.geometry_config({"m": 5, "d": 8}, 40).task == lca.TaskSpec(m=5, L=64)
+
+
+def test_stored_geometry_study_reproduces():
+    """bench/05_trained_geometry.py's stored results: every setting at both budgets with 5 seeds of
+    both variants is there, and one stored sample (m = 6, d = 32, 800 steps, seed 0, both variants)
+    is retrained here and agrees with the file (trained numbers, so at a tolerance)."""
+    study = embeddings.load_geometry_sweep()
+    runs = study["runs"]
+    for name in study["settings"]:
+        for steps in study["budgets"]:
+            got = {(r["variant"], r["seed"]) for r in runs if r["setting"] == name and r["steps"] == steps}
+            assert got == {(v, s) for v in study["variants"] for s in study["seeds"]}, (name, steps)
+    name, steps = "m = 6, d = 32", 800
+    cfg = embeddings.geometry_config(study["settings"][name], steps)
+    res = lca.sweep(cfg, seeds=(0,), variants=study["variants"], progress=False)
+    for summary, (variant, seed) in zip(embeddings.geometry_summary(res.model), res.labels):
+        (stored,) = [
+            r
+            for r in runs
+            if (r["setting"], r["steps"], r["variant"], r["seed"]) == (name, steps, variant, seed)
+        ]
+        for key in ("remainder", "assoc_remainder", "r2_affine", "r2_twisted", "r2p_affine", "r2p_twisted"):
+            assert abs(summary[key] - stored[key]) < 0.03, (variant, key, summary[key], stored[key])
+        assert max(abs(a - b) for a, b in zip(summary["profile"], stored["profile"])) < 0.05
+        top = [b / stored["spectrum"][0] for b in stored["spectrum"][:12]]
+        assert max(abs(a / summary["spectrum"][0] - b) for a, b in zip(summary["spectrum"][:12], top)) < 0.05
+    with pytest.raises(FileNotFoundError, match="bench/05_trained_geometry.py"):
+        embeddings.load_geometry_sweep("/nonexistent/trained_geometry.json")
+
+
 def test_association_matrix_is_the_single_token_logit():
     g = torch.Generator().manual_seed(9)
     V, d = 16, 6
@@ -413,6 +530,36 @@ def test_frozen_overparameterised_embeddings_have_a_flat_profile():
         (lambda: embeddings.eigen_gap(torch.ones(4), 4), "k"),
         (lambda: embeddings.weight_rayleigh(torch.zeros(4, 3)), "M"),
         (lambda: embeddings.association_matrix(torch.zeros(4, 4)), "model"),
+        # issue 16: fuzzed calls (str, None, NaN, huge or too few entries) name their parameter
+        (lambda: embeddings.expand_spectrum("abc", [1]), "eigenvalues"),
+        (lambda: embeddings.expand_spectrum(None, [1]), "eigenvalues"),
+        (lambda: embeddings.expand_spectrum([float("nan")], [1]), "eigenvalues"),
+        (lambda: embeddings.expand_spectrum([1.0], None), "multiplicities"),
+        (lambda: embeddings.expand_spectrum([1.0], "x"), "multiplicities"),
+        (lambda: embeddings.expand_spectrum([1.0], [1.5]), "multiplicities"),
+        (lambda: embeddings.expand_spectrum([1.0, 2.0], [10**6, 10**6]), "multiplicities"),
+        (lambda: embeddings.eigen_gap("abc", 1), "eigenvalues"),
+        (lambda: embeddings.eigen_gap(None, 1), "eigenvalues"),
+        (lambda: embeddings.eigen_gap(torch.ones(1), 2), "eigenvalues"),
+        (lambda: embeddings.eigen_gap(torch.tensor([1.0, float("nan")]), 1), "eigenvalues"),
+        (lambda: embeddings.eigen_gap(torch.tensor([1.0, -1.0]), 1), "eigenvalues"),
+        (lambda: embeddings.margin_by_weight("ab", [1.0, 2.0]), "mu"),
+        (lambda: embeddings.margin_by_weight(None, [1.0, 2.0]), "mu"),
+        (lambda: embeddings.margin_by_weight([1.0, float("nan")], [1.0, 2.0]), "mu"),
+        (lambda: embeddings.margin_by_weight([1.0, 2.0], "ab"), "nu"),
+        (lambda: embeddings.margin_by_weight([1.0, 2.0], None), "nu"),
+        (lambda: embeddings.margin_by_weight([1.0, 2.0], [float("nan"), 1.0]), "nu"),
+        (lambda: embeddings.affine_embedding(3, 1.0, 1e12), "b1"),
+        (lambda: embeddings.affine_embedding(3, 1.0, 1e12), "b0"),
+        (lambda: embeddings.weight_variance(torch.zeros(4, 3)), "M"),
+        (lambda: embeddings.weight_variance(torch.eye(4)).r2("01"), "weights"),
+        (lambda: embeddings.weight_variance(torch.eye(4)).r2([0, 3]), "weights"),
+        (lambda: embeddings.weight_profile(torch.eye(4), [5]), "weights"),
+        (lambda: embeddings.twisted_weights(1), "m"),
+        (lambda: embeddings.geometry_summary(torch.eye(4)), "model"),
+        (lambda: embeddings.geometry_config({"m": 4}, 10), "setting"),
+        (lambda: embeddings.geometry_config({"m": 4, "d": 8, "neighbourhood": "ball3"}, 10), "neighbourhood"),
+        (lambda: embeddings.geometry_config([4, 8], 10), "setting"),
     ],
 )
 def test_bad_inputs_name_the_parameter(call, name):
@@ -501,10 +648,28 @@ def test_plots_return_figures():
         embeddings.plot_hamming_inner(
             {"a": {"mean": prof, "std": prof.abs(), "b0": 1.0, "b1": 0.5, "r2": 0.3}}, m
         ),
-        embeddings.plot_krawtchouk_spectrum(
-            {"a": torch.arange(8.0).flip(0)}, {"a": torch.arange(8.0).flip(0)}
+        embeddings.plot_hamming_inner(
+            {
+                n: {
+                    "mean": prof,
+                    "std": prof.abs(),
+                    "b0": 1.0,
+                    "b1": 0.5,
+                    "r2": 0.3,
+                    "twisted": prof[0],
+                    "r2_twisted": 0.9,
+                }
+                for n in "abc"
+            },
+            m,
+            ncols=2,
         ),
         embeddings.plot_spectra({"p": {"x": torch.tensor([3.0, 2.0, 1.0])}}, {"p": 1}),
+        embeddings.plot_spectra({p: {"x": torch.rand(3, 4) + 0.1} for p in "pqr"}, {"p": 1}, ncols=2),
+        embeddings.plot_profile_grid({"m=3": {("a", 800): prof, ("b", 3200): prof}}),
+        embeddings.plot_geometry_study(
+            {v: {"s": {800: {q: [0.1, 0.2] for q in ("hamming", "twisted", "affine")}}} for v in ("x", "y")}
+        ),
         embeddings.plot_weight_spectrum({"r": {"mu": torch.ones(m + 1), "nu": {"x": torch.ones(m + 1)}}}, m),
         embeddings.plot_hamming_kernel(
             [1.0, 0.0, -1.0, 0.5], *embeddings.hamming_kernel_spectrum([1.0, 0.0, -1.0, 0.5], 3)
