@@ -4,20 +4,31 @@ context length and the embedding dimension, the chapter's figures and its exerci
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from matplotlib.figure import Figure
 
 from . import report
-from ._validate import check_choice, check_finite, check_float, check_int, check_size, check_tokens
+from ._validate import (
+    ArgumentTypeError,
+    check_choice,
+    check_finite,
+    check_float,
+    check_int,
+    check_size,
+    check_tokens,
+)
 from .associative_memory import random_keys
 from .checks import CheckResult, close, run_cases
 from .latent import Neighbourhood, hamming_sphere
 from .model import OneLayerTransformer, check_model
 from .style import COLORS, CYCLE, new_figure
 from .task import TaskSpec, bayes_correct, check_spec, count_vector, sample
-from .train import TrainConfig, sweep
+from .train import TrainConfig, build_model, sweep
 
 
 def forward_trace(model: OneLayerTransformer, contexts: torch.Tensor) -> dict:
@@ -65,9 +76,9 @@ def forward_trace(model: OneLayerTransformer, contexts: torch.Tensor) -> dict:
 
 def clipped_log_law(spec: TaskSpec, clip: float | None = None) -> torch.Tensor:
     """``Lambda [V, V]`` (float64): log P[y, x] of the context law with the impossible entries
-    (log 0 = -inf) replaced by ``-clip``. The default clip is ``L B + 1`` with B the largest finite
-    |log P|; any clip > L B makes argmax_y (Lambda c)_y the set of Bayes-optimal predictions for
-    every count vector c of a length-L context (chapter 3's theorem)."""
+    (log 0 = -inf) replaced by ``-clip`` (chapter 3's Psi). The default clip is ``L Omega + 1`` with
+    Omega the largest finite |log P|; any clip > L Omega makes argmax_y (Lambda c)_y the set of
+    Bayes-optimal predictions for every count vector c of a length-L context (chapter 3's theorem)."""
     check_spec(spec)
     if spec.clean_last and spec.noise > 0:
         raise ValueError(
@@ -82,6 +93,16 @@ def clipped_log_law(spec: TaskSpec, clip: float | None = None) -> torch.Tensor:
         clip = spec.L * B + 1.0
     clip = check_float("clip", clip, 0.0, None, lo_open=True)
     return torch.where(finite, logP, torch.full_like(logP, -clip))
+
+
+def _check_embeddings(W_E: torch.Tensor, V: int) -> torch.Tensor:
+    if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2 or W_E.shape[0] != V:
+        raise ValueError(
+            f"W_E must have shape [V, d] with V={V} rows, got {tuple(getattr(W_E, 'shape', ()))}"
+        )
+    if not W_E.is_floating_point():
+        raise ValueError(f"W_E must have a floating dtype, got {W_E.dtype}")
+    return check_finite("W_E", W_E)
 
 
 PINV_COST = 2**33  # V d min(V, d) for the pseudo-inverse of W_E [V, d] (a few seconds)
@@ -112,11 +133,7 @@ def bayes_value_matrix(spec: TaskSpec, W_E: torch.Tensor, clip: float | None = N
     V, d = W_E.shape
     check_size("W_E", V * d * min(V, d), PINV_COST, "multiply-adds of its pseudo-inverse (V d min(V, d))")
     Lam = clipped_log_law(spec, clip)
-    if W_E.shape[0] != spec.V:
-        raise ValueError(f"W_E must have V={spec.V} rows for this task, got shape {tuple(W_E.shape)}")
-    if not W_E.is_floating_point():
-        raise ValueError(f"W_E must have a floating dtype, got {W_E.dtype}")
-    check_finite("W_E", W_E)
+    _check_embeddings(W_E, spec.V)
     Ep = torch.linalg.pinv(W_E.detach().double().cpu())  # [d, V]
     return Ep @ Lam @ Ep.T
 
@@ -145,6 +162,162 @@ def context_vote(model: OneLayerTransformer, contexts: torch.Tensor) -> tuple[to
     return top, (tr["h"] ** 2).sum(-1)
 
 
+def logit_percentiles(model: OneLayerTransformer, contexts: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Where a model ranks the context's own tokens among all V logits, over a population.
+
+    The percentile of token k in context i is ``(#{j: f_j < f_k} + #{j != k: f_j = f_k} / 2) /
+    (V - 1)``: 0 for the lowest logit, 1 for the highest. Returns floats: ``"present"``, the mean
+    percentile over all (context, distinct token present in it) pairs; ``"absent"``, the same over
+    tokens absent from the context other than the target; ``"target"``, the mean percentile of the
+    target; ``"lowest_present"``, the share of contexts whose lowest logit belongs to a present
+    token; ``"lowest_chance"``, that share if the lowest token were uniform over the V tokens (the
+    mean number of distinct present tokens over V); ``"errors_in_context"``, the share of wrong
+    predictions (argmax) that name a token of the context (``nan`` without errors).
+
+    Args:
+        model: a single ``OneLayerTransformer``; contexts: ``LongTensor[n, L]``; targets:
+            ``LongTensor[n]`` (targets absent from their context, as in the LCA task).
+    """
+    check_model(model, single=True)
+    contexts = check_tokens("contexts", contexts, model.V, ndim=2)
+    targets = check_tokens("targets", targets, model.V, ndim=1)
+    if targets.shape[0] != contexts.shape[0]:
+        raise ValueError(
+            f"targets and contexts must have one row each per example, got {targets.shape[0]} "
+            f"targets and {contexts.shape[0]} contexts"
+        )
+    V, n = model.V, contexts.shape[0]
+    if n < 1 or V < 2:
+        raise ValueError(f"contexts must hold at least one context and the model V >= 2, got n={n}, V={V}")
+    check_size("contexts", n * V * V, 2**28, "entries of the [n, V, V] comparison table")
+    with torch.no_grad():
+        f = model(contexts).detach().double().cpu()
+    contexts, targets = contexts.cpu(), targets.cpu()
+    below = (f[:, None, :] < f[:, :, None]).sum(-1).double()
+    ties = (f[:, None, :] == f[:, :, None]).sum(-1).double() - 1.0
+    pct = (below + ties / 2) / (V - 1)  # [n, V]
+    present = count_vector(contexts, V) > 0
+    if bool(present.gather(1, targets[:, None]).any()):
+        raise ValueError("targets must not appear in their own contexts (the LCA task's rule)")
+    absent = ~present
+    absent.scatter_(1, targets[:, None], False)
+    lowest, pred = f.argmin(1), f.argmax(1)
+    wrong = pred != targets
+    return {
+        "errors_in_context": float(present.gather(1, pred[:, None])[wrong].double().mean()),
+        "present": float(pct[present].mean()),
+        "absent": float(pct[absent].mean()) if bool(absent.any()) else float("nan"),
+        "target": float(pct.gather(1, targets[:, None]).mean()),
+        "lowest_present": float(present.gather(1, lowest[:, None]).double().mean()),
+        "lowest_chance": float(present.double().sum(1).mean() / V),
+    }
+
+
+def tied_accuracy(logits: torch.Tensor, targets: torch.Tensor, tol: float = 1e-9) -> float:
+    """Accuracy with ties broken uniformly at random, as the Bayes ceiling is scored: logits
+    within ``tol`` (relative, ``tol * max(|max|, 1)``) of a row's maximum count as tied, and a tie
+    that contains the target scores 1 / (number tied). ``logits [n, V]``, ``targets LongTensor[n]``."""
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not logits.is_floating_point():
+        raise ValueError(
+            f"logits must be a floating tensor of shape [n, V], got {type(logits).__name__} "
+            f"{tuple(getattr(logits, 'shape', ()))}"
+        )
+    check_finite("logits", logits)
+    targets = check_tokens("targets", targets, logits.shape[1], ndim=1)
+    if targets.shape[0] != logits.shape[0] or logits.shape[0] == 0:
+        raise ValueError(
+            f"targets and logits must have the same positive number of rows, got {targets.shape[0]} "
+            f"and {logits.shape[0]}"
+        )
+    tol = check_float("tol", tol, 0.0, 1.0)
+    best = logits.max(1, keepdim=True).values
+    ties = logits >= best - tol * best.abs().clamp(min=1.0)
+    hit = ties.gather(1, targets.to(logits.device)[:, None]).squeeze(1).double()
+    return float((hit / ties.sum(1).double()).mean())
+
+
+LBFGS_OPTIONS = {"history_size": 50, "line_search_fn": "strong_wolfe", "tolerance_grad": 1e-10}
+
+
+def fitted_value_matrix(
+    spec: TaskSpec, W_E: torch.Tensor, n_train: int = 4096, seed: int = 0, max_iter: int = 100
+) -> torch.Tensor:
+    """The best value matrix for fixed embeddings, found by optimisation: ``W_V [d, d]`` (float64)
+    minimising the cross-entropy of the uniform-attention model (``W_KQ = 0``, logits
+    ``W_E W_V W_E^T c(x) / L``) on ``n_train`` contexts sampled with ``seed``, by L-BFGS from
+    ``W_V = 0``, stopped after ``max_iter`` iterations. The loss is convex in ``W_V`` (the logits
+    are linear in it), but its infimum may lie at infinity (the fit pushes the logits of targets
+    that a context rules out towards -inf, as the theorem's clip does), so the result is a good
+    ``W_V``, not an optimum: its accuracy is a lower bound on what the architecture reaches with
+    these embeddings (lower also because cross-entropy is not accuracy, and a trained ``W_KQ``
+    may add more).
+
+    Args:
+        spec: the task; W_E: embeddings ``[V, d]`` with V = spec.V; n_train: training contexts
+            (1..2**20); seed: their sampling seed; max_iter: L-BFGS iterations (1..10_000).
+    """
+    check_spec(spec)
+    _check_embeddings(W_E, spec.V)
+    n_train = check_int("n_train", n_train, 1, 1 << 20)
+    seed = check_int("seed", seed, 0, 2**62)
+    max_iter = check_int("max_iter", max_iter, 1, 10_000)
+    check_size("n_train", n_train * spec.V, 2**27, "entries of the [n_train, V] count table")
+    E = W_E.detach().double().cpu()
+    ctx, y = sample(spec, n_train, seed=seed)
+    H = count_vector(ctx, spec.V) @ E / spec.L  # [n, d]: h of uniform attention
+    W_V = torch.zeros(E.shape[1], E.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([W_V], max_iter=max_iter, **LBFGS_OPTIONS)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(H @ W_V.T @ E.T, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return W_V.detach()
+
+
+def fixed_embedding_comparison(
+    spec: TaskSpec,
+    d_values: Sequence[int],
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    n_eval: int = 2048,
+    n_train: int = 4096,
+    max_iter: int = 100,
+) -> dict:
+    """What a value matrix can do for fixed Gaussian embeddings with ``W_KQ = 0``, two ways.
+
+    For every d and seed, ``W_E`` is the initialisation that ``lca.fit`` uses for
+    ``TrainConfig(spec, d, seed=seed)`` (so the trained runs of ``run_budget("small_d")`` start
+    from, and with ``train_E=False`` keep, the same embeddings), scored on that config's
+    evaluation set (``n_eval`` contexts, ties split with ``tied_accuracy``): ``"construction"``,
+    the theorem's ``W_V = W_E^+ Lambda (W_E^+)^T``; ``"fitted W_V"``, the cross-entropy fit
+    ``fitted_value_matrix(spec, W_E, n_train, seed, max_iter)``. Returns ``{"d": [...], "seeds":
+    [...], "bayes": float, label: [[accuracy per seed] per d]}``.
+    """
+    check_spec(spec)
+    d_values = _check_grid("d_values", d_values, 1, 1024)
+    seeds = _check_grid("seeds", seeds, 0, 2**62)
+    out = {"d": d_values, "seeds": seeds, "construction": [], "fitted W_V": []}
+    for d in d_values:
+        base = TrainConfig(spec, d=d, n_eval=n_eval, device="cpu")
+        ctx, y = sample(spec, base.n_eval, seed=base.eval_seed)
+        counts = count_vector(ctx, spec.V) / spec.L
+        rows = {"construction": [], "fitted W_V": []}
+        for s in seeds:
+            E = build_model(base.with_(seed=s)).W_E.detach().double()
+            for lab, W_V in (
+                ("construction", bayes_value_matrix(spec, E)),
+                ("fitted W_V", fitted_value_matrix(spec, E, n_train=n_train, seed=s, max_iter=max_iter)),
+            ):
+                rows[lab].append(tied_accuracy(counts @ (E @ W_V @ E.T).T, y))
+        for lab, accs in rows.items():
+            out[lab].append(accs)
+    out["bayes"] = float(bayes_correct(spec, ctx, y).mean())
+    return out
+
+
 class SweepTable:
     """Accuracies of a sweep over one shape parameter (``x_name`` = ``"L"`` or ``"d"``).
 
@@ -171,6 +344,50 @@ class SweepTable:
 
     def __repr__(self) -> str:
         return f"SweepTable({self.x_name}={self.x}, m={self.m_values}, labels={self.labels})"
+
+    def to_dict(self) -> dict:
+        """The table as plain JSON-able data (``SweepTable.from_dict`` reads it back)."""
+
+        def by_m(d):
+            return {str(m): list(v) for m, v in d.items()}
+
+        return {
+            "x_name": self.x_name,
+            "x": self.x,
+            "m_values": self.m_values,
+            "labels": self.labels,
+            "mean": {lab: by_m(self.mean[lab]) for lab in self.labels},
+            "sd": {lab: by_m(self.sd[lab]) for lab in self.labels},
+            "bayes": by_m(self.bayes),
+            "settings": dict(self.settings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SweepTable":
+        """The inverse of ``to_dict``; checks that every label and m has one value per x."""
+        if not isinstance(data, dict):
+            raise ArgumentTypeError(f"data must be a dict from SweepTable.to_dict, got {type(data).__name__}")
+        missing = {"x_name", "x", "m_values", "labels", "mean", "sd", "bayes"} - set(data)
+        if missing:
+            raise ValueError(f"data misses the keys {sorted(missing)}")
+        x, ms, labels = list(data["x"]), [int(m) for m in data["m_values"]], list(data["labels"])
+
+        def by_m(d, what):
+            out = {int(m): [float(v) for v in vals] for m, vals in d.items()}
+            if set(out) != set(ms) or any(len(v) != len(x) for v in out.values()):
+                raise ValueError(f"data[{what!r}] must hold {len(x)} values for each m in {ms}")
+            return out
+
+        return cls(
+            data["x_name"],
+            x,
+            ms,
+            labels,
+            mean={lab: by_m(data["mean"][lab], "mean") for lab in labels},
+            sd={lab: by_m(data["sd"][lab], "sd") for lab in labels},
+            bayes=by_m(data["bayes"], "bayes"),
+            settings=dict(data.get("settings", {})),
+        )
 
     def rows(self) -> list:
         """``[(m, x, acc_label_1, ..., acc_label_k, bayes), ...]``."""
@@ -219,7 +436,9 @@ class SweepTable:
 
 
 def _check_grid(name: str, values, lo: int, hi: int) -> list[int]:
-    values = list(values) if not isinstance(values, (int, str)) else None
+    if values is None or isinstance(values, (int, float, str, bytes)) or not hasattr(values, "__iter__"):
+        raise ArgumentTypeError(f"{name} must be a non-empty list of integers, got {values!r}")
+    values = list(values)
     if not values:
         raise ValueError(f"{name} must be a non-empty list of integers")
     return [check_int(name, v, lo, hi) for v in values]
@@ -242,35 +461,33 @@ SWEEPS = {
         "hi": 1 << 16,
     },
 }
+MAX_RECORDS = 64  # evaluations per run that budget_sweep may spend to read off its budgets
 
 
-def shape_sweep(
+def budget_sweep(
     x_name: str,
     x_values: Sequence[int],
     m_values: Sequence[int] = (5, 6, 7, 8),
     *,
+    budgets: Sequence[int] = (300, 1200),
     L: int = 32,
     d: int = 32,
     noise: float | None = None,
     neighbourhood: Neighbourhood | None = None,
-    steps: int = 300,
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     batch_size: int = 128,
     lr0: float | None = None,
     n_eval: int = 2048,
     device: str | None = None,
     progress: bool = False,
-) -> SweepTable:
-    """Accuracy against one shape parameter, ``x_name`` = ``"L"`` (context length; ``d`` fixed)
-    or ``"d"`` (embedding dimension; ``L`` fixed), for two variants (``SWEEPS[x_name]``).
+) -> dict[int, SweepTable]:
+    """``shape_sweep`` at several training budgets at once: ``{steps: SweepTable}``.
 
-    For every (m, x) one ensemble (variants x seeds) is trained with Adam at learning rate
-    ``lr0 / sqrt(d)`` (so an Adam step moves an embedding entry by a fixed fraction of its initial
-    size) on ``TaskSpec(m, L, neighbourhood, noise)``. ``noise`` and ``lr0`` default to the sweep's
-    own (``SWEEPS``). Over L the variants are ``"trained W_V"`` and ``"W_V = I"`` (W_E and W_KQ
-    trained in both); over d, ``"trained W_E"`` and ``"fixed W_E"`` (W_E at its Gaussian
-    initialisation, N(0, 1/d) entries; W_KQ and W_V trained in both). Returns a ``SweepTable``
-    with the Bayes accuracy on the same evaluation set.
+    The learning rate is constant (no schedule) and evaluation does not touch the training state,
+    so the model after ``b`` steps of a ``max(budgets)``-step run is the model of a ``b``-step run:
+    one run per (m, x) is evaluated every ``gcd(budgets)`` steps and read off at each budget. The
+    budgets must share a divisor large enough that a run needs at most ``MAX_RECORDS``
+    evaluations. Other arguments as in ``shape_sweep``.
     """
     check_choice("x_name", x_name, tuple(SWEEPS))
     sweep_def = SWEEPS[x_name]
@@ -278,69 +495,114 @@ def shape_sweep(
     m_values = _check_grid("m_values", m_values, 1, 12)
     x_values = _check_grid(f"{x_name}_values", x_values, 1, sweep_def["hi"])
     seeds = _check_grid("seeds", seeds, 0, 2**62)
+    budgets = sorted(set(_check_grid("budgets", budgets, 1, 1_000_000)))
+    every = math.gcd(*budgets)
+    if budgets[-1] // every > MAX_RECORDS:
+        raise ValueError(
+            f"budgets must share a common divisor of at least max(budgets)/{MAX_RECORDS} (one "
+            f"evaluation every gcd steps), got {budgets} with gcd {every}"
+        )
     fixed = check_int(fixed_name, d if x_name == "L" else L, 1, SWEEPS[fixed_name]["hi"])
     noise = sweep_def["noise"] if noise is None else noise
     lr0 = sweep_def["lr0"] if lr0 is None else lr0
-    check_float("noise", noise, 0.0, 1.0, hi_open=True)
-    check_float("lr0", lr0, 0.0, None, lo_open=True)
+    noise = check_float("noise", noise, 0.0, 1.0, hi_open=True)
+    lr0 = check_float("lr0", lr0, 0.0, None, lo_open=True)
     nb = hamming_sphere(1) if neighbourhood is None else neighbourhood
     variants = sweep_def["variants"]
     labels = list(variants)
-    table = SweepTable(
-        x_name, x_values, m_values, labels, mean={lab: {} for lab in labels}, sd={lab: {} for lab in labels}
-    )
+    tables = {
+        b: SweepTable(
+            x_name,
+            x_values,
+            m_values,
+            labels,
+            mean={lab: {} for lab in labels},
+            sd={lab: {} for lab in labels},
+        )
+        for b in budgets
+    }
     for m in m_values:
-        for lab in labels:
-            table.mean[lab][m], table.sd[lab][m] = [], []
-        table.bayes[m] = []
+        for table in tables.values():
+            for lab in labels:
+                table.mean[lab][m], table.sd[lab][m] = [], []
+            table.bayes[m] = []
         for x in x_values:
             shape = {x_name: x, fixed_name: fixed}
             spec = TaskSpec(m, shape["L"], neighbourhood=nb, noise=noise)
             base = TrainConfig(
                 spec,
                 d=shape["d"],
-                steps=steps,
+                steps=budgets[-1],
                 batch_size=batch_size,
                 lr=lr0 / shape["d"] ** 0.5,
-                eval_every=0,
+                eval_every=every,
                 n_eval=n_eval,
                 device=device,
             )
             res = sweep(base, seeds=seeds, variants=variants, progress=progress)
-            acc = torch.tensor(res.history["accuracy"][-1], dtype=torch.float64)
-            acc = acc.view(len(labels), len(seeds))
-            for i, lab in enumerate(labels):
-                table.mean[lab][m].append(float(acc[i].mean()))
-                table.sd[lab][m].append(float(acc[i].std(unbiased=False)))
             ctx, y = sample(base.task, base.n_eval, seed=base.eval_seed)
-            table.bayes[m].append(float(bayes_correct(base.task, ctx, y).mean()))
-    table.settings = {
-        fixed_name: fixed,
-        "noise": noise,
-        "neighbourhood": repr(nb),
-        "steps": steps,
-        "seeds": seeds,
-        "batch_size": batch_size,
-        "lr": f"{lr0}/sqrt(d)",
-        "n_eval": n_eval,
-    }
-    return table
+            bayes = float(bayes_correct(base.task, ctx, y).mean())
+            at = dict(zip(res.history["step"], res.history["accuracy"]))
+            for b, table in tables.items():
+                acc = torch.tensor(at[b], dtype=torch.float64).view(len(labels), len(seeds))
+                for i, lab in enumerate(labels):
+                    table.mean[lab][m].append(float(acc[i].mean()))
+                    table.sd[lab][m].append(float(acc[i].std(unbiased=False)))
+                table.bayes[m].append(bayes)
+    for b, table in tables.items():
+        table.settings = {
+            fixed_name: fixed,
+            "noise": noise,
+            "neighbourhood": repr(nb),
+            "steps": b,
+            "seeds": seeds,
+            "batch_size": batch_size,
+            "lr": f"{lr0}/sqrt(d)",
+            "n_eval": n_eval,
+        }
+    return tables
+
+
+def shape_sweep(
+    x_name: str,
+    x_values: Sequence[int],
+    m_values: Sequence[int] = (5, 6, 7, 8),
+    *,
+    steps: int = 300,
+    **options,
+) -> SweepTable:
+    """Accuracy against one shape parameter, ``x_name`` = ``"L"`` (context length; ``d`` fixed)
+    or ``"d"`` (embedding dimension; ``L`` fixed), for two variants (``SWEEPS[x_name]``).
+
+    For every (m, x) one ensemble (variants x seeds) is trained for ``steps`` Adam steps at
+    learning rate ``lr0 / sqrt(d)`` (so an Adam step moves an embedding entry by a fixed fraction
+    of its initial size) on ``TaskSpec(m, L, neighbourhood, noise)``. ``noise`` and ``lr0`` default
+    to the sweep's own (``SWEEPS``). Over L the variants are ``"trained W_V"`` and ``"W_V = I"``
+    (W_E and W_KQ trained in both); over d, ``"trained W_E"`` and ``"fixed W_E"`` (W_E at its
+    Gaussian initialisation, N(0, 1/d) entries; W_KQ and W_V trained in both). Returns a
+    ``SweepTable`` with the Bayes accuracy on the same evaluation set. Keyword options: ``L``,
+    ``d``, ``noise``, ``neighbourhood``, ``seeds`` (default 0..4), ``batch_size`` (128), ``lr0``,
+    ``n_eval`` (2048), ``device``, ``progress`` (see ``budget_sweep``).
+    """
+    steps = check_int("steps", steps, 1, 1_000_000)
+    return budget_sweep(x_name, x_values, m_values, budgets=(steps,), **options)[steps]
 
 
 def length_sweep(
-    m_values: Sequence[int] = (5, 6, 7, 8), L_values: Sequence[int] = (4, 8, 16, 32, 64), **options
+    m_values: Sequence[int], L_values: Sequence[int] = (4, 8, 16, 32, 64), **options
 ) -> SweepTable:
     """Accuracy against the context length L, trained W_V vs W_V fixed to the identity:
-    ``shape_sweep("L", L_values, m_values, **options)`` (defaults d = 32, noise 0.5, lr0 0.06)."""
+    ``shape_sweep("L", L_values, m_values, **options)`` (defaults d = 32, noise 0.5, lr0 0.06).
+    ``m_values`` has no default: the paper's grid (5, 6, 7, 8) trains for many minutes."""
     return shape_sweep("L", L_values, m_values, **options)
 
 
 def dim_sweep(
-    m_values: Sequence[int] = (5, 6, 7, 8), d_values: Sequence[int] = (4, 8, 16, 32, 64, 128, 256), **options
+    m_values: Sequence[int], d_values: Sequence[int] = (4, 8, 16, 32, 64, 128, 256), **options
 ) -> SweepTable:
     """Accuracy against the embedding dimension d, trained W_E vs W_E fixed at its Gaussian
     initialisation: ``shape_sweep("d", d_values, m_values, **options)`` (defaults L = 32,
-    noise 0, lr0 0.2)."""
+    noise 0, lr0 0.2; ``m_values`` as in ``length_sweep``)."""
     return shape_sweep("d", d_values, m_values, **options)
 
 
@@ -429,14 +691,22 @@ def plot_training_curves(
     return fig
 
 
-def _sweep_panels(table, title, xlabel, vline=None):
+def _sweep_panels(table, title, xlabel, vline=None, longer=None):
     ms = table.m_values
+    if longer is not None and (longer.x != table.x or longer.labels != table.labels or longer.m_values != ms):
+        raise ValueError("longer must be a table of the same sweep (same x, m values and labels) as table")
     fig, axes = new_figure(len(ms), 1, width=3.3, height=3.2, squeeze=False)
     for ax, m in zip(axes[0], ms):
         for k, lab in enumerate(table.labels):
             mean, sd = table.mean[lab][m], table.sd[lab][m]
             col = CYCLE[k % len(CYCLE)]
-            ax.plot(table.x, mean, marker="o", ms=4, color=col, label=lab)
+            steps = table.settings.get("steps")
+            ax.plot(
+                table.x, mean, marker="o", ms=4, color=col, label=lab + (f", {steps} steps" if longer else "")
+            )
+            if longer is not None:
+                more = f"{lab}, {longer.settings.get('steps')} steps"
+                ax.plot(table.x, longer.mean[lab][m], marker="^", ms=4, ls="--", color=col, label=more)
             ax.fill_between(
                 table.x,
                 [a - s for a, s in zip(mean, sd)],
@@ -460,19 +730,24 @@ def _sweep_panels(table, title, xlabel, vline=None):
     return fig
 
 
-def plot_accuracy_vs_length(table: SweepTable, title: str = "") -> Figure:
+def plot_accuracy_vs_length(table: SweepTable, title: str = "", longer: SweepTable | None = None) -> Figure:
     """Accuracy against the context length L for each m (a ``lca.length_sweep`` table):
-    one line per variant (band: +- one standard deviation over seeds) and the Bayes ceiling."""
+    one line per variant (band: +- one standard deviation over seeds) and the Bayes ceiling;
+    ``longer``, the same sweep at a longer budget, adds dashed lines (means only)."""
     if getattr(table, "x_name", None) != "L":
         raise ValueError("table must come from lca.length_sweep (x_name 'L')")
     return _sweep_panels(
-        table, title or "Accuracy vs context length: trained W_V vs W_V = I", "context length L (tokens)"
+        table,
+        title or "Accuracy vs context length: trained W_V vs W_V = I",
+        "context length L (tokens)",
+        longer=longer,
     )
 
 
-def plot_accuracy_vs_dim(table: SweepTable, title: str = "") -> Figure:
+def plot_accuracy_vs_dim(table: SweepTable, title: str = "", longer: SweepTable | None = None) -> Figure:
     """Accuracy against the embedding dimension d for each m (a ``lca.dim_sweep`` table),
-    with the line d = V that separates the under- and over-parameterised regimes."""
+    with the line d = V that separates the under- and over-parameterised regimes; ``longer`` as
+    in ``plot_accuracy_vs_length``."""
     if getattr(table, "x_name", None) != "d":
         raise ValueError("table must come from lca.dim_sweep (x_name 'd')")
     return _sweep_panels(
@@ -480,6 +755,7 @@ def plot_accuracy_vs_dim(table: SweepTable, title: str = "") -> Figure:
         title or "Accuracy vs embedding dimension: trained vs fixed W_E",
         "embedding dimension d",
         vline=lambda m: 2**m,
+        longer=longer,
     )
 
 
@@ -602,3 +878,66 @@ def check_bayes_value_matrix(fn: Callable) -> CheckResult:
         compare=lambda e, g_: close(e, g_, rtol=1e-4, atol=1e-5),
         describe=lambda c: f"Lam {tuple(c[0].shape)}, W_E {tuple(c[1].shape)} (compared: W_E W_V W_E^T)",
     )
+
+
+# Chapter 3's budget check (issue 13): every trained figure of the chapter re-run with 5 seeds and
+# read off at 1x, 2x, 4x and 8x its 300-step budget by ``bench/03_budgets.py``, which writes
+# ``BUDGETS_FILE``; the chapter loads it with ``load_budgets``.
+BUDGETS = (300, 600, 1200, 2400)
+BUDGET_SEEDS = (0, 1, 2, 3, 4)
+BUDGET_RUNS = {
+    "length": {"x_name": "L", "x_values": (4, 8, 16, 32, 64), "m_values": (5, 6, 7, 8), "d": 32},
+    "dim": {"x_name": "d", "x_values": (4, 8, 16, 32, 64, 128), "m_values": (5, 6), "L": 32},
+    "easy": {"x_name": "L", "x_values": (64,), "m_values": (6,), "d": 32, "noise": 0.0},
+    "small_d": {"x_name": "d", "x_values": (4, 8, 12, 16, 24), "m_values": (4,), "L": 8, "noise": 0.3},
+}
+BUDGETS_FILE = Path(__file__).with_name("data") / "transformer_budgets.json"
+
+
+def run_budget(name: str, budgets: Sequence[int] = BUDGETS, seeds: Sequence[int] = BUDGET_SEEDS, **options):
+    """``budget_sweep`` for one of chapter 3's stored runs (``BUDGET_RUNS[name]``); ``options``
+    override its settings (e.g. a smaller grid to recompute a sample). ``{steps: SweepTable}``."""
+    check_choice("name", name, tuple(BUDGET_RUNS))
+    run = {**BUDGET_RUNS[name], **options}
+    x_name, x_values, m_values = run.pop("x_name"), run.pop("x_values"), run.pop("m_values")
+    return budget_sweep(x_name, x_values, m_values, budgets=budgets, seeds=seeds, **run)
+
+
+def load_budgets(path: str | Path | None = None) -> dict[str, dict[int, SweepTable]]:
+    """The stored results of ``bench/03_budgets.py``: ``{run name: {steps: SweepTable}}`` for the
+    runs of ``BUDGET_RUNS``, and ``"percentiles"``: ``{steps: ...}`` from ``percentile_runs``."""
+    path = BUDGETS_FILE if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no stored budget runs at {path}: run `.venv/bin/python bench/03_budgets.py`"
+        )
+    data = json.loads(path.read_text())
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, dict):
+        raise ValueError(f"{path} must hold a dict with a 'runs' entry (written by bench/03_budgets.py)")
+    out = {
+        name: {int(steps): SweepTable.from_dict(table) for steps, table in by_steps.items()}
+        for name, by_steps in runs.items()
+    }
+    out["percentiles"] = {int(steps): v for steps, v in data.get("percentiles", {}).items()}
+    return out
+
+
+def percentile_runs(
+    budgets: Sequence[int], seeds: Sequence[int] = BUDGET_SEEDS, m: int = 6, L: int = 16
+) -> dict:
+    """``logit_percentiles`` of the chapter's trained pair (noise 0.5, d = 32, batch 128, learning
+    rate 0.06/sqrt(d)) for every seed, trained for each budget: ``{steps: {variant: {statistic:
+    [value per seed]}}}``, on the config's evaluation set."""
+    budgets, seeds = _check_grid("budgets", budgets, 1, 100_000), _check_grid("seeds", seeds, 0, 2**62)
+    spec = TaskSpec(check_int("m", m, 2, 8), check_int("L", L, 1, 1024), noise=0.5)
+    out = {}
+    for b in budgets:
+        cfg = TrainConfig(spec, d=32, steps=b, batch_size=128, lr=0.06 / 32**0.5, eval_every=0, device="cpu")
+        res = sweep(cfg, seeds=seeds, variants=SWEEPS["L"]["variants"], progress=False)
+        ctx, y = sample(spec, cfg.n_eval, seed=cfg.eval_seed)
+        out[b] = {lab: {} for lab in SWEEPS["L"]["variants"]}
+        for i, (lab, _) in enumerate(res.labels):
+            for key, value in logit_percentiles(res.model.member(i), ctx, y).items():
+                out[b][lab].setdefault(key, []).append(value)
+    return out

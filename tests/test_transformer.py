@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import math
 from pathlib import Path
 
@@ -349,6 +350,15 @@ def test_bad_inputs_name_the_parameter():
         (lambda: transformer.dim_sweep(m_values=(3,), lr0=0.0), "lr0"),
         (lambda: transformer.dim_sweep(m_values=(3,), seeds=()), "seeds"),
         (lambda: transformer.shape_sweep("m", (3,)), "x_name"),
+        (lambda: transformer.dim_sweep(m_values=None), "m_values"),  # issue 16's fuzz list
+        (lambda: transformer.dim_sweep((3,), d_values=None), "d_values"),
+        (lambda: transformer.length_sweep(m_values=None), "m_values"),
+        (lambda: transformer.length_sweep((3,), L_values=None), "L_values"),
+        (lambda: transformer.length_sweep((3,), L_values="abc"), "L_values"),
+        (lambda: transformer.budget_sweep("L", (4,), (3,), budgets=None), "budgets"),
+        (lambda: transformer.run_budget("lengths"), "name"),
+        (lambda: transformer.percentile_runs((300,), m=1), "m"),
+        (lambda: transformer.fixed_embedding_comparison(spec, None), "d_values"),
         (lambda: transformer.bayes_model("spec", 8), "spec"),
         (lambda: transformer.SweepTable("L", [1], [3], []).format(digits=-1), "digits"),
     ]
@@ -487,3 +497,174 @@ def test_bayes_value_matrix_refuses_nan_and_huge_pseudo_inverses():
         transformer.bayes_value_matrix(
             lca.TaskSpec(12, 2), torch.zeros(1, 1, dtype=torch.float64).expand(4096, 8192)
         )
+
+
+# ------------------------------------------------------------------------------ issue 13: new measurements
+def test_logit_percentiles_match_a_loop():
+    """logit_percentiles against an explicit loop over contexts and tokens (ties count one half)."""
+    model = _random_model(V=8, d=4, seed=12)
+    spec = lca.TaskSpec(3, 5, noise=0.4)
+    ctx, y = lca.sample(spec, 40, seed=3)
+    f = model(ctx).detach()
+    ref = {"present": [], "absent": [], "target": []}
+    for i in range(40):
+        row = f[i].tolist()
+        pct = [(sum(v < row[k] for v in row) + (sum(v == row[k] for v in row) - 1) / 2) / 7 for k in range(8)]
+        present = set(ctx[i].tolist())
+        ref["present"] += [pct[k] for k in present]
+        ref["absent"] += [pct[k] for k in range(8) if k not in present and k != int(y[i])]
+        ref["target"].append(pct[int(y[i])])
+    got = transformer.logit_percentiles(model, ctx, y)
+    for key, vals in ref.items():
+        assert math.isclose(got[key], sum(vals) / len(vals), abs_tol=1e-12), key
+    pred = f.argmax(1)
+    wrong = [i for i in range(40) if int(pred[i]) != int(y[i])]
+    in_ctx = [int(pred[i]) in ctx[i].tolist() for i in wrong]
+    assert wrong and math.isclose(got["errors_in_context"], sum(in_ctx) / len(wrong), abs_tol=1e-12)
+    present_count = sum(len(set(c)) for c in ctx.tolist())
+    assert math.isclose(got["lowest_chance"], present_count / 40 / 8, abs_tol=1e-12)
+    # all logits tied (W_V = 0): every token sits at percentile 1/2
+    flat = transformer.logit_percentiles(
+        _random_model(V=8, d=4, W_V=torch.zeros(4, 4, dtype=torch.float64)), ctx, y
+    )
+    assert flat["present"] == flat["absent"] == flat["target"] == 0.5
+    # a model that pushes the context's own tokens down (W_V = -I, one-hot embeddings, uniform
+    # attention) puts them at the bottom
+    anti = lca.OneLayerTransformer.from_weights(
+        torch.eye(8, dtype=torch.float64), None, -torch.eye(8, dtype=torch.float64), device="cpu"
+    )
+    low = transformer.logit_percentiles(anti, ctx, y)
+    assert low["lowest_present"] == 1.0 and low["present"] < low["absent"]
+    with pytest.raises(ValueError, match="targets"):
+        transformer.logit_percentiles(model, ctx, y[:5])
+    with pytest.raises(ValueError, match="targets"):
+        transformer.logit_percentiles(model, ctx, ctx[:, 0])  # targets inside their contexts
+
+
+def test_tied_accuracy_splits_ties():
+    logits = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0 - 1e-12], [3.0, 0.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 0])
+    assert math.isclose(transformer.tied_accuracy(logits, y), (0.5 + 0.0 + 1.0) / 3)
+    assert math.isclose(transformer.tied_accuracy(logits, torch.tensor([1, 2, 1])), (0.5 + 0.5 + 0.0) / 3)
+    with pytest.raises(ValueError, match="logits"):
+        transformer.tied_accuracy(logits.long(), y)
+    with pytest.raises(ValueError, match="targets"):
+        transformer.tied_accuracy(logits, y[:2])
+    with pytest.raises(ValueError, match="tol"):
+        transformer.tied_accuracy(logits, y, tol=-1.0)
+
+
+def test_fitted_value_matrix_minimises_the_cross_entropy():
+    """fitted_value_matrix: the gradient of the (convex) sample cross-entropy nearly vanishes, the
+    fit beats the pseudo-inverse construction at d < V and is close to Bayes at d >= V."""
+    spec = lca.TaskSpec(3, 6, noise=0.3)
+    ctx, y = lca.sample(spec, 2048, seed=1)
+    counts = count_vector(ctx, spec.V) / spec.L
+    bayes = float(lca.task.bayes_correct(spec, ctx, y).mean())
+    E = torch.randn(8, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64) / 5**0.5
+    W = transformer.fitted_value_matrix(spec, E, n_train=2048, seed=4, max_iter=300)
+    train_ctx, train_y = lca.sample(spec, 2048, seed=4)
+    H = count_vector(train_ctx, 8) @ E / spec.L
+    Wg = W.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(H @ Wg.T @ E.T, train_y)
+    loss.backward()
+    assert float(Wg.grad.abs().max()) < 1e-4
+    zero = torch.nn.functional.cross_entropy(H @ torch.zeros(5, 5, dtype=torch.float64).T @ E.T, train_y)
+    assert float(loss.detach()) < float(zero) - 0.1
+    fitted = transformer.tied_accuracy(counts @ (E @ W @ E.T).T, y)
+    built = transformer.tied_accuracy(counts @ (E @ transformer.bayes_value_matrix(spec, E) @ E.T).T, y)
+    assert fitted > built + 0.1
+    E_big = torch.randn(8, 12, generator=torch.Generator().manual_seed(3), dtype=torch.float64) / 12**0.5
+    W_big = transformer.fitted_value_matrix(spec, E_big, n_train=4096, max_iter=200)
+    assert transformer.tied_accuracy(counts @ (E_big @ W_big @ E_big.T).T, y) > bayes - 0.03
+    for kwargs, name in (
+        ({"n_train": 0}, "n_train"),
+        ({"max_iter": 2.5}, "max_iter"),
+        ({"seed": -1}, "seed"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            transformer.fitted_value_matrix(spec, E, **kwargs)
+    with pytest.raises(ValueError, match="W_E"):
+        transformer.fitted_value_matrix(spec, E.T)
+
+
+def test_fixed_embedding_comparison_uses_the_training_embeddings():
+    spec = lca.TaskSpec(3, 6, noise=0.3)
+    out = transformer.fixed_embedding_comparison(
+        spec, (4, 8), seeds=(0, 1), n_eval=256, n_train=512, max_iter=30
+    )
+    assert out["d"] == [4, 8] and out["seeds"] == [0, 1]
+    cfg = TrainConfig(spec, d=4, n_eval=256, seed=1)
+    E = lca.train.build_model(cfg).W_E.detach().double()
+    ctx, y = lca.sample(spec, 256, seed=cfg.eval_seed)
+    counts = count_vector(ctx, 8) / 6
+    want = transformer.tied_accuracy(counts @ (E @ transformer.bayes_value_matrix(spec, E) @ E.T).T, y)
+    assert math.isclose(out["construction"][0][1], want, abs_tol=1e-12)
+    # with d = V the construction is Bayes-optimal: ties split, it equals the ceiling exactly
+    assert all(math.isclose(a, out["bayes"], abs_tol=1e-9) for a in out["construction"][1])
+    assert out["fitted W_V"][0][0] > out["construction"][0][0]
+
+
+def test_budget_sweep_reads_off_the_shorter_runs():
+    """The 6-step model of a budget sweep is the model of a separate 6-step run (constant learning
+    rate); shape_sweep is budget_sweep with one budget; tables survive a JSON round trip."""
+    kw = dict(d=8, seeds=(0, 1), batch_size=16, n_eval=64, device="cpu")
+    tables = transformer.budget_sweep("L", (2, 5), (3,), budgets=(6, 3, 9), **kw)
+    assert sorted(tables) == [3, 6, 9]
+    for steps in (3, 6):
+        alone = transformer.length_sweep(m_values=(3,), L_values=(2, 5), steps=steps, **kw)
+        assert alone.mean == tables[steps].mean and alone.sd == tables[steps].sd
+        assert alone.settings == tables[steps].settings and alone.settings["steps"] == steps
+        back = transformer.SweepTable.from_dict(json.loads(json.dumps(tables[steps].to_dict())))
+        assert back.mean == tables[steps].mean and back.bayes == tables[steps].bayes and back.x == [2, 5]
+    assert tables[3].mean != tables[9].mean
+    with pytest.raises(ValueError, match="budgets"):
+        transformer.budget_sweep("L", (2,), (3,), budgets=(300, 301), **kw)
+    with pytest.raises(TypeError, match="budgets"):
+        transformer.shape_sweep("L", (2,), (3,), budgets=(3,), **kw)
+    with pytest.raises(ValueError, match="mean"):
+        bad = tables[3].to_dict()
+        bad["mean"]["W_V = I"]["3"] = [0.5]
+        transformer.SweepTable.from_dict(bad)
+
+
+def test_stored_budget_runs_are_complete():
+    stored = transformer.load_budgets()
+    for name, run in transformer.BUDGET_RUNS.items():
+        assert sorted(stored[name]) == list(transformer.BUDGETS), name
+        for steps, table in stored[name].items():
+            assert table.x == list(run["x_values"]) and table.m_values == list(run["m_values"])
+            assert table.settings["steps"] == steps and table.settings["seeds"] == list(
+                transformer.BUDGET_SEEDS
+            )
+            for lab in table.labels:
+                for m in table.m_values:
+                    assert all(0.0 <= a <= 1.0 for a in table.mean[lab][m])
+    pct = stored["percentiles"]
+    assert sorted(pct) == [300, 1200]
+    for by_label in pct.values():
+        for stats in by_label.values():
+            assert len(stats["present"]) == len(transformer.BUDGET_SEEDS)
+    with pytest.raises(FileNotFoundError, match="bench/03_budgets.py"):
+        transformer.load_budgets(ROOT / "no-such-file.json")
+
+
+@pytest.mark.slow
+def test_stored_budget_runs_recompute():
+    """A sample of bench/03_budgets.py's stored results, recomputed here: the smallest points of
+    two runs at 300 and 600 steps. Same seeds and code, so on the machine that stored them the
+    means agree to rounding; another CPU's floating-point path moves a trained accuracy by a few
+    thousandths at most, hence the tolerance."""
+    stored = transformer.load_budgets()
+    for name, grid in (("small_d", {"x_values": (4,)}), ("length", {"x_values": (4,), "m_values": (5,)})):
+        fresh = transformer.run_budget(name, budgets=(300, 600), device="cpu", **grid)
+        for steps, table in fresh.items():
+            old = stored[name][steps]
+            m = table.m_values[0]
+            for lab in table.labels:
+                assert math.isclose(table.mean[lab][m][0], old.mean[lab][m][0], abs_tol=0.01), (
+                    name,
+                    steps,
+                    lab,
+                )
+            assert math.isclose(table.bayes[m][0], old.bayes[m][0], abs_tol=1e-12)
