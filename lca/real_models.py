@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ._validate import check_float, check_int
+from .checks import CheckResult, close, run_cases
 from .counterfact import Fact, parse_counterfact
 from .hijacking import hijack_prompt, hijack_sentence
 from .hijacking_in_model import hijack_binomial_flip
@@ -454,3 +455,28 @@ def plot_logit_lens(lens_true: torch.Tensor, lens_false: torch.Tensor, title: st
     ax.set_title(title)
     ax.legend(frameon=False)
     return fig
+
+
+# Exercise checkers
+
+
+def check_wilson_interval(fn) -> CheckResult:
+    """Check ``fn(successes, n, z) -> (lo, hi)``: the Wilson score interval of a binomial share
+    (``wilson_interval``), on the chapter's counts, the edge cases 0 and n, and other z."""
+    cases = [
+        (14, 45, 1.96),
+        (53, 88, 1.96),
+        (0, 45, 1.96),
+        (45, 45, 1.96),
+        (1, 1000, 1.96),
+        (3, 7, 1.0),
+        (5, 9, 2.576),
+    ]
+    return run_cases(
+        "check_wilson_interval",
+        fn,
+        wilson_interval,
+        cases,
+        compare=lambda e, g: close(tuple(e), tuple(g), rtol=1e-9, atol=1e-12),
+        describe=lambda c: f"successes={c[0]}, n={c[1]}, z={c[2]}",
+    )

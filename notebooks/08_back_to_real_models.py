@@ -55,6 +55,7 @@ import torch
 
 import lca
 from lca import glue, llm, real_models
+from lca.real_models import check_wilson_interval
 from lca.report import sig
 
 torch.manual_seed(0)
@@ -338,6 +339,86 @@ if "gemma3" in MODELS and "mechanism" in res["models"]["gemma3"]:
 # same depth. In the base model a few mid-depth heads read the cue; in the instruction-tuned
 # SmolLM2 the reading is spread over more heads. Two models and eight cases each do not say which
 # difference comes from instruction tuning and which from size or training data.
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} The Wilson interval
+# :label: ex-ch8-wilson
+#
+# Implement `wilson(successes, n, z=1.96)`: the Wilson score interval $(\mathrm{lo}, \mathrm{hi})$
+# of {prf:ref}`ch8-wilson` for `successes` out of `n` trials. Replace the
+# `raise NotImplementedError` and run the cell; the checker compares your interval with the
+# course's on the chapter's counts, on 0 and `n` successes and at other values of `z`.
+# ```
+
+# %%
+def wilson(successes, n, z=1.96):
+    raise NotImplementedError
+
+
+check_wilson_interval(wilson)
+
+# %% [markdown]
+# ```{solution} ex-ch8-wilson
+# :class: dropdown
+#
+# With $\hat p=s/n$, the interval is centred at $(\hat p+z^2/2n)/(1+z^2/n)$ with half-width
+# $z\sqrt{\hat p(1-\hat p)/n+z^2/4n^2}\,/\,(1+z^2/n)$:
+#
+# ~~~python
+# def wilson(successes, n, z=1.96):
+#     p = successes / n
+#     denom = 1 + z * z / n
+#     centre = (p + z * z / (2 * n)) / denom
+#     half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / denom
+#     return centre - half, centre + half
+# ~~~
+#
+# The course's reference, checked by the same checker:
+# ```
+
+# %% tags=["hide-cell"]
+check_wilson_interval(real_models.wilson_interval)
+
+# %% [markdown]
+# ```{exercise} Why not the textbook interval?
+# :label: ex-ch8-edges
+#
+# At $k=0$ every known fact is, by definition, answered correctly, so the flipped share is
+# $0$ out of $n$. What does the textbook interval $\hat p\pm z\sqrt{\hat p(1-\hat p)/n}$ give
+# there, and what does the Wilson interval give? Show that the Wilson interval always lies in
+# $[0,1]$ and that its lower end is $0$ exactly when there are no successes.
+# ```
+#
+# ```{solution} ex-ch8-edges
+# :class: dropdown
+#
+# At $\hat p=0$ the textbook interval is the single point $0$: it claims certainty from $n$
+# trials. The Wilson interval is $[0,\,(z^2/n)/(1+z^2/n)]$ there. In general its ends are the
+# two roots $p$ of $(\hat p-p)^2=z^2p(1-p)/n$, a quadratic $q(p)$ with $q(0)=\hat p^2\ge0$,
+# $q(1)=(1-\hat p)^2\ge0$ and $q(\hat p)=-z^2\hat p(1-\hat p)/n\le0$; its leading coefficient
+# $1+z^2/n$ is positive, so both roots lie in $[0,1]$, one on each side of $\hat p$. The lower
+# root is $0$ iff $q(0)=0$, that is $\hat p=0$.
+# ```
+#
+# ```{exercise} Efficacy against flips
+# :label: ex-ch8-efficacy
+#
+# From the stored results (`res`), compute for SmolLM2 the efficacy score at $k=1$ on all cases and
+# on the known cases only (`efficacy_known`), and the flipped share on the known cases. Why can a
+# known case count as hijacked by the efficacy score but not as flipped, or the other way round?
+# ```
+#
+# ```{solution} ex-ch8-efficacy
+# :class: dropdown
+#
+# `res["models"]["smollm2"]["schemes"]["generic"]["all"]` holds the three curves. The efficacy
+# score compares the mean log-probabilities of the two targets' full strings; "flipped" asks
+# whether the top-1 next token is still the true target's first token. A prompt can make the
+# false target more likely than the true one while a third word (often "the") becomes the top-1
+# token, or push the true target off the top while the false one stays less likely than it.
+# ```
 
 # %% [markdown]
 # ## Summary
