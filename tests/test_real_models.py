@@ -174,3 +174,18 @@ def test_stored_cases_recompute_with_smollm2(smollm2):
     for want, got in zip(sample, recs):
         assert got["top"] == want[3]
         assert max(abs(a - b) for a, b in zip(got["margin"], want[2])) <= tol + 1e-9
+
+
+def test_the_wilson_checker_tells_right_from_wrong(capsys):
+    def stub(successes, n, z=1.96):
+        raise NotImplementedError
+
+    def normal(successes, n, z=1.96):  # the textbook interval: a single point at 0 and n successes
+        p = successes / n
+        half = z * (p * (1 - p) / n) ** 0.5
+        return p - half, p + half
+
+    assert "not implemented yet" in real_models.check_wilson_interval(stub).message
+    assert real_models.check_wilson_interval(real_models.wilson_interval)
+    assert not real_models.check_wilson_interval(normal)
+    capsys.readouterr()
