@@ -182,3 +182,30 @@ def warn_if_transposed(name: str, W_E: torch.Tensor, stacklevel: int = 3) -> Non
             UserWarning,
             stacklevel=stacklevel,
         )
+
+
+def check_reals(name: str, value: object, integer: bool = False) -> torch.Tensor:
+    """``value`` (a tensor, array or sequence of real numbers) as a float64 tensor (int64 when
+    ``integer``), or an error naming ``name``: TypeError for a str, None or anything that is not
+    numbers, ValueError for NaN or infinity (and for non-integral entries when ``integer``)."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise ArgumentTypeError(
+            f"{name} must be a tensor or a sequence of real numbers, got {type(value).__name__}"
+        )
+    try:
+        t = torch.as_tensor(value)
+        if t.is_floating_point() and not isinstance(value, torch.Tensor):
+            t = torch.as_tensor(value, dtype=torch.float64)  # a list of floats: no float32 rounding
+    except (TypeError, ValueError, RuntimeError):
+        raise ArgumentTypeError(
+            f"{name} must be a tensor or a sequence of real numbers, got {type(value).__name__}"
+        ) from None
+    if t.dtype == torch.bool or t.is_complex():
+        raise ArgumentTypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    t = t.detach().double().cpu()
+    check_finite(name, t)
+    if integer:
+        if bool((t != t.round()).any()):
+            raise ValueError(f"{name} must hold integers, got non-integral entries")
+        return t.long()
+    return t

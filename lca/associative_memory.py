@@ -344,6 +344,18 @@ def _mean_se(per_memory: torch.Tensor) -> tuple[float, float]:
     return float(per_memory.mean()), se
 
 
+def _check_hopfield_run(N, d, flips, n_memories, seed) -> tuple[int, int, int, int, int]:
+    """The checked arguments of a Hopfield simulation, and its cost guard."""
+    N = check_int("N", N, 1, 1_000_000)
+    d = check_int("d", d, 1, 1_000_000)
+    flips = check_int("flips", flips, 0, d)
+    n_memories = check_int("n_memories", n_memories, 1, 10_000_000)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    work = n_memories * (N * d * (N + d) + 2**14)
+    check_size("n_memories", work, HOPFIELD_COST, "units of work (n_memories (N d (N + d) + 2**14))")
+    return N, d, flips, n_memories, seed
+
+
 def simulate_hopfield_repair(
     N: int, d: int, flips: int = 0, n_memories: int = 100, seed: int = 0, beta: float = 1.0
 ) -> HopfieldRepair:
@@ -352,14 +364,8 @@ def simulate_hopfield_repair(
     apply one update: the classical ``hopfield_step`` and the softmax update
     sign(``softmax_recall(patterns, patterns, probe, beta)``). Every field is an integer, so the
     counts do not depend on the CPU's floating-point code path. Returns ``HopfieldRepair``."""
-    N = check_int("N", N, 1, 1_000_000)
-    d = check_int("d", d, 1, 1_000_000)
-    flips = check_int("flips", flips, 0, d)
-    n_memories = check_int("n_memories", n_memories, 1, 10_000_000)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    N, d, flips, n_memories, seed = _check_hopfield_run(N, d, flips, n_memories, seed)
     beta = check_float("beta", beta, 0.0, 1e6)
-    work = n_memories * (N * d * (N + d) + 2**14)
-    check_size("n_memories", work, HOPFIELD_COST, "units of work (n_memories (N d (N + d) + 2**14))")
     g = make_generator(seed, None)
     per_batch = max(1, min(n_memories, (1 << 23) // (N * max(N, d))))
     acc = {k: [] for k in ("one", "fix", "bit", "soft")}
@@ -452,15 +458,9 @@ def simulate_hopfield_retrieval(
     """Like ``simulate_hopfield_repair``, but runs the asynchronous dynamics of
     ``hopfield_converge`` from every probe to its fixed point, then compares with the pattern
     (``tolerance``: the largest fraction of wrong bits that ``near`` still counts, in [0, 1])."""
-    N = check_int("N", N, 1, 1_000_000)
-    d = check_int("d", d, 1, 1_000_000)
-    flips = check_int("flips", flips, 0, d)
-    n_memories = check_int("n_memories", n_memories, 1, 10_000_000)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    N, d, flips, n_memories, seed = _check_hopfield_run(N, d, flips, n_memories, seed)
     max_sweeps = check_int("max_sweeps", max_sweeps, 1, 100_000)
     tolerance = check_float("tolerance", tolerance, 0.0, 1.0)
-    work = n_memories * (N * d * (N + d) + 2**14)
-    check_size("n_memories", work, HOPFIELD_COST, "units of work (n_memories (N d (N + d) + 2**14))")
     check_size(
         "n_memories", n_memories * d * (N + d), KEY_LIMIT, "entries of weights and states (T d (N + d))"
     )

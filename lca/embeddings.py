@@ -4,7 +4,6 @@ chapter's figures and its exercise checkers."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,14 @@ from ._validate import (
     check_finite,
     check_float,
     check_int,
+    check_reals,
     check_size,
     warn_if_transposed,
 )
 from .checks import CheckResult, run_cases
 from .latent import LatentSpace, hamming_ball, popcounts
 from .model import OneLayerTransformer, check_model
+from .report import load_stored
 from .style import COLORS, CYCLE, DIVERGING_CMAP, SEQUENTIAL_CMAP, as_array, new_figure
 from .task import TaskSpec, check_spec
 from .train import TrainConfig
@@ -42,31 +43,6 @@ GEO_M_MAX = 12  # V x V matrices: 4096 x 4096 float64 is the largest we build
 GRAM_LIMIT = 2**27  # V^2 (2E + m + 1) float64 entries (1 GiB) for the Gram matrices of E members
 RAYLEIGH_LIMIT = 2**34  # E V^3 multiply-adds for weight_rayleigh (a few seconds)
 EXPAND_LIMIT = 2**20  # eigenvalues in one expanded spectrum (V = 2^20 at most)
-
-
-def _real_tensor(name: str, value: object, integer: bool = False) -> torch.Tensor:
-    """``value`` (a tensor, array or sequence of real numbers) as a float64 tensor (int64 when
-    ``integer``), or an error naming ``name``: TypeError for a str, None or anything that is not
-    numbers, ValueError for NaN or infinity (and for non-integral entries when ``integer``)."""
-    if value is None or isinstance(value, (str, bytes)):
-        raise ArgumentTypeError(
-            f"{name} must be a tensor or a sequence of real numbers, got {type(value).__name__}"
-        )
-    try:
-        t = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise ArgumentTypeError(
-            f"{name} must be a tensor or a sequence of real numbers, got {type(value).__name__}"
-        ) from None
-    if t.dtype == torch.bool or t.is_complex():
-        raise ArgumentTypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
-    t = t.detach().double().cpu()
-    check_finite(name, t)
-    if integer:
-        if bool((t != t.round()).any()):
-            raise ValueError(f"{name} must hold integers, got non-integral entries")
-        return t.long()
-    return t
 
 
 def krawtchouk(k: int, w: int, m: int) -> int:
@@ -140,8 +116,8 @@ def expand_spectrum(eigenvalues: ArrayLike, multiplicities: ArrayLike) -> torch.
     """The full list of V eigenvalues (float64, largest first) from per-weight eigenvalues and
     their multiplicities (the output of ``hamming_kernel_spectrum``). The multiplicities are
     non-negative integers summing to at most 2^20."""
-    lam = _real_tensor("eigenvalues", eigenvalues).flatten()
-    mult = _real_tensor("multiplicities", multiplicities, integer=True).flatten()
+    lam = check_reals("eigenvalues", eigenvalues).flatten()
+    mult = check_reals("multiplicities", multiplicities, integer=True).flatten()
     if lam.numel() != mult.numel():
         raise ValueError(
             f"multiplicities must have as many entries as eigenvalues ({lam.numel()}), got {mult.numel()}"
@@ -241,8 +217,8 @@ def margin_by_weight(mu: ArrayLike, nu: ArrayLike) -> torch.Tensor:
         mean_y F[y, y] - mean_{y, k} F[y, k] = sum_{w >= 1} C(m, w) mu_w nu_w / 2^m,
     with F[y, k] = sum_x P[y, x] M[k, x]. Returns the terms (float64 ``[m+1]``, entry 0 is 0).
     """
-    mu = _real_tensor("mu", mu).flatten()
-    nu = _real_tensor("nu", nu).flatten()
+    mu = check_reals("mu", mu).flatten()
+    nu = check_reals("nu", nu).flatten()
     if mu.numel() < 2:
         raise ValueError(f"mu must hold m+1 >= 2 values, got {mu.numel()}")
     if nu.numel() != mu.numel():
@@ -403,7 +379,7 @@ def eigen_gap(eigenvalues: ArrayLike, k: int) -> torch.Tensor:
     """Ratio ``lambda_k / lambda_{k+1}`` of the k-th to the (k+1)-th largest eigenvalue (k >= 1),
     for a spectrum ``[n]`` or a batch ``[E, n]`` sorted largest first (as ``embedding_spectrum``
     returns). A large ratio after k = m (or m+1) is the signature of a rank-m (m+1) structure."""
-    ev = _real_tensor("eigenvalues", eigenvalues)
+    ev = check_reals("eigenvalues", eigenvalues)
     if ev.ndim not in (1, 2):
         raise ValueError(f"eigenvalues must have shape [n] or [E, n], got {tuple(ev.shape)}")
     if ev.shape[-1] < 2:
@@ -616,12 +592,7 @@ def geometry_config(setting: dict, steps: int, device: str = "cpu") -> TrainConf
 def load_geometry_sweep(path: str | Path | None = None) -> dict:
     """The stored results of ``bench/05_trained_geometry.py`` (``GEOMETRY_SWEEP`` by default):
     ``{"settings": {name: setting}, "runs": [one dict per trained member], ...}``."""
-    path = GEOMETRY_SWEEP if path is None else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no stored geometry study at {path}: run `python bench/05_trained_geometry.py`"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return load_stored(GEOMETRY_SWEEP if path is None else path, "bench/05_trained_geometry.py")
 
 
 def plot_distance_and_gram(D: ArrayLike, G: ArrayLike, title: str = "") -> Figure:

@@ -5,13 +5,12 @@ models, the chapter's figures and its exercise checkers."""
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, Sequence
 
 import torch
 from matplotlib.figure import Figure
 
-from ._validate import ArgumentTypeError, check_bool, check_choice, check_float, check_int, check_tokens
+from ._validate import check_bool, check_choice, check_float, check_int, check_reals, check_tokens
 from .attention import cluster_ids, score_matrix
 from .checks import CheckResult, close, run_cases, safe_compare
 from .model import OneLayerTransformer
@@ -35,20 +34,8 @@ def _check_pair(spec, y, y_hijack):
     return y, y_hijack
 
 
-def _numbers(name: str, value, what: str = "numbers") -> list:
-    """``value`` (a number, a sequence of numbers or a tensor) as a flat list of its numbers (ints
-    stay ints); a str, bool or None is refused by name rather than converted."""
-    items = value.reshape(-1).tolist() if isinstance(value, torch.Tensor) else value
-    if not isinstance(items, (list, tuple)):
-        items = [items]
-    for v in items:
-        if isinstance(v, (str, bytes, bool)) or v is None or not isinstance(v, numbers.Real):
-            raise ArgumentTypeError(f"{name} must hold {what}, got {v!r} ({type(v).__name__})")
-    return list(items)
-
-
 def _check_rho(rho) -> torch.Tensor:
-    r = torch.as_tensor(_numbers("rho", rho, "hijack shares in [0, 1]"), dtype=torch.float64).reshape(-1)
+    r = check_reals("rho", rho).reshape(-1)
     if r.numel() == 0:
         raise ValueError("rho must hold at least one value in [0, 1]")
     for v in r.tolist():
@@ -271,9 +258,7 @@ def hijack_prepend_probability(
     y, y_hijack = _check_pair(spec, y, y_hijack)
     block = check_int("block", block, 1, 1000)
     check_choice("ties", ties, ("strict", "half"))
-    ks = [
-        check_int("k", v, 0, 1000) for v in (k if isinstance(k, (list, tuple)) else _numbers("k", k, "ints"))
-    ]
+    ks = [check_int("k", v, 0, 1000) for v in check_reals("k", k, integer=True).reshape(-1).tolist()]
     A = spec.neighbourhood.mask(spec.space)
     in_y, in_h = A[y], A[y_hijack]
     hij = _position_law(A[y_hijack].double() / A[y_hijack].sum(), in_y, in_h)[None, :]
@@ -443,8 +428,7 @@ def flip_curve(
     check_model_and_spec(model, spec)
     n = check_int("n", n, 1, 1_000_000)
     grid = [
-        check_float("rho_grid", r, 0.0, 1.0)
-        for r in _numbers("rho_grid", rho_grid, "hijack shares in [0, 1]")
+        check_float("rho_grid", r, 0.0, 1.0) for r in check_reals("rho_grid", rho_grid).reshape(-1).tolist()
     ]
     if not grid:
         raise ValueError("rho_grid must hold at least one value in [0, 1]")
@@ -484,7 +468,7 @@ def prepend_curve(
     (as in ``flip_curve``)."""
     check_model_and_spec(model, spec)
     n = check_int("n", n, 1, 1_000_000)
-    ks = [check_int("ks", k, 0, 10_000) for k in _numbers("ks", ks, "ints")]
+    ks = [check_int("ks", k, 0, 10_000) for k in check_reals("ks", ks, integer=True).reshape(-1).tolist()]
     if not ks:
         raise ValueError("ks must hold at least one number of prepended blocks")
     out = _curve(

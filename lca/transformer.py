@@ -4,7 +4,6 @@ context length and the embedding dimension, the chapter's figures and its exerci
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,6 +25,7 @@ from .associative_memory import random_keys
 from .checks import CheckResult, close, run_cases
 from .latent import Neighbourhood, hamming_sphere
 from .model import OneLayerTransformer, check_model
+from .report import load_stored
 from .style import COLORS, CYCLE, new_figure
 from .task import TaskSpec, bayes_correct, check_spec, count_vector, sample
 from .train import TrainConfig, build_model, sweep
@@ -907,11 +907,7 @@ def load_budgets(path: str | Path | None = None) -> dict[str, dict[int, SweepTab
     """The stored results of ``bench/03_budgets.py``: ``{run name: {steps: SweepTable}}`` for the
     runs of ``BUDGET_RUNS``, and ``"percentiles"``: ``{steps: ...}`` from ``percentile_runs``."""
     path = BUDGETS_FILE if path is None else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no stored budget runs at {path}: run `.venv/bin/python bench/03_budgets.py`"
-        )
-    data = json.loads(path.read_text())
+    data = load_stored(path, "bench/03_budgets.py")
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, dict):
         raise ValueError(f"{path} must hold a dict with a 'runs' entry (written by bench/03_budgets.py)")

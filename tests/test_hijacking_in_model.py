@@ -592,9 +592,10 @@ def test_strings_and_bools_are_no_shares_or_flags():
         hijacking_in_model.hijack_binomial_flip("0.5", 8)
     with pytest.raises(TypeError, match="rho"):
         hijacking_in_model.hijack_binomial_flip(True, 8)
-    with pytest.raises(TypeError, match="ks"):
-        hijacking_in_model._numbers("ks", None, "ints")
-    assert hijacking_in_model._numbers("ks", torch.tensor([0, 2]), "ints") == [0, 2]
+    with pytest.raises(TypeError, match=r"\bk\b"):
+        hijacking_in_model.hijack_prepend_probability(
+            lca.TaskSpec(4, 8, neighbourhood=lca.cluster(1)), 0, 15, k=None
+        )
     spec = lca.TaskSpec(4, 8, neighbourhood=lca.cluster(1))
     with pytest.raises(TypeError, match="last_clean"):
         hijacking_in_model.hijack_contexts(spec, 4, rho=0.5, last_clean="False")
