@@ -188,7 +188,7 @@ def simulate_onehot_recall(
     """
     N = check_int("N", N, 1, 1_000_000)
     d = check_int("d", d, 1, 1_000_000)
-    n_recalls = check_int("n_recalls", n_recalls, 1, 100_000_000)
+    n_recalls = check_int("n_recalls", n_recalls, 1, 1_000_000)
     if keys not in ("gaussian", "orthonormal", "correlated"):
         raise ValueError(f"keys must be one of ['correlated', 'gaussian', 'orthonormal'], got {keys!r}")
     rho = check_float("rho", rho, 0.0, 1.0, hi_open=True)

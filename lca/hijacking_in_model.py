@@ -351,7 +351,7 @@ def hijack_contexts(
     Returns ``(contexts LongTensor[n, L'], targets LongTensor[n], hijack_targets LongTensor[n])``.
     """
     check_spec(spec)
-    n = check_int("n", n, 1, 10_000_000)
+    n = check_int("n", n, 1, 1_000_000)
     rho = check_float("rho", rho, 0.0, 1.0)
     prepend = check_int("prepend", prepend, 0, 10_000)
     block = check_int("block", block, 1, 10_000)

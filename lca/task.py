@@ -177,7 +177,7 @@ def sample(
     Seeding: pass ``seed`` (an int) for a fresh generator, or ``generator`` to continue a stream.
     """
     check_spec(spec)
-    n = check_int("n", n, 0, 100_000_000)
+    n = check_int("n", n, 0, 10_000_000)
     g = make_generator(seed, generator)
     V, L = spec.V, spec.L
     table, deg, noise_table = _tables(spec)
@@ -255,7 +255,7 @@ def bayes_correct(spec: TaskSpec, contexts: torch.Tensor, targets: torch.Tensor)
 def bayes_accuracy(spec: TaskSpec, n: int = 4096, seed: int = 0) -> float:
     """Accuracy of the Bayes-optimal predictor on ``n`` fresh examples (ties broken uniformly):
     the ceiling any model can reach on this task."""
-    n = check_int("n", n, 1, 10_000_000)
+    n = check_int("n", n, 1, 1_000_000)
     ctx, y = sample(spec, n, seed=seed)
     return float(bayes_correct(spec, ctx, y).mean())
 

@@ -90,7 +90,7 @@ class TrainConfig:
         check_choice("E_init", self.E_init, E_INITS)
         check_choice("WV_init", self.WV_init, WV_INITS)
         put("eval_every", check_int("eval_every", self.eval_every, 0, 10_000_000))
-        put("n_eval", check_int("n_eval", self.n_eval, 1, 10_000_000))
+        put("n_eval", check_int("n_eval", self.n_eval, 1, 1_000_000))
         put("eval_seed", check_int("eval_seed", self.eval_seed, 0, 2**62))
         for flag in ("train_E", "train_KQ", "train_V", "tied", "residual", "layernorm"):
             put(flag, check_bool(flag, getattr(self, flag)))
@@ -382,7 +382,7 @@ def evaluate(model: OneLayerTransformer, spec: TaskSpec, n: int = 4096, seed: in
     """Accuracy of ``model`` on ``n`` fresh examples drawn with ``seed``: a float for a single
     model, a list of floats (one per member) for an ensemble."""
     check_model_and_spec(model, spec)
-    n = check_int("n", n, 1, 100_000_000)
+    n = check_int("n", n, 1, 1_000_000)
     ctx, y = sample(spec, n, seed=seed)
     dev = model.W_E.device
     acc = _accuracy(model, ctx.to(dev), y.to(dev))

@@ -289,7 +289,9 @@ def _run_one(msg):
         return {"outcome": "skip", "error": f"baseline build: {type(exc).__name__}: {exc}"}
     if not _baseline_runs(mname, name):  # a mutation of a call that fails anyway tells nothing
         return {"outcome": "skip", "error": "the unmutated baseline call raises"}
-    return {"outcome": classify_call(obj, kwargs, param), "error": _LAST_ERROR[0]}
+    t0 = time.perf_counter()
+    outcome = classify_call(obj, kwargs, param)
+    return {"outcome": outcome, "error": _LAST_ERROR[0], "seconds": time.perf_counter() - t0}
 
 
 _LAST_ERROR = [""]
@@ -474,6 +476,10 @@ def main(argv=None) -> int:
     bad = [r for r in records if r["outcome"] not in ("clear", "returned")]
     for r in bad[: args.show]:
         print(f"{r['outcome']:17s} {r['module']}.{r['name']}({r['param']}={r['label']}): {r['error'][:140]}")
+    slow = sorted((r for r in records if "seconds" in r), key=lambda r: -r["seconds"])
+    print("slowest calls (the test's hang limit must stay far above these):")
+    for r in slow[:8]:
+        print(f"  {r['seconds']:7.2f} s {r['module']}.{r['name']}({r['param']}={r['label']})")
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1))
     return 0
