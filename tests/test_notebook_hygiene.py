@@ -33,7 +33,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "lca[llm] @ git+{url}@{ref}"], check=True)"""
 
-CELL_METADATA = {"tags"}
+CELL_METADATA = {"tags", "mystnb", "jupyter"}
 NB_METADATA = {"kernelspec", "language_info", "widgets"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex")
@@ -138,7 +138,7 @@ def test_clean_metadata(entry):
         for i, c in enumerate(nb.cells)
         if set(c.metadata) - CELL_METADATA
     }
-    assert not stray, f"cell metadata other than tags: {stray}"
+    assert not stray, f"cell metadata beyond tags, figure options, collapse flags: {stray}"
 
 
 def _nbbuild():

@@ -30,12 +30,27 @@ CELL_TIMEOUT = 600
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
+#: the cell metadata a chapter keeps: its tags, myst-nb's figure options (a numbered caption and
+#: alt text for the figure the cell draws) and Jupyter's "collapsed" flags (an exercise's reference
+#: solution starts collapsed in Jupyter and Colab)
+CELL_METADATA = ("tags", "mystnb", "jupyter")
+
+
+def kept_metadata(metadata: dict) -> dict:
+    """The part of a cell's metadata that a chapter keeps (see ``CELL_METADATA``), in that order."""
+    kept = {}
+    for key in CELL_METADATA:
+        value = metadata.get(key)
+        if value:
+            kept[key] = list(value) if key == "tags" else value
+    return kept
+
+
 def read_source(path: Path) -> nbformat.NotebookNode:
     nb = jupytext.read(path, fmt="py:percent")
     nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     for i, cell in enumerate(nb.cells):
-        tags = list(cell.metadata.get("tags", []))
-        cell.metadata = {"tags": tags} if tags else {}
+        cell.metadata = kept_metadata(cell.metadata)
         cell.id = f"cell-{i}"
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -50,8 +65,7 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         **({"widgets": nb.metadata["widgets"]} if "widgets" in nb.metadata else {}),
     }
     for cell in nb.cells:
-        tags = list(cell.metadata.get("tags", []))
-        cell.metadata = {"tags": tags} if tags else {}
+        cell.metadata = kept_metadata(cell.metadata)
         for out in cell.get("outputs", []):
             if "metadata" in out:
                 out.metadata = {k: v for k, v in out.metadata.items() if k != "execution"}
