@@ -291,6 +291,80 @@ def test_stubs_fail_and_solutions_pass(built, name, tmp_path, monkeypatch, torch
     assert solved == {q: 1.0 for q in graded}
 
 
+def _answer_cell_before(nb, q: str, tag: str) -> int:
+    """Index of the code cell tagged ``tag`` (a student's answer cell or otter's solution cell)
+    that comes last before ``grader.check("q")``."""
+    check = next(
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and c.source.strip() == f'grader.check("{q}")'
+    )
+    return max(
+        i
+        for i, c in enumerate(nb.cells[:check])
+        if c.cell_type == "code" and tag in c.metadata.get("tags", [])
+    )
+
+
+def _otter_run(autograder_zip: Path, submission: Path, out: Path) -> dict[str, float]:
+    """Grade ``submission`` with otter-grader's own local runner (``otter run``, the autograder
+    that Gradescope runs, without a container); returns the score of every graded question."""
+    import json
+    import subprocess
+    import sys
+
+    out.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otter",
+            "run",
+            "--no-logo",
+            "-a",
+            str(autograder_zip),
+            "-o",
+            str(out),
+            str(submission),
+        ],
+        capture_output=True,
+        text=True,
+        env=tool._env(),
+        timeout=900,
+    )
+    assert proc.returncode == 0, f"otter run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    results = json.loads((out / "results.json").read_text())
+    return {t["name"]: float(t["score"]) for t in results["tests"] if t.get("max_score") is not None}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_otter_run_grades_submissions_end_to_end(built, name, tmp_path):
+    """A teacher's grading run, end to end: ``otter run`` on the autograder zip gives the
+    solutions full marks, the untouched student notebook zero, and a submission that answers only
+    the first code question exactly that question's points."""
+    graded = {
+        q["name"]: float(q.get("points", 1))
+        for q in _questions(MASTER_DIR / f"{name}.ipynb")
+        if not q.get("manual")
+    }
+    archive = built / f"{name}-autograder.zip"
+    solutions = built / name / "autograder" / f"{name}.ipynb"
+    stubs = built / name / "student" / f"{name}.ipynb"
+
+    assert _otter_run(archive, solutions, tmp_path / "full") == graded
+
+    assert _otter_run(archive, stubs, tmp_path / "zero") == {q: 0.0 for q in graded}
+
+    first = next(iter(graded))
+    partial = nbformat.read(stubs, as_version=4)
+    solved = nbformat.read(solutions, as_version=4)
+    answer = partial.cells[_answer_cell_before(partial, first, "otter_answer_cell")]
+    answer.source = solved.cells[_answer_cell_before(solved, first, "otter_assign_solution_cell")].source
+    nbformat.write(partial, tmp_path / f"{name}.ipynb")
+    scores = _otter_run(archive, tmp_path / f"{name}.ipynb", tmp_path / "partial")
+    assert scores == {q: (graded[q] if q == first else 0.0) for q in graded}
+
+
 def test_build_fails_on_wrong_solution(tmp_path, monkeypatch):
     """otter assign (through the build tool) rejects a master whose solution fails its tests."""
     cells = [
