@@ -14,6 +14,7 @@ pattern that includes the number and its context), each with its reason. Prefer 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -136,7 +137,27 @@ def source_violations(path: Path) -> list[str]:
         for v in violations(text):
             n, rest = v.removeprefix("line ").split(":", 1)
             found.append(f"{path.name} line {start + int(n) - 1}:{rest}")
+    for line_no, what, text in figure_texts(path):
+        for v in violations(text):
+            found.append(f"{path.name} line {line_no} ({what}):{v.split(':', 1)[1]}")
     return found
+
+
+def figure_texts(path: Path) -> list[tuple[int, str, str]]:
+    """(line number, "caption" or "alt text", text) of the figure options in the cell headers of a
+    percent-format source (``# %% ... mystnb={"figure": {"caption": ...}, "image": {"alt": ...}}``):
+    captions are prose too."""
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.startswith("# %%") or "mystnb=" not in line:
+            continue
+        raw = line.split("mystnb=", 1)[1]
+        options, _ = json.JSONDecoder().raw_decode(raw)
+        caption = options.get("figure", {}).get("caption")
+        alt = options.get("image", {}).get("alt")
+        out += [(i, "caption", caption)] if caption else []
+        out += [(i, "alt text", alt)] if alt else []
+    return out
 
 
 SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -165,17 +186,24 @@ x = 0.5  # code is not prose
 
 # %% [markdown]
 # A version 0.1.2, the paper's equation (5.2), `noise=0.3` in code, and .515 by hand.
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-x", "caption": "Accuracy 0.93 by hand."}}
+plot()
 """
 
 
 def test_planted_violation_fails(tmp_path):
-    """The checker flags hand-typed decimals (0.76, .515) and nothing else in a planted source."""
+    """The checker flags hand-typed decimals (0.76, .515, and 0.93 in a figure caption) and nothing
+    else in a planted source."""
     src = tmp_path / "99_planted.py"
     src.write_text(PLANTED, encoding="utf-8")
     found = source_violations(src)
-    assert [v.split(":", 1)[1].split(" in ")[0].strip() for v in found] == ["'0.76'", "'.515'"], found
+    assert [v.split(":", 1)[1].split(" in ")[0].strip() for v in found] == ["'0.76'", "'.515'", "'0.93'"], (
+        found
+    )
     assert found[0].startswith("99_planted.py line 2:"), found
     assert found[1].startswith("99_planted.py line 8:"), found
+    assert found[2].startswith("99_planted.py line 10 (caption):"), found
     page = tmp_path / "page.md"
     page.write_text(
         "Counted {glue:}`n` cases; about 3.6 of them.\n\n```python\ny = 0.25\n```\n", encoding="utf-8"

@@ -67,6 +67,8 @@ SKIP = {
         "test_notebook_hygiene.py": "checks the stored notebook files and nbval itself (and needs "
         "jupytext): the same files in every environment",
         "test_notebook_macros.py": "checks the notebooks' markdown text: the same in every environment",
+        "test_exercises.py": "checks the form of the stored notebooks' exercises: the same files in "
+        "every environment",
         "test_layout.py": "checks the package's source files (imports, lengths, test files): the same "
         "in every environment",
         "test_without_myst_nb.py": "plays an environment without myst-nb; here every chapter runs "
