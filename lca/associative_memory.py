@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 from ._validate import check_dtype, check_finite, check_float, check_int, check_size, make_generator
 from .checks import CheckResult, close, run_cases
 from .model import orthonormal_rows
-from .style import COLORS, CYCLE, DIVERGING_CMAP, new_figure
+from .style import COLORS, CYCLE, DIVERGING_CMAP, legend_below, legend_right, new_figure
 
 # A linear associative memory stores N pairs (key u_i -> value v_i) as one matrix
 #     W = sum_i v_i u_i^T = values^T keys          ([d', d])
@@ -278,6 +278,22 @@ def hopfield_step(patterns: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
     W = W - torch.diag(torch.diagonal(W))
     h = probes.to(W.dtype) @ W.T
     return torch.where(h >= 0, 1.0, -1.0).to(probes.dtype)
+
+
+def repair_fraction(patterns: torch.Tensor, probes: torch.Tensor) -> float:
+    """Fraction of the probes that one synchronous update (``hopfield_step``) restores exactly:
+    ``probes [N, d]`` holds one corrupted copy of each of the ``patterns [N, d]`` (row j of
+    ``probes`` is a copy of row j of ``patterns``), and probe j counts if
+    sign(W probes[j]) = patterns[j] in every one of its d bits."""
+    patterns = _float_matrix("patterns", patterns)
+    probes = _float_matrix("probes", probes)
+    if probes.shape != patterns.shape:
+        raise ValueError(
+            f"probes must have the shape of patterns {tuple(patterns.shape)} (one probe per "
+            f"pattern), got {tuple(probes.shape)}"
+        )
+    restored = (hopfield_step(patterns, probes) == patterns).all(1)
+    return float(restored.double().mean())
 
 
 # The classical Hopfield network stores +-1 patterns xi_1..xi_N in W = sum_i xi_i xi_i^T - N I. Two
@@ -584,6 +600,20 @@ def recall_failure_chernoff(N: int, d: int) -> float:
     return min(1.0, (N - 1) * 2.0 ** (-d / 2 - 1))
 
 
+def recall_failure_mills(N: int, d: int) -> float:
+    """Closed-form bound ``min(1, (N - 1) Gamma((d - 1)/2) / (sqrt(2 pi) 2^(d/2) Gamma(d/2)))`` on
+    the failure probability, from the Mills ratio Phi(-r) <= phi(r) / r and
+    E[exp(-R^2/2) / R] = Gamma((d - 1)/2) / (2^(d/2) Gamma(d/2)), R ~ chi_d. Needs d >= 2 (at
+    d = 1 the expectation is infinite). Sharper than ``recall_failure_chernoff`` for d >= 3, by
+    the factor sqrt(2/pi) Gamma((d - 1)/2) / Gamma(d/2), about 2 / sqrt(pi d)."""
+    N = check_int("N", N, 1, 10**12)
+    d = check_int("d", d, 2, 100_000)
+    log_pair = (
+        math.lgamma((d - 1) / 2) - math.lgamma(d / 2) - 0.5 * math.log(2 * math.pi) - (d / 2) * math.log(2.0)
+    )
+    return min(1.0, (N - 1) * math.exp(log_pair))
+
+
 def recall_success_gaussian(N: int, d: int) -> float:
     """Gaussian (fixed-norm) approximation ``Phi(sqrt(d))^(N-1)``: the exact formula with the key
     norm R replaced by its typical value sqrt(d). An approximation, not a bound."""
@@ -652,63 +682,60 @@ def recall_capacity(d: int, delta: float = 0.01) -> int:
     return lo
 
 
-def plot_recall_scores(panels: dict, title: str = "Recall W u_j with one-hot values") -> Figure:
+def plot_recall_scores(panels: dict) -> Figure:
     """Heat maps of recall matrices, one panel per entry of ``panels`` (label -> ``Tensor[N, N]``
-    whose row j is W u_j, so entry (j, i) is u_i^T u_j). A perfect memory shows the identity."""
-    fig, axes = new_figure(ncols=len(panels), width=3.6, height=3.4)
+    whose row j is W u_j, so entry (j, i) is u_i^T u_j), one shared colour bar. A perfect memory
+    shows the identity. No figure title: the caption says what is drawn."""
+    fig, axes = new_figure(ncols=len(panels), width=2.9, height=2.9)
     axes = np.atleast_1d(axes)
     vmax = max(float(abs(p).max()) for p in panels.values())
     im = None
-    for ax, (label, M) in zip(axes, panels.items()):
+    for k, (ax, (label, M)) in enumerate(zip(axes, panels.items())):
         im = ax.imshow(
             M.detach().cpu().numpy(), cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest"
         )
-        ax.set_title(label, fontsize=10)
-        ax.set_xlabel("stored value i")
-        ax.set_ylabel("query key j")
+        ax.set_title(label)
+        ax.set_xlabel("stored value $i$")
+        if k == 0:
+            ax.set_ylabel("query key $j$")
         ax.grid(False)
-    fig.colorbar(im, ax=list(axes), shrink=0.8, label="coordinate i of W u_j")
-    fig.suptitle(title)
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label=r"coordinate $i$ of $W u_j$")
     return fig
 
 
-def plot_recall_capacity(
-    sim: dict,
-    theory: dict,
-    title: str = "Outer-product memory with Gaussian keys: simulation (points) vs exact theory (lines)",
-) -> Figure:
-    """Two panels against N/d (log scale), one colour per key dimension d.
+def plot_recall_capacity(sim: dict, theory: dict) -> Figure:
+    """Two panels against N/d (log scale), one colour per key dimension d, one legend under them.
 
     Args:
         sim: d -> dict with arrays ``ratio`` (N/d), ``accuracy``, ``mse`` (Monte Carlo).
         theory: d -> dict with ``ratio``, ``accuracy`` (exact), ``gaussian`` (fixed-norm
             approximation) and ``mse`` ((N + 1)/d).
-    Left: mean squared recall error ||W u_j - v_j||^2. Right: argmax recall accuracy.
+    Left: mean squared recall error ||W u_j - v_j||^2 against (N + 1)/d. Right: nearest-value
+    recall accuracy against the exact P_hit (solid) and Phi(sqrt d)^(N-1) (dashed).
     """
-    fig, (ax1, ax2) = new_figure(ncols=2, width=5.2, height=3.8)
+    fig, (ax1, ax2) = new_figure(ncols=2, width=3.75, height=3.0)
     for k, d in enumerate(sorted(theory)):
         c = CYCLE[k % len(CYCLE)]
         t, s = theory[d], sim.get(d)
-        ax1.plot(t["ratio"], t["mse"], color=c, lw=1.5, label=f"d = {d}: (N+1)/d")
-        ax2.plot(t["ratio"], t["accuracy"], color=c, lw=1.5, label=f"d = {d}: exact")
+        ax1.plot(t["ratio"], t["mse"], color=c, lw=1.5, label=f"$d={d}$")
+        ax2.plot(t["ratio"], t["accuracy"], color=c, lw=1.5)
         ax2.plot(t["ratio"], t["gaussian"], color=c, lw=1.0, ls="--")
         if s is not None:
             ax1.plot(s["ratio"], s["mse"], "o", color=c, ms=4)
             ax2.plot(s["ratio"], s["accuracy"], "o", color=c, ms=4)
-    ax2.plot([], [], "k--", lw=1.0, label="Gaussian approx.")
-    ax2.plot([], [], "ko", ms=4, label="simulation")
+    ax1.plot([], [], "k-", lw=1.5, label="exact")
+    ax1.plot([], [], "k--", lw=1.0, label=r"$\Phi(\sqrt{d})^{N-1}$")
+    ax1.plot([], [], "ko", ms=4, label="simulation")
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("stored pairs per key dimension, N / d")
+        ax.set_xlabel("$N/d$")
     ax1.set_yscale("log")
-    ax1.set_ylabel("mean squared recall error")
-    ax1.set_title("vector recall: error grows like N/d", fontsize=10)
-    ax2.set_ylabel("argmax recall accuracy")
+    ax1.set_ylabel(r"$\|W u_j - v_j\|^2$ (mean)")
+    ax1.set_title("vector recall")
+    ax2.set_ylabel("recall accuracy")
     ax2.set_ylim(-0.02, 1.02)
-    ax2.set_title("nearest-value recall (one-hot values)", fontsize=10)
-    ax1.legend(fontsize=8)
-    ax2.legend(fontsize=8, loc="lower left")
-    fig.suptitle(title)
+    ax2.set_title("nearest-value recall")
+    legend_below(fig, ax1, ncols=4)
     return fig
 
 
@@ -722,8 +749,8 @@ def plot_crosstalk_hist(
     title: str | None = None,
 ) -> Figure:
     """Histograms of the signal ||u_j||^2 and the cross-talk coefficients u_i^T u_j (i != j), with
-    optional density curves evaluated on ``grid`` (all 1-d arrays or tensors)."""
-    fig, ax = new_figure(width=6.0, height=3.6)
+    optional density curves evaluated on ``grid`` (all 1-d arrays or tensors); legend on the right."""
+    fig, ax = new_figure(width=6.5, height=3.2)
     signal = np.asarray(signal, dtype=float)
     coefs = np.asarray(coefs, dtype=float)
     lo = min(signal.min(), coefs.min())
@@ -735,9 +762,9 @@ def plot_crosstalk_hist(
         density=True,
         alpha=0.5,
         color=COLORS["vermillion"],
-        label="cross-talk $u_i^T u_j$, $i \\ne j$",
+        label=r"cross-talk $u_i^\top u_j$",
     )
-    ax.hist(signal, bins=bins, density=True, alpha=0.5, color=COLORS["blue"], label="signal $\\|u_j\\|^2$")
+    ax.hist(signal, bins=bins, density=True, alpha=0.5, color=COLORS["blue"], label=r"signal $\|u_j\|^2$")
     if grid is not None:
         grid = np.asarray(grid, dtype=float)
         if coef_density is not None:
@@ -746,7 +773,7 @@ def plot_crosstalk_hist(
                 np.asarray(coef_density, dtype=float),
                 color=COLORS["vermillion"],
                 lw=1.5,
-                label="N(0, 1/d)",
+                label=r"$\mathcal{N}(0, 1/d)$",
             )
         if signal_density is not None:
             ax.plot(
@@ -754,12 +781,12 @@ def plot_crosstalk_hist(
                 np.asarray(signal_density, dtype=float),
                 color=COLORS["blue"],
                 lw=1.5,
-                label="$\\chi^2_d / d$",
+                label=r"$\chi^2_d / d$",
             )
-    ax.set_xlabel("value of the score")
+    ax.set_xlabel("score")
     ax.set_ylabel("density")
-    ax.set_title(title or f"Signal vs cross-talk scores, d = {d}")
-    ax.legend(fontsize=8)
+    ax.set_title(title or f"$d={d}$")
+    legend_right(ax)
     return fig
 
 
@@ -776,28 +803,10 @@ def _memory_cases(seed: int = 0):
     ]
 
 
-def check_store(fn: Callable) -> CheckResult:
-    """Check ``fn(keys [N, d], values [N, d']) -> W [d', d]`` = sum_i v_i u_i^T."""
-    return run_cases("check_store", fn, store, _memory_cases(1))
-
-
 def check_crosstalk(fn: Callable) -> CheckResult:
     """Check ``fn(keys [N, d], values [N, d']) -> [N, d']`` whose row j is the cross-talk
     c_j = sum_{i != j} (u_i^T u_j) v_i."""
     return run_cases("check_crosstalk", fn, crosstalk, _memory_cases(2))
-
-
-def check_recall_bound(fn: Callable) -> CheckResult:
-    """Check ``fn(N, d) -> float``: the bound (N - 1) 2^(-d/2 - 1) on the probability that argmax
-    recall of a stored pair fails (one-hot values, N(0, I/d) keys), on cases where it is below 1."""
-    cases = [(2, 4), (10, 16), (100, 20), (1000, 32), (7, 9), (1, 5)]
-    return run_cases(
-        "check_recall_bound",
-        fn,
-        recall_failure_chernoff,
-        cases,
-        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-12),
-    )
 
 
 def check_softmax_recall(fn: Callable) -> CheckResult:
@@ -815,3 +824,55 @@ def check_softmax_recall(fn: Callable) -> CheckResult:
             )
         )
     return run_cases("check_softmax_recall", fn, softmax_recall, cases)
+
+
+def _repair_cases(seed: int = 4):
+    """(patterns [N, d], probes [N, d]) of several sizes: ties in the field (N (d - 1) even),
+    probes with no flipped bit, loads where some probes are repaired and some are not, and a
+    probe that only the rule sign(0) = +1 restores."""
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for N, d, flips in [(1, 5, 2), (2, 3, 1), (3, 8, 1), (4, 9, 0), (5, 12, 2), (8, 16, 3), (14, 100, 10)]:
+        patterns, probes = hopfield_probes(N, d, flips, generator=g)
+        cases.append((patterns[0], probes[0]))
+    # a probe that is restored with ties (field 0, so sign(0) = +1 decides) on bits that are +1
+    cases.append(
+        (torch.ones(1, 3, dtype=torch.float64), torch.tensor([[1.0, 1.0, -1.0]], dtype=torch.float64))
+    )
+    return cases
+
+
+def _describe_repair(case) -> str:
+    patterns, probes = case
+    N, d = patterns.shape
+    flips = int((patterns != probes).sum(1)[0])
+    plural = "" if flips == 1 else "s"
+    return f"patterns [N, d] with N = {N}, d = {d}; each probe has {flips} flipped bit{plural}"
+
+
+def check_repair_fraction(fn: Callable) -> CheckResult:
+    """Check ``fn(patterns [N, d], probes [N, d]) -> float``: the fraction of the probes that one
+    synchronous Hopfield update sign(W x) (W = sum_i xi_i xi_i^T with a zero diagonal, sign(0) =
+    +1) restores exactly (``repair_fraction``)."""
+    return run_cases(
+        "check_repair_fraction",
+        fn,
+        repair_fraction,
+        _repair_cases(),
+        compare=lambda e, g: close(e, g, rtol=0, atol=1e-12),
+        describe=_describe_repair,
+    )
+
+
+def check_recall_bound_mills(fn: Callable) -> CheckResult:
+    """Check ``fn(N, d) -> float``: the Mills-ratio bound (N - 1) Gamma((d-1)/2) /
+    (sqrt(2 pi) 2^(d/2) Gamma(d/2)) on the failure probability of nearest-value recall
+    (``recall_failure_mills``), on cases where it is below 1."""
+    cases = [(2, 2), (2, 3), (10, 16), (100, 20), (1000, 32), (7, 9), (1, 5), (5, 40)]
+    return run_cases(
+        "check_recall_bound_mills",
+        fn,
+        recall_failure_mills,
+        cases,
+        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-15),
+    )

@@ -27,7 +27,7 @@ from .checks import CheckResult, run_cases
 from .latent import LatentSpace, hamming_ball, popcounts
 from .model import OneLayerTransformer, check_model
 from .report import load_stored
-from .style import COLORS, CYCLE, DIVERGING_CMAP, SEQUENTIAL_CMAP, as_array, new_figure
+from .style import COLORS, CYCLE, DIVERGING_CMAP, SEQUENTIAL_CMAP, as_array, legend_below, new_figure
 from .task import TaskSpec, check_spec
 from .train import TrainConfig
 
@@ -597,18 +597,19 @@ def load_geometry_sweep(path: str | Path | None = None) -> dict:
 
 def plot_distance_and_gram(D: ArrayLike, G: ArrayLike, title: str = "") -> Figure:
     """Two heat maps side by side: Hamming distances ``D [V, V]`` and a Gram matrix ``G [V, V]``
-    (tokens in id order)."""
-    fig, axes = new_figure(2, 1, width=4.2, height=3.6)
+    (tokens in id order). ``title``, if given, becomes a figure title (the book's captions say it
+    instead)."""
+    fig, axes = new_figure(2, 1, width=3.75, height=3.1)
     for ax, M, name, cmap in (
-        (axes[0], D, "Hamming distance $D_H(i,j)$", SEQUENTIAL_CMAP),
+        (axes[0], D, r"distance $D_{\mathrm{H}}(i,j)$", SEQUENTIAL_CMAP),
         (axes[1], G, r"inner product $\langle e_i, e_j\rangle$", DIVERGING_CMAP),
     ):
         M = as_array(M)
         lim = abs(M).max() or 1.0
         kw = dict(vmin=-lim, vmax=lim) if cmap == DIVERGING_CMAP else {}
         im = ax.imshow(M, cmap=cmap, **kw)
-        ax.set_xlabel("token j")
-        ax.set_ylabel("token i")
+        ax.set_xlabel("token $j$")
+        ax.set_ylabel("token $i$")
         ax.set_title(name)
         ax.grid(False)
         fig.colorbar(im, ax=ax, shrink=0.8)
@@ -617,22 +618,29 @@ def plot_distance_and_gram(D: ArrayLike, G: ArrayLike, title: str = "") -> Figur
     return fig
 
 
+def _math_label(text: str) -> str:
+    """``W_V`` in a variant's name as mathtext."""
+    return text.replace("W_V", "$W_V$")
+
+
 def plot_hamming_inner(
     panels: dict, m: int | None = None, title: str = "", ncols: int | None = None
 ) -> Figure:
     """Fig. 3(b)-style panels: mean inner product of two token embeddings against their Hamming
     distance, one panel per variant (each panel's m is read from the length of its profile; ``m``
-    only enters the default title). ``ncols``: panels per row (default: all in one row).
+    is kept for compatibility). ``ncols``: panels per row (default: all in one row, folded into a
+    grid beyond three). One legend under the panels; each panel's title quotes the R^2 values.
 
     ``panels`` maps a panel title to a dict with ``mean`` and ``std`` (``[S, m+1]``: per seed, the
     mean and the spread over pairs at each distance), ``b0``, ``b1`` (the affine fit to the
-    seed-averaged profile) and ``r2`` (the R^2 the legend quotes, that of the mean profile), and
+    seed-averaged profile) and ``r2`` (the R^2 the title quotes, that of the mean profile), and
     optionally ``twisted`` (``[m+1]``, the parity-twisted fit) with its ``r2_twisted``.
+    ``title``, if given, becomes a figure title.
     """
     n = len(panels)
     ncols = n if ncols is None else max(1, min(int(ncols), n))
     nrows = -(-n // ncols)
-    fig, axes = new_figure(ncols, nrows, width=4.6, height=3.6, squeeze=False)
+    fig, axes = new_figure(ncols, nrows, width=3.75, height=3.1, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (name, p) in zip(axes.flat, panels.items()):
@@ -640,32 +648,34 @@ def plot_hamming_inner(
         k = np.arange(mean.shape[1])
         for s in range(mean.shape[0]):
             ax.plot(k, mean[s], color=COLORS["sky"], lw=0.8, alpha=0.7, label="one seed" if s == 0 else None)
-        bars = dict(fmt="o", color=COLORS["blue"], capsize=3, label="mean (bars: spread)")
+        bars = dict(fmt="o", color=COLORS["blue"], capsize=3, label="mean (bars: spread over pairs)")
         ax.errorbar(k, mean.mean(0), yerr=std.mean(0), **bars)
         affine = p["b0"] - p["b1"] * k
-        ax.plot(k, affine, "--", color=COLORS["vermillion"], label=f"affine, $R^2$ = {p['r2']:.1f}")
+        ax.plot(k, affine, "--", color=COLORS["vermillion"], label="affine law")
+        fits = f"affine $R^2$ = {p['r2']:.1f}"
         if p.get("twisted") is not None:
-            label = f"parity-twisted, $R^2$ = {p['r2_twisted']:.1f}"
-            ax.plot(k, as_array(p["twisted"]), ":", color=COLORS["green"], lw=2, label=label)
+            ax.plot(k, as_array(p["twisted"]), ":", color=COLORS["green"], lw=2, label="parity-twisted law")
+            fits += f", twisted {p['r2_twisted']:.1f}"
         ax.axhline(0, color="black", lw=0.6)
-        ax.set_xlabel("Hamming distance $k = D_H(i, j)$")
+        ax.set_xlabel("Hamming distance $k$")
         ax.set_ylabel(r"$\langle W_E(i), W_E(j)\rangle$")
-        ax.set_title(name.replace("W_V", "$W_V$"))
-        ax.set_xticks(k)
-        ax.legend(fontsize=7)
-    fig.suptitle(
-        title or "Inner product of embeddings vs Hamming distance" + (f" (m={m})" if m is not None else "")
-    )
+        ax.set_title(f"{_math_label(name)}\n{fits}")
+        ax.set_xticks(k[:: max(1, len(k) // 5)])
+    n_labels = len(axes.flat[0].get_legend_handles_labels()[1])
+    legend_below(fig, axes.flat[0], ncols=3 if n_labels == 3 else 2)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
 def plot_profile_grid(profiles: dict, title: str = "") -> Figure:
     """Mean Hamming profiles in units of g(0), one panel per m, one colour per variant, one line
-    style per training budget, with the seeds' range shaded.
+    style per training budget, with the seeds' range shaded; one legend under the panels.
 
     ``profiles`` maps a panel title to a dict ``(variant, steps) -> [S, m+1]`` (one row per seed).
+    ``title``, if given, becomes a figure title.
     """
-    fig, axes = new_figure(len(profiles), 1, width=3.6, height=3.2)
+    fig, axes = new_figure(len(profiles), 1, width=2.5, height=2.4)
     axes = np.atleast_1d(axes)
     variants = sorted({v for curves in profiles.values() for v, _ in curves})
     budgets = sorted({b for curves in profiles.values() for _, b in curves})
@@ -675,16 +685,17 @@ def plot_profile_grid(profiles: dict, title: str = "") -> Figure:
             k = np.arange(rows.shape[1])
             color = CYCLE[variants.index(variant)]
             style = ("-", "--", ":")[budgets.index(steps) % 3]
-            label = f"{variant.replace('W_V', '$W_V$')}, {steps} steps"
+            label = f"{_math_label(variant)}, {steps} steps"
             ax.plot(k, rows.mean(0), style, marker="o", ms=3, color=color, label=label)
             ax.fill_between(k, rows.min(0), rows.max(0), color=color, alpha=0.15, lw=0)
         ax.axhline(0, color="black", lw=0.6)
-        ax.set_xticks(k)
+        ax.set_xticks(k[:: max(1, len(k) // 4)])
         ax.set_xlabel("Hamming distance $k$")
-        ax.set_ylabel(r"$\bar g(k) / \bar g(0)$")
         ax.set_title(name)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title or "Mean Hamming profiles over seeds and budgets")
+    axes[0].set_ylabel(r"$\bar g(k) / \bar g(0)$")
+    legend_below(fig, axes[0], ncols=2)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -692,18 +703,23 @@ def plot_geometry_study(rows: dict, title: str = "") -> Figure:
     """The factor study: per setting (one row each) and variant (one panel each), the part of the
     Gram matrix's variance over pairs that a function of Hamming distance explains (the ceiling),
     that the parity-twisted law explains and that the affine law explains; filled markers at the
-    longer budget, open at the shorter, bars the range over seeds.
+    longer budget, open at the shorter, bars the range over seeds; one legend under the panels.
 
     ``rows`` maps a variant to a dict setting -> dict steps -> dict quantity -> ``[S]`` values,
-    quantities ``"hamming"``, ``"twisted"``, ``"affine"``.
+    quantities ``"hamming"``, ``"twisted"``, ``"affine"``. ``title``, if given, becomes a figure
+    title.
     """
     variants = list(rows)
-    height = 0.36 * max(len(r) for r in rows.values()) + 1.4
-    fig, axes = new_figure(len(variants), 1, width=4.2, height=height)
+    height = 0.34 * max(len(r) for r in rows.values()) + 1.2
+    fig, axes = new_figure(len(variants), 1, width=3.75, height=height, sharey=True)
     axes = np.atleast_1d(axes)
     marks = {"hamming": ("s", COLORS["black"]), "twisted": ("D", COLORS["green"])}
     marks["affine"] = ("o", COLORS["vermillion"])
-    names = {"hamming": "any function of $D_H$", "twisted": "parity-twisted law", "affine": "affine law"}
+    names = {
+        "hamming": r"any function of $D_{\mathrm{H}}$",
+        "twisted": "parity-twisted law",
+        "affine": "affine law",
+    }
     for ax, variant in zip(axes, variants):
         settings = list(rows[variant])
         for i, setting in enumerate(settings):
@@ -717,28 +733,31 @@ def plot_geometry_study(rows: dict, title: str = "") -> Figure:
                     label = names[q] if i == 0 and last else None
                     ax.errorbar(x, y, xerr=[[x - vals.min()], [vals.max() - x]], label=label, **style)
         ax.set_yticks(range(len(settings)))
-        ax.set_yticklabels(settings if ax is axes[0] else [], fontsize=8)
+        ax.set_yticklabels([st.replace("N_1", r"$\mathcal{N}_1$") for st in settings])
+        ax.tick_params(axis="y", labelleft=ax is axes[0])
         ax.set_ylim(len(settings) - 0.5, -0.5)
         ax.set_xlim(-0.02, 1.02)
-        ax.set_xlabel("$R^2$ over all pairs of tokens")
-        ax.set_title(variant.replace("W_V", "$W_V$"))
-    where = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    axes[-1].legend(fontsize=7, title="filled: longest budget", title_fontsize=7, **where)
-    fig.suptitle(title or "How much of the trained Gram matrix each law explains")
+        ax.set_xticks([0, 0.5, 1])
+        ax.set_xlabel("$R^2$ over all pairs")
+        ax.set_title(_math_label(variant))
+    legend_below(fig, axes[0], ncols=3)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
 def plot_spectra(spectra: dict, marks: dict | None = None, title: str = "", ncols: int = 2) -> Figure:
     """Normalised spectra ``lambda_i / lambda_1`` of ``W_E^T W_E``, one panel per setting, ``ncols``
-    panels per row.
+    panels per row, one legend under the panels.
 
     ``spectra`` maps a panel title (e.g. ``"m=8, d=32"``) to a dict label -> eigenvalues ``[d]``
     or ``[S, d]`` (largest first; several seeds: their mean, with the range shaded); ``marks`` maps
-    a panel title to an index drawn as a dotted line (e.g. m).
+    a panel title to an index drawn as a dotted line (e.g. m). ``title``, if given, becomes a
+    figure title.
     """
     n = len(spectra)
     ncols = max(1, min(int(ncols), n))
-    fig, axes = new_figure(ncols, -(-n // ncols), width=3.8, height=3.0, squeeze=False)
+    fig, axes = new_figure(ncols, -(-n // ncols), width=3.75, height=2.2, squeeze=False, sharey=True)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (name, curves) in zip(axes.flat, spectra.items()):
@@ -746,27 +765,32 @@ def plot_spectra(spectra: dict, marks: dict | None = None, title: str = "", ncol
             ev = np.atleast_2d(as_array(ev))
             ev = np.clip(ev / ev[:, :1], 1e-4, None)
             i = np.arange(1, ev.shape[1] + 1)
-            ax.plot(i, ev.mean(0), "o-", ms=2.5, lw=1, color=color, label=label.replace("W_V", "$W_V$"))
+            ax.plot(i, ev.mean(0), "o-", ms=2.5, lw=1, color=color, label=_math_label(label))
             if ev.shape[0] > 1:
                 ax.fill_between(i, ev.min(0), ev.max(0), color=color, alpha=0.2, lw=0)
         if marks and name in marks:
-            ax.axvline(marks[name] + 0.5, ls=":", color="black", label=f"after index {marks[name]}")
+            ax.axvline(marks[name] + 0.5, ls=":", color="black", label="after index $m$")
         ax.set_yscale("log")
-        ax.set_xlabel("index i (largest first)")
-        ax.set_ylabel(r"$\lambda_i / \lambda_1$ of $W_E^\top W_E$")
         ax.set_title(name)
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle(title or "Spectra of trained embeddings (underparameterised, d < V)")
+    for ax in axes[-1]:
+        ax.set_xlabel("index $i$ (largest first)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(r"$\lambda_i / \lambda_1$")
+    legend_below(fig, axes.flat[0])
+    if title:
+        fig.suptitle(title)
     return fig
 
 
 def plot_weight_spectrum(rows: dict, m: int, title: str = "") -> Figure:
     """Per-weight bars: the context law's eigenvalues mu_w next to the learned association's mean
-    Rayleigh quotients nu_w (each normalised by its largest absolute value).
+    Rayleigh quotients nu_w (each normalised by its largest absolute value); one row of bars per
+    entry of ``rows``, one legend under the panels.
 
     ``rows`` maps a row title to a dict with ``mu`` ([m+1]) and ``nu`` (label -> [m+1]).
+    ``title``, if given, becomes a figure title.
     """
-    fig, axes = new_figure(1, len(rows), width=7.0, height=2.6)
+    fig, axes = new_figure(1, len(rows), width=7.5, height=1.75, sharex=True)
     axes = np.atleast_1d(axes)
     w = np.arange(m + 1)
     for ax, (name, row) in zip(axes, rows.items()):
@@ -778,11 +802,14 @@ def plot_weight_spectrum(rows: dict, m: int, title: str = "") -> Figure:
             ax.bar(w + (j - (len(series) - 1) / 2) * width, v, width, color=color, label=label)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xticks(w)
-        ax.set_xlabel("character weight w")
-        ax.set_ylabel("normalised value")
+        ax.set_ylim(-1.1, 1.1)
+        ax.set_yticks([-1, 0, 1])
+        ax.set_ylabel("normalised")
         ax.set_title(name)
-        ax.legend(fontsize=7, ncol=len(series))
-    fig.suptitle(title or "Where the learned association puts its weight")
+    axes[-1].set_xlabel("character weight $w$")
+    legend_below(fig, axes[0], ncols=3)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -838,33 +865,24 @@ def check_gram_profile(fn: Callable) -> CheckResult:
     )
 
 
-def check_krawtchouk(fn: Callable) -> CheckResult:
-    """Check ``fn(k, w, m) -> int``: the Krawtchouk number
-    ``K_k(w) = sum_j (-1)^j C(w, j) C(m - w, k - j)``."""
-    cases = [
-        (0, 0, 1),
-        (1, 0, 3),
-        (0, 2, 3),
-        (1, 1, 1),
-        (2, 1, 4),
-        (1, 3, 4),
-        (3, 2, 6),
-        (4, 5, 7),
-        (7, 7, 7),
-    ]
-    cases += [(2, 6, 8), (5, 3, 9)]
+def check_krawtchouk_table(fn: Callable) -> CheckResult:
+    """Check ``fn(m) -> Tensor[m+1, m+1]``: the table with entry ``[k, w] = K_k(w)`` (rows:
+    distance k, columns: weight w), for m = 1..9. Any integer or float dtype is accepted; the
+    values must be exact."""
+    cases = [(m,) for m in (1, 2, 3, 4, 5, 6, 9)]
 
-    def describe(c):
-        return f"k={c[0]}, w={c[1]}, m={c[2]}"
+    def same_table(expected, got):
+        got = torch.as_tensor(got)
+        return got.shape == expected.shape and bool((got.double() == expected.double()).all())
 
-    return run_cases("check_krawtchouk", fn, krawtchouk, cases, compare=_same_number, describe=describe)
-
-
-def _same_number(expected, got) -> bool:
-    try:
-        return abs(float(got) - float(expected)) < 1e-9
-    except (TypeError, ValueError, RuntimeError):
-        return False
+    return run_cases(
+        "check_krawtchouk_table",
+        fn,
+        krawtchouk_matrix,
+        cases,
+        compare=same_table,
+        describe=lambda c: f"m={c[0]}",
+    )
 
 
 def check_hamming_spectrum(fn: Callable) -> CheckResult:

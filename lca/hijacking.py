@@ -11,7 +11,7 @@ from ._validate import check_choice, check_int
 from .checks import CheckResult, close, run_cases
 from .counterfact import Fact
 from .scoring import _check_lm, _encode_prompt, _encode_target, _max_positions, score_targets
-from .style import COLORS, CYCLE, new_figure
+from .style import COLORS, CYCLE, legend_below, new_figure
 
 SCHEMES = ("generic", "generic_reverse", "relation", "relation_reverse", "associated", "associated_reverse")
 
@@ -399,24 +399,26 @@ def example_rows(lm, ks=(0, 1, 2), max_new_tokens: int = 4, decimals: int = 2) -
 
 
 _SCHEME_STYLE = {
-    "generic": ("blue", "o", "generic: Do not think of {false}."),
-    "relation": ("vermillion", "s", "relation: true sentence naming {false}"),
-    "associated": ("green", "^", "associated: a city of the {false} language"),
-    "generic_reverse": ("blue", "o", "generic: Do not think of {true}."),
-    "relation_reverse": ("vermillion", "s", "relation: true sentence naming {true}"),
-    "associated_reverse": ("green", "^", "associated: a city of the {true} language"),
+    "generic": ("blue", "o", "generic: Do not think of $o^-$."),
+    "relation": ("vermillion", "s", "relation: a true sentence naming $o^-$"),
+    "associated": ("green", "^", "associated: a city of the language $o^-$"),
+    "generic_reverse": ("blue", "o", "generic: Do not think of $o^*$."),
+    "relation_reverse": ("vermillion", "s", "relation: the true sentence naming $o^*$"),
+    "associated_reverse": ("green", "^", "associated: a city of the language $o^*$"),
 }
 
 
 def plot_efficacy_curves(curves: dict, metric: str = "efficacy", model_name: str = "", ylim=(0.0, 1.0)):
     """Efficacy score against the number of prepended sentences, hijacking schemes on the left
-    and reverse schemes on the right (the paper's Fig. 2 and Figs C.1, C.3, C.4 in one figure).
+    and reverse schemes on the right (the paper's Fig. 2 and Figs C.1, C.3, C.4 in one figure),
+    with one legend under the panels (left column: hijacking schemes, right: reverse ones).
 
     Args:
         curves: scheme name -> the dict returned by ``lca.efficacy_curve``.
         metric: which entry of each curve to draw (``"efficacy"``, ``"efficacy_first_token"``,
             ``"top1_false"``...).
-        model_name: shown in the title.
+        model_name: not drawn (a book figure's caption names the model); kept so that older
+            calls still work.
     """
     if not isinstance(curves, dict) or not all(
         isinstance(c, dict) and "k" in c and metric in c for c in curves.values()
@@ -425,41 +427,36 @@ def plot_efficacy_curves(curves: dict, metric: str = "efficacy", model_name: str
             f"curves must map scheme names to dicts from lca.efficacy_curve (with "
             f"'k' and {metric!r}), got {type(curves).__name__}"
         )
-    fig, axes = new_figure(2, 1, width=4.8, height=3.6, sharey=True)
+    fig, axes = new_figure(2, 1, width=3.75, height=3.0, sharey=True)
+    handles, labels = [], []
     for ax, reverse in zip(axes, (False, True)):
         for scheme, curve in curves.items():
             if scheme.endswith("_reverse") != reverse:
                 continue
             color, marker, label = _SCHEME_STYLE.get(scheme, ("black", "x", scheme))
-            ax.plot(
+            (line,) = ax.plot(
                 curve["k"],
                 curve[metric],
                 color=COLORS[color],
                 marker=marker,
+                linestyle="--" if reverse else "-",
                 label=f"{label} (n = {curve['n']})",
             )
-        ax.set_xlabel("number of prepended sentences k")
+            handles.append(line)
+            labels.append(line.get_label())
+        ax.set_xlabel("prepended sentences $k$")
         ks = sorted({k for c in curves.values() for k in c["k"]})
         ax.set_xticks(ks)
         ax.set_ylim(*ylim)
-        ax.set_title(
-            "reverse hijacking (true target in the context)"
-            if reverse
-            else "hijacking (false target in the context)",
-            fontsize=10,
-        )
-        ax.legend(fontsize=7, loc="best")
+        ax.set_title("reverse: true target named" if reverse else "hijacking: false target named")
     axes[0].set_ylabel(
         {
             "efficacy": "efficacy score",
             "efficacy_first_token": "efficacy score (first token)",
             "top1_false": "top-1 hijack rate",
         }.get(metric, metric)
-        + " (share of cases)"
     )
-    fig.suptitle(
-        f"Efficacy score vs number of prepends{' - ' + model_name if model_name else ''}", fontsize=11
-    )
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 
@@ -472,29 +469,29 @@ def plot_hijack_margins(labels, margins, title: str = ""):
         raise ValueError(
             f"labels and margins must have the same length, got {len(labels)} and {len(margins)}"
         )
-    fig, ax = new_figure(1, 1, width=6.4, height=0.22 * len(labels) + 1.2)
+    fig, ax = new_figure(1, 1, width=7.5, height=0.22 * len(labels) + 1.6)
     colors = [COLORS["vermillion"] if v > 0 else COLORS["blue"] for v in margins]
     ax.barh(range(len(margins)), margins, color=colors)
     ax.axvline(0.0, color=COLORS["black"], lw=0.8)
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("margin: mean log P(false) - mean log P(true) (nats)")
+    ax.set_xlabel(r"margin $\ell(o^-) - \ell(o^*)$ (nats)")
     hijacked = sum(v > 0 for v in margins)
     ax.set_title(
-        f"{title} - {hijacked} of {len(margins)} facts hijacked (margin > 0)"
+        f"{title}: {hijacked} of {len(margins)} facts hijacked (margin > 0)"
         if title
         else f"{hijacked} of {len(margins)} facts hijacked (margin > 0)",
         fontsize=10,
     )
-
-    ax.legend(
+    fig.legend(
         handles=[
             Patch(color=COLORS["vermillion"], label="false target more likely"),
             Patch(color=COLORS["blue"], label="true target more likely"),
         ],
-        fontsize=7,
-        loc="lower right",
+        loc="outside lower center",
+        ncols=2,
+        frameon=False,
     )
     return fig
 
@@ -502,7 +499,9 @@ def plot_hijack_margins(labels, margins, title: str = ""):
 def plot_example_margins(labels, margins_by_k: dict, title: str = ""):
     """Grouped horizontal bars: for each example prompt, the margin log P(false) - log P(true)
     (mean over the targets' tokens, nats) with k = 0, 1, 2, ... hijacking sentences prepended.
-    ``margins_by_k`` maps k to a list of margins, one per label. Bars right of zero are flips."""
+    ``margins_by_k`` maps k to a list of margins, one per label. Bars right of zero are flips.
+    The legend sits under the plot, outside the bars; ``title`` (none by default: a book
+    figure's caption says what is drawn) goes above it."""
     labels = _collection("labels", labels, "strings")
     if not isinstance(margins_by_k, dict):
         raise TypeError(
@@ -511,7 +510,7 @@ def plot_example_margins(labels, margins_by_k: dict, title: str = ""):
     ks = list(margins_by_k)
     if not ks or any(len(margins_by_k[k]) != len(labels) for k in ks):
         raise ValueError("margins_by_k must map each k to one margin per label")
-    fig, ax = new_figure(1, 1, width=7.0, height=0.45 * len(labels) + 1.4)
+    fig, ax = new_figure(1, 1, width=7.5, height=0.6 * len(labels) + 1.2)
     height = 0.8 / len(ks)
     for j, k in enumerate(ks):
         ys = [i + (j - (len(ks) - 1) / 2) * height for i in range(len(labels))]
@@ -520,15 +519,16 @@ def plot_example_margins(labels, margins_by_k: dict, title: str = ""):
             [float(v) for v in margins_by_k[k]],
             height=height,
             color=CYCLE[j % len(CYCLE)],
-            label=f"k = {k} sentence{'s' if k != 1 else ''} prepended",
+            label=f"$k = {k}$",
         )
     ax.axvline(0.0, color=COLORS["black"], lw=0.8)
     ax.set_yticks(range(len(labels)))
-    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_yticklabels(labels)
     ax.invert_yaxis()
-    ax.set_xlabel("margin: mean log P(false target) - mean log P(true target) (nats)")
-    ax.set_title(title or "Does the added sentence flip the answer? (right of 0: flipped)", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel(r"margin $\ell(o^-) - \ell(o^*)$ (nats; right of 0: flipped)")
+    if title:
+        ax.set_title(title)
+    legend_below(fig, ax, ncols=len(ks))
     return fig
 
 
@@ -601,4 +601,72 @@ def check_mean_logprob(fn) -> CheckResult:
         _mean_logprob_reference,
         cases,
         compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-8),
+    )
+
+
+def _left_pad_positions_reference(attention_mask):
+    mask = torch.as_tensor(attention_mask).long()
+    return (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def _left_padded_masks(g: torch.Generator) -> list:
+    cases = [(torch.ones(1, 1, dtype=torch.long),), (torch.tensor([[0, 0, 1, 1, 1]]),)]
+    for rows, cols in [(3, 5), (4, 8), (6, 12)]:
+        lengths = torch.randint(1, cols + 1, (rows,), generator=g)
+        lengths[0] = cols  # the longest prompt has no padding
+        mask = (torch.arange(cols) >= cols - lengths[:, None]).long()
+        cases.append((mask,))
+    cases.append((torch.tensor([[1, 1, 1, 1], [0, 0, 0, 1], [0, 1, 1, 1]]).bool(),))
+    return cases
+
+
+def check_left_pad_positions(fn) -> CheckResult:
+    """Check ``fn(attention_mask [B, L]) -> position ids [B, L]`` for a left-padded batch: the
+    real tokens of a row (mask 1) numbered 0, 1, 2, ... from the row's first real token, the pad
+    tokens (mask 0, all before the real ones) given position 0. The mask may be a long or a
+    bool tensor."""
+    g = torch.Generator().manual_seed(12)
+    return run_cases(
+        "check_left_pad_positions",
+        fn,
+        _left_pad_positions_reference,
+        _left_padded_masks(g),
+        compare=lambda e, g: isinstance(g, torch.Tensor) and close(e, g, rtol=0, atol=0),
+        describe=lambda c: f"attention_mask = {torch.as_tensor(c[0]).long().tolist()}",
+    )
+
+
+def _batch_mean_logprob_reference(logits, input_ids, n_target):
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    L = input_ids.shape[1]
+    out = []
+    for b, T in enumerate(int(t) for t in n_target):
+        cols = torch.arange(L - T, L)  # the target's tokens: the last T of the row
+        out.append(logp[b, cols - 1, input_ids[b, cols]].mean())
+    return torch.stack(out)
+
+
+def check_batch_mean_logprob(fn) -> CheckResult:
+    """Check ``fn(logits [B, L, V], input_ids [B, L], n_target [B]) -> tensor [B]``: for each
+    row of a left-padded batch whose last ``n_target[b]`` tokens are a target, the mean
+    log-probability of those tokens (row ``b``'s token at column ``j`` is predicted by its
+    logits at column ``j - 1``)."""
+    g = torch.Generator().manual_seed(13)
+    cases = []
+    for B, L, V in [(1, 3, 5), (2, 4, 7), (3, 6, 11), (4, 9, 6), (5, 12, 40)]:
+        logits = torch.randn(B, L, V, generator=g, dtype=torch.float64) * 2 + 1
+        ids = torch.randint(V, (B, L), generator=g)
+        n_target = torch.randint(1, min(4, L - 1) + 1, (B,), generator=g)
+        cases.append((logits, ids, n_target))
+    return run_cases(
+        "check_batch_mean_logprob",
+        fn,
+        _batch_mean_logprob_reference,
+        cases,
+        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-8),
+        describe=lambda c: (
+            f"logits of shape {tuple(c[0].shape)}, input_ids "
+            + (str(c[1].tolist()) if c[1].numel() <= 24 else f"of shape {tuple(c[1].shape)}")
+            + f", n_target {c[2].tolist()}"
+        ),
     )

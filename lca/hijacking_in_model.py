@@ -90,6 +90,26 @@ def hijack_threshold(D: int, D_hijack: int | None = None, overlap: int = 0) -> f
     return a / (a + b)
 
 
+def hijack_threshold_noisy(D: int, D_hijack: int, overlap: int, noise: float, V: int) -> float:
+    """The hijack threshold with noisy clean tokens: a clean token is uniform on N(y) (size
+    ``D``) with probability ``1 - noise`` and uniform on the ``V - 1`` tokens other than y
+    otherwise (the course's ``"uniform"`` noise law), hijack tokens are uniform on N(y') (size
+    ``D_hijack``), the two neighbourhoods share ``overlap`` tokens and y lies in neither.
+
+    With ``X = 1{x in N(y')} - 1{x in N(y)}``, ``E_clean X = (1-eps)(o/D - 1) + eps (D' - D)/(V-1)``
+    and ``E_hijack X = 1 - o/D'``; the expected margin ``(1-rho) E_clean X + rho E_hijack X``
+    vanishes at ``rho* = -E_clean X / (E_hijack X - E_clean X)``, clipped to [0, 1] (0 when y'
+    is ahead already on clean contexts). ``noise = 0`` gives ``hijack_threshold``."""
+    D = check_int("D", D, 1, None)
+    D_hijack = check_int("D_hijack", D_hijack, 1, None)
+    V = check_int("V", V, max(D, D_hijack) + 1, None)
+    overlap = check_int("overlap", overlap, 0, min(D, D_hijack) - 1)
+    eps = check_float("noise", noise, 0.0, 1.0)
+    e_clean = (1 - eps) * (overlap / D - 1) + eps * (D_hijack - D) / (V - 1)
+    e_hij = 1 - overlap / D_hijack
+    return min(max(-e_clean / (e_hij - e_clean), 0.0), 1.0)
+
+
 def hijack_threshold_task(spec: TaskSpec, y: int, y_hijack: int) -> float:
     """The hijack threshold when the clean tokens follow the task's own law for y (noise
     included, ``spec.context_law()[y]``) rather than the uniform law on N(y). With
@@ -521,11 +541,24 @@ def scores_by_distance(model: OneLayerTransformer, spec: TaskSpec, k: int | None
     return out
 
 
+def _legend_under(fig: Figure, axes: list) -> None:
+    """One legend under the panels, holding every distinct label of ``axes`` once."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if labels:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 2), frameon=False)
+
+
 def plot_scores_by_distance(panels: list, title: str = "") -> Figure:
     """One panel per dict in ``panels``; each dict holds ``"table"`` (a ``scores_by_distance``
     result with ``k``), optional ``"title"``. Draws the mean centred score of same-cluster and
     other-cluster keys against their Hamming distance from the query (an ensemble as its mean
-    with a min-max band), even distances shaded. Returns the Figure."""
+    with a min-max band), even distances shaded, one legend under the panels. ``title``, if
+    given, is the figure's title (the book leaves it to the caption). Returns the Figure."""
     n = len(panels)
     fig, axes = new_figure(ncols=n, width=5.0, height=3.6)
     axes = [axes] if n == 1 else list(axes.flat)
@@ -545,10 +578,11 @@ def plot_scores_by_distance(panels: list, title: str = "") -> Figure:
             ax.plot(x, v.numpy(), marker="o", ms=4, color=color, label=label)
         ax.axhline(0.0, color=COLORS["black"], lw=0.8)
         ax.set_xticks(x)
-        ax.set_xlabel("Hamming distance from the query token (even distances shaded)")
+        ax.set_xlabel("Hamming distance from the query token")
         ax.set_ylabel("centred attention score")
-        ax.set_title(panel.get("title", ""), fontsize=10)
-        ax.legend(fontsize=8)
+        if panel.get("title"):
+            ax.set_title(panel["title"])
+    _legend_under(fig, axes)
     if title:
         fig.suptitle(title)
     return fig
@@ -558,12 +592,16 @@ def plot_hijack_curves(panels: list, title: str = "") -> Figure:
     """One panel per dict in ``panels``; each dict holds ``"x"`` (a sequence), ``"curves"``
     (label -> values, ``[R]`` or ``[E, R]``: an ensemble is drawn as its mean with a min-max
     band), optional ``"theory"`` (label -> values, drawn as dashed lines), ``"xlabel"``,
-    ``"ylabel"``, ``"title"`` and ``"threshold"`` (a vertical dotted line, or None).
-    Returns the Figure."""
+    ``"ylabel"``, ``"title"`` and ``"threshold"`` (a vertical dotted line, or None). One legend
+    under the panels holds every label once (so panels should share their labels); ``title``, if
+    given, is the figure's title (the book leaves it to the caption). Returns the Figure."""
     n = len(panels)
-    fig, axes = new_figure(ncols=n, width=5.0, height=3.8)
+    # three panels in a row get narrower, taller panels (so that they stay readable once the
+    # figure is fitted to the column); a shared y label is written once, on the left
+    fig, axes = new_figure(ncols=n, width=5.0 if n < 3 else 3.0, height=3.8 if n < 3 else 3.4)
     axes = [axes] if n == 1 else list(axes.flat)
-    for ax, panel in zip(axes, panels):
+    ylabels = [panel.get("ylabel", "fraction of contexts") for panel in panels]
+    for col, (ax, panel) in enumerate(zip(axes, panels)):
         x = torch.as_tensor(panel["x"], dtype=torch.float64).numpy()
         for i, (label, vals) in enumerate(panel.get("curves", {}).items()):
             v = torch.as_tensor(vals, dtype=torch.float64)
@@ -580,9 +618,11 @@ def plot_hijack_curves(panels: list, title: str = "") -> Figure:
             ax.axvline(thr, color=COLORS["black"], ls=":", lw=1.0, label="threshold")
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel(panel.get("xlabel", ""))
-        ax.set_ylabel(panel.get("ylabel", "fraction of contexts"))
-        ax.set_title(panel.get("title", ""), fontsize=10)
-        ax.legend(fontsize=8)
+        if n < 3 or col % 3 == 0 or len(set(ylabels)) > 1:
+            ax.set_ylabel(ylabels[col])
+        if panel.get("title"):
+            ax.set_title(panel["title"])
+    _legend_under(fig, axes)
     if title:
         fig.suptitle(title)
     return fig
@@ -612,34 +652,58 @@ def check_share_logits(fn: Callable) -> CheckResult:
     )
 
 
-def check_hijack_threshold(fn: Callable) -> CheckResult:
-    """Check ``fn(D, D_hijack, overlap) -> float``: the hijack share at which the expected logit
-    of the hijack target overtakes the true target's (N(y) of size D, N(y') of size D_hijack,
-    sharing ``overlap`` tokens)."""
-    cases = [(6, 6, 0), (6, 6, 2), (6, 21, 2), (21, 6, 2), (10, 4, 3), (5, 9, 0), (8, 8, 7)]
+def _noisy_threshold_cases():
+    return [
+        (6, 6, 0, 0.0, 64),
+        (6, 6, 0, 0.5, 64),
+        (6, 21, 2, 0.5, 64),
+        (21, 6, 2, 0.25, 64),
+        (6, 6, 2, 0.75, 64),
+        (4, 12, 0, 0.9, 16),
+        (10, 4, 3, 0.3, 32),
+    ]
+
+
+def check_noisy_threshold(fn: Callable) -> CheckResult:
+    """Check ``fn(D, D_hijack, overlap, noise, V) -> float``: the hijack threshold when a clean
+    token is noise (uniform on the V - 1 tokens other than y) with probability ``noise``
+    (``hijack_threshold_noisy``), clipped to [0, 1]."""
     return run_cases(
-        "hijack_threshold",
+        "noisy_threshold",
         fn,
-        hijack_threshold,
-        cases,
+        hijack_threshold_noisy,
+        _noisy_threshold_cases(),
         compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-9, atol=1e-12)),
-        describe=lambda c: f"D={c[0]}, D_hijack={c[1]}, overlap={c[2]}",
+        describe=lambda c: f"D={c[0]}, D_hijack={c[1]}, overlap={c[2]}, noise={c[3]}, V={c[4]}",
     )
 
 
-def _reference_flip(rho, L):
-    return float(hijack_binomial_flip(rho, L)[0])
+def _reference_margin_flip(rho, L, D, D_hijack, overlap):
+    return float(hijack_margin_probability(rho, L, D, D_hijack, overlap)[0])
 
 
-def check_flip_probability(fn: Callable) -> CheckResult:
-    """Check ``fn(rho, L) -> float``: the probability that more than half of L independent
-    positions hold hijack tokens, each with probability rho (a tie is not a flip)."""
-    cases = [(0.5, 1), (0.3, 4), (0.5, 4), (0.6, 15), (0.45, 16), (0.9, 7), (0.5, 2)]
+def _margin_flip_cases():
+    return [
+        (0.5, 1, 6, 6, 0),
+        (0.5, 4, 6, 6, 0),
+        (0.45, 15, 6, 6, 2),
+        (0.4, 10, 6, 21, 2),
+        (0.6, 9, 21, 6, 2),
+        (0.3, 6, 5, 5, 4),
+        (0.7, 2, 3, 8, 1),
+    ]
+
+
+def check_flip_probability_overlap(fn: Callable) -> CheckResult:
+    """Check ``fn(rho, L, D, D_hijack, overlap) -> float``: the probability that the constructed
+    model strictly prefers y' to y on a noise-free rho-hijacked context of length L whose
+    neighbourhoods have sizes D, D_hijack and share ``overlap`` tokens
+    (``hijack_margin_probability``)."""
     return run_cases(
-        "flip_probability",
+        "flip_probability_overlap",
         fn,
-        _reference_flip,
-        cases,
+        _reference_margin_flip,
+        _margin_flip_cases(),
         compare=safe_compare(lambda e, g: close(e, float(g), rtol=1e-7, atol=1e-10)),
-        describe=lambda c: f"rho={c[0]}, L={c[1]}",
+        describe=lambda c: f"rho={c[0]}, L={c[1]}, D={c[2]}, D_hijack={c[3]}, overlap={c[4]}",
     )

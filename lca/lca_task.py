@@ -312,13 +312,15 @@ def _context_image(ax, context_latents, target_latent, tokens=None, target=None)
                     plt.Rectangle((k - 0.5, i + 0.5), 1, 1, fill=False, edgecolor=COLORS["vermillion"], lw=2)
                 )
     ax.axhline(0.5, color="black", lw=2)
-    ax.set_xticks(range(m))
-    ax.set_xticklabels([f"$z_{{{k + 1}}}$" for k in range(m)])
-    labels = ["target" + ("" if target is None else f" {int(target)}")]
+    step = 1 if m <= 8 else 2
+    ax.set_xticks(range(0, m, step))
+    ax.set_xticklabels([f"$z_{{{k + 1}}}$" for k in range(0, m, step)])
+    labels = ["$y$" + ("" if target is None else f" = {int(target)}")]
     labels += [f"$x_{{{i + 1}}}$" + ("" if tokens is None else f" = {int(tokens[i])}") for i in range(L)]
-    ax.set_yticks(range(L + 1))
-    ax.set_yticklabels(labels, fontsize=8 if L > 12 else 9)
-    ax.set_xlabel("latent bit (blue = 1, red frame = differs from the target)")
+    every = max(1, math.ceil((L + 1) / 17))  # at most about 17 row labels
+    ax.set_yticks(range(0, L + 1, every))
+    ax.set_yticklabels(labels[::every])
+    ax.set_xlabel("latent bit")
     ax.grid(False)
 
 
@@ -327,80 +329,98 @@ def plot_context(
     target_latent: ArrayLike,
     tokens: ArrayLike | None = None,
     target: int | None = None,
-    title: str = "A sampled context as latent bit patterns",
+    title: str | None = None,
 ) -> Figure:
     """One example drawn as an image: the target's latent vector on top, then one row per context
-    token (``context_latents [L, m]`` of 0/1); bits that differ from the target are framed."""
+    token (``context_latents [L, m]`` of 0/1; blue = 1); bits that differ from the target are
+    framed in vermillion. ``title``, if given, is the panel's title (the book's caption says what
+    the figure shows)."""
     L = len(context_latents)
-    fig, ax = new_figure(width=0.45 * len(target_latent) + 2.8, height=0.28 * (L + 1) + 1.4)
+    fig, ax = new_figure(width=0.45 * len(target_latent) + 2.2, height=0.27 * (L + 1) + 1.0)
     _context_image(ax, context_latents, target_latent, tokens, target)
-    ax.set_title(title, fontsize=10)
+    if title:
+        ax.set_title(title)
     return fig
 
 
-def plot_neighbourhood_masks(
-    distances: ArrayLike, masks: dict, title: str = "Hamming distances and neighbourhood masks"
-) -> Figure:
+def plot_neighbourhood_masks(distances: ArrayLike, masks: dict, title: str | None = None) -> Figure:
     """First panel: the Hamming distance matrix ``[V, V]``; then one panel per mask (label ->
-    ``BoolTensor[V, V]``, row y = target, column x = context token allowed in y's context)."""
+    ``BoolTensor[V, V]``, row y = target, column x = context token allowed in y's context, blue =
+    allowed), in a grid of at most 3 panels per row. Labels may use mathtext. ``title``, if given,
+    is a figure title above the grid (the book leaves it to the caption)."""
     n = 1 + len(masks)
-    fig, axes = new_figure(ncols=n, width=3.3, height=3.3)
+    fig, axes = new_figure(ncols=n, width=2.5, height=2.55)
     axes = np.atleast_1d(axes)
     D = np.asarray(distances)
+    V = D.shape[0]
+    ticks = [0, V // 2, V - 1] if V > 4 else list(range(V))
     im = axes[0].imshow(D, cmap=SEQUENTIAL_CMAP, interpolation="nearest")
-    fig.colorbar(im, ax=axes[0], shrink=0.75, label="Hamming distance")
-    axes[0].set_title("$D_H(y, x)$", fontsize=10)
+    cb = fig.colorbar(im, ax=axes[0], shrink=0.8)
+    cb.set_ticks(range(int(D.max()) + 1))
+    axes[0].set_title("$D_H(y, x)$")
     cmap = ListedColormap(["#FFFFFF", COLORS["blue"]])
     for ax, (label, M) in zip(axes[1:], masks.items()):
         M = np.asarray(M, dtype=int)
         ax.imshow(M, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{label} ({int(M.sum(1).max())} per row)", fontsize=10)
-    for ax in axes:
-        ax.set_xlabel("context token x")
-        ax.set_ylabel("target y")
+        ax.set_title(f"{label}: {int(M.sum(1).max())} per row")
+    ncols = min(n, 3)
+    for i, ax in enumerate(axes):
+        ax.set_xticks(ticks)
+        ax.set_yticks(ticks)
+        if i >= n - ncols:  # bottom panel of its column
+            ax.set_xlabel("context token $x$")
+        if i % ncols == 0:
+            ax.set_ylabel("target $y$")
         ax.grid(False)
-    fig.suptitle(title)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
-def plot_bayes_accuracy(panels: list, title: str = "Bayes-optimal accuracy vs context length") -> Figure:
+def plot_bayes_accuracy(panels: list, title: str | None = None) -> Figure:
     """One panel per entry of ``panels``: dicts with ``title``, ``L`` (context lengths),
     ``mc`` (label -> Monte Carlo accuracies, drawn as points) and optionally ``exact``
     (label -> exact accuracies on the same L, drawn as lines; labels matching ``mc`` share a
-    colour) and ``reference`` (label -> values drawn as dotted grey lines)."""
-    fig, axes = new_figure(ncols=len(panels), width=4.4, height=3.6)
+    colour) and ``reference`` (label -> values drawn as dotted grey lines). The curves' labels
+    (one colour each, the same in every panel) and the three line styles share one legend
+    under the panels. ``title``, if given, is a figure title (the book leaves it to the caption).
+    """
+    fig, axes = new_figure(ncols=len(panels), width=2.5, height=2.6, sharey=True)
     axes = np.atleast_1d(axes)
-    for ax, p in zip(axes, panels):
+    colour = {}  # label -> colour, shared by all panels
+    for p in panels:
+        for label in list(p.get("mc", {})) + list(p.get("exact", {})):
+            colour.setdefault(label, CYCLE[len(colour) % len(CYCLE)])
+    has_ref = False
+    for i, (ax, p) in enumerate(zip(axes, panels)):
         L = np.asarray(p["L"])
-        labels = list(dict.fromkeys(list(p.get("mc", {})) + list(p.get("exact", {}))))
-        for k, label in enumerate(labels):
-            c = CYCLE[k % len(CYCLE)]
-            if label in p.get("exact", {}):
-                ax.plot(
-                    L,
-                    p["exact"][label],
-                    "-",
-                    color=c,
-                    lw=1.5,
-                    label=f"{label} exact" if label in p.get("mc", {}) else label,
-                )
-            if label in p.get("mc", {}):
-                ax.plot(
-                    L,
-                    p["mc"][label],
-                    "o",
-                    color=c,
-                    ms=4,
-                    label=f"{label} Monte Carlo" if label in p.get("exact", {}) else label,
-                )
-        for label, vals in p.get("reference", {}).items():
-            ax.plot(L, vals, ":", color="0.45", lw=1.2, label=label)
-        ax.set_xlabel("context length L (tokens)")
-        ax.set_ylabel("Bayes-optimal accuracy")
+        for label, vals in p.get("exact", {}).items():
+            ax.plot(L, vals, "-", color=colour[label], lw=1.5)
+        for label, vals in p.get("mc", {}).items():
+            ax.plot(L, vals, "o", color=colour[label], ms=3)
+        for _label, vals in p.get("reference", {}).items():
+            ax.plot(L, vals, ":", color="0.45", lw=1.2)
+            has_ref = True
+        ax.set_xlabel("context length $L$")
+        if i == 0:
+            ax.set_ylabel("Bayes-optimal accuracy")
         ax.set_ylim(0, 1.02)
-        ax.set_title(p.get("title", ""), fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(title)
+        ax.set_title(p.get("title", ""))
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=6) for c in colour.values()]
+    labels = list(colour)
+    handles += [
+        Line2D([], [], color="black", marker="o", ls="none", ms=4),
+        Line2D([], [], color="black", lw=1.5),
+    ]
+    labels += ["Monte Carlo", "exact"]
+    if has_ref:
+        handles.append(Line2D([], [], color="0.45", ls=":", lw=1.2))
+        labels.append("noise-free closed form")
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, frameon=False)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -410,23 +430,22 @@ def plot_context_posterior(
     posterior: ArrayLike,
     target: int,
     tokens: ArrayLike | None = None,
-    title: str = "A context and the Bayes posterior",
+    title: str | None = None,
 ) -> Figure:
-    """Left: the context as bit patterns (as ``plot_context``). Right: the posterior ``[V]`` over
-    targets as bars, the true target highlighted."""
+    """Left: the context as bit patterns (as ``plot_context``), titled ``title`` if given. Right:
+    the posterior ``[V]`` over targets as sky-blue bars, the true target in vermillion."""
     L = len(context_latents)
-    fig, (ax1, ax2) = new_figure(ncols=2, width=5.0, height=max(3.4, 0.22 * (L + 1) + 1.4))
+    fig, (ax1, ax2) = new_figure(ncols=2, width=3.7, height=max(3.0, 0.22 * (L + 1) + 1.2))
     _context_image(ax1, context_latents, target_latent, tokens, target)
-    ax1.set_title("context (target row on top)", fontsize=10)
+    ax1.set_title(title or "context, target row on top")
     post = np.asarray(posterior, dtype=float)
     colors = [COLORS["sky"]] * len(post)
     colors[int(target)] = COLORS["vermillion"]
     ax2.bar(np.arange(len(post)), post, color=colors, width=1.0)
-    ax2.set_xlabel("candidate target token y'")
-    ax2.set_ylabel("posterior P(y' | context)")
+    ax2.set_xlabel("candidate target $y'$")
+    ax2.set_ylabel(r"posterior $P(y'\mid x)$")
     ax2.set_ylim(0, 1.02)
-    ax2.set_title(f"posterior (true target {int(target)} in red)", fontsize=10)
-    fig.suptitle(title)
+    ax2.set_title("posterior, true target in vermillion")
     return fig
 
 
@@ -543,14 +562,29 @@ def check_sample_context(fn: Callable) -> CheckResult:
     return res
 
 
-def check_bayes_accuracy_formula(fn: Callable) -> CheckResult:
-    """Check ``fn(m, L) -> float``: the Bayes-optimal accuracy of the noise-free N_1 task with ties
-    broken uniformly at random (the closed form of thm-bayes-sphere)."""
-    cases = [(1, 3), (2, 5), (3, 1), (3, 2), (4, 3), (5, 4), (8, 2), (8, 6), (6, 16), (16, 3)]
+def bayes_accuracy_sphere2_pair(m: int, exact: bool = False) -> float | Fraction:
+    """Bayes-optimal accuracy of the noise-free task with the radius-2 sphere N_2 and a context
+    of L = 2 tokens (the chapter's exercise ex-lca-sphere2), with D = C(m, 2):
+
+        acc(m) = 1 / D^2 + [m >= 3] / D + C(m - 2, 2) / (6 D).
+
+    m in 2..16; a float, or an exact ``Fraction`` when ``exact``."""
+    m = check_int("m", m, 2, 16)
+    D = math.comb(m, 2)
+    acc = Fraction(1, D * D) + (Fraction(1, D) if m >= 3 else 0) + Fraction(math.comb(m - 2, 2), 6 * D)
+    return acc if check_bool("exact", exact) else float(acc)
+
+
+def check_sphere2_pair_accuracy(fn: Callable) -> CheckResult:
+    """Check ``fn(m) -> float``: the Bayes-optimal accuracy of the noise-free N_2 task with L = 2
+    context tokens, ties broken uniformly at random (``bayes_accuracy_sphere2_pair``), for m from
+    2 to 12."""
+    cases = [(m,) for m in range(2, 13)]
     return run_cases(
-        "check_bayes_accuracy_formula",
+        "check_sphere2_pair_accuracy",
         fn,
-        bayes_accuracy_sphere1,
+        bayes_accuracy_sphere2_pair,
         cases,
         compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-12),
+        describe=lambda c: f"m={c[0]}",
     )

@@ -31,7 +31,7 @@ from .hijacking import hijack_prompt, hijack_sentence
 from .hijacking_in_model import hijack_binomial_flip
 from .report import load_stored
 from .scoring import _check_lm, _encode_prompt, _encode_target, score_targets
-from .style import COLORS, CYCLE, new_figure
+from .style import COLORS, CYCLE, legend_below, legend_right, new_figure
 
 #: the committed results of ``tools/hijack_curves.py``
 HIJACK_CURVES = Path(__file__).with_name("data") / "hijack_curves.json"
@@ -411,49 +411,117 @@ def mechanism(lm, facts: Sequence[Fact], scheme: str, k: int, n_top: int = 5, se
 # Figures
 
 
+_METRIC_LABEL = {
+    "flipped": "share of known facts flipped",
+    "hijacked": "share of known facts hijacked",
+    "efficacy": "efficacy score",
+    "efficacy_known": "efficacy score (known facts)",
+}
+
+
 def plot_known_curves(
-    results: dict, metric: str = "flipped", scheme: str = "generic", title: str = "", ax=None
+    results: dict,
+    metric: str = "flipped",
+    scheme: str = "generic",
+    title: str = "",
+    ax=None,
+    legend: bool = True,
+    show_n: bool = True,
 ):
     """One curve per model of ``metric`` (``flipped``, ``hijacked``, ``efficacy``,
-    ``efficacy_known``) against k with its Wilson band, from ``load_curves()``."""
+    ``efficacy_known``) against k with its Wilson band, from ``load_curves()``. The legend (if
+    ``legend``) goes to the right of the panel, outside the data; its labels give each curve's
+    number of cases if ``show_n``."""
     if ax is None:
-        fig, ax = new_figure(width=6.0, height=3.6)
+        fig, ax = new_figure(width=5.0, height=3.2)
     else:
         fig = ax.figure
     for i, (model, res) in enumerate(results["models"].items()):
         c = res["schemes"][scheme]["all"][metric]
         color = CYCLE[i % len(CYCLE)]
-        ax.plot(c["k"], c["share"], marker="o", color=color, label=f"{model} (n = {c['n']})")
+        label = f"{model} ($n = {c['n']}$)" if show_n else model
+        ax.plot(c["k"], c["share"], marker="o", color=color, label=label)
         ax.fill_between(c["k"], c["lo"], c["hi"], color=color, alpha=0.2)
-    ax.set_xlabel("k (prepended sentences)")
-    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_xlabel("prepended sentences $k$")
+    ax.set_ylabel(_METRIC_LABEL.get(metric, metric.replace("_", " ")))
     ax.set_ylim(0, 1)
     ax.set_title(title or f"{metric.replace('_', ' ')}, {scheme} scheme")
-    ax.legend(frameon=False)
+    if legend:
+        legend_right(ax, frameon=False)
+    return fig
+
+
+def plot_known_panels(results: dict, panels: Sequence[tuple[str, str, str]]):
+    """Side-by-side panels of ``plot_known_curves``, one per ``(metric, scheme, title)`` in
+    ``panels``, with one legend under them (one entry per model). Where the panels count
+    different cases, each panel's title says how many, per model."""
+    panels = list(panels)
+    if not panels:
+        raise ValueError("panels must name at least one (metric, scheme, title)")
+    models = list(results["models"])
+    ns = [
+        tuple(results["models"][m]["schemes"][scheme]["all"][metric]["n"] for m in models)
+        for metric, scheme, _ in panels
+    ]
+    same_n = len(set(ns)) == 1
+    fig, axes = new_figure(len(panels), 1, width=3.75, height=3.2)
+    axes = list(axes.flat) if hasattr(axes, "flat") else [axes]
+    for ax, (metric, scheme, title), n in zip(axes, panels, ns):
+        if not same_n:
+            title = f"{title}\n$n$: " + ", ".join(f"{v} ({m})" for m, v in zip(models, n))
+        plot_known_curves(results, metric, scheme, title, ax=ax, legend=False, show_n=same_n)
+    legend_below(fig, axes[0])
+    return fig
+
+
+def plot_prediction_beside_curves(
+    results: dict, ks: Sequence[int], prediction: Sequence[float], scheme: str = "generic"
+):
+    """The flipped share of each model's known facts (Wilson bands) against k, with chapter 7's
+    one-layer prediction as a dashed black line; the legend under the panel."""
+    fig, ax = new_figure(width=5.5, height=3.2)
+    plot_known_curves(results, "flipped", scheme, "", ax=ax, legend=False)
+    ax.plot(
+        list(ks),
+        [float(v) for v in prediction],
+        "--",
+        color=COLORS["black"],
+        marker="s",
+        label="one-layer prediction (chapter 7)",
+    )
+    ax.set_title("")
+    legend_below(fig, ax, ncols=2)
     return fig
 
 
 def plot_attention_heatmap(att: torch.Tensor, title: str = ""):
     """A layers x heads heat map of the attention to the cue."""
-    fig, ax = new_figure(width=5.0, height=4.0)
+    fig, ax = new_figure(width=5.0, height=3.6)
     im = ax.imshow(att.numpy(), aspect="auto", cmap="viridis", origin="lower")
+    ax.grid(False)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
-    ax.set_title(title)
+    if title:
+        ax.set_title(title)
     fig.colorbar(im, ax=ax, label="attention to cue tokens")
     return fig
 
 
-def plot_logit_lens(lens_true: torch.Tensor, lens_false: torch.Tensor, title: str = ""):
-    """The true and false targets' logit-lens logits (mean over cases) against depth."""
-    fig, ax = new_figure(width=6.0, height=3.6)
+def plot_logit_lens(
+    lens_true: torch.Tensor, lens_false: torch.Tensor, title: str = "", ylabel: str = "logit"
+):
+    """The true and false targets' logit-lens logits (mean over cases) against depth; the
+    legend under the panel (``ylabel`` says what is drawn, e.g. a change of the logits)."""
+    fig, ax = new_figure(width=5.5, height=3.2)
     x = list(range(lens_true.shape[-1]))
-    ax.plot(x, lens_true.tolist(), marker="o", color=COLORS["blue"], label="true")
-    ax.plot(x, lens_false.tolist(), marker="o", color=COLORS["vermillion"], label="false")
+    ax.plot(x, lens_true.tolist(), marker="o", color=COLORS["blue"], label="true target $t$")
+    ax.plot(x, lens_false.tolist(), marker="o", color=COLORS["vermillion"], label="false target $t'$")
+    ax.axhline(0.0, color=COLORS["black"], lw=0.8)
     ax.set_xlabel("layer (0 = embedding)")
-    ax.set_ylabel("logit")
-    ax.set_title(title)
-    ax.legend(frameon=False)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    legend_below(fig, ax)
     return fig
 
 

@@ -5,6 +5,7 @@ context length and the embedding dimension, the chapter's figures and its exerci
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,7 +27,7 @@ from .checks import CheckResult, close, run_cases
 from .latent import Neighbourhood, hamming_sphere
 from .model import OneLayerTransformer, check_model
 from .report import load_stored
-from .style import COLORS, CYCLE, new_figure
+from .style import COLORS, CYCLE, legend_below, new_figure
 from .task import TaskSpec, bayes_correct, check_spec, count_vector, sample
 from .train import TrainConfig, build_model, sweep
 
@@ -606,45 +607,48 @@ def dim_sweep(
     return shape_sweep("d", d_values, m_values, **options)
 
 
+def _math(label: str) -> str:
+    """A variant label with its matrices as mathtext: "trained W_V" -> "trained $W_{V}$",
+    "W_V = I" -> "$W_{V} = I$"."""
+    return re.sub(r"W_(V|E|KQ)( = I)?", lambda g: f"$W_{{{g[1]}}}{g[2] or ''}$", label)
+
+
 def plot_forward_pass(trace: dict, index: int = 0, target: int | None = None, title: str = "") -> Figure:
-    """One forward pass, left to right: the attention weights over the context positions (each bar
+    """One forward pass, top to bottom: the attention weights over the context positions (each bar
     labelled with its token id), then the logits over the vocabulary with the context's tokens and
-    the target marked.
+    the target marked; the legend under the panels.
 
     Args:
         trace: ``lca.forward_trace(model, contexts)``.
         index: which context of the batch to draw.
         target: the true target token (marked in the logits panel), or None.
-        title: figure title (default: a description of the two panels).
+        title: a figure title (default none: a caption says what is drawn).
     """
     n = trace["attention"].shape[0]
     index = check_int("index", index, 0, n - 1)
     att = trace["attention"][index].cpu()
     logits = trace["logits"][index].cpu()
     tokens = trace.get("contexts")
-    V = logits.shape[0]
-    fig, (ax1, ax2) = new_figure(2, 1, width=5.2, height=3.4)
-    L = att.shape[0]
+    V, L = logits.shape[0], att.shape[0]
+    fig, (ax1, ax2) = new_figure(1, 2, width=7.2, height=2.4)
     ax1.bar(range(L), att.tolist(), color=COLORS["blue"])
-    ax1.set_xlabel("context position l (token id below)")
-    ax1.set_ylabel("attention weight a_l")
-    ax1.set_title("attention of the last token (the query)")
+    ax1.set_xlabel(r"context position $l$ (its token id as the tick label)")
+    ax1.set_ylabel(r"attention $a_l$")
     if tokens is not None:
-        ax1.set_xticks(range(L))
-        ax1.set_xticklabels([str(int(t)) for t in tokens[index]], fontsize=8)
-    ax2.bar(range(V), logits.tolist(), color=COLORS["sky"], label="logit f_k")
+        ax1.set_xticks(range(L), [str(int(t)) for t in tokens[index]])
+    ax2.bar(range(V), logits.tolist(), color=COLORS["sky"], label=r"logit $f_k$")
     if tokens is not None:
         present = sorted({int(t) for t in tokens[index]})
         ax2.bar(present, logits[present].tolist(), color=COLORS["orange"], label="token in the context")
     if target is not None:
         target = check_int("target", target, 0, V - 1)
-        ax2.bar([target], [float(logits[target])], color=COLORS["vermillion"], label="target y")
+        ax2.bar([target], [float(logits[target])], color=COLORS["vermillion"], label="target $y$")
     ax2.axhline(0, color="black", lw=0.6)
-    ax2.set_xlabel("vocabulary token k")
-    ax2.set_ylabel("logit f_k (nats)")
-    ax2.set_title("logits over the vocabulary")
-    ax2.legend(fontsize=8)
-    fig.suptitle(title or "One forward pass of the one-layer transformer")
+    ax2.set_xlabel(r"vocabulary token $k$")
+    ax2.set_ylabel(r"logit $f_k$ (nats)")
+    legend_below(fig, ax2)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -652,7 +656,7 @@ def plot_training_curves(
     history: dict, labels: list | None = None, bayes: float | None = None, title: str = ""
 ) -> Figure:
     """Accuracy and training loss against the step, one line per variant (mean over the members
-    that share a label), with the Bayes ceiling as a dashed line.
+    that share a label), with the Bayes ceiling as a dashed line and one legend under the panels.
 
     Args:
         history: ``TrainResult.history`` of ``lca.train`` (scalars) or of an ensemble / sweep
@@ -660,6 +664,7 @@ def plot_training_curves(
         labels: per-member labels (e.g. ``[lab for lab, _ in result.labels]``); None for one
             model or when every member is one variant.
         bayes: the Bayes accuracy of the task, or None.
+        title: a figure title (default none: a caption says what is drawn).
     """
     steps = history["step"]
     acc = [a if isinstance(a, list) else [a] for a in history["accuracy"]]
@@ -668,26 +673,21 @@ def plot_training_curves(
     labels = ["model"] * E if labels is None else list(labels)
     if len(labels) != E:
         raise ValueError(f"labels must have one entry per member ({E}), got {len(labels)}")
-    fig, (ax1, ax2) = new_figure(2, 1, width=4.6, height=3.4)
+    fig, (ax1, ax2) = new_figure(2, 1, width=3.75, height=2.8)
     for k, lab in enumerate(dict.fromkeys(labels)):
         idx = [i for i, s in enumerate(labels) if s == lab]
-        col = CYCLE[k % len(CYCLE)]
-        ax1.plot(
-            steps, [sum(r[i] for i in idx) / len(idx) for r in acc], color=col, label=lab, marker="o", ms=3
-        )
-        ax2.plot(
-            steps, [sum(r[i] for i in idx) / len(idx) for r in loss], color=col, label=lab, marker="o", ms=3
-        )
+        style = {"color": CYCLE[k % len(CYCLE)], "label": _math(lab), "marker": "o", "ms": 3}
+        ax1.plot(steps, [sum(r[i] for i in idx) / len(idx) for r in acc], **style)
+        ax2.plot(steps, [sum(r[i] for i in idx) / len(idx) for r in loss], **style)
     if bayes is not None:
         ax1.axhline(bayes, color="black", ls="--", lw=1, label="Bayes ceiling")
-    ax1.set_xlabel("training step")
-    ax1.set_ylabel("accuracy on fresh contexts")
+    for ax, what in ((ax1, "accuracy on fresh contexts"), (ax2, "training loss (nats)")):
+        ax.set_xlabel("training step")
+        ax.set_ylabel(what)
     ax1.set_ylim(-0.02, 1.02)
-    ax1.legend(fontsize=8)
-    ax2.set_xlabel("training step")
-    ax2.set_ylabel("training cross-entropy (nats)")
-    ax2.legend(fontsize=8)
-    fig.suptitle(title or "Learning curves: accuracy and loss during training")
+    legend_below(fig, ax1)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -695,68 +695,60 @@ def _sweep_panels(table, title, xlabel, vline=None, longer=None):
     ms = table.m_values
     if longer is not None and (longer.x != table.x or longer.labels != table.labels or longer.m_values != ms):
         raise ValueError("longer must be a table of the same sweep (same x, m values and labels) as table")
-    fig, axes = new_figure(len(ms), 1, width=3.3, height=3.2, squeeze=False)
-    for ax, m in zip(axes[0], ms):
+    fig, axes = new_figure(len(ms), 1, width=3.6, height=2.6)  # 4 panels: a 2 x 2 grid
+    axes = list(axes.flat) if hasattr(axes, "flat") else [axes]
+    for ax, m in zip(axes, ms):
         for k, lab in enumerate(table.labels):
             mean, sd = table.mean[lab][m], table.sd[lab][m]
-            col = CYCLE[k % len(CYCLE)]
+            col, name = CYCLE[k % len(CYCLE)], _math(lab)
             steps = table.settings.get("steps")
             ax.plot(
-                table.x, mean, marker="o", ms=4, color=col, label=lab + (f", {steps} steps" if longer else "")
+                table.x,
+                mean,
+                marker="o",
+                ms=4,
+                color=col,
+                label=name + (f", {steps} steps" if longer else ""),
             )
             if longer is not None:
-                more = f"{lab}, {longer.settings.get('steps')} steps"
+                more = f"{name}, {longer.settings.get('steps')} steps"
                 ax.plot(table.x, longer.mean[lab][m], marker="^", ms=4, ls="--", color=col, label=more)
-            ax.fill_between(
-                table.x,
-                [a - s for a, s in zip(mean, sd)],
-                [a + s for a, s in zip(mean, sd)],
-                color=col,
-                alpha=0.15,
-                lw=0,
-            )
+            band = ([a - s for a, s in zip(mean, sd)], [a + s for a, s in zip(mean, sd)])
+            ax.fill_between(table.x, *band, color=col, alpha=0.15, lw=0)
         ax.plot(table.x, table.bayes[m], ls="--", color="black", lw=1, label="Bayes ceiling")
         if vline is not None:
-            ax.axvline(vline(m), color=COLORS["purple"], ls=":", lw=1.2, label="d = V")
+            ax.axvline(vline(m), color=COLORS["purple"], ls=":", lw=1.2, label="$d = V$")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(table.x)
-        ax.set_xticklabels([str(v) for v in table.x])
+        ax.set_xticks(table.x, [str(v) for v in table.x])
+        ax.minorticks_off()
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(xlabel)
-        ax.set_title(f"m = {m} (V = {2**m})")
-    axes[0][0].set_ylabel("accuracy on fresh contexts")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
-    fig.suptitle(title)
+        ax.set_title(f"$m = {m}$ ($V = {2**m}$)")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("accuracy")
+    legend_below(fig, axes[0], ncols=3)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
 def plot_accuracy_vs_length(table: SweepTable, title: str = "", longer: SweepTable | None = None) -> Figure:
     """Accuracy against the context length L for each m (a ``lca.length_sweep`` table):
     one line per variant (band: +- one standard deviation over seeds) and the Bayes ceiling;
-    ``longer``, the same sweep at a longer budget, adds dashed lines (means only)."""
+    ``longer``, the same sweep at a longer budget, adds dashed lines (means only). Panels in a
+    grid of at most 3 columns, one legend under them, no title unless ``title`` is given."""
     if getattr(table, "x_name", None) != "L":
         raise ValueError("table must come from lca.length_sweep (x_name 'L')")
-    return _sweep_panels(
-        table,
-        title or "Accuracy vs context length: trained W_V vs W_V = I",
-        "context length L (tokens)",
-        longer=longer,
-    )
+    return _sweep_panels(table, title, "context length $L$", longer=longer)
 
 
 def plot_accuracy_vs_dim(table: SweepTable, title: str = "", longer: SweepTable | None = None) -> Figure:
     """Accuracy against the embedding dimension d for each m (a ``lca.dim_sweep`` table),
-    with the line d = V that separates the under- and over-parameterised regimes; ``longer`` as
-    in ``plot_accuracy_vs_length``."""
+    with the line d = V that separates the under- and over-parameterised regimes; ``longer`` and
+    the layout as in ``plot_accuracy_vs_length``."""
     if getattr(table, "x_name", None) != "d":
         raise ValueError("table must come from lca.dim_sweep (x_name 'd')")
-    return _sweep_panels(
-        table,
-        title or "Accuracy vs embedding dimension: trained vs fixed W_E",
-        "embedding dimension d",
-        vline=lambda m: 2**m,
-        longer=longer,
-    )
+    return _sweep_panels(table, title, "embedding dimension $d$", vline=lambda m: 2**m, longer=longer)
 
 
 # Exercises of chapter 3 (the one-layer transformer). Each checker calls the learner's function on
@@ -764,59 +756,34 @@ def plot_accuracy_vs_dim(table: SweepTable, title: str = "", longer: SweepTable 
 # and compares it with a reference written from the chapter's equations.
 
 
-def _weight_cases(seed: int, with_value: bool):
+def _weight_cases(seed: int):
     g = torch.Generator().manual_seed(seed)
     cases = []
     for V, d, n, L in ((8, 4, 5, 6), (16, 8, 7, 1), (4, 6, 3, 9), (32, 5, 4, 3)):
-        W_E = torch.randn(V, d, generator=g, dtype=torch.float64)
-        W_KQ = torch.randn(d, d, generator=g, dtype=torch.float64)
+        W_E, W_KQ, W_V = (torch.randn(*s, generator=g, dtype=torch.float64) for s in ((V, d), (d, d), (d, d)))
         ctx = torch.randint(0, V, (n, L), generator=g)
         if L > 2:
-            ctx[0, 1] = ctx[0, 0]  # a repeated token
-        if with_value:
-            W_V = torch.randn(d, d, generator=g, dtype=torch.float64)
-            cases.append((W_E, W_KQ, W_V, ctx))
-        else:
-            cases.append((W_E, W_KQ, ctx))
+            ctx[:2, 1] = ctx[:2, 0]  # repeated tokens
+        cases.append((W_E, W_KQ, W_V, count_vector(ctx, V), ctx[:, -1].clone()))
     return cases
 
 
-def _ref_attention(W_E, W_KQ, contexts):
-    X = W_E[contexts]  # [n, L, d]
-    q = X[:, -1, :]  # [n, d]
-    scores = torch.einsum("nd,de,nle->nl", q, W_KQ, X)
-    return torch.softmax(scores, dim=-1)
+def _ref_bag_logits(W_E, W_KQ, W_V, counts, query):
+    s = W_E[query] @ W_KQ @ W_E.T  # [n, V]: s_k = W_E(x_L)^T W_KQ W_E(k)
+    a = torch.softmax(s + counts.log(), dim=1)  # token k's share: c_k e^{s_k} / sum_j c_j e^{s_j}
+    return a @ W_E @ W_V.T @ W_E.T
 
 
-def _ref_forward(W_E, W_KQ, W_V, contexts):
-    a = _ref_attention(W_E, W_KQ, contexts)
-    h = torch.einsum("nl,nld->nd", a, W_E[contexts])
-    return (h @ W_V.T) @ W_E.T
-
-
-def check_attention(fn: Callable) -> CheckResult:
-    """Check ``fn(W_E [V, d], W_KQ [d, d], contexts LongTensor[n, L]) -> Tensor[n, L]``: the
-    attention weights a_l = softmax_l(W_E(x_L)^T W_KQ W_E(x_l)) of the last token."""
+def check_bag_logits(fn: Callable) -> CheckResult:
+    """Check ``fn(W_E [V, d], W_KQ [d, d], W_V [d, d], counts [n, V], query LongTensor[n]) ->
+    Tensor[n, V]``: the logits of a context from its count vector and its last token alone, the
+    attention share of token k being c_k e^{s_k} / sum_j c_j e^{s_j}."""
     return run_cases(
-        "check_attention",
+        "check_bag_logits",
         fn,
-        _ref_attention,
-        _weight_cases(31, False),
-        describe=lambda c: f"W_E {tuple(c[0].shape)}, W_KQ {tuple(c[1].shape)}, contexts {tuple(c[2].shape)}",
-    )
-
-
-def check_forward(fn: Callable) -> CheckResult:
-    """Check ``fn(W_E [V, d], W_KQ [d, d], W_V [d, d], contexts LongTensor[n, L]) -> Tensor[n, V]``:
-    the logits f(x) = W_E W_V h(x), h(x) = sum_l a_l W_E(x_l) (tied unembedding)."""
-    return run_cases(
-        "check_forward",
-        fn,
-        _ref_forward,
-        _weight_cases(32, True),
-        describe=lambda c: (
-            f"W_E {tuple(c[0].shape)}, W_KQ/W_V {tuple(c[1].shape)}, contexts {tuple(c[3].shape)}"
-        ),
+        _ref_bag_logits,
+        _weight_cases(32),
+        describe=lambda c: f"W_E {tuple(c[0].shape)}, counts of contexts of length {int(c[3][0].sum())}",
     )
 
 
@@ -877,6 +844,48 @@ def check_bayes_value_matrix(fn: Callable) -> CheckResult:
         cases,
         compare=lambda e, g_: close(e, g_, rtol=1e-4, atol=1e-5),
         describe=lambda c: f"Lam {tuple(c[0].shape)}, W_E {tuple(c[1].shape)} (compared: W_E W_V W_E^T)",
+    )
+
+
+def _ref_exact_accuracy(M, P, L):
+    V = M.shape[0]
+    seqs = torch.cartesian_prod(*[torch.arange(V)] * L).view(V**L, L)  # every context
+    f = count_vector(seqs, V, dtype=M.dtype) @ M.T / L  # [V^L, V]
+    best = f.max(1, keepdim=True).values
+    tied = (f >= best - 1e-9 * best.abs().clamp(min=1.0)).double()
+    credit = (tied / tied.sum(1, keepdim=True)).T  # [y, x]: share of the tie that y gets
+    return float((credit * P[:, seqs].prod(-1)).sum() / V)  # P(y) = 1/V, P(x | y) = prod_l P[y, x_l]
+
+
+def check_exact_accuracy(fn: Callable) -> CheckResult:
+    """Check ``fn(M [V, V], P [V, V], L) -> float``: the exact accuracy, ties split, of the logits
+    ``M c(x) / L`` when y is uniform and the L context tokens are independent with law P[y]."""
+    g = torch.Generator().manual_seed(35)
+    cases = []
+    for V, L, kind in (
+        (4, 2, "gauss"),
+        (4, 1, "gauss"),
+        (8, 2, "integer"),
+        (2, 4, "zero"),
+        (8, 3, "theorem"),
+    ):
+        P = torch.rand(V, V, generator=g, dtype=torch.float64) * (1 - torch.eye(V, dtype=torch.float64))
+        M = torch.randn(V, V, generator=g, dtype=torch.float64)
+        if kind == "integer":  # many exact ties
+            M = torch.randint(-2, 3, (V, V), generator=g).double()
+        elif kind == "zero":
+            M = torch.zeros(V, V, dtype=torch.float64)
+        elif kind == "theorem":  # the construction of thm-tf-bayes-reachable, ties at the top
+            spec = TaskSpec(3, L)
+            M, P = clipped_log_law(spec), spec.context_law()
+        cases.append((M, P / P.sum(1, keepdim=True), L))
+    return run_cases(
+        "check_exact_accuracy",
+        fn,
+        _ref_exact_accuracy,
+        cases,
+        compare=lambda e, g_: close(e, g_, rtol=0, atol=1e-9),
+        describe=lambda c: f"M and P of shape {tuple(c[0].shape)}, L = {c[2]}",
     )
 
 

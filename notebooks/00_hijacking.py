@@ -46,8 +46,6 @@ if "google.colab" in sys.modules:
 #   the measurements suggest about how facts are retrieved.
 
 # %% tags=["hide-input"]
-import time
-
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
@@ -56,7 +54,11 @@ import lca
 from lca import counterfact, glue, hijacking, llm, real_models, scoring
 from lca.report import sig
 
-from lca.hijacking import check_efficacy_indicator, check_hijacked_prompt, check_mean_logprob
+from lca.hijacking import (
+    check_batch_mean_logprob,
+    check_efficacy_indicator,
+    check_left_pad_positions,
+)
 from lca.widgets import explorer
 
 torch.manual_seed(0)
@@ -69,12 +71,9 @@ torch.set_num_threads(1)
 # `"meta-llama/Llama-2-7b-hf"` (the Gemma and Llama models need a Hugging Face token and an
 # accepted licence) and run the notebook again; every number below is recomputed for that model.
 
-# %% tags=["nbval-ignore-output"]
+# %%
 MODEL = "smollm2"
-
-t0 = time.perf_counter()
 lm = llm.load_model(MODEL, device=device)
-print(f"loaded in {time.perf_counter() - t0:.1f} s")
 
 # %% [markdown]
 # Which model ran, and from where:
@@ -145,7 +144,11 @@ print(f"source: {lm.source}")
 # For cases $n=1,\dots,N$ and a scheme, the **efficacy score** at $k$ prepends is
 #
 # $$
-# \mathrm{ES}(k)=\frac1N\sum_{n=1}^{N}\mathbf{1}\big[\ell(o^-_n\mid\tilde p_{n,k})>\ell(o^*_n\mid\tilde p_{n,k})\big],
+# \begin{aligned}
+# \mathrm{ES}(k)=\frac1N\sum_{n=1}^{N}\mathbf{1}\big[
+#   &\ell(o^-_n\mid\tilde p_{n,k})\\
+#   &>\ell(o^*_n\mid\tilde p_{n,k})\big],
+# \end{aligned}
 # $$
 #
 # the share of cases in which the false target is more likely than the true one. Two variants are
@@ -181,8 +184,9 @@ for row in examples:
 # %% [markdown]
 # The same examples as numbers: for each prompt, how much more likely the model finds the false
 # target (the word the added sentence names) than the true one, as a margin of mean
-# log-probabilities, with $k=0,1,2$ copies of the sentence in front. A bar right of zero is a
-# flipped answer. The table prints the margins in nats to one significant digit: a language
+# log-probabilities, with $k=0,1,2$ copies of the sentence in front
+# ({numref}`fig-ch0-examples`). A bar right of zero is a flipped answer. The table under the
+# figure (click to show it) prints the margins in nats to one significant digit: a language
 # model's log-probabilities change in their later digits with the CPU's floating-point code path
 # (which vector instructions the matrix products use), and a digit that can change is not worth
 # printing.
@@ -195,18 +199,20 @@ for k in (0, 1, 2):
     hijacked = [(sentence + " ") * k + prompt for prompt, sentence in hijacking.EXAMPLES]
     s = scoring.score_targets(lm, hijacked, truth, false)
     example_margins[k] = (s["logp_false"] - s["logp_true"]).tolist()
-labels = [f"{prompt} ({t} / {f})" for (prompt, _), t, f in zip(hijacking.EXAMPLES, truth, false)]
-fig = hijacking.plot_example_margins(labels, example_margins,
-                                 title=f"Hijacking examples in the style of Fig. 1 ({MODEL})")
+pairs = zip(hijacking.EXAMPLES, truth, false)
+labels = [f"{prompt}\n{t} / {f}" for (prompt, _), t, f in pairs]
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch0-examples", "caption": "The margin $\\ell(o^-\\mid\\tilde p_k)-\\ell(o^*\\mid\\tilde p_k)$ of each example prompt (true / false target under it) with $k=0,1,2$ copies of its sentence in front; a bar right of zero is a flipped answer."}, "image": {"alt": "Horizontal grouped bar chart with one group of three bars (k equal to 0, 1 and 2) for each of six example prompts, from the Eiffel Tower to Big Ben; bars to the right of a vertical zero line mean the false target is more likely."}}
+fig = hijacking.plot_example_margins(labels, example_margins)
 plt.show()
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 print(f"{'prompt':<42}{'true':>11}{'false':>9}{'k=0':>8}{'k=1':>8}{'k=2':>8}")
 for i, (prompt, _) in enumerate(hijacking.EXAMPLES):
     print(f"{prompt:<42}{truth[i]:>11}{false[i]:>9}"
           + "".join(f"{sig(example_margins[k][i], 1):>8}" for k in (0, 1, 2)))
 i_ben = [prompt for prompt, _ in hijacking.EXAMPLES].index("Big Ben is located in")
-for k in (0, 1):   # the printed margin (one significant digit), an int when it is a whole number
+for k in (0, 1):  # the printed margin (one significant digit), an int if a whole number
     v = float(sig(example_margins[k][i_ben], 1))
     glue(f"ch0_bigben_{k}", int(v) if v.is_integer() else v, display=False)
 
@@ -298,7 +304,8 @@ check_facts = facts[:6]
 prompts = [hijacking.hijack_prompt(f, "generic", k) for k in (0, 2) for f in check_facts]
 t_true = [f.target_true for k in (0, 2) for f in check_facts]
 t_false = [f.target_false for k in (0, 2) for f in check_facts]
-packed = scoring.score_targets(lm, prompts, t_true, t_false, groups=[i % 6 for i in range(12)])
+groups = [i % 6 for i in range(12)]  # the prompts of one fact share a row
+packed = scoring.score_targets(lm, prompts, t_true, t_false, groups=groups)
 padded = scoring.score_targets(lm, prompts, t_true, t_false, pack=False)
 
 
@@ -310,7 +317,8 @@ def direct_mean_logprob(prompt, target):
     with torch.no_grad():
         logits = lm.model(torch.tensor([p_ids + t_ids], device=lm.device)).logits[0]
     logp = torch.log_softmax(logits.double(), dim=-1)
-    return float(sum(logp[len(p_ids) - 1 + j, t] for j, t in enumerate(t_ids)) / len(t_ids))
+    n = len(p_ids)
+    return float(sum(logp[n - 1 + j, t] for j, t in enumerate(t_ids)) / len(t_ids))
 
 
 direct = torch.tensor([direct_mean_logprob(p, t) for p, t in zip(prompts, t_true)])
@@ -319,7 +327,8 @@ d_pad = float((padded["logp_true"].double() - direct.double()).abs().max())
 print("mean log-probability of the true target, 12 prompts:")
 print(f"  largest |packed - direct| < 1e-4: {d_pack < 1e-4}")
 print(f"  largest |padded - direct| < 1e-4: {d_pad < 1e-4}")
-print(f"  example: {prompts[7]!r} -> {t_true[7]!r}: packed {float(packed['logp_true'][7]):.2f}, "
+print(f"  example: {prompts[7]!r} -> {t_true[7]!r}: "
+      f"packed {float(packed['logp_true'][7]):.2f}, "
       f"padded {float(padded['logp_true'][7]):.2f}, direct {float(direct[7]):.2f}")
 
 # %% [markdown]
@@ -348,12 +357,14 @@ cases = counterfact.load_counterfact(n_per_relation=5, seed=0)
 ks = [0, 1, 2, 3]
 curves = {}
 for scheme in hijacking.SCHEMES:
-    curves[scheme] = hijacking.efficacy_curve(lm, hijacking.applicable(cases, scheme), scheme, ks,
-                                       batch_size=48)
-fig = hijacking.plot_efficacy_curves(curves, model_name=MODEL)
+    chosen = hijacking.applicable(cases, scheme)
+    curves[scheme] = hijacking.efficacy_curve(lm, chosen, scheme, ks, batch_size=48)
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch0-efficacy", "caption": "Efficacy score of the chapter's model against the number $k$ of prepended sentences on the same CounterFact cases: the three hijacking schemes (left) and their reverses (right); $n$ is the number of cases a scheme applies to."}, "image": {"alt": "Two line plots side by side sharing a vertical axis from 0 to 1. Left: efficacy score of the generic, relation and associated schemes for k from 0 to 3, all rising from their k equal 0 value. Right: the three reverse schemes as dashed lines, which fall. A legend under the panels names the six schemes."}}
+fig = hijacking.plot_efficacy_curves(curves)
 plt.show()
 
-# %%
+# %% tags=["hide-output"]
 print(f"{'scheme':<19}{'n':>4}{'k':>3}{'ES':>8}{'ES 1st tok':>12}{'top-1 false':>13}"
       f"{'top-1 true':>12}{'top-1 not':>11}")
 for scheme, c in curves.items():
@@ -361,10 +372,16 @@ for scheme, c in curves.items():
         print(f"{scheme:<19}{c['n']:>4}{k:>3}{c['efficacy'][i]:>8.3f}"
               f"{c['efficacy_first_token'][i]:>12.3f}{c['top1_false'][i]:>13.3f}"
               f"{c['top1_true'][i]:>12.3f}{c['top1_not'][i]:>11.3f}")
+
+# %%
 # every score is a share of n cases; how close did the closest case come to a tie?
 closest = min(abs(m) for c in curves.values() for key in ("margin", "margin_first_token")
-              for row in c[key] for m in row if m != 0.0)   # 0.0: the same first token, a true tie
-print(f"\nclosest decision behind the table: |margin| {'>' if closest > 0.01 else 'NOT >'} 0.01 nats")
+              for row in c[key] for m in row if m != 0.0)  # 0.0: same first token
+verdict = ">" if closest > 0.01 else "NOT >"
+print(f"{len(curves)} schemes x {len(ks)} values of k; "
+      f"closest decision behind the table: |margin| {verdict} 0.01 nats")
+
+# %% tags=["remove-input"]
 for name, scheme, key, i in [("es_generic_0", "generic", "efficacy", 0),
                              ("es_generic_1", "generic", "efficacy", 1),
                              ("es_reverse_1", "generic_reverse", "efficacy", 1),
@@ -373,11 +390,12 @@ for name, scheme, key, i in [("es_generic_0", "generic", "efficacy", 0),
                              ("top1_relation_3", "relation", "top1_false", 3),
                              ("es_assoc_0", "associated", "efficacy", 0),
                              ("es_assoc_3", "associated", "efficacy", 3)]:
-    glue(f"ch0_{name}", round(curves[scheme][key][i], 3), display=False)   # exact shares of n
+    glue(f"ch0_{name}", round(curves[scheme][key][i], 3), display=False)  # exact shares
 gap = curves["generic"]["efficacy_first_token"][0] - curves["generic"]["efficacy"][0]
 glue("ch0_es_first_gap_0", round(gap, 3), display=False)
-glue("ch0_se_25", round(0.5 / len(cases) ** 0.5, 2), display=False)   # largest binomial SE
-glue("ch0_se_10", round(0.5 / len(hijacking.applicable(cases, "associated")) ** 0.5, 2), display=False)
+glue("ch0_se_25", round(0.5 / len(cases) ** 0.5, 2), display=False)  # largest binomial SE
+n_assoc = len(hijacking.applicable(cases, "associated"))
+glue("ch0_se_10", round(0.5 / n_assoc ** 0.5, 2), display=False)
 
 # %% [markdown]
 # One copy of "Do not think of $o^-$." raises the efficacy score from
@@ -386,7 +404,7 @@ glue("ch0_se_10", round(0.5 / len(hijacking.applicable(cases, "associated")) ** 
 # sentence says *not*, and the model moves towards the word it names in both directions. The test
 # suite checks both effects on a larger set of cases (`tests/test_hijacking.py`), and
 # `bench/hijack_speed.py` computes the generic curve on 200 cases for $k=0,\dots,5$; for this model
-# the generic curve is nearly flat after the first copy, as the table above shows. The true relation sentences work more slowly and keep
+# the generic curve is nearly flat after the first copy, as {numref}`fig-ch0-efficacy` shows. The true relation sentences work more slowly and keep
 # working: {glue:text}`ch0_es_relation_1:.3f` at $k=1$, {glue:text}`ch0_es_relation_3:.3f` at
 # $k=3$, where the false target has become the model's top-1 next token in
 # {glue:text}`ch0_top1_relation_3:.3f` of the cases. This rising shape is what the paper reports
@@ -397,7 +415,7 @@ glue("ch0_se_10", round(0.5 / len(hijacking.applicable(cases, "associated")) ** 
 # (10 for the associated schemes) each point has a standard error of up to
 # {glue:text}`ch0_se_25:.2f` ({glue:text}`ch0_se_10:.2f`), so read the sizes of the effects, not the third
 # decimal. The third decimal is at least exact: each score is a count of cases divided by $n$, and
-# the last line of the table shows that no case was close to a tie, so the counts do not depend on
+# the line under the table shows that no case was close to a tie, so the counts do not depend on
 # the CPU's floating-point code path. Notice also the column "top-1 true":
 # SmolLM2 rarely puts the true answer first after these terse prompts (it prefers to continue
 # with "the" or "a"), which is why the efficacy score compares the two targets with each other
@@ -413,12 +431,14 @@ single = [c for c in cases if all(
 multi = [c for c in cases if c not in single]
 for name, group in (("single-token", single), ("multi-token", multi)):
     items = [(c, k) for k in (0, 1) for c in group]
-    s = scoring.score_targets(lm, [hijacking.hijack_prompt(c, "generic", k) for c, k in items],
-                         [c.target_true for c, _ in items], [c.target_false for c, _ in items])
+    hijacked = [hijacking.hijack_prompt(c, "generic", k) for c, k in items]
+    s = scoring.score_targets(lm, hijacked, [c.target_true for c, _ in items],
+                              [c.target_false for c, _ in items])
     mean_ind = s["logp_false"] > s["logp_true"]
     first_ind = s["first_false"] > s["first_true"]
-    print(f"{name:>12} cases: {len(group):2d} (k = 0 and 1: {len(items):2d} prompts), mean and "
-          f"first-token indicators disagree on {int((mean_ind != first_ind).sum())}")
+    differ = int((mean_ind != first_ind).sum())
+    print(f"{name:>12} cases: {len(group):2d} (k = 0 and 1: {len(items):2d} prompts), "
+          f"mean and first-token indicators disagree on {differ}")
 
 # %% [markdown]
 # The only disagreement comes from the one case with a target of several tokens, at $k=0$, which
@@ -443,28 +463,40 @@ for name, group in (("single-token", single), ("multi-token", multi)):
 
 # %%
 stored = real_models.load_curves()
-glue("ch0_n_cases", len(cases), display=False)
-fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.4), constrained_layout=True)
-real_models.plot_known_curves(stored, "efficacy", "generic", "efficacy score, all cases", ax=axes[0])
-real_models.plot_known_curves(stored, "flipped", "generic", "known facts no longer answered", ax=axes[1])
+panels = [("efficacy", "generic", "efficacy score, all cases"),
+          ("flipped", "generic", "known facts no longer answered")]
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch0-two-models", "caption": "Stored results for SmolLM2 and Gemma 3 270M under the generic scheme, against the number $k$ of prepended sentences, with Wilson 95% bands: the efficacy score on all cases (left) and the share of known facts whose top-1 answer is lost (right)."}, "image": {"alt": "Two line plots with shaded bands, one blue line for SmolLM2 and one orange line for Gemma 3, for k from 0 to 5. Left, the efficacy score jumps between k equal 0 and 1 and then stays flat; right, the share of known facts flipped rises from 0 at k equal 0, higher for Gemma 3."}}
+fig = real_models.plot_known_panels(stored, panels)
 plt.show()
 
 # %%
-print(f"{'model':<9}{'cases':>7}{'known':>7}   efficacy k=0 -> k=1         known facts flipped at k=1")
+print(f"{'model':<9}{'cases':>7}{'known':>7}   efficacy k=0 -> k=1   "
+      "known flipped at k=1")
 for name, res in stored["models"].items():
     a = res["schemes"]["generic"]["all"]
     e, f = a["efficacy"], a["flipped"]
-    print(f"{name:<9}{a['n_cases']:>7}{a['n_known']:>7}   {e['count'][0]:>4} -> {e['count'][1]:>4} of {e['n']}"
-          f"          {f['count'][1]:>3} of {f['n']:>3}  {real_models.fmt_interval(f['lo'][1], f['hi'][1])}")
-    glue(f"ch0_{name}_known", a["n_known"], display=False)
-    glue(f"ch0_{name}_cases", a["n_cases"], display=False)
-    glue(f"ch0_{name}_es0", round(e["share"][0], 3), display=False)   # exact: counts of 1,000
-    glue(f"ch0_{name}_es1", round(e["share"][1], 3), display=False)
-    glue(f"ch0_{name}_flip1", round(f["share"][1], 2), display=False)
-    glue(f"ch0_{name}_flip1_ci", real_models.fmt_interval(f["lo"][1], f["hi"][1]), display=False)
-fs, fg = (stored["models"][n]["schemes"]["generic"]["all"]["flipped"] for n in ("smollm2", "gemma3"))
+    ci = real_models.fmt_interval(f["lo"][1], f["hi"][1])
+    print(f"{name:<9}{a['n_cases']:>7}{a['n_known']:>7}   "
+          f"{e['count'][0]:>4} -> {e['count'][1]:>4} of {e['n']}   "
+          f"{f['count'][1]:>3} of {f['n']:>3}  {ci}")
+fs, fg = (stored["models"][n]["schemes"]["generic"]["all"]["flipped"]
+          for n in ("smollm2", "gemma3"))
 apart = fs["hi"][1] < fg["lo"][1] or fg["hi"][1] < fs["lo"][1]
 print(f"\nthe two intervals of the flipped share at k=1 overlap: {not apart}")
+
+# %% tags=["remove-input"]
+glue("ch0_n_cases", len(cases), display=False)
+for name, res in stored["models"].items():
+    a = res["schemes"]["generic"]["all"]
+    e, f = a["efficacy"], a["flipped"]
+    glue(f"ch0_{name}_known", a["n_known"], display=False)
+    glue(f"ch0_{name}_cases", a["n_cases"], display=False)
+    glue(f"ch0_{name}_es0", round(e["share"][0], 3), display=False)  # counts of 1,000
+    glue(f"ch0_{name}_es1", round(e["share"][1], 3), display=False)
+    glue(f"ch0_{name}_flip1", round(f["share"][1], 2), display=False)
+    glue(f"ch0_{name}_flip1_ci", real_models.fmt_interval(f["lo"][1], f["hi"][1]),
+         display=False)
 glue("ch0_flip_overlap", "do not overlap" if apart else "overlap", display=False)
 
 # %% [markdown]
@@ -481,14 +513,17 @@ for row, g in zip(examples, gemma_rows):
 toward = sum(g["margin"][2] > g["margin"][0] for g in gemma_rows)
 crossed = sum(g["margin"][0] < 0 < g["margin"][2] for g in gemma_rows)
 named = sum(g["false"] in g["completion"][2] for g in gemma_rows)
-print(f"\nGemma 3, k=0 -> k=2: margin towards the named word in {toward} of {len(gemma_rows)} examples, "
-      f"across zero in {crossed}, the named word in the completion in {named}")
+print(f"\nGemma 3, k=0 -> k=2: margin towards the named word in {toward} of "
+      f"{len(gemma_rows)} examples, across zero in {crossed}, "
+      f"the named word in the completion in {named}")
+
+# %% tags=["remove-input"]
 glue("ch0_gemma_toward", toward, display=False)
 glue("ch0_gemma_crossed", crossed, display=False)
 glue("ch0_gemma_named", named, display=False)
 glue("ch0_n_examples", len(gemma_rows), display=False)
 eiffel = gemma_rows[0]
-glue("ch0_gemma_eiffel_0", eiffel["margin"][0], display=False)   # nats, stored at 2 decimals
+glue("ch0_gemma_eiffel_0", eiffel["margin"][0], display=False)  # nats, stored at 2 decimals
 glue("ch0_gemma_eiffel_2", eiffel["margin"][2], display=False)
 
 # %% [markdown]
@@ -524,9 +559,10 @@ glue("ch0_gemma_eiffel_2", eiffel["margin"][2], display=False)
 # of absolute positions, so there even padding breaks; `tests/test_scoring.py` shows both.)
 
 # %%
-bad_pad = scoring.score_targets(lm, prompts, t_true, t_false, pack=False, correct_positions=False)
-bad_pack = scoring.score_targets(lm, prompts, t_true, t_false, groups=[i % 6 for i in range(12)],
-                            correct_positions=False)
+bad_pad = scoring.score_targets(lm, prompts, t_true, t_false, pack=False,
+                                correct_positions=False)
+bad_pack = scoring.score_targets(lm, prompts, t_true, t_false, groups=groups,
+                                 correct_positions=False)
 print("positions counted from the first column of the row:")
 print(f"  left-padded rows: largest |error| < 1e-4: "
       f"{float((bad_pad['logp_true'].double() - direct).abs().max()) < 1e-4}")
@@ -550,14 +586,15 @@ def count(share, n):
 
 
 for scheme, c in curves.items():
-    print(f"CounterFact, {scheme:<19} k = 3: top-1 token ' not' in {count(c['top1_not'][3], c['n']):2d} "
-          f"of {c['n']} cases")
+    print(f"CounterFact, {scheme:<19} k = 3: top-1 token ' not' in "
+          f"{count(c['top1_not'][3], c['n']):2d} of {c['n']} cases")
 fact_curve = hijacking.efficacy_curve(lm, facts, "relation", [2])
 n_f = fact_curve["n"]
 print(f"course facts, relation            k = 2: top-1 token ' not' in "
       f"{count(fact_curve['top1_not'][0], n_f):2d} of {n_f} facts "
       f"(hijacked: {count(fact_curve['efficacy'][0], n_f)} of {n_f})")
-row = hijacking.hijack_examples(lm, [hijacking.EXAMPLES[3]], ks=(2,), max_new_tokens=4)[0]
+row = hijacking.hijack_examples(lm, [hijacking.EXAMPLES[3]], ks=(2,),
+                               max_new_tokens=4)[0]
 print(f"\n{row['sentence']!r} x 2 + {row['prompt']!r} -> {row['after'][0]!r}")
 
 # %% [markdown]
@@ -571,11 +608,12 @@ print(f"\n{row['sentence']!r} x 2 + {row['prompt']!r} -> {row['after'][0]!r}")
 # %%
 def draw_margins(scheme="generic", k=1):
     chosen = hijacking.applicable(facts, scheme)
-    s = scoring.score_targets(lm, [hijacking.hijack_prompt(f, scheme, k) for f in chosen],
-                         [f.target_true for f in chosen], [f.target_false for f in chosen])
+    prompts_k = [hijacking.hijack_prompt(f, scheme, k) for f in chosen]
+    s = scoring.score_targets(lm, prompts_k, [f.target_true for f in chosen],
+                              [f.target_false for f in chosen])
     labels = [f"{f.subject}: {f.target_true} / {f.target_false}" for f in chosen]
-    return hijacking.plot_hijack_margins(labels, (s["logp_false"] - s["logp_true"]).tolist(),
-                                     title=f"{MODEL}, scheme {scheme}, k = {k}")
+    margins = (s["logp_false"] - s["logp_true"]).tolist()
+    return hijacking.plot_hijack_margins(labels, margins, title=f"{scheme}, k = {k}")
 
 
 explorer(draw_margins, title="Hijacking the course's facts",
@@ -591,109 +629,188 @@ explorer(draw_margins, title="Hijacking the course's facts",
 #
 # Write `efficacy(logp_true, logp_false)`: given two tensors of shape `[n]` holding
 # $\ell(o^*_n\mid\tilde p_n)$ and $\ell(o^-_n\mid\tilde p_n)$, return the efficacy score of
-# {prf:ref}`def-efficacy-score` as a float. What should a tie count as?
-# ```
-#
-# ```{solution} ex-ch0-efficacy
-# :class: dropdown
-#
-# A case counts when the false target is *strictly* more likely; a tie is not a hijack (for
-# targets sharing their first token the first-token scores always tie).
-#
-# ~~~python
-# def efficacy(logp_true, logp_false):
-#     return float((logp_false > logp_true).double().mean())
-# ~~~
+# {prf:ref}`def-efficacy-score` as a float. The checker tries random scores of several lengths and
+# scores with ties; think first about what a tie should count as. Replace the
+# `raise NotImplementedError` and run the cell.
 # ```
 
-# %%
+# %% tags=["exercise-stub"]
 def efficacy(logp_true, logp_false):
-    return float((logp_false > logp_true).double().mean())
+    raise NotImplementedError  # your code here
 
 
 check_efficacy_indicator(efficacy)
 
 # %% [markdown]
-# ```{exercise} Build a hijacked prompt
-# :label: ex-ch0-prompt
-#
-# Write `hijacked(prompt, sentence, k)` returning the $k$-prepended prompt of
-# {prf:ref}`def-ch0-scheme`. Then try your own sentence on the model with
-# `hj.greedy_completion(lm, hijacked(...))`: can you find a fact SmolLM2 gives up at $k=1$?
-# ```
-#
-# ```{solution} ex-ch0-prompt
+# ```{solution-start} ex-ch0-efficacy
 # :class: dropdown
-#
-# Each copy is followed by one space, so that the prompt starts a new sentence:
-#
-# ~~~python
-# def hijacked(prompt, sentence, k):
-#     return (sentence + " ") * k + prompt
-# ~~~
-#
-# Facts the model is unsure of give up first, for example the Space Needle above.
 # ```
+#
+# The efficacy score is the mean of an indicator, so compare the two tensors elementwise and
+# average the booleans as numbers. A case counts only when the false target is *strictly* more
+# likely: a tie is not a hijack (for targets sharing their first token the first-token scores
+# always tie, see {ref}`exercise 4 <ex-ch0-two-tokens>`). The usual mistakes are `>=` (ties
+# counted as hijacks), the comparison the wrong way round, and a sum instead of a mean (a count,
+# not a share). The reference code is in the cell below, checked by the same checker.
 
-# %%
-def hijacked(prompt, sentence, k):
-    return (sentence + " ") * k + prompt
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def efficacy_reference(logp_true, logp_false):
+    return float((logp_false > logp_true).double().mean())
 
 
-check_hijacked_prompt(hijacked)
+check_efficacy_indicator(efficacy_reference)
 
 # %% [markdown]
-# ```{exercise} Mean log-probability of a target
-# :label: ex-ch0-logprob
-#
-# A causal model run on the tokens of a prompt ($n_p$ tokens) followed by a target ($T$ tokens)
-# returns logits of shape `[n_p + T, V]`; row $i$ is the distribution of the token after position
-# $i$. Write `mean_logprob(logits, n_prompt, target_ids)` computing $\ell(o\mid p)$ of
-# {prf:ref}`def-efficacy-score`. Which row predicts the first target token?
+# ```{solution-end}
 # ```
+
+# %% [markdown]
+# ```{exercise} Position ids for a left-padded batch
+# :label: ex-ch0-positions
 #
-# ```{solution} ex-ch0-logprob
+# {prf:ref}`lem-ch0-packing` needs every real token at its index in its own prompt. In a
+# left-padded batch the attention mask is a tensor of shape `[B, L]`, 0 at the pad tokens at the
+# start of a row and 1 at the prompt's tokens after them. Write `left_pad_positions(attention_mask)`
+# returning an integer tensor of shape `[B, L]`: the real tokens of each row numbered
+# $0,1,2,\dots$ from the row's first real token, and 0 at the pad positions (they are masked, so
+# any value would do; the checker asks for 0). The mask may be a long or a bool tensor. The checker
+# tries single rows, rows without padding and random batches, and shows the first mask on which
+# your positions differ from the course's. Replace the `raise NotImplementedError` and run the
+# cell. Which wrong answer is the one that "Where it breaks" feeds to the model?
+# ```
+
+# %% tags=["exercise-stub"]
+def left_pad_positions(attention_mask):
+    raise NotImplementedError  # your code here
+
+
+check_left_pad_positions(left_pad_positions)
+
+# %% [markdown]
+# ```{solution-start} ex-ch0-positions
 # :class: dropdown
+# ```
 #
-# Row $n_p-1$, the prompt's last token, predicts $o_1$; row $n_p-1+j$ predicts $o_{j+1}$. Take a
-# log-softmax over the vocabulary before picking the target's entries:
-#
-# ~~~python
-# def mean_logprob(logits, n_prompt, target_ids):
-#     logp = torch.log_softmax(logits, dim=-1)
-#     rows = n_prompt - 1 + torch.arange(len(target_ids))
-#     return float(logp[rows, target_ids].mean())
-# ~~~
+# Along a row, the cumulative sum of the mask up to column $j$ counts the real tokens in columns
+# $0,\dots,j$. At a real token that count is its index in the prompt plus one, so its position is
+# the count minus one; at a pad (all pads come first) the count is $0$, and clamping at $0$ gives
+# the pads position $0$. Casting the mask to integers first makes a bool mask work too. The two
+# common mistakes are positions counted from 1 (the $-1$ forgotten) and `torch.arange(L)` for every
+# row: that is what a model uses when it is given no position ids, and it is what "Where it breaks"
+# does. A prompt behind $m$ pads then starts at position $m$: every token of it is shifted by the
+# same $m$, which rotary attention does not see (it depends on differences of positions only), but
+# in a packed row the offsets differ between the tokens of one prompt and the scores change. The
+# reference code is in the cell below, checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def left_pad_positions_reference(attention_mask):
+    mask = torch.as_tensor(attention_mask).long()
+    return (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+check_left_pad_positions(left_pad_positions_reference)
+
+# %% [markdown]
+# ```{solution-end}
 # ```
 
-# %%
-def mean_logprob(logits, n_prompt, target_ids):
-    logp = torch.log_softmax(logits, dim=-1)
-    rows = n_prompt - 1 + torch.arange(len(target_ids))
-    return float(logp[rows, target_ids].mean())
+# %% [markdown]
+# ```{exercise} Mean log-probabilities of a batch
+# :label: ex-ch0-batch-logprob
+#
+# The cell of "Check it" computes $\ell(o\mid p)$ of {prf:ref}`def-efficacy-score` for one
+# prompt at a time. The package scores a left-padded batch at once: row $b$ holds pads, then the
+# prompt, then the $T_b$ tokens of the target, so the target is always the last $T_b$ tokens of
+# its row. Write `batch_mean_logprob(logits, input_ids, n_target)` with `logits` of shape
+# `[B, L, V]` (a causal model's output on the rows), `input_ids` of shape `[B, L]` and `n_target`
+# a long tensor of shape `[B]` (each $T_b$ at least 1 and less than $L$), returning the tensor of
+# shape `[B]` whose entry $b$ is the mean log-probability of row $b$'s target tokens. The checker
+# compares your tensor with the course's on random batches of several shapes and target lengths.
+# Replace the `raise NotImplementedError` and run the cell. Why do you not need to know where the
+# pads end?
+# ```
+
+# %% tags=["exercise-stub"]
+def batch_mean_logprob(logits, input_ids, n_target):
+    raise NotImplementedError  # your code here
 
 
-check_mean_logprob(mean_logprob)
+check_batch_mean_logprob(batch_mean_logprob)
+
+# %% [markdown]
+# ```{solution-start} ex-ch0-batch-logprob
+# :class: dropdown
+# ```
+#
+# In a causal model the logits at column $j$ are the distribution of the token at column $j+1$.
+# Row $b$'s target occupies columns $L-T_b,\dots,L-1$, so its tokens are predicted by the logits
+# at columns $L-T_b-1,\dots,L-2$; take a log-softmax over the vocabulary, pick each target token's
+# entry and average the $T_b$ values,
+#
+# $$
+# \ell_b=\frac1{T_b}\sum_{j=L-T_b}^{L-1}\log\operatorname{softmax}\big(z_{b,\,j-1}\big)_{x_{b,j}}.
+# $$
+#
+# The pads sit before the prompt and never reach these columns: they act only through the
+# attention mask and the position ids the model ran with ({ref}`exercise 2 <ex-ch0-positions>`).
+# The usual mistakes: the logits at the target's own columns (off by one), raw logits instead of
+# log-probabilities (the normaliser differs between rows and positions), and a sum instead of a
+# mean (which penalises long targets). The reference code is in the cell below, checked by the
+# same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def batch_mean_logprob_reference(logits, input_ids, n_target):
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    L = input_ids.shape[1]
+    means = []
+    for b, T in enumerate(n_target.tolist()):
+        cols = torch.arange(L - T, L)  # the target's columns
+        means.append(logp[b, cols - 1, input_ids[b, cols]].mean())
+    return torch.stack(means)
+
+
+check_batch_mean_logprob(batch_mean_logprob_reference)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
 
 # %% [markdown]
 # ```{exercise} When the first token lies
 # :label: ex-ch0-two-tokens
 #
-# Prove {prf:ref}`lem-ch0-logits`, then construct next-token probabilities for two-token targets
-# $o^*=(a,b)$ and $o^-=(c,d)$ for which the first-token indicator says "hijacked" but the mean
-# log-probability says "not hijacked". Which of the two scores would you trust for "New York"
-# against "New Delhi"?
+# Construct next-token probabilities for two-token targets $o^*=(a,b)$ and $o^-=(c,d)$ with
+# $a\ne c$ for which the first-token indicator says "hijacked" but the mean log-probability says
+# "not hijacked". Then prove that in every such disagreement (all probabilities positive, as a
+# softmax's are) the true target's second token is the more predictable one,
+# $P(b\mid a)>P(d\mid c)$, and show by an example that this fails when the true target has three
+# tokens instead of two. Which of the two scores would you trust for "New York" against
+# "New Delhi"?
 # ```
 #
 # ```{solution} ex-ch0-two-tokens
 # :class: dropdown
 #
-# For one-token targets see the proof of the lemma: both scores are $z_o$ minus the same
-# normaliser. For two tokens take $P(a)=1/5$, $P(c)=3/10$ after the prompt, then
-# $P(b\mid a)=9/10$ and $P(d\mid c)=1/10$. The first-token indicator compares $3/10>1/5$ and says
-# hijacked; the means are $\tfrac12\log\big(\tfrac15\cdot\tfrac9{10}\big)=\tfrac12\log\tfrac9{50}$
-# for $o^*$ and $\tfrac12\log\big(\tfrac3{10}\cdot\tfrac1{10}\big)=\tfrac12\log\tfrac3{100}$ for
-# $o^-$, and $\tfrac9{50}>\tfrac3{100}$, so the mean score keeps the true target ahead.
+# *An example.* Take $P(a)=1/5$, $P(c)=3/10$ after the prompt, then $P(b\mid a)=9/10$ and
+# $P(d\mid c)=1/10$. The first-token indicator compares $3/10>1/5$ and says hijacked; the means
+# are $\tfrac12\log\tfrac9{50}$ for $o^*$ and $\tfrac12\log\tfrac3{100}$ for $o^-$, and
+# $\tfrac9{50}>\tfrac3{100}$, so the mean score keeps the true target ahead.
+#
+# *The second token decides.* With two tokens each, $\ell(o)$ is half the logarithm of the
+# product of the two probabilities, so "not hijacked" by the mean score means
+# $P(c)\,P(d\mid c)\le P(a)\,P(b\mid a)$, and "hijacked" by the first token means $P(c)>P(a)$.
+# Dividing the first inequality by $P(c)>0$ gives
+# $P(d\mid c)\le \frac{P(a)}{P(c)}\,P(b\mid a)<P(b\mid a)$, the last step because
+# $P(a)/P(c)<1$ and $P(b\mid a)>0$.
+#
+# *Three tokens.* Let $o^*=(a,b,e)$ with $P(a)=1/5$, $P(b\mid a)=1/2$, $P(e\mid a,b)=9/10$ and
+# $o^-=(c,d)$ with $P(c)=3/10$, $P(d\mid c)=3/5$. The first token says hijacked ($3/10>1/5$) and
+# $P(d\mid c)>P(b\mid a)$, yet $\ell(o^*)=\tfrac13\log\tfrac9{100}$ exceeds
+# $\ell(o^-)=\tfrac12\log\tfrac9{50}$, because $\big(\tfrac9{100}\big)^2=\tfrac{81}{10000}$ is
+# larger than $\big(\tfrac9{50}\big)^3=\tfrac{729}{125000}$. A mean over more tokens rewards a long
+# target whose later tokens are nearly certain, so the two-token argument does not carry over.
+# `tests/test_hijacking.py` checks the three claims numerically.
+#
 # For "New York" against "New Delhi" the first tokens are identical, the first-token scores tie
 # and carry no information: only the second token decides, and only the mean score sees it.
 # ```

@@ -34,6 +34,7 @@ if "google.colab" in sys.modules:
 #   from what one construction gives and from what training finds.
 
 # %% tags=["hide-input"]
+import itertools
 import math
 
 import ipywidgets as widgets
@@ -42,14 +43,15 @@ import torch
 
 import lca
 from lca import glue, report, transformer
-from lca.transformer import check_attention, check_bayes_value_matrix, check_count_logits, check_forward
+from lca.transformer import (check_bag_logits, check_bayes_value_matrix,
+                             check_count_logits, check_exact_accuracy)
 from lca.task import bayes_correct, log_likelihood
 from lca.widgets import explorer
 
 torch.manual_seed(0)
 device = lca.default_device()
 torch.set_num_threads(1)
-budgets = transformer.load_budgets()   # stored sweeps of bench/03_budgets.py (see "The paper's figures")
+budgets = transformer.load_budgets()  # stored runs (see "The paper's figures")
 
 # %% [markdown]
 # ## Definitions
@@ -61,22 +63,26 @@ budgets = transformer.load_budgets()   # stored sweeps of bench/03_budgets.py (s
 # ```{prf:definition} The one-layer transformer
 # :label: def-tf-model
 #
-# The parameters are an embedding matrix $W_{E}\in\mathbb{R}^{V\times d}$ whose row $W_{E}(i)\in\mathbb{R}^d$ embeds
-# token $i$, a key-query matrix $W_{KQ}\in\mathbb{R}^{d\times d}$ and a value matrix $W_{V}\in\mathbb{R}^{d\times d}$.
-# On a context $x$ the model computes, in order,
+# The parameters are an embedding matrix $W_{E}\in\mathbb{R}^{V\times d}$ whose row
+# $W_{E}(i)\in\mathbb{R}^d$ embeds token $i$, a key-query matrix $W_{KQ}\in\mathbb{R}^{d\times d}$
+# and a value matrix $W_{V}\in\mathbb{R}^{d\times d}$. On a context $x$ the model computes, in order,
 #
 # $$
 # \begin{aligned}
-# s_l &= W_{E}(x_L)^\top\,W_{KQ}\,W_{E}(x_l)\in\mathbb{R}, && l=1,\dots,L &&\text{(scores; the last token is the query)}\\
-# a &= \operatorname{softmax}(s_1,\dots,s_L)\in\mathbb{R}^L, && a_l=\frac{e^{s_l}}{\sum_{l'}e^{s_{l'}}} &&\text{(attention weights)}\\
-# h &= \sum_{l=1}^{L} a_l\,W_{E}(x_l)\in\mathbb{R}^d && &&\text{(gathered vector)}\\
-# v &= W_{V}\,h\in\mathbb{R}^d && &&\text{(value read-out)}\\
-# f &= W_{E}\,v\in\mathbb{R}^V, && f_k=W_{E}(k)^\top W_{V} h &&\text{(logits; tied unembedding } W_{U}=W_{E})
+# s_l &= W_{E}(x_L)^\top\,W_{KQ}\,W_{E}(x_l), \quad l=1,\dots,L,\\
+# a_l &= \frac{e^{s_l}}{\sum_{l'=1}^{L}e^{s_{l'}}},\\
+# h &= \sum_{l=1}^{L} a_l\,W_{E}(x_l),\\
+# v &= W_{V}\,h,\\
+# f &= W_{E}\,v,
 # \end{aligned}
 # $$
 #
-# and predicts $\hat y=\operatorname*{arg\,max}_k f_k$. On a batch, `contexts` is a `LongTensor[n, L]`, the scores
-# and weights are `[n, L]`, $h$ and $v$ are `[n, d]` and the logits are `[n, V]`.
+# namely the *scores* $s\in\mathbb{R}^L$ (the last token $x_L$ is the query), the *attention
+# weights* $a=\operatorname{softmax}(s)\in\mathbb{R}^L$, the *gathered vector* $h\in\mathbb{R}^d$,
+# the *value read-out* $v\in\mathbb{R}^d$ and the *logits* $f\in\mathbb{R}^V$, whose entry
+# $f_k=W_{E}(k)^\top W_{V} h$ uses the tied unembedding $W_{U}=W_{E}$. The model predicts
+# $\hat y=\operatorname*{arg\,max}_k f_k$. On a batch, `contexts` is a `LongTensor[n, L]`, the
+# scores and weights are `[n, L]`, $h$ and $v$ are `[n, d]` and the logits are `[n, V]`.
 # ```
 #
 # The paper's exact architecture is not known to us (its text was not available when this course
@@ -121,21 +127,22 @@ budgets = transformer.load_budgets()   # stored sweeps of bench/03_budgets.py (s
 # %%
 g = torch.Generator().manual_seed(3)
 V, d, L = 8, 4, 5
-W_E = torch.randn(V, d, generator=g, dtype=torch.float64) / d ** 0.5   # [V, d], row i embeds token i
-W_KQ = torch.randn(d, d, generator=g, dtype=torch.float64)              # [d, d]
-W_V = torch.randn(d, d, generator=g, dtype=torch.float64)               # [d, d]
+W_E = torch.randn(V, d, generator=g, dtype=torch.float64) / d ** 0.5  # [V, d]
+W_KQ = torch.randn(d, d, generator=g, dtype=torch.float64)            # [d, d]
+W_V = torch.randn(d, d, generator=g, dtype=torch.float64)             # [d, d]
 contexts = torch.tensor([[1, 2, 4, 2, 1],
-                         [7, 6, 6, 3, 5]])           # [n, L] = [2, 5]
+                         [7, 6, 6, 3, 5]])          # [n, L] = [2, 5]
 
-X = W_E[contexts]                                    # [n, L, d]: embeddings of the context
-q = X[:, -1, :]                                      # [n, d]: the query, last token's embedding
-s = torch.einsum("nd,de,nle->nl", q, W_KQ, X)       # [n, L]: s_l = q^T W_KQ x_l
-a = torch.softmax(s, dim=1)                          # [n, L]
-h = torch.einsum("nl,nld->nd", a, X)                 # [n, d]
-v = h @ W_V.T                                        # [n, d]: row i is W_V h_i
-f = v @ W_E.T                                        # [n, V]: f_k = W_E(k)^T W_V h
+X = W_E[contexts]                              # [n, L, d]: embeddings of the context
+q = X[:, -1, :]                                # [n, d]: the query (last token)
+s = torch.einsum("nd,de,nle->nl", q, W_KQ, X)  # [n, L]: s_l = q^T W_KQ x_l
+a = torch.softmax(s, dim=1)                    # [n, L]
+h = torch.einsum("nl,nld->nd", a, X)           # [n, d]
+v = h @ W_V.T                                  # [n, d]: row i is W_V h_i
+f = v @ W_E.T                                  # [n, V]: f_k = W_E(k)^T W_V h
 
-for name, t in [("X", X), ("scores s", s), ("attention a", a), ("h", h), ("logits f", f)]:
+shown = [("X", X), ("scores s", s), ("attention a", a), ("h", h), ("logits f", f)]
+for name, t in shown:
     print(f"{name:12s} shape {tuple(t.shape)}")
 print("attention of context 0:", " ".join(f"{w:.3f}" for w in a[0].tolist()))
 print("logits of context 0:   ", " ".join(f"{x:.3f}" for x in f[0].tolist()))
@@ -166,32 +173,43 @@ print(f"model(...) equals the hand computation (max |difference| < 1e-12): "
 
 # %%
 spec = lca.TaskSpec(m=6, L=16, noise=0.5)
-base = lca.TrainConfig(spec, d=32, steps=300, batch_size=128, lr=0.06 / 32 ** 0.5, eval_every=25,
-                       device=device)
+base = lca.TrainConfig(spec, d=32, steps=300, batch_size=128, lr=0.06 / 32 ** 0.5,
+                       eval_every=25, device=device)
 VARIANTS = {"trained W_V": {}, "W_V = I": {"train_V": False, "WV_init": "identity"}}
 pair = lca.sweep(base, seeds=(0,), variants=VARIANTS, progress=False)
-eval_ctx, eval_y = lca.sample(spec, base.n_eval, seed=base.eval_seed)   # the evaluation set
+eval_ctx, eval_y = lca.sample(spec, base.n_eval, seed=base.eval_seed)  # evaluation set
 bayes_run = float(bayes_correct(spec, eval_ctx, eval_y).mean())
 labels = [lab for lab, _ in pair.labels]
-fig = transformer.plot_training_curves(pair.history, labels=labels, bayes=bayes_run,
-                                 title="m = 6, L = 16, noise 0.5: trained W_V vs W_V = I")
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch3-training", "caption": "Accuracy on the evaluation set (left) and training loss (right) against the Adam step, for $m=6$, $L=16$ and the noisy task, with a trained $W_{V}$ (blue) and with $W_{V}=I$ (orange); the dashed line is the Bayes ceiling."}, "image": {"alt": "Two line charts against the training step. On the left the accuracy of the model with a trained value matrix rises quickly towards the dashed Bayes ceiling, while the model with the identity value matrix stays far below it; on the right both training losses fall, the trained value matrix's lower."}}
+fig = transformer.plot_training_curves(pair.history, labels=labels, bayes=bayes_run)
 plt.show()
 
 # %%
-curve = torch.tensor(pair.history["accuracy"], dtype=torch.float64)   # [evaluations, 2]
+curve = torch.tensor(pair.history["accuracy"], dtype=torch.float64)  # [evaluations, 2]
 steps_run = pair.history["step"]
+late = [s >= 100 for s in steps_run]
 print(f"Bayes ceiling on the evaluation set ({base.n_eval} contexts): {bayes_run:.4f}")
+ahead = bool((curve[:, 0] > curve[:, 1]).all())
 print(f"trained W_V ahead of W_V = I at every evaluation (steps {steps_run[0]}, "
-      f"{steps_run[1]}, ..., {steps_run[-1]}): {bool((curve[:, 0] > curve[:, 1]).all())}")
-print(f"trained W_V above 0.7 from step 100 on: "
-      f"{bool((curve[[s >= 100 for s in steps_run], 0] > 0.7).all())};  "
-      f"within 0.15 of the ceiling at step {steps_run[-1]}: {bool(bayes_run - curve[-1, 0] < 0.15)}")
+      f"{steps_run[1]}, ..., {steps_run[-1]}): {ahead}")
+print(f"trained W_V above 0.7 from step 100 on: {bool((curve[late, 0] > 0.7).all())};  "
+      f"within 0.15 of the ceiling at step {steps_run[-1]}: "
+      f"{bool(bayes_run - curve[-1, 0] < 0.15)}")
 print(f"W_V = I below 0.5 at every evaluation: {bool((curve[:, 1] < 0.5).all())};  "
       f"more than 0.4 below the ceiling at step {steps_run[-1]}: "
       f"{bool(bayes_run - curve[-1, 1] > 0.4)}")
 
+# %% tags=["remove-input"]
+pair_pt = {lab: budgets["length"][2400].mean[lab][6][2] for lab in labels}
+pair_se = {lab: budgets["length"][2400].se(lab, 6)[2] for lab in labels}
+glue("tf_pair_id_2400", report.pm(pair_pt["W_V = I"], pair_se["W_V = I"]), display=False)
+glue("tf_pair_tr_2400", report.pm(pair_pt["trained W_V"], pair_se["trained W_V"]),
+     display=False)
+glue("tf_pair_bayes", f"{budgets['length'][2400].bayes[6][2]:.3f}", display=False)
+
 # %% [markdown]
-# The model with a trained value matrix climbs towards the ceiling within a few hundred steps;
+# The model with a trained value matrix ({numref}`fig-ch3-training`) climbs towards the ceiling within a few hundred steps;
 # the one with $W_{V}=I$ stays far below it. (We print these facts as comparisons with round
 # thresholds rather than as accuracies to three decimals: a trained model's digits depend on the
 # floating-point code path of the CPU that trained it, while these comparisons have wide
@@ -200,60 +218,45 @@ print(f"W_V = I below 0.5 at every evaluation: {bool((curve[:, 1] < 0.5).all())}
 # after $2400$ steps, $W_{V}=I$ reaches {glue:text}`tf_pair_id_2400` against the trained
 # {glue:text}`tf_pair_tr_2400` and the ceiling {glue:text}`tf_pair_bayes`: still far below.
 #
-# Here is one evaluation context seen through the trained model: where its attention goes and
-# which logits win.
+# {numref}`fig-ch3-forward` shows one evaluation context seen through the trained model: where
+# its attention goes and which logits win.
 
 # %%
 trained = pair.model.member(0)
 trace = transformer.forward_trace(trained, eval_ctx[:8])
-fig = transformer.plot_forward_pass(trace, index=3, target=int(eval_y[3]),
-                              title="Trained model (m = 6, L = 16, noise 0.5) on one context")
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch3-forward", "caption": "One evaluation context through the trained model ($m=6$, $L=16$): the attention weight of each context position, labelled with its token (top), and the logits of all $V=64$ tokens (bottom), the context's tokens in orange and the target in vermillion."}, "image": {"alt": "Top, sixteen bars of nearly equal height, the attention weights of the context positions. Bottom, a bar chart of 64 logits: the target's bar is the highest, the bars of the context's own tokens are spread out, several of them among the most negative."}}
+fig = transformer.plot_forward_pass(trace, index=3, target=int(eval_y[3]))
 plt.show()
+
+# %%
 top = int(trace["logits"][3].argmax())
-print(f"target {int(eval_y[3])}, prediction {top}, "
-      f"context tokens {sorted(set(eval_ctx[3].tolist()))}")
+f3, present3 = trace["logits"][3], sorted(set(eval_ctx[3].tolist()))
+print(f"target {int(eval_y[3])}, prediction {top}, context tokens {present3}")
 att3 = trace["attention"][3]
 print(f"every attention weight between 0.03 and 0.09 (uniform would be 1/{spec.L} = "
       f"{1 / spec.L:.4f}): {bool(((att3 > 0.03) & (att3 < 0.09)).all())}")
-f3, present3 = trace["logits"][3], sorted(set(eval_ctx[3].tolist()))
 near = [t for t in present3 if bin(t ^ top).count("1") == 1]
-print(f"distinct context tokens one bit away from the prediction: {len(near)} of {len(present3)}; "
-      f"all of them among the 8 lowest of the {spec.V} logits: "
-      f"{set(near) <= set(f3.topk(8, largest=False).indices.tolist())}; "
-      f"a context token among the 3 highest logits: {bool(set(f3.topk(3).indices.tolist()) & set(present3))}")
-pair_pt = {lab: budgets["length"][steps].mean[lab][6][2] for lab in labels for steps in (2400,)}
-pair_se = {lab: budgets["length"][2400].se(lab, 6)[2] for lab in labels}
-glue("tf_pair_id_2400", report.pm(pair_pt["W_V = I"], pair_se["W_V = I"]), display=False)
-glue("tf_pair_tr_2400", report.pm(pair_pt["trained W_V"], pair_se["trained W_V"]), display=False)
-glue("tf_pair_bayes", f"{budgets['length'][2400].bayes[6][2]:.3f}", display=False)
+lowest8 = set(f3.topk(8, largest=False).indices.tolist())
+print(f"distinct context tokens one bit away from the prediction: {len(near)} of "
+      f"{len(present3)}; all of them among the 8 lowest of the {spec.V} logits: "
+      f"{set(near) <= lowest8}")
+print(f"a context token among the 3 highest logits: "
+      f"{bool(set(f3.topk(3).indices.tolist()) & set(present3))}")
 
 # %% [markdown]
 # In this context the winner (the target) is one bit away from six of the ten distinct context
 # tokens, and those six (orange) get some of the most negative logits; but another context token
-# ranks among the three highest. One context is an anecdote, though. Over all $2048$ evaluation contexts we rank each token's logit among the $V$
-# logits of its context and average the percentiles ($0$: the lowest logit, $1$: the highest),
+# ranks among the three highest. One context is an anecdote, though. Over all $2048$ evaluation
+# contexts we rank each token's logit among the $V$ logits of its context and average the percentiles ($0$: the lowest logit, $1$: the highest),
 # separately for the target, the tokens present in the context and the other absent tokens
 # (`transformer.logit_percentiles`); then the same statistics for five seeds at $300$ and
 # $1200$ steps, from the stored runs.
 
-# %%
-for i, lab in enumerate(labels):
-    pct = transformer.logit_percentiles(pair.model.member(i), eval_ctx, eval_y)
-    print(f"{lab:12s} mean percentile: target {pct['target']:.2f}, tokens in the context "
-          f"{pct['present']:.2f}, other absent tokens {pct['absent']:.2f};  lowest logit on a "
-          f"context token: {pct['lowest_present']:.2f} of contexts (chance "
-          f"{pct['lowest_chance']:.2f})")
-    if lab == "trained W_V":
-        glue("tf_pct_present", f"{pct['present']:.2f}", display=False)
-        glue("tf_pct_absent", f"{pct['absent']:.2f}", display=False)
-        glue("tf_pct_target", f"{pct['target']:.2f}", display=False)
-        glue("tf_pct_lowest", f"{pct['lowest_present']:.2f}", display=False)
-        glue("tf_pct_chance", f"{pct['lowest_chance']:.2f}", display=False)
-
-
+# %% tags=["hide-output"]
 def seed_mean(values, places=None):
-    """'mean ± standard error' of a statistic over seeds: rounded to the standard error's leading
-    digit, or to ``places`` decimals; 4 decimals when every seed agrees."""
+    """'mean ± standard error' of a statistic over seeds: rounded to the standard
+    error's leading digit, or to ``places`` decimals; 4 decimals when all seeds agree."""
     v = torch.tensor(values, dtype=torch.float64)
     mean, se = float(v.mean()), float(v.std() / len(v) ** 0.5)
     if places is not None:
@@ -261,17 +264,31 @@ def seed_mean(values, places=None):
     return report.pm(mean, se) if se > 0 else f"{mean:.4f} ± 0"
 
 
+pct_live = {lab: transformer.logit_percentiles(pair.model.member(i), eval_ctx, eval_y)
+            for i, lab in enumerate(labels)}
+for lab, pct in pct_live.items():
+    print(f"{lab:12s} mean percentile: target {pct['target']:.2f}, tokens in the "
+          f"context {pct['present']:.2f}, other absent tokens {pct['absent']:.2f};  "
+          f"lowest logit on a context token: {pct['lowest_present']:.2f} of contexts "
+          f"(chance {pct['lowest_chance']:.2f})")
 print(f"stored runs, {len(transformer.BUDGET_SEEDS)} seeds (mean ± standard error):")
 for steps, by_label in budgets["percentiles"].items():
     for lab, st in by_label.items():
-        print(f"  {steps:5d} steps, {lab:12s} tokens in the context {seed_mean(st['present'])}, "
-              f"other absent {seed_mean(st['absent'])}, lowest on a context token "
+        print(f"  {steps:5d} steps, {lab:12s} tokens in the context "
+              f"{seed_mean(st['present'])}, other absent {seed_mean(st['absent'])}, "
+              f"lowest on a context token "
               f"{seed_mean(st['lowest_present'])}, errors naming a context token "
               f"{seed_mean(st['errors_in_context'])}")
+
+# %% tags=["remove-input"]
+for key in ("present", "absent", "target"):
+    glue(f"tf_pct_{key}", f"{pct_live['trained W_V'][key]:.2f}", display=False)
+glue("tf_pct_lowest", f"{pct_live['trained W_V']['lowest_present']:.2f}", display=False)
+glue("tf_pct_chance", f"{pct_live['trained W_V']['lowest_chance']:.2f}", display=False)
 tr_pct = budgets["percentiles"]
-glue("tf_pct_lowest_1200", seed_mean(tr_pct[1200]["trained W_V"]["lowest_present"]), display=False)
-glue("tf_pct_present_1200", seed_mean(tr_pct[1200]["trained W_V"]["present"]), display=False)
-glue("tf_pct_absent_1200", seed_mean(tr_pct[1200]["trained W_V"]["absent"]), display=False)
+for key in ("lowest", "present", "absent"):
+    stat = tr_pct[1200]["trained W_V"]["lowest_present" if key == "lowest" else key]
+    glue(f"tf_pct_{key}_1200", seed_mean(stat), display=False)
 
 # %% [markdown]
 # The trained model puts the target near the top (mean percentile {glue:text}`tf_pct_target`) and
@@ -377,24 +394,26 @@ glue("tf_pct_absent_1200", seed_mean(tr_pct[1200]["trained W_V"]["absent"]), dis
 # %%
 spec4 = lca.TaskSpec(m=4, L=8, noise=0.3)
 ctx4, y4 = lca.sample(spec4, 4096, seed=1)
-ll = log_likelihood(spec4, ctx4)                                 # [n, V] log p(x | y)
-unique = (ll >= ll.max(1, keepdim=True).values - 1e-9).sum(1) == 1
+ll = log_likelihood(spec4, ctx4)                       # [n, V] log p(x | y)
+bayes_set = ll >= ll.max(1, keepdim=True).values - 1e-9  # the Bayes answers (all ties)
+unique = bayes_set.sum(1) == 1
 map_pred = ll.argmax(1)
-tied_accuracy = transformer.tied_accuracy   # ties split uniformly, as the ceiling is scored
-model4 = transformer.bayes_model(spec4, 24, seed=0)              # Gaussian W_E, W_KQ = 0, W_V above
+tied_accuracy = transformer.tied_accuracy  # ties split uniformly, as in the ceiling
+model4 = transformer.bayes_model(spec4, 24, seed=0)  # Gaussian W_E, W_KQ = 0, W_V above
 with torch.no_grad():
-    logits4 = model4(ctx4)                                       # [n, V], float64
+    logits4 = model4(ctx4)                             # [n, V], float64
 pred4 = logits4.argmax(1)
-bayes_set = ll >= ll.max(1, keepdim=True).values - 1e-9          # the Bayes answers (all ties)
 print(f"contexts with a unique Bayes answer: {float(unique.double().mean()):.4f}")
 print(f"model prediction = Bayes answer on those contexts: "
       f"{float((pred4 == map_pred)[unique].double().mean()):.4f}   (theorem: 1.0000)")
 print(f"model prediction is one of the tied Bayes answers on every other context: "
       f"{bool(bayes_set.gather(1, pred4[:, None]).all())}")
-print(f"accuracy on those contexts: model {float((pred4 == y4)[unique].double().mean()):.4f}, "
-      f"Bayes {float((map_pred == y4)[unique].double().mean()):.4f}")
-print(f"accuracy on all contexts, ties broken uniformly: model {tied_accuracy(logits4, y4):.4f}, "
-      f"Bayes ceiling {float(bayes_correct(spec4, ctx4, y4).mean()):.4f}")
+acc_unique = [float((p == y4)[unique].double().mean()) for p in (pred4, map_pred)]
+print(f"accuracy on those contexts: model {acc_unique[0]:.4f}, "
+      f"Bayes {acc_unique[1]:.4f}")
+print(f"accuracy on all contexts, ties broken uniformly: model "
+      f"{tied_accuracy(logits4, y4):.4f}, Bayes ceiling "
+      f"{float(bayes_correct(spec4, ctx4, y4).mean()):.4f}")
 
 # %% [markdown]
 # On contexts where the Bayes answer is unique the constructed model gives it every time; on the
@@ -417,12 +436,15 @@ for i, lab in enumerate(labels):
     wrong = pred != eval_y
     in_ctx = (eval_ctx == pred[:, None]).any(1)
     beats = top_ctx > logits.gather(1, eval_y[:, None]).squeeze(1)
+    share = float((wrong & in_ctx).double().sum() / wrong.double().sum())
     print(f"{lab:12s} min over contexts of (max_l f_x_l - |h|^2) >= 0: "
           f"{bool((top_ctx - h_sq).min() >= 0)!s:5s}   "
           f"a context token outscores the target: {float(beats.double().mean()):.2f}   "
-          f"errors that predict a context token: "
-          f"{float((wrong & in_ctx).double().sum() / wrong.double().sum()):.2f}")
-glue("tf_err_tr_1200", seed_mean(tr_pct[1200]["trained W_V"]["errors_in_context"]), display=False)
+          f"errors that predict a context token: {share:.2f}")
+
+# %% tags=["remove-input"]
+glue("tf_err_tr_1200", seed_mean(tr_pct[1200]["trained W_V"]["errors_in_context"]),
+     display=False)
 glue("tf_err_id_1200", seed_mean(tr_pct[1200]["W_V = I"]["errors_in_context"]), display=False)
 
 # %% [markdown]
@@ -461,11 +483,13 @@ glue("tf_err_id_1200", seed_mean(tr_pct[1200]["W_V = I"]["errors_in_context"]), 
 # budget, dashed lines the same runs after $2400$ steps.
 
 # %%
-length = budgets["length"]   # {steps: SweepTable}
+length = budgets["length"]  # {steps: SweepTable}
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch3-length", "caption": "Accuracy against the context length $L$ for $m=5,\\dots,8$ (five seeds, noisy task): trained $W_{V}$ (blue) and $W_{V}=I$ (orange) after 300 steps (solid, band of one standard deviation) and 2400 steps (dashed), with the Bayes ceiling (black, dashed)."}, "image": {"alt": "Four panels, one per m, accuracy against context length on a logarithmic axis from 4 to 64. In every panel the trained value matrix lies close to the Bayes ceiling at long contexts and below it at short ones, and the identity value matrix lies well below both; the dashed longer-budget curves are higher, most for the identity value matrix at long contexts."}}
 fig = transformer.plot_accuracy_vs_length(length[300], longer=length[2400])
 plt.show()
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 n_seeds = len(length[300].settings["seeds"])
 print(f"final accuracy after 300 steps, mean ± standard error over {n_seeds} seeds "
       f"(Bayes: exact on the evaluation set)")
@@ -476,7 +500,8 @@ def gap_table(table):
     """{m: [(mean gap, its standard error) per L]}: trained W_V minus W_V = I."""
     out = {}
     for m in table.m_values:
-        se = [(a ** 2 + b ** 2) ** 0.5 for a, b in zip(table.se("trained W_V", m), table.se("W_V = I", m))]
+        se = [(a ** 2 + b ** 2) ** 0.5
+              for a, b in zip(table.se("trained W_V", m), table.se("W_V = I", m))]
         out[m] = [(t - i, e) for t, i, e in
                   zip(table.mean["trained W_V"][m], table.mean["W_V = I"][m], se)]
     return out
@@ -491,22 +516,27 @@ smallest = {steps: min(x for m in g for x, _ in g[m]) for steps, g in gaps.items
 print("smallest gap over all (m, L): " + ",  ".join(
     f"{steps} steps {v:.2f}" for steps, v in smallest.items()))
 points = [(m, j) for m in length[300].m_values for j in range(len(length[300].x))]
-drift = {lab: max(abs(length[2400].mean[lab][m][j] - length[1200].mean[lab][m][j]) for m, j in points)
+drift = {lab: max(abs(length[2400].mean[lab][m][j] - length[1200].mean[lab][m][j])
+                  for m, j in points)
          for lab in length[300].labels}
-converged = 0.005   # the criterion: a mean within this of the run twice as long
-print("largest change of a mean from 1200 to 2400 steps: " + ", ".join(
-    f"{lab} {v:.3f}" for lab, v in drift.items()) + f"  (a converged curve: below {converged})")
-glue("tf_converged", f"{converged}", display=False)
-L_at = {L: j for j, L in enumerate(length[300].x)}
+converged = 0.005  # the criterion: a mean within this of the run twice as long
+print("largest change of a mean from 1200 to 2400 steps: "
+      + ", ".join(f"{lab} {v:.3f}" for lab, v in drift.items())
+      + f"  (a converged curve: below {converged})")
 short = max(length[300].bayes[m][j] - length[300].mean["trained W_V"][m][j]
             for m, j in points if length[300].x[j] >= 32)
-short = math.ceil(100 * short) / 100   # rounded up: "within" stays true
+short = math.ceil(100 * short) / 100  # rounded up: "within" stays true
 print(f"trained W_V at 300 steps, L >= 32: at most {short:.2f} below the ceiling")
+
+# %% tags=["remove-input"]
+glue("tf_converged", f"{converged}", display=False)
+L_at = {L: j for j, L in enumerate(length[300].x)}
 for steps in (300, 2400):
     for L in (8, 16, 64):
         glue(f"tf_gap_m8_L{L}_{steps}", report.pm(*gaps[steps][8][L_at[L]]), display=False)
     glue(f"tf_tr_m8_L8_{steps}", report.pm(length[steps].mean["trained W_V"][8][L_at[8]],
-                                           length[steps].se("trained W_V", 8)[L_at[8]]), display=False)
+                                           length[steps].se("trained W_V", 8)[L_at[8]]),
+         display=False)
 glue("tf_bayes_m8_L8", f"{length[300].bayes[8][L_at[8]]:.3f}", display=False)
 glue("tf_gap_min", f"{math.floor(100 * min(smallest.values())) / 100:.2f}", display=False)
 glue("tf_drift_tr", f"{drift['trained W_V']:.2f}", display=False)
@@ -514,14 +544,15 @@ glue("tf_drift_id", f"{drift['W_V = I']:.2f}", display=False)
 glue("tf_short_L32", f"{short:.2f}", display=False)
 
 # %% [markdown]
-# Three things stand out at $300$ steps (solid lines). Accuracy rises with $L$ for every variant,
+# Three things stand out at $300$ steps (solid lines of {numref}`fig-ch3-length`). Accuracy
+# rises with $L$ for every variant,
 # because longer contexts name more of the target's neighbours; the Bayes ceiling rises too. The
 # trained value matrix is within {glue:text}`tf_short_L32` of the ceiling once $L\ge32$ and
 # falls short of it for short contexts. And $W_{V}=I$ is far below both at every length: at $m=8$
 # the gap to the trained $W_{V}$ is {glue:text}`tf_gap_m8_L8_300` at $L=8$,
 # {glue:text}`tf_gap_m8_L16_300` at $L=16$ and {glue:text}`tf_gap_m8_L64_300` at $L=64$. The
 # printed table is what is plotted, each mean rounded to the leading digit of its standard error
-# over the seeds.
+# over the seeds (the folded output above).
 #
 # **With eight times the steps** (dashed) two of the three readings change. The trained $W_{V}$
 # closes part of its shortfall at short contexts ($m=8$, $L=8$: {glue:text}`tf_tr_m8_L8_300` after
@@ -558,32 +589,38 @@ glue("tf_short_L32", f"{short:.2f}", display=False)
 
 # %%
 dim = budgets["dim"]
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch3-dim", "caption": "Accuracy against the embedding dimension $d$ for $m=5,6$ (five seeds, noise-free task, $L=32$): trained $W_{E}$ (blue) and $W_{E}$ fixed at its random initialisation (orange) after 300 steps (solid) and 2400 steps (dashed); the dotted purple line marks $d=V$."}, "image": {"alt": "Two panels, accuracy against embedding dimension on a logarithmic axis from 4 to 128. Trained embeddings reach accuracy near one from small dimensions on (after the longer budget they drop somewhat at the largest dimension); fixed random embeddings are near zero at the smallest dimension and climb towards one as d approaches the number of tokens, faster with the longer budget."}}
 fig = transformer.plot_accuracy_vs_dim(dim[300], longer=dim[2400])
 plt.show()
 
-# %%
-print(f"final accuracy, mean ± standard error over {len(dim[300].settings['seeds'])} seeds; "
-      f"Bayes ceiling 1 at every point: "
-      f"{all(b == 1.0 for s in dim for m in dim[s].m_values for b in dim[s].bayes[m])}")
+# %% tags=["hide-input", "hide-output"]
+ones = all(b == 1.0 for s in dim for m in dim[s].m_values for b in dim[s].bayes[m])
+print(f"final accuracy, mean ± standard error over {len(dim[300].settings['seeds'])} "
+      f"seeds; Bayes ceiling 1 at every point: {ones}")
 print(f"{'m':>3s}  {'d':>4s}  {'trained W_E, 300':>17s}  {'2400 steps':>15s}  "
       f"{'fixed W_E, 300':>15s}  {'2400 steps':>15s}")
 cell = {}
+columns = [(lab, st) for lab in dim[300].labels for st in (300, 2400)]
 for m in dim[300].m_values:
     for j, d_ in enumerate(dim[300].x):
-        for lab in dim[300].labels:
-            for steps in (300, 2400):
-                cell[lab, steps, m, d_] = report.pm(dim[steps].mean[lab][m][j], dim[steps].se(lab, m)[j])
+        for lab, steps in columns:
+            cell[lab, steps, m, d_] = report.pm(dim[steps].mean[lab][m][j],
+                                                dim[steps].se(lab, m)[j])
         print(f"{m:3d}  {d_:4d}  " + "  ".join(
             f"{cell[lab, steps, m, d_]:>{17 if k == 0 else 15}s}"
-            for k, (lab, steps) in enumerate([(lab, st) for lab in dim[300].labels for st in (300, 2400)])))
+            for k, (lab, steps) in enumerate(columns)))
+
+# %% tags=["remove-input"]
 for (m, d_) in ((6, 16), (6, 32), (5, 16)):
     for steps in (300, 2400):
         glue(f"tf_fixed_m{m}_d{d_}_{steps}", cell["fixed W_E", steps, m, d_], display=False)
 glue("tf_trained_m5_d128_2400", cell["trained W_E", 2400, 5, 128], display=False)
 
 # %% [markdown]
-# At $300$ steps (solid lines), left of the dotted line ($d<V$) the fixed random embeddings fall
-# short, the more the smaller $d$ ($m=6$: {glue:text}`tf_fixed_m6_d16_300` at $d=16$,
+# At $300$ steps (solid lines of {numref}`fig-ch3-dim`; the folded table above lists every
+# point), left of the dotted line ($d<V$) the fixed random embeddings fall short, the more the
+# smaller $d$ ($m=6$: {glue:text}`tf_fixed_m6_d16_300` at $d=16$,
 # {glue:text}`tf_fixed_m6_d32_300` at $d=32$), while trained embeddings solve the task from
 # $d=8$; right of it ($d\ge V$) fixed embeddings are almost as good as trained ones. Eight times
 # the budget changes the left side: at $d=V/2$ fixed embeddings come close to the ceiling
@@ -618,25 +655,34 @@ glue("tf_trained_m5_d128_2400", cell["trained W_E", 2400, 5, 128], display=False
 # training from the same embeddings and keeping them fixed ($W_{KQ}$ and $W_{V}$ trained), and
 # training everything, after $300$ and $2400$ steps.
 
-# %%
+# %% tags=["hide-output"]
 cmp = transformer.fixed_embedding_comparison(spec4, (4, 8, 12, 16, 24))
 small = budgets["small_d"]
-print(f"mean ± standard error over {len(cmp['seeds'])} seeds; Bayes ceiling {cmp['bayes']:.4f} "
-      f"(ties split); columns 3-6 from the stored runs; fitted W_V to 2 decimals (the third moves "
-      f"with the CPU's floating-point path)")
-heads = ["construction", "fitted W_V", "fixed W_E, 300", "2400 steps", "trained W_E, 300", "2400 steps"]
+print(f"mean ± standard error over {len(cmp['seeds'])} seeds; Bayes ceiling "
+      f"{cmp['bayes']:.4f} (ties split); columns 3-6 from the stored runs; fitted W_V "
+      f"to 2 decimals (the third moves with the CPU's floating-point path)")
+heads = ["construction", "fitted W_V", "fixed W_E, 300", "2400 steps",
+         "trained W_E, 300", "2400 steps"]
 print(f"{'d':>3s}  " + "  ".join(f"{h:>16s}" for h in heads))
 row = {}
 for j, d_ in enumerate(cmp["d"]):
-    row[d_] = [seed_mean(cmp["construction"][j]), seed_mean(cmp["fitted W_V"][j], places=2)] + [
-        report.pm(small[steps].mean[lab][4][j], small[steps].se(lab, 4)[j])
-        for lab in ("fixed W_E", "trained W_E") for steps in (300, 2400)]
+    row[d_] = [seed_mean(cmp["construction"][j]),
+               seed_mean(cmp["fitted W_V"][j], places=2)]
+    row[d_] += [report.pm(small[steps].mean[lab][4][j], small[steps].se(lab, 4)[j])
+                for lab in ("fixed W_E", "trained W_E") for steps in (300, 2400)]
     print(f"{d_:3d}  " + "  ".join(f"{c:>16s}" for c in row[d_]))
-print(f"construction = Bayes ceiling on every seed for d >= V: "
-      f"{all(abs(a - cmp['bayes']) < 1e-12 for j, d_ in enumerate(cmp['d']) if d_ >= 16 for a in cmp['construction'][j])}")
+exact_at_V = all(abs(a - cmp["bayes"]) < 1e-12 for j, d_ in enumerate(cmp["d"])
+                 if d_ >= 16 for a in cmp["construction"][j])
+print(f"construction = Bayes ceiling on every seed for d >= V: {exact_at_V}")
+
+# %%
+print(f"d = 12 (V = 16): construction {row[12][0]}, fitted W_V {row[12][1]}, Bayes "
+      f"ceiling {cmp['bayes']:.3f}; the construction is exact for d >= V: {exact_at_V}")
+
+# %% tags=["remove-input"]
 glue("tf_small_bayes", f"{cmp['bayes']:.3f}", display=False)
-for d_, keys in ((12, ("c", "f", "x300", "x2400", "e300", "e2400")), (8, ("c", "f")), (4, ("c", "f")),
-                 (24, ("c", "f", "x300", "x2400", "e300", "e2400"))):
+full_keys = ("c", "f", "x300", "x2400", "e300", "e2400")
+for d_, keys in ((12, full_keys), (8, ("c", "f")), (4, ("c", "f")), (24, full_keys)):
     for k, key in enumerate(keys):
         glue(f"tf_small_{key}_d{d_}", row[d_][k], display=False)
 
@@ -665,16 +711,19 @@ for d_, keys in ((12, ("c", "f", "x300", "x2400", "e300", "e2400")), (8, ("c", "
 # that the length figure makes disappears (one seed live, then five seeds from the stored runs):
 
 # %%
-easy = lca.sweep(lca.TrainConfig(lca.TaskSpec(m=6, L=64), d=32, steps=300, batch_size=128,
-                                 lr=0.06 / 32 ** 0.5, eval_every=0, device=device),
-                 seeds=(0,), variants=VARIANTS, progress=False)
+easy_cfg = lca.TrainConfig(lca.TaskSpec(m=6, L=64), d=32, steps=300, batch_size=128,
+                           lr=0.06 / 32 ** 0.5, eval_every=0, device=device)
+easy = lca.sweep(easy_cfg, seeds=(0,), variants=VARIANTS, progress=False)
 for (lab, _), acc in zip(easy.labels, easy.history["accuracy"][-1]):
     print(f"noise-free N_1, m = 6, L = 64, {lab:12s}: accuracy {acc:.2f}")
 for steps, t in budgets["easy"].items():
     print(f"stored, {len(t.settings['seeds'])} seeds, {steps:4d} steps: " + ",  ".join(
         f"{lab} {report.pm(t.mean[lab][6][0], t.se(lab, 6)[0])}" for lab in t.labels))
+
+# %% tags=["remove-input"]
 easy_id = budgets["easy"][2400]
-glue("tf_easy_id_2400", report.pm(easy_id.mean["W_V = I"][6][0], easy_id.se("W_V = I", 6)[0]), display=False)
+glue("tf_easy_id_2400", report.pm(easy_id.mean["W_V = I"][6][0], easy_id.se("W_V = I", 6)[0]),
+     display=False)
 
 # %% [markdown]
 # Both variants are (nearly) perfect, for five seeds too, so a difference between trained and
@@ -709,121 +758,241 @@ explorer(draw_training, title="Train a tiny one-layer transformer",
          m=widgets.IntSlider(value=5, min=3, max=7, description="m"),
          L=widgets.IntSlider(value=16, min=1, max=64, description="L"),
          d=widgets.IntSlider(value=16, min=2, max=64, description="d"),
-         noise=widgets.FloatSlider(value=0.5, min=0.0, max=0.9, step=0.05, description="noise"))
+         noise=widgets.FloatSlider(value=0.5, min=0.0, max=0.9, step=0.05,
+                                   description="noise"))
 
 # %% [markdown]
 # ## Exercises
 #
-# ```{exercise} Attention weights
-# :label: ex-tf-attention
-#
-# Write `attention(W_E, W_KQ, contexts)` returning the `[n, L]` attention weights of
-# {prf:ref}`def-tf-model`: the query is the *last* token, the score of position $l$ is
-# $W_{E}(x_L)^\top W_{KQ}W_{E}(x_l)$ and the weights are a softmax over positions.
-# ```
-#
-# ```{solution} ex-tf-attention
-# :class: dropdown
-#
-# `X = W_E[contexts]`; `q = X[:, -1]`; `s = torch.einsum("nd,de,nle->nl", q, W_KQ, X)`;
-# `return torch.softmax(s, dim=1)`. The checker uses a non-symmetric $W_{KQ}$, so
-# `einsum("nd,ed,nle->nl", ...)` (the transpose, i.e. the score $W_{E}(x_l)^\top W_{KQ}W_{E}(x_L)$) fails,
-# as does using the first token as the query or forgetting to normalise.
-# ```
-
-# %%
-def my_attention(W_E, W_KQ, contexts):
-    X = W_E[contexts]                                 # replace with your own version
-    s = torch.einsum("nd,de,nle->nl", X[:, -1], W_KQ, X)
-    return torch.softmax(s, dim=1)
-
-
-_ = check_attention(my_attention)
-
-# %% [markdown]
-# ```{exercise} The forward pass
-# :label: ex-tf-forward
-#
-# Write `forward(W_E, W_KQ, W_V, contexts)` returning the `[n, V]` logits of
-# {prf:ref}`def-tf-model` (tied unembedding). You may call your `attention` from the previous
-# exercise.
-# ```
-#
-# ```{solution} ex-tf-forward
-# :class: dropdown
-#
-# `a = attention(W_E, W_KQ, contexts)`; `h = torch.einsum("nl,nld->nd", a, W_E[contexts])`;
-# `return h @ W_V.T @ W_E.T`. With rows as examples, $v=W_{V} h$ is `h @ W_V.T`; writing
-# `h @ W_V` applies $W_{V}^\top$ instead, which the checker (random, non-symmetric $W_{V}$) catches.
-# ```
-
-# %%
-def my_forward(W_E, W_KQ, W_V, contexts):
-    h = torch.einsum("nl,nld->nd", my_attention(W_E, W_KQ, contexts), W_E[contexts])
-    return h @ W_V.T @ W_E.T                          # replace with your own version
-
-
-_ = check_forward(my_forward)
-
-# %% [markdown]
 # ```{exercise} Uniform attention (prove it, then code it)
 # :label: ex-tf-uniform
 #
 # Prove {prf:ref}`lem-tf-uniform`: if $W_{KQ}=0$ the attention is uniform, $h$ is the mean of the
-# context embeddings, $h=\frac1LW_{E}^\top c(x)$, and $f=\frac1L Mc(x)$ with $M=W_{E}W_{V} W_{E}^\top$. Then
-# write `count_logits(M, contexts)` returning the `[n, V]` logits $\frac1L Mc(x)$ directly from
-# the count vectors, without embeddings.
+# context embeddings, $h=\frac1LW_{E}^\top c(x)$, and $f=\frac1L Mc(x)$ with
+# $M=W_{E}W_{V} W_{E}^\top$. Then write `count_logits(M, contexts)`, which takes `M` of shape
+# `[V, V]` and `contexts` of shape `[n, L]` and returns the `[n, V]` logits $\frac1L Mc(x)$
+# directly from the count vectors, without embeddings. The checker compares your function with
+# the formula on random non-symmetric matrices, contexts with repeated tokens and $L=1$. Replace
+# the `raise NotImplementedError` and run the cell.
 # ```
-#
-# ```{solution} ex-tf-uniform
+
+# %% tags=["exercise-stub"]
+def count_logits(M, contexts):
+    raise NotImplementedError  # your code here
+
+
+check_count_logits(count_logits)
+
+# %% [markdown]
+# ```{solution-start} ex-tf-uniform
 # :class: dropdown
+# ```
 #
 # With $W_{KQ}=0$ every score is $s_l=W_{E}(x_L)^\top0\,W_{E}(x_l)=0$, so
 # $a_l=e^0/\sum_{l'}e^0=1/L$ and $h=\frac1L\sum_lW_{E}(x_l)$. Grouping equal tokens,
-# $\sum_lW_{E}(x_l)=\sum_k c_k(x)W_{E}(k)=W_{E}^\top c(x)$ because $W_{E}(k)$ is row $k$ of $W_{E}$. Then
-# $f=W_{E}W_{V} h=\frac1LW_{E}W_{V} W_{E}^\top c(x)=\frac1L Mc(x)$. In code:
-# `c = torch.zeros(n, V).scatter_add_(1, contexts, torch.ones(n, L))` (with `M`'s dtype) and
-# `return c @ M.T / L`. Using `c @ M` (that is $M^\top c$), the indicator `c > 0` instead of the
-# counts, or dropping the $1/L$ are the slips the checker looks for.
-# ```
+# $\sum_lW_{E}(x_l)=\sum_k c_k(x)W_{E}(k)=W_{E}^\top c(x)$ because $W_{E}(k)$ is row $k$ of
+# $W_{E}$. Then $f=W_{E}W_{V} h=\frac1LW_{E}W_{V} W_{E}^\top c(x)=\frac1L Mc(x)$.
+#
+# In code, build the counts with one `scatter_add_` (add $1$ at column $x_l$ of row $i$ for every
+# position), in `M`'s dtype, and multiply. With one context per row, the row $(Mc)^\top$ is
+# $c^\top M^\top$, so the product is `c @ M.T`; `c @ M` computes $M^\top c$, which the checker's
+# non-symmetric $M$ catches. The other slips it looks for are the indicator $c>0$ in place of the
+# counts (wrong as soon as a token repeats) and a missing $1/L$. The reference code is in the
+# cell below, checked by the same checker.
 
-# %%
-def my_count_logits(M, contexts):
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def count_logits_reference(M, contexts):
     n, L = contexts.shape
     c = torch.zeros(n, M.shape[0], dtype=M.dtype)
-    c.scatter_add_(1, contexts, torch.ones(n, L, dtype=M.dtype))
-    return c @ M.T / L                                # replace with your own version
+    c.scatter_add_(1, contexts, torch.ones(n, L, dtype=M.dtype))  # #{l: x_l = k}
+    return c @ M.T / L                                            # row i: (M c_i / L)^T
 
 
-_ = check_count_logits(my_count_logits)
+check_count_logits(count_logits_reference)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} Attention reads a bag of tokens and a query
+# :label: ex-tf-bag
+#
+# {prf:ref}`lem-tf-uniform` needs $W_{KQ}=0$. Show that for *every* $W_{KQ}$ the logits depend on
+# a context $x$ only through its count vector $c(x)$ and its last token $x_L$: with
+# $\sigma_k=W_{E}(x_L)^\top W_{KQ}W_{E}(k)$, the positions that hold token $k$ receive together
+# the attention
+#
+# $$
+# \alpha_k=\frac{c_k(x)\,e^{\sigma_k}}{\sum_{j}c_j(x)\,e^{\sigma_j}},\qquad
+# h=\sum_{k}\alpha_k W_{E}(k).
+# $$
+#
+# Then write `bag_logits(W_E, W_KQ, W_V, counts, query)` returning the `[n, V]` logits of
+# {prf:ref}`def-tf-model` from `counts` (`[n, V]`, float64, the count vectors) and `query`
+# (`LongTensor[n]`, the last tokens) alone. The checker compares your function with the model's
+# logits on random weights (a non-symmetric $W_{KQ}$, repeated tokens, $L=1$). Replace the
+# `raise NotImplementedError` and run the cell.
+# ```
+
+# %% tags=["exercise-stub"]
+def bag_logits(W_E, W_KQ, W_V, counts, query):
+    raise NotImplementedError  # your code here
+
+
+check_bag_logits(bag_logits)
+
+# %% [markdown]
+# ```{solution-start} ex-tf-bag
+# :class: dropdown
+# ```
+#
+# Without positional encoding the score of position $l$ is $s_l=\sigma_{x_l}$: it depends on the
+# position only through the token there. Grouping the positions by token, the softmax's
+# denominator is $\sum_l e^{s_l}=\sum_j c_j(x)e^{\sigma_j}$, each of the $c_k(x)$ positions holding
+# $k$ gets $e^{\sigma_k}/\sum_j c_je^{\sigma_j}$, and together they get $\alpha_k$. Hence
+# $h=\sum_l a_lW_{E}(x_l)=\sum_k\alpha_kW_{E}(k)$ and $f=W_{E}W_{V}h$. The $\sigma_k$ depend on $x$
+# only through $x_L$, and the $\alpha_k$ only through $x_L$ and $c(x)$, and so does $f$. Two
+# consequences: reordering the first $L-1$ tokens never changes the prediction, and
+# {prf:ref}`lem-tf-uniform` is the case $\sigma=0$, where $\alpha=c(x)/L$. (With a positional
+# encoding added to the embeddings the scores depend on $l$ and the argument fails; the chapter's
+# tests check both.)
+#
+# In code, $\alpha$ is a softmax over the $V$ tokens of $\sigma_k+\log c_k$: the absent tokens get
+# $\log0=-\infty$, hence weight $0$, and the softmax stays stable for large scores. The mistakes
+# the checker catches: a softmax over the distinct tokens that forgets the counts (a token seen
+# twice must weigh twice), the scores $W_{E}(k)^\top W_{KQ}W_{E}(x_L)$ (that is $W_{KQ}^\top$),
+# and weights $c_ke^{\sigma_k}$ left unnormalised. The reference code is in the cell below,
+# checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def bag_logits_reference(W_E, W_KQ, W_V, counts, query):
+    sigma = W_E[query] @ W_KQ @ W_E.T                   # [n, V]: sigma_k per context
+    alpha = torch.softmax(sigma + counts.log(), dim=1)  # [n, V]: c_k e^sigma_k / sum
+    h = alpha @ W_E                                     # [n, d]
+    return h @ W_V.T @ W_E.T                            # [n, V]
+
+
+check_bag_logits(bag_logits_reference)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
 
 # %% [markdown]
 # ```{exercise} A Bayes-optimal value matrix
 # :label: ex-tf-bayes-wv
 #
-# Write `bayes_wv(Lam, W_E)` returning a $d\times d$ matrix $W_{V}$ with $W_{E}W_{V} W_{E}^\top=\Lambda$,
-# for $W_{E}\in\mathbb{R}^{V\times d}$ of rank $V$. Then use it with
-# `Lam = probes.clipped_log_law(spec)` to build a model that reaches the Bayes ceiling, and measure
-# the gap `lca.bayes_accuracy(spec) - lca.evaluate(model, spec)` for a task of your choice.
+# Write `bayes_wv(Lam, W_E)` returning a $d\times d$ matrix $W_{V}$ with
+# $W_{E}W_{V} W_{E}^\top=\Lambda$, for `Lam` of shape `[V, V]` and $W_{E}\in\mathbb{R}^{V\times d}$
+# of rank $V$. Any such matrix passes: the checker compares $W_{E}W_{V}W_{E}^\top$ with $\Lambda$
+# for Gaussian embeddings with $d\ge V$ and a non-symmetric $\Lambda$. Replace the
+# `raise NotImplementedError` and run the cell.
 # ```
-#
-# ```{solution} ex-tf-bayes-wv
+
+# %% tags=["exercise-stub"]
+def bayes_wv(Lam, W_E):
+    raise NotImplementedError  # your code here
+
+
+check_bayes_value_matrix(bayes_wv)
+
+# %% [markdown]
+# ```{solution-start} ex-tf-bayes-wv
 # :class: dropdown
+# ```
 #
-# `Ep = torch.linalg.pinv(W_E)` (shape `[d, V]`, with `W_E @ Ep` the $V\times V$ identity) and
-# `return Ep @ Lam @ Ep.T`. Using `W_E.T` in place of the pseudo-inverse only works for
-# orthonormal rows, and `Ep @ Lam.T @ Ep.T` builds the rule for $P^\top$; the checker uses
-# Gaussian embeddings and a non-symmetric $\Lambda$ to catch both. The accuracy gap is zero up to
-# sampling and tie-breaking noise, by {prf:ref}`thm-tf-bayes-reachable`.
+# Let $W_{E}^+$ be the pseudo-inverse, a $d\times V$ matrix with $W_{E}W_{E}^+=I_V$ when $W_{E}$
+# has rank $V$ (the proof of {prf:ref}`thm-tf-bayes-reachable`). Then $W_{V}=W_{E}^+\Lambda
+# (W_{E}^+)^\top$ gives $W_{E}W_{V}W_{E}^\top=(W_{E}W_{E}^+)\Lambda(W_{E}W_{E}^+)^\top=\Lambda$. It is
+# not the only answer when $d>V$: anything added to $W_{V}$ that $W_{E}$ maps to zero on both sides
+# changes nothing, which is why the checker compares $W_{E}W_{V}W_{E}^\top$ rather than $W_{V}$.
+# Using $W_{E}^\top$ in place of the pseudo-inverse only works for orthonormal rows, and
+# $W_{E}^+\Lambda^\top(W_{E}^+)^\top$ builds the rule for $\Lambda^\top$; the checker's Gaussian
+# embeddings and non-symmetric $\Lambda$ catch both. The reference code is in the cell below,
+# checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def bayes_wv_reference(Lam, W_E):
+    Ep = torch.linalg.pinv(W_E)  # [d, V]; W_E @ Ep = I_V when W_E has rank V
+    return Ep @ Lam @ Ep.T
+
+
+check_bayes_value_matrix(bayes_wv_reference)
+
+# %% [markdown]
+# ```{solution-end}
 # ```
 
-# %%
-def my_bayes_wv(Lam, W_E):
-    Ep = torch.linalg.pinv(W_E)
-    return Ep @ Lam @ Ep.T                            # replace with your own version
+# %% [markdown]
+# ```{exercise} The exact accuracy of a bag-of-tokens model
+# :label: ex-tf-exact
+#
+# The chapter measures accuracies on sampled contexts. For a small task they can be computed
+# exactly. Write `exact_accuracy(M, P, L)` returning, as a float, the accuracy of the model whose
+# logits on a context $x$ of length $L$ are $f=\frac1L Mc(x)$ (`M` is `[V, V]`), when the
+# target $y$ is uniform on the $V$ tokens and the $L$ context tokens are independent with law
+# $p(\cdot\mid y)$, row $y$ of `P` (`[V, V]`, as `spec.context_law()` gives it). Break ties as
+# the Bayes ceiling does: a target among $t$ tied largest logits scores $1/t$, where logits
+# within $10^{-9}\max(|f_{\max}|,1)$ of the maximum $f_{\max}$ count as tied (as in
+# `transformer.tied_accuracy`). Enumerate all $V^L$ contexts; the checker keeps $V^L\le512$ and
+# uses random laws, an $M$ with integer entries (many ties), $M=0$, and the construction of
+# {prf:ref}`thm-tf-bayes-reachable` on the noise-free $\mathcal N_1$ task with $m=3$, $L=3$.
+# What must your function return for that last case? Replace the `raise NotImplementedError`
+# and run the cell.
+# ```
+
+# %% tags=["exercise-stub"]
+def exact_accuracy(M, P, L):
+    raise NotImplementedError  # your code here
 
 
-_ = check_bayes_value_matrix(my_bayes_wv)
+check_exact_accuracy(exact_accuracy)
+
+# %% [markdown]
+# ```{solution-start} ex-tf-exact
+# :class: dropdown
+# ```
+#
+# A context $x$ and a target $y$ occur together with probability
+# $\frac1V\prod_{l}p(x_l\mid y)$. Let $A(x)$ be the set of tied largest logits of $x$. The model is
+# right with probability $1/|A(x)|$ when $y\in A(x)$ and never otherwise, so
+#
+# $$
+# \operatorname{acc}=\sum_{x\in[V]^L}\ \sum_{y\in A(x)}\frac{1}{|A(x)|}\cdot\frac1V
+# \prod_{l=1}^L p(x_l\mid y).
+# $$
+#
+# Summing over sequences counts every bag of tokens as often as it can be ordered, so no
+# multinomial coefficients are needed (enumerating count vectors instead would need them, and
+# would be faster for large $L$). The slips the checker catches: a plain `argmax` that gives a
+# whole tie to its first index, the law read as `P[x, y]`, a missing prior $1/V$ (the answer $V$
+# times too large), and $M^\top c$ for $Mc$. For the construction, $M=\Lambda$ and the theorem
+# says that $A(x)$ is exactly the set of Bayes answers of every possible context, so the function
+# must return the Bayes ceiling, $16/27$ by the closed form of {doc}`02_lca_task`
+# (`lca.lca_task.bayes_accuracy_sphere1(3, 3)`), here without any sampling error. The reference
+# code is in the cell below, checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def exact_accuracy_reference(M, P, L):
+    V, total = M.shape[0], 0.0
+    for x in itertools.product(range(V), repeat=L):  # every context, in order
+        c = torch.zeros(V, dtype=M.dtype)
+        for t in x:
+            c[t] += 1
+        f = M @ c / L
+        best = float(f.max())
+        tied = f >= best - 1e-9 * max(abs(best), 1.0)  # the set A(x)
+        joint = P[:, list(x)].prod(1) / V             # P(y) p(x | y) for every y
+        total += float(joint[tied].sum() / tied.sum())
+    return total
+
+
+check_exact_accuracy(exact_accuracy_reference)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
 
 # %% [markdown]
 # ```{exercise} One context token and the identity value matrix (prove)
@@ -832,19 +1001,24 @@ _ = check_bayes_value_matrix(my_bayes_wv)
 # Suppose $W_{V}=I$ and all embeddings have the same norm $r>0$. Show that on a context whose
 # tokens are all equal (for example any context with $L=1$) the model never ranks the target
 # strictly first, whatever $W_{KQ}$ is. What is then the accuracy of such a model on the
-# noise-free $\mathcal{N}_1$ task with $L=1$, and what is the Bayes ceiling there?
+# noise-free $\mathcal{N}_1$ task with $L=1$, and what is the Bayes ceiling there? (Your
+# `exact_accuracy` can confirm both for $m=3$.)
 # ```
 #
 # ```{solution} ex-tf-one-token
 # :class: dropdown
 #
 # If every $x_l$ equals the same token $u$, then $h=W_{E}(u)$ whatever the weights, so
-# $f_u=\|W_{E}(u)\|^2=r^2$ and, for any $k$, $f_k=W_{E}(k)^\top W_{E}(u)\le r^2$ by Cauchy-Schwarz. The
-# target $y\ne u$ therefore scores at most as much as $u$: at best it ties. (This is
-# {prf:ref}`lem-tf-identity-vote` with $\|h\|=r$.) With $L=1$ the model predicts the context
-# token itself, or a token whose embedding equals it, and is never strictly right: its accuracy
-# is $0$ if the embeddings are distinct. The Bayes predictor sees one neighbour $u$ of $y$ and can
-# only guess among the $m$ neighbours of $u$, so the ceiling is $1/m$.
+# $f_u=\|W_{E}(u)\|^2=r^2$ and, for any $k$, $f_k=W_{E}(k)^\top W_{E}(u)\le r^2$ by
+# Cauchy-Schwarz. The target $y\ne u$ therefore scores at most as much as $u$: at best it ties.
+# (This is {prf:ref}`lem-tf-identity-vote` with $\|h\|=r$.) With $L=1$ the model predicts the
+# context token itself, or a token whose embedding equals it, and is never strictly right: its
+# accuracy is $0$ if the embeddings are distinct. The Bayes predictor sees one neighbour $u$ of
+# $y$ and can only guess among the $m$ neighbours of $u$, so the ceiling is $1/m$. With $L=1$ the
+# attention weight is $1$ whatever $W_{KQ}$ is, so the model is the bag-of-tokens model with
+# $M=W_{E}W_{E}^\top$, and `exact_accuracy(M, lca.TaskSpec(3, 1).context_law(), 1)` returns $0$
+# for unit-norm rows. Equal norms matter: with embeddings of norms $1,\dots,V$ along one line the
+# longest one always wins, and the accuracy becomes $1/V$.
 # ```
 
 # %% [markdown]

@@ -32,13 +32,11 @@ if "google.colab" in sys.modules:
 # - prove that $W_{V}=I$ has accuracy exactly $0$ with orthonormal embeddings, and that a $\pm1$
 #   embedding that encodes the latent bits rescues it by a majority vote;
 # - derive the first gradient step on $W_{V}$ in closed form and check it against autograd;
-# - reproduce the trained-versus-identity comparison (Figure 3a of the paper), check it at 16 times
-#   the training budget, find a setting where the gap disappears, and compare a trained $W_{V}$
-#   with the construction, including the rank at which the two should be compared.
+# - reproduce the trained-versus-identity comparison (Figure 3a of the paper) and compare a trained
+#   $W_{V}$ with the construction, at the rank at which the two should be compared.
 
 # %% tags=["hide-input"]
 import math
-import time
 from fractions import Fraction
 
 import ipywidgets as widgets
@@ -47,7 +45,11 @@ import torch
 
 import lca
 from lca import glue, report, value_matrix
-from lca.value_matrix import check_one_step_gradient, check_sphere_error, check_value_matrix_construction
+from lca.value_matrix import (
+    check_adam_first_step,
+    check_hebbian_value_matrix,
+    check_sphere_error_random_ties,
+)
 from lca.model import OneLayerTransformer, init_embedding
 from lca.train import TrainConfig, sweep
 from lca.widgets import explorer
@@ -55,7 +57,6 @@ from lca.widgets import explorer
 torch.manual_seed(0)
 device = lca.default_device()
 torch.set_num_threads(1)
-T_START = time.process_time()
 
 
 def orthonormal(V, seed=0):
@@ -127,18 +128,26 @@ ctx, y = lca.sample(spec_small, 1, seed=3)
 with torch.no_grad():
     f_small = model_small(ctx)[0]
 bits = spec_small.space.latents
-print(f"target y = {int(y)} (bits {''.join(map(str, bits[int(y)].tolist()))}); context:",
-      ", ".join(f"{t} ({''.join(map(str, bits[t].tolist()))})" for t in ctx[0].tolist()))
+
+def bitstring(t):
+    return "".join(map(str, bits[t].tolist()))
+
+
+print(f"target y = {int(y)} (bits {bitstring(int(y))}); context:",
+      ", ".join(f"{t} ({bitstring(t)})" for t in ctx[0].tolist()))
 counts_small = torch.bincount(ctx[0], minlength=spec_small.V)
 share = [Fraction(int(A_small[k].long() @ counts_small), spec_small.L) for k in range(spec_small.V)]
+gap_small = max(abs(float(f_small[k]) - float(share[k])) for k in range(spec_small.V))
+print("max over k of |f_k - share of the context in N(k)|: " + report.bound(gap_small, 1e-12))
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch4-example", "caption": "The constructed $W_V^\\star$ at $m=3$ on one sampled context: the neighbourhood matrix $A$ with the target's row and the context tokens' columns outlined (left), and the model's logits (right)."}, "image": {"alt": "Left, an 8 by 8 black and white matrix with one row outlined in vermillion and three columns outlined in blue; right, a bar chart of eight logits where the target's vermillion bar reaches 1 and three sky-blue bars reach two thirds."}}
+value_matrix.plot_wv_example(A_small, f_small, int(y), ctx[0])
+plt.show()
+
+# %% tags=["hide-output"]
 print("token  logit f_k  share of context in N(k) (exact)")
 for k in range(spec_small.V):
     print(f"{k:5d}  {round(float(f_small[k]), 4) + 0.0:9.4f}  {str(share[k]):>9s}")
-print("max over k of |f_k - share_k|: "
-      + report.bound(max(abs(float(f_small[k]) - float(share[k])) for k in range(spec_small.V)),
-                     1e-12))
-value_matrix.plot_wv_example(A_small, f_small, int(y), ctx[0])
-plt.show()
 
 # %% [markdown]
 # Every logit equals the share of the context lying in that token's neighbourhood, and the target
@@ -192,12 +201,13 @@ plt.show()
 #
 # ### Check it
 #
-# The table compares, for several tasks, the closed form for $\mathcal{N}_1$, the exact enumeration
-# (`value_matrix.wv_error_exact`), the bound of part 2 (`value_matrix.wv_error_bound`) and a Monte Carlo
-# estimate on 20,000 fresh contexts with its standard error (`value_matrix.construction_accuracy`, which
-# computes $Ac$ from integer token counts, so ties are exact).
+# The folded table compares, for nine tasks, the closed form for $\mathcal{N}_1$, the exact
+# enumeration (`value_matrix.wv_error_exact`), the bound of part 2 (`value_matrix.wv_error_bound`)
+# and a Monte Carlo estimate on 20,000 fresh contexts with its standard error
+# (`value_matrix.construction_accuracy`, which computes $Ac$ from integer token counts, so ties
+# are exact).
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 N_MC = 20_000
 checks = [
     ("sphere r=1", lca.TaskSpec(5, 4)),
@@ -227,8 +237,10 @@ for label, spec in checks:
     print(f"{label:22s} {spec.m:2d} {spec.L:3d} {closed:>16s} {exact:>16s} "
           f"{report.exact(min(1.0, value_matrix.wv_error_bound(spec))):>16s} {mc:11.4f} {se:6.4f}")
 z_max = float(report.sig(max(z_scores), 2))
-print(f"largest |Monte Carlo - exact| over the {len(z_scores)} exact rows: {z_max} standard errors")
 glue("wv_z_max", z_max, display=False)
+
+# %%
+print(f"largest |Monte Carlo - exact| over the {len(z_scores)} exact rows: {z_max} standard errors")
 
 # %% [markdown]
 # The closed form and the enumeration agree to every printed digit (ten significant digits: both
@@ -243,7 +255,7 @@ glue("wv_z_max", z_max, display=False)
 # on $A$ and the context law, not on which orthonormal basis is used. We also check that the real
 # model computes the same logits as $Ac$, with two different orthonormal bases.
 
-# %%
+# %% tags=["hide-input"]
 spec_chk = lca.TaskSpec(5, 12, noise=0.2)
 ctx_chk, y_chk = lca.sample(spec_chk, 512, seed=5)
 freq = torch.zeros(512, spec_chk.V, dtype=torch.float64).scatter_add_(
@@ -257,18 +269,26 @@ for seed in (0, 1):
     print(f"orthonormal basis {seed}: max |model logits - A c| {report.bound(gap, 1e-12)}")
 
 # %% [markdown]
-# ### Error against context length
+# ### Error against context length, and random embeddings
 #
-# The error probability falls geometrically in $L$, at the rate $2/m$ for $\mathcal{N}_1$. The figure shows
-# the exact values (lines), the bound (dashed) and Monte Carlo estimates (circles) for three
-# tasks. A logarithmic axis cannot show 0: Monte Carlo estimates of exactly 0 (no error in 4,000
-# contexts) sit on the bottom edge.
+# The error probability falls geometrically in $L$, at the rate $2/m$ for $\mathcal{N}_1$
+# ({numref}`fig-ch4-construction`, left: exact values as lines, the bound dashed, Monte Carlo
+# estimates on 4,000 contexts as circles; a logarithmic axis cannot show 0, so estimates of exactly
+# 0 sit on the bottom edge).
+#
+# Orthonormal embeddings need $d\ge V$. With random Gaussian embeddings (entries
+# $\mathcal N(0,1/d)$, as at initialisation) the Gram matrix $G$ is only close to the identity,
+# and the logits $GAGc$ carry cross-talk. As $d\to\infty$, $G\to I$, and in the limit the accuracy
+# is at least that of orthonormal embeddings (ties counted as errors) and at most the probability
+# that the target is *a* maximiser of $Ac$ ({prf:ref}`prop-wv-gaussian-limit`). The proposition
+# says nothing about how large $d$ must be, so we measure it (right panel: noise-free
+# $\mathcal{N}_1$ task, $L=64$, three embedding draws per $d$).
 
-# %%
+# %% tags=["hide-input"]
 Ls = [2, 4, 6, 8, 12, 16, 24, 32]
-curve_specs = {"sphere r=1, m=5": lca.TaskSpec(5, 2),
-               "sphere r=1, m=8": lca.TaskSpec(8, 2),
-               "ball r=2, m=4": lca.TaskSpec(4, 2, lca.hamming_ball(2))}
+curve_specs = {"sphere $r=1$, $m=5$": lca.TaskSpec(5, 2),
+               "sphere $r=1$, $m=8$": lca.TaskSpec(8, 2),
+               "ball $r=2$, $m=4$": lca.TaskSpec(4, 2, lca.hamming_ball(2))}
 curves = {}
 for label, base in curve_specs.items():
     specs = [base.with_(L=L) for L in Ls]
@@ -276,43 +296,27 @@ for label, base in curve_specs.items():
         "exact": [value_matrix.wv_error_exact(s) for s in specs],
         "bound": [min(1.0, value_matrix.wv_error_bound(s)) for s in specs],
         "monte_carlo": [1 - value_matrix.construction_accuracy(s, n=4000, seed=21) for s in specs]}
-value_matrix.plot_wv_error(Ls, curves)
+D_GRID = [8, 16, 32, 64, 128, 256]
+EMB_SEEDS = (0, 1, 2)
+rand_acc, rand_ref = {}, {}
+for m in (5, 8):
+    spec = lca.TaskSpec(m, 64)
+    rand_acc[f"$m={m}$"] = [[value_matrix.construction_accuracy(spec, gaussian(spec.V, d, s),
+                                                               n=1024, seed=31)
+                            for s in EMB_SEEDS] for d in D_GRID]
+    rand_ref[f"$m={m}$"] = value_matrix.construction_accuracy(spec, n=1024, seed=31)
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch4-construction", "caption": "Left: error probability of the constructed model against the context length $L$ with orthonormal embeddings, for three tasks. Right: its accuracy against $d$ with Gaussian embeddings (line: mean of three draws, band: their range), next to the orthonormal value (dotted)."}, "image": {"alt": "Two panels. Left, on a logarithmic vertical axis, three straight falling lines of exact error probability against L from 2 to 32, with dashed bound lines almost on top of them and Monte Carlo circles on them. Right, two S-shaped curves of accuracy against d from 8 to 256 that rise from near 0 to 1, the m equal 8 curve to the right of the m equal 5 curve, with dotted horizontal lines at 1."}}
+value_matrix.plot_wv_construction(Ls, curves, D_GRID, rand_acc, rand_ref)
 plt.show()
 
-# %% tags=["hide-output"]
+# %% tags=["hide-input", "hide-output"]
 for label, c in curves.items():
     print(f"{label}   (exact and bound: 10 significant digits; Monte Carlo: 4,000 contexts)")
     print(f"  {'L':>3s} {'exact':>16s} {'bound':>16s} {'Monte Carlo':>12s}")
     for j, L in enumerate(Ls):
         print(f"  {L:3d} {report.exact(c['exact'][j]):>16s} {report.exact(c['bound'][j]):>16s} "
               f"{c['monte_carlo'][j]:12.4f}")
-
-# %% [markdown]
-# ### Random embeddings instead of orthonormal ones
-#
-# Orthonormal embeddings need $d\ge V$. With random Gaussian embeddings (entries
-# $\mathcal N(0,1/d)$, as at initialisation) the Gram matrix $G$ is only close to the identity,
-# and the logits $GAGc$ carry cross-talk. As $d\to\infty$, $G\to I$, and in the limit the accuracy
-# is at least that of orthonormal embeddings (ties counted as errors) and at most the probability
-# that the target is *a* maximiser of $Ac$ ({prf:ref}`prop-wv-gaussian-limit`; for the noise-free
-# $\mathcal{N}_1$ task both bounds are close to $1$ at $L=64$). The proposition says nothing about how
-# large $d$ must be: that is a question for measurement. Here: noise-free $\mathcal{N}_1$ task,
-# $L=64$, three embedding draws per $d$.
-
-# %%
-D_GRID = [8, 16, 32, 64, 128, 256]
-EMB_SEEDS = (0, 1, 2)
-rand_acc, rand_ref = {}, {}
-for m in (5, 8):
-    spec = lca.TaskSpec(m, 64)
-    rand_acc[f"m = {m}"] = [[value_matrix.construction_accuracy(spec, gaussian(spec.V, d, s), n=1024,
-                                                          seed=31) for s in EMB_SEEDS]
-                            for d in D_GRID]
-    rand_ref[f"m = {m}"] = value_matrix.construction_accuracy(spec, n=1024, seed=31)
-value_matrix.plot_wv_random_embeddings(D_GRID, rand_acc, rand_ref)
-plt.show()
-
-# %% tags=["hide-output"]
 print("accuracy of W_V* with Gaussian embeddings (mean [min, max] over 3 draws), L = 64")
 print(f"{'d':>5s} " + " ".join(f"{k:>22s}" for k in rand_acc))
 for i, d in enumerate(D_GRID):
@@ -324,7 +328,7 @@ for i, d in enumerate(D_GRID):
 print("orthonormal: " + ", ".join(f"{k}: {v:.4f}" for k, v in rand_ref.items()))
 RELIABLE = 0.95
 for m in (5, 8):  # the smallest d of the grid at which every draw reaches RELIABLE
-    d_ok = next(d for d, v in zip(D_GRID, rand_acc[f"m = {m}"]) if min(v) >= RELIABLE)
+    d_ok = next(d for d, v in zip(D_GRID, rand_acc[f"$m={m}$"]) if min(v) >= RELIABLE)
     print(f"m = {m} (V = {2**m}): every draw at least {RELIABLE} from d = {d_ok} = {d_ok / 2**m:g} V")
     glue(f"wv_rand_d{m}", d_ok, display=False)
     glue(f"wv_rand_ratio{m}", f"{d_ok / 2**m:g}", display=False)
@@ -371,19 +375,29 @@ glue("wv_reliable", RELIABLE, display=False)
 # ```
 #
 # The proof is in the appendix ({prf:ref}`prop-pm1-majority`), with the exact formula that
-# `value_matrix.identity_pm1_accuracy` evaluates. Check both propositions:
+# `value_matrix.identity_pm1_accuracy` evaluates. The folded cell checks both propositions.
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 print("W_V = I, orthonormal embeddings (Monte Carlo, 4096 contexts each):")
+id_acc = []
 for spec in (lca.TaskSpec(5, 8), lca.TaskSpec(5, 64, noise=0.5), lca.TaskSpec(6, 16, lca.cluster(2))):
+    id_acc.append(value_matrix.identity_accuracy(spec, n=4096, seed=2))
     print(f"  m={spec.m} L={spec.L:3d} {spec.neighbourhood} noise={spec.noise:.1f}: "
-          f"accuracy {value_matrix.identity_accuracy(spec, n=4096, seed=2):.4f}")
+          f"accuracy {id_acc[-1]:.4f}")
 print("W_V = I, centred +-1 embedding, noise-free N_1: exact vs Monte Carlo (20,000 contexts)")
+pm1_z = []
 for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
     spec = lca.TaskSpec(m, L)
     mc = value_matrix.identity_accuracy(spec, value_matrix.pm1_embedding(m), n=N_MC, seed=4)
-    print(f"  m={m} L={L:2d}: exact {report.exact(value_matrix.identity_pm1_accuracy(m, L)):>12s}   "
+    p_ex = value_matrix.identity_pm1_accuracy(m, L)
+    se_ex = math.sqrt(p_ex * (1 - p_ex) / N_MC)
+    pm1_z.append(abs(mc - p_ex) / se_ex if se_ex > 0 else (0.0 if mc == p_ex else math.inf))
+    print(f"  m={m} L={L:2d}: exact {report.exact(p_ex):>12s}   "
           f"Monte Carlo {mc:.4f} +- {math.sqrt(max(mc * (1 - mc), 1e-12) / N_MC):.4f}")
+
+# %%
+print(f"W_V = I: largest accuracy with orthonormal embeddings {max(id_acc):.4f}; +-1 code: largest "
+      f"|Monte Carlo - exact| {report.sig(max(pm1_z), 2)} standard errors")
 
 # %% [markdown]
 # The $\pm1$ embedding lives in $d=m$ dimensions, far fewer than $V=2^m$, and encodes the latent
@@ -416,9 +430,10 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
 # ```
 #
 # The proof (a few lines of matrix calculus) is in the appendix: {prf:ref}`thm-one-step-wv`. The
-# function `value_matrix.one_step_WV(W_E, spec, lr)` evaluates the formula from the task's law, without
-# sampling. We check it three ways.
+# function `value_matrix.one_step_WV(W_E, spec, lr)` evaluates the formula from the task's law,
+# without sampling. The folded cell below checks it three ways.
 #
+# ````{dropdown} The three checks of the one-step formula
 # 1. Against autograd on the **exact population loss**: for $m=3$ and $L=4$ the task has few enough
 #    contexts to enumerate (`lca.task.enumerate_task`), so the loss is an exact weighted sum.
 # 2. Against autograd on a **sampled batch**. The batch gradient is an average of $n$ independent
@@ -429,8 +444,9 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
 #    $\delta=10^{-3}$ as the tolerance.
 # 3. The **reading** as construction plus shift: after removing each context's mean logit, the
 #    one-step logits must be a fixed multiple of the construction's.
+# ````
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 print("1. exact population gradient (enumerated task) vs closed form")
 for spec in (lca.TaskSpec(3, 4), lca.TaskSpec(3, 3, noise=0.2), lca.TaskSpec(3, 3, lca.hamming_ball(2))):
     for name, E in (("orthonormal", orthonormal(spec.V, 2)), ("Gaussian d=5", gaussian(spec.V, 5, 2))):
@@ -491,7 +507,10 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: 1/160 = {report.exact(1 / (5 * 
 
 # %% [markdown]
 # The population gradient matches autograd to rounding error, for orthonormal *and* Gaussian
-# embeddings (part 1 of the theorem holds for any embedding). The sampled gradients land inside
+# embeddings (part 1 of the theorem holds for any embedding).
+#
+# ````{dropdown} What the other two checks show
+# The sampled gradients land inside
 # their tolerance, which shrinks like $1/\sqrt n$. For the reading as "construction plus shift",
 # the hypotheses matter: with orthonormal embeddings and a noise-free regular neighbourhood the
 # residual is zero (it prints as a bound, $<10^{-10}$, because its digits are rounding noise) and
@@ -499,27 +518,25 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: 1/160 = {report.exact(1 / (5 * 
 # residual is large, because $G\ne I$ mixes the stored associations and the shift term no longer
 # moves all logits equally; with noise the step is the construction *minus* a penalty on tokens
 # present in the context, so the residual is small but not zero.
+# ````
 #
 # (fig-paper-3a)=
 #
 # ## The paper's figure: trained $W_{V}$ against $W_{V}=I$
 #
-# Figure 3a of the paper compares the accuracy of one-layer models whose value matrix is trained
-# with models whose value matrix is fixed to the identity, at $L=64$, and a companion plot does the
-# same at $L=128$. The paper's exact data distribution is not available to this course, and on the
-# plain $\mathcal{N}_1$ task both variants solve the task (panel (c) below). **In this course we
-# take** the $\mathcal{N}_1$ task with noise rate $\varepsilon=0.5$, noise tokens uniform over the
-# other tokens: about half of every context is uninformative, the Bayes-optimal accuracy is still
-# essentially 1 (printed below the figure), and a gap appears. Everything is trained with the
-# course defaults of `lca.train` (Adam, learning rate 0.01, $W_{KQ}$ and $W_{E}$ trained, $W_{V}$
-# initialised at 0 when trained), $d=16$, batches of 128 fresh contexts, five seeds per bar, for
-# 300 steps: the budget that keeps this chapter within its minute. How the picture changes with a
-# longer budget is the subject of the next section. Trained accuracies are estimates: the tables
-# print them as mean $\pm$ standard error over the seeds (`lca.report.pm`, which rounds the mean
-# to the leading digit of its standard error), because further digits change with the seed and
-# even with the floating-point code path of the CPU.
+# Figure 3a of the paper compares one-layer models whose value matrix is trained with models whose
+# value matrix is fixed to the identity, at $L=64$ (and a companion plot at $L=128$). The paper's
+# exact data distribution is not available to this course, and on the plain $\mathcal{N}_1$ task
+# both variants solve the task (panel (c) of {numref}`fig-ch4-fig3a`). **In this course we take**
+# the $\mathcal{N}_1$ task with noise rate $\varepsilon=0.5$, noise tokens uniform over the other
+# tokens: about half of every context is uninformative, the Bayes-optimal accuracy is still
+# essentially 1, and a gap appears. Training uses the course defaults of `lca.train` (Adam,
+# learning rate 0.01, $W_{KQ}$ and $W_{E}$ trained, a trained $W_{V}$ starts at 0), $d=16$,
+# batches of 128 fresh contexts, five seeds per bar and 300 steps, the budget that keeps the
+# chapter within its minute. The folded tables print accuracies as mean $\pm$ standard error over
+# the seeds (`lca.report.pm`), because further digits change with the seed and the CPU.
 
-# %%
+# %% tags=["hide-input"]
 MS = (5, 6, 7, 8)           # latent dimensions
 NOISE = 0.5                 # noise rate of the task of panels (a) and (b)
 D_FIG = 16                  # embedding dimension (d < V for every m: embeddings must be trained)
@@ -545,15 +562,18 @@ def wv_ablation(task_of, ms=MS, d=D_FIG, steps=STEPS, batch=BATCH, seeds=SEEDS):
     return out
 
 
-t0 = time.process_time()
 fig3a = {panel: wv_ablation(task_of) for panel, task_of in PANELS.items()}
-t_fig3a = time.process_time() - t0
-value_matrix.plot_wv_bars(MS, fig3a, title=f"Trained $W_V$ vs $W_V$ fixed to the identity ($d$ = {D_FIG}, "
-                          f"{STEPS} steps; mean of {len(SEEDS)} seeds, bars: min-max)")
+SHOW = {"trained W_V": "trained $W_V$", "W_V = I (frozen)": "$W_V=I$ (frozen)"}
+TITLES = {"(a) L = 64, noise 0.5": "(a) $L=64$, noise 0.5",
+          "(b) L = 128, noise 0.5": "(b) $L=128$, noise 0.5",
+          "(c) L = 64, noise-free": "(c) $L=64$, noise-free"}
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch4-fig3a", "caption": "The paper's Figure 3a in the course's setting: test accuracy of models with a trained $W_V$ and with $W_V$ fixed to the identity after 300 steps, against $m$, on the noisy task at $L=64$ and $L=128$ and on the noise-free task (bars: mean of five seeds; whiskers: their range; dots: each seed)."}, "image": {"alt": "Three panels of grouped bar charts sharing a vertical accuracy axis, one pair of bars for each m from 5 to 8. In the two noisy panels the blue trained bars are near 1 and the orange identity bars are lower, more so at L equal 64; in the noise-free panel both bars are at 1."}}
+value_matrix.plot_wv_bars(MS, {TITLES[p]: {SHOW[v]: a for v, a in r.items()} for p, r in fig3a.items()})
 plt.show()
 
 
-# %% tags=["hide-output"]
+# %% tags=["hide-input", "hide-output"]
 def mean_se(values):
     """Mean and standard error (sample standard deviation / sqrt(n)) of per-seed values."""
     t = torch.tensor(values, dtype=torch.float64)
@@ -576,7 +596,7 @@ for panel, variants in fig3a.items():
         gaps3a[panel].append(gap)
         print(f"  {m:2d} " + " ".join(f"{pm_text(*mean_se(r)):>18s}" for r in runs) + f" {pm_text(*gap):>16s}")
 
-# %%
+# %% tags=["hide-input"]
 noisy = [p for p in PANELS if "noise-free" not in p]
 print("noisy task, gap above 2 standard errors at every m and L: "
       + str(all(g > 2 * e for p in noisy for g, e in gaps3a[p])))
@@ -588,10 +608,6 @@ glue("wv_plain_min", math.floor(plain_min * 100) / 100, display=False)
 bayes_min = min(lca.bayes_accuracy(PANELS[p](m), n=2048, seed=5) for p in noisy for m in MS)
 print(f"Bayes-optimal accuracy of the noisy task (2048 contexts), smallest over m and L: {bayes_min:.4f}")
 
-# %% tags=["nbval-ignore-output"]
-print(f"training time for the figure: {t_fig3a:.1f} s of CPU "
-      f"({len(MS) * len(PANELS)} ensembles of {len(VARIANTS) * len(SEEDS)} models)")
-
 # %% [markdown]
 # After 300 steps the models with a trained value matrix come close to the Bayes-optimal accuracy
 # of 1 at every $m$. On the noisy task (panels a and b) the models with $W_{V}$ frozen to the
@@ -602,14 +618,14 @@ print(f"training time for the figure: {t_fig3a:.1f} s of CPU "
 #
 # ### How long to train
 #
-# A gap between a trained and a frozen value matrix after 300 steps could simply mean that the
-# frozen models learn more slowly. The script `bench/04_budget.py` repeats panels (a)-(c) with the
-# same five seeds for up to 16 times the budget (4,800 steps, evaluated every 300 steps; the
-# learning rate is constant, so the record at step $s$ is the accuracy of an $s$-step run) and
-# stores the results in `lca/data/value_matrix_budget.json` (installed with the package), which this section reads (the run took
-# {glue:text}`wv_bench_minutes` minutes of one CPU core; a test recomputes a sample of it).
+# A gap after 300 steps could simply mean that the frozen models learn more slowly. The script
+# `bench/04_budget.py` repeats panels (a)-(c) with the same five seeds for up to 16 times the
+# budget (4,800 steps, evaluated every 300 steps; the learning rate is constant, so the record at
+# step $s$ is the accuracy of an $s$-step run) and stores the results in
+# `lca/data/value_matrix_budget.json` (installed with the package), which this section reads (the
+# run took {glue:text}`wv_bench_minutes` minutes of one CPU core; a test recomputes a sample).
 
-# %%
+# %% tags=["hide-input"]
 budget = report.load_stored("value_matrix_budget.json", "bench/04_budget.py")
 glue("wv_bench_minutes", round(budget["cpu_seconds"] / 60), display=False)
 steps_b = budget["fig3a"]["L=64,m=5"]["steps"]
@@ -621,11 +637,15 @@ for L in (64, 128):
     budget_gaps[f"L = {L}, noise 0.5"] = {
         f"m = {m}": [[a - b for a, b in zip(*(budget["fig3a"][f"L={L},m={m}"][v][i] for v in labels))]
                      for i in idx] for m in MS}
-value_matrix.plot_wv_budget(shown, budget_gaps, title="Gap between trained $W_V$ and $W_V = I$ against "
-                            f"the training budget ({len(budget['settings']['seeds'])} seeds)")
+budget_show = {f"$L={L}$, noise 0.5": {f"${k.replace(' ', '')}$": g
+                                        for k, g in budget_gaps[f"L = {L}, noise 0.5"].items()}
+               for L in (64, 128)}
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch4-budget", "caption": "Accuracy gap between a trained $W_V$ and $W_V=I$ on the noisy task against the number of Adam steps, read from the stored budget study (line: mean of five seeds; band: their range)."}, "image": {"alt": "Two line plots against Adam steps from 300 to 4800 on a doubling axis, one line per m from 5 to 8. At L equal 64 (left) all gaps stay above zero and slowly shrink; at L equal 128 (right) the gaps are smaller and the bands are wide."}}
+value_matrix.plot_wv_budget(shown, budget_show)
 plt.show()
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 CONVERGED = 0.005   # a budget s counts as converged when doubling it moves the seed mean by less
 
 
@@ -683,9 +703,13 @@ glue("wv_converged", CONVERGED, display=False)
 glue("wv_conv_frozen", sum(summary[k]["conv"][1] is None for k in summary), display=False)
 
 # %% [markdown]
-# The file's five seeds are the figure's: its 300-step records agree with panels (a)-(c) within the
-# printed bound. What the longer runs show:
+# The file's five seeds are the figure's: its 300-step records agree with
+# {numref}`fig-ch4-fig3a` within the printed bound (folded table). The main reading, a trained
+# $W_{V}$ above a frozen identity on the noisy task at $L=64$, holds at every budget up to 16
+# times longer; the gap sizes do not, and at $L=128$ a longer run leaves little gap beyond the
+# frozen model's unstable training ({numref}`fig-ch4-budget`).
 #
+# ````{dropdown} What the longer runs show, in detail
 # - **The trained $W_{V}$ settles.** In every setting, from {glue:text}`wv_conv_trained` steps on at
 #   the latest (from the figure's 300 in most), doubling the budget moves its mean accuracy by at
 #   most {glue:text}`wv_converged` (last column but one of the table).
@@ -702,11 +726,7 @@ glue("wv_conv_frozen", sum(summary[k]["conv"][1] is None for k in summary), disp
 #   at this constant learning rate (in {glue:text}`wv_conv_frozen` of the eight settings it never
 #   settles by the criterion above), and panel (c)'s frozen runs collapse in the same way when
 #   trained longer (lowest {glue:text}`wv_plain_low`).
-#
-# So the figure shows 300 steps because that fits this chapter's minute and because its main
-# reading, a trained $W_{V}$ above a frozen identity on the noisy task at $L=64$, holds at every
-# budget up to 16 times longer. Its gap sizes do not: they are those of a short run, and at
-# $L=128$ a longer run leaves little gap beyond the frozen model's unstable training.
+# ````
 #
 # ## Where it breaks
 #
@@ -724,7 +744,7 @@ glue("wv_conv_frozen", sum(summary[k]["conv"][1] is None for k in summary), disp
 # the same neighbourhood, so the construction only recognises the target by its *absence* from the
 # context, which takes a long context.
 
-# %%
+# %% tags=["hide-input"]
 for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 32, lca.hamming_sphere(2))),
                     ("cluster k=1, m=4", lca.TaskSpec(4, 32, lca.cluster(1))),
                     ("sphere r=1, m=4", lca.TaskSpec(4, 32))):
@@ -738,7 +758,7 @@ for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 3
 # $\mathcal{N}_1$ formula stops describing the error (it is far too optimistic at short contexts), while the
 # Chernoff bound of part 2, which allows noise, still holds:
 
-# %%
+# %% tags=["hide-input"]
 for eps in (0.0, 0.3, 0.6):
     spec = lca.TaskSpec(5, 12, noise=eps)
     print(f"noise {eps:.1f}: N_1 closed form {report.exact(value_matrix.wv_error_exact_sphere1(5, 12))}, "
@@ -766,7 +786,7 @@ for eps in (0.0, 0.3, 0.6):
 # $W_{V}^\star=\frac{(m-2)V}{m}I_m$, $m$ equal singular values and nothing else
 # ({prf:ref}`lem-wv-walsh`), so rank $m$ is the natural cut there.
 
-# %%
+# %% tags=["hide-input"]
 for m in (3, 5, 8):
     E = value_matrix.pm1_embedding(m)
     W = value_matrix.value_matrix_construction(E, lca.hamming_sphere(1))
@@ -783,7 +803,7 @@ for m in (3, 5, 8):
 # trained for 1,200 steps, four times the budget of Figure 3a (the table below the figure also
 # lists the same runs at 300 steps).
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch4-replacement", "caption": "A trained $W_V$ against the construction $W_V^\\star$ from the trained embeddings ($L=64$, noise 0.5, 1,200 steps, five seeds), against $d$: accuracies (top left), cosines (top right), singular values at $m=5$, $d=64$ (bottom left) and the measured rank (bottom right)."}, "image": {"alt": "A 2 by 2 grid. Top left, accuracy against d for m from 5 to 8, trained and replaced lines close together from d equal 16 on. Top right, cosines close to 1. Bottom left, normalised singular values: the plus-minus-one code has five equal values and then zeros, the construction from trained embeddings about ten large values. Bottom right, the measured rank grows with d, faster for larger m."}}
 glue("wv_significant", value_matrix.SIGNIFICANT, display=False)
 D_REP = budget["settings"]["d_rep"]
 rep = budget["replacement"]
@@ -795,7 +815,7 @@ def rep_series(steps, m, key):
 
 
 STEPS_REP = 1200
-panels_rep = {f"m = {m}": {"trained": rep_series(STEPS_REP, m, "trained"),
+panels_rep = {f"$m={m}$": {"trained": rep_series(STEPS_REP, m, "trained"),
                            "replaced": rep_series(STEPS_REP, m, "constructed"),
                            "cosine": rep_series(STEPS_REP, m, "cos_full"),
                            "cosine, measured rank": rep_series(STEPS_REP, m, "cos_measured_rank")}
@@ -805,12 +825,11 @@ n_sv = len(example["spectrum_constructed"][0])
 spectra = {"$W_V^\\star$, trained $W_E$ ($m=5$, $d=64$)": torch.tensor(example["spectrum_constructed"]).mean(0),
            "trained $W_V$ ($m=5$, $d=64$)": torch.tensor(example["spectrum_trained"]).mean(0),
            "$W_V^\\star$ of the $\\pm1$ code ($m=5$)": [1.0] * 5 + [0.0] * (n_sv - 5),
-           "rank": {f"m = {m}": rep_series(STEPS_REP, m, "measured_rank") for m in MS}}
-value_matrix.plot_wv_replacement(D_REP, panels_rep, spectra, title="Trained $W_V$ against the construction "
-                                 f"from the trained embeddings ($L$ = 64, noise 0.5, {STEPS_REP} steps)")
+           "rank": {f"$m={m}$": rep_series(STEPS_REP, m, "measured_rank") for m in MS}}
+value_matrix.plot_wv_replacement(D_REP, panels_rep, spectra)
 plt.show()
 
-# %% tags=["hide-output"]
+# %% tags=["hide-input", "hide-output"]
 n_seeds = len(budget["settings"]["seeds"])
 print(f"mean ± standard error over {n_seeds} seeds; r: measured rank of W_V* (mean over seeds)")
 print(f"{'steps':>5s} {'m':>2s} {'d':>3s} {'trained':>15s} {'replaced':>15s} {'cos full':>15s}"
@@ -823,7 +842,7 @@ for steps in budget["settings"]["rep_steps"]:
             print(f"{steps:5d} {m:2d} {d:3d} " + " ".join(f"{pm_text(*mean_se(c)):>15s}" for c in cols)
                   + f" {sum(e['measured_rank']) / n_seeds:5.1f}")
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 d_max = D_REP[-1]
 gl = {}
 for m in MS:
@@ -864,12 +883,10 @@ glue("wv_cost_1200", f"{math.ceil(100 * cost[1200]) / 100:.2f}", display=False)
 # is a direction in $\mathbb{R}^d$, and the Walsh-weight shares of $W_{E}v\in\mathbb{R}^V$ say
 # which characters it lives on.
 
-# %%
+# %% tags=["hide-input"]
 spec_eig = lca.TaskSpec(5, 64, noise=NOISE)
-t0 = time.process_time()
 model_eig = lca.fit(TrainConfig(task=spec_eig, d=64, steps=STEPS_REP, batch_size=BATCH, lr=0.01,
                                 eval_every=0, n_eval=2048, device=device), progress=False).model
-t_eig = time.process_time() - t0
 E_eig = model_eig.W_E.detach().double().cpu()
 ev, vecs = torch.linalg.eigh(value_matrix.constructed_value_matrix(model_eig, spec_eig).double())
 order = ev.abs().argsort(descending=True)
@@ -882,9 +899,6 @@ for i in order[:r_eig].tolist():
 print(f"measured rank {r_eig}; its eigenvectors by dominant Walsh weight and sign of the eigenvalue: "
       + ", ".join(f"weight {w} ({sgn}): {n}" for (w, sgn), n in sorted(groups.items())))
 
-# %% tags=["nbval-ignore-output"]
-print(f"training time: {t_eig:.1f} s of CPU")
-
 # %% [markdown]
 # What the figure shows, at 1,200 steps (the 300-step rows of the table tell the same story):
 #
@@ -895,26 +909,35 @@ print(f"training time: {t_eig:.1f} s of CPU")
 # - **The rank is not $m$.** At $m=5$, $d=64$ the construction from the trained embeddings has
 #   about $2m$ singular values of comparable size, not $m$ (bottom left): the tenth is
 #   {glue:text}`wv_sv10` of the largest, the eleventh {glue:text}`wv_sv11`, the twelfth
-#   {glue:text}`wv_sv12`, and the measured rank is {glue:text}`wv_rank5`. {prf:ref}`lem-wv-walsh`
-#   says why: these embeddings carry a share {glue:text}`wv_w1_5` of their energy on the Walsh
-#   characters of weight 1 (the bits), {glue:text}`wv_wm1_5` on those of weight $m-1$ (the bits
-#   times the parity, the parity zig-zag of the next chapter), on which $\mathcal{N}_1$ acts with the
-#   same factor $m-2$ (with opposite signs), and {glue:text}`wv_wm_5` on the parity itself (factor
-#   $m$). The eigenvectors of the model retrained above (one seed) sort exactly so: $m$ on weight 1
-#   with positive eigenvalues, $m$ on weight $m-1$ with negative ones, and one on the parity. At
-#   $m=8$ the characters of weight 2 and $m-2$ (factor $m-4$) also carry a share, and the measured
-#   rank at $d=64$ is about {glue:text}`wv_rank8` (bottom right: the measured rank grows with $d$).
+#   {glue:text}`wv_sv12`, and the measured rank is {glue:text}`wv_rank5` (why: the second
+#   dropdown below). At $m=8$ the measured rank at $d=64$ is about {glue:text}`wv_rank8` (bottom right:
+#   the measured rank grows with $d$).
 # - **Compared at their rank, the two matrices agree better than in full.** At $m=5$, $d=64$ the
 #   cosine of the full matrices is {glue:text}`wv_cos_full_5`, that of the rank-$r$ parts
 #   {glue:text}`wv_cos_measured_rank_5`, and that of the rank-$m$ parts only
-#   {glue:text}`wv_cos_rank_m_5`: a cut at $m$ keeps an arbitrary part of a set of singular values
+#   {glue:text}`wv_cos_rank_m_5` (details: the first dropdown below).
+#
+# ````{dropdown} The cosines in detail
+# A cut at $m$ keeps an arbitrary part of a set of singular values
 #   of similar size, and the rank-$m$ cosine falls to {glue:text}`wv_cos_rank_m_min` at $d=64$ for
 #   some $m$. The rank-$r$ cosine is at least {glue:text}`wv_cos_r_min` everywhere (two unrelated
 #   $d\times d$ matrices would have a cosine near 0). The trained $W_{V}$ is not *equal* to
 #   $W_{V}^\star$: the full cosine stays below 1 at every $d$, and this chapter does not identify
 #   what the remaining part of the trained matrix does. The paper summarises that constructed and
-#   trained value matrices share low-rank approximations; in the course's runs that holds at the
-#   measured rank, not at rank $m$.
+# trained value matrices share low-rank approximations; in the course's runs that holds at the
+# measured rank, not at rank $m$.
+# ````
+#
+# ````{dropdown} Why about $2m$ singular values: the Walsh characters
+# {prf:ref}`lem-wv-walsh` says why. At $m=5$, $d=64$ the trained embeddings carry a share
+# {glue:text}`wv_w1_5` of their energy on the Walsh characters of weight 1 (the bits),
+# {glue:text}`wv_wm1_5` on those of weight $m-1$ (the bits times the parity, the parity zig-zag of
+# the next chapter), on which $\mathcal{N}_1$ acts with the same factor $m-2$ (with opposite
+# signs), and {glue:text}`wv_wm_5` on the parity itself (factor $m$). The eigenvectors of the model
+# retrained above (one seed) sort exactly so: $m$ on weight 1 with positive eigenvalues, $m$ on
+# weight $m-1$ with negative ones, and one on the parity. At $m=8$ the characters of weight 2 and
+# $m-2$ (factor $m-4$) also carry a share.
+# ````
 #
 # ## Explore
 #
@@ -922,7 +945,7 @@ print(f"training time: {t_eig:.1f} s of CPU")
 # error probability of the constructed model against $L$: the exact value (when the noise is 0 and
 # the neighbourhood has at most 16 tokens), the bound, and Monte Carlo.
 
-# %%
+# %% tags=["hide-input"]
 def draw_error(family="sphere", r=1, m=5, noise=0.0, L_max=32):
     r = min(r, m)
     nb = lca.hamming_sphere(r) if family == "sphere" else lca.hamming_ball(r)
@@ -932,8 +955,9 @@ def draw_error(family="sphere", r=1, m=5, noise=0.0, L_max=32):
          "monte_carlo": [1 - value_matrix.construction_accuracy(s, n=2000, seed=1) for s in specs]}
     if noise == 0 and int(nb.degrees(m)[0]) <= 16:
         c["exact"] = [value_matrix.wv_error_exact(s) for s in specs]
-    return value_matrix.plot_wv_error(Ls_e, {f"{family} r={r}, m={m}, noise={noise:.2f}": c},
-                               title="Constructed W_V*: error vs context length")
+    return value_matrix.plot_wv_error(
+        Ls_e, {f"{family} $r={r}$, $m={m}$, noise {noise:.2f}": c},
+        title=r"constructed $W_V^\star$: error against $L$")
 
 
 explorer(draw_error, title="Error of the constructed value matrix",
@@ -950,90 +974,163 @@ explorer(draw_error, title="Error of the constructed value matrix",
 #
 # ## Exercises
 #
-# ```{exercise} Build the construction
-# :label: ex-wv-construction
+# ```{exercise} A Hebbian value matrix from samples
+# :label: ex-wv-hebbian
 #
-# Write `value_matrix(W_E, mask)` returning
-# $W_{V}^\star=\sum_iW_{E}(i)\big(\sum_{j:\,\text{mask}[i,j]}W_{E}(j)\big)^\top$ for `W_E [V, d]`
-# and a boolean `mask [V, V]`, as a `[d, d]` tensor, without Python loops and without
-# normalising. The checker uses asymmetric masks, so the orientation of the mask matters.
-# ```
-#
-# ```{solution} ex-wv-construction
-# :class: dropdown
-#
-# `W_E.T @ mask.to(W_E.dtype) @ W_E`. Row $i$ of `mask @ W_E` is $\sum_{j\in\mathcal{N}(i)}W_{E}(j)$, and
-# `W_E.T @ X` is $\sum_iW_{E}(i)X_i^\top$. Using `mask.T` stores the associations backwards ("$i\to$
-# the tokens whose neighbourhood contains $i$"), which only agrees for symmetric neighbourhoods;
-# adding the identity to the mask stores "$i\to i$" as well, which is the identity-like part that
-# {prf:ref}`ch4-identity-fails` shows is useless.
+# A Hebbian rule builds a memory from data: for every example it adds the outer product of the
+# target's embedding and the attention output. Write `hebbian_value_matrix(W_E, contexts, targets)`
+# returning $\frac1n\sum_{r=1}^nW_{E}(y_r)\,h_r^\top$ with $h_r=\frac1L\sum_{l}W_{E}(x_{r,l})$
+# (uniform attention), for `W_E [V, d]`, `contexts` of shape `[n, L]` and `targets` of shape `[n]`,
+# as a `[d, d]` tensor. Then say what it converges to as $n\to\infty$. The checker tests random
+# samples with $d\ne V$ (so a transpose shows) and several $n$ and $L$. Replace the
+# `raise NotImplementedError` and run the cell.
 # ```
 
-# %%
-def my_value_matrix(W_E, mask):
-    return W_E.T @ mask.to(W_E.dtype) @ W_E   # replace with your own version
+# %% tags=["exercise-stub"]
+def hebbian_value_matrix(W_E, contexts, targets):
+    raise NotImplementedError  # your code here
 
 
-_ = check_value_matrix_construction(my_value_matrix)
+check_hebbian_value_matrix(hebbian_value_matrix)
 
 # %% [markdown]
-# ```{exercise} The exact error for the sphere of radius 1
-# :label: ex-wv-sphere-error
-#
-# For orthonormal embeddings, uniform attention and the noise-free $\mathcal{N}_1$ task, the constructed
-# model errs iff the context uses at most two distinct tokens. Compute this probability and write
-# `sphere_error(m, L)` returning it (a float; treat $m=1$ separately).
-# ```
-#
-# ```{solution} ex-wv-sphere-error
+# ```{solution-start} ex-wv-hebbian
 # :class: dropdown
-#
-# All tokens equal: $m$ choices, probability $m\cdot m^{-L}$. Exactly two distinct tokens: choose
-# the pair ($\binom m2$ ways) and a map onto it ($2^L-2$ maps). Total
-# $\binom m2(2/m)^L-m(m-2)m^{-L}$; for $m=1$ the single neighbour never lies in the rival's
-# neighbourhood and the error is 0. The union bound $\binom m2(2/m)^L$ counts each one-token context
-# $m-1$ times.
 # ```
+#
+# Count the tokens: with $N[r,x]$ the number of positions of context $r$ holding $x$, row $r$ of
+# $NW_{E}/L$ is $h_r$, and `W_E[targets].T @ H / n` is $\frac1n\sum_rW_{E}(y_r)h_r^\top$. By the law
+# of large numbers the memory tends to $\mathbb E[W_{E}(y)h^\top]=\frac1V\sum_yW_{E}(y)\,
+# \bar P[y]W_{E}=\frac1VW_{E}^\top\bar P\,W_{E}$, the first term of the one-step formula of
+# {prf:ref}`ch4-one-step`; in a noise-free task with $|\mathcal{N}(y)|=n_0$ for all $y$ it is
+# $W_{V}^\star/(n_0V)$. So the Hebbian memory learns the construction without any gradient, only
+# without the shift term. Common mistakes: $h_rW_{E}(y_r)^\top$ (the transpose, which stores
+# "target $\to$ neighbours"), and summing instead of averaging over positions or examples (a
+# wrong scale, which the checker reports).
 
-# %%
-def my_sphere_error(m, L):
-    if m == 1:
-        return 0.0
-    return math.comb(m, 2) * (2 / m) ** L - m * (m - 2) / m ** L   # replace with your own version
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def hebbian_value_matrix_reference(W_E, contexts, targets):
+    counts = torch.zeros(contexts.shape[0], W_E.shape[0], dtype=W_E.dtype)
+    counts.scatter_add_(1, contexts, torch.ones(contexts.shape, dtype=W_E.dtype))
+    H = counts @ W_E / contexts.shape[1]
+    return W_E[targets].T @ H / contexts.shape[0]
 
 
-_ = check_sphere_error(my_sphere_error)
+check_hebbian_value_matrix(hebbian_value_matrix_reference)
 
 # %% [markdown]
-# ```{exercise} The first gradient step
-# :label: ex-wv-one-step
-#
-# Let every context position have the law `P[y, x]` (rows sum to 1), attention be uniform and
-# $W_{V}=0$. Write `one_step(W_E, P)` returning $W_{V}$ after one gradient step of size 1 on the
-# population cross-entropy, and explain where each factor comes from.
+# ```{solution-end}
 # ```
 #
-# ```{solution} ex-wv-one-step
-# :class: dropdown
+# ```{exercise} The error when ties are broken at random
+# :label: ex-wv-random-ties
 #
-# The per-example gradient is $W_{E}^\top(\hat p-e_y)h^\top$, with the softmax output $\hat p=\mathbf{1}/V$ at $W_{V}=0$, and
-# $\mathbb E[h\mid y]^\top=P[y]W_{E}$. Averaging over the uniform target gives
-# $\nabla=-\frac1VW_{E}^\top(I-\frac{\mathbf{1}\mathbf{1}^\top}V)PW_{E}$, so
-# `C = torch.eye(V, dtype=W_E.dtype) - 1.0 / V; return W_E.T @ C @ P @ W_E / V`.
-# Dropping `C` forgets the softmax's uniform prediction (the shift term); `P.T` swaps the roles of
-# target and context.
+# {prf:ref}`ch4-wv-error` counts ties as errors. Suppose instead that the constructed model
+# (orthonormal embeddings, uniform attention, noise-free $\mathcal{N}_1$ task) breaks a tie among
+# the tokens of largest logit uniformly at random. Find the exact error probability as a function
+# of $m$ and $L$ (prove it), and write `sphere_error_random_ties(m, L)` returning it as a float.
+# The checker compares it with the reference for $m$ from 1 to 12 and $L$ from 1 to 20. Replace
+# the `raise NotImplementedError` and run the cell.
 # ```
 
-# %%
-def my_one_step(W_E, P):
+# %% tags=["exercise-stub"]
+def sphere_error_random_ties(m, L):
+    raise NotImplementedError  # your code here
+
+
+check_sphere_error_random_ties(sphere_error_random_ties)
+
+# %% [markdown]
+# ```{solution-start} ex-wv-random-ties
+# :class: dropdown
+# ```
+#
+# Write $y$ for the target and $x_i=y\oplus e_i$ for its neighbours. By
+# {prf:ref}`ch4-wv-construction` every context gives $f_y=1$, and a rival $k$ ties with $y$ iff all
+# distinct context tokens lie in $\mathcal{N}_1(k)$; a rival can never be above $y$. Sort the
+# contexts by their set $S$ of distinct tokens.
+#
+# - $|S|=1$, $S=\{x_i\}$: the tokens at distance 1 from $x_i$ are its $m$ neighbours, $y$ among
+#   them, so $m$ tokens tie and the model is wrong with probability $(m-1)/m$. There are $m$ such
+#   contexts among the $m^L$ equally likely ones.
+# - $|S|=2$, $S=\{x_i,x_j\}$: the tokens at distance 1 from both are $y$ and $y\oplus e_i\oplus e_j$
+#   ({prf:ref}`lem-wv-common-neighbours`), so two tie and the error is $1/2$. There are
+#   $\binom m2(2^L-2)$ such contexts (a pair, and a map of the $L$ positions onto it).
+# - $|S|\ge3$: a token at distance 1 from $x_i$, $x_j$ and $x_k$ must be $y$ (the only other
+#   candidate for each pair, $y\oplus e_i\oplus e_j$, is at distance 3 from $x_k$), so no tie.
+#
+# Hence
+#
+# $$
+# P(\text{error})=\frac{m-1}m\cdot\frac m{m^L}+\frac12\cdot\frac{\binom m2(2^L-2)}{m^L}
+# =(m-1)\,m^{-L}\Big(1+\frac{m(2^L-2)}4\Big).
+# $$
+#
+# For $m=1$ it is 0 (no rival ever ties), for $m=2$ it is $1/2$ at every $L$ (the two neighbours of
+# $y$ are also the two neighbours of its complement). Compared with the strict rule the leading
+# term halves: $\binom m2(2/m)^L/2$. Common mistakes: forgetting the one-token contexts, and
+# breaking their $m$-way tie with probability $1/2$. The course's tests check the formula against
+# an exact enumeration of all contexts, and that it fails with noise or another neighbourhood.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def sphere_error_random_ties_reference(m, L):
+    return (m - 1) * (1 + m * (2**L - 2) / 4) / m**L
+
+
+check_sphere_error_random_ties(sphere_error_random_ties_reference)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise} The first step of Adam
+# :label: ex-wv-adam
+#
+# The course trains with Adam, not plain gradient descent. Under the hypotheses of
+# {prf:ref}`ch4-one-step` with a position law `P[y, x]` (rows sum to 1), write
+# `adam_first_step(W_E, P, lr)` returning $W_{V}$ after the first step of `torch.optim.Adam`
+# (default betas and `eps = 1e-8`) from $W_{V}=0$, as a `[d, d]` tensor. Then say whether this
+# step, like the gradient step, makes the construction's predictions. The checker tests several
+# $V$, $d$ and learning rates. Replace the `raise NotImplementedError` and run the cell.
+# ```
+
+# %% tags=["exercise-stub"]
+def adam_first_step(W_E, P, lr):
+    raise NotImplementedError  # your code here
+
+
+check_adam_first_step(adam_first_step)
+
+# %% [markdown]
+# ```{solution-start} ex-wv-adam
+# :class: dropdown
+# ```
+#
+# At the first step Adam's moment estimates, after bias correction, are $\hat m=G$ and
+# $\hat v=G^{2}$ (entrywise) for the gradient $G$, so the update is
+# $-\eta\,G/(|G|+\epsilon)\approx-\eta\,\mathrm{sign}(G)$: a step of the same size $\eta$ in every
+# entry, whatever the gradient's magnitude. With $-G=g=\frac1VW_{E}^\top(I-\frac{\mathbf1\mathbf1^\top}V)PW_{E}$
+# from {prf:ref}`ch4-one-step`, $W_{V}^{(1)}=\eta\,g/(|g|+\epsilon)$. Does it still make the
+# construction's predictions? With one-hot embeddings ($W_{E}=I$) and a noise-free regular task,
+# $g=\frac1V(A/n-\mathbf1\mathbf1^\top/V)$, whose signs are $2A-\mathbf1\mathbf1^\top$, so the logits
+# are $\eta(2Ac-\mathbf1)$: yes, up to scale and shift. But the sign is taken entry by entry in the
+# basis of $\mathbb{R}^d$, so for a rotated orthonormal $W_{E}$ the step is no longer a function of
+# $W_{E}^\top AW_{E}$, and the answer is no in general (the course's tests check both cases).
+# Common mistakes: returning the gradient step $\eta g$, or the wrong sign.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def adam_first_step_reference(W_E, P, lr):
     V = W_E.shape[0]
-    C = torch.eye(V, dtype=W_E.dtype) - 1.0 / V
-    return W_E.T @ C @ P @ W_E / V   # replace with your own version
+    g = W_E.T @ (torch.eye(V, dtype=W_E.dtype) - 1.0 / V) @ P @ W_E / V
+    return lr * g / (g.abs() + 1e-8)
 
 
-_ = check_one_step_gradient(my_one_step)
+check_adam_first_step(adam_first_step_reference)
 
 # %% [markdown]
+# ```{solution-end}
+# ```
+#
 # ```{exercise} Neighbourhoods that hide their centre
 # :label: ex-wv-antipodal
 #
@@ -1073,5 +1170,3 @@ _ = check_one_step_gradient(my_one_step)
 # next chapter turns to the embeddings, which must encode latent similarity when $d$ is smaller
 # than the vocabulary.
 
-# %% tags=["nbval-ignore-output", "remove-cell"]
-print(f"chapter CPU time: {time.process_time() - T_START:.1f} s")

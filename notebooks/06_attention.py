@@ -53,7 +53,7 @@ import torch
 import lca
 from lca import attention, glue
 from lca.report import bound, exact, pm, sig
-from lca.attention import check_attention_mass_by_cluster, check_kq_cluster_entries
+from lca.attention import check_attention_mass_by_cluster, check_best_noise
 from lca.attention import check_kq_gradient
 from lca.train import TrainConfig, evaluate, sweep
 from lca.widgets import explorer
@@ -134,9 +134,11 @@ for pos, t in enumerate(ctx_demo[0].tolist()):
     kind = "informative" if int(cl[t]) == int(cl[y0]) else "noise"
     role = "  <- query" if pos == spec_demo.L - 1 else ""
     print(f"x_{pos + 1:<2d} = {t:2d}  bits {''.join(map(str, bits[t, :2].tolist()))}|"
-          f"{''.join(map(str, bits[t, 2:].tolist()))}  cluster {int(cl[t])}  {kind}{role}")
+          f"{''.join(map(str, bits[t, 2:].tolist()))}  cluster {int(cl[t])}  "
+          f"{kind}{role}")
 n_same_demo = int((cl[ctx_demo[0]] == cl[ctx_demo[0, -1]]).sum())
-print(f"share of the query's cluster in this context: {n_same_demo} of {spec_demo.L} tokens")
+print(f"share of the query's cluster in this context: {n_same_demo} of {spec_demo.L} "
+      "tokens")
 
 # %% [markdown]
 # The informative tokens all carry the target's two cluster bits and differ from the target in
@@ -224,14 +226,13 @@ print(f"share of the query's cluster in this context: {n_same_demo} of {spec_dem
 # For $\mathcal{N}(y)=C_k(y)$ with uniform noise on the other clusters, $V_k=2^{m-k}$ and $V=2^m$,
 #
 # $$
-# T^{(1)}_{ii}=\frac{(L-1)\varepsilon}{VL^2}\Big(1+\frac{(L-2)(1-\varepsilon)}{V_k-1}\Big),\quad
-# T^{(1)}_{ij}\big|_{\kappa(j)=\kappa(i),\,j\ne i}
-#   =\frac{(V_k-2)(L-1)(L-2)\varepsilon(1-\varepsilon)}{VL^2(V_k-1)^2},
-# $$
-#
-# $$
-# T^{(1)}_{ij}\big|_{\kappa(j)\ne\kappa(i)}
-#   =-\frac{(L-1)\varepsilon\,\big(1+(L-2)(1-\varepsilon)\big)}{VL^2(V-V_k)}.
+# \begin{aligned}
+# T^{(1)}_{ii}&=\frac{(L-1)\varepsilon}{VL^2}\Big(1+\frac{(L-2)(1-\varepsilon)}{V_k-1}\Big),\\
+# T^{(1)}_{ij}&=\frac{(V_k-2)(L-1)(L-2)\,\varepsilon(1-\varepsilon)}{VL^2(V_k-1)^2}
+#   &&\text{if }\kappa(j)=\kappa(i),\ j\ne i,\\
+# T^{(1)}_{ij}&=-\frac{(L-1)\varepsilon\,\big(1+(L-2)(1-\varepsilon)\big)}{VL^2(V-V_k)}
+#   &&\text{if }\kappa(j)\ne\kappa(i).
+# \end{aligned}
 # $$
 #
 # The proof ({prf:ref}`prop-kq-cluster-closed-form`) conditions on the number of informative
@@ -250,7 +251,7 @@ print(f"share of the query's cluster in this context: {n_same_demo} of {spec_dem
 # $T^{(1)}$ of `lca.attention.kq_first_order_table` (moments of multinomial counts). (4) That closed
 # form against the three numbers of the proposition, at $m=8$, $k=2$, $L=32$, $\varepsilon=0.5$.
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 g = torch.Generator().manual_seed(1)
 spec_s = attention.cluster_task(3, 1, L=4, noise=0.4, informative="cluster")
 W_E_r = torch.randn(8, 5, generator=g, dtype=torch.float64) / 2
@@ -332,6 +333,13 @@ for name, sel in [("self", eye8), ("same", same8 & ~eye8), ("cross", ~same8)]:
     vals = T8[sel]
     print(f"    {name:5s} entries   {exact(float(vals.min())):>16s}..{exact(float(vals.max())):16s}"
           f"   {exact(cf[name]):>16s}")
+check_ok = (float((G_exact - model_r.W_KQ.grad).abs().max()) < 1e-12 and z4 < TOL2
+            and float((T4_small - T4_first).abs().max()) < 1e-7
+            and all(torch.allclose(T8[sel], torch.full_like(T8[sel], cf[nm]), rtol=1e-9, atol=0)
+                    for nm, sel in [("self", eye8), ("same", same8 & ~eye8), ("cross", ~same8)]))
+
+# %% tags=["hide-input"]
+print(f"all four computations agree within their tolerances: {check_ok}")
 
 # %% [markdown]
 # The lemma's formula agrees with autograd to rounding error. The sample gradient agrees up to
@@ -347,13 +355,14 @@ for name, sel in [("self", eye8), ("same", same8 & ~eye8), ("cross", ~same8)]:
 # where the logits of $W_{V}^\star$ are shares between $0$ and $1$? The scatter plot compares the
 # exact table at $\beta=1$ with $\beta T^{(1)}$, entry by entry.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch6-first-order", "caption": "Every entry of the gradient table of $W_{KQ}$ at zero for $m=4$, $k=1$, $L=5$, $\\varepsilon=0.5$: the exact table at $\\beta=1$ (horizontal) against its first-order part $\\beta T^{(1)}$ (vertical). Same-cluster pairs (blue) are positive and cross-cluster pairs (vermillion) negative in both."}, "image": {"alt": "A scatter plot whose 256 points fall into three tight groups on the diagonal line y equals x: two blue groups of same-cluster pairs at positive values and one vermillion group of cross-cluster pairs at a negative value."}}
 same4 = (attention.cluster_ids(4, 1)[:, None] == attention.cluster_ids(4, 1)[None, :])
 fig = attention.plot_kq_gradient_check(
-    T4, T4_first, same4, xlabel="exact T at beta = 1 (enumeration)",
-    ylabel="first-order closed form T1 (beta = 1)",
-    title="Gradient table of W_KQ at zero: m = 4, k = 1, L = 5, eps = 0.5")
+    T4, T4_first, same4, xlabel=r"exact $T$ at $\beta=1$ (enumeration)",
+    ylabel=r"first order $\beta\,T^{(1)}$ at $\beta=1$")
 plt.show()
+
+# %% tags=["hide-input"]
 for beta_ in (1.0, 5.0, 20.0, 100.0):
     Tb = attention.kq_gradient_table(E4, attention.kq_value_matrix(E4, spec4, beta_), spec4)
     print(f"beta = {beta_:5.1f}: smallest same-cluster entry {exact(float(Tb[same4].min())):>16s}, "
@@ -388,18 +397,19 @@ for beta_ in (1.0, 5.0, 20.0, 100.0):
 
 # %%
 spec_fig = attention.cluster_task(8, 2, L=32, noise=0.5, informative="cluster")
-base_fig = TrainConfig(task=spec_fig, d=32, steps=400, batch_size=256, lr=0.01, eval_every=0,
-                       device=device)
-res_fig = sweep(base_fig, seeds=(0, 1), variants={"trained": {}, "frozen": {"train_KQ": False}},
-                progress=False)
+base_fig = TrainConfig(task=spec_fig, d=32, steps=400, batch_size=256, lr=0.01,
+                       eval_every=0, device=device)
+variants_kq = {"trained": {}, "frozen": {"train_KQ": False}}
+res_fig = sweep(base_fig, seeds=(0, 1), variants=variants_kq, progress=False)
 S_fig = attention.score_matrix(res_fig.model.member(0))
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch6-heatmap", "caption": "Scores by (query token, key token) at $m=8$, the black lines bounding the four clusters (the first two bits): left, the first-order table $T^{(1)}$ of one small step (times $10^5$); right, the scores of a trained model (seed 0, each row's mean removed). Both are block diagonal, as in the paper's Fig. 3(c)."}, "image": {"alt": "Two square heat maps of 256 by 256 tokens cut into a 4 by 4 grid of blocks; in both, the four diagonal blocks are red (high scores) and the off-diagonal blocks blue (low scores); the trained map is noisier."}}
 fig = attention.plot_attention_heatmap(
-    {"one small gradient step: first-order table T1 (x 1e5)": T8 * 1e5,
-     "trained model (seed 0): scores, row mean removed": S_fig}, m=8, k=2,
-    title="Attention scores by (query token, key token), m = 8, clusters = first 2 bits")
+    {r"first-order table $T^{(1)}$ ($\times 10^5$)": T8 * 1e5,
+     "trained model, seed 0": S_fig}, m=8, k=2)
 plt.show()
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 mass_fig = attention.attention_mass_by_cluster(res_fig.model, spec_fig, k=2, n=2048, seed=0)
 blocks = attention.cluster_block_means(S_fig, cl8)
 blocks_T = attention.cluster_block_means(T8, cl8)
@@ -429,6 +439,10 @@ glue("att_mass_fig", float(f"{min(float(v) for v in mass_fig.mass[:2]):.3f}"), d
 glue("att_share_fig", float(f"{mass_fig.share:.3f}"), display=False)
 glue("att_rows_fig", round(order_fig.rows_ordered * 256), display=False)
 
+# %% tags=["hide-input"]
+print(f"trained seed 0: own-cluster block the largest in every row: {min(gaps) > 0}; mass on the "
+      f"query's cluster {float(mass_fig.mass[0]):.3f} against a share of {mass_fig.share:.3f}")
+
 # %% [markdown]
 # Both heat maps are block diagonal: in every row of block means the query's own cluster has the
 # largest mean score. The first-order table has exactly three values, as the proposition says. The
@@ -449,22 +463,26 @@ for m_h in (5, 6, 7):
     res_h = lca.fit(TrainConfig(task=spec_h, d=32, steps=400, batch_size=256, lr=0.01,
                                   eval_every=0, device=device), progress=False)
     S_h = attention.score_matrix(res_h.model)
-    mass_h = attention.attention_mass_by_cluster(res_h.model, spec_h, k=2, n=2048, seed=0)
-    heat_small[m_h] = (attention.cluster_block_means(S_h, attention.cluster_ids(m_h, 2)), mass_h)
-    attention.plot_attention_heatmap({"trained model (seed 0): scores, row mean removed": S_h}, m=m_h,
-                                 k=2, title=f"Attention scores by (query token, key token), m = {m_h}, "
-                                 "clusters = first 2 bits")
-    plt.show()
+    mass_h = attention.attention_mass_by_cluster(res_h.model, spec_h, k=2, n=2048,
+                                                 seed=0)
+    blocks_h = attention.cluster_block_means(S_h, attention.cluster_ids(m_h, 2))
+    heat_small[m_h] = (blocks_h, mass_h, S_h)
 
-# %%
-for m_h, (blocks_h, mass_h) in heat_small.items():
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch6-heatmaps-small", "caption": "Scores of a trained model (seed 0, row mean removed) by (query token, key token) at $m=5$, $6$ and $7$, with the cluster boundaries of the first two bits (each panel has its own colour scale, symmetric about $0$): the same four diagonal blocks at every size."}, "image": {"alt": "Three square heat maps of 32, 64 and 128 tokens, each cut into a 4 by 4 grid of blocks with red diagonal blocks and blue off-diagonal blocks."}}
+fig = attention.plot_attention_heatmap(
+    {f"$m={m_h}$": S_h for m_h, (_, _, S_h) in heat_small.items()}, m=7, k=2,
+    cbar_label="")
+plt.show()
+
+# %% tags=["hide-input"]
+for m_h, (blocks_h, mass_h, _) in heat_small.items():
     diag = sum(float(blocks_h[b, b]) for b in range(4)) / 4
     off = (float(blocks_h.sum()) - 4 * diag) / 12
     print(f"m = {m_h}: mean same-cluster score {diag:+5.1f}, mean cross-cluster score {off:+5.1f}, "
           f"attention mass on the query's cluster {float(mass_h.mass):.3f}")
 # the share of the query's cluster depends on L and the noise rate only, not on m
 positions = 2048 * spec_h.L
-counts_h = {round(mass_h.share * positions) for _, mass_h in heat_small.values()}
+counts_h = {round(mass_h.share * positions) for _, mass_h, _ in heat_small.values()}
 print(f"share of the query's cluster: expected {exact(expected_share(spec_h))} at every m; in the "
       f"2048 sampled contexts {', '.join(f'{c} of {positions} positions' for c in counts_h)}, the "
       f"same count at every m (one seed draws the same informative and noise positions): "
@@ -481,24 +499,28 @@ print(f"share of the query's cluster: expected {exact(expected_share(spec_h))} a
 
 # %%
 spec_sel = attention.cluster_task(8, 2, L=16, noise=0.75, informative="sphere")
-base_sel = TrainConfig(task=spec_sel, d=32, steps=500, batch_size=256, lr=0.01, eval_every=0,
-                       device=device)
-res_sel = sweep(base_sel, seeds=(0, 1), variants={"trained": {}, "frozen": {"train_KQ": False}},
-                progress=False)
+base_sel = TrainConfig(task=spec_sel, d=32, steps=500, batch_size=256, lr=0.01,
+                       eval_every=0, device=device)
+variants_kq = {"trained": {}, "frozen": {"train_KQ": False}}
+res_sel = sweep(base_sel, seeds=(0, 1), variants=variants_kq, progress=False)
 acc_sel = evaluate(res_sel.model, spec_sel, n=4096, seed=1)
-mass_sel = attention.attention_mass_by_cluster(res_sel.model, spec_sel, k=2, n=4096, seed=2)
+mass_sel = attention.attention_mass_by_cluster(res_sel.model, spec_sel, k=2, n=4096,
+                                               seed=2)
 bayes_sel = lca.bayes_accuracy(spec_sel, n=4096, seed=1)
 rows = {}
 for variant in ("trained", "frozen"):
     idx = [i for i, (lab, _) in enumerate(res_sel.labels) if lab == variant]
-    rows[f"W_KQ {variant}"] = {"mass": sum(float(mass_sel.mass[i]) for i in idx) / len(idx),
+    rows[f"W_KQ {variant}"] = {"mass": sum(float(mass_sel.mass[i]) for i in idx)
+                                       / len(idx),
                                "share": mass_sel.share,
                                "accuracy": sum(acc_sel[i] for i in idx) / len(idx)}
-fig = attention.plot_cluster_attention(
-    rows, title="Sphere cluster task, m = 8, k = 2, L = 16, eps = 0.75 (mean of 2 seeds)")
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch6-selection", "caption": "The sphere cluster task ($m=8$, $k=2$, $L=16$, $\\varepsilon=0.75$), mean of two seeds: the share of the query's cluster in the context (sky blue) and the attention mass on it (blue), with $W_{KQ}$ trained or frozen at $0$, and each variant's accuracy above its bars."}, "image": {"alt": "A bar chart with two pairs of bars. For trained W_KQ the attention-mass bar is far taller than the share bar; for frozen W_KQ the two bars are equal, under a third."}}
+fig = attention.plot_cluster_attention({r"$W_{KQ}$ trained": rows["W_KQ trained"],
+                                        r"$W_{KQ}$ frozen at $0$": rows["W_KQ frozen"]})
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 print(f"Bayes-optimal accuracy (estimated on 4096 contexts): {mc_fraction(bayes_sel, 4096)}")
 print(f"share of the query's cluster: {mass_sel.share:.3f} in the 4096 contexts "
       f"(expected share {exact(expected_share(spec_sel))})")
@@ -549,7 +571,7 @@ glue("att_se_4096", math.ceil(1000 * 0.5 / math.sqrt(4096)) / 1000, display=Fals
 # order, and the mean over rows of the own-cluster minus the other-cluster mean score
 # (`lca.attention.cluster_ordering`). Gaussian embeddings have entries of variance $1/d$.
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 spec6 = attention.cluster_task(6, 2, L=16, noise=0.5, informative="sphere")
 A6 = spec6.neighbourhood.mask(spec6.space).double()
 E6 = lca.model.orthonormal_rows(64)
@@ -587,6 +609,10 @@ for key, label in [("d64", "(A1) Gaussian W_E, d = 64 = V"), ("d32", "(A1) Gauss
                    ("q", "query drawn like the other tokens")]:
     glue(f"att_pairs_{key}", float(f"{order6[label].pairs_ordered:.3f}"), display=False)
 
+# %% tags=["hide-input"]
+in_order = [lab for lab, o in order6.items() if o.rows_ordered == 1]
+print(f"variants with every row in order: {len(in_order)} of {len(variants6)} ({in_order[0]})")
+
 # %% [markdown]
 # With all hypotheses every row is in order. Without orthonormal embeddings no row is, at $d=V$
 # as well as below it: the mean own-cluster score still exceeds the mean other-cluster score, but
@@ -604,7 +630,7 @@ for key, label in [("d64", "(A1) Gaussian W_E, d = 64 = V"), ("d32", "(A1) Gauss
 # drawn like the others) is in order, and the exact table computed by enumeration is in order at
 # small $\beta$ but not at larger ones.
 
-# %%
+# %% tags=["hide-input"]
 spec_q4 = attention.cluster_task(4, 1, L=4, noise=0.1, informative="cluster", clean_last=False)
 E16 = lca.model.orthonormal_rows(16)
 WV16 = E16.T @ spec_q4.neighbourhood.mask(spec_q4.space).double() @ E16
@@ -638,7 +664,7 @@ glue("att_beta_fail", int(beta_fail), display=False)
 #   and cluster membership no longer separates signal from noise, so the sign pattern of the
 #   theorem fails: some same-cluster entries of $T^{(1)}$ are negative.
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 nb_sphere = spec_sel.neighbourhood
 spec_clean = spec_sel.with_(noise=0.0)
 spec_inside = lca.TaskSpec(m=8, L=16, neighbourhood=nb_sphere, noise=0.75,
@@ -673,6 +699,11 @@ print("noise inside the cluster, trained W_KQ: mean score (row mean removed) of 
 print("   " + "   ".join(f"d={dist}: {float(S_in[(D8 == dist) & same8].mean()):+.1f}"
                          for dist in range(7)))
 
+# %% tags=["hide-input"]
+par_in = [float(S_in[(D8 == dist) & same8].mean()) for dist in range(7)]
+print(f"noise inside the cluster, trained W_KQ: even distances score above 0 and odd ones below: "
+      f"{min(par_in[0::2]) > 0 > max(par_in[1::2])}")
+
 # %% [markdown]
 # Without noise, training $W_{KQ}$ changes nothing that matters: the cluster mass and the share are
 # both $1$ and the first-order table vanishes. With noise inside the cluster, the mass and the share
@@ -691,7 +722,7 @@ print("   " + "   ".join(f"d={dist}: {float(S_in[(D8 == dist) & same8].mean()):+
 # cluster with probability $1/4$ whatever the target: the query's cluster says nothing about the
 # target's cluster.
 
-# %%
+# %% tags=["hide-input"]
 spec_nq = spec_sel.with_(clean_last=False)
 res_nq = sweep(base_sel.with_(task=spec_nq), seeds=(0, 1),
                variants={"trained": {}, "frozen": {"train_KQ": False}}, progress=False)
@@ -728,7 +759,7 @@ print(f"trained W_KQ below frozen W_KQ in accuracy at both seeds: "
 # sample and compares. The table lists, for each conclusion, the range over the $5$ seeds and
 # whether it holds at every seed.
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 budgets = attention.load_budget_results()
 
 
@@ -834,8 +865,13 @@ for name, what, claim in CLAIMS:
         steps = budgets["experiments"][name]["runs"][str(sc)]["steps"]
         print(f"   {steps:5d} steps: {text:62s} {verdict[ok]}")
 
+# %% tags=["hide-input"]
+checked = [ok for ok in budget_holds.values() if ok is not None]
+print(f"{sum(checked)} of {len(checked)} checked conclusions hold at every seed, at every budget "
+      f"tried (the table above lists them)")
 
-# %%
+
+# %% tags=["hide-input", "hide-output"]
 def mean(xs):
     return sum(xs) / len(xs)
 
@@ -920,7 +956,8 @@ def draw_first_order(noise=0.5, L=16, k=2, informative="cluster"):
 
 explorer(
     draw_first_order, title="First-order gradient table of W_KQ, m = 6",
-    noise=widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05, description="noise"),
+    noise=widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05,
+                              description="noise"),
     L=widgets.IntSlider(value=16, min=2, max=64, step=1, description="L"),
     k=widgets.IntSlider(value=2, min=1, max=4, step=1, description="k"),
     informative=widgets.Dropdown(options=["cluster", "sphere"], value="cluster",
@@ -933,68 +970,82 @@ explorer(
 # :label: ex-ch6-mass
 #
 # Write `mass(attention, contexts, m, k)` that takes attention weights `[n, L]` and contexts
-# `[n, L]` and returns (as a float) the mean over contexts of $\operatorname{mass}(x)$, the attention mass on
-# positions whose token has the same first $k$ latent bits as the query $x_L$ (the query's own
-# position included).
-# ```
-#
-# ```{solution} ex-ch6-mass
-# :class: dropdown
-#
-# The first $k$ bits of token $t$ are `t >> (m - k)`. Compare them with those of the last column
-# and sum the attention weights where they agree:
-#
-# ~~~python
-# def mass(attention, contexts, m, k):
-#     cl = contexts >> (m - k)
-#     same = (cl == cl[:, -1:]).to(attention.dtype)
-#     return float((attention * same).sum(1).mean())
-# ~~~
+# `[n, L]` (token ids) and returns, as a float, the mean over contexts of $\operatorname{mass}(x)$
+# of {prf:ref}`def-ch6-mass`: the attention mass on the positions whose token has the same first
+# $k$ latent bits as the query $x_L$, the query's own position included. The checker compares your
+# function with the reference on random attention weights and contexts for several $m$, $k$, $n$
+# and $L$ (a context of length $1$ among them). Replace the `raise NotImplementedError` and run the
+# cell.
 # ```
 
-# %%
+# %% tags=["exercise-stub"]
 def mass(attention, contexts, m, k):
+    raise NotImplementedError  # your code here
+
+
+check_attention_mass_by_cluster(mass)
+
+# %% [markdown]
+# ```{solution-start} ex-ch6-mass
+# :class: dropdown
+# ```
+#
+# With the course's numbering the first $k$ bits of token $t$ are the integer `t >> (m - k)`, so
+# the cluster of every position is one shift away. Compare each position's cluster with that of the
+# last column, turn the comparison into weights $0$ or $1$, and sum the attention weights where
+# they are $1$; then average over the contexts. Two common mistakes: comparing with the *first*
+# token instead of the query (the last one), and returning the share of same-cluster tokens
+# (forgetting the attention weights), which is the mass only for uniform attention. The reference
+# code is in the cell below, checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def mass_reference(attention, contexts, m, k):
     cl = contexts >> (m - k)
     same = (cl == cl[:, -1:]).to(attention.dtype)
     return float((attention * same).sum(1).mean())
 
 
-check_attention_mass_by_cluster(mass)
+check_attention_mass_by_cluster(mass_reference)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
 
 # %% [markdown]
 # ```{exercise} The gradient of $W_{KQ}$ on a batch
 # :label: ex-ch6-gradient
 #
 # Write `kq_grad(W_E, W_V, contexts, targets)` returning the gradient `[d, d]` of the *mean*
-# cross-entropy over the batch with respect to $W_{KQ}$ at $W_{KQ}=0$, using the formula of
+# cross-entropy over a batch with respect to $W_{KQ}$ at $W_{KQ}=0$, from the formula of
 # {prf:ref}`ch6-kq-gradient-exact` with the expectation replaced by the batch mean (no autograd).
-# ```
-#
-# ```{solution} ex-ch6-gradient
-# :class: dropdown
-#
-# Build the frequencies $c$ (`[n, V]`), the logits $Mc$, the residuals $r=M^\top(e_y-\hat p)$ and their
-# $c$-weighted mean $\bar r$; then $T$ is a sum of outer products of the one-hot query with
-# $c\odot(r-\bar r)$:
-#
-# ~~~python
-# def kq_grad(W_E, W_V, contexts, targets):
-#     E, Wv = W_E.double(), W_V.double()
-#     V, (n, L) = E.shape[0], contexts.shape
-#     M = E @ Wv @ E.T
-#     c = torch.zeros(n, V, dtype=torch.float64)
-#     c.scatter_add_(1, contexts, torch.full(contexts.shape, 1 / L, dtype=torch.float64))
-#     p = torch.softmax(c @ M.T, dim=1)
-#     r = (torch.nn.functional.one_hot(targets, V).double() - p) @ M
-#     rbar = (c * r).sum(1, keepdim=True)
-#     q = torch.nn.functional.one_hot(contexts[:, -1], V).double()
-#     T = q.T @ (c * (r - rbar)) / n
-#     return -E.T @ T @ E
-# ~~~
+# `W_E` is `[V, d]`, `W_V` is `[d, d]`, `contexts` is `[n, L]` and `targets` is `[n]`. The checker
+# compares your function with the reference for random weights (not orthonormal) on four batches.
+# Replace the `raise NotImplementedError` and run the cell.
 # ```
 
-# %%
+# %% tags=["exercise-stub"]
 def kq_grad(W_E, W_V, contexts, targets):
+    raise NotImplementedError  # your code here
+
+
+check_kq_gradient(kq_grad)
+
+# %% [markdown]
+# ```{solution-start} ex-ch6-gradient
+# :class: dropdown
+# ```
+#
+# Every ingredient of the lemma is a batch of vectors. The frequencies $c$ form an `[n, V]`
+# matrix (add $1/L$ at each token of each context), the uniform-attention logits are $Mc$ with
+# $M=W_{E}W_{V}W_{E}^\top$, so $\hat p=\operatorname{softmax}(Mc)$ row by row; the residuals are
+# $r=M^\top(e_y-\hat p)$ and their $c$-weighted means $\bar r=\sum_jc_jr_j$. The table $T$ is the
+# batch mean of the outer products of the one-hot query $e_{x_L}$ with $c\odot(r-\bar r)$, and
+# the gradient is $-W_{E}^\top TW_{E}$. The usual mistakes are a missing $\bar r$ (the rows of $T$
+# then no longer sum to $0$), a transpose ($M$ versus $M^\top$ in $r$, or $T^\top$), and a sum where
+# the loss is a mean. The reference code is in the cell below, checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def kq_grad_reference(W_E, W_V, contexts, targets):
     E, Wv = W_E.double(), W_V.double()
     V, (n, L) = E.shape[0], contexts.shape
     M = E @ Wv @ E.T
@@ -1008,69 +1059,132 @@ def kq_grad(W_E, W_V, contexts, targets):
     return -E.T @ T @ E
 
 
-check_kq_gradient(kq_grad)
+check_kq_gradient(kq_grad_reference)
 
 # %% [markdown]
-# ```{exercise} Derive the three numbers
-# :label: ex-ch6-closed-form
-#
-# For the `"cluster"` neighbourhood, derive the three values of
-# {prf:ref}`ch6-kq-cluster-closed-form` from the formula for $T^{(1)}$ in
-# {prf:ref}`ch6-kq-gradient`, and implement `entries(m, k, L, noise)` returning the triple
-# (self, same, cross). Hint: given the query and the target, the number $B$ of informative tokens
-# among $x_1,\dots,x_{L-1}$ is $\mathrm{Binomial}(L-1,1-\varepsilon)$ and
-# $\mathbb{E}[B(L-1-B)]=(L-1)(L-2)\varepsilon(1-\varepsilon)$.
+# ```{solution-end}
 # ```
+
+# %% [markdown]
+# ```{exercise} The noise rate that the first step separates best
+# :label: ex-ch6-best-noise
 #
-# ```{solution} ex-ch6-closed-form
+# After one small step from $W_{KQ}=0$ (orthonormal embeddings, $W_{V}=\beta W_{V}^\star$) the
+# scores are proportional to the three values of {prf:ref}`ch6-kq-cluster-closed-form`. Call the
+# *margin* of the step the amount by which the lowest same-cluster score beats the highest
+# cross-cluster score. (a) Show that the lowest same-cluster entry is the one of $j\ne i$, so that
+# the margin is proportional to $T^{(1)}_{\text{same}}-T^{(1)}_{\text{cross}}$. (b) Show that, as a
+# function of the noise rate, this margin is a concave quadratic and find the $\varepsilon$ that
+# maximises it on $[0,1)$. (c) Write `best_noise(m, k, L)` (with $L\ge2$) returning that noise
+# rate, or $1$ when the margin grows on all of $[0,1)$. The checker compares your function with the reference for
+# seven $(m,k,L)$, clusters of two tokens and $L=2$ among them. Replace the
+# `raise NotImplementedError` and run the cell.
+# ```
+
+# %% tags=["exercise-stub"]
+def best_noise(m, k, L):
+    raise NotImplementedError  # your code here
+
+
+check_best_noise(best_noise)
+
+# %% [markdown]
+# ```{solution-start} ex-ch6-best-noise
 # :class: dropdown
-#
-# Condition on $x_L=i$ (probability $1/V$; then $y$ is uniform on the $V_k-1$ other tokens of the
-# cluster). Then $c(\mathcal{N}(y))=(1+B)/L$. For the diagonal, $c_i=(1+N_i)/L$ with
-# $N_i\mid B\sim\mathrm{Binomial}(B,1/(V_k-1))$, so $\mathbb{E}[(1+N_i)(L-1-B)]/L^2$ gives the first value.
-# For $j\ne i$ in the cluster only the $V_k-2$ targets $y\notin\{i,j\}$ contribute, with
-# $\mathbb{E}[N_j(L-1-B)]=\mathbb{E}[B(L-1-B)]/(V_k-1)$. For $j$ in another cluster the count $N_j$ given $B$ is
-# $\mathrm{Binomial}(L-1-B,1/(V-V_k))$ and the entry is $-\mathbb{E}[N_j(1+B)]/(VL^2)$. The full computation
-# is in the appendix.
-#
-# ~~~python
-# def entries(m, k, L, eps):
-#     V, s = 2 ** m, 2 ** (m - k)
-#     self_ = (L - 1) * eps / (V * L**2) * (1 + (L - 2) * (1 - eps) / (s - 1))
-#     same = (s - 2) * (L - 1) * (L - 2) * eps * (1 - eps) / (V * L**2 * (s - 1) ** 2)
-#     cross = -(L - 1) * eps * (1 + (L - 2) * (1 - eps)) / (V * L**2 * (V - s))
-#     return self_, same, cross
-# ~~~
 # ```
+#
+# Write $s=V_k$ and $K=(L-1)\varepsilon/(VL^2)$, which is positive for $\varepsilon>0$.
+#
+# (a) $T^{(1)}_{ii}=K\big(1+\frac{(L-2)(1-\varepsilon)}{s-1}\big)$ and
+# $T^{(1)}_{\text{same}}=K\frac{(L-2)(1-\varepsilon)}{s-1}\cdot\frac{s-2}{s-1}$. Since
+# $\frac{s-2}{s-1}<1$, the second is smaller than the first, so the lowest same-cluster score is the
+# one of another token of the cluster, and the margin is $\eta\beta\,(T^{(1)}_{\text{same}}-
+# T^{(1)}_{\text{cross}})$ for a step of size $\eta$: the positive factor $\eta\beta$ does not move
+# its maximiser.
+#
+# (b) With $a=\frac{(s-2)(L-2)}{(s-1)^2}$, $b=\frac1{V-s}$ and $c=\frac{L-2}{V-s}$,
+#
+# $$
+# \begin{aligned}
+# T^{(1)}_{\text{same}}-T^{(1)}_{\text{cross}}
+#   &=K\Big(a(1-\varepsilon)+b+c(1-\varepsilon)\Big)\\
+#   &=\frac{L-1}{VL^2}\Big((a+b+c)\,\varepsilon-(a+c)\,\varepsilon^2\Big).
+# \end{aligned}
+# $$
+#
+# If $a+c=0$ (which happens exactly when $L=2$) the margin is $\frac{L-1}{VL^2}b\,\varepsilon$,
+# increasing on $[0,1)$: the answer is $1$, a supremum that no noise rate below $1$ attains.
+# Otherwise $a+c>0$ and the margin is a concave quadratic in $\varepsilon$ with its peak at
+# $\varepsilon^*=\frac{a+b+c}{2(a+c)}$. Since $b>0$, $\varepsilon^*>\frac12$: a little more noise
+# than signal separates best. And since $c=(L-2)\,b\ge b$ for $L\ge3$, $\varepsilon^*\le1$, with
+# equality only when $a=0$ and $c=b$, i.e. clusters of two tokens and $L=3$ (then the margin grows on
+# all of $[0,1)$ and the answer is $1$ again). So the answer is $\varepsilon^*$ for $L\ge3$ and $1$
+# for $L=2$. For the paper's Fig. C.8 setting ($m=8$, $k=2$, $L=32$) it is
+# {glue:text}`att_best_noise_c8`, just above the noise
+# rate $\varepsilon=0.5$ used on this page. The mistakes the checker catches: maximising
+# $T^{(1)}_{ii}-T^{(1)}_{\text{cross}}$ (the query's own score, not the weakest one), and
+# forgetting the case $L=2$, where the formula divides by $0$. `tests/test_attention.py` checks the answer against a grid search
+# over $\varepsilon$ on the enumerated first-order table. The reference code is in the cell below,
+# checked by the same checker.
 
-# %%
-def entries(m, k, L, eps):
-    V, s = 2 ** m, 2 ** (m - k)
-    self_ = (L - 1) * eps / (V * L**2) * (1 + (L - 2) * (1 - eps) / (s - 1))
-    same = (s - 2) * (L - 1) * (L - 2) * eps * (1 - eps) / (V * L**2 * (s - 1) ** 2)
-    cross = -(L - 1) * eps * (1 + (L - 2) * (1 - eps)) / (V * L**2 * (V - s))
-    return self_, same, cross
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def best_noise_reference(m, k, L):
+    V, s = 2**m, 2 ** (m - k)
+    a, b, c = (s - 2) * (L - 2) / (s - 1) ** 2, 1 / (V - s), (L - 2) / (V - s)
+    if a + c == 0:
+        return 1.0
+    return min(1.0, (a + b + c) / (2 * (a + c)))
 
 
-check_kq_cluster_entries(entries)
+check_best_noise(best_noise_reference)
+glue("att_best_noise_c8", float(f"{best_noise_reference(8, 2, 32):.3f}"), display=False)
 
 # %% [markdown]
-# ```{exercise} Why the rows sum to zero
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} Row sums from invariance, and without orthonormal embeddings
 # :label: ex-ch6-rows
 #
-# Prove that every row of $T$ sums to $0$, for any $W_{E}$ and $W_{V}$, and explain why no gradient
-# step could do better than change scores *relative to each other* within a row. Hint: what happens
-# to the attention weights of a query if the same constant is added to all of its scores?
-# ```
+# The proof of {prf:ref}`ch6-kq-gradient-exact` shows by a one-line computation that every row of
+# $T$ sums to $0$. Derive a version of it from a symmetry instead, and see what it says about the
+# scores when the embeddings are not orthonormal.
 #
+# (a) Suppose some $w\in\mathbb R^d$ satisfies $W_{E}w=\mathbb 1$ (the all-ones vector of
+# $\mathbb R^V$). Show that the loss does not change along $W_{KQ}=t\,uw^\top$ for any
+# $u\in\mathbb R^d$ and $t\in\mathbb R$, deduce $\nabla_{W_{KQ}}\mathcal L\,w=0$ at $W_{KQ}=0$, and
+# conclude that $T\mathbb 1=0$ when $W_{E}$ has rank $V$ (so $d\ge V$).
+#
+# (b) For any embeddings, the scores after one step are $S=\eta\,GTG$ with $G=W_{E}W_{E}^\top$.
+# Show that $Sz=0$ for every $z$ with $Gz=\mathbb 1$, and explain why the rows of $S$ need not sum
+# to $0$ and why that does not matter for attention.
+# ```
+
+# %% [markdown]
 # ```{solution} ex-ch6-rows
 # :class: dropdown
 #
-# $\sum_jT_{ij}=\mathbb{E}[\mathbb 1[x_L=i]\sum_jc_j(r_j-\bar r)]$ and $\sum_jc_j(r_j-\bar r)=\bar r-\bar r=0$
-# because $\sum_jc_j=1$. Softmax is unchanged when a constant is added to all of its inputs, so
-# the loss is constant along the direction that adds $t\cdot\mathbb 1$ to row $i$ of the score
-# matrix; the gradient is orthogonal to that direction, which is the statement $\sum_jT_{ij}=0$
-# (with orthonormal embeddings). This is also why the heat maps above remove each row's mean.
+# (a) At $W_{KQ}=t\,uw^\top$ the score of position $l$ is
+# $s_l=W_{E}(x_L)^\top u\;t\,w^\top W_{E}(x_l)=t\,W_{E}(x_L)^\top u$, because
+# $w^\top W_{E}(x_l)=(W_{E}w)_{x_l}=1$. The score is the same at every position, so the attention
+# weights are uniform for every $t$ (softmax is unchanged when one constant is added to all of its
+# inputs) and the loss is the same as at $t=0$. Its derivative in $t$ at $0$ is therefore $0$:
+# $\langle\nabla_{W_{KQ}}\mathcal L,uw^\top\rangle=u^\top(\nabla_{W_{KQ}}\mathcal L)\,w=0$ for every
+# $u$, i.e. $\nabla_{W_{KQ}}\mathcal L\,w=0$. By the lemma,
+# $\nabla_{W_{KQ}}\mathcal L=-W_{E}^\top TW_{E}$, so $W_{E}^\top T\,W_{E}w=W_{E}^\top T\mathbb 1=0$.
+# When $W_{E}$ has rank $V$, $W_{E}^\top$ is injective and $T\mathbb 1=0$. (A $w$ exists then,
+# since $\mathbb 1$ lies in the column space of $W_{E}$; for orthonormal rows $w=W_{E}^\top\mathbb
+# 1$.) With $d<V$ the argument gives only $W_{E}^\top T\mathbb 1=0$, and only when $\mathbb 1$ is
+# in the column space; the lemma's computation shows that $T\mathbb 1=0$ holds anyway.
+#
+# (b) $Sz=\eta\,GT(Gz)=\eta\,GT\mathbb 1=0$ by the lemma. The row sums are $S\mathbb 1=\eta\,GTG\mathbb 1$,
+# and $G\mathbb 1$ is in general not a multiple of $\mathbb 1$, so nothing makes them vanish. They
+# do not matter: the attention weights of a query depend only on the differences of its scores,
+# and adding the same number to a row changes none of them. This is why the heat maps above remove
+# each row's mean before they are compared. `tests/test_attention.py` checks (a) and (b) with random
+# Gaussian embeddings: $Sz=0$ to rounding error while $S\mathbb 1\ne0$, and $\nabla\mathcal L\,w=0$
+# for $d\ge V$ while a least-squares $w$ with $d<V$ does not satisfy it.
 # ```
 
 # %% [markdown]

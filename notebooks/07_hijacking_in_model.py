@@ -51,7 +51,8 @@ import torch
 import lca
 from lca import attention, glue, hijacking_in_model, value_matrix
 from lca.report import exact, pm
-from lca.hijacking_in_model import check_flip_probability, check_hijack_threshold, check_share_logits
+from lca.hijacking_in_model import check_flip_probability_overlap, check_noisy_threshold
+from lca.hijacking_in_model import check_share_logits
 from lca.train import TrainConfig, evaluate, sweep
 from lca.widgets import explorer
 
@@ -134,9 +135,11 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
     n_h = sum(int(spec7.space.hamming(t, yh[0])) == 1 for t in ctx[0].tolist())
     # the logits are counts / 15 (computed in float64): print the counts exactly
     c_y, c_h = round(15 * float(f[y[0]])), round(15 * float(f[yh[0]]))
-    assert abs(15 * float(f[y[0]]) - c_y) < 1e-9 and abs(15 * float(f[yh[0]]) - c_h) < 1e-9
+    assert abs(15 * float(f[y[0]]) - c_y) < 1e-9
+    assert abs(15 * float(f[yh[0]]) - c_h) < 1e-9
     print(f"rho = {rho:.2f}: {n_h:2d} of 15 tokens from N(y')   f_y = {c_y:2d}/15   "
-          f"f_y' = {c_h:2d}/15   prediction {pred:2d}   (y = {int(y[0])}, y' = {int(yh[0])})")
+          f"f_y' = {c_h:2d}/15   prediction {pred:2d}   "
+          f"(y = {int(y[0])}, y' = {int(yh[0])})")
 
 # %% [markdown]
 # The two logits are just counts divided by $15$: the model answers with whichever target owns
@@ -205,7 +208,7 @@ for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
 # $20{,}000$ simulated contexts on which the constructed model (a float64 `OneLayerTransformer`)
 # prefers $y'$.
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 rho_check = [0.3, 0.4, 0.5, 0.55, 0.6, 0.7]
 exact_p = hijacking_in_model.hijack_flip_probability(spec7, 0, 63, rho_check, last_clean=True)
 sim = hijacking_in_model.flip_curve(model_c, spec7, rho_check, n=20_000, seed=7)
@@ -219,6 +222,14 @@ for i, r in enumerate(rho_check):
           f"{mc_fraction(float(sim['prefer'][i]), 20_000)}")
 # the largest binomial standard error of a fraction of 20,000 draws, rounded up
 glue("ch7_se_sim", math.ceil(1000 * 0.5 / math.sqrt(20_000)) / 1000, display=False)
+
+# %% tags=["hide-input"]
+tails = torch.tensor([sum(math.comb(14, h) * r**h * (1 - r) ** (14 - h) for h in range(8, 15))
+                      for r in rho_check], dtype=torch.float64)
+se_sim = (exact_p * (1 - exact_p) / 20_000).sqrt()
+print(f"convolution equals the binomial tail at all {len(rho_check)} shares: "
+      f"{bool(torch.allclose(exact_p, tails, rtol=1e-12, atol=0))}; simulation within 3 standard "
+      f"errors of it: {bool(((sim['prefer'] - exact_p).abs() <= 3 * se_sim).all())}")
 
 # %% [markdown]
 # With the query clean, $y'$ needs $8$ of the other $14$ positions ($8>15-8$), which is the tail
@@ -248,23 +259,23 @@ fc_t = hijacking_in_model.flip_curve(res7.model, spec7, rho_grid, n=1024, seed=0
 fc_c = hijacking_in_model.flip_curve(model_c, spec7, rho_grid, n=1024, seed=0)
 pc_t = hijacking_in_model.prepend_curve(res7.model, spec7, ks, block=4, n=1024, seed=0)
 pc_c = hijacking_in_model.prepend_curve(model_c, spec7, ks, block=4, n=1024, seed=0)
-fc_exact = hijacking_in_model.hijack_flip_probability(spec7, 0, 63, rho_grid, last_clean=True)
+fc_exact = hijacking_in_model.hijack_flip_probability(spec7, 0, 63, rho_grid,
+                                                     last_clean=True)
 pc_exact = hijacking_in_model.hijack_prepend_probability(spec7, 0, 63, ks, block=4)
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch7-fig2", "caption": "Context hijacking in the one-layer model ($m=6$, $\\mathcal{N}_1$, clean context of $L=15$): the fraction of contexts on which a model prefers $y'$ against the hijack share $\\rho$ (left) and against the number of prepended blocks of four hijack tokens (right, cf. the paper's Fig. 2). Trained models are drawn as their mean over three seeds with a min-max band; the dotted line is the constructed model's threshold."}, "image": {"alt": "Two panels of rising curves between 0 and 1. Left: against the hijack share, the constructed model and its exact curve rise steeply around one half, the trained models more gradually. Right: against the number of prepended blocks, the constructed model jumps from near 0 to near 1 between 3 and 4 blocks, the trained models rise gradually."}}
 fig = hijacking_in_model.plot_hijack_curves([
     {"x": rho_grid, "curves": {"trained models (3 seeds)": fc_t["prefer"],
                                "constructed model": fc_c["prefer"]},
      "theory": {"exact, constructed model": fc_exact}, "threshold": 0.5,
-     "xlabel": "hijack share rho", "ylabel": "fraction preferring y' (efficacy score)",
-     "title": "Hijack share"},
+     "xlabel": r"hijack share $\rho$", "ylabel": r"fraction preferring $y'$"},
     {"x": ks, "curves": {"trained models (3 seeds)": pc_t["prefer"],
                          "constructed model": pc_c["prefer"]},
      "theory": {"exact, constructed model": pc_exact}, "threshold": 15 / 4,
-     "xlabel": "number of prepended blocks of 4 hijack tokens",
-     "ylabel": "fraction preferring y' (efficacy score)", "title": "Prepends (cf. Fig. 2)"}],
-    title="Context hijacking in the one-layer model: m = 6, N_1, clean context of L = 15")
+     "xlabel": "prepended blocks of 4 hijack tokens", "ylabel": r"fraction preferring $y'$"}])
 plt.show()
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 print("accuracy of the trained models on clean contexts: "
       + ", ".join(f"{a:.2f}" for a in acc7))
 print(" rho    constructed: prefer y' (1024 contexts)   exact")
@@ -320,6 +331,9 @@ for i, k in enumerate(ks):
 text, ok = list(checks7.items())[-1]
 print(f"trained models, each seed: {text}: {ok}")
 
+# %% tags=["hide-input"]
+print(f"every check on the trained models holds at each of the 3 seeds: {all(checks7.values())}")
+
 # %% [markdown]
 # The constructed model follows its exact curve within the sampling error of $1024$ contexts (within
 # three standard errors at every share; neighbouring points err in the same direction because the
@@ -345,7 +359,7 @@ print(f"trained models, each seed: {text}: {ok}")
 # clean context correctly (the accuracy printed above). Do its conclusions depend on that budget
 # or on the three seeds? The same checks at four times the budget, with five seeds:
 
-# %%
+# %% tags=["hide-input"]
 res7_long = sweep(replace(base7, steps=4 * base7.steps), seeds=(0, 1, 2, 3, 4), progress=False)
 fc_long = hijacking_in_model.flip_curve(res7_long.model, spec7, rho_grid, n=1024, seed=0)
 pc_long = hijacking_in_model.prepend_curve(res7_long.model, spec7, ks, block=4, n=1024, seed=0)
@@ -372,23 +386,26 @@ for text, ok in fig2_checks(res7_long.model, fc_long, pc_long).items():
 Dm = spec7.space.distances()
 mask_b = (Dm == 1).clone()
 mask_b[3] = (Dm[3] >= 1) & (Dm[3] <= 2)
-spec_b = lca.TaskSpec(m=6, L=15, neighbourhood=lca.custom(mask_b, "N_1, ball(2) for token 3"))
+nb_b = lca.custom(mask_b, "N_1, ball(2) for token 3")
+spec_b = lca.TaskSpec(m=6, L=15, neighbourhood=nb_b)
 curves_b, thr_b = {}, {}
 for (yy, hh) in ((0, 3), (3, 0)):
     Db, Dhb, ob = hijacking_in_model.hijack_overlap(spec_b, yy, hh)
     thr_b[(yy, hh)] = hijacking_in_model.hijack_threshold(Db, Dhb, ob)
     for L_b in (15, 63, 255):
-        curves_b[f"y = {yy}, y' = {hh}, L = {L_b}"] = hijacking_in_model.hijack_flip_probability(
-            spec_b, yy, hh, rho_grid, L=L_b)
+        curves_b[f"y = {yy}, y' = {hh}, L = {L_b}"] = (
+            hijacking_in_model.hijack_flip_probability(spec_b, yy, hh, rho_grid, L=L_b))
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch7-overlap", "caption": "Exact probability that the constructed model prefers $y'$, against the hijack share $\\rho$, when token $3$ has the broad neighbourhood of radius $2$: the broad concept $y'=3$ hijacking $y=0$ (left) and $y'=0$ hijacking the broad concept $y=3$ (right), at three context lengths. The dotted lines mark the thresholds $14/33$ and $19/33$."}, "image": {"alt": "Two panels, each with three S-shaped curves that get steeper as the context gets longer; on the left they cross one half at a dotted line left of the middle, on the right at a dotted line right of it."}}
 fig = hijacking_in_model.plot_hijack_curves([
-    {"x": rho_grid, "theory": {k: v for k, v in curves_b.items() if k.startswith("y = 0")},
-     "threshold": thr_b[(0, 3)], "xlabel": "hijack share rho",
-     "ylabel": "P(model prefers y')", "title": "broad concept y' = 3 hijacks y = 0"},
-    {"x": rho_grid, "theory": {k: v for k, v in curves_b.items() if k.startswith("y = 3")},
-     "threshold": thr_b[(3, 0)], "xlabel": "hijack share rho",
-     "ylabel": "P(model prefers y')", "title": "y' = 0 hijacks the broad concept y = 3"}],
-    title="Exact flip probability of the constructed model, overlapping neighbourhoods")
+    {"x": rho_grid, "theory": {f"$L={L_b}$": curves_b[f"y = {yy}, y' = {hh}, L = {L_b}"]
+                               for L_b in (15, 63, 255)},
+     "threshold": thr_b[(yy, hh)], "xlabel": r"hijack share $\rho$",
+     "ylabel": r"P(model prefers $y'$)", "title": f"$y={yy}$, $y'={hh}$"}
+    for (yy, hh) in ((0, 3), (3, 0))])
 plt.show()
+
+# %% tags=["hide-input", "hide-output"]
 for (yy, hh), t in thr_b.items():
     print(f"y = {yy}, y' = {hh}: sizes and overlap {hijacking_in_model.hijack_overlap(spec_b, yy, hh)}, "
           f"threshold {exact(t)}, argmax threshold "
@@ -397,6 +414,10 @@ print("P(model prefers y')     " + "".join(f"{f'rho = {rho_grid[i]:.2f}':>17s}"
                                           for i in (8, 9, 10, 11, 12)))
 for key, v in curves_b.items():
     print(f"{key:24s}" + "".join(f"{exact(float(v[i])):>17s}" for i in (8, 9, 10, 11, 12)))
+
+# %% tags=["hide-input"]
+print("thresholds: " + ", ".join(f"y = {yy}, y' = {hh}: {exact(t)}" for (yy, hh), t in thr_b.items())
+      + f" (14/33 = {exact(14 / 33)}, 19/33 = {exact(19 / 33)})")
 
 # %% [markdown]
 # The curves sharpen around $14/33$ and $19/33$, not around $1/2$. (For Hamming spheres or balls,
@@ -414,7 +435,7 @@ for key, v in curves_b.items():
 # distance from the query token, separately for keys in the query's cluster and in the other
 # clusters (`lca.hijacking_in_model.scores_by_distance`).
 
-# %%
+# %% tags=["hide-input"]
 spec_att = attention.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
 STEPS_ATT = 400                                  # the budget of the figures below (see the end)
 variants_att = {"trained": {}, "frozen": {"train_KQ": False}}
@@ -446,10 +467,12 @@ def parity_summary(table):
 
 
 sc_att = trained_scores(res_att, tr_att)
-fig = hijacking_in_model.plot_scores_by_distance(
-    [{"table": sc_att, "title": f"W_KQ trained ({STEPS_ATT} steps, {len(SEEDS_ATT)} seeds)"}],
-    title="What trained attention filters: centred score against distance from the query")
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch7-scores", "caption": "What trained attention filters: the centred score of a key token against its Hamming distance from the query token, for keys in the query's cluster and in other clusters ($W_{KQ}$ trained for 400 steps, mean of five seeds with a min-max band; even distances shaded)."}, "image": {"alt": "Two curves against the distance 0 to 8. The curve for keys in the query's cluster zig-zags: high at even distances 0, 2, 4 and 6, low at odd distances, with a wide band at odd distances. The curve for other clusters stays low and flat."}}
+fig = hijacking_in_model.plot_scores_by_distance([{"table": sc_att}])
 plt.show()
+
+# %% tags=["hide-input"]
 print("centred attention score of a key token, by its Hamming distance from the query token "
       f"(mean ± SE over the {len(SEEDS_ATT)} trained seeds, SE at least {SCORE_SE})")
 print(" distance       " + "".join(f"{d:>13d}" for d in range(9)))
@@ -487,7 +510,7 @@ glue("ch7_score_other", par_att["other"], display=False)
 # complement of $y$), $y'$ in $y$'s cluster $3$ bits away (its tokens sit at odd distance from the
 # query), and $y'$ in $y$'s cluster $4$ bits away (even distance). The query stays clean.
 
-# %%
+# %% tags=["hide-input"]
 def cluster_hijack(distance):
     """y' in y's cluster (the first 2 bits kept), `distance` random non-cluster bits flipped."""
     return lambda y: hijacking_in_model.hijack_targets(spec_att, y, distance, seed=5, fixed_bits=2)
@@ -514,17 +537,19 @@ def hijack_table(res, rows_tr, rows_fr, grid):
 
 
 tab_att = hijack_table(res_att, tr_att, fr_att, rho_grid)
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch7-filter", "caption": "Attention filters some hijack tokens (sphere cluster task, $m=8$, $k=2$, $L=17$, query kept clean): the fraction of contexts preferring $y'$ against the hijack share $\\rho$, for $y'$ in another cluster, in the same cluster three bits away, and in the same cluster four bits away, with $W_{KQ}$ trained or frozen at $0$ (five seeds each, mean with a min-max band) and the exact curve of the constructed model."}, "image": {"alt": "Three panels of curves against the hijack share. With W_KQ frozen the curves follow the dashed exact curve and rise to 1 in every panel. With W_KQ trained the curve stays low for y' in another cluster, rises partway with a wide band for the odd target three bits away, and rises to 1 for the even target four bits away."}}
 fig = hijacking_in_model.plot_hijack_curves(
-    [{"x": rho_grid, "curves": {f"W_KQ trained ({len(SEEDS_ATT)} seeds)": t["trained"],
-                                f"W_KQ frozen at 0 ({len(SEEDS_ATT)} seeds)": t["frozen"]},
-      "theory": {"exact, constructed model (W_KQ = 0)": t["exact"]},
-      "threshold": t["threshold"], "xlabel": "hijack share rho (query kept clean)",
-      "ylabel": "fraction preferring y'", "title": f"y' in {name}"}
-     for name, t in tab_att.items()],
-    title="Attention filters some hijack tokens: sphere cluster task, m = 8, k = 2, L = 17")
+    [{"x": rho_grid, "curves": {r"$W_{KQ}$ trained": t["trained"],
+                                r"$W_{KQ}$ frozen at $0$": t["frozen"]},
+      "theory": {"exact, constructed model": t["exact"]},
+      "threshold": t["threshold"], "xlabel": r"hijack share $\rho$",
+      "ylabel": r"fraction preferring $y'$", "title": title}
+     for title, t in zip(("another cluster", "same cluster, 3 bits", "same cluster, 4 bits"),
+                         tab_att.values())])
 plt.show()
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 acc_att = evaluate(res_att.model, spec_att, n=4096, seed=1)
 acc_tr, acc_fr = [acc_att[i] for i in tr_att], [acc_att[i] for i in fr_att]
 print(f"clean accuracy (mean ± SE over {len(SEEDS_ATT)} seeds, 4096 contexts each): W_KQ trained "
@@ -580,6 +605,11 @@ glue("ch7_frozen_even_rho75", mean_pm(tab_att[EVEN]["frozen"][:, pts[2]], 1024),
 glue("ch7_other_rho1", mean_pm(tab_att[hijackers[0][0]]["trained"][:, pts[3]], 1024), display=False)
 glue("ch7_odd_below", int((tab_att[ODD]["trained"][:, pts[3]] < 0.5).sum()), display=False)
 
+# %% tags=["hide-input"]
+print(f"clean accuracy: W_KQ trained above frozen at every seed: {min(acc_tr) > max(acc_fr)}")
+for line in filter_checks(tab_att, pts):
+    print(line)
+
 # %% [markdown]
 # With uniform attention the trained models are close to the constructed model's exact curve but,
 # as the standard errors show, not on it. At $\rho=0.5$ and $\rho=0.75$ every seed is within two
@@ -613,7 +643,7 @@ glue("ch7_odd_below", int((tab_att[ODD]["trained"][:, pts[3]] < 0.5).sum()), dis
 # settled. The same measurements at four times the budget ($1600$ steps), with the same five
 # seeds and $W_{KQ}$ trained (the frozen models follow the exact curve; they are not retrained):
 
-# %%
+# %% tags=["hide-input"]
 res_long = sweep(replace(base_att, steps=4 * STEPS_ATT), seeds=SEEDS_ATT, progress=False)
 acc_long = evaluate(res_long.model, spec_att, n=4096, seed=1)
 sc_long = trained_scores(res_long, list(range(len(SEEDS_ATT))))   # every member has W_KQ trained
@@ -682,14 +712,14 @@ def draw_flip(L=15, D=6, D_hijack=6, overlap=0):
     if overlap == D == D_hijack:
         overlap -= 1
     rho = [i / 40 for i in range(41)]
-    curves = {f"L = {L}": hijacking_in_model.hijack_margin_probability(rho, L, D, D_hijack, overlap)}
-    if L != 1001:
-        curves["L = 1001"] = hijacking_in_model.hijack_margin_probability(rho, 1001, D, D_hijack, overlap)
+    curves = {f"$L={n}$": hijacking_in_model.hijack_margin_probability(rho, n, D, D_hijack,
+                                                                       overlap)
+              for n in dict.fromkeys((L, 1001))}
+    threshold = hijacking_in_model.hijack_threshold(D, D_hijack, overlap)
     return hijacking_in_model.plot_hijack_curves(
-        [{"x": rho, "theory": curves, "threshold": hijacking_in_model.hijack_threshold(D, D_hijack, overlap),
-          "xlabel": "hijack share rho", "ylabel": "P(model prefers y')",
-          "title": f"D = {D}, D' = {D_hijack}, overlap = {overlap}"}],
-        title="Exact flip probability of the constructed model")
+        [{"x": rho, "theory": curves, "threshold": threshold,
+          "xlabel": r"hijack share $\rho$", "ylabel": r"P(model prefers $y'$)",
+          "title": f"$D={D}$, $D'={D_hijack}$, overlap ${overlap}$"}])
 
 
 explorer(draw_flip, title="Hijack threshold and finite-L flip probability",
@@ -705,98 +735,179 @@ explorer(draw_flip, title="Hijack threshold and finite-L flip probability",
 # :label: ex-ch7-shares
 #
 # Write `shares(contexts, mask)` returning the `[n, V]` matrix whose entry $(i,k)$ is the share of
-# context $i$'s tokens that lie in $\mathcal{N}(k)$, where `mask[k, x]` says whether $x\in\mathcal{N}(k)$. By
-# {prf:ref}`ch7-share-logits` these are the constructed model's logits. Careful: the checker uses
-# masks that are not symmetric.
-# ```
-#
-# ```{solution} ex-ch7-shares
-# :class: dropdown
-#
-# Count the tokens into frequencies $c$ (`[n, V]`), then $f=Ac$, i.e. `c @ mask.T`:
-#
-# ~~~python
-# def shares(contexts, mask):
-#     n, L = contexts.shape
-#     c = torch.zeros(n, mask.shape[0], dtype=torch.float64)
-#     c.scatter_add_(1, contexts, torch.full(contexts.shape, 1 / L, dtype=torch.float64))
-#     return c @ mask.double().T
-# ~~~
+# context $i$'s tokens that lie in $\mathcal{N}(k)$, where `contexts` is `[n, L]` (token ids) and
+# the boolean `mask[k, x]` says whether $x\in\mathcal{N}(k)$. By {prf:ref}`ch7-share-logits` these
+# are the constructed model's logits. The checker compares your function with the reference on
+# four random masks that are *not* symmetric (so a transpose shows), contexts of length $1$
+# included. Replace the `raise NotImplementedError` and run the cell.
 # ```
 
-# %%
+# %% tags=["exercise-stub"]
 def shares(contexts, mask):
+    raise NotImplementedError  # your code here
+
+
+check_share_logits(shares)
+
+# %% [markdown]
+# ```{solution-start} ex-ch7-shares
+# :class: dropdown
+# ```
+#
+# Count the tokens into frequencies: $c_x$ is the number of positions holding $x$, divided by $L$,
+# an `[n, V]` matrix. The share of context $i$ in $\mathcal{N}(k)$ is
+# $\sum_x\mathbb 1[x\in\mathcal{N}(k)]\,c_x=(Ac)_k$ with $A_{kx}$ the mask, so the whole matrix is
+# $cA^\top$, i.e. `c @ mask.T` (after converting the mask to floats). The usual mistakes are
+# `c @ mask` (the transpose: it counts the $k$ with $x\in\mathcal{N}(k)$ instead of the $x$ in
+# $\mathcal{N}(k)$, the same thing only for symmetric neighbourhoods), counts instead of shares (no
+# division by $L$), and counting a repeated token once. The reference code is in the cell below,
+# checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def shares_reference(contexts, mask):
     n, L = contexts.shape
     c = torch.zeros(n, mask.shape[0], dtype=torch.float64)
     c.scatter_add_(1, contexts, torch.full(contexts.shape, 1 / L, dtype=torch.float64))
     return c @ mask.double().T
 
 
-check_share_logits(shares)
+check_share_logits(shares_reference)
 
 # %% [markdown]
-# ```{exercise} The threshold
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} The threshold with noisy contexts
 # :label: ex-ch7-threshold
 #
-# Derive $\mathbb{E} f_y$ and $\mathbb{E} f_{y'}$ for a $\rho$-hijacked context and implement
-# `threshold(D, D_hijack, overlap)` returning $\rho^*$. Which of the three numbers can you change
-# without moving the threshold when $D=D'$?
-# ```
-#
-# ```{solution} ex-ch7-threshold
-# :class: dropdown
-#
-# A clean token is in $\mathcal{N}(y)$ always and in $\mathcal{N}(y')$ with probability $o/D$; a hijack token is in
-# $\mathcal{N}(y')$ always and in $\mathcal{N}(y)$ with probability $o/D'$. So $\mathbb{E} f_y=(1-\rho)+\rho o/D'$ and
-# $\mathbb{E} f_{y'}=\rho+(1-\rho)o/D$. Their difference is $(1-\rho)(1-o/D)-\rho(1-o/D')$, zero at
-# $\rho^*=(1-o/D)/((1-o/D)+(1-o/D'))$. When $D=D'$ both brackets are equal and $\rho^*=1/2$ for
-# any overlap $o<D$.
-#
-# ~~~python
-# def threshold(D, D_hijack, overlap):
-#     a, b = 1 - overlap / D, 1 - overlap / D_hijack
-#     return a / (a + b)
-# ~~~
+# {prf:ref}`ch7-hijack-threshold` assumes clean tokens uniform on $\mathcal{N}(y)$. Let a clean token
+# instead be noise with probability $\varepsilon$: uniform on the $V-1$ tokens other than $y$ (the
+# course's default noise law), and uniform on $\mathcal{N}(y)$ otherwise. Hijack tokens stay uniform
+# on $\mathcal{N}(y')$, and $y$ lies in neither neighbourhood. Derive the share $\rho^*$ at which
+# $\mathbb{E}f_{y'}$ overtakes $\mathbb{E}f_y$, and write `noisy_threshold(D, D_hijack, overlap,
+# noise, V)` returning it, clipped to $[0,1]$ (so $0$ when $y'$ is ahead already at $\rho=0$). How
+# does noise move the threshold when $D=D'$? The checker compares your function with the reference
+# on seven cases, $\varepsilon=0$ and a clipped case among them. Replace the
+# `raise NotImplementedError` and run the cell.
 # ```
 
-# %%
-def threshold(D, D_hijack, overlap):
-    a, b = 1 - overlap / D, 1 - overlap / D_hijack
-    return a / (a + b)
+# %% tags=["exercise-stub"]
+def noisy_threshold(D, D_hijack, overlap, noise, V):
+    raise NotImplementedError  # your code here
 
 
-check_hijack_threshold(threshold)
+check_noisy_threshold(noisy_threshold)
 
 # %% [markdown]
-# ```{exercise} Flip probability of a finite context
-# :label: ex-ch7-binomial
-#
-# For disjoint neighbourhoods and no noise, write `flip_probability(rho, L)`: the probability that
-# the constructed model prefers $y'$ on a $\rho$-hijacked context of length $L$ in which every
-# position may be hijacked. Mind the tie when $L$ is even.
-# ```
-#
-# ```{solution} ex-ch7-binomial
+# ```{solution-start} ex-ch7-threshold
 # :class: dropdown
+# ```
 #
-# The number $H$ of hijack tokens is $\mathrm{Binomial}(L,\rho)$, $f_{y'}=H/L$ and $f_y=(L-H)/L$.
-# The model prefers $y'$ when $H>L-H$, i.e. $H\ge\lfloor L/2\rfloor+1$; a tie ($H=L/2$) is no flip.
+# As in the theorem's proof, $f_{y'}-f_y=\frac1L\sum_lX_l$ with
+# $X=\mathbb 1[x\in\mathcal{N}(y')]-\mathbb 1[x\in\mathcal{N}(y)]$, so the question is where the
+# expected step of one position changes sign. A hijack token lies in $\mathcal{N}(y')$ always and in
+# $\mathcal{N}(y)$ with probability $o/D'$: $\mathbb{E}_{\text{hijack}}X=1-o/D'$. An informative
+# clean token gives $o/D-1$. A noise token is uniform on $V-1$ tokens, of which $D'$ lie in
+# $\mathcal{N}(y')$ and $D$ in $\mathcal{N}(y)$ (neither contains $y$), so it gives $(D'-D)/(V-1)$.
+# Hence
 #
-# ~~~python
-# import math
+# $$
+# \begin{aligned}
+# \mathbb{E}_{\text{clean}}X&=(1-\varepsilon)\Big(\frac oD-1\Big)+\varepsilon\,\frac{D'-D}{V-1},\\
+# (1-\rho)\,\mathbb{E}_{\text{clean}}X+\rho\,\mathbb{E}_{\text{hijack}}X&=0
+# \iff\rho=\rho^*=\frac{-\mathbb{E}_{\text{clean}}X}{\mathbb{E}_{\text{hijack}}X-\mathbb{E}_{\text{clean}}X}.
+# \end{aligned}
+# $$
 #
-# def flip_probability(rho, L):
-#     return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h)
-#                for h in range(L // 2 + 1, L + 1))
-# ~~~
+# The expected margin is affine in $\rho$ with slope
+# $\mathbb{E}_{\text{hijack}}X-\mathbb{E}_{\text{clean}}X$, positive in every case of the checker, so
+# $y'$ is ahead exactly when $\rho>\rho^*$; if $\rho^*<0$, $y'$ is ahead at every share and the
+# clipped answer is $0$. At $\varepsilon=0$ this is the threshold of the theorem. When $D=D'$ the
+# noise term vanishes and $\rho^*=\frac{(1-\varepsilon)(1-o/D)}{(1-\varepsilon)(1-o/D)+(1-o/D)}
+# =\frac{1-\varepsilon}{2-\varepsilon}$, whatever the overlap: noise lowers the threshold, because
+# $y'$ only has to outnumber the *informative* clean tokens (the value $1/3$ at $\varepsilon=1/2$
+# is the threshold of the same-cluster target in "Where it breaks"). `tests/test_hijacking_in_model.py`
+# checks the formula against `hijack_threshold_task` on noisy tasks, and checks that it fails for
+# the cluster task, whose noise avoids $y$'s cluster. The reference code is in the cell below,
+# checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def noisy_threshold_reference(D, D_hijack, overlap, noise, V):
+    e_clean = (1 - noise) * (overlap / D - 1) + noise * (D_hijack - D) / (V - 1)
+    e_hijack = 1 - overlap / D_hijack
+    return min(max(-e_clean / (e_hijack - e_clean), 0.0), 1.0)
+
+
+check_noisy_threshold(noisy_threshold_reference)
+
+# %% [markdown]
+# ```{solution-end}
 # ```
 
-# %%
-def flip_probability(rho, L):
-    return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h) for h in range(L // 2 + 1, L + 1))
+# %% [markdown]
+# ```{exercise} Flip probability with overlapping neighbourhoods
+# :label: ex-ch7-trinomial
+#
+# Part 2 of {prf:ref}`ch7-hijack-threshold` writes $L(f_{y'}-f_y)$ as a sum of $L$ independent
+# steps in $\{-1,0,+1\}$. Write `flip_probability(rho, L, D, D_hijack, overlap)`: the exact
+# probability that the constructed model strictly prefers $y'$ on a noise-free $\rho$-hijacked
+# context of length $L$ in which every position may be hijacked, when $|\mathcal{N}(y)|=D$,
+# $|\mathcal{N}(y')|=D'$ and the two share $o$ tokens. Mind the ties. The checker compares your
+# function with the reference on seven cases, among them $L=1$, an even $L$ and overlapping
+# neighbourhoods of different sizes. Replace the `raise NotImplementedError` and run the cell.
+# ```
+
+# %% tags=["exercise-stub"]
+def flip_probability(rho, L, D, D_hijack, overlap):
+    raise NotImplementedError  # your code here
 
 
-check_flip_probability(flip_probability)
+check_flip_probability_overlap(flip_probability)
+
+# %% [markdown]
+# ```{solution-start} ex-ch7-trinomial
+# :class: dropdown
+# ```
+#
+# A position steps $+1$ when it lies in $\mathcal{N}(y')$ but not in $\mathcal{N}(y)$: a hijack token
+# outside the overlap, probability $p_+=\rho(1-o/D')$. It steps $-1$ for a clean token outside the
+# overlap, $p_-=(1-\rho)(1-o/D)$, and $0$ otherwise (a token of the overlap counts for both), with
+# $p_0=1-p_+-p_-$. The numbers $(A,B)$ of $+1$ and $-1$ steps are trinomial, so
+#
+# $$
+# P(f_{y'}>f_y)=\sum_{\substack{a+b\le L\\ a>b}}\frac{L!}{a!\,b!\,(L-a-b)!}\,p_+^a\,p_-^b\,p_0^{L-a-b}.
+# $$
+#
+# The condition is $a>b$, strict: a tie $a=b$ leaves $f_{y'}=f_y$ and the model does not prefer
+# $y'$. For $o=0$, $p_0=0$ and the sum is the binomial tail of the theorem. Common mistakes: counting
+# ties ($a\ge b$), forgetting that overlap tokens count for both (using the binomial tail with
+# $p_+=\rho$), and swapping $D$ and $D'$. A convolution of the step law $L$ times (as
+# `lca.hijacking_in_model.hijack_margin_probability` does) gives the same numbers in $O(L^2)$
+# operations. The reference code is in the cell below, checked by the same checker.
+
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def flip_probability_reference(rho, L, D, D_hijack, overlap):
+    plus, minus = rho * (1 - overlap / D_hijack), (1 - rho) * (1 - overlap / D)
+    zero = 1 - plus - minus
+    return sum(math.factorial(L) / (math.factorial(a) * math.factorial(b) * math.factorial(L - a - b))
+               * plus**a * minus**b * zero ** (L - a - b)
+               for a in range(L + 1) for b in range(min(a, L - a + 1)))
+
+
+check_flip_probability_overlap(flip_probability_reference)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["remove-input"]
+hoeff_L = math.ceil(math.log(100) / (2 * 0.05**2))
+exact_L = next(n for n in range(1, 5000)
+               if all(float(hijacking_in_model.hijack_binomial_flip(0.45, n2)[0]) < 0.01
+                      for n2 in range(n, n + 2)))
+glue("ch7_hoeffding_L", hoeff_L, display=False)
+glue("ch7_exact_L", exact_L, display=False)
 
 # %% [markdown]
 # ```{exercise} From a curve to a step
@@ -804,7 +915,8 @@ check_flip_probability(flip_probability)
 #
 # Prove part 3 of {prf:ref}`ch7-hijack-threshold` for disjoint neighbourhoods: if $\rho<1/2$ then
 # $P(\mathrm{Binomial}(L,\rho)>L/2)\le e^{-2L(1/2-\rho)^2}$. How long must a context be for a
-# hijack share $\rho=0.45$ to succeed with probability below $1\%$? Compare with the exact tail.
+# hijack share $\rho=0.45$ to succeed with probability below $1\%$, by the bound? Compare with the
+# exact tail.
 # ```
 #
 # ```{solution} ex-ch7-hoeffding
@@ -813,9 +925,11 @@ check_flip_probability(flip_probability)
 # $H=\sum_lB_l$ with independent $B_l\in\{0,1\}$ of mean $\rho$. Hoeffding's inequality for
 # variables with values in an interval of length $1$ gives $P(H-L\rho\ge Lt)\le e^{-2Lt^2}$; take
 # $t=1/2-\rho>0$, since $H>L/2$ implies $H-L\rho>Lt$. For $\rho=0.45$ the bound is below $1\%$ once
-# $L\ge\ln(100)/\big(2(1/2-\rho)^2\big)\approx921$. The exact tail is smaller: it drops below $1\%$ near
-# $L\approx540$ (compute it with `lca.hijacking_in_model.hijack_binomial_flip(0.45, L)`). Long contexts make the
-# model's decision sharp, not safe: a majority of hijack tokens still wins.
+# $L\ge\ln(100)/\big(2(1/2-\rho)^2\big)$, that is from $L={glue:text}`ch7_hoeffding_L`$ on. The exact
+# tail is smaller: it stays below $1\%$ from $L={glue:text}`ch7_exact_L`$ on (compute it with
+# `lca.hijacking_in_model.hijack_binomial_flip(0.45, L)`; it is not monotone in $L$, since odd and
+# even lengths differ, so look at two consecutive lengths). Long contexts make the model's decision
+# sharp, not safe: a majority of hijack tokens still wins.
 # ```
 
 # %% [markdown]

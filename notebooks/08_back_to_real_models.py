@@ -48,8 +48,6 @@ if "google.colab" in sys.modules:
 #   knock-out of that attention with a control.
 
 # %% tags=["hide-input"]
-import time
-
 import matplotlib.pyplot as plt
 import torch
 
@@ -81,8 +79,13 @@ torch.set_num_threads(1)
 # :label: ch8-wilson
 #
 # For $x$ successes in $n$ independent trials, $\hat p = x/n$ and $z=1.96$, the Wilson 95% interval
-# is $\dfrac{\hat p + z^2/2n \pm z\sqrt{\hat p(1-\hat p)/n + z^2/4n^2}}{1+z^2/n}$. Unlike
-# $\hat p\pm z\sqrt{\hat p(1-\hat p)/n}$ it stays inside $[0,1]$ and keeps a width at $x=0$ or $x=n$,
+# is
+#
+# $$
+# \frac{\hat p + z^2/2n \pm z\sqrt{\hat p(1-\hat p)/n + z^2/4n^2}}{1+z^2/n}.
+# $$
+#
+# Unlike $\hat p\pm z\sqrt{\hat p(1-\hat p)/n}$ it stays inside $[0,1]$ and keeps a width at $x=0$ or $x=n$,
 # which matters here: few cases are known (`lca.real_models.wilson_interval`).
 # ```
 #
@@ -96,7 +99,8 @@ torch.set_num_threads(1)
 # %%
 res = real_models.load_curves()
 MODELS = list(res["models"])
-print(f"stored with torch {res['versions']['torch']}, transformers {res['versions']['transformers']}; "
+v = res["versions"]
+print(f"stored with torch {v['torch']}, transformers {v['transformers']}; "
       f"k = {res['ks']}")
 for name, m in res["models"].items():
     print(f"{name}: {m['source']}")
@@ -106,10 +110,13 @@ for name, m in res["models"].items():
         print(f"  {scheme:8s}: knows {a['n_known']:3d} of {a['n_cases']} cases "
               f"(share {real_models.fmt_interval(lo, hi)})")
 
-# %%
-print("known at k = 0, by relation (relation scheme: 50 cases per relation; generic: random draw)")
-rels = sorted({r for m in res["models"].values() for r in m["schemes"]["generic"]["by_relation"]})
-print(f"{'relation':9s}" + "".join(f"{n + ' generic':>18s}{n + ' relation':>18s}" for n in MODELS))
+# %% tags=["hide-output"]
+print("known at k = 0, by relation "
+      "(relation scheme: 50 cases per relation; generic: random draw)")
+rels = sorted({r for m in res["models"].values()
+               for r in m["schemes"]["generic"]["by_relation"]})
+print(f"{'relation':9s}"
+      + "".join(f"{n + ' generic':>18s}{n + ' relation':>18s}" for n in MODELS))
 for rel in rels:
     row = f"{rel:9s}"
     for n in MODELS:
@@ -118,7 +125,7 @@ for rel in rels:
             row += f"{(str(b['n_known']) + ' / ' + str(b['n_cases'])) if b else '-':>18s}"
     print(row)
 
-# %%
+# %% tags=["remove-input"]
 gen = {n: res["models"][n]["schemes"]["generic"]["all"] for n in MODELS}
 for n in MODELS:
     glue(f"ch8_known_{n}", gen[n]["n_known"], display=False)
@@ -126,7 +133,7 @@ for n in MODELS:
 
 # %% [markdown]
 # SmolLM2 knows {glue:text}`ch8_known_smollm2` of {glue:text}`ch8_cases_smollm2` randomly drawn
-# cases; chapter 0's efficacy curve was measured almost entirely on cases it does not know.
+# cases (the table by relation above is folded: click to show it); chapter 0's efficacy curve was measured almost entirely on cases it does not know.
 # Gemma 3 270M, twice as large and a base model, knows {glue:text}`ch8_known_gemma3` of the same
 # {glue:text}`ch8_cases_gemma3`. Of the five relations the course has templates for, the mother
 # tongue (P103) is the one both know best (often guessable from the subject's name); neither knows
@@ -138,15 +145,13 @@ for n in MODELS:
 #
 # ## Known facts, overturned
 #
-# The figure plots, against the number $k$ of prepended sentences "Do not think of $t'$." (the
+# {numref}`fig-ch8-flipped` plots, against the number $k$ of prepended sentences "Do not think of $t'$." (the
 # generic scheme) and, right, the course's relation sentences (e.g. "The mother tongue of $x$ is
 # not $t'$."), the share of known cases flipped, with its Wilson 95% band.
 
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
-for ax, scheme in zip(axes, ("generic", "relation")):
-    real_models.plot_known_curves(res, "flipped", scheme, ax=ax,
-                                  title=f"known facts flipped, {scheme} scheme")
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch8-flipped", "caption": "Share of each model's known facts whose top-1 answer is flipped, against the number $k$ of prepended sentences, with Wilson 95% bands: the generic scheme (left) and the course's relation sentences (right)."}, "image": {"alt": "Two line plots with shaded bands, a blue line for SmolLM2 and an orange line for Gemma 3, for k from 0 to 5. Left, for the generic scheme, both start at 0 at k equal 0, jump at k equal 1 and then stay roughly flat, Gemma 3 above SmolLM2; right, for the relation sentences, both rise more slowly to above four fifths by k equal 3, with wide bands."}}
+panels = [("flipped", scheme, f"{scheme} scheme") for scheme in ("generic", "relation")]
+fig = real_models.plot_known_panels(res, panels)
 plt.show()
 
 # %% tags=["hide-output"]
@@ -159,18 +164,21 @@ for scheme in ("generic", "relation"):
         for j, k in enumerate(res["ks"]):
             cells = [real_models.fmt_interval(s[key]["lo"][j], s[key]["hi"][j])
                      for key in ("flipped", "hijacked", "efficacy_known", "efficacy")]
-            print(f"  {k:2d} {cells[0]:>14s} {cells[1]:>14s} {cells[2]:>17s} {cells[3]:>15s}")
+            print(f"  {k:2d} {cells[0]:>14s} {cells[1]:>14s} "
+                  f"{cells[2]:>17s} {cells[3]:>15s}")
 
-# %%
+# %% tags=["remove-input"]
 for n in MODELS:
     f, e = gen[n]["flipped"], gen[n]["efficacy"]
-    glue(f"ch8_flip1_{n}", real_models.fmt_interval(f["lo"][1], f["hi"][1]), display=False)
-    glue(f"ch8_flip5_{n}", real_models.fmt_interval(f["lo"][-1], f["hi"][-1]), display=False)
+    glue(f"ch8_flip1_{n}", real_models.fmt_interval(f["lo"][1], f["hi"][1]),
+         display=False)
+    glue(f"ch8_flip5_{n}", real_models.fmt_interval(f["lo"][-1], f["hi"][-1]),
+         display=False)
     glue(f"ch8_eff0_{n}", real_models.fmt_interval(e["lo"][0], e["hi"][0]), display=False)
     glue(f"ch8_eff1_{n}", real_models.fmt_interval(e["lo"][1], e["hi"][1]), display=False)
 
 # %% [markdown]
-# (The table lists Wilson 95% intervals at two digits; the counts behind them are integers and
+# (The folded table lists Wilson 95% intervals at two digits; the counts behind them are integers and
 # reproduce exactly.) One generic sentence flips a known fact of SmolLM2 with a share in
 # {glue:text}`ch8_flip1_smollm2` and of Gemma 3 in {glue:text}`ch8_flip1_gemma3`; five sentences
 # give {glue:text}`ch8_flip5_smollm2` and {glue:text}`ch8_flip5_gemma3`. On all cases the paper's
@@ -189,28 +197,32 @@ for n in MODELS:
 # probability $P(\mathrm{Binomial}(L,\rho) > L/2)$, where $\rho$ is the share of hijacking tokens
 # among the $L$ context tokens. Reading each real prompt as such a context, the cue tokens (the
 # tokens of $t'$ in the prepended sentences) are the hijacking tokens and every other token counts
-# for the true answer. This is a crude mapping, and it is the course's own: it ignores that "Do",
-# "not", "think" carry no evidence for either answer.
+# for the true answer ({numref}`fig-ch8-prediction`). This is a crude mapping, and it is the
+# course's own: it ignores that "Do", "not", "think" carry no evidence for either answer.
 
 # %%
 ks = res["ks"]
 lm = llm.load_model("smollm2", device=device)
-facts = real_models.stored_facts(res)   # the known cases' CounterFact records, stored with the curves
+facts = real_models.stored_facts(res)  # the known cases' CounterFact records, stored
 sm = res["models"]["smollm2"]["schemes"]["generic"]
 known_ids = [c[0] for c in sm["cases"] if c[3][0] == 1 and c[2][0] < 0]
 known = [facts[i] for i in known_ids]
 pred = real_models.one_layer_prediction(lm, known, "generic", ks)
 rho5 = [real_models.cue_share(lm, f, "generic", ks[-1])[0] for f in known]
-fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
-real_models.plot_known_curves(res, "flipped", "generic", ax=ax, title="flipped: real models and chapter 7")
-ax.plot(ks, pred, "k--", marker="s", label="one-layer prediction (SmolLM2 prompts)")
-ax.legend(frameon=False, fontsize=8)
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch8-prediction", "caption": "The flipped share of each model's known facts under the generic scheme (Wilson 95% bands) beside chapter 7's one-layer prediction $P(\\mathrm{Binomial}(L,\\rho)>L/2)$ for SmolLM2's prompts (dashed), against the number $k$ of prepended sentences."}, "image": {"alt": "Line plot for k from 0 to 5: the blue SmolLM2 and orange Gemma 3 curves of flipped known facts jump at k equal 1 to between a third and more than a half, while the dashed black one-layer prediction stays near zero."}}
+fig = real_models.plot_prediction_beside_curves(res, ks, pred)
 plt.show()
+
+# %%
+f = sm["all"]["flipped"]
 print("k   one-layer prediction  SmolLM2 flipped")
 for j, k in enumerate(ks):
-    f = sm["all"]["flipped"]
-    print(f"{k}   {pred[j]:.2f}                  {real_models.fmt_interval(f['lo'][j], f['hi'][j])}")
+    print(f"{k}   {pred[j]:.2f}                  "
+          f"{real_models.fmt_interval(f['lo'][j], f['hi'][j])}")
 print(f"cue share at k = {ks[-1]}: {min(rho5):.2f} to {max(rho5):.2f}")
+
+# %% tags=["remove-input"]
 glue("ch8_pred1", f"{pred[1]:.2f}", display=False)
 glue("ch8_pred5", f"{pred[-1]:.2f}", display=False)
 glue("ch8_rho5", f"{max(rho5):.2f}", display=False)
@@ -233,7 +245,9 @@ glue("ch8_rho5", f"{max(rho5):.2f}", display=False)
 #
 # ## Where the cue is read
 #
-# On a small set of known cases of SmolLM2 that three sentences flip ($k=3$), three measurements (`lca.real_models.mechanism`;
+# On a small set of known cases of SmolLM2 that three sentences flip ($k=3$), three measurements
+# ({numref}`fig-ch8-attention`, {numref}`fig-ch8-lens` and the folded table under them;
+# `lca.real_models.mechanism`;
 # attention weights from `transformers`' eager attention, knock-outs by a forward pre-hook that adds
 # $-\infty$ to the attention score of the final position on chosen keys):
 #
@@ -247,24 +261,25 @@ glue("ch8_rho5", f"{max(rho5):.2f}", display=False)
 # %%
 N_MECH, K_MECH = 8, 3
 j3 = ks.index(K_MECH)
-flipped3 = [facts[c[0]] for c in sm["cases"] if c[3][0] == 1 and c[2][0] < 0 and c[3][j3] != 1]
-print(f"SmolLM2: {len(flipped3)} known cases are flipped at k = {K_MECH}; the first {N_MECH} are used")
-t0 = time.perf_counter()
+flipped3 = [facts[c[0]] for c in sm["cases"]
+            if c[3][0] == 1 and c[2][0] < 0 and c[3][j3] != 1]
+print(f"SmolLM2: {len(flipped3)} known cases are flipped at k = {K_MECH}; "
+      f"the first {N_MECH} are used")
 mech = real_models.mechanism(lm, flipped3[:N_MECH], "generic", K_MECH, n_top=5, seed=0)
-mech_s = time.perf_counter() - t0
 att = mech["attention"].mean(0)
-fig = real_models.plot_attention_heatmap(att, f"SmolLM2: attention of the final position to the cue, k = {K_MECH}")
-plt.show()
 lens = mech["lens"].mean(0)
 lens0 = mech["lens0"].mean(0)
-fig = real_models.plot_logit_lens(lens[:, 0] - lens0[:, 0], lens[:, 1] - lens0[:, 1],
-                                  f"logit lens: change from k = 0 to k = {K_MECH}")
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch8-attention", "caption": "SmolLM2, mean over the flipped cases with $k=3$ sentences: the attention weight that the final position puts on the cue tokens, per layer and head."}, "image": {"alt": "Heat map with heads on the horizontal axis and layers on the vertical axis; most cells are dark, and a few cells in the later layers are bright, meaning strong attention to the cue tokens."}}
+fig = real_models.plot_attention_heatmap(att)
 plt.show()
 
-# %% tags=["nbval-ignore-output"]
-print(f"mechanism on {N_MECH} cases in {mech_s:.1f} s")
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch8-lens", "caption": "Logit lens of SmolLM2 on the same cases: the change, from $k=0$ to $k=3$, of the logits of the first tokens of the true target $t$ and the false target $t'$ read from the residual stream after each layer."}, "image": {"alt": "Line plot against the layer, from 0 for the embedding to the last layer, of two curves: the change of the true target's logit in blue and of the false target's logit in vermillion, which stay near zero in early layers and separate in the later layers."}}
+fig = real_models.plot_logit_lens(lens[:, 0] - lens0[:, 0], lens[:, 1] - lens0[:, 1],
+                                  ylabel=f"logit change, $k=0$ to $k={K_MECH}$")
+plt.show()
 
-# %%
+# %% tags=["hide-output"]
 per_layer = att.sum(1)
 print(f"top heads (layer, head): {mech['top_heads']}")
 print("layers with the largest summed attention to the cue: "
@@ -273,39 +288,53 @@ d = (lens[:, 1] - lens[:, 0])
 over = [i for i in range(len(d)) if d[i] > 0]
 print("false minus true logit (mean) by depth, at 2 significant digits:")
 print("  " + " ".join(sig(float(v), 2) for v in d))
-rows = [("no knock-out", "base"), ("cue, all heads", "ko_all"), ("cue, top 5 heads", "ko_top"),
-        ("control, all heads", "ctrl_all"), ("control, top 5 heads", "ctrl_top")]
+rows = [("no knock-out", "base"), ("cue, all heads", "ko_all"),
+        ("cue, top 5 heads", "ko_top"), ("control, all heads", "ctrl_all"),
+        ("control, top 5 heads", "ctrl_top")]
 print(f"{'first-token margin false - true':34s} {'mean':>6s}  {'true answer restored'}")
 for label, key in rows:
     restored = sum(int(a == b) for a, b in zip(mech["top1_" + key], mech["true_id"]))
     print(f"{label:34s} {sig(float(mech[key].mean()), 2):>6s}  {restored} of {N_MECH}")
+
+# %% tags=["remove-input"]
 glue("ch8_ko_all", sig(float(mech["ko_all"].mean()), 2), display=False)
 glue("ch8_ko_base", sig(float(mech["base"].mean()), 2), display=False)
 glue("ch8_ko_ctrl", sig(float(mech["ctrl_all"].mean()), 2), display=False)
 glue("ch8_ko_top", sig(float(mech["ko_top"].mean()), 2), display=False)
 glue("ch8_n_mech", N_MECH, display=False)
-glue("ch8_s_layers", ", ".join(str(v) for v in sorted({h[0] for h in mech["top_heads"]})), display=False)
-glue("ch8_restored_all", sum(int(a == b) for a, b in zip(mech["top1_ko_all"], mech["true_id"])),
+glue("ch8_s_layers", ", ".join(str(v) for v in sorted({h[0] for h in mech["top_heads"]})),
      display=False)
+glue("ch8_restored_all",
+     sum(int(a == b) for a, b in zip(mech["top1_ko_all"], mech["true_id"])), display=False)
 
 # %% [markdown]
 # The same measurements on Gemma 3 take about a minute, so they were run by
 # `tools/hijack_curves.py --mechanism` and stored; here they are beside SmolLM2's live ones (the
-# stored SmolLM2 summary is printed too: it must equal the live table above).
+# stored SmolLM2 summary is printed too: it must equal the live table above; both tables are
+# folded, and the paragraphs under them give their numbers).
 
-# %%
-print(f"{'':24s}" + "".join(f"{n:>16s}" for n in MODELS if "mechanism" in res["models"][n]))
+# %% tags=["hide-output"]
+with_mech = [n for n in MODELS if "mechanism" in res["models"][n]]
+
+
+def knocked(key):
+    """A table cell: the mean margin after a knock-out and how many answers came back."""
+    return lambda m: f"{m[key]:.1f} ({m['restored_' + key]} back)"
+
+
 mrows = [("cases (flipped at k=3)", lambda m: f"{m['n']} of {m['n_flipped']}"),
-         ("top 5 heads, layers", lambda m: ", ".join(str(v) for v in
-                                                   sorted({h[0] for h in m["top_heads"]}))),
+         ("top 5 heads, layers",
+          lambda m: ", ".join(str(v) for v in sorted({h[0] for h in m["top_heads"]}))),
          ("margin, no knock-out", lambda m: f"{m['base']:.1f}"),
-         ("cue, all heads", lambda m: f"{m['ko_all']:.1f} ({m['restored_ko_all']} back)"),
-         ("cue, top 5 heads", lambda m: f"{m['ko_top']:.1f} ({m['restored_ko_top']} back)"),
-         ("control, all heads", lambda m: f"{m['ctrl_all']:.1f} ({m['restored_ctrl_all']} back)"),
-         ("control, top 5 heads", lambda m: f"{m['ctrl_top']:.1f} ({m['restored_ctrl_top']} back)")]
+         ("cue, all heads", knocked("ko_all")), ("cue, top 5 heads", knocked("ko_top")),
+         ("control, all heads", knocked("ctrl_all")),
+         ("control, top 5 heads", knocked("ctrl_top"))]
+print(f"{'':24s}" + "".join(f"{n:>16s}" for n in with_mech))
 for label, cell in mrows:
-    print(f"{label:24s}" + "".join(f"{cell(res['models'][n]['mechanism']):>16s}" for n in MODELS
-                                   if "mechanism" in res["models"][n]))
+    print(f"{label:24s}"
+          + "".join(f"{cell(res['models'][n]['mechanism']):>16s}" for n in with_mech))
+
+# %% tags=["remove-input"]
 if "gemma3" in MODELS and "mechanism" in res["models"]["gemma3"]:
     gm = res["models"]["gemma3"]["mechanism"]
     glue("ch8_g_ko_all", f"{gm['ko_all']:.1f}", display=False)
@@ -313,7 +342,8 @@ if "gemma3" in MODELS and "mechanism" in res["models"]["gemma3"]:
     glue("ch8_g_base", f"{gm['base']:.1f}", display=False)
     glue("ch8_g_back_top", gm["restored_ko_top"], display=False)
     glue("ch8_g_back_all", gm["restored_ko_all"], display=False)
-    glue("ch8_g_layers", ", ".join(str(v) for v in sorted({h[0] for h in gm["top_heads"]})), display=False)
+    layers = sorted({h[0] for h in gm["top_heads"]})
+    glue("ch8_g_layers", ", ".join(str(v) for v in layers), display=False)
 
 # %% [markdown]
 # On these {glue:text}`ch8_n_mech` flipped cases the mean first-token margin of $t'$ over $t$ is
@@ -347,39 +377,47 @@ if "gemma3" in MODELS and "mechanism" in res["models"]["gemma3"]:
 # :label: ex-ch8-wilson
 #
 # Implement `wilson(successes, n, z=1.96)`: the Wilson score interval $(\mathrm{lo}, \mathrm{hi})$
-# of {prf:ref}`ch8-wilson` for `successes` out of `n` trials. Replace the
-# `raise NotImplementedError` and run the cell; the checker compares your interval with the
-# course's on the chapter's counts, on 0 and `n` successes and at other values of `z`.
+# of {prf:ref}`ch8-wilson` for `successes` out of `n` trials, returned as a tuple of two floats.
+# The checker compares your interval with the course's on the chapter's counts, on 0 and `n`
+# successes and at other values of `z`, and shows the first input where they differ. Replace the
+# `raise NotImplementedError` and run the cell.
 # ```
 
-# %%
+# %% tags=["exercise-stub"]
 def wilson(successes, n, z=1.96):
-    raise NotImplementedError
+    raise NotImplementedError  # your code here
 
 
 check_wilson_interval(wilson)
 
 # %% [markdown]
-# ```{solution} ex-ch8-wilson
+# ```{solution-start} ex-ch8-wilson
 # :class: dropdown
-#
-# With $\hat p=s/n$, the interval is centred at $(\hat p+z^2/2n)/(1+z^2/n)$ with half-width
-# $z\sqrt{\hat p(1-\hat p)/n+z^2/4n^2}\,/\,(1+z^2/n)$:
-#
-# ~~~python
-# def wilson(successes, n, z=1.96):
-#     p = successes / n
-#     denom = 1 + z * z / n
-#     centre = (p + z * z / (2 * n)) / denom
-#     half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / denom
-#     return centre - half, centre + half
-# ~~~
-#
-# The course's reference, checked by the same checker:
 # ```
+#
+# Write $\hat p=s/n$ and split the formula of {prf:ref}`ch8-wilson` into a centre and a
+# half-width: the interval is centred at $(\hat p+z^2/2n)/(1+z^2/n)$, which is pulled
+# from $\hat p$ towards $1/2$, and has half-width
+# $z\sqrt{\hat p(1-\hat p)/n+z^2/4n^2}\,/\,(1+z^2/n)$, which stays positive at $\hat p=0$ and
+# $\hat p=1$ thanks to the $z^2/4n^2$ term. The usual mistakes are the textbook interval
+# $\hat p\pm z\sqrt{\hat p(1-\hat p)/n}$ (a single point at $0$ and $n$ successes), dividing
+# only the half-width by $1+z^2/n$, and $z^2/2n$ computed as `z * z / 2 * n`. The reference code is
+# in the cell below, checked by the same checker.
 
-# %% tags=["hide-cell"]
-check_wilson_interval(real_models.wilson_interval)
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+def wilson_reference(successes, n, z=1.96):
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / denom
+    return centre - half, centre + half
+
+
+check_wilson_interval(wilson_reference)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
 
 # %% [markdown]
 # ```{exercise} Why not the textbook interval?

@@ -281,13 +281,6 @@ def _stub(*args):
     raise NotImplementedError
 
 
-def test_check_store():
-    assert associative_memory.check_store(associative_memory.store)
-    assert not associative_memory.check_store(lambda k, v: k.T @ v)  # transposed
-    assert not associative_memory.check_store(lambda k, v: v.T @ k / k.shape[0])  # averaged
-    assert "not implemented yet" in repr(associative_memory.check_store(_stub))
-
-
 def test_check_crosstalk():
     assert associative_memory.check_crosstalk(associative_memory.crosstalk)
     assert not associative_memory.check_crosstalk(lambda k, v: (k @ k.T) @ v)  # diagonal kept
@@ -295,11 +288,109 @@ def test_check_crosstalk():
     assert "not implemented yet" in repr(associative_memory.check_crosstalk(_stub))
 
 
-def test_check_recall_bound():
-    assert associative_memory.check_recall_bound(lambda N, d: (N - 1) * 2.0 ** (-d / 2 - 1))
-    assert not associative_memory.check_recall_bound(lambda N, d: N * 2.0 ** (-d / 2 - 1))
-    assert not associative_memory.check_recall_bound(lambda N, d: (N - 1) * 2.0 ** (-d / 2))
-    assert "not implemented yet" in repr(associative_memory.check_recall_bound(_stub))
+def test_check_repair_fraction():
+    def stepped(P, X, keep_diagonal=False, sign=None):
+        W = P.T @ P
+        if not keep_diagonal:
+            W = W - torch.diag(torch.diagonal(W))
+        h = X @ W
+        return torch.sign(h) if sign == "torch" else torch.where(h >= 0, 1.0, -1.0)
+
+    check = associative_memory.check_repair_fraction
+    assert check(associative_memory.repair_fraction)
+    # a correct answer written differently (W = P^T P - N I), returning a 0-d tensor
+    assert check(lambda P, X: (stepped(P, X) == P).all(1).double().mean())
+    # wrong answers: the diagonal kept, torch.sign (0 on a tie), the share of right bits
+    for wrong, why in [
+        (lambda P, X: float((stepped(P, X, keep_diagonal=True) == P).all(1).double().mean()), "diag"),
+        (lambda P, X: float((stepped(P, X, sign="torch") == P).all(1).double().mean()), "sign"),
+        (lambda P, X: float((stepped(P, X) == P).double().mean()), "bits"),
+    ]:
+        res = check(wrong)
+        assert not res, why
+        assert "expected" in repr(res) and "got" in repr(res) and "patterns [N, d]" in repr(res), why
+    assert "not implemented yet" in repr(check(_stub))
+
+
+def test_repair_fraction_agrees_with_simulate_hopfield_repair():
+    N, d, f, T = 6, 40, 4, 25
+    P, X = associative_memory.hopfield_probes(N, d, f, T, generator=torch.Generator().manual_seed(3))
+    per_memory = [associative_memory.repair_fraction(P[t], X[t]) for t in range(T)]
+    r = associative_memory.simulate_hopfield_repair(N, d, f, T, seed=3)
+    assert sum(per_memory) / T == pytest.approx(r.one_step, abs=1e-12)
+    with pytest.raises(ValueError, match="probes"):
+        associative_memory.repair_fraction(P[0], X[0, :3])
+
+
+def test_check_recall_bound_mills():
+    def mills(N, d, root=True, swap=False, n_minus_1=True):
+        a, b = ((d - 1) / 2, d / 2) if not swap else (d / 2, (d - 1) / 2)
+        pair = math.gamma(a) / (2 ** (d / 2) * math.gamma(b)) / (math.sqrt(2 * math.pi) if root else 1)
+        return min(1.0, (N - 1 if n_minus_1 else N) * pair)
+
+    check = associative_memory.check_recall_bound_mills
+    assert check(associative_memory.recall_failure_mills)
+    assert check(mills)
+    for kwargs in [{"root": False}, {"swap": True}, {"n_minus_1": False}]:
+        res = check(lambda N, d, kw=kwargs: mills(N, d, **kw))
+        assert not res and "expected" in repr(res), kwargs
+    assert not check(associative_memory.recall_failure_chernoff)
+    assert "not implemented yet" in repr(check(_stub))
+
+
+def test_mills_bound_holds_and_beats_chernoff_from_d_3():
+    """ex-mem-mills: Phi(-r) <= phi(r)/r, the bound (N-1) Gamma((d-1)/2) / (sqrt(2 pi) 2^(d/2)
+    Gamma(d/2)) is above the exact failure probability, and below the Chernoff bound iff d >= 3."""
+    r = torch.linspace(0.01, 12, 2000, dtype=torch.float64)
+    log_tail = torch.special.log_ndtr(-r)
+    log_mills = -(r**2) / 2 - 0.5 * math.log(2 * math.pi) - torch.log(r)
+    assert bool((log_tail <= log_mills).all())
+    for d in (2, 3, 5, 8, 16, 32, 48):
+        for N in (2, 10, 1000):
+            exact = associative_memory.recall_failure_exact(N, d)
+            mills = associative_memory.recall_failure_mills(N, d)
+            assert exact <= mills + 1e-12
+        # the closed form is the expectation E[phi(R)/R] of the proof (quadrature over chi_d)
+        nodes, w = associative_memory._chi_quadrature(d)
+        inside = nodes > 0
+        pair = float((w[inside] * torch.exp(-(nodes[inside] ** 2) / 2) / nodes[inside]).sum())
+        pair /= math.sqrt(2 * math.pi)
+        if d >= 3:
+            assert associative_memory.recall_failure_mills(2, d) == pytest.approx(pair, rel=1e-6)
+        ratio = associative_memory.recall_failure_mills(2, d) / associative_memory.recall_failure_chernoff(
+            2, d
+        )
+        assert (ratio < 1) == (d >= 3), (d, ratio)
+        if d >= 16:  # the ratio decreases like 2 / sqrt(pi d)
+            assert ratio == pytest.approx(2 / math.sqrt(math.pi * d), rel=2 / d)
+    # the hypothesis d >= 2: at d = 1 the expectation is infinite and the function refuses
+    with pytest.raises(ValueError, match="d"):
+        associative_memory.recall_failure_mills(5, 1)
+
+
+def test_circle_keys_beat_the_dimension_for_nearest_value_recall():
+    """ex-mem-rank: N unit keys equally spaced on the circle (d = 2) are all recalled by nearest
+    value, with margin 1 - cos(2 pi / N); one key twice as long breaks the recall of its two
+    neighbours once N >= 7 (equal norms are needed)."""
+    for N in (3, 7, 50, 1000):
+        angle = 2 * math.pi * torch.arange(N, dtype=torch.float64) / N
+        keys = torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+        onehot = torch.eye(N, dtype=torch.float64)
+        W = associative_memory.store(keys, onehot)
+        assert torch.equal(associative_memory.recall_argmax(W, keys, onehot), torch.arange(N))
+        G = keys @ keys.T
+        margin = float((torch.diagonal(G) - (G - 2 * torch.eye(N, dtype=G.dtype)).max(1).values).min())
+        assert margin == pytest.approx(1 - math.cos(2 * math.pi / N), rel=1e-9, abs=1e-12)
+        # the rank argument: exact recall is impossible for N > d = 2
+        assert not torch.allclose(associative_memory.recall(W, keys), onehot, atol=1e-3)
+        long = keys.clone()
+        long[0] *= 2
+        W = associative_memory.store(long, onehot)
+        found = associative_memory.recall_argmax(W, long, onehot)
+        if N >= 7:
+            assert found[1] == 0 and found[N - 1] == 0
+        else:
+            assert torch.equal(found, torch.arange(N))
 
 
 def test_check_softmax_recall():
@@ -317,6 +408,7 @@ def test_plots_return_figures():
 
     figs = [
         associative_memory.plot_recall_scores({"a": torch.eye(4), "b": torch.randn(4, 4)}),
+        associative_memory.plot_recall_scores({k: torch.eye(3) for k in "abcd"}),  # a 2 x 2 grid
         associative_memory.plot_recall_capacity(
             {2: {"ratio": [1, 2], "accuracy": [0.8, 0.6], "mse": [1.5, 2.5]}},
             {2: {"ratio": [1, 2], "accuracy": [0.85, 0.65], "gaussian": [0.9, 0.7], "mse": [1.5, 2.5]}},
@@ -332,6 +424,8 @@ def test_plots_return_figures():
     ]
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)
+        assert not fig._suptitle  # the caption says what is drawn, no title over the panels
+        assert fig.get_figwidth() <= 7.5 + 1e-9
         plt.close(fig)
 
 

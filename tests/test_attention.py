@@ -414,26 +414,85 @@ def test_check_kq_gradient():
     assert "not implemented yet" in repr(attention.check_kq_gradient(_stub))
 
 
-def test_check_kq_cluster_entries():
-    def ref(m, k, L, eps):
-        out = attention.kq_cluster_closed_form(m, k, L, eps)
-        return out["self"], out["same"], out["cross"]
+def _first_order_margin(m, k, L, eps):
+    """Smallest same-cluster (j != i) minus largest cross-cluster entry of the enumerated
+    first-order table of the cluster task."""
+    T = attention.kq_first_order_table(attention.cluster_task(m, k, L=L, noise=eps, informative="cluster"))
+    cl = attention.cluster_ids(m, k)
+    same = cl[:, None] == cl[None, :]
+    off = same & ~torch.eye(2**m, dtype=torch.bool)
+    return float(T[off].min() - T[~same].max())
 
-    assert attention.check_kq_cluster_entries(ref)
 
-    def no_s_minus_2(m, k, L, eps):  # forgets that y must differ from i and j
-        a, b, c = ref(m, k, L, eps)
-        s = 2 ** (m - k)
-        return a, b * (s - 1) / (s - 2) if s > 2 else b, c
+@pytest.mark.parametrize("m,k,L", [(4, 1, 5), (5, 2, 6), (3, 2, 7), (5, 4, 3), (4, 2, 2)])
+def test_best_noise_is_the_argmax_of_the_enumerated_margin(m, k, L):
+    grid = [i / 200 for i in range(1, 200)]
+    margins = [_first_order_margin(m, k, L, e) for e in grid]
+    best = grid[max(range(len(grid)), key=margins.__getitem__)]
+    star = attention.kq_most_selective_noise(m, k, L)
+    assert abs(best - min(star, grid[-1])) <= 1 / 200 + 1e-12
+    # the margin is the concave quadratic of the solution, up to its positive factor
+    V, s = 2**m, 2 ** (m - k)
+    a, b, c = (s - 2) * (L - 2) / (s - 1) ** 2, 1 / (V - s), (L - 2) / (V - s)
+    for e, g in zip(grid[::37], margins[::37]):
+        assert g == pytest.approx((L - 1) / (V * L**2) * ((a + b + c) * e - (a + c) * e**2), rel=1e-9)
 
-    def cross_over_V(m, k, L, eps):  # divides the cross entry by V instead of V - s
-        a, b, c = ref(m, k, L, eps)
+
+def test_self_score_is_above_the_other_same_cluster_scores():
+    for m, k, L, eps in [(4, 1, 5, 0.3), (5, 2, 6, 0.7), (3, 2, 7, 0.5)]:
+        cf = attention.kq_cluster_closed_form(m, k, L, eps)
+        assert cf["self"] > cf["same"] >= 0 > cf["cross"]
+
+
+def test_check_best_noise():
+    ref = attention.kq_most_selective_noise
+    assert attention.check_best_noise(ref)
+
+    def self_margin(m, k, L):  # maximises self - cross: the query's own score, not the weakest
         V, s = 2**m, 2 ** (m - k)
-        return a, b, c * (V - s) / V
+        a, b, c = (L - 2) / (s - 1), 1 / (V - s), (L - 2) / (V - s)
+        return min(1.0, (a + b + c) / (2 * (a + c)))
 
-    for wrong in (no_s_minus_2, cross_over_V, lambda *a: ref(*a)[:2]):
-        assert not attention.check_kq_cluster_entries(wrong)
-    assert "not implemented yet" in repr(attention.check_kq_cluster_entries(_stub))
+    def no_special_case(m, k, L):  # divides by 0 at L = 2
+        V, s = 2**m, 2 ** (m - k)
+        a, b, c = (s - 2) * (L - 2) / (s - 1) ** 2, 1 / (V - s), (L - 2) / (V - s)
+        return (a + b + c) / (2 * (a + c))
+
+    for wrong in (self_margin, lambda m, k, L: 0.5):
+        res = attention.check_best_noise(wrong)
+        assert not res and "expected" in repr(res)
+    res = attention.check_best_noise(no_special_case)
+    assert not res and "ZeroDivisionError" in repr(res)
+    res = attention.check_best_noise(_stub)
+    assert not res and "not implemented yet" in repr(res)
+
+
+def test_row_sums_from_invariance():
+    """Exercise ex-ch6-rows: with W_E w = 1 the gradient kills w, and S z = 0 when G z = 1, while
+    the rows of S need not sum to 0; with d < V no such w exists and the gradient need not kill
+    the least-squares one (T 1 = 0 holds anyway)."""
+    g = torch.Generator().manual_seed(7)
+    spec = attention.cluster_task(3, 1, L=3, noise=0.4, informative="cluster")
+    ones = torch.ones(8, dtype=torch.float64)
+    for d in (10, 8):
+        E = torch.randn(8, d, generator=g, dtype=torch.float64) / d**0.5
+        W = torch.randn(d, d, generator=g, dtype=torch.float64)
+        w = torch.linalg.lstsq(E, ones[:, None]).solution[:, 0]
+        assert torch.allclose(E @ w, ones, atol=1e-10)
+        grad = attention.grad_WKQ_at_zero(E, W, spec)
+        assert float((grad @ w).abs().max()) < 1e-10 * float(grad.abs().max())
+        S = attention.first_step_scores(E, W, spec)
+        z = torch.linalg.solve(E @ E.T, ones)
+        assert float((S @ z).abs().max()) < 1e-9 * float(S.abs().max())
+        assert float((S @ ones).abs().max()) > 1e-3 * float(S.abs().max())
+    E = torch.randn(8, 4, generator=g, dtype=torch.float64) / 2
+    W = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    w = torch.linalg.lstsq(E, ones[:, None]).solution[:, 0]
+    assert float((E @ w - ones).abs().max()) > 1e-3
+    grad = attention.grad_WKQ_at_zero(E, W, spec)
+    assert float((grad @ w).abs().max()) > 1e-6 * float(grad.abs().max())
+    T = attention.kq_gradient_table(E, W, spec)
+    assert float((T @ ones).abs().max()) < 1e-12
 
 
 def test_plots_return_figures():

@@ -91,28 +91,29 @@ class SlyStr(str):
 
 
 def test_a_solution_that_edits_its_inputs_in_place_fails():
-    from lca.associative_memory import check_store, store
+    from lca.associative_memory import check_crosstalk, crosstalk
 
     def sly(keys, values):
         keys.div_(keys.norm(dim=1, keepdim=True))  # the reference used to see these keys
-        return values.T @ keys
+        G = keys @ keys.T
+        return (G - torch.diag(torch.diagonal(G))) @ values
 
-    assert check_store(store)
-    assert not check_store(sly)
+    assert check_crosstalk(crosstalk)
+    assert not check_crosstalk(sly)
 
 
 def test_answers_of_the_wrong_type_fail_without_crashing_the_checker(capsys):
-    from lca.associative_memory import check_store
+    from lca.associative_memory import check_crosstalk
     from lca.hijacking import _hijacked_reference, check_hijacked_prompt
-    from lca.lca_task import check_bayes_accuracy_formula
+    from lca.lca_task import check_sphere2_pair_accuracy
 
-    assert not check_store(lambda k, v: AlwaysEqual())
+    assert not check_crosstalk(lambda k, v: AlwaysEqual())
     assert check_hijacked_prompt(_hijacked_reference)
     res = check_hijacked_prompt(lambda p, s, k: SlyStr("anything"))
     assert not res and "expected a str, got a SlyStr" in res.message
-    res = check_bayes_accuracy_formula(lambda m, L: TensorEqual())
+    res = check_sphere2_pair_accuracy(lambda m: TensorEqual())
     assert not res and "expected a number" in res.message
-    res = check_bayes_accuracy_formula(lambda m, L: BadRepr())
+    res = check_sphere2_pair_accuracy(lambda m: BadRepr())
     assert not res and "repr failed" in res.message
     # a comparison that returns a tensor instead of a bool is a wrong answer, not a crash
     res = run_cases(

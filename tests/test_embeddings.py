@@ -214,6 +214,40 @@ def test_affine_bound_fails_without_the_affine_law():
     assert r == int(sum(mult[w] for w in range(m + 1) if abs(float(lam[w])) > 1e-9))
 
 
+@pytest.mark.parametrize("m", [4, 6])
+def test_polynomial_profiles_have_low_rank(m):
+    """Exercise ex-geo-polynomial: a profile that is a polynomial of degree p in k has no energy
+    on the weights w > p, so rank G_g <= sum_{w <= p} C(m, w) (equality for a generic polynomial);
+    a polynomial of degree p + 1 (the hypothesis removed) breaks the bound. For the quadratic
+    b0 - b1 k + b2 k^2: lambda_0 = 2^m (b0 - m b1 / 2 + m (m + 1) b2 / 4),
+    lambda_1 = 2^(m-1) (b1 - m b2), lambda_2 = 2^(m-1) b2."""
+    g = torch.Generator().manual_seed(77)
+    D = brute_distances(m).double()
+    for p in range(m):
+        coef = torch.randn(p + 2, generator=g, dtype=torch.float64)
+        k = torch.arange(m + 1, dtype=torch.float64)
+        for degree in (p, p + 1):
+            prof = sum(coef[j] * k**j for j in range(degree + 1))
+            G = prof[D.long()]
+            eig = torch.linalg.eigvalsh(G)
+            rank = int((eig.abs() > 1e-8 * eig.abs().max()).sum())
+            bound = sum(math.comb(m, w) for w in range(p + 1))
+            lam = torch.tensor(
+                [sum(float(prof[j]) * brute_krawtchouk(j, w, m) for j in range(m + 1)) for w in range(m + 1)]
+            )
+            if degree == p:
+                assert rank == bound
+                assert lam[p + 1 :].abs().max() < 1e-8 * lam.abs().max()
+            else:
+                assert rank > bound
+                assert abs(float(lam[p + 1])) > 1e-6
+    b0, b1, b2 = 2.0, 0.7, 0.3
+    lam, _ = embeddings.hamming_kernel_spectrum([b0 - b1 * j + b2 * j * j for j in range(m + 1)], m)
+    want = [2**m * (b0 - m * b1 / 2 + m * (m + 1) * b2 / 4), 2 ** (m - 1) * (b1 - m * b2), 2 ** (m - 1) * b2]
+    assert torch.allclose(lam[:3], torch.tensor(want, dtype=torch.float64), atol=1e-9)
+    assert lam[3:].abs().max() < 1e-9
+
+
 def test_centred_code_and_affine_embedding():
     m = 5
     Z = torch.tensor([bits(i, m) for i in range(2**m)], dtype=torch.float64)
@@ -591,13 +625,21 @@ def test_check_gram_profile():
     assert "not implemented yet" in repr(embeddings.check_gram_profile(_stub))
 
 
-def test_check_krawtchouk():
-    assert embeddings.check_krawtchouk(brute_krawtchouk)
-    assert not embeddings.check_krawtchouk(lambda k, w, m: brute_krawtchouk(w, k, m))  # swapped
-    assert not embeddings.check_krawtchouk(  # no sign
-        lambda k, w, m: sum(math.comb(w, j) * math.comb(m - w, k - j) for j in range(min(k, w) + 1))
-    )
-    assert "not implemented yet" in repr(embeddings.check_krawtchouk(_stub))
+def test_check_krawtchouk_table():
+    def by_generating_function(m):
+        table = torch.zeros(m + 1, m + 1, dtype=torch.long)
+        for w in range(m + 1):
+            c = [1]
+            for sign in [-1] * w + [1] * (m - w):  # multiply by (1 - t) or (1 + t)
+                c = [a + sign * b for a, b in zip(c + [0], [0] + c)]
+            table[:, w] = torch.tensor(c)
+        return table
+
+    assert embeddings.check_krawtchouk_table(by_generating_function)
+    assert not embeddings.check_krawtchouk_table(lambda m: by_generating_function(m).T)  # [w, k]
+    assert not embeddings.check_krawtchouk_table(lambda m: by_generating_function(m).abs())  # no sign
+    assert not embeddings.check_krawtchouk_table(lambda m: by_generating_function(m)[:-1])  # k < m
+    assert "not implemented yet" in repr(embeddings.check_krawtchouk_table(_stub))
 
 
 def test_check_hamming_spectrum():

@@ -178,8 +178,7 @@ def test_no_answer_outside_a_solution(entry):
     nb = _load(entry)
     exercises = coding_exercises(nb)
     inside = {j for ex in exercises if ex["start"] is not None for j in range(ex["start"], ex["end"] + 1)}
-    refs = [nb.cells[j] for ex in exercises for j in ex["refs"]]
-    lines = {ln for c in refs for ln in _reference_lines(c.source)}
+    references = [_reference_lines(nb.cells[j].source) for ex in exercises for j in ex["refs"]]
     for i, cell in enumerate(nb.cells):
         if i in inside:
             continue
@@ -188,8 +187,16 @@ def test_no_answer_outside_a_solution(entry):
             assert "exercise-reference" not in _tags(cell), (
                 f"{entry}: cell {i} is a reference outside a solution"
             )
-        leaked = [ln for ln in lines if ln in cell.source]
-        assert not leaked, f"{entry}: cell {i} shows reference code outside its solution: {leaked[:3]}"
+        for lines in references:
+            leaked = _leaked(lines, cell.source)
+            assert not leaked, f"{entry}: cell {i} shows reference code outside its solution: {leaked[:3]}"
+
+
+def _leaked(lines: list[str], text: str) -> list[str]:
+    """The reference's lines found in ``text`` when they give the answer away: at least half of
+    them (a single shared idiom such as a loop header or a log-softmax is not the answer)."""
+    found = [ln for ln in lines if ln in text]
+    return found if lines and len(found) >= max(1, (len(lines) + 1) // 2) else []
 
 
 def test_the_book_keeps_its_coding_exercises():
@@ -211,6 +218,8 @@ def test_the_form_check_can_fail():
     )
     (ex,) = coding_exercises(nb)
     assert ex["start"] is None and ex["refs"] == []
-    assert _reference_lines("def g(x):\n    return torch.softmax(x, dim=1) @ x\n") == [
-        "return torch.softmax(x, dim=1) @ x"
-    ]
+    lines = _reference_lines("def g(x):\n    return torch.softmax(x, dim=1) @ x\n")
+    assert lines == ["return torch.softmax(x, dim=1) @ x"]
+    assert _leaked(lines, "~~~python\ny = g(x)\nreturn torch.softmax(x, dim=1) @ x\n~~~") == lines
+    three = ["G = keys @ keys.T  # overlaps", "G = G - torch.diag(torch.diagonal(G))", "return G @ values"]
+    assert _leaked(three, "for i in range(3):\n    G = G - torch.diag(torch.diagonal(G))") == []

@@ -217,7 +217,7 @@ def test_plots_return_figures():
     fig = hijacking.plot_efficacy_curves(
         {"generic": curve, "generic_reverse": dict(curve, efficacy=[0.3, 0.1, 0.0])}, model_name="tiny"
     )
-    assert len(fig.axes) == 2 and fig.axes[0].get_xlabel().startswith("number")
+    assert len(fig.axes) == 2 and fig.axes[0].get_xlabel().startswith("prepended")
     plt.close(fig)
     fig = hijacking.plot_hijack_margins(["a", "b", "c"], [0.5, -1.0, 0.2], title="t")
     assert "2 of 3" in fig.axes[0].get_title()
@@ -248,3 +248,147 @@ def test_example_rows_score_and_complete_every_example():
     assert row["completion"][0] == hijacking.greedy_completion(lm, row["prompt"], 2)
     s = scoring.score_targets(lm, [row["prompt"]], [row["true"]], [row["false"]])
     assert row["margin"][0] == round(float(s["logp_false"][0] - s["logp_true"][0]), 2)
+
+
+def test_check_left_pad_positions():
+    def ref(mask):
+        return (torch.as_tensor(mask).long().cumsum(1) - 1).clamp(min=0)
+
+    def no_position_ids(mask):  # the column index: what a model uses when given no position ids
+        return torch.arange(mask.shape[1]).expand(mask.shape[0], -1)
+
+    def from_one(mask):
+        return torch.as_tensor(mask).long().cumsum(1)
+
+    def pads_minus_one(mask):  # pads get -1 instead of 0
+        return torch.as_tensor(mask).long().cumsum(1) - 1
+
+    assert hijacking.check_left_pad_positions(ref)
+    assert hijacking.check_left_pad_positions(hijacking._left_pad_positions_reference)
+    for wrong in (no_position_ids, from_one, pads_minus_one):
+        res = hijacking.check_left_pad_positions(wrong)
+        assert not res and "expected" in res.message and "attention_mask" in res.message
+
+    def stub(mask):
+        raise NotImplementedError
+
+    assert "not implemented yet" in hijacking.check_left_pad_positions(stub).message
+
+
+def test_left_pad_positions_are_the_ones_the_scorer_needs():
+    """The reference positions give each left-padded prompt the scores it has alone."""
+    lm = tiny_lm("gpt2")
+    tok = lm.tokenizer
+    texts = ["The Eiffel Tower is in", "Big Ben is located in the city of"]
+    ids = [tok(t)["input_ids"] for t in texts]
+    L = max(len(i) for i in ids)
+    pad = 0  # the tiny model's pad id; masked anyway
+    batch = torch.tensor([[pad] * (L - len(i)) + i for i in ids])
+    mask = torch.tensor([[0] * (L - len(i)) + [1] * len(i) for i in ids])
+    pos = hijacking._left_pad_positions_reference(mask)
+    with torch.no_grad():
+        out = lm.model(batch, attention_mask=mask, position_ids=pos).logits[:, -1]
+        for b, i in enumerate(ids):
+            alone = lm.model(torch.tensor([i])).logits[0, -1]
+            assert torch.allclose(out[b], alone, atol=1e-4)
+        shifted = lm.model(batch, attention_mask=mask).logits[:, -1]  # no position ids
+    assert not torch.allclose(shifted[0], lm.model(torch.tensor([ids[0]])).logits[0, -1], atol=1e-4)
+
+
+def test_check_batch_mean_logprob():
+    def ref(logits, ids, n):
+        lp = torch.log_softmax(logits, -1)
+        L = ids.shape[1]
+        return torch.stack(
+            [
+                torch.stack([lp[b, j - 1, ids[b, j]] for j in range(L - int(T), L)]).mean()
+                for b, T in enumerate(n)
+            ]
+        )
+
+    def off_by_one(logits, ids, n):
+        lp = torch.log_softmax(logits, -1)
+        L = ids.shape[1]
+        return torch.stack(
+            [torch.stack([lp[b, j, ids[b, j]] for j in range(L - int(T), L)]).mean() for b, T in enumerate(n)]
+        )
+
+    def raw_logits(logits, ids, n):
+        L = ids.shape[1]
+        return torch.stack(
+            [
+                torch.stack([logits[b, j - 1, ids[b, j]] for j in range(L - int(T), L)]).mean()
+                for b, T in enumerate(n)
+            ]
+        )
+
+    def summed(logits, ids, n):
+        lp = torch.log_softmax(logits, -1)
+        L = ids.shape[1]
+        return torch.stack(
+            [
+                torch.stack([lp[b, j - 1, ids[b, j]] for j in range(L - int(T), L)]).sum()
+                for b, T in enumerate(n)
+            ]
+        )
+
+    assert hijacking.check_batch_mean_logprob(ref)
+    for wrong in (off_by_one, raw_logits, summed):
+        res = hijacking.check_batch_mean_logprob(wrong)
+        assert not res and "expected" in res.message and "n_target" in res.message
+
+    def stub(logits, ids, n):
+        raise NotImplementedError
+
+    assert "not implemented yet" in hijacking.check_batch_mean_logprob(stub).message
+    # one row of the batch is the single-prompt mean log-probability of the old exercise
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 6, 9, generator=g, dtype=torch.float64)
+    ids = torch.randint(9, (1, 6), generator=g)
+    want = hijacking._mean_logprob_reference(logits[0], 4, ids[0, 4:])
+    got = hijacking._batch_mean_logprob_reference(logits, ids, torch.tensor([2]))
+    assert abs(float(got[0]) - want) < 1e-12
+
+
+def test_exercise_when_the_first_token_lies():
+    """Exercise 4 of chapter 0: its example, its claim for two-token targets, and the
+    counterexample with a three-token true target."""
+    import math
+    from fractions import Fraction as F
+
+    def mean(*ps):
+        return sum(math.log(p) for p in ps) / len(ps)
+
+    # the example: the first token says hijacked, the mean does not
+    a, c, b, d = F(1, 5), F(3, 10), F(9, 10), F(1, 10)
+    assert c > a and mean(c, d) < mean(a, b)
+    # the claim: in every disagreement with positive probabilities, P(b | a) > P(d | c)
+    g = torch.Generator().manual_seed(4)
+    found = 0
+    for a, b, c, d in torch.rand(20000, 4, generator=g, dtype=torch.float64).clamp(min=1e-9).tolist():
+        if c > a and mean(c, d) <= mean(a, b):
+            found += 1
+            assert b > d
+    assert found > 100
+    # without the hypothesis (a true target of three tokens) the claim fails
+    a, b, e, c, d = F(1, 5), F(1, 2), F(9, 10), F(3, 10), F(3, 5)
+    assert a * b * e == F(9, 100) and c * d == F(9, 50) and F(9, 100) ** 2 > F(9, 50) ** 3
+    assert c > a and d > b and mean(a, b, e) > mean(c, d)
+
+
+def test_figures_keep_legends_off_the_data():
+    """The chapter's figures put their legends outside the axes and draw no suptitle."""
+    import matplotlib.pyplot as plt
+
+    curve = {"k": [0, 1, 2], "n": 10, "efficacy": [0.3, 0.6, 0.7]}
+    curves = {"generic": curve, "generic_reverse": dict(curve, efficacy=[0.3, 0.1, 0.0])}
+    figs = [
+        hijacking.plot_efficacy_curves(curves),
+        hijacking.plot_example_margins(["a", "b"], {0: [0.5, -1.0], 1: [1.0, 0.2]}),
+        hijacking.plot_hijack_margins(["a", "b", "c"], [0.5, -1.0, 0.2]),
+    ]
+    for fig in figs:
+        assert fig._suptitle is None
+        assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+        assert fig.get_size_inches()[0] <= 7.5 + 1e-9
+        plt.close(fig)

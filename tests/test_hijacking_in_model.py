@@ -328,33 +328,95 @@ def test_check_share_logits():
     assert "not implemented yet" in repr(hijacking_in_model.check_share_logits(_stub))
 
 
-def test_check_hijack_threshold():
-    assert hijacking_in_model.check_hijack_threshold(hijacking_in_model.hijack_threshold)
+def test_check_noisy_threshold():
+    ref = hijacking_in_model.hijack_threshold_noisy
+    assert hijacking_in_model.check_noisy_threshold(ref)
+
+    def noiseless(D, Dh, o, eps, V):
+        return hijacking_in_model.hijack_threshold(D, Dh, o)
+
+    def over_V(D, Dh, o, eps, V):  # noise uniform on all V tokens
+        e_c = (1 - eps) * (o / D - 1) + eps * (Dh - D) / V
+        e_h = 1 - o / Dh
+        return min(max(-e_c / (e_h - e_c), 0.0), 1.0)
+
+    def unclipped(D, Dh, o, eps, V):
+        e_c = (1 - eps) * (o / D - 1) + eps * (Dh - D) / (V - 1)
+        return -e_c / (1 - o / Dh - e_c)
+
+    for wrong in (noiseless, over_V, unclipped):
+        res = hijacking_in_model.check_noisy_threshold(wrong)
+        assert not res and "expected" in repr(res)
+    res = hijacking_in_model.check_noisy_threshold(_stub)
+    assert not res and "not implemented yet" in repr(res)
+
+
+def test_noisy_threshold_matches_the_task_threshold():
+    """The formula of exercise ex-ch7-threshold is the threshold of a task with the default
+    (uniform) noise law, y in neither neighbourhood; it fails for the cluster task, whose noise
+    avoids y's cluster."""
+    Dm = lca.TaskSpec(m=6, L=15).space.distances()
+    mask_b = (Dm == 1).clone()
+    mask_b[3] = (Dm[3] >= 1) & (Dm[3] <= 2)
+    for eps in (0.0, 0.25, 0.5, 0.9):
+        specs = [
+            (lca.TaskSpec(m=6, L=15, noise=eps), 0, 63),
+            (lca.TaskSpec(m=6, L=15, noise=eps), 0, 3),
+            (lca.TaskSpec(m=6, L=15, noise=eps, neighbourhood=lca.custom(mask_b, "broad 3")), 3, 0),
+        ]
+        for spec, y, yh in specs:
+            D, Dh, o = hijacking_in_model.hijack_overlap(spec, y, yh)
+            want = hijacking_in_model.hijack_threshold_task(spec, y, yh)
+            assert hijacking_in_model.hijack_threshold_noisy(D, Dh, o, eps, spec.V) == pytest.approx(
+                want, abs=1e-12
+            )
+    spec_c = attention.cluster_task(8, 2, L=17, noise=0.5, informative="sphere")
+    D, Dh, o = hijacking_in_model.hijack_overlap(spec_c, 0, 255)
+    got = hijacking_in_model.hijack_threshold_noisy(D, Dh, o, 0.5, 256)
+    assert abs(got - hijacking_in_model.hijack_threshold_task(spec_c, 0, 255)) > 1e-3
+
+
+def test_check_flip_probability_overlap():
+    def trinomial(rho, L, D, Dh, o, strict=True):
+        p, q = rho * (1 - o / Dh), (1 - rho) * (1 - o / D)
+        z = 1 - p - q
+        return sum(
+            math.factorial(L)
+            / (math.factorial(a) * math.factorial(b) * math.factorial(L - a - b))
+            * p**a
+            * q**b
+            * z ** (L - a - b)
+            for a in range(L + 1)
+            for b in range(L - a + 1)
+            if (a > b if strict else a >= b)
+        )
+
+    assert hijacking_in_model.check_flip_probability_overlap(trinomial)
+    assert hijacking_in_model.check_flip_probability_overlap(hijacking_in_model._reference_margin_flip)
     wrongs = [
-        lambda D, Dh, o: 0.5,
-        lambda D, Dh, o: hijacking_in_model.hijack_threshold(Dh, D, o),  # sizes swapped
-        lambda D, Dh, o: (1 - o / D) / (2 - 2 * o / D),
-    ]  # one size only
+        lambda rho, L, D, Dh, o: trinomial(rho, L, D, Dh, o, strict=False),  # ties count
+        lambda rho, L, D, Dh, o: float(hijacking_in_model.hijack_binomial_flip(rho, L)[0]),  # no overlap
+        lambda rho, L, D, Dh, o: trinomial(rho, L, Dh, D, o),  # sizes swapped
+    ]
     for wrong in wrongs:
-        assert not hijacking_in_model.check_hijack_threshold(wrong)
-    assert "not implemented yet" in repr(hijacking_in_model.check_hijack_threshold(_stub))
+        res = hijacking_in_model.check_flip_probability_overlap(wrong)
+        assert not res and "expected" in repr(res)
+    res = hijacking_in_model.check_flip_probability_overlap(_stub)
+    assert not res and "not implemented yet" in repr(res)
 
 
-def test_check_flip_probability():
-    def ref(rho, L):
-        return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h) for h in range(L // 2 + 1, L + 1))
-
-    assert hijacking_in_model.check_flip_probability(ref)
-
-    def ties_count(rho, L):  # >= instead of >
-        return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h) for h in range((L + 1) // 2, L + 1))
-
-    def off_by_one(rho, L):
-        return sum(math.comb(L, h) * rho**h * (1 - rho) ** (L - h) for h in range(L // 2 + 2, L + 1))
-
-    for wrong in (ties_count, off_by_one, lambda rho, L: float(rho > 0.5)):
-        assert not hijacking_in_model.check_flip_probability(wrong)
-    assert "not implemented yet" in repr(hijacking_in_model.check_flip_probability(_stub))
+def test_margin_flip_matches_the_task_computation():
+    Dm = lca.TaskSpec(m=6, L=15).space.distances()
+    mask_b = (Dm == 1).clone()
+    mask_b[3] = (Dm[3] >= 1) & (Dm[3] <= 2)
+    spec_b = lca.TaskSpec(m=6, L=15, neighbourhood=lca.custom(mask_b, "broad 3"))
+    rho = [0.2, 0.45, 0.6]
+    for y, yh in ((0, 3), (3, 0)):
+        sizes = hijacking_in_model.hijack_overlap(spec_b, y, yh)
+        for L in (1, 8, 15):
+            want = hijacking_in_model.hijack_flip_probability(spec_b, y, yh, rho, L=L)
+            got = [hijacking_in_model._reference_margin_flip(r, L, *sizes) for r in rho]
+            assert torch.allclose(torch.tensor(got, dtype=torch.float64), want, rtol=1e-10, atol=1e-14)
 
 
 def test_plot_hijack_curves_returns_a_figure():

@@ -53,7 +53,9 @@ CHAPTERS = [
     "hijacking_in_model",
     "real_models",
 ]
-MAX_LINES = 950  # about 800 before ruff format split long calls; value_matrix is the one near it
+# About 800 lines before ruff format split long calls; value_matrix (chapter 4, with its three
+# extension exercises: reference, checker and their cases each) is the one near the limit.
+MAX_LINES = 1050
 # Never imported inside a function: lca's own modules and the packages every module has anyway.
 NOT_LAZY = {"lca", "torch", "math", "numpy"}
 # Modules without a tests/test_<name>.py of their own, and where they are tested instead.

@@ -15,7 +15,7 @@ import torch
 
 import lca
 from lca import lca_task
-from lca.task import TaskSpec, bayes_posterior, log_likelihood, sample
+from lca.task import TaskSpec, bayes_correct, bayes_posterior, enumerate_task, log_likelihood, sample
 
 matplotlib.use("Agg")
 
@@ -322,17 +322,95 @@ def test_check_sample_context():
     assert "not implemented yet" in repr(lca_task.check_sample_context(_stub))
 
 
-def test_check_bayes_accuracy_formula():
-    assert lca_task.check_bayes_accuracy_formula(
-        lambda m, L: 1 - (m - 1) / m**L - m * (m - 1) * (2**L - 2) / (4 * m**L)
-    )
-    assert not lca_task.check_bayes_accuracy_formula(  # ties as errors
-        lambda m, L: 1 - m ** (1 - L) - math.comb(m, 2) * (2**L - 2) / m**L
-    )
-    assert not lca_task.check_bayes_accuracy_formula(  # crude bound
-        lambda m, L: 1 - lca_task.bayes_error_bound_sphere1(m, L)
-    )
-    assert "not implemented yet" in repr(lca_task.check_bayes_accuracy_formula(_stub))
+def test_check_sphere2_pair_accuracy():
+    def reference(m):
+        D = math.comb(m, 2)
+        return 1 / D**2 + (1 / D if m >= 3 else 0) + math.comb(m - 2, 2) / (6 * D)
+
+    assert lca_task.check_sphere2_pair_accuracy(reference)
+    assert lca_task.check_sphere2_pair_accuracy(lambda m: lca_task.bayes_accuracy_sphere2_pair(m))
+
+    def no_far_candidates(m):  # forgets the candidates at distance 4 from the target
+        D = math.comb(m, 2)
+        return 1 / D**2 + (2 * (m - 2) / D) / (m - 1 if m >= 3 else 1) + math.comb(m - 2, 2) / (5 * D)
+
+    def no_special_case(m):  # the shared-bit term at m = 2, where no two pairs share a bit
+        D = math.comb(m, 2)
+        return 1 / D**2 + 1 / D + math.comb(m - 2, 2) / (6 * D)
+
+    for wrong in (no_far_candidates, no_special_case):
+        res = lca_task.check_sphere2_pair_accuracy(wrong)
+        assert not res and "expected" in repr(res) and "got" in repr(res)
+    assert "not implemented yet" in repr(lca_task.check_sphere2_pair_accuracy(_stub))
+
+
+# --------------------------------------------------------------------------- ex-lca-sphere2
+def exact_bayes_accuracy(spec: TaskSpec) -> float:
+    """Bayes accuracy as an exact weighted sum over every (context, target) pair of the task
+    (lca.task.enumerate_task), ties split uniformly (lca.task.bayes_correct)."""
+    contexts, targets, probs = enumerate_task(spec)
+    return float((probs * bayes_correct(spec, contexts, targets)).sum())
+
+
+@pytest.mark.parametrize("m", range(2, 9))
+def test_sphere2_pair_closed_form_equals_enumeration(m):
+    """The exercise's result: acc = 1/D^2 + [m >= 3]/D + C(m-2, 2)/(6 D), D = C(m, 2), for the
+    noise-free N_2 task with L = 2, against exact enumeration of every (context, target)."""
+    spec = TaskSpec(m=m, L=2, neighbourhood=lca.hamming_sphere(2))
+    cf = lca_task.bayes_accuracy_sphere2_pair(m, exact=True)
+    assert abs(float(cf) - exact_bayes_accuracy(spec)) < 1e-12
+    if m <= 6:
+        assert abs(float(cf) - lca_task.bayes_accuracy_enumerate(spec)) < 1e-12
+    if m <= 3:
+        assert abs(float(cf) - brute_bayes_accuracy(spec)) < 1e-12
+    assert lca_task.bayes_accuracy_sphere2_pair(m) == float(cf)
+
+
+def test_sphere2_pair_consistent_set_sizes():
+    """The proof's case analysis: |C(x)| is D, 2m - 4 or 6 for one pair, two pairs sharing a bit,
+    or two disjoint pairs of flipped bits (counted from the exact posterior at m = 6)."""
+    m = 6
+    spec = TaskSpec(m=m, L=2, neighbourhood=lca.hamming_sphere(2))
+    e = lambda *bits: sum(1 << (m - 1 - b) for b in bits)  # noqa: E731  token with these bits set
+    contexts = torch.tensor([[e(0, 1), e(0, 1)], [e(0, 1), e(0, 2)], [e(0, 1), e(2, 3)]])
+    sizes = (bayes_posterior(spec, contexts) > 0).sum(1).tolist()
+    assert sizes == [math.comb(m, 2), 2 * m - 4, 6]
+
+
+def test_sphere2_pair_closed_form_fails_outside_its_hypotheses():
+    """With noise, or with a third context token, the formula is no longer the Bayes accuracy."""
+    for m in (3, 4, 5):
+        cf = lca_task.bayes_accuracy_sphere2_pair(m)
+        noisy = TaskSpec(m=m, L=2, neighbourhood=lca.hamming_sphere(2), noise=0.3)
+        assert abs(exact_bayes_accuracy(noisy) - cf) > 0.01
+        longer = TaskSpec(m=m, L=3, neighbourhood=lca.hamming_sphere(2))
+        assert abs(exact_bayes_accuracy(longer) - cf) > 0.01
+    assert lca_task.bayes_accuracy_sphere2_pair(16) - 1 / 6 < 0.02  # the large-m limit 1/6
+
+
+# --------------------------------------------------------------------------- ex-lca-m2
+def m2_noise_lower_bound(noise: float, L: int) -> float:
+    """The solution's bound on the Bayes accuracy at m = 2 with noise: one minus the probability
+    that at most half of the tokens fall in N_1(y), minus half the probability that the target's
+    complement never shows up."""
+    p_in = 1 - noise / 3
+    majority_fails = sum(math.comb(L, k) * p_in**k * (1 - p_in) ** (L - k) for k in range(L // 2 + 1))
+    return 1 - majority_fails - 0.5 * (1 - noise / 3) ** L
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.3, 0.6])
+def test_m2_noise_breaks_the_tie(noise):
+    """At m = 2 the noise-free ceiling is 1/2 for every L; with noise it is at least the
+    solution's bound, which tends to 1, and it grows with L."""
+    accs = []
+    for L in range(1, 9):
+        acc = exact_bayes_accuracy(TaskSpec(m=2, L=L, noise=noise))
+        assert acc >= m2_noise_lower_bound(noise, L) - 1e-12, (noise, L)
+        accs.append(acc)
+    assert accs[-1] > 0.5 + 0.05 and accs[-1] > accs[1]
+    assert m2_noise_lower_bound(noise, 400) > 0.99
+    for L in range(1, 9):  # without noise (the hypothesis removed) the tie is never broken
+        assert abs(exact_bayes_accuracy(TaskSpec(m=2, L=L)) - 0.5) < 1e-12
 
 
 # --------------------------------------------------------------------------- figures (smoke)

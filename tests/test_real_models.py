@@ -185,7 +185,51 @@ def test_the_wilson_checker_tells_right_from_wrong(capsys):
         half = z * (p * (1 - p) / n) ** 0.5
         return p - half, p + half
 
+    def half_only(successes, n, z=1.96):  # only the half-width divided by 1 + z^2 / n
+        p = successes / n
+        denom = 1 + z * z / n
+        half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / denom
+        return p + z * z / (2 * n) - half, p + z * z / (2 * n) + half
+
+    def reference(successes, n, z=1.96):  # the chapter's reference cell
+        p = successes / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / denom
+        return centre - half, centre + half
+
     assert "not implemented yet" in real_models.check_wilson_interval(stub).message
     assert real_models.check_wilson_interval(real_models.wilson_interval)
-    assert not real_models.check_wilson_interval(normal)
+    assert real_models.check_wilson_interval(reference)
+    for wrong in (normal, half_only):
+        res = real_models.check_wilson_interval(wrong)
+        assert not res and "expected" in res.message and "successes=" in res.message
+    out = capsys.readouterr().out
+    assert out.count("\n") == 3 + 2 * 4  # one line per pass or stub, four per failure
     capsys.readouterr()
+
+
+def test_figures_fit_the_column_with_legends_outside():
+    import matplotlib.pyplot as plt
+
+    res = real_models.load_curves()
+    panels = [("flipped", "generic", "generic"), ("flipped", "relation", "relation")]
+    figs = [
+        real_models.plot_known_panels(res, panels),
+        real_models.plot_prediction_beside_curves(res, res["ks"], [0.0] * len(res["ks"])),
+        real_models.plot_logit_lens(torch.zeros(4), torch.ones(4)),
+    ]
+    for fig in figs:
+        assert fig.get_size_inches()[0] <= 7.5 + 1e-9 and fig._suptitle is None
+        assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+        plt.close(fig)
+    # panels that count different cases say so per panel, and the legend names only the models
+    fig = real_models.plot_known_panels(res, panels)
+    n_relation = res["models"]["smollm2"]["schemes"]["relation"]["all"]["flipped"]["n"]
+    assert f"{n_relation} (smollm2)" in fig.axes[1].get_title()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(res["models"])
+    plt.close(fig)
+    fig = real_models.plot_known_curves(res)
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and legend.get_bbox_to_anchor().x0 > fig.axes[0].bbox.x1 - 1
+    plt.close(fig)

@@ -20,6 +20,7 @@ import torch
 import lca
 import lca.model as lca_model
 from lca import report, transformer
+from lca.lca_task import bayes_accuracy_sphere1
 from lca.task import count_vector, log_likelihood
 from lca.train import TrainConfig
 
@@ -317,10 +318,27 @@ def test_plots_return_labelled_figures():
     figs.append(transformer.plot_accuracy_vs_dim(table))
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)
-        assert fig.get_suptitle() and fig.axes[0].get_ylabel()
+        assert not fig.get_suptitle() and fig.axes[0].get_ylabel()  # the caption says it
+        assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes)  # legend below
+        assert fig.get_figwidth() <= 7.5 + 1e-9
         for ax in fig.axes:
             assert ax.get_xlabel()
         matplotlib.pyplot.close(fig)
+    four = transformer.SweepTable(
+        "L",
+        [2, 4],
+        [3, 4, 5, 6],
+        ["trained W_V", "W_V = I"],
+        settings={"steps": 300},
+        mean={lab: {m: [0.1, 0.2] for m in (3, 4, 5, 6)} for lab in ("trained W_V", "W_V = I")},
+        sd={lab: {m: [0.0, 0.1] for m in (3, 4, 5, 6)} for lab in ("trained W_V", "W_V = I")},
+        bayes={m: [0.5, 0.6] for m in (3, 4, 5, 6)},
+    )
+    fig = transformer.plot_accuracy_vs_length(four, longer=four, title="a title")
+    assert [ax.get_subplotspec().get_geometry()[:2] for ax in fig.axes] == [(2, 2)] * 4  # a grid
+    assert fig.get_suptitle() == "a title"
+    assert {t.get_text() for t in fig.legends[0].get_texts()} >= {"$W_{V} = I$, 300 steps", "Bayes ceiling"}
+    matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="table"):
         transformer.plot_accuracy_vs_length(table)
     with pytest.raises(ValueError, match="labels"):
@@ -372,14 +390,22 @@ def _stub(*args):
     raise NotImplementedError
 
 
-def _attention_ok(W_E, W_KQ, contexts):
-    X = W_E[contexts]
-    return torch.softmax(torch.einsum("nd,de,nle->nl", X[:, -1], W_KQ, X), dim=1)
+def _bag_ok(W_E, W_KQ, W_V, counts, query):
+    s = W_E[query] @ W_KQ @ W_E.T
+    w = counts * torch.exp(s - s.max(1, keepdim=True).values)
+    return (w / w.sum(1, keepdim=True)) @ W_E @ W_V.T @ W_E.T
 
 
-def _forward_ok(W_E, W_KQ, W_V, contexts):
-    h = torch.einsum("nl,nld->nd", _attention_ok(W_E, W_KQ, contexts), W_E[contexts])
-    return h @ W_V.T @ W_E.T
+def _enumerated(M, P, L, split_ties=True):
+    """Accuracy of the logits M c(x) / L over every context, with an explicit loop."""
+    V, total = M.shape[0], 0.0
+    for x in itertools.product(range(V), repeat=L):
+        f = [sum(float(M[k, t]) for t in x) / L for k in range(V)]
+        best = [k for k in range(V) if f[k] >= max(f) - 1e-9 * max(abs(max(f)), 1.0)]
+        if not split_ties:
+            best = [max(range(V), key=lambda k: f[k])]
+        total += sum(math.prod(float(P[y, t]) for t in x) / V for y in best) / len(best)
+    return total
 
 
 def _counts(M, contexts):
@@ -388,28 +414,17 @@ def _counts(M, contexts):
 
 
 CHECKERS = {
-    transformer.check_attention: (
-        _attention_ok,
+    transformer.check_bag_logits: (
+        _bag_ok,
         [
-            lambda W_E, W_KQ, c: torch.softmax(
-                torch.einsum("nd,ed,nle->nl", W_E[c][:, -1], W_KQ, W_E[c]), dim=1
-            ),  # W_KQ^T
-            lambda W_E, W_KQ, c: torch.softmax(
-                torch.einsum("nd,de,nle->nl", W_E[c][:, 0], W_KQ, W_E[c]), dim=1
-            ),  # first token
-            lambda W_E, W_KQ, c: torch.exp(torch.einsum("nd,de,nle->nl", W_E[c][:, -1], W_KQ, W_E[c])),
+            lambda W_E, W_KQ, W_V, c, q: _bag_ok(W_E, W_KQ, W_V, (c > 0).double(), q),  # presence only
+            lambda W_E, W_KQ, W_V, c, q: _bag_ok(W_E, W_KQ.T, W_V, c, q),  # W_KQ^T
+            lambda W_E, W_KQ, W_V, c, q: _bag_ok(W_E, W_KQ, W_V, torch.ones_like(c), q),  # every token
+            lambda W_E, W_KQ, W_V, c, q: (
+                (c * torch.exp(W_E[q] @ W_KQ @ W_E.T)) @ W_E @ W_V.T @ W_E.T
+            ),  # not normalised
         ],
-    ),  # no softmax
-    transformer.check_forward: (
-        _forward_ok,
-        [
-            lambda W_E, W_KQ, W_V, c: (
-                torch.einsum("nl,nld->nd", _attention_ok(W_E, W_KQ, c), W_E[c]) @ W_V @ W_E.T
-            ),  # W_V^T
-            lambda W_E, W_KQ, W_V, c: W_E[c].mean(1) @ W_V.T @ W_E.T,  # no attention
-            lambda W_E, W_KQ, W_V, c: torch.einsum("nl,nld->nd", _attention_ok(W_E, W_KQ, c), W_E[c]) @ W_V.T,
-        ],
-    ),  # no unembed
+    ),
     transformer.check_count_logits: (
         lambda M, c: _counts(M, c) @ M.T / c.shape[1],
         [
@@ -426,18 +441,33 @@ CHECKERS = {
             lambda Lam, W_E: torch.linalg.pinv(W_E).T @ Lam @ torch.linalg.pinv(W_E),
         ],
     ),  # wrong shape
+    transformer.check_exact_accuracy: (
+        _enumerated,
+        [
+            lambda M, P, L: _enumerated(M, P, L, split_ties=False),  # plain argmax
+            lambda M, P, L: _enumerated(M, P.T, L),  # P[x, y] for P[y, x]
+            lambda M, P, L: V * _enumerated(M, P, L) if (V := M.shape[0]) else 0.0,  # no prior 1/V
+            lambda M, P, L: _enumerated(M.T, P, L),  # M^T c
+        ],
+    ),
 }
 
 
 @pytest.mark.parametrize("checker", list(CHECKERS), ids=lambda c: c.__name__)
 def test_checkers_accept_reference_and_reject_mistakes(checker, capsys):
+    """Each checker prints one message: "not implemented yet" for the stub, a pass for a correct
+    answer, and for a typical mistake the first failing input with expected and got."""
     good, wrongs = CHECKERS[checker]
     assert checker(good)
+    assert capsys.readouterr().out.strip().endswith("tests passed.")
     for wrong in wrongs:
         res = checker(wrong)
         assert not res and ("wrong answer" in res.message or "raised" in res.message)
+        out = capsys.readouterr().out
+        assert out == res.message + "\n" and "expected:" in out and "got:" in out
     res = checker(_stub)
     assert not res and "not implemented yet" in res.message
+    assert capsys.readouterr().out.count("\n") == 1
 
 
 def test_checker_references_match_loops():
@@ -445,11 +475,81 @@ def test_checker_references_match_loops():
     model = _random_model(V=8, d=4, seed=10)
     W_E, W_KQ, W_V = (model.W_E.detach(), model.W_KQ.detach(), model.W_V.detach())
     ctx = torch.randint(0, 8, (4, 6), generator=torch.Generator().manual_seed(10))
-    f = transformer._ref_forward(W_E, W_KQ, W_V, ctx)
-    a = transformer._ref_attention(W_E, W_KQ, ctx)
+    ctx[0, :3] = 5
+    f = transformer._ref_bag_logits(W_E, W_KQ, W_V, count_vector(ctx, 8), ctx[:, -1])
     for i in range(4):
-        f_i, a_i, _ = _loop_forward(W_E, W_KQ, W_V, ctx[i].tolist())
-        assert torch.allclose(f[i], f_i, atol=1e-10) and torch.allclose(a[i], a_i, atol=1e-12)
+        f_i, _, _ = _loop_forward(W_E, W_KQ, W_V, ctx[i].tolist())
+        assert torch.allclose(f[i], f_i, atol=1e-10)
+    g = torch.Generator().manual_seed(11)
+    M, P = (
+        torch.randn(4, 4, generator=g, dtype=torch.float64),
+        torch.rand(4, 4, generator=g, dtype=torch.float64),
+    )
+    P = P / P.sum(1, keepdim=True)
+    for L in (1, 2, 3):
+        assert math.isclose(transformer._ref_exact_accuracy(M, P, L), _enumerated(M, P, L), abs_tol=1e-12)
+
+
+def test_logits_read_a_bag_of_tokens_and_the_query():
+    """Exercise ex-tf-bag: without positional encoding the logits depend on a context only through
+    its count vector and its last token (permuting the other positions changes nothing); with a
+    positional encoding added to the embeddings they do not."""
+    model = _random_model(V=16, d=6, seed=12, W_KQ_scale=2.0)
+    W_E, W_KQ, W_V = (model.W_E.detach(), model.W_KQ.detach(), model.W_V.detach())
+    g = torch.Generator().manual_seed(13)
+    ctx = torch.randint(0, 16, (50, 7), generator=g)
+    perm = torch.cat([torch.randperm(6, generator=g), torch.tensor([6])])
+    assert torch.allclose(model(ctx).detach(), model(ctx[:, perm]).detach(), atol=1e-12)
+    bag = transformer._ref_bag_logits(W_E, W_KQ, W_V, count_vector(ctx, 16), ctx[:, -1])
+    assert torch.allclose(bag, model(ctx).detach(), atol=1e-10)
+    pos = torch.randn(7, 6, generator=g, dtype=torch.float64)  # hypothesis removed: positions
+
+    def with_positions(c):
+        X = W_E[c] + pos
+        a = torch.softmax(torch.einsum("nd,de,nle->nl", X[:, -1], W_KQ, X), dim=1)
+        return torch.einsum("nl,nld->nd", a, X) @ W_V.T @ W_E.T
+
+    assert not torch.allclose(with_positions(ctx), with_positions(ctx[:, perm]), atol=1e-3)
+
+
+def test_exact_accuracy_matches_sampling_and_the_theorem():
+    """Exercise ex-tf-exact: the enumerated accuracy of a bag-of-tokens model agrees with a
+    sampled estimate; for the theorem's construction (d >= V) it equals the Bayes ceiling, in
+    closed form for the noise-free task and by enumeration with noise; for d < V it falls short."""
+    spec = lca.TaskSpec(3, 3, noise=0.3)
+    model = transformer.bayes_model(spec, 5, seed=2)  # d < V: the construction is not exact
+    M = (model.W_E @ model.W_V @ model.W_E.T).detach()
+    acc = transformer._ref_exact_accuracy(M, spec.context_law(), 3)
+    ctx, y = lca.sample(spec, 20000, seed=4)
+    sampled = transformer.tied_accuracy(model(ctx).detach(), y)
+    assert abs(acc - sampled) < 4 * (acc * (1 - acc) / 20000) ** 0.5
+    P = spec.context_law()
+    bayes = sum(
+        max(math.prod(float(P[t, x]) for x in xs) for t in range(8)) / 8
+        for xs in itertools.product(range(8), repeat=3)
+    )
+    assert acc < bayes - 0.01
+    for s in (spec, lca.TaskSpec(3, 3)):
+        full = transformer.bayes_model(s, 12, seed=2)
+        M = (full.W_E @ full.W_V @ full.W_E.T).detach()
+        exact = transformer._ref_exact_accuracy(M, s.context_law(), 3)
+        target = bayes if s.noise else float(bayes_accuracy_sphere1(3, 3, exact=True))
+        assert math.isclose(exact, target, abs_tol=1e-12)
+
+
+def test_one_token_identity_value_accuracy():
+    """Exercise ex-tf-one-token: on the noise-free N_1 task with L = 1, W_V = I and embeddings of
+    one norm score 0 (ties split), the Bayes ceiling is 1/m; with unequal norms W_V = I can win."""
+    for m in (3, 4):
+        spec = lca.TaskSpec(m, 1)
+        W_E = torch.randn(2**m, 5, generator=torch.Generator().manual_seed(m), dtype=torch.float64)
+        unit = W_E / W_E.norm(dim=1, keepdim=True)
+        P = spec.context_law()
+        assert transformer._ref_exact_accuracy(unit @ unit.T, P, 1) < 1e-12
+        assert math.isclose(float(bayes_accuracy_sphere1(m, 1, exact=True)), 1 / m)
+        # hypothesis removed: norms 1, ..., V along one line; the longest embedding always wins
+        line = torch.arange(1.0, 2**m + 1, dtype=torch.float64)[:, None] * unit[:1]
+        assert math.isclose(transformer._ref_exact_accuracy(line @ line.T, P, 1), 2.0**-m)
 
 
 # ------------------------------------------------------------------------------ benchmark

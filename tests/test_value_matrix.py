@@ -697,40 +697,123 @@ def stub(*args):
     raise NotImplementedError
 
 
-def test_check_value_matrix_construction():
-    assert value_matrix.check_value_matrix_construction(lambda W, M: W.T @ M.double() @ W)
-    assert not value_matrix.check_value_matrix_construction(lambda W, M: W.T @ M.double().T @ W)
-    assert not value_matrix.check_value_matrix_construction(
-        lambda W, M: W.T @ (M.double() + torch.eye(M.shape[0], dtype=torch.float64)) @ W
+def _random_tie_error_by_enumeration(spec):
+    """Exact error with uniformly random tie-breaking: enumerate every context (Fractions)."""
+    ctxs, tgts, probs = enumerate_task(spec)
+    A = spec.neighbourhood.mask(spec.m).long()
+    total = 0.0
+    for ctx, y, p in zip(ctxs, tgts, probs.tolist()):
+        f = A @ torch.bincount(ctx, minlength=spec.V)  # integer multiples of the shares
+        top = f == f.max()
+        total += p * (1.0 - float(top[y]) / int(top.sum()))
+    return total
+
+
+@pytest.mark.parametrize("m,L", [(1, 3), (2, 3), (3, 1), (3, 2), (3, 4), (4, 3), (4, 5), (5, 3)])
+def test_random_tie_error_formula_matches_enumeration(m, L):
+    exact = _random_tie_error_by_enumeration(lca.TaskSpec(m, L))
+    assert value_matrix.wv_error_random_ties_sphere1(m, L) == pytest.approx(exact, rel=1e-12, abs=1e-15)
+
+
+def test_random_tie_error_formula_needs_its_hypotheses():
+    # with noise, or with another neighbourhood, the formula no longer gives the error
+    for spec in (lca.TaskSpec(3, 3, noise=0.3), lca.TaskSpec(3, 3, lca.hamming_ball(2))):
+        exact = _random_tie_error_by_enumeration(spec)
+        assert abs(value_matrix.wv_error_random_ties_sphere1(3, 3) - exact) > 1e-3
+    # and random tie-breaking errs less than the strict rule (ties as errors) whenever ties occur
+    for m, L in ((3, 4), (5, 6), (8, 8)):
+        assert value_matrix.wv_error_random_ties_sphere1(m, L) < value_matrix.wv_error_exact_sphere1(m, L)
+
+
+def test_hebbian_memory_and_its_expectation():
+    g = torch.Generator().manual_seed(0)
+    E = torch.randn(8, 5, generator=g, dtype=torch.float64)
+    ctx = torch.randint(8, (6, 4), generator=g)
+    y = torch.randint(8, (6,), generator=g)
+    loop = sum(torch.outer(E[y[r]], E[ctx[r]].mean(0)) for r in range(6)) / 6
+    assert torch.allclose(value_matrix.hebbian_value_matrix(E, ctx, y), loop, atol=1e-12)
+    # E[W] = (1/V) W_E^T Pbar W_E, which is W_V* / (nV) in a noise-free regular task
+    spec = lca.TaskSpec(4, 8)
+    W_E = init_embedding(spec.V, spec.V, "orthonormal", torch.Generator().manual_seed(1), dtype=torch.float64)
+    ctxs, tgts, probs = enumerate_task(lca.TaskSpec(4, 2))
+    expected = value_matrix.value_matrix_construction(W_E, spec.neighbourhood) / (4 * spec.V)
+    W = sum(
+        p * value_matrix.hebbian_value_matrix(W_E, c[None], t[None]) for c, t, p in zip(ctxs, tgts, probs)
     )
-    assert not value_matrix.check_value_matrix_construction(
-        lambda W, M: W.T @ (M.double() / M.sum(1, keepdim=True).double()) @ W
-    )
-    res = value_matrix.check_value_matrix_construction(stub)
+    assert torch.allclose(W, expected, atol=1e-12)
+    ctx_s, y_s = lca.sample(spec, 20_000, seed=3)
+    err = float((value_matrix.hebbian_value_matrix(W_E, ctx_s, y_s) - expected).abs().max())
+    assert err < 0.05 * float(expected.abs().max())
+
+
+def test_adam_first_step_is_a_sign_step_and_matches_torch():
+    g = torch.Generator().manual_seed(2)
+    V, d, lr = 8, 6, 0.01
+    E = torch.randn(V, d, generator=g, dtype=torch.float64)
+    P = torch.rand(V, V, generator=g, dtype=torch.float64)
+    P.fill_diagonal_(0.0)
+    P = P / P.sum(1, keepdim=True)
+    W = torch.zeros(d, d, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([W], lr=lr)
+    H = P @ E  # E[h | y]: at W = 0 the gradient is linear in h, so the mean context suffices
+    loss = torch.nn.functional.cross_entropy(H @ W.T @ E.T, torch.arange(V))
+    loss.backward()
+    opt.step()
+    assert torch.allclose(W.detach(), value_matrix.adam_first_step(E, P, lr), rtol=1e-9, atol=1e-15)
+    # one-hot embeddings, noise-free regular task: sign(C Pbar) = 2A - 11^T, the construction's predictions
+    spec = lca.TaskSpec(4, 8)
+    A = spec.neighbourhood.mask(4).double()
+    W1 = value_matrix.adam_first_step(torch.eye(spec.V, dtype=torch.float64), A / 4, 1.0)
+    assert torch.allclose(W1, 2 * A - 1, atol=1e-6)
+    # a rotated orthonormal basis breaks it: Adam's sign step is not basis invariant
+    Q = init_embedding(spec.V, spec.V, "orthonormal", torch.Generator().manual_seed(5), dtype=torch.float64)
+    W2 = value_matrix.adam_first_step(Q, A / 4, 1.0)
+    assert not torch.allclose(Q @ W2 @ Q.T, 2 * A - 1, atol=1e-2)
+
+
+def test_check_hebbian_value_matrix():
+    ref = value_matrix.hebbian_value_matrix
+    assert value_matrix.check_hebbian_value_matrix(ref)
+    assert not value_matrix.check_hebbian_value_matrix(lambda E, c, y: ref(E, c, y).T)
+    assert not value_matrix.check_hebbian_value_matrix(lambda E, c, y: ref(E, c, y) * c.shape[1])
+    assert not value_matrix.check_hebbian_value_matrix(lambda E, c, y: ref(E, c, y) * c.shape[0])
+    res = value_matrix.check_hebbian_value_matrix(lambda E, c, y: ref(E, c, y).T)
+    assert "wrong answer" in repr(res) and "expected" in repr(res)
+    res = value_matrix.check_hebbian_value_matrix(stub)
     assert not res and "not implemented yet" in repr(res)
 
 
-def test_check_one_step_gradient():
-    def ref(W, P):
-        V = W.shape[0]
-        return W.T @ (torch.eye(V, dtype=W.dtype) - 1.0 / V) @ P @ W / V
-
-    assert value_matrix.check_one_step_gradient(ref)
-    assert not value_matrix.check_one_step_gradient(lambda W, P: W.T @ P @ W / W.shape[0])
-    assert not value_matrix.check_one_step_gradient(lambda W, P: -ref(W, P))
-    assert not value_matrix.check_one_step_gradient(lambda W, P: ref(W, P.T))
-    res = value_matrix.check_one_step_gradient(stub)
+def test_check_sphere_error_random_ties():
+    assert value_matrix.check_sphere_error_random_ties(value_matrix.wv_error_random_ties_sphere1)
+    assert not value_matrix.check_sphere_error_random_ties(value_matrix.wv_error_exact_sphere1)
+    # forgetting the one-token contexts, or breaking those ties 1/2 instead of (m-1)/m
+    assert not value_matrix.check_sphere_error_random_ties(
+        lambda m, L: math.comb(m, 2) * (2**L - 2) / 2 / m**L
+    )
+    assert not value_matrix.check_sphere_error_random_ties(
+        lambda m, L: math.comb(m, 2) * (2**L - 2) / 2 / m**L + 0.5 * m / m**L
+    )
+    res = value_matrix.check_sphere_error_random_ties(value_matrix.wv_error_exact_sphere1)
+    assert "wrong answer" in repr(res) and "m = " in repr(res)
+    res = value_matrix.check_sphere_error_random_ties(stub)
     assert not res and "not implemented yet" in repr(res)
 
 
-def test_check_sphere_error():
-    def ref(m, L):
-        return 0.0 if m == 1 else math.comb(m, 2) * (2 / m) ** L - m * (m - 2) / m**L
+def test_check_adam_first_step():
+    ref = value_matrix.adam_first_step
+    assert value_matrix.check_adam_first_step(ref)
 
-    assert value_matrix.check_sphere_error(ref)
-    assert not value_matrix.check_sphere_error(lambda m, L: math.comb(m, 2) * (2 / m) ** L)
-    assert not value_matrix.check_sphere_error(lambda m, L: min(1.0, math.comb(m, 2) * (2 / m) ** L))
-    res = value_matrix.check_sphere_error(stub)
+    def g(E, P):
+        V = E.shape[0]
+        return E.T @ (torch.eye(V, dtype=E.dtype) - 1.0 / V) @ P @ E / V
+
+    assert value_matrix.check_adam_first_step(lambda E, P, lr: lr * torch.sign(g(E, P)))
+    assert not value_matrix.check_adam_first_step(lambda E, P, lr: lr * g(E, P))  # the SGD step
+    assert not value_matrix.check_adam_first_step(lambda E, P, lr: -lr * torch.sign(g(E, P)))
+    assert not value_matrix.check_adam_first_step(lambda E, P, lr: lr * torch.sign(E.T @ P @ E))
+    res = value_matrix.check_adam_first_step(lambda E, P, lr: lr * g(E, P))
+    assert "wrong answer" in repr(res) and "lr = " in repr(res)
+    res = value_matrix.check_adam_first_step(stub)
     assert not res and "not implemented yet" in repr(res)
 
 
@@ -762,6 +845,13 @@ def test_plots_return_labelled_figures():
         ),
         value_matrix.plot_wv_budget([300, 600], {"L = 64": {"m = 5": [[0.1, 0.2], [0.05, 0.1]]}}),
         value_matrix.plot_wv_random_embeddings([8, 16], {"m = 5": [[0.1, 0.2], [0.5, 0.6]]}, {"m = 5": 1.0}),
+        value_matrix.plot_wv_construction(
+            [2, 4],
+            {"a": {"exact": [0.5, 0.0], "bound": [1.0, 0.1], "monte_carlo": [0.4, 0.0]}},
+            [8, 16],
+            {"m = 5": [[0.1, 0.2], [0.5, 0.6]]},
+            {"m = 5": 1.0},
+        ),
     ]
     for fig in figs:
         for ax in fig.axes:
