@@ -144,7 +144,20 @@ class BookBuild:
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> BookBuild:
-    """Build the book once (vendored JavaScript first) into a temporary folder."""
+    """Build the book once (vendored JavaScript first) into a temporary folder.
+
+    ``ELEPHANTS_BUILT_BOOK=DIR`` reuses a build made with ``jupyter-book build . --all -W
+    --keep-going --path-output DIR`` instead (for iterating on the browser tests); its log is read
+    from ``DIR/build.log`` if there is one, so the warnings test checks that log."""
+    prebuilt = os.environ.get("ELEPHANTS_BUILT_BOOK")
+    if prebuilt:
+        out = Path(prebuilt)
+        log = out / "build.log"
+        return BookBuild(
+            html=out / "_build" / "html",
+            returncode=0 if (out / "_build" / "html" / "index.html").exists() else 1,
+            log=ANSI.sub("", log.read_text(errors="replace")) if log.exists() else "",
+        )
     vendor = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "vendor_js.py")],
         cwd=ROOT,

@@ -1,4 +1,5 @@
-"""Vendor the book's JavaScript (MathJax 3, require.js, the ipywidgets HTML manager) for offline use.
+"""Vendor the book's JavaScript (MathJax 3, require.js, the ipywidgets HTML manager, Popper and
+tippy.js for sphinx-tippy's hover previews) for offline use.
 
 By default the built book would load MathJax, require.js and @jupyter-widgets/html-manager from
 CDNs. This tool fetches pinned versions with ``npm pack`` (the npm registry is the only place it
@@ -61,6 +62,24 @@ PACKAGES = {
             ("package.json", "html-manager/package.json"),  # names the licence (BSD-3-Clause)
         ],
     ),
+    # sphinx-tippy's hover previews of cross-references (the tips themselves are written at build
+    # time); `tippy_js` in _config.yml points at these instead of unpkg.com
+    "popper": (
+        "@popperjs/core",
+        "2.11.8",
+        [
+            ("dist/umd/popper.min.js", "tippy-lib/popper.min.js"),
+            ("LICENSE.md", "tippy-lib/popper.LICENSE.md"),
+        ],
+    ),
+    "tippy": (
+        "tippy.js",
+        "6.3.7",
+        [
+            ("dist/tippy-bundle.umd.min.js", "tippy-lib/tippy-bundle.umd.min.js"),
+            ("LICENSE", "tippy-lib/tippy.LICENSE"),
+        ],
+    ),
 }
 
 # Files whose presence means a package is in place (what _config.yml points at).
@@ -68,7 +87,31 @@ ENTRY_POINTS = {
     "mathjax": "mathjax/tex-chtml.js",
     "requirejs": "requirejs/require.js",
     "html-manager": "html-manager/embed-amd.js",
+    "popper": "tippy-lib/popper.min.js",
+    "tippy": "tippy-lib/tippy-bundle.umd.min.js",
+    "tippy-global": "tippy-lib/tippy-global.js",
 }
+
+
+def write_tippy_global() -> None:
+    """Popper and tippy.js in one script that defines the globals ``Popper`` and ``tippy``.
+
+    Their UMD bundles register themselves as anonymous AMD modules when require.js (loaded on the
+    widget pages) has defined ``define``: then ``tippy`` is not a global, sphinx-tippy's page script
+    fails and require.js reports "Mismatched anonymous define() module". Inside this wrapper
+    ``define``, ``exports`` and ``module`` are undefined parameters, so both bundles take their
+    plain-browser branch."""
+    lib = STATIC / "tippy-lib"
+    parts = [
+        (lib / name).read_text(encoding="utf-8") for name in ("popper.min.js", "tippy-bundle.umd.min.js")
+    ]
+    body = ";\n".join(parts)
+    (lib / "tippy-global.js").write_text(
+        "/* @popperjs/core and tippy.js (see popper.LICENSE.md, tippy.LICENSE), written by\n"
+        "   tools/vendor_js.py without their AMD/CommonJS branches. */\n"
+        f"(function (define, exports, module) {{\n{body}\n}}).call(window);\n",
+        encoding="utf-8",
+    )
 
 
 def pinned() -> dict[str, str]:
@@ -166,6 +209,7 @@ def vendor(force: bool = False) -> bool:
             unpack(tarball, rules, work)
             if name == "html-manager":
                 check_widget_match(work / "package" / "package.json")
+    write_tippy_global()
     missing = [p for p in ENTRY_POINTS.values() if not (STATIC / p).is_file()]
     if missing:
         raise SystemExit(f"tools/vendor_js.py: after unpacking, missing {missing}")
