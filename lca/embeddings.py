@@ -599,7 +599,7 @@ def plot_distance_and_gram(D: ArrayLike, G: ArrayLike, title: str = "") -> Figur
     """Two heat maps side by side: Hamming distances ``D [V, V]`` and a Gram matrix ``G [V, V]``
     (tokens in id order). ``title``, if given, becomes a figure title (the book's captions say it
     instead)."""
-    fig, axes = new_figure(2, 1, width=3.75, height=3.1)
+    fig, axes = new_figure(2, 1, width=3.75, height=2.6)
     for ax, M, name, cmap in (
         (axes[0], D, r"distance $D_{\mathrm{H}}(i,j)$", SEQUENTIAL_CMAP),
         (axes[1], G, r"inner product $\langle e_i, e_j\rangle$", DIVERGING_CMAP),
@@ -624,7 +624,8 @@ def _math_label(text: str) -> str:
 
 
 def plot_hamming_inner(
-    panels: dict, m: int | None = None, title: str = "", ncols: int | None = None
+    panels: dict, m: int | None = None, title: str = "", ncols: int | None = None,
+    height: float = 3.1,
 ) -> Figure:
     """Fig. 3(b)-style panels: mean inner product of two token embeddings against their Hamming
     distance, one panel per variant (each panel's m is read from the length of its profile; ``m``
@@ -635,12 +636,12 @@ def plot_hamming_inner(
     mean and the spread over pairs at each distance), ``b0``, ``b1`` (the affine fit to the
     seed-averaged profile) and ``r2`` (the R^2 the title quotes, that of the mean profile), and
     optionally ``twisted`` (``[m+1]``, the parity-twisted fit) with its ``r2_twisted``.
-    ``title``, if given, becomes a figure title.
+    ``title``, if given, becomes a figure title; ``height`` is one panel's height in inches.
     """
     n = len(panels)
     ncols = n if ncols is None else max(1, min(int(ncols), n))
     nrows = -(-n // ncols)
-    fig, axes = new_figure(ncols, nrows, width=3.75, height=3.1, squeeze=False)
+    fig, axes = new_figure(ncols, nrows, width=3.75, height=height, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (name, p) in zip(axes.flat, panels.items()):
@@ -710,7 +711,7 @@ def plot_geometry_study(rows: dict, title: str = "") -> Figure:
     title.
     """
     variants = list(rows)
-    height = 0.34 * max(len(r) for r in rows.values()) + 1.2
+    height = 0.28 * max(len(r) for r in rows.values()) + 1.1
     fig, axes = new_figure(len(variants), 1, width=3.75, height=height, sharey=True)
     axes = np.atleast_1d(axes)
     marks = {"hamming": ("s", COLORS["black"]), "twisted": ("D", COLORS["green"])}
@@ -820,7 +821,7 @@ def plot_hamming_kernel(
     annotated with their multiplicities C(m, w))."""
     g, lam, mult = as_array(profile), as_array(eigenvalues), as_array(multiplicities).astype(int)
     m = len(g) - 1
-    fig, axes = new_figure(2, 1, width=4.4, height=3.4)
+    fig, axes = new_figure(2, 1, width=4.4, height=2.8)
     axes[0].plot(np.arange(m + 1), g, "o-", color=COLORS["blue"], label="$g(k)$")
     axes[0].axhline(0, color="black", lw=0.6)
     axes[0].set_xlabel("Hamming distance k")

@@ -676,7 +676,7 @@ def plot_wv_example(
     A, f = as_array(A), as_array(logits).reshape(-1)
     V = A.shape[0]
     ctx = sorted({int(t) for t in as_array(context).reshape(-1)})
-    fig, axes = new_figure(ncols=2, width=3.75, height=3.4)
+    fig, axes = new_figure(ncols=2, width=3.75, height=2.5)
     ax = axes[0]
     ax.imshow(A, cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
     box = dict(fill=False, ec=COLORS["vermillion"], lw=2, label=f"row of the target $y={target}$")
@@ -714,7 +714,7 @@ def plot_wv_error(
     """
     from matplotlib.lines import Line2D
 
-    fig, ax = new_figure(width=5.0, height=3.4) if ax is None else (ax.figure, ax)
+    fig, ax = new_figure(width=5.0, height=2.5) if ax is None else (ax.figure, ax)
     Ls = as_array(Ls)
     positive = [v[v > 0] for c in curves.values() for v in map(as_array, c.values())]
     positive = [p.min() for p in positive if p.size]
@@ -764,7 +764,7 @@ def plot_wv_bars(ms: ArrayLike, results: dict) -> Figure:
     No suptitle (the caption says it); one legend under the panels.
     """
     panels = list(results.items())
-    fig, axes = new_figure(ncols=len(panels), width=2.5, height=2.6, sharey=True)
+    fig, axes = new_figure(ncols=len(panels), width=2.5, height=2.3, sharey=True)
     axes = np.atleast_1d(axes)
     ms = list(ms)
     x = np.arange(len(ms))
@@ -794,7 +794,7 @@ def plot_wv_budget(steps: ArrayLike, gaps: dict) -> Figure:
     panel per entry of ``gaps``: panel label -> line label (e.g. ``"m = 5"``) -> array
     ``[len(steps), seeds]`` of per-seed gaps (line: mean, band: min-max). No suptitle; one legend
     under the panels."""
-    fig, axes = new_figure(ncols=len(gaps), width=3.75, height=2.8, sharey=True)
+    fig, axes = new_figure(ncols=len(gaps), width=3.75, height=2.2, sharey=True)
     axes = np.atleast_1d(axes)
     for ax, (panel, data) in zip(axes, gaps.items()):
         _bands(ax, steps, data)
@@ -816,7 +816,7 @@ def plot_wv_replacement(ds: ArrayLike, panels: dict, spectra: dict) -> Figure:
         spectra: label -> normalised singular values ``sigma_i / sigma_1`` (bottom left, against i), and
             optionally ``"rank"`` -> task label -> measured ranks per d (bottom right).
     """
-    fig, axes = new_figure(ncols=2, nrows=2, width=3.75, height=2.9)
+    fig, axes = new_figure(ncols=2, nrows=2, width=3.75, height=2.2)
     keys = (("trained", "replaced"), ("cosine", "cosine, measured rank"))
     for ax, (solid, other) in zip(axes[0], keys):
         style = ("o-", "s--" if other == "replaced" else "^:")
@@ -878,7 +878,7 @@ def plot_wv_construction(
     """The constructed model in one figure of two panels: (a) error probability against L with
     orthonormal embeddings (``plot_wv_error``), (b) accuracy against d with Gaussian embeddings
     (``plot_wv_random_embeddings``); each legend under its panel."""
-    fig, axes = new_figure(ncols=2, width=3.75, height=3.6)
+    fig, axes = new_figure(ncols=2, width=3.75, height=2.7)
     plot_wv_error(Ls, curves, title="(a) orthonormal $W_E$", ax=axes[0])
     plot_wv_random_embeddings(ds, accuracy, reference, title="(b) Gaussian $W_E$, $L=64$", ax=axes[1])
     return fig
@@ -897,10 +897,14 @@ def hebbian_value_matrix(W_E: torch.Tensor, contexts: torch.Tensor, targets: tor
         if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.ndim != ndim or t.numel() == 0:
             raise ValueError(f"{name} must be a non-empty LongTensor with {ndim} dimensions")
         if int(t.min()) < 0 or int(t.max()) >= V:
-            raise ValueError(f"{name} must hold token ids in 0..{V - 1}")
+            raise ValueError(
+                f"{name} must hold token ids in 0..{V - 1} (V = {V} rows of W_E [V, d]; is W_E "
+                f"transposed?), got ids up to {int(t.max())}"
+            )
     if targets.shape[0] != contexts.shape[0]:
         raise ValueError(
-            f"targets must have one entry per context ({contexts.shape[0]}), got {targets.shape[0]}"
+            f"targets must have one entry per row of contexts [n, L] (n = {contexts.shape[0]}), got "
+            f"{targets.shape[0]}; is contexts transposed?"
         )
     counts = torch.zeros(contexts.shape[0], V, dtype=torch.float64)
     counts.scatter_add_(1, contexts, torch.ones(contexts.shape, dtype=torch.float64))

@@ -9,31 +9,19 @@ if "google.colab" in sys.modules:
 # %% [markdown]
 # # The value matrix is an associative memory
 #
-# In the latent concept association task the target token never appears in its own context: the
-# context only holds tokens that are *similar* to it. Attention can gather the context into one
-# vector $h$, but a vector made of neighbours still has to be turned into the token they surround.
-# The paper {cite}`jiang2024elephants` argues that the value matrix does this job as an associative
-# memory: it stores, for every token, the association "my neighbours $\to$ me" as an outer product,
-# in the spirit of correlation-matrix memories {cite}`kohonen1972correlation` and of the memory
-# view of transformer weights {cite}`bietti2023birth`. This chapter builds that value matrix by
-# hand, computes exactly how often it fails, shows that the identity value matrix cannot do the
-# job with orthogonal embeddings, proves that one gradient step from zero already learns the
-# construction, and then looks at trained models: on a noisy task a trained value matrix beats one
-# fixed to the identity (the paper's Figure 3a; the chapter measures how the gap depends on the
-# training budget), and a trained value matrix can be swapped for the construction built from the
-# trained embeddings at a small cost in accuracy.
+# In the latent concept association task the context only holds tokens *similar* to the target. The
+# paper {cite}`jiang2024elephants` argues that the value matrix turns the attention output $h$, a
+# vector of neighbours, into the token they surround: an associative memory storing "my neighbours
+# $\to$ me" as outer products, like correlation-matrix memories {cite}`kohonen1972correlation` and
+# the memory view of transformer weights {cite}`bietti2023birth`.
 #
 # **In this chapter you will**
 #
-# - build the constructed value matrix $W_{V}^\star=W_{E}^\top A\,W_{E}$ for any neighbourhood and see
-#   that its logits are *shares of the context* lying in each token's neighbourhood;
-# - compute its error probability exactly (and bound it) as a function of $m$, $L$ and the
-#   neighbourhood, and check the numbers against Monte Carlo;
-# - prove that $W_{V}=I$ has accuracy exactly $0$ with orthonormal embeddings, and that a $\pm1$
-#   embedding that encodes the latent bits rescues it by a majority vote;
-# - derive the first gradient step on $W_{V}$ in closed form and check it against autograd;
-# - reproduce the trained-versus-identity comparison (Figure 3a of the paper) and compare a trained
-#   $W_{V}$ with the construction, at the rank at which the two should be compared.
+# - build the constructed value matrix $W_{V}^\star=W_{E}^\top A\,W_{E}$ and compute how often it fails;
+# - prove that $W_{V}=I$ fails with orthonormal embeddings, and that a $\pm1$ embedding rescues it;
+# - derive the first gradient step on $W_{V}$ from zero and see that it builds the construction;
+# - reproduce the paper's Figure 3a (trained $W_{V}$ against $W_{V}=I$) and swap a trained $W_{V}$ for
+#   the construction.
 
 # %% tags=["hide-input"]
 import math
@@ -73,52 +61,41 @@ def gaussian(V, d, seed=0):
 # %% [markdown]
 # ## Definitions
 #
-# Recall the model of the previous chapter: token $i$ has the embedding $W_{E}(i)\in\mathbb{R}^d$ (row $i$
-# of $W_{E}\in\mathbb{R}^{V\times d}$), attention weights $a_l$ gather the context into
-# $h=\sum_{l=1}^La_lW_{E}(x_l)$, and the logits are $f=W_{E}W_{V} h$ (the unembedding is tied). Group the
-# positions of the context by token: with
-#
-# $$
-# c_j=\sum_{l:\,x_l=j}a_l \qquad (j=0,\dots,V-1)
-# $$
-#
-# we have $h=W_{E}^\top c$. With $W_{KQ}=0$ the attention is uniform, $a_l=1/L$, and $c$ is simply the
-# vector of token frequencies in the context.
+# In the model of the previous chapter token $i$ has the embedding $W_{E}(i)$ (row $i$ of
+# $W_{E}\in\mathbb{R}^{V\times d}$), $h=\sum_{l=1}^La_lW_{E}(x_l)$ and $f=W_{E}W_{V} h$ (tied unembedding).
+# With $c_j=\sum_{l:\,x_l=j}a_l$, $h=W_{E}^\top c$; with $W_{KQ}=0$, $a_l=1/L$ and $c$ holds the token
+# frequencies of the context.
 #
 # ```{prf:definition} Neighbourhood matrix and constructed value matrix
 # :label: def-wv-construction
 #
 # The *neighbourhood matrix* of a task is $A\in\{0,1\}^{V\times V}$ with $A_{ij}=1$ iff token $j$
-# lies in $\mathcal{N}(i)$, i.e. may appear in the context of target $i$ (`family.mask(m)` in `lca`). The
-# *constructed value matrix* is
+# lies in $\mathcal{N}(i)$ (`family.mask(m)` in `lca`). The *constructed value matrix* is
 #
 # $$
 # W_{V}^\star=\sum_{i=0}^{V-1}W_{E}(i)\Big(\sum_{j\in\mathcal{N}(i)}W_{E}(j)\Big)^{\!\top}
-# =W_{E}^\top A\,W_{E}\ \in\mathbb{R}^{d\times d}.
+# =W_{E}^\top A\,W_{E}\ \in\mathbb{R}^{d\times d},
 # $$
 #
-# It is an outer-product memory ({doc}`01_associative_memory`) whose key for target $i$ is the sum
-# of its neighbours' embeddings and whose value is $i$'s own embedding. More generally any weight
-# matrix can replace $A$; `lca.value_matrix.value_matrix_construction(W_E, mask)` accepts a family, a
-# boolean mask or a weight matrix.
+# an outer-product memory ({doc}`01_associative_memory`) whose key for target $i$ is the sum of its
+# neighbours' embeddings and whose value is $i$'s own embedding. Any weight matrix can replace $A$
+# in `lca.value_matrix.value_matrix_construction(W_E, mask)`.
 # ```
 #
 # ```{prf:definition} Strict accuracy
 # :label: def-wv-strict-accuracy
 #
-# A prediction is *correct* when the target's logit is strictly larger than every other logit.
-# Ties count as errors. All accuracies and error probabilities of the constructed and identity
-# models in this chapter use this rule (`lca.value_matrix.strict_correct`); trained models are scored by
-# the usual argmax, where exact ties do not occur.
+# A prediction is *correct* when the target's logit is strictly larger than every other logit; ties
+# count as errors. The constructed and identity models of this chapter are scored so
+# (`lca.value_matrix.strict_correct`), trained models by the usual argmax (exact ties do not occur).
 # ```
 #
 # ## Look at it first
 #
-# Take $m=3$ ($V=8$ tokens), the neighbourhood $\mathcal{N}_1$ (the three tokens at Hamming distance 1) and
-# orthonormal embeddings. We build $W_{V}^\star$, put it into an actual `OneLayerTransformer` with
-# $W_{KQ}=0$, and read the logits on one sampled context.
+# With $m=3$ ($V=8$), $\mathcal{N}_1$ (Hamming distance 1) and orthonormal embeddings, we put $W_{V}^\star$ into
+# a `OneLayerTransformer` with $W_{KQ}=0$ and read the logits on one sampled context.
 
-# %%
+# %% tags=["hide-input"]
 spec_small = lca.TaskSpec(m=3, L=6)
 A_small = spec_small.neighbourhood.mask(spec_small.m)
 E_small = orthonormal(spec_small.V, seed=1)
@@ -144,15 +121,14 @@ print("max over k of |f_k - share of the context in N(k)|: " + report.bound(gap_
 value_matrix.plot_wv_example(A_small, f_small, int(y), ctx[0])
 plt.show()
 
-# %% tags=["hide-output"]
+# %% tags=["hide-cell"]
 print("token  logit f_k  share of context in N(k) (exact)")
 for k in range(spec_small.V):
     print(f"{k:5d}  {round(float(f_small[k]), 4) + 0.0:9.4f}  {str(share[k]):>9s}")
 
 # %% [markdown]
-# Every logit equals the share of the context lying in that token's neighbourhood, and the target
-# gets the full share, 1, because all of its context tokens are its neighbours. A rival ties with
-# it only if the whole context also happens to lie in the rival's neighbourhood.
+# Every logit is the share of the context lying in that token's neighbourhood; the target gets the
+# full share, 1, and a rival ties with it only if the whole context also lies in its neighbourhood.
 #
 # ## The results
 #
@@ -165,16 +141,15 @@ for k in range(spec_small.V):
 # lies in $\mathcal{N}(k)$. In the noise-free task $f_y=1\ge f_k$ for all $k$.
 # ```
 #
-# ```{prf:proof}
+# ````{dropdown} Proof
 # $h=W_{E}^\top c$ and $W_{V}^\star=W_{E}^\top AW_{E}$ give $f=W_{E}W_{E}^\top AW_{E}W_{E}^\top c=GAGc$. With
 # $G=I$, $f_k=\sum_jA_{kj}c_j=\sum_{j\in\mathcal{N}(k)}c_j$; without noise every context token lies in
 # $\mathcal{N}(y)$, so $f_y=1$, and a share is at most 1. Details: {prf:ref}`thm-wv-construction`.
-# ```
+# ````
 #
-# So the constructed model errs exactly when the whole context also fits inside the neighbourhood
-# of some other token $k$. For $\mathcal{N}_1$, two tokens at distance 2 share exactly two neighbours and
-# other pairs share none ({prf:ref}`lem-wv-common-neighbours`), which makes the error event very
-# concrete.
+# So the model errs exactly when the whole context also fits inside the neighbourhood of some
+# other token $k$; for $\mathcal{N}_1$ only tokens at distance 2 share neighbours (exactly two,
+# {prf:ref}`lem-wv-common-neighbours`).
 #
 # ```{prf:theorem} Error probability of the construction
 # :label: ch4-wv-error
@@ -193,19 +168,18 @@ for k in range(spec_small.V):
 #    $y$ and the bound is 1.
 # ```
 #
+# ````{dropdown} About the proof
 # The proof, and an exact formula for any noise-free neighbourhood (a sum over the sets of
 # distinct context tokens that fit in some rival's neighbourhood), are in the appendix:
 # {prf:ref}`thm-wv-error-bound`. Part 2 is a Chernoff bound on the random walk $f_k-f_y$ followed
 # by a union bound over rivals; without noise, $\theta_{yk}=|\mathcal{N}(y)\cap\mathcal{N}(k)|/|\mathcal{N}(y)|$, which is $2/m$
 # for the $\binom m2$ rivals at distance 2 under $\mathcal{N}_1$ and gives back part 1's bound.
+# ````
 #
 # ### Check it
 #
-# The folded table compares, for nine tasks, the closed form for $\mathcal{N}_1$, the exact
-# enumeration (`value_matrix.wv_error_exact`), the bound of part 2 (`value_matrix.wv_error_bound`)
-# and a Monte Carlo estimate on 20,000 fresh contexts with its standard error
-# (`value_matrix.construction_accuracy`, which computes $Ac$ from integer token counts, so ties
-# are exact).
+# The folded table compares, for nine tasks, the closed form, the enumeration (`value_matrix.wv_error_exact`),
+# the bound (`value_matrix.wv_error_bound`) and Monte Carlo on 20,000 contexts.
 
 # %% tags=["hide-input", "hide-output"]
 N_MC = 20_000
@@ -239,23 +213,16 @@ for label, spec in checks:
 z_max = float(report.sig(max(z_scores), 2))
 glue("wv_z_max", z_max, display=False)
 
-# %%
+# %% tags=["hide-cell"]
 print(f"largest |Monte Carlo - exact| over the {len(z_scores)} exact rows: {z_max} standard errors")
 
 # %% [markdown]
-# The closed form and the enumeration agree to every printed digit (ten significant digits: both
-# are exact, so we print them in full), no Monte Carlo estimate is more than
-# {glue:text}`wv_z_max` standard errors from the exact value, and the bound is above every exact
-# value. For $\mathcal{N}_1$
-# the bound is almost exact; for the ball of radius 2 it is close at $L=16$; for the cluster
-# neighbourhood it is loose, because there many rivals share all but one token of the target's
-# neighbourhood (we come back to this below).
-#
-# The orthonormal embeddings in this table are an abstraction: the error probability depends only
-# on $A$ and the context law, not on which orthonormal basis is used. We also check that the real
-# model computes the same logits as $Ac$, with two different orthonormal bases.
+# Closed form and enumeration agree to all ten printed digits, no Monte Carlo estimate is more than
+# {glue:text}`wv_z_max` standard errors off, and the bound is above every exact value: almost exact
+# for $\mathcal{N}_1$, loose for clusters, where rivals share all but one neighbour (see below). The second
+# folded cell checks that the model computes $Ac$ in two different orthonormal bases.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-cell"]
 spec_chk = lca.TaskSpec(5, 12, noise=0.2)
 ctx_chk, y_chk = lca.sample(spec_chk, 512, seed=5)
 freq = torch.zeros(512, spec_chk.V, dtype=torch.float64).scatter_add_(
@@ -271,18 +238,9 @@ for seed in (0, 1):
 # %% [markdown]
 # ### Error against context length, and random embeddings
 #
-# The error probability falls geometrically in $L$, at the rate $2/m$ for $\mathcal{N}_1$
-# ({numref}`fig-ch4-construction`, left: exact values as lines, the bound dashed, Monte Carlo
-# estimates on 4,000 contexts as circles; a logarithmic axis cannot show 0, so estimates of exactly
-# 0 sit on the bottom edge).
-#
-# Orthonormal embeddings need $d\ge V$. With random Gaussian embeddings (entries
-# $\mathcal N(0,1/d)$, as at initialisation) the Gram matrix $G$ is only close to the identity,
-# and the logits $GAGc$ carry cross-talk. As $d\to\infty$, $G\to I$, and in the limit the accuracy
-# is at least that of orthonormal embeddings (ties counted as errors) and at most the probability
-# that the target is *a* maximiser of $Ac$ ({prf:ref}`prop-wv-gaussian-limit`). The proposition
-# says nothing about how large $d$ must be, so we measure it (right panel: noise-free
-# $\mathcal{N}_1$ task, $L=64$, three embedding draws per $d$).
+# The error falls geometrically in $L$, at the rate $2/m$ for $\mathcal{N}_1$ ({numref}`fig-ch4-construction`, left;
+# Monte Carlo on 4,000 contexts, zeros on the bottom edge). Gaussian embeddings ($\mathcal N(0,1/d)$,
+# right: $L=64$, three draws per $d$) add cross-talk to $GAGc$, gone as $d\to\infty$ ({prf:ref}`prop-wv-gaussian-limit`).
 
 # %% tags=["hide-input"]
 Ls = [2, 4, 6, 8, 12, 16, 24, 32]
@@ -335,16 +293,12 @@ for m in (5, 8):  # the smallest d of the grid at which every draw reaches RELIA
 glue("wv_reliable", RELIABLE, display=False)
 
 # %% [markdown]
-# With random embeddings the construction needs $d$ of the order of $V$ or more: every draw
-# reaches accuracy {glue:text}`wv_reliable` only from $d$ = {glue:text}`wv_rand_d5`
-# ({glue:text}`wv_rand_ratio5`$\,V$) at $m=5$ and from $d$ = {glue:text}`wv_rand_d8`
-# ({glue:text}`wv_rand_ratio8`$\,V$) at $m=8$. Trained models reach high accuracy with $d=16$
-# even at $m=8$ (below). So the construction alone does not explain small models: the embeddings
-# must be shaped as well, which is the subject of the next chapter.
+# Random embeddings need $d$ of the order of $V$: every draw reaches accuracy {glue:text}`wv_reliable`
+# only from $d$ = {glue:text}`wv_rand_d5` ({glue:text}`wv_rand_ratio5`$\,V$) at $m=5$ and {glue:text}`wv_rand_d8`
+# ({glue:text}`wv_rand_ratio8`$\,V$) at $m=8$, while trained models do well with $d=16$ (below): the
+# embeddings must be shaped too, the subject of the next chapter.
 #
 # ## The identity value matrix
-#
-# What if the model has no value matrix at all, $W_{V}=I$?
 #
 # ```{prf:proposition} The identity fails with orthonormal embeddings
 # :label: ch4-identity-fails
@@ -353,16 +307,14 @@ glue("wv_reliable", RELIABLE, display=False)
 # the accuracy is exactly $0$, whatever rule breaks ties.
 # ```
 #
-# ```{prf:proof}
+# ````{dropdown} Proof
 # $f=W_{E}W_{E}^\top c=c$. The target never appears in its own context, so $f_y=c_y=0$, while the first
 # context token has $f_{x_1}\ge a_1>0$ (softmax weights are positive). See also
 # {prf:ref}`prop-identity-fails`.
-# ```
+# ````
 #
-# The model can only repeat a token that is in the context, and the answer never is. It needs
-# embeddings in which a token resembles its neighbours. A hand-made example: give token $z$ the
-# centred $\pm1$ embedding $e_z=(2z-\mathbf{1})/\sqrt m$ in $d=m$ dimensions, so that
-# $e_z^\top e_{z'}=1-2D_{\mathrm{H}}(z,z')/m$.
+# The model can only repeat a context token, never the answer. It needs embeddings in which a token
+# resembles its neighbours, such as $e_z=(2z-\mathbf{1})/\sqrt m$ ($d=m$, $e_z^\top e_{z'}=1-2D_{\mathrm{H}}(z,z')/m$).
 #
 # ```{prf:proposition} With the $\pm1$ embedding, $W_{V}=I$ is a majority vote
 # :label: ch4-pm1-majority
@@ -374,8 +326,9 @@ glue("wv_reliable", RELIABLE, display=False)
 # is $0$ for $m\le2$ and tends to 1 as $L\to\infty$ for $m\ge3$.
 # ```
 #
-# The proof is in the appendix ({prf:ref}`prop-pm1-majority`), with the exact formula that
-# `value_matrix.identity_pm1_accuracy` evaluates. The folded cell checks both propositions.
+# Proof and exact formula (`value_matrix.identity_pm1_accuracy`): {prf:ref}`prop-pm1-majority`. The
+# folded cells check both propositions. This code encodes the bits linearly in $d=m\ll V$
+# dimensions; training can find such embeddings (next chapter), as Figure 3a below shows.
 
 # %% tags=["hide-input", "hide-output"]
 print("W_V = I, orthonormal embeddings (Monte Carlo, 4096 contexts each):")
@@ -395,20 +348,14 @@ for m, L in ((2, 9), (3, 8), (5, 8), (5, 16), (8, 8), (8, 64)):
     print(f"  m={m} L={L:2d}: exact {report.exact(p_ex):>12s}   "
           f"Monte Carlo {mc:.4f} +- {math.sqrt(max(mc * (1 - mc), 1e-12) / N_MC):.4f}")
 
-# %%
+# %% tags=["hide-cell"]
 print(f"W_V = I: largest accuracy with orthonormal embeddings {max(id_acc):.4f}; +-1 code: largest "
       f"|Monte Carlo - exact| {report.sig(max(pm1_z), 2)} standard errors")
 
 # %% [markdown]
-# The $\pm1$ embedding lives in $d=m$ dimensions, far fewer than $V=2^m$, and encodes the latent
-# bits linearly. Embeddings that encode the bits are what a model with $W_{V}$ frozen to the identity
-# needs, and training can find them (the next chapter measures trained inner products against
-# Hamming distance): Figure 3a below shows such models learning the task.
-#
 # ## What one gradient step learns
 #
-# Why would training produce anything like $W_{V}^\star$? Start from $W_{V}=0$. All logits are then 0,
-# the softmax output is uniform, and the gradient of the cross-entropy has a simple closed form.
+# Why would training produce $W_{V}^\star$? From $W_{V}=0$ the softmax is uniform and the gradient is explicit.
 #
 # ```{prf:theorem} One gradient step builds the construction
 # :label: ch4-one-step
@@ -429,22 +376,8 @@ print(f"W_V = I: largest accuracy with orthonormal embeddings {max(id_acc):.4f};
 # $-\frac{\eta\varepsilon}{V(V-1)}c_k$ on tokens present in the context.
 # ```
 #
-# The proof (a few lines of matrix calculus) is in the appendix: {prf:ref}`thm-one-step-wv`. The
-# function `value_matrix.one_step_WV(W_E, spec, lr)` evaluates the formula from the task's law,
-# without sampling. The folded cell below checks it three ways.
-#
-# ````{dropdown} The three checks of the one-step formula
-# 1. Against autograd on the **exact population loss**: for $m=3$ and $L=4$ the task has few enough
-#    contexts to enumerate (`lca.task.enumerate_task`), so the loss is an exact weighted sum.
-# 2. Against autograd on a **sampled batch**. The batch gradient is an average of $n$ independent
-#    per-example gradients, so its squared Frobenius distance to the population gradient has mean
-#    $r_n^2=(\mathbb E\|\bar e-W_{E}(y)\|^2\|h\|^2-\|g\|_F^2)/n$, which we compute exactly from the law
-#    (`value_matrix.one_step_WV_sampling_rms`, {prf:ref}`lem-one-step-sampling`). By Chebyshev's
-#    inequality the distance exceeds $r_n/\sqrt\delta$ with probability at most $\delta$; we use
-#    $\delta=10^{-3}$ as the tolerance.
-# 3. The **reading** as construction plus shift: after removing each context's mean logit, the
-#    one-step logits must be a fixed multiple of the construction's.
-# ````
+# Proof: {prf:ref}`thm-one-step-wv`. `value_matrix.one_step_WV(W_E, spec, lr)` evaluates the formula
+# from the task's law; the folded cell checks it three ways.
 
 # %% tags=["hide-input", "hide-output"]
 print("1. exact population gradient (enumerated task) vs closed form")
@@ -509,7 +442,18 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: 1/160 = {report.exact(1 / (5 * 
 # The population gradient matches autograd to rounding error, for orthonormal *and* Gaussian
 # embeddings (part 1 of the theorem holds for any embedding).
 #
-# ````{dropdown} What the other two checks show
+# ````{dropdown} The three checks of the one-step formula, and what they show
+# 1. Against autograd on the **exact population loss**: for $m=3$ and $L=4$ the task has few enough
+#    contexts to enumerate (`lca.task.enumerate_task`), so the loss is an exact weighted sum.
+# 2. Against autograd on a **sampled batch**. The batch gradient is an average of $n$ independent
+#    per-example gradients, so its squared Frobenius distance to the population gradient has mean
+#    $r_n^2=(\mathbb E\|\bar e-W_{E}(y)\|^2\|h\|^2-\|g\|_F^2)/n$, which we compute exactly from the law
+#    (`value_matrix.one_step_WV_sampling_rms`, {prf:ref}`lem-one-step-sampling`). By Chebyshev's
+#    inequality the distance exceeds $r_n/\sqrt\delta$ with probability at most $\delta$; we use
+#    $\delta=10^{-3}$ as the tolerance.
+# 3. The **reading** as construction plus shift: after removing each context's mean logit, the
+#    one-step logits must be a fixed multiple of the construction's.
+#
 # The sampled gradients land inside
 # their tolerance, which shrinks like $1/\sqrt n$. For the reading as "construction plus shift",
 # the hypotheses matter: with orthonormal embeddings and a noise-free regular neighbourhood the
@@ -524,17 +468,19 @@ print(f"  predicted scale eta/(nV) for N_1, m=5: 1/160 = {report.exact(1 / (5 * 
 #
 # ## The paper's figure: trained $W_{V}$ against $W_{V}=I$
 #
-# Figure 3a of the paper compares one-layer models whose value matrix is trained with models whose
-# value matrix is fixed to the identity, at $L=64$ (and a companion plot at $L=128$). The paper's
-# exact data distribution is not available to this course, and on the plain $\mathcal{N}_1$ task
-# both variants solve the task (panel (c) of {numref}`fig-ch4-fig3a`). **In this course we take**
-# the $\mathcal{N}_1$ task with noise rate $\varepsilon=0.5$, noise tokens uniform over the other
-# tokens: about half of every context is uninformative, the Bayes-optimal accuracy is still
-# essentially 1, and a gap appears. Training uses the course defaults of `lca.train` (Adam,
-# learning rate 0.01, $W_{KQ}$ and $W_{E}$ trained, a trained $W_{V}$ starts at 0), $d=16$,
-# batches of 128 fresh contexts, five seeds per bar and 300 steps, the budget that keeps the
-# chapter within its minute. The folded tables print accuracies as mean $\pm$ standard error over
-# the seeds (`lca.report.pm`), because further digits change with the seed and the CPU.
+# Figure 3a of the paper compares one-layer models with a trained value matrix and with one fixed to
+# the identity, at $L=64$ (and $L=128$). The paper's data distribution is not available, and on the
+# plain $\mathcal{N}_1$ task both variants solve the task (panel (c) of {numref}`fig-ch4-fig3a`), so **this
+# course takes** the $\mathcal{N}_1$ task with noise rate $\varepsilon=0.5$: half of every context is
+# uninformative, the Bayes-optimal accuracy is still essentially 1, and a gap appears.
+#
+# ````{dropdown} Training settings
+# The course defaults of `lca.train` (Adam, learning rate 0.01, $W_{KQ}$ and $W_{E}$ trained, a
+# trained $W_{V}$ starts at 0), $d=16$, batches of 128 fresh contexts, five seeds per bar and 300
+# steps, the budget that keeps the chapter within its minute. Noise tokens are uniform over the
+# other tokens. The folded tables print accuracies as mean $\pm$ standard error over the seeds
+# (`lca.report.pm`), because further digits change with the seed and the CPU.
+# ````
 
 # %% tags=["hide-input"]
 MS = (5, 6, 7, 8)           # latent dimensions
@@ -596,7 +542,7 @@ for panel, variants in fig3a.items():
         gaps3a[panel].append(gap)
         print(f"  {m:2d} " + " ".join(f"{pm_text(*mean_se(r)):>18s}" for r in runs) + f" {pm_text(*gap):>16s}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-cell"]
 noisy = [p for p in PANELS if "noise-free" not in p]
 print("noisy task, gap above 2 standard errors at every m and L: "
       + str(all(g > 2 * e for p in noisy for g, e in gaps3a[p])))
@@ -609,21 +555,15 @@ bayes_min = min(lca.bayes_accuracy(PANELS[p](m), n=2048, seed=5) for p in noisy 
 print(f"Bayes-optimal accuracy of the noisy task (2048 contexts), smallest over m and L: {bayes_min:.4f}")
 
 # %% [markdown]
-# After 300 steps the models with a trained value matrix come close to the Bayes-optimal accuracy
-# of 1 at every $m$. On the noisy task (panels a and b) the models with $W_{V}$ frozen to the
-# identity stay below them by more than two standard errors at every $m$, and the gap is larger at
-# $L=64$ than at $L=128$. One reading: a longer context averages out more noise, which helps a
-# per-bit majority vote like that of {prf:ref}`ch4-pm1-majority` more than it helps a model that is
-# already near 1. Panel (c), the noise-free task, comes back under "Where it breaks".
+# After 300 steps the trained value matrices are close to the Bayes-optimal accuracy of 1. On the
+# noisy task (a, b) the frozen identity stays below by more than two standard errors at every $m$
+# (folded checks), more so at $L=64$: a longer context averages out noise, which helps a per-bit
+# majority vote ({prf:ref}`ch4-pm1-majority`) more than a model already near 1.
 #
 # ### How long to train
 #
-# A gap after 300 steps could simply mean that the frozen models learn more slowly. The script
-# `bench/04_budget.py` repeats panels (a)-(c) with the same five seeds for up to 16 times the
-# budget (4,800 steps, evaluated every 300 steps; the learning rate is constant, so the record at
-# step $s$ is the accuracy of an $s$-step run) and stores the results in
-# `lca/data/value_matrix_budget.json` (installed with the package), which this section reads (the
-# run took {glue:text}`wv_bench_minutes` minutes of one CPU core; a test recomputes a sample).
+# Do the frozen models just learn more slowly? `bench/04_budget.py` reruns panels (a)-(c) for up to
+# 16 times the budget (4,800 steps) into `lca/data/value_matrix_budget.json`, read here.
 
 # %% tags=["hide-input"]
 budget = report.load_stored("value_matrix_budget.json", "bench/04_budget.py")
@@ -703,13 +643,15 @@ glue("wv_converged", CONVERGED, display=False)
 glue("wv_conv_frozen", sum(summary[k]["conv"][1] is None for k in summary), display=False)
 
 # %% [markdown]
-# The file's five seeds are the figure's: its 300-step records agree with
-# {numref}`fig-ch4-fig3a` within the printed bound (folded table). The main reading, a trained
-# $W_{V}$ above a frozen identity on the noisy task at $L=64$, holds at every budget up to 16
-# times longer; the gap sizes do not, and at $L=128$ a longer run leaves little gap beyond the
-# frozen model's unstable training ({numref}`fig-ch4-budget`).
+# At $L=64$ a trained $W_{V}$ stays above the frozen identity at every budget, by a shrinking gap; at
+# $L=128$ little gap is left beyond the frozen models' unstable training ({numref}`fig-ch4-budget`).
 #
 # ````{dropdown} What the longer runs show, in detail
+# The learning rate is constant, so the record at step $s$ is the accuracy of an $s$-step run; the
+# study took {glue:text}`wv_bench_minutes` minutes of one CPU core, and a test recomputes a sample.
+# The file's five seeds are the figure's: its 300-step records agree with {numref}`fig-ch4-fig3a`
+# within the printed bound (folded table).
+#
 # - **The trained $W_{V}$ settles.** In every setting, from {glue:text}`wv_conv_trained` steps on at
 #   the latest (from the figure's 300 in most), doubling the budget moves its mean accuracy by at
 #   most {glue:text}`wv_converged` (last column but one of the table).
@@ -730,21 +672,19 @@ glue("wv_conv_frozen", sum(summary[k]["conv"][1] is None for k in summary), disp
 #
 # ## Where it breaks
 #
-# **The gap needs a hard enough task.** Panel (c): on the plain noise-free $\mathcal{N}_1$ task at
-# $L=64$ every run of both variants reaches accuracy {glue:text}`wv_plain_min:.2f` or more, and the
-# comparison of Figure 3a shows nothing. A context of 64 tokens drawn from only $m\le8$ neighbours
-# reveals every bit of the target many times over, so even a majority vote
-# ({prf:ref}`ch4-pm1-majority`) is almost never wrong.
+# **The gap needs a hard enough task.** Panel (c): on the noise-free $\mathcal{N}_1$ task at $L=64$ every run
+# of both variants reaches accuracy {glue:text}`wv_plain_min:.2f` or more. 64 tokens drawn from only
+# $m\le8$ neighbours reveal every bit many times over, so even a majority vote is almost never wrong.
 #
-# **The construction needs neighbourhoods that identify their centre.** Part 3 of
-# {prf:ref}`ch4-wv-error`: when $\mathcal{N}(y)\subseteq\mathcal{N}(k)$ for a rival $k$, every context of $y$ is also
-# a context of $k$. The Hamming sphere of radius $m/2$ is an example ($\mathcal{N}(y)=\mathcal{N}(\bar y)$ for the
-# complement $\bar y$): the construction errs always. Even the Bayes-optimal predictor can only
-# guess between $y$ and $\bar y$. Clusters are a milder case: two members of a cluster have almost
-# the same neighbourhood, so the construction only recognises the target by its *absence* from the
-# context, which takes a long context.
+# **The construction needs neighbourhoods that identify their centre** (part 3 of
+# {prf:ref}`ch4-wv-error`). On the sphere of radius $m/2$, $\mathcal{N}(y)=\mathcal{N}(\bar y)$: the construction always
+# errs, and even the Bayes-optimal predictor can only guess. In a cluster the target is recognised
+# only by its *absence* from the context, which takes a long context (first folded cell).
+#
+# **The closed form needs its hypotheses.** With noise the $\mathcal{N}_1$ formula is far too optimistic at
+# short contexts, while the Chernoff bound of part 2 still holds (second folded cell).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-cell"]
 for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 32, lca.hamming_sphere(2))),
                     ("cluster k=1, m=4", lca.TaskSpec(4, 32, lca.cluster(1))),
                     ("sphere r=1, m=4", lca.TaskSpec(4, 32))):
@@ -753,12 +693,7 @@ for label, spec in (("sphere r=2, m=4 (N(y) = N(complement))", lca.TaskSpec(4, 3
           f"{1 - value_matrix.construction_accuracy(spec, n=4096, seed=6):.4f}, Bayes-optimal accuracy "
           f"{lca.bayes_accuracy(spec, n=4096, seed=6):.4f}")
 
-# %% [markdown]
-# **The closed form needs its hypotheses.** With noise, the target's logit is no longer 1, and the
-# $\mathcal{N}_1$ formula stops describing the error (it is far too optimistic at short contexts), while the
-# Chernoff bound of part 2, which allows noise, still holds:
-
-# %% tags=["hide-input"]
+# %% tags=["hide-cell"]
 for eps in (0.0, 0.3, 0.6):
     spec = lca.TaskSpec(5, 12, noise=eps)
     print(f"noise {eps:.1f}: N_1 closed form {report.exact(value_matrix.wv_error_exact_sphere1(5, 12))}, "
@@ -770,23 +705,14 @@ for eps in (0.0, 0.3, 0.6):
 #
 # ## A trained $W_{V}$ against the construction
 #
-# If training builds an associative memory, a trained value matrix should be replaceable by the
-# construction $W_{E}^\top AW_{E}$ computed from the *trained* embeddings, and the two matrices should
-# point in similar directions. The paper makes both comparisons across embedding dimensions
-# (`wv_replace_dim_*` and `wv_angle_dim_*` among its figures). We train models on the noisy
-# $\mathcal{N}_1$ task of panel (a) at $m=5,\dots,8$, $L=64$, for $d$ from 4 to 64, then
-#
-# - replace $W_{V}$ by $W_{V}^\star$ (keeping the trained $W_{E}$ and $W_{KQ}$) and measure both
-#   accuracies (`value_matrix.wv_replacement`);
-# - compute the cosine similarity $\langle W_{V},W_{V}^\star\rangle_F/(\|W_{V}\|_F\|W_{V}^\star\|_F)$
-#   between the full matrices, and between their best rank-$r$ approximations
-#   (`value_matrix.wv_alignment`).
-#
-# Which rank $r$? For the $\pm1$ code of {prf:ref}`ch4-pm1-majority` the answer is exact:
-# $W_{V}^\star=\frac{(m-2)V}{m}I_m$, $m$ equal singular values and nothing else
-# ({prf:ref}`lem-wv-walsh`), so rank $m$ is the natural cut there.
+# If training builds an associative memory, a trained $W_{V}$ should be replaceable by the construction
+# $W_{E}^\top AW_{E}$ from the *trained* embeddings (the paper's `wv_replace_dim_*`, `wv_angle_dim_*`). On the
+# task of panel (a) ($m=5,\dots,8$, $d$ from 4 to 64) we swap in $W_{V}^\star$ (`value_matrix.wv_replacement`)
+# and compute the cosine $\langle W_{V},W_{V}^\star\rangle_F/(\|W_{V}\|_F\|W_{V}^\star\|_F)$ in full and of the
+# best rank-$r$ approximations (`value_matrix.wv_alignment`). Which rank? For the $\pm1$ code
+# $W_{V}^\star=\frac{(m-2)V}{m}I_m$ exactly ({prf:ref}`lem-wv-walsh`, first folded cell), so rank $m$ there.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-cell"]
 for m in (3, 5, 8):
     E = value_matrix.pm1_embedding(m)
     W = value_matrix.value_matrix_construction(E, lca.hamming_sphere(1))
@@ -795,13 +721,10 @@ for m in (3, 5, 8):
           f"Walsh-weight share of ||W_E||^2 on weight 1: {float(value_matrix.walsh_weight_shares(E)[1]):.4f}")
 
 # %% [markdown]
-# Trained embeddings are another matter, so we do not fix the rank in advance: the measured rank
-# $r$ of $W_{V}^\star$ is the number of its singular values at least {glue:text}`wv_significant`
-# times the largest (`value_matrix.wv_spectra`), and we compare the rank-$r$ parts, next to the
-# full matrices and the rank-$m$ parts. Training the 100 models per budget of this comparison does not fit
-# this chapter's minute, so the figure reads the stored results again: five seeds per point,
-# trained for 1,200 steps, four times the budget of Figure 3a (the table below the figure also
-# lists the same runs at 300 steps).
+# For trained embeddings we do not fix the rank in advance: the measured rank $r$ of $W_{V}^\star$ counts
+# its singular values at least {glue:text}`wv_significant` times the largest (`value_matrix.wv_spectra`).
+# The 100 models per budget do not fit this chapter's minute, so the figure reads the stored results:
+# five seeds per point, 1,200 steps (the folded table also lists 300 steps).
 
 # %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch4-replacement", "caption": "A trained $W_V$ against the construction $W_V^\\star$ from the trained embeddings ($L=64$, noise 0.5, 1,200 steps, five seeds), against $d$: accuracies (top left), cosines (top right), singular values at $m=5$, $d=64$ (bottom left) and the measured rank (bottom right)."}, "image": {"alt": "A 2 by 2 grid. Top left, accuracy against d for m from 5 to 8, trained and replaced lines close together from d equal 16 on. Top right, cosines close to 1. Bottom left, normalised singular values: the plus-minus-one code has five equal values and then zeros, the construction from trained embeddings about ten large values. Bottom right, the measured rank grows with d, faster for larger m."}}
 glue("wv_significant", value_matrix.SIGNIFICANT, display=False)
@@ -877,13 +800,7 @@ glue("wv_cos_r_min", f"{math.floor(100 * low_cos) / 100:.2f}", display=False)
 glue("wv_cost_300", f"{math.ceil(100 * cost[300]) / 100:.2f}", display=False)
 glue("wv_cost_1200", f"{math.ceil(100 * cost[1200]) / 100:.2f}", display=False)
 
-# %% [markdown]
-# Where do the measured rank's directions come from? One model of the file, retrained here ($m=5$,
-# $d=64$, 1,200 steps, seed 0): each leading eigenvector $v$ of the symmetric matrix $W_{V}^\star$
-# is a direction in $\mathbb{R}^d$, and the Walsh-weight shares of $W_{E}v\in\mathbb{R}^V$ say
-# which characters it lives on.
-
-# %% tags=["hide-input"]
+# %% tags=["hide-cell"]
 spec_eig = lca.TaskSpec(5, 64, noise=NOISE)
 model_eig = lca.fit(TrainConfig(task=spec_eig, d=64, steps=STEPS_REP, batch_size=BATCH, lr=0.01,
                                 eval_every=0, n_eval=2048, device=device), progress=False).model
@@ -900,22 +817,18 @@ print(f"measured rank {r_eig}; its eigenvectors by dominant Walsh weight and sig
       + ", ".join(f"weight {w} ({sgn}): {n}" for (w, sgn), n in sorted(groups.items())))
 
 # %% [markdown]
-# What the figure shows, at 1,200 steps (the 300-step rows of the table tell the same story):
+# At 1,200 steps (the 300-step rows tell the same story):
 #
 # - **Replacing $W_{V}$ costs little once $d$ is large enough to learn the task.** For $d\ge16$ the
 #   replaced model loses at most {glue:text}`wv_cost_1200` of accuracy on average
-#   ({glue:text}`wv_cost_300` after 300 steps). At $d=4$ the models have not learned the task, and
-#   the comparison says little.
-# - **The rank is not $m$.** At $m=5$, $d=64$ the construction from the trained embeddings has
-#   about $2m$ singular values of comparable size, not $m$ (bottom left): the tenth is
-#   {glue:text}`wv_sv10` of the largest, the eleventh {glue:text}`wv_sv11`, the twelfth
-#   {glue:text}`wv_sv12`, and the measured rank is {glue:text}`wv_rank5` (why: the second
-#   dropdown below). At $m=8$ the measured rank at $d=64$ is about {glue:text}`wv_rank8` (bottom right:
-#   the measured rank grows with $d$).
-# - **Compared at their rank, the two matrices agree better than in full.** At $m=5$, $d=64$ the
-#   cosine of the full matrices is {glue:text}`wv_cos_full_5`, that of the rank-$r$ parts
-#   {glue:text}`wv_cos_measured_rank_5`, and that of the rank-$m$ parts only
-#   {glue:text}`wv_cos_rank_m_5` (details: the first dropdown below).
+#   ({glue:text}`wv_cost_300` after 300 steps); at $d=4$ the models have not learned the task.
+# - **The rank is not $m$.** At $m=5$, $d=64$, $W_{V}^\star$ has about $2m$ singular values of comparable
+#   size (bottom left: the tenth is {glue:text}`wv_sv10` of the largest, the eleventh
+#   {glue:text}`wv_sv11`, the twelfth {glue:text}`wv_sv12`); the measured rank is
+#   {glue:text}`wv_rank5`, and about {glue:text}`wv_rank8` at $m=8$ (bottom right).
+# - **Compared at their rank, the two agree better than in full.** At $m=5$, $d=64$ the cosine is
+#   {glue:text}`wv_cos_full_5` in full, {glue:text}`wv_cos_measured_rank_5` at rank $r$ and only
+#   {glue:text}`wv_cos_rank_m_5` at rank $m$.
 #
 # ````{dropdown} The cosines in detail
 # A cut at $m$ keeps an arbitrary part of a set of singular values
@@ -933,17 +846,20 @@ print(f"measured rank {r_eig}; its eigenvectors by dominant Walsh weight and sig
 # {glue:text}`wv_w1_5` of their energy on the Walsh characters of weight 1 (the bits),
 # {glue:text}`wv_wm1_5` on those of weight $m-1$ (the bits times the parity, the parity zig-zag of
 # the next chapter), on which $\mathcal{N}_1$ acts with the same factor $m-2$ (with opposite
-# signs), and {glue:text}`wv_wm_5` on the parity itself (factor $m$). The eigenvectors of the model
-# retrained above (one seed) sort exactly so: $m$ on weight 1 with positive eigenvalues, $m$ on
+# signs), and {glue:text}`wv_wm_5` on the parity itself (factor $m$). One model of the file is
+# retrained in the last folded cell ($m=5$, $d=64$, 1,200 steps, seed 0): each leading eigenvector
+# $v$ of the symmetric $W_{V}^\star$ is a direction in $\mathbb{R}^d$, and the Walsh-weight shares of
+# $W_{E}v\in\mathbb{R}^V$ say which characters it lives on. They sort exactly so: $m$ on weight 1 with positive eigenvalues, $m$ on
 # weight $m-1$ with negative ones, and one on the parity. At $m=8$ the characters of weight 2 and
 # $m-2$ (factor $m-4$) also carry a share.
 # ````
 #
 # ## Explore
 #
-# Pick a neighbourhood (sphere or ball), its radius, $m$ and a noise rate; the figure shows the
-# error probability of the constructed model against $L$: the exact value (when the noise is 0 and
-# the neighbourhood has at most 16 tokens), the bound, and Monte Carlo.
+# The error of the constructed model against $L$ for a sphere or ball, its radius, $m$ and a noise
+# rate: exact (noise 0, at most 16 neighbours), the bound, and Monte Carlo. Try the sphere of
+# radius 2 at $m=4$ (the error never falls: {prf:ref}`ch4-wv-error`, part 3), a ball against a sphere,
+# and a noise rate $\varepsilon>0.5$ at $m=8$ (the bound needs long contexts).
 
 # %% tags=["hide-input"]
 def draw_error(family="sphere", r=1, m=5, noise=0.0, L_max=32):
@@ -968,22 +884,16 @@ explorer(draw_error, title="Error of the constructed value matrix",
          L_max=widgets.IntSlider(value=32, min=4, max=128, step=4, description="max L"))
 
 # %% [markdown]
-# Things to try: the sphere of radius 2 at $m=4$ (the error never falls: {prf:ref}`ch4-wv-error`,
-# part 3); a ball against a sphere of the same radius; a noise rate $\varepsilon>0.5$ at $m=8$, where the
-# bound needs long contexts before it says anything.
-#
 # ## Exercises
 #
 # ```{exercise} A Hebbian value matrix from samples
 # :label: ex-wv-hebbian
 #
-# A Hebbian rule builds a memory from data: for every example it adds the outer product of the
-# target's embedding and the attention output. Write `hebbian_value_matrix(W_E, contexts, targets)`
-# returning $\frac1n\sum_{r=1}^nW_{E}(y_r)\,h_r^\top$ with $h_r=\frac1L\sum_{l}W_{E}(x_{r,l})$
-# (uniform attention), for `W_E [V, d]`, `contexts` of shape `[n, L]` and `targets` of shape `[n]`,
-# as a `[d, d]` tensor. Then say what it converges to as $n\to\infty$. The checker tests random
-# samples with $d\ne V$ (so a transpose shows) and several $n$ and $L$. Replace the
-# `raise NotImplementedError` and run the cell.
+# A Hebbian rule adds, per example, the outer product of the target's embedding and the attention
+# output. Write `hebbian_value_matrix(W_E, contexts, targets)` returning $\frac1n\sum_{r=1}^nW_{E}(y_r)\,h_r^\top$
+# with $h_r=\frac1L\sum_{l}W_{E}(x_{r,l})$, for `W_E [V, d]`, `contexts [n, L]`, `targets [n]`, as a
+# `[d, d]` tensor, and say what it converges to as $n\to\infty$ (the checker uses $d\ne V$, so a
+# transpose shows). Replace the `raise NotImplementedError` and run the cell.
 # ```
 
 # %% tags=["exercise-stub"]
@@ -1025,12 +935,10 @@ check_hebbian_value_matrix(hebbian_value_matrix_reference)
 # ```{exercise} The error when ties are broken at random
 # :label: ex-wv-random-ties
 #
-# {prf:ref}`ch4-wv-error` counts ties as errors. Suppose instead that the constructed model
-# (orthonormal embeddings, uniform attention, noise-free $\mathcal{N}_1$ task) breaks a tie among
-# the tokens of largest logit uniformly at random. Find the exact error probability as a function
-# of $m$ and $L$ (prove it), and write `sphere_error_random_ties(m, L)` returning it as a float.
-# The checker compares it with the reference for $m$ from 1 to 12 and $L$ from 1 to 20. Replace
-# the `raise NotImplementedError` and run the cell.
+# Suppose the constructed model of {prf:ref}`ch4-wv-error` (orthonormal embeddings, uniform attention,
+# noise-free $\mathcal{N}_1$ task) breaks a tie among the largest logits uniformly at random. Find (and prove)
+# the exact error probability as a function of $m$ and $L$, and write `sphere_error_random_ties(m, L)`
+# returning it as a float. Replace the `raise NotImplementedError` and run the cell.
 # ```
 
 # %% tags=["exercise-stub"]
@@ -1086,12 +994,10 @@ check_sphere_error_random_ties(sphere_error_random_ties_reference)
 # ```{exercise} The first step of Adam
 # :label: ex-wv-adam
 #
-# The course trains with Adam, not plain gradient descent. Under the hypotheses of
-# {prf:ref}`ch4-one-step` with a position law `P[y, x]` (rows sum to 1), write
-# `adam_first_step(W_E, P, lr)` returning $W_{V}$ after the first step of `torch.optim.Adam`
-# (default betas and `eps = 1e-8`) from $W_{V}=0$, as a `[d, d]` tensor. Then say whether this
-# step, like the gradient step, makes the construction's predictions. The checker tests several
-# $V$, $d$ and learning rates. Replace the `raise NotImplementedError` and run the cell.
+# The course trains with Adam. Under the hypotheses of {prf:ref}`ch4-one-step` with a position law
+# `P[y, x]` (rows sum to 1), write `adam_first_step(W_E, P, lr)` returning $W_{V}$ after the first step
+# of `torch.optim.Adam` (default betas, `eps = 1e-8`) from $W_{V}=0$, as a `[d, d]` tensor, and say
+# whether it makes the construction's predictions. Replace the `raise NotImplementedError` and run the cell.
 # ```
 
 # %% tags=["exercise-stub"]
@@ -1155,18 +1061,11 @@ check_adam_first_step(adam_first_step_reference)
 #
 # ## Summary
 #
-# The value matrix can be written down: $W_{V}^\star=W_{E}^\top AW_{E}$ stores "neighbours $\to$ token"
-# as outer products, and with orthonormal embeddings its logits are the shares of the context
-# inside each token's neighbourhood, so its error falls like $\binom m2(2/m)^L$ on the $\mathcal{N}_1$ task.
-# With orthonormal embeddings and a noise-free task, a single gradient step from zero already
-# builds it, up to a scale and a shift. An identity value matrix with orthonormal embeddings can
-# only echo tokens of the context, which never include the answer; with trained embeddings it
-# learns the task, and on a noisy task it stays behind a trained $W_{V}$ at every budget we tried,
-# by a margin that shrinks as training gets longer. A trained $W_{V}$ can be swapped for the
-# construction from its own embeddings at a small cost, and the two agree best when compared at
-# the rank they actually have (about $2m$ here), not at $m$. For context hijacking this is the
-# mechanism the next chapters build on: in this model the logit of a token is driven by the share
-# of the context that *looks like its neighbourhood*, whatever the sentence says about it. The
-# next chapter turns to the embeddings, which must encode latent similarity when $d$ is smaller
-# than the vocabulary.
+# $W_{V}^\star=W_{E}^\top AW_{E}$ stores "neighbours $\to$ token" as outer products; with orthonormal
+# embeddings its logits are neighbourhood shares of the context, its error falls like $\binom m2(2/m)^L$
+# on $\mathcal{N}_1$, and (no noise) one gradient step from zero builds it up to scale and shift. $W_{V}=I$
+# needs trained embeddings and stays behind a trained $W_{V}$ on a noisy task at every budget tried. A
+# trained $W_{V}$ can be swapped for the construction at a small cost; the two agree best at their
+# actual rank (about $2m$). For context hijacking: a token's logit follows the share of the context
+# that *looks like its neighbourhood*. Next: embeddings that encode latent similarity when $d<V$.
 

@@ -10,25 +10,18 @@ if "google.colab" in sys.modules:
 # %% [markdown]
 # # Embedding geometry: Hamming distance, low rank and Krawtchouk spectra
 #
-# The previous chapter stored the task's associations in the value matrix. This one asks what the
-# *embeddings* learn when there are fewer dimensions than tokens ($d<V$). The paper
-# {cite}`jiang2024elephants` reports that the inner product of two trained token embeddings falls
-# with the Hamming distance between their latent vectors (its Fig. 3b and equation (5.2)), and
-# that the embedding matrix acquires a low-rank structure with eigen-gaps. We make the geometry
-# exact: any Gram matrix that depends only on Hamming distance has an explicit spectrum, built
-# from *Krawtchouk numbers*, and an affine dependence has rank at most $m+1$. Then we measure
-# what training produces: with $W_{V}$ fixed to the identity the embeddings follow the law
-# roughly; with a trained $W_{V}$, the setting of the paper's Fig. 3(b), they do not, and we find
-# out why.
+# What do the *embeddings* learn when $d<V$? The paper {cite}`jiang2024elephants` reports that the
+# inner product of two trained embeddings falls with the Hamming distance of their latent vectors
+# (its Fig. 3b and equation (5.2)), with a low-rank, eigen-gapped embedding matrix. We make the
+# geometry exact (*Krawtchouk numbers*), then measure: with $W_{V}=I$ the embeddings follow the
+# law roughly; with a trained $W_{V}$, the setting of Fig. 3(b), they do not, and we find out why.
 #
 # **In this chapter you will**
 #
 # - prove that a Gram matrix $b_0-b_1D_{\mathrm{H}}$ has rank at most $m+1$, and exactly which rank;
 # - diagonalise every matrix of the form $g(D_{\mathrm{H}})$ with Walsh characters and Krawtchouk numbers;
-# - measure the profile, its fits and the spectrum of trained embeddings, with $W_{V}$ trained
-#   and fixed to the identity (the paper's Fig. 3b);
-# - split a trained Gram matrix into the part that a law of the Hamming distance can explain and
-#   the rest, and test what it depends on;
+# - measure the profile, fits and spectrum of trained embeddings, $W_{V}$ trained or $I$;
+# - split a trained Gram matrix into what a law of the distance explains and the rest;
 # - see the structure disappear when $d\ge V$ or when the neighbourhood ignores Hamming distance.
 
 # %% tags=["hide-input"]
@@ -78,31 +71,22 @@ def accuracy_text(a):
 # The *Gram matrix* of the embeddings is $G=W_{E}W_{E}^\top$, $G_{ij}=W_{E}(i)^\top W_{E}(j)$. Its
 # *Hamming profile* is the pair of functions of $k=0,\dots,m$
 #
-# $$
-# \begin{aligned}
-# \bar g(k)&=\operatorname{mean}\{G_{ij}:D_{\mathrm{H}}(i,j)=k\},\\
-# \sigma(k)&=\operatorname{sd}\{G_{ij}:D_{\mathrm{H}}(i,j)=k\},
-# \end{aligned}
-# $$
-#
-# over the $V\binom mk$ ordered pairs at distance $k$ ($k=0$: the squared norms). The *spread*
-# $\sigma(k)$ is zero exactly when $G$ depends on the pair only through its Hamming distance.
+# $\bar g(k)=\operatorname{mean}$ and $\sigma(k)=\operatorname{sd}$ of
+# $\{G_{ij}:D_{\mathrm{H}}(i,j)=k\}$, over the $V\binom mk$ ordered pairs at distance $k$ ($k=0$:
+# the squared norms). The *spread* $\sigma(k)$ is zero exactly when $G$ depends on the pair only
+# through its Hamming distance.
 # ```
 #
 # ```{prf:definition} Hamming kernel and the affine law
 # :label: def-geo-kernel
 #
 # For a *profile* $g:\{0,\dots,m\}\to\mathbb{R}$, the *Hamming kernel* $G_g$ is the $V\times V$ matrix with
-# entries $g(D_{\mathrm{H}}(i,j))$. The *affine law* is the Hamming kernel of $g(k)=b_0-b_1k$:
-#
-# $$
-# W_{E}(i)^\top W_{E}(j)=b_0-b_1\,D_{\mathrm{H}}(i,j),\qquad b_1>0 .
-# $$
+# entries $g(D_{\mathrm{H}}(i,j))$. The *affine law* is the Hamming kernel of $g(k)=b_0-b_1k$,
+# $W_{E}(i)^\top W_{E}(j)=b_0-b_1\,D_{\mathrm{H}}(i,j)$ with $b_1>0$.
 # ```
 #
-# The course reads the paper's equation (5.2), whose exact form is not available to us, as the
-# affine law; the statements below are the course's own, proved in the appendix
-# {doc}`proofs/geometry`.
+# The course reads the paper's equation (5.2), whose exact form we do not have, as the affine law;
+# the statements below are the course's own, proved in {doc}`the appendix <proofs/geometry>`.
 #
 # ```{prf:definition} Walsh characters and Krawtchouk numbers
 # :label: def-geo-krawtchouk
@@ -116,12 +100,10 @@ def accuracy_text(a):
 # $$
 #
 # $K_k(w)$ is the sum of $(-1)^{S\cdot u}$ over the $\binom mk$ vectors $u$ of weight $k$, for any
-# fixed $S$ of weight $w$. `lca.embeddings.krawtchouk(k, w, m)` computes it exactly.
+# fixed $S$ of weight $w$ (exactly: `lca.embeddings.krawtchouk(k, w, m)`). The weight-0 character
+# is $\mathbf{1}$, the $m$ of weight 1 are the *bit directions* $(-1)^{z_a}$, the one of weight
+# $m$ is the *parity* $(-1)^{|z|}$.
 # ```
-#
-# The weight-0 character is the all-ones vector $\mathbf{1}$; the $m$ characters of weight 1 are the
-# *bit directions* $(-1)^{z_a}$; the single character of weight $m$ is the *parity*
-# $(-1)^{|z|}$.
 
 # %% [markdown]
 # ## Look at it first
@@ -142,7 +124,7 @@ G_code = E_code @ E_code.T
 fig = embeddings.plot_distance_and_gram(D, G_code)
 plt.show()
 
-# %%
+# %% tags=["hide-input", "hide-output"]
 print("token 0 against tokens 0..7")
 print("  D_H       :", " ".join(f"{int(x):6d}" for x in D[0, :8]))
 print("  <e_0, e_j>:", " ".join(f"{float(x):6.3f}" for x in G_code[0, :8]))
@@ -151,9 +133,9 @@ rank = int(torch.linalg.matrix_rank(G_code))
 print(f"rank of the 16 x 16 Gram matrix: {rank}  (m = {m})")
 
 # %% [markdown]
-# The Gram matrix is $1-\frac2mD_{\mathrm{H}}$: the affine law with $b_0=1$, $b_1=2/m$. A $16\times16$ matrix
-# of rank $4$: the embeddings live in $m$ dimensions however many tokens there are. The next
-# section shows that this is no accident of the example.
+# The Gram matrix is $1-\frac2mD_{\mathrm{H}}$ (the affine law, $b_0=1$, $b_1=2/m$), of rank $4$
+# (folded output): the embeddings live in $m$ dimensions however many tokens there are, and this
+# is no accident.
 
 # %% [markdown]
 # ## Results
@@ -210,31 +192,21 @@ print(f"rank of the 16 x 16 Gram matrix: {rank}  (m = {m})")
 # giving $g$ back from the $\lambda_w$: {prf:ref}`thm-geo-krawtchouk`.)
 # ````
 #
-# A trained Gram matrix is never exactly a Hamming kernel. What survives is an average
-# ({prf:ref}`lem-geo-profile-projection`): the kernel of the mean profile $\bar g$ is the Hamming
-# kernel closest to $G$, and its eigenvalue $\bar\lambda_w$ is the mean Rayleigh quotient
-# $\chi_S^\top G\chi_S/V$ over the characters of weight $w$. The variance of the entries of $G$
-# splits by weight ({prf:ref}`cor-geo-variance`): weight $w$ carries $\binom mw\bar\lambda_w^2$,
-# and the rest, $\|G-G_{\bar g}\|_F^2$, is what *no* function of the distance explains. The $R^2$
-# of a law sums the shares of its weights: $\{1\}$ for the affine law, $\{1,m-1,m\}$ for the
-# *parity-twisted affine law*
-#
-# $$
-# \begin{aligned}
-# W_{E}(i)^\top W_{E}(j)&\approx b_0-b_1k+(-1)^k(c_0-c_1k),\\
-# k&=D_{\mathrm{H}}(i,j),
-# \end{aligned}
-# $$
-#
-# the version of (5.2) with parity terms that the trained models below call for.
+# A trained Gram matrix is never exactly a Hamming kernel; what survives is an average. The
+# kernel of the mean profile $\bar g$ is the Hamming kernel closest to $G$, with eigenvalues
+# $\bar\lambda_w$ the mean Rayleigh quotients $\chi_S^\top G\chi_S/V$ over $|S|=w$
+# ({prf:ref}`lem-geo-profile-projection`). The variance of $G$ splits by weight
+# ({prf:ref}`cor-geo-variance`): $\binom mw\bar\lambda_w^2$ on weight $w$, and
+# $\|G-G_{\bar g}\|_F^2$ that *no* function of the distance explains. A law's $R^2$ sums the
+# shares of its weights: $\{1\}$ for the affine law, $\{1,m-1,m\}$ for the *parity-twisted affine
+# law* $W_{E}(i)^\top W_{E}(j)\approx b_0-b_1k+(-1)^k(c_0-c_1k)$, $k=D_{\mathrm{H}}(i,j)$, the
+# version of (5.2) with parity terms that the trained models below call for.
 
 # %% [markdown]
 # ## Check it
 #
-# Three checks in exact arithmetic (float64): the Krawtchouk eigenvalues of a random profile
-# against `torch.linalg.eigvalsh` at $m=6$; the rank formula of {prf:ref}`thm-geo-affine` against
-# `torch.linalg.matrix_rank`; and the same spectral comparison for a matrix that is *not* a Hamming
-# kernel, where only the averaged statements survive.
+# In float64 at $m=6$: Krawtchouk eigenvalues against `torch.linalg.eigvalsh`, the rank formula of
+# {prf:ref}`thm-geo-affine` against `matrix_rank`, and a Gram matrix that is *not* a Hamming kernel.
 
 # %% tags=["hide-input", "hide-output"]
 m = 6
@@ -278,26 +250,22 @@ for w in range(m + 1):
 print(f"  max |difference| over the weights: {bound((rayleigh_r - lam_r).abs().max(), 1e-10)}")
 
 # %% [markdown]
-# The folded output shows: for a Hamming kernel the Krawtchouk eigenvalues are the eigenvalues, to
-# rounding error; the ranks agree with $m\,\mathbb 1[b_1\ne0]+\mathbb 1[b_0\ne mb_1/2]$ ($7=m+1$
-# in general, $6$ in the centred case $b_0=3=mb_1/2$, $1$ when $b_1=0$), and the pairs that break
-# $b_0\ge mb_1/2$ have a negative eigenvalue, so no embeddings realise them. For the random Gram
-# matrix the predicted eigenvalues are wrong one by one, but their sum and their averages per
-# weight are exact, as {prf:ref}`lem-geo-profile-projection` says.
+# The folded output: the Krawtchouk eigenvalues are the eigenvalues to rounding error; the ranks
+# are $7=m+1$ in general, $6$ when centred ($b_0=3=mb_1/2$), $1$ when $b_1=0$; pairs breaking
+# $b_0\ge mb_1/2$ have a negative eigenvalue. For the random Gram matrix the predicted eigenvalues
+# are wrong one by one, but their sum and per-weight averages are exact.
 
 # %% [markdown]
 # (fig-paper-3b)=
 #
 # ## The paper's figure: inner product against Hamming distance
 #
-# Fig. 3(b) of {cite}`jiang2024elephants` shows, for $m=8$ in the underparameterised regime, the
-# average inner product between two token embeddings against their Hamming distance, for a model
-# with a trained $W_{V}$, and its caption says that the embedding structure "is approximated by
-# (5.2)". The paper's sources also hold plots named `no_wv_hamming_inner_n5` to `n8`, probably the
-# same measurement with $W_{V}$ fixed to the identity; we show both. The paper's training settings
-# are not available; ours are $m=8$, $d=32$, $L=64$, contexts uniform on $\mathcal{N}_1(z^*)$
-# without noise, Adam with learning rate 0.01, batch $256$, $800$ steps, $W_{KQ}$ trained from
-# $0$, three seeds per variant.
+# Fig. 3(b) of {cite}`jiang2024elephants` plots, for $m=8$ with $d<V$ and a trained $W_{V}$, the
+# mean inner product of two embeddings against their Hamming distance; its caption says the
+# structure "is approximated by (5.2)". Plots named `no_wv_hamming_inner_n5` to `n8` are probably
+# the same with $W_{V}=I$; we show both. The paper's settings are not available; ours: $m=8$,
+# $d=32$, $L=64$, contexts uniform on $\mathcal{N}_1(z^*)$, Adam with learning rate 0.01, batch
+# $256$, $800$ steps, $W_{KQ}$ trained from $0$, three seeds per variant.
 
 # %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch5-profile", "caption": "Mean inner product of two trained embeddings against their Hamming distance ($m=8$, $d=32$, three seeds), with a trained $W_V$ (left) and with $W_V=I$ (right), and the affine and parity-twisted laws fitted to the mean profile."}, "image": {"alt": "Two panels of inner product against distance 0 to 8. Left: a high point at distance 0, then a zig-zag between even and odd distances, followed by the dotted parity-twisted fit but not by the dashed affine line. Right: a steady fall that the dashed affine line follows roughly."}}
 M_FIG = 8
@@ -327,7 +295,7 @@ panels = {v: {"mean": prof8.mean[idx], "std": prof8.std[idx],
               "twisted": embeddings.weight_profile(G8[idx], TW8).mean(0),
               "r2_twisted": round(mean_of(var8.r2_profile(TW8), idx), 1)}
           for v, idx in members.items()}
-fig = embeddings.plot_hamming_inner(panels)
+fig = embeddings.plot_hamming_inner(panels, height=2.6)
 plt.show()
 
 # %% tags=["hide-input", "hide-output"]
@@ -354,37 +322,27 @@ glue("geo_r2_tr", panels["trained W_V"]["r2"], display=False)
 glue("geo_r2_tw", panels["trained W_V"]["r2_twisted"], display=False)
 
 # %% [markdown]
-# What training produces ({numref}`fig-ch5-profile`; the folded table has the plotted numbers in
-# units of the mean squared norm $\bar g(0)$, the spread over pairs, and the $R^2$ of each law
-# over the pairs and over the mean profile, {prf:ref}`cor-geo-variance`):
-#
-# - **$W_{V}=I$ (frozen).** The inner product falls steadily with the distance, steep at small
-#   distances and flat at the largest: tokens with similar latent vectors get similar embeddings.
-#   The affine law captures the mean profile with an $R^2$ of about {glue:text}`geo_r2_id:.1f`: a
-#   reasonable first description, not an identity.
-# - **Trained $W_{V}$.** Only the first step is clean. After it the profile zig-zags: pairs at
-#   distance $2$ are *more* similar than pairs at distance $1$, the odd distances sit near zero.
-#   The affine law explains little of the mean profile ($R^2$ about {glue:text}`geo_r2_tr:.1f`);
-#   the parity-twisted law follows the zig-zag ($R^2$ about {glue:text}`geo_r2_tw:.1f`). Over the
-#   individual pairs, which is what "the embedding structure is approximated by (5.2)" would have
-#   to mean, even the best law of the distance explains only a small part.
-#
-# Both models reach perfect accuracy, so the difference is not one of skill.
+# Both models reach perfect accuracy ({numref}`fig-ch5-profile`; numbers in the folded table).
+# With **$W_{V}=I$** the inner product falls steadily: the affine law describes the mean profile
+# roughly ($R^2$ about {glue:text}`geo_r2_id:.1f`). With a **trained $W_{V}$** the profile
+# zig-zags after the first step, distance $2$ *more* similar than $1$, odd distances near zero:
+# affine $R^2$ about {glue:text}`geo_r2_tr:.1f`, parity-twisted about {glue:text}`geo_r2_tw:.1f`.
 #
 # ```{important}
-# **What the course's models show.** With $W_{V}=I$ the course's embeddings show, roughly, the
-# relationship the paper's caption describes; with a trained $W_{V}$, the caption's own setting,
-# they do not: the mean profile zig-zags with the parity of the distance, and most of the Gram
-# matrix is no function of the distance. The study {ref}`geo-study` shows that this holds at four
-# times the budget and five seeds. We do not know the paper's settings, so we cannot say whether
-# its models differ from ours or its caption describes the mean profile only.
+# **What the course's models show.** With $W_{V}=I$, roughly the paper's caption; with a trained
+# $W_{V}$, the caption's own setting, not: the profile zig-zags with the parity, and over the pairs
+# (what "approximated by (5.2)" would mean) most of the Gram matrix is no function of the distance,
+# also at four times the budget ({ref}`geo-study`). Without the paper's settings we cannot say
+# whether its models differ from ours or its caption means the mean profile only.
 # ```
 
 # %% [markdown]
-# The same measurement for $m=5,6,7$ (the paper's `hamming_inner_n7` and `no_wv_hamming_inner_n5`
-# to `n7`, folded {numref}`fig-ch5-small-m`) comes from the course's stored study
-# `lca/data/trained_geometry.json`, written by `bench/05_trained_geometry.py` (five seeds of each
-# variant at $800$ and $3{,}200$ steps; a test retrains one stored sample and compares).
+# At $m=5,6,7$ (the paper's `hamming_inner_n7`, `no_wv_hamming_inner_n5` to `n7`; folded
+# {numref}`fig-ch5-small-m`, from the stored study `lca/data/trained_geometry.json` of
+# `bench/05_trained_geometry.py`, five seeds at $800$ and $3{,}200$ steps) the picture is the same
+# at both budgets: identity-$W_{V}$ affine $R^2$ at least {glue:text}`geo_small_id_min:.2f`,
+# trained-$W_{V}$ affine at most {glue:text}`geo_small_tr_max:.2f`, parity-twisted at least
+# {glue:text}`geo_small_tw_min:.2f`.
 
 # %% tags=["hide-input", "hide-output"] mystnb={"figure": {"name": "fig-ch5-small-m", "caption": "Mean Hamming profiles in units of $\\bar g(0)$ at $m=5,6,7$ from the stored study (five seeds, shaded: their range), for both variants and both budgets."}, "image": {"alt": "Three small panels of the normalised inner product against distance. The identity-W_V curves fall almost in a straight line; the trained-W_V curves zig-zag between even and odd distances; the two budgets nearly coincide."}}
 study = embeddings.load_geometry_sweep()
@@ -433,18 +391,10 @@ glue("geo_small_tr_max", round(max(aff_tr_small), 2), display=False)
 glue("geo_small_tw_min", round(min(tw_tr_small), 2), display=False)
 
 # %% [markdown]
-# At $m=5,6,7$ the picture is the same and does not change with the budget: the identity-$W_{V}$
-# profile is close to a straight line (affine $R^2$ of the mean profile at least
-# {glue:text}`geo_small_id_min:.2f` in every setting and budget), while the trained-$W_{V}$
-# profile zig-zags (affine $R^2$ at most {glue:text}`geo_small_tr_max:.2f`, parity-twisted at
-# least {glue:text}`geo_small_tw_min:.2f`).
-
-# %% [markdown]
 # ### Where the energy sits: Krawtchouk eigenvalues of the mean profile
 #
-# For one model of each kind (seed 0), the Krawtchouk eigenvalues $\bar\lambda_w$ of the mean
-# profile are the mean Rayleigh quotients of $G$ on the characters of weight $w$
-# ({prf:ref}`lem-geo-profile-projection`; the folded table lists them and checks the trace).
+# The folded table lists, for seed 0 of each kind, the $\bar\lambda_w$ of the mean profile (the
+# mean Rayleigh quotients of $G$ on weight $w$, {prf:ref}`lem-geo-profile-projection`).
 
 # %% tags=["hide-input", "hide-output"]
 weight_rows = {}
@@ -468,22 +418,19 @@ for v in names:
     print(f"{v}: |trace measured - trace predicted| / trace {bound((ev.sum() - pr.sum()) / ev.sum(), 1e-9)}")
 
 # %% [markdown]
-# With $W_{V}=I$ about nine tenths of the trace sits on $w=1$ (the bit directions, the affine
-# part) and $w=2$. With a trained $W_{V}$ the largest eigenvalues per direction belong to $w=m$,
-# $m-1$ and $1$, then $w=2$ and $m-2$: nearly symmetric under $w\leftrightarrow m-w$. By the
-# reflection identity ({prf:ref}`lem-geo-krawtchouk-identities`) weights $m$ and $m-1$ add
-# $(-1)^k$ and $(-1)^k(m-2k)$ to the profile: the zig-zag, which the parity-twisted law fits.
+# With $W_{V}=I$ about nine tenths of the trace sits on $w=1$ (the affine part) and $w=2$. With a
+# trained $W_{V}$ the largest belong to $w=m$, $m-1$ and $1$, then $2$ and $m-2$, nearly symmetric
+# under $w\leftrightarrow m-w$; weights $m$ and $m-1$ add $(-1)^k$ and $(-1)^k(m-2k)$ to the
+# profile ({prf:ref}`lem-geo-krawtchouk-identities`): the zig-zag the parity-twisted law fits.
 
 # %% [markdown]
 # (fig-paper-spectrum)=
 #
 # ### Spectra and eigen-gaps for $m\in\{7,8\}$, $d\in\{32,64\}$
 #
-# The paper's sources hold figures `spectrum_n{7,8}_d{32,64}_e{0,1,2,3}`, probably spectra in four
-# versions whose meaning and exact matrix we do not know; its summary speaks of "eigen gaps in the
-# embedding matrix spectrum". {numref}`fig-ch5-spectra` shows the eigenvalues of
-# $W_{E}^\top W_{E}$ (the non-zero eigenvalues of $G$) from the stored study; the eigen-gap at $m$
-# is the ratio $\lambda_m/\lambda_{m+1}$.
+# The paper speaks of "eigen gaps in the embedding matrix spectrum" (figures
+# `spectrum_n{7,8}_d{32,64}_e{0,1,2,3}`, versions of unknown meaning). {numref}`fig-ch5-spectra`
+# shows the eigenvalues of $W_{E}^\top W_{E}$; the gap at $m$ is $\lambda_m/\lambda_{m+1}$.
 
 # %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch5-spectra", "caption": "Eigenvalues of $W_E^\\top W_E$, largest first and divided by the largest, at initialisation and after $800$ steps with either kind of $W_V$ (five seeds, shaded: their range); the dotted line falls between index $m$ and $m+1$."}, "image": {"alt": "Four panels of normalised eigenvalues on a log scale against their index, for m = 7 and 8 and d = 32 and 64. The initial spectra decay slowly; the identity-W_V spectra drop after index m; the trained-W_V spectra decay steadily without a break at m."}}
 SPECTRA = {"m = 7, d = 32": 7, "m = 7, d = 64": 7, study["figure_setting"]: 8, "d = 64": 8}
@@ -525,33 +472,25 @@ glue("geo_gap_id8_lo", round(min(id8), 1), display=False)
 glue("geo_gap_id8_hi", round(max(id8), 1), display=False)
 
 # %% [markdown]
-# Training steepens the slowly decaying random spectrum in every setting. With $W_{V}=I$ a gap
-# after index $m$ appears and grows with training: at $m=7$ every seed's ratio is at least
-# {glue:text}`geo_gap_id7_min:.1f`; at $m=8$ the seed means range from
-# {glue:text}`geo_gap_id8_lo:.1f` (the figure's setting, no clear gap yet) to
-# {glue:text}`geo_gap_id8_hi:.1f` ($d=64$, $3{,}200$ steps). With a trained $W_{V}$ there is
-# **no clear gap at $m$**: the mean ratio is at most {glue:text}`geo_gap_tr_max:.2f` in every
-# setting and budget, and no ratio up to index $2m+1$ exceeds {glue:text}`geo_gap_tr_best:.1f`
-# in any seed (folded table). So the paper's eigen-gaps are reproduced for the identity-$W_{V}$
-# models, not for the trained ones, whose Hamming-invariant energy sits on a few Krawtchouk
-# weights while the spectrum decays without a break.
+# With $W_{V}=I$ a gap after index $m$ appears and grows with training: every seed's ratio at least
+# {glue:text}`geo_gap_id7_min:.1f` at $m=7$; at $m=8$ seed means from
+# {glue:text}`geo_gap_id8_lo:.1f` (the figure's setting) to {glue:text}`geo_gap_id8_hi:.1f`
+# ($d=64$, $3{,}200$ steps). With a trained $W_{V}$ there is **no clear gap at $m$** (mean ratio at
+# most {glue:text}`geo_gap_tr_max:.2f`; no ratio up to index $2m+1$ above
+# {glue:text}`geo_gap_tr_best:.1f` in any seed): the paper's eigen-gaps are reproduced for
+# $W_{V}=I$ only.
 
 # %% [markdown]
 # ## Why the trained-$W_{V}$ profile zig-zags
 #
-# With uniform attention the logits of a context average the columns of the *association matrix*
-# $M[k,x]=W_{E}(k)^\top W_{V} W_{E}(x)$ ($M=G$ when $W_{V}=I$). The context law of
-# $\mathcal{N}_1$ is a Hamming kernel with eigenvalues $\mu_w=1-2w/m$, and by
-# {prf:ref}`prop-geo-margin` the target's mean logit advantage over an average token is
-# $\frac1V\sum_{w\ge1}\binom mw\mu_w\nu_w$, where $\nu_w$ is the mean of $\chi_S^\top M\chi_S/V$
-# over $|S|=w$. A weight helps when $\mu_w$ and $\nu_w$ have the same sign. With $W_{V}=I$, $M=G$
-# is a Gram matrix, so $\nu_w\ge0$ and only $w<m/2$ can help; a trained $W_{V}$ can also use the
-# weights with $\mu_w<0$, above all the parity, $\mu_m=-1$ (the hypercube is bipartite: every
-# neighbour of $y$ has the other parity). Weights $m$ and $m-1$ add $(-1)^k$ and $(-1)^k(m-2k)$ to
-# the profile: the zig-zag. The Hamming ball of radius 2 has
-# $\mu_w=(K_1(w)+K_2(w))/(m+\binom m2)$, *positive* at $w=m$ (equal to $\mu_1$ at $m=8$).
-# {numref}`fig-ch5-weights` compares the measured $\nu_w$ with $\mu_w$ on both neighbourhoods
-# (one seed of each variant).
+# With uniform attention the logits average columns of the *association matrix*
+# $M[k,x]=W_{E}(k)^\top W_{V} W_{E}(x)$ ($M=G$ if $W_{V}=I$). The context law of $\mathcal{N}_1$
+# has eigenvalues $\mu_w=1-2w/m$, and the target's mean logit advantage is $\frac1V\sum_{w\ge1}\binom mw\mu_w\nu_w$, $\nu_w$ the mean of
+# $\chi_S^\top M\chi_S/V$ over $|S|=w$ ({prf:ref}`prop-geo-margin`). With $W_{V}=I$, $M=G$ is a Gram
+# matrix, so $\nu_w\ge0$ and only $w<m/2$ helps; a trained $W_{V}$ can also use $\mu_w<0$, above
+# all the parity, $\mu_m=-1$ (the hypercube is bipartite), and weights $m$, $m-1$ make the zig-zag.
+# The radius-2 ball has $\mu_w=(K_1(w)+K_2(w))/(m+\binom m2)$, *positive* at $w=m$
+# ({numref}`fig-ch5-weights`, seed 0 of each variant).
 
 # %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch5-weights", "caption": "Per character weight $w$: the neighbourhood's eigenvalue $\\mu_w$ and the learned association's mean Rayleigh quotient $\\nu_w$ for both variants, each divided by its largest absolute value, on the sphere $\\mathcal{N}_1$ (top) and the radius-2 ball (bottom)."}, "image": {"alt": "Two rows of grouped bars for weights 0 to 8. On the sphere, mu falls linearly from 1 to -1 and the trained-W_V bars follow its sign, large at weights 1, 7 and 8, while the identity-W_V bars are non-negative and sit at small weights. On the ball, weight 8 is positive for all three series."}}
 spec_ball = lca.TaskSpec(m=M_FIG, L=64, neighbourhood=lca.hamming_ball(2))
@@ -592,24 +531,19 @@ for row_name, row, prof_rows in [("radius-1 sphere N_1", rows["radius-1 sphere N
         print(f"  profile / g(0), {v:18s}:", " ".join(f"{fixed(x / p[0]):>5s}" for x in p))
 
 # %% [markdown]
-# On $\mathcal{N}_1$ the trained $W_{V}$ gives $\nu_w$ the sign of $\mu_w$ at every weight, largest
-# where $|\mu_w|$ is largest, with about half of its mass where $\mu_w<0$ (folded table); the
-# identity $W_{V}$ keeps every $\nu_w\ge0$, almost all where $\mu_w>0$. On the ball the weights $1$
-# and $m$ receive nearly equal $\nu$ in both models, and the profile pairs the distances $(1,2)$,
-# $(3,4)$, $(5,6)$, $(7,8)$ into a staircase instead of alternating. That $\nu_w$ follows $\mu_w$
-# this closely is a measurement, not a consequence of the proposition: it is our explanation, not
-# the paper's.
+# On $\mathcal{N}_1$ the trained $W_{V}$ gives $\nu_w$ the sign of $\mu_w$ at every weight, with
+# about half its mass where $\mu_w<0$; the identity keeps $\nu_w\ge0$ (folded table). On the ball
+# weights $1$ and $m$ get nearly equal $\nu$ and the profile becomes a staircase. That $\nu_w$
+# follows $\mu_w$ is a measurement, our explanation, not the paper's.
 
 # %% [markdown]
 # (geo-study)=
 #
 # ## Why the trained-$W_{V}$ embeddings follow no law of the distance
 #
-# The zig-zag explains the mean profile, not why so little of the trained-$W_{V}$ Gram matrix is a
-# function of the Hamming distance over the pairs. The stored study changes one thing at a time
-# from the figure's setting (five seeds, $800$ and $3{,}200$ steps, the figure's setting also
-# $200$) and splits the variance of each Gram matrix by {prf:ref}`cor-geo-variance`
-# ({numref}`fig-ch5-study`).
+# Why is so little of the trained-$W_{V}$ Gram matrix a function of the distance? The stored study
+# changes one thing at a time (five seeds, $800$ and $3{,}200$ steps, the figure's setting also
+# $200$) and splits each Gram matrix by {prf:ref}`cor-geo-variance` ({numref}`fig-ch5-study`).
 
 # %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch5-study", "caption": "$R^2$ over all pairs of the trained Gram matrix, one setting per row ($m=8$, one change at a time), for any function of the distance (black squares, the ceiling), the parity-twisted law (green diamonds) and the affine law (vermillion circles); filled markers: the longest budget, open: shorter ones, bars: the range over five seeds."}, "image": {"alt": "Two panels, trained W_V and W_V = I, with nine rows of markers. For the trained W_V all markers lie below one half except on the radius-2 ball; for W_V = I the black squares lie mostly between one half and one, and far lower for the untied unembedding."}}
 FACTORS = [study["figure_setting"], "d = 16", "d = 64", "lr = 0.003", "lr = 0.03", "noise 0.5",
@@ -676,24 +610,21 @@ glue("geo_st_spikes_rest", sum(r["accuracy"] < 0.5 for r in identity if r not in
 glue("geo_st_members_rest", len(identity) - len(fast), display=False)
 
 # %% [markdown]
-# What the study shows (the folded table has every number; the dropdown, the details):
+# What the study shows (every number in the folded table, details in the dropdown):
 #
-# - **Not the budget, $d$, the learning rate, the context length or noise.** In the figure's
-#   setting, the part of the trained-$W_{V}$ Gram matrix that any law of the distance explains is
-#   {glue:text}`geo_st_tr_200:.2f`, {glue:text}`geo_st_tr_800:.2f` and
-#   {glue:text}`geo_st_tr_3200:.2f` at $200$, $800$ and $3{,}200$ steps (perfect accuracy
-#   throughout), and between {glue:text}`geo_st_tr_lo:.2f` and {glue:text}`geo_st_tr_hi:.2f` over
-#   every $\mathcal{N}_1$ setting and budget; with $W_{V}=I$ it grows with training
-#   ({glue:text}`geo_st_id_200:.2f`, {glue:text}`geo_st_id_800:.2f`,
-#   {glue:text}`geo_st_id_3200:.2f`).
-# - **Not the basis**: the association matrix $M=W_{E}W_{V}W_{E}^\top$, which a change of basis
-#   does not touch, is as far from a law (non-Hamming part {glue:text}`geo_st_assoc:.2f`).
-# - **The tie matters for $W_{V}=I$**: untied, the identity-$W_{V}$ models lose their Hamming
-#   geometry ({glue:text}`geo_st_untied_id_long:.2f` at $3{,}200$ steps).
+# - **Not the budget, $d$, the learning rate, the context length or noise.** Any law of the
+#   distance explains {glue:text}`geo_st_tr_200:.2f`, {glue:text}`geo_st_tr_800:.2f` and
+#   {glue:text}`geo_st_tr_3200:.2f` of the trained-$W_{V}$ Gram matrix at $200$, $800$ and
+#   $3{,}200$ steps (perfect accuracy), between {glue:text}`geo_st_tr_lo:.2f` and
+#   {glue:text}`geo_st_tr_hi:.2f` over all $\mathcal{N}_1$ settings; with $W_{V}=I$ it grows
+#   ({glue:text}`geo_st_id_200:.2f`, {glue:text}`geo_st_id_800:.2f`, {glue:text}`geo_st_id_3200:.2f`).
+# - **Not the basis**: the association matrix $M=W_{E}W_{V}W_{E}^\top$ is as far from a law
+#   (non-Hamming part {glue:text}`geo_st_assoc:.2f`). **The tie matters for $W_{V}=I$**: untied, it
+#   loses the geometry ({glue:text}`geo_st_untied_id_long:.2f` at $3{,}200$ steps).
 # - **The neighbourhood does it**: only the non-bipartite radius-2 ball brings a trained $W_{V}$
-#   close to a law of the distance ({glue:text}`geo_st_ball_tr:.2f`). On $\mathcal{N}_1$ a version
-#   of (5.2) with parity terms fits the mean profile (twisted $R^2$ at least
-#   {glue:text}`geo_st_twp_lo:.2f`, affine at most {glue:text}`geo_st_affp_hi:.2f`), not the pairs.
+#   close to a law ({glue:text}`geo_st_ball_tr:.2f`). On $\mathcal{N}_1$ the parity-twisted law fits
+#   the mean profile ($R^2$ at least {glue:text}`geo_st_twp_lo:.2f`, affine at most
+#   {glue:text}`geo_st_affp_hi:.2f`), not the pairs.
 #
 # ````{dropdown} The study in detail
 # - **Budget.** The figure's $800$ steps show the identity-$W_{V}$ models part of the way to the
@@ -730,26 +661,21 @@ glue("geo_st_members_rest", len(identity) - len(fast), display=False)
 #   distance.
 # - **Parity terms.** The parity-twisted law does not fit the pairs because most of their
 #   variance is no function of the distance at all.
+# - **Open.** We have not found *why* the trained-$W_{V}$ function keeps so large a non-Hamming
+#   part on $\mathcal{N}_1$ and not on the ball: the indefinite association matrix is the measured
+#   difference, not a derivation.
 # ````
-#
-# We have not found *why* the trained-$W_{V}$ function keeps so large a non-Hamming part on
-# $\mathcal{N}_1$ and not on the ball: the indefinite association matrix is the measured
-# difference, not a derivation, and the question is open in the course.
 
 # %% [markdown]
 # ## Where it breaks
 #
-# The Hamming geometry is learned because the task needs it and the model has too few dimensions
-# to avoid it. Remove either reason and it disappears ({numref}`fig-ch5-breaks`):
-#
-# 1. **Overparameterised, frozen random embeddings:** $m=6$, $d=128\ge V=64$, $W_{E}$ kept at its
-#    Gaussian initialisation, $W_{V}$ and $W_{KQ}$ trained. Random vectors in $128$ dimensions are
-#    nearly orthogonal, so $W_{V}$ can store every association on its own
-#    ({doc}`04_value_matrix`). (We also train $W_{V}=I$ on them, for its accuracy only.)
-# 2. **A neighbourhood unrelated to Hamming distance:** $m=8$, $d=32$, each target's neighbourhood
-#    a random set of $m$ tokens (a `lca.custom` mask), so there is no Hamming structure to learn.
+# The geometry is learned because the task needs it and $d$ is too small to avoid it. Remove either
+# reason and it disappears (folded {numref}`fig-ch5-breaks`): (1) $m=6$, $d=128\ge V=64$, $W_{E}$ frozen
+# at its Gaussian initialisation: nearly orthogonal, so $W_{V}$ stores every association alone
+# ({doc}`04_value_matrix`; $W_{V}=I$ on them too, for its accuracy only); (2) $m=8$, $d=32$, each
+# target's neighbourhood a random set of $m$ tokens (a `lca.custom` mask).
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ch5-breaks", "caption": "The inner-product profile where no Hamming structure is needed ($d=128\\ge V=64$, frozen random embeddings, trained $W_V$) or available (a random neighbourhood of $m$ tokens, $m=8$, $d=32$, both variants), with the affine fit."}, "image": {"alt": "Three panels of inner product against Hamming distance. In each, the point at distance 0 is far above the others, which lie on one flat line at every distance from 1 on."}}
+# %% tags=["hide-input", "hide-output"] mystnb={"figure": {"name": "fig-ch5-breaks", "caption": "The inner-product profile where no Hamming structure is needed ($d=128\\ge V=64$, frozen random embeddings, trained $W_V$) or available (a random neighbourhood of $m$ tokens, $m=8$, $d=32$, both variants), with the affine fit."}, "image": {"alt": "Three panels of inner product against Hamming distance. In each, the point at distance 0 is far above the others, which lie on one flat line at every distance from 1 on."}}
 spec_over = lca.TaskSpec(m=6, L=64)
 run_over = lca.sweep(lca.TrainConfig(task=spec_over, d=128, steps=400, batch_size=256, lr=0.01,
                                      eval_every=0, train_E=False, device=device),
@@ -805,22 +731,17 @@ for v in names:
           f"directions = {fixed(share8[idx, 1].mean(), 1)}")
 
 # %% [markdown]
-# In both counterexamples the models with a trained $W_{V}$ solve the task (so does $W_{V}=I$ on
-# the random neighbourhood), yet the profile is flat for $k\ge1$, the affine fit explains nothing,
-# and the share of the trace on the bit directions is the isotropic $m/V$ (folded table). Only
-# $W_{V}=I$ on frozen random embeddings fails: nothing links a context to its target. The
-# low-rank Hamming geometry is a consequence of *compression* ($d<V$) of a task whose structure
-# *is* the Hamming geometry.
+# The trained-$W_{V}$ models solve both tasks (so does $W_{V}=I$ on the random neighbourhood), yet
+# the profile is flat for $k\ge1$ and the bit directions hold the isotropic share $m/V$ of the
+# trace (folded table; $W_{V}=I$ on frozen random embeddings fails). The Hamming geometry comes
+# from *compressing* ($d<V$) a task whose structure *is* that geometry.
 
 # %% [markdown]
 # ## Explore
 #
-# Choose a profile $g(k)=b_0-b_1k+b_2k^2+c\,(-1)^k$ and see its Krawtchouk spectrum. The affine law
-# ($b_2=c=0$) has only two non-zero eigenvalues, at $w=0$ and $w=1$ (only $w=1$ when
-# $b_0=mb_1/2$: try $b_0=4$ at $m=8$). A curvature $b_2$ switches on
-# $w=2$ (multiplicity $\binom m2$); the parity term $c$ switches on $w=m$. Vermillion bars are negative
-# eigenvalues: such a profile is not the Gram matrix of any embeddings. Nothing here is
-# $V\times V$, so $m$ can go up to $12$ instantly.
+# The Krawtchouk spectrum of $g(k)=b_0-b_1k+b_2k^2+c\,(-1)^k$. The affine law ($b_2=c=0$) lights
+# only $w=0,1$ (only $w=1$ at $b_0=mb_1/2$: try $b_0=4$, $m=8$); $b_2$ switches on $w=2$, $c$
+# switches on $w=m$. Vermillion bars are negative: no embeddings have that Gram matrix.
 
 # %% tags=["hide-input"]
 def draw_kernel(m=8, b0=6.0, b1=1.0, b2=0.0, c=0.0):
@@ -846,12 +767,10 @@ explorer(draw_kernel, title="Krawtchouk spectrum of a Hamming profile",
 # ```{exercise} The Hamming profile
 # :label: ex-geo-profile
 #
-# Write `gram_profile_mean(W_E)` that takes embeddings `W_E [V, d]` ($V=2^m$, row $i$ = token $i$)
-# and returns a float64 tensor of length $m+1$ whose entry $k$ is the mean of
-# $W_{E}(i)^\top W_{E}(j)$ over all ordered pairs at Hamming distance $k$, the pairs $(i,i)$
-# included at $k=0$ (use `lca.LatentSpace(m).distances()`). `check_gram_profile` tests it on
-# random embeddings for $m=1,\dots,5$ and two special ones. Replace the
-# `raise NotImplementedError` and run the cell.
+# Write `gram_profile_mean(W_E)`: for embeddings `W_E [V, d]` ($V=2^m$, row $i$ = token $i$), a
+# float64 tensor of length $m+1$ whose entry $k$ is the mean of $W_{E}(i)^\top W_{E}(j)$ over all
+# ordered pairs at Hamming distance $k$, $(i,i)$ included (use `lca.LatentSpace(m).distances()`).
+# `check_gram_profile` tests $m=1,\dots,5$ and two special cases. Replace the `raise` and run.
 # ```
 
 # %% tags=["exercise-stub"]
@@ -891,12 +810,10 @@ check_gram_profile(gram_profile_mean_reference)
 # ```{exercise} Krawtchouk numbers from their generating function
 # :label: ex-geo-krawtchouk
 #
-# The appendix {doc}`proofs/geometry` shows that $\sum_{k=0}^mK_k(w)\,t^k=(1-t)^w(1+t)^{m-w}$.
-# Write `krawtchouk_table(m)` returning an integer tensor `[m+1, m+1]` whose entry `[k, w]` is
-# $K_k(w)$, computed from the generating function by multiplying coefficient lists (no binomial
-# coefficients, no sum over $j$); `check_krawtchouk_table` compares every entry for
-# $m=1,\dots,6$ and $9$. Explain why row $1$ is $m-2w$ and column $0$ is $\binom mk$. Replace the
-# `raise NotImplementedError` and run the cell.
+# With $\sum_{k=0}^mK_k(w)\,t^k=(1-t)^w(1+t)^{m-w}$ ({doc}`appendix <proofs/geometry>`), write
+# `krawtchouk_table(m)`: an integer tensor `[m+1, m+1]` with entry `[k, w]` $=K_k(w)$, by
+# multiplying coefficient lists (no binomials); `check_krawtchouk_table` tests $m=1,\dots,6$, $9$.
+# Why is row $1$ equal to $m-2w$ and column $0$ to $\binom mk$?
 # ```
 
 # %% tags=["exercise-stub"]
@@ -942,11 +859,10 @@ check_krawtchouk_table(krawtchouk_table_reference)
 # ```{exercise} The spectrum without the matrix
 # :label: ex-geo-spectrum
 #
-# Write `hamming_spectrum(g, m)` that returns the $m+1$ eigenvalues $\lambda_0,\dots,\lambda_m$ of
-# the Hamming kernel of the profile `g` (a float64 tensor of length $m+1$), using
-# {prf:ref}`thm-geo-spectrum` and a Krawtchouk table (yours, or
-# `embeddings.krawtchouk_matrix(m)`), without any $V\times V$ matrix; `check_hamming_spectrum`
-# tests $m=1,\dots,6$. Replace the `raise NotImplementedError` and run the cell.
+# Write `hamming_spectrum(g, m)` returning the eigenvalues $\lambda_0,\dots,\lambda_m$ of the
+# Hamming kernel of `g` (float64, length $m+1$) by {prf:ref}`thm-geo-spectrum` and a Krawtchouk
+# table (yours or `embeddings.krawtchouk_matrix(m)`), with no $V\times V$ matrix;
+# `check_hamming_spectrum` tests $m=1,\dots,6$.
 # ```
 
 # %% tags=["exercise-stub"]
@@ -983,11 +899,10 @@ check_hamming_spectrum(hamming_spectrum_reference)
 # ```{exercise} Embeddings for the affine law
 # :label: ex-geo-embedding
 #
-# Write `affine_embedding(m, b0, b1)` returning embeddings `E [V, r]` with at most $m+1$ columns
-# whose Gram matrix is $b_0-b_1D_{\mathrm{H}}$ (assume $b_1\ge0$ and $b_0\ge mb_1/2$). Hint: start
-# from the $\pm1$ code, whose Gram matrix is $m-2D_{\mathrm{H}}$, and add one constant coordinate.
-# `check_affine_embedding` compares the Gram matrix (any rotation is right) and the width for
-# $m=1,\dots,6$. Replace the `raise NotImplementedError` and run the cell.
+# Write `affine_embedding(m, b0, b1)` returning `E [V, r]`, $r\le m+1$, with Gram matrix
+# $b_0-b_1D_{\mathrm{H}}$ ($b_1\ge0$, $b_0\ge mb_1/2$). Hint: the $\pm1$ code has Gram matrix
+# $m-2D_{\mathrm{H}}$; add one constant coordinate. `check_affine_embedding` tests $m=1,\dots,6$
+# (any rotation is right).
 # ```
 
 # %% tags=["exercise-stub"]
@@ -1026,14 +941,11 @@ check_affine_embedding(affine_embedding_reference)
 # ```{exercise} Polynomial profiles have low rank
 # :label: ex-geo-polynomial
 #
-# The explorer above suggests that a curvature term $b_2k^2$ switches on only the weight $w=2$.
-# Prove the general statement: if the profile $g$ is a polynomial in $k$ of degree at most $p<m$,
-# then $\lambda_w=0$ for every $w>p$, so
-# $\operatorname{rank}G_g\le\sum_{w=0}^p\binom mw$; and if the degree is exactly $p$, then
-# $\lambda_p\ne0$. For the quadratic profile $g(k)=b_0-b_1k+b_2k^2$, compute
-# $\lambda_0,\lambda_1,\lambda_2$, and say when $G_g$ has rank exactly $1+m+\binom m2$ and when it
-# is a Gram matrix. (Hint: with $F_w(t)=(1-t)^w(1+t)^{m-w}$, $\sum_kk^jK_k(w)$ is
-# $\big((t\frac{d}{dt})^jF_w\big)(1)$.)
+# Prove: if the profile $g$ is a polynomial in $k$ of degree at most $p<m$, then $\lambda_w=0$ for
+# $w>p$, so $\operatorname{rank}G_g\le\sum_{w=0}^p\binom mw$, and $\lambda_p\ne0$ at degree
+# exactly $p$. For $g(k)=b_0-b_1k+b_2k^2$ compute $\lambda_0,\lambda_1,\lambda_2$; when is the rank
+# exactly $1+m+\binom m2$, and when is $G_g$ a Gram matrix? (Hint: with
+# $F_w(t)=(1-t)^w(1+t)^{m-w}$, $\sum_kk^jK_k(w)=\big((t\frac{d}{dt})^jF_w\big)(1)$.)
 # ```
 #
 # ```{solution} ex-geo-polynomial
@@ -1070,21 +982,12 @@ check_affine_embedding(affine_embedding_reference)
 # %% [markdown]
 # ## Summary
 #
-# A Gram matrix that depends only on Hamming distance is diagonalised by Walsh characters, with
-# eigenvalues given by Krawtchouk numbers; the affine law $b_0-b_1D_{\mathrm{H}}$ is the special case with
-# only the constant and the $m$ bit directions, hence rank $m+1$ (or $m$ when centred), and the
-# split of a trained Gram matrix by weight measures how far it is from any such law. Trained
-# embeddings with $d<V$ approach the affine law when $W_{V}$ is fixed to the identity and the
-# unembedding is tied, and more so with longer training. With a trained $W_{V}$ on $\mathcal{N}_1$,
-# the setting of the paper's Fig. 3(b), they do not: the mean profile zig-zags with the parity of the
-# distance (the parity-twisted law fits it, the affine law does not), most of the Gram matrix is no
-# function of the distance at all, and the spectrum has no eigen-gap at $m$; only a non-bipartite
-# neighbourhood changes this. If embeddings did follow the affine law, what a model knows about
-# token similarity would live in $m+1$ directions, the structure that rank-one editing
-# {cite}`meng2022rome`, low-rank adapters {cite}`hu2022lora` and rank reduction
-# {cite}`sharma2023laser` rely on, as the paper suggests; here that reading holds for $W_{V}=I$
-# only, and nothing tests an editing method. For context
-# hijacking the geometry is the other half of the story: tokens whose latent concepts overlap get
-# overlapping embeddings (or, with a trained $W_{V}$, overlapping associations), so a context full of
-# tokens near a wrong answer pushes the logits toward it. The next chapter adds the missing piece,
-# attention, which decides which context tokens are gathered at all.
+# Walsh characters diagonalise every Hamming kernel; the affine law uses only the constant and the
+# $m$ bit directions (rank $m+1$, or $m$ centred). Trained embeddings with $d<V$ approach it when
+# $W_{V}=I$ and the unembedding is tied; with a trained $W_{V}$ on $\mathcal{N}_1$ (Fig. 3b) they do
+# not (a parity zig-zag, mostly no law of the distance, no eigen-gap at $m$). The $m+1$ directions
+# are what rank-one editing {cite}`meng2022rome`, low-rank adapters {cite}`hu2022lora` and rank
+# reduction {cite}`sharma2023laser` would rely on, as the paper suggests; here only for
+# $W_{V}=I$, and nothing tests an editing method. Overlapping latent concepts give overlapping
+# embeddings (or associations), so a context near a wrong answer pulls the logits toward it; the
+# next chapter adds attention, which decides which context tokens are gathered at all.
