@@ -653,7 +653,7 @@ check_efficacy_indicator(efficacy)
 # counted as hijacks), the comparison the wrong way round, and a sum instead of a mean (a count,
 # not a share). The reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def efficacy_reference(logp_true, logp_false):
     return float((logp_false > logp_true).double().mean())
 
@@ -702,7 +702,7 @@ check_left_pad_positions(left_pad_positions)
 # in a packed row the offsets differ between the tokens of one prompt and the scores change. The
 # reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def left_pad_positions_reference(attention_mask):
     mask = torch.as_tensor(attention_mask).long()
     return (mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -758,7 +758,7 @@ check_batch_mean_logprob(batch_mean_logprob)
 # mean (which penalises long targets). The reference code is in the cell below, checked by the
 # same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def batch_mean_logprob_reference(logits, input_ids, n_target):
     logp = torch.log_softmax(logits.double(), dim=-1)
     L = input_ids.shape[1]

@@ -723,7 +723,7 @@ check_crosstalk(crosstalk)
 # the identity instead of the diagonal removes $v_j$ rather than $\|u_j\|^2v_j$, which is right
 # only for unit-norm keys. The reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def crosstalk_reference(keys, values):
     G = keys @ keys.T
     return (G - torch.diag(torch.diagonal(G))) @ values
@@ -811,7 +811,7 @@ check_recall_bound_mills(recall_bound_mills)
 # dropping the $1/\sqrt{2\pi}$ of $\phi$, swapping the two Gamma functions, and $N$ instead of
 # $N-1$. The reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def recall_bound_mills_reference(N, d):
     log_pair = (math.lgamma((d - 1) / 2) - math.lgamma(d / 2)
                 - 0.5 * math.log(2 * math.pi) - (d / 2) * math.log(2.0))
@@ -892,7 +892,7 @@ check_repair_fraction(repair_fraction)
 # $0.14\,d$, where the famous capacity only promises retrieval with a few wrong bits after
 # convergence. The reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def repair_fraction_reference(patterns, probes):
     N, d = patterns.shape
     W = patterns.T @ patterns - N * torch.eye(d, dtype=patterns.dtype)
@@ -937,7 +937,7 @@ check_softmax_recall(softmax_recall)
 # values, whatever the query. The reference code is in the cell below, checked by the same
 # checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def softmax_recall_reference(keys, values, queries, beta):
     return torch.softmax(beta * queries @ keys.T, dim=1) @ values
 

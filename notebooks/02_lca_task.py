@@ -497,7 +497,7 @@ check_neighbourhood_mask(sphere_mask)
 # `y ^ x` (a difference borrows across bits). The reference code is in the cell below, checked by
 # the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def sphere_mask_reference(m, r):
     t = torch.arange(2 ** m)
     v = t[:, None] ^ t[None, :]
@@ -543,7 +543,7 @@ check_sample_context(sample_context)
 # modulo, makes bit $0$ twice as likely) are the mistakes the checker catches most often. The
 # reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def sample_context_reference(m, L, y, generator):
     k = torch.randint(0, m, (L,), generator=generator)
     return y ^ (1 << k)
@@ -589,7 +589,7 @@ check_bayes_posterior(posterior)
 # to normalise gives the indicator of the consistent set, not a distribution. The reference code
 # is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def posterior_reference(m, contexts):
     v = contexts[:, :, None] ^ torch.arange(2 ** m)[None, None, :]
     ok = (((v & (v - 1)) == 0) & (v != 0)).all(1).double()
@@ -668,7 +668,7 @@ check_sphere2_pair_accuracy(sphere2_pair_accuracy)
 # it fails with noise or with a third token. The reference code is in the cell below, checked by
 # the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def sphere2_pair_accuracy_reference(m):
     D = math.comb(m, 2)
     shared = 1 / D if m >= 3 else 0.0

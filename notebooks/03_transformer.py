@@ -800,7 +800,7 @@ check_count_logits(count_logits)
 # counts (wrong as soon as a token repeats) and a missing $1/L$. The reference code is in the
 # cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def count_logits_reference(M, contexts):
     n, L = contexts.shape
     c = torch.zeros(n, M.shape[0], dtype=M.dtype)
@@ -865,7 +865,7 @@ check_bag_logits(bag_logits)
 # and weights $c_ke^{\sigma_k}$ left unnormalised. The reference code is in the cell below,
 # checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def bag_logits_reference(W_E, W_KQ, W_V, counts, query):
     sigma = W_E[query] @ W_KQ @ W_E.T                   # [n, V]: sigma_k per context
     alpha = torch.softmax(sigma + counts.log(), dim=1)  # [n, V]: c_k e^sigma_k / sum
@@ -912,7 +912,7 @@ check_bayes_value_matrix(bayes_wv)
 # embeddings and non-symmetric $\Lambda$ catch both. The reference code is in the cell below,
 # checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def bayes_wv_reference(Lam, W_E):
     Ep = torch.linalg.pinv(W_E)  # [d, V]; W_E @ Ep = I_V when W_E has rank V
     return Ep @ Lam @ Ep.T
@@ -973,7 +973,7 @@ check_exact_accuracy(exact_accuracy)
 # (`lca.lca_task.bayes_accuracy_sphere1(3, 3)`), here without any sampling error. The reference
 # code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def exact_accuracy_reference(M, P, L):
     V, total = M.shape[0], 0.0
     for x in itertools.product(range(V), repeat=L):  # every context, in order

@@ -918,7 +918,7 @@ check_hebbian_value_matrix(hebbian_value_matrix)
 # "target $\to$ neighbours"), and summing instead of averaging over positions or examples (a
 # wrong scale, which the checker reports).
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def hebbian_value_matrix_reference(W_E, contexts, targets):
     counts = torch.zeros(contexts.shape[0], W_E.shape[0], dtype=W_E.dtype)
     counts.scatter_add_(1, contexts, torch.ones(contexts.shape, dtype=W_E.dtype))
@@ -980,7 +980,7 @@ check_sphere_error_random_ties(sphere_error_random_ties)
 # breaking their $m$-way tie with probability $1/2$. The course's tests check the formula against
 # an exact enumeration of all contexts, and that it fails with noise or another neighbourhood.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def sphere_error_random_ties_reference(m, L):
     return (m - 1) * (1 + m * (2**L - 2) / 4) / m**L
 
@@ -1024,7 +1024,7 @@ check_adam_first_step(adam_first_step)
 # $W_{E}^\top AW_{E}$, and the answer is no in general (the course's tests check both cases).
 # Common mistakes: returning the gradient step $\eta g$, or the wrong sign.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def adam_first_step_reference(W_E, P, lr):
     V = W_E.shape[0]
     g = W_E.T @ (torch.eye(V, dtype=W_E.dtype) - 1.0 / V) @ P @ W_E / V

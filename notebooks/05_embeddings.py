@@ -791,7 +791,7 @@ check_gram_profile(gram_profile_mean)
 # (the number of pairs, $V\binom mk$, depends on $k$), and dropping the diagonal at $k=0$. The
 # reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def gram_profile_mean_reference(W_E):
     W_E = W_E.double()
     m = W_E.shape[0].bit_length() - 1
@@ -838,7 +838,7 @@ check_krawtchouk_table(krawtchouk_table)
 # $K_k(w)$ by the factor $\binom mw/\binom mk$. The reference code is in the cell below, checked by
 # the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def krawtchouk_table_reference(m):
     table = torch.zeros(m + 1, m + 1, dtype=torch.long)
     for w in range(m + 1):
@@ -884,7 +884,7 @@ check_hamming_spectrum(hamming_spectrum)
 # of length $V$ with repetitions, not one value per weight). The reference code is in the cell
 # below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def hamming_spectrum_reference(g, m):
     return g.double() @ krawtchouk_table_reference(m).double()
 
@@ -924,7 +924,7 @@ check_affine_embedding(affine_embedding)
 # centred case, and using $\sqrt{b_1}$ instead of $\sqrt{b_1/2}$ doubles the slope. The reference
 # code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def affine_embedding_reference(m, b0, b1):
     Z = lca.LatentSpace(m).latents.double()
     const = torch.full((2 ** m, 1), math.sqrt(b0 - m * b1 / 2), dtype=torch.float64)

@@ -998,7 +998,7 @@ check_attention_mass_by_cluster(mass)
 # (forgetting the attention weights), which is the mass only for uniform attention. The reference
 # code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def mass_reference(attention, contexts, m, k):
     cl = contexts >> (m - k)
     same = (cl == cl[:, -1:]).to(attention.dtype)
@@ -1044,7 +1044,7 @@ check_kq_gradient(kq_grad)
 # then no longer sum to $0$), a transpose ($M$ versus $M^\top$ in $r$, or $T^\top$), and a sum where
 # the loss is a mean. The reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def kq_grad_reference(W_E, W_V, contexts, targets):
     E, Wv = W_E.double(), W_V.double()
     V, (n, L) = E.shape[0], contexts.shape
@@ -1127,7 +1127,7 @@ check_best_noise(best_noise)
 # over $\varepsilon$ on the enumerated first-order table. The reference code is in the cell below,
 # checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def best_noise_reference(m, k, L):
     V, s = 2**m, 2 ** (m - k)
     a, b, c = (s - 2) * (L - 2) / (s - 1) ** 2, 1 / (V - s), (L - 2) / (V - s)

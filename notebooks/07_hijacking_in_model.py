@@ -763,7 +763,7 @@ check_share_logits(shares)
 # division by $L$), and counting a repeated token once. The reference code is in the cell below,
 # checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def shares_reference(contexts, mask):
     n, L = contexts.shape
     c = torch.zeros(n, mask.shape[0], dtype=torch.float64)
@@ -832,7 +832,7 @@ check_noisy_threshold(noisy_threshold)
 # the cluster task, whose noise avoids $y$'s cluster. The reference code is in the cell below,
 # checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def noisy_threshold_reference(D, D_hijack, overlap, noise, V):
     e_clean = (1 - noise) * (overlap / D - 1) + noise * (D_hijack - D) / (V - 1)
     e_hijack = 1 - overlap / D_hijack
@@ -886,7 +886,7 @@ check_flip_probability_overlap(flip_probability)
 # `lca.hijacking_in_model.hijack_margin_probability` does) gives the same numbers in $O(L^2)$
 # operations. The reference code is in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def flip_probability_reference(rho, L, D, D_hijack, overlap):
     plus, minus = rho * (1 - overlap / D_hijack), (1 - rho) * (1 - overlap / D)
     zero = 1 - plus - minus

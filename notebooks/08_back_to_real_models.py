@@ -404,7 +404,7 @@ check_wilson_interval(wilson)
 # only the half-width by $1+z^2/n$, and $z^2/2n$ computed as `z * z / 2 * n`. The reference code is
 # in the cell below, checked by the same checker.
 
-# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true}
+# %% tags=["exercise-reference"] jupyter={"source_hidden": true, "outputs_hidden": true} cellView="form"
 def wilson_reference(successes, n, z=1.96):
     p = successes / n
     denom = 1 + z * z / n

@@ -160,8 +160,9 @@ def test_coding_exercises_are_stub_first(entry):
         for c in refs:
             hidden = c.metadata.get("jupyter", {})
             assert hidden.get("source_hidden") and hidden.get("outputs_hidden"), (
-                f"{where}: the reference cell must start collapsed in Jupyter and Colab"
+                f"{where}: the reference cell must start collapsed in Jupyter"
             )
+            assert c.metadata.get("cellView") == "form", f"{where}: Colab must hide the reference's code"
         checkers = _checker_calls(stub.source)
         assert checkers, f"{where}: the stub cell must call the chapter's checker"
         ref_text = "".join(_text(c) for c in refs)

@@ -33,7 +33,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "lca[llm] @ git+{url}@{ref}"], check=True)"""
 
-CELL_METADATA = {"tags", "mystnb", "jupyter"}
+CELL_METADATA = {"tags", "mystnb", "jupyter", "cellView"}
 NB_METADATA = {"kernelspec", "language_info", "widgets"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex")

@@ -31,9 +31,10 @@ KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3
 
 
 #: the cell metadata a chapter keeps: its tags, myst-nb's figure options (a numbered caption and
-#: alt text for the figure the cell draws) and Jupyter's "collapsed" flags (an exercise's reference
-#: solution starts collapsed in Jupyter and Colab)
-CELL_METADATA = ("tags", "mystnb", "jupyter")
+#: alt text for the figure the cell draws), Jupyter's "collapsed" flags and Colab's form view (an
+#: exercise's reference solution starts collapsed in JupyterLab and hidden behind "Show code" in
+#: Colab)
+CELL_METADATA = ("tags", "mystnb", "jupyter", "cellView")
 
 
 def kept_metadata(metadata: dict) -> dict:
