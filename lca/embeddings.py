@@ -624,7 +624,10 @@ def _math_label(text: str) -> str:
 
 
 def plot_hamming_inner(
-    panels: dict, m: int | None = None, title: str = "", ncols: int | None = None,
+    panels: dict,
+    m: int | None = None,
+    title: str = "",
+    ncols: int | None = None,
     height: float = 3.1,
 ) -> Figure:
     """Fig. 3(b)-style panels: mean inner product of two token embeddings against their Hamming
