@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from ._validate import check_dtype, check_finite, check_float, check_int, check_size, make_generator
-from .checks import CheckResult, close, run_cases
+from .checks import CheckResult, run_cases
 from .model import orthonormal_rows
 from .style import COLORS, CYCLE, DIVERGING_CMAP, legend_below, legend_right, new_figure
 
@@ -859,7 +859,8 @@ def check_repair_fraction(fn: Callable) -> CheckResult:
         fn,
         repair_fraction,
         _repair_cases(),
-        compare=lambda e, g: close(e, g, rtol=0, atol=1e-12),
+        rtol=0,
+        atol=1e-12,
         describe=_describe_repair,
     )
 
@@ -874,5 +875,6 @@ def check_recall_bound_mills(fn: Callable) -> CheckResult:
         fn,
         recall_failure_mills,
         cases,
-        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-15),
+        rtol=1e-6,
+        atol=1e-15,
     )

@@ -13,6 +13,7 @@ Colab included)."""
 from __future__ import annotations
 
 import copy
+import functools
 import numbers
 import signal
 import threading
@@ -56,16 +57,20 @@ def run_cases(
     describe: Callable | None = None,
     time_limit: float | None = TIME_LIMIT,
     report: bool = True,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
 ) -> CheckResult:
     """Call ``reference`` and then ``fn`` on each case (a tuple of positional arguments), each on
     its own copy of the case, and compare.
 
-    ``compare(expected, got) -> bool`` defaults to an exact/close tensor comparison (after a type
-    check of ``got`` against ``expected``); ``describe(case) -> str`` says what the failing input
-    was; ``time_limit`` bounds each call of ``fn`` in seconds (None: no limit). Returns a
-    ``CheckResult`` and prints its message (so a notebook cell shows it) unless ``report`` is
-    False (for a checker that adds checks of its own and prints once at the end).
+    ``compare(expected, got) -> bool`` defaults to ``close`` with tolerances ``rtol`` and
+    ``atol`` (after a type check of ``got`` against ``expected``); ``describe(case) -> str`` says
+    what the failing input was; ``time_limit`` bounds each call of ``fn`` in seconds (None: no
+    limit). Returns a ``CheckResult`` and prints its message (so a notebook cell shows it) unless
+    ``report`` is False (for a checker that adds checks of its own and prints once at the end).
     """
+    if compare is None:
+        compare = functools.partial(close, rtol=rtol, atol=atol)
     res = _run_cases(name, fn, reference, cases, compare, describe, time_limit)
     if report:
         print(res.message)

@@ -456,7 +456,7 @@ def plot_efficacy_curves(curves: dict, metric: str = "efficacy", model_name: str
             "top1_false": "top-1 hijack rate",
         }.get(metric, metric)
     )
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+    legend_below(fig, handles=handles, labels=labels, ncols=2)
     return fig
 
 
@@ -484,14 +484,13 @@ def plot_hijack_margins(labels, margins, title: str = ""):
         else f"{hijacked} of {len(margins)} facts hijacked (margin > 0)",
         fontsize=10,
     )
-    fig.legend(
+    legend_below(
+        fig,
         handles=[
             Patch(color=COLORS["vermillion"], label="false target more likely"),
             Patch(color=COLORS["blue"], label="true target more likely"),
         ],
-        loc="outside lower center",
         ncols=2,
-        frameon=False,
     )
     return fig
 
@@ -553,7 +552,8 @@ def check_efficacy_indicator(fn) -> CheckResult:
         fn,
         _efficacy_reference,
         cases,
-        compare=lambda e, g: close(e, g, rtol=0, atol=1e-12),
+        rtol=0,
+        atol=1e-12,
     )
 
 
@@ -600,7 +600,8 @@ def check_mean_logprob(fn) -> CheckResult:
         fn,
         _mean_logprob_reference,
         cases,
-        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-8),
+        rtol=1e-6,
+        atol=1e-8,
     )
 
 
@@ -663,7 +664,8 @@ def check_batch_mean_logprob(fn) -> CheckResult:
         fn,
         _batch_mean_logprob_reference,
         cases,
-        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-8),
+        rtol=1e-6,
+        atol=1e-8,
         describe=lambda c: (
             f"logits of shape {tuple(c[0].shape)}, input_ids "
             + (str(c[1].tolist()) if c[1].numel() <= 24 else f"of shape {tuple(c[1].shape)}")

@@ -14,7 +14,7 @@ from ._validate import check_bool, check_choice, check_float, check_int, check_r
 from .attention import cluster_ids, score_matrix
 from .checks import CheckResult, close, run_cases, safe_compare
 from .model import OneLayerTransformer
-from .style import COLORS, CYCLE, new_figure
+from .style import COLORS, CYCLE, legend_below, new_figure
 from .task import TaskSpec, check_spec, count_vector, sample
 from .train import check_model_and_spec
 
@@ -550,7 +550,7 @@ def _legend_under(fig: Figure, axes: list) -> None:
                 handles.append(h)
                 labels.append(lab)
     if labels:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 2), frameon=False)
+        legend_below(fig, handles=handles, labels=labels, ncols=min(len(labels), 2))
 
 
 def plot_scores_by_distance(panels: list, title: str = "") -> Figure:

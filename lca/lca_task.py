@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from ._validate import check_bool, check_finite, check_float, check_int, check_size, check_tokens
-from .checks import CheckResult, close, run_cases, seed_problem
+from .checks import CheckResult, run_cases, seed_problem
 from .latent import hamming_sphere, xor_invariant
-from .style import COLORS, CYCLE, SEQUENTIAL_CMAP, new_figure
+from .style import COLORS, CYCLE, SEQUENTIAL_CMAP, legend_below, new_figure
 from .task import TaskSpec, bayes_posterior, check_spec, sample
 
 # Exact quantities of the LCA task: the Bayes-optimal accuracy of the pure radius-1 sphere task in
@@ -418,7 +418,7 @@ def plot_bayes_accuracy(panels: list, title: str | None = None) -> Figure:
     if has_ref:
         handles.append(Line2D([], [], color="0.45", ls=":", lw=1.2))
         labels.append("noise-free closed form")
-    fig.legend(handles, labels, loc="outside lower center", ncols=4, frameon=False)
+    legend_below(fig, handles=handles, labels=labels, ncols=4)
     if title:
         fig.suptitle(title)
     return fig
@@ -585,6 +585,7 @@ def check_sphere2_pair_accuracy(fn: Callable) -> CheckResult:
         fn,
         bayes_accuracy_sphere2_pair,
         cases,
-        compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-12),
+        rtol=1e-9,
+        atol=1e-12,
         describe=lambda c: f"m={c[0]}",
     )

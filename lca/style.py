@@ -129,11 +129,15 @@ def new_figure(
     return fig, axes
 
 
-def legend_below(fig: plt.Figure, ax=None, ncols: int | None = None, **kwargs):
-    """One legend for the whole figure, outside the data, under the panels (the handles of
-    ``ax``, or of the first axes, labelled ones only). Returns the legend."""
-    ax = ax if ax is not None else fig.axes[0]
-    handles, labels = ax.get_legend_handles_labels()
+def legend_below(fig: plt.Figure, ax=None, ncols: int | None = None, handles=None, labels=None, **kwargs):
+    """One legend for the whole figure, outside the data, under the panels: ``handles`` (with
+    ``labels``, or their own labels) when given, else the labelled handles of ``ax`` (default:
+    the first axes). Returns the legend."""
+    if handles is None:
+        ax = ax if ax is not None else fig.axes[0]
+        handles, labels = ax.get_legend_handles_labels()
+    elif labels is None:
+        labels = [h.get_label() for h in handles]
     ncols = ncols or min(len(labels), 4) or 1
     return fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False, **kwargs)
 

@@ -829,7 +829,7 @@ def plot_wv_replacement(ds: ArrayLike, panels: dict, spectra: dict) -> Figure:
     axes[0, 0].set_title("trained (solid), replaced (dashed)")
     axes[0, 1].set_title("full (solid), rank-$r$ parts (dotted)")
     handles = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles[0][::2], list(panels), loc="outside lower center", ncols=len(panels), frameon=False)
+    legend_below(fig, handles=handles[0][::2], labels=list(panels), ncols=len(panels))
     for i, (label, s) in enumerate((k, v) for k, v in spectra.items() if k != "rank"):
         s = as_array(s).reshape(-1)
         axes[1, 0].plot(np.arange(1, len(s) + 1), s, "o-", ms=3, color=CYCLE[i % len(CYCLE)], label=label)
@@ -925,7 +925,8 @@ def check_hebbian_value_matrix(fn: Callable) -> CheckResult:
         fn,
         hebbian_value_matrix,
         cases,
-        compare=lambda e, g: close(e, g, rtol=1e-6, atol=1e-10),
+        rtol=1e-6,
+        atol=1e-10,
         describe=lambda c: (
             f"W_E of shape {tuple(c[0].shape)}, {c[1].shape[0]} contexts of length {c[1].shape[1]}"
         ),
@@ -965,7 +966,8 @@ def check_sphere_error_random_ties(fn: Callable) -> CheckResult:
         fn,
         wv_error_random_ties_sphere1,
         cases,
-        compare=lambda e, g: close(e, g, rtol=1e-9, atol=1e-15),
+        rtol=1e-9,
+        atol=1e-15,
         describe=lambda c: f"m = {c[0]}, L = {c[1]}",
     )
 

@@ -207,3 +207,18 @@ def test_a_notebook_shows_the_message_once():
     fmt = shell.display_formatter.format(res)
     assert fmt == ({}, {}) or fmt[0] == {}
     assert repr(res) == "check_x: all 1 tests passed."
+
+
+def test_run_cases_takes_its_tolerances():
+    """Without a comparison of its own, a checker compares with ``close`` at its rtol and atol."""
+    cases = [(1.0,), (2.0,)]
+
+    def ref(x):
+        return x / 3
+
+    def near(x):
+        return x / 3 + 1e-9
+
+    assert run_cases("check_third", near, ref, cases, report=False, rtol=0, atol=1e-8)
+    res = run_cases("check_third", near, ref, cases, report=False, rtol=0, atol=1e-12)
+    assert not res and "wrong answer on test 1" in res.message

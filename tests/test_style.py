@@ -74,6 +74,17 @@ def test_legends_sit_outside_the_data():
     for ax in (a, b):
         assert box.y1 <= ax.get_window_extent().y0 + 1  # below every panel
     matplotlib.pyplot.close(fig)
+    # handles of its own (e.g. proxy artists that explain line styles) with or without labels
+    fig, (a, b) = new_figure(ncols=2, width=3.5, height=3.0)
+    (line,) = a.plot([0, 1], [0, 1])
+    proxy = matplotlib.lines.Line2D([], [], ls="--", color="black", label="dashed: bound")
+    leg = style.legend_below(fig, handles=[line, proxy], labels=["data", "bound"])
+    assert [t.get_text() for t in leg.get_texts()] == ["data", "bound"]
+    leg = style.legend_below(fig, handles=[proxy])
+    assert [t.get_text() for t in leg.get_texts()] == ["dashed: bound"]
+    fig.canvas.draw()
+    assert leg.get_window_extent().y1 <= a.get_window_extent().y0 + 1
+    matplotlib.pyplot.close(fig)
     fig, ax = new_figure(width=4.0, height=3.0)
     ax.plot([0, 1], [0, 1], label="one")
     leg = style.legend_right(ax)
